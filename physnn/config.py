@@ -1,0 +1,331 @@
+"""Typed configuration objects, YAML loading and ``--set`` overrides.
+
+Configs are YAML files validated into pydantic models that forbid unknown keys,
+so a typo such as ``lable:`` is an error that names the file and suggests the
+right key, not a silently ignored setting. Every model here can also be built
+in Python directly: ``DataConfig(files="showers.root", images=...)``.
+"""
+
+from __future__ import annotations
+
+import os
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from physnn.errors import ConfigError, did_you_mean
+
+
+class Strict(BaseModel):
+    """Base of every config model: unknown keys are errors, values are checked."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+
+
+class ImageInput(Strict):
+    """Detector images: one or more branches stacked as channels (layers).
+
+    Attributes
+    ----------
+    branches
+        Branch names. Each is a fixed-size array branch (``float[3][24][24]``),
+        a flat branch reshaped with ``shape``, or a branch holding one TH2 per
+        entry. Several branches are stacked along a new channel axis.
+    shape
+        The per-event shape of each branch when it is stored flat (e.g. a
+        ``float[1728]`` or a jagged branch with 1728 values per event).
+    """
+
+    branches: list[str] = Field(min_length=1)
+    shape: list[int] | None = None
+
+    @field_validator("branches", mode="before")
+    @classmethod
+    def _one_to_list(cls, v: Any) -> Any:
+        return [v] if isinstance(v, str) else v
+
+    @field_validator("shape")
+    @classmethod
+    def _positive(cls, v: list[int] | None) -> list[int] | None:
+        if v is not None and (not v or any(s <= 0 for s in v)):
+            msg = f"shape must be a list of positive integers, got {v}"
+            raise ValueError(msg)
+        return v
+
+
+class SequenceInput(Strict):
+    """Variable-length sequences from jagged branches of one collection.
+
+    Attributes
+    ----------
+    features
+        Jagged branches, all with the same length per event (e.g. ``Muon_pt``,
+        ``Muon_eta``); they are zipped per particle in this order.
+    max_length
+        Pad or clip every event to this many particles. ``None`` takes the
+        ``length_quantile`` of the lengths in the data (reported).
+    length_quantile
+        Quantile of the per-event lengths used when ``max_length`` is ``None``.
+    sort_by
+        A feature (or other jagged branch of the collection) to order the
+        particles by, e.g. ``part_pt``; ``None`` keeps the file's order.
+    descending
+        Sort from the largest value (the usual "leading particle first").
+    """
+
+    features: list[str] = Field(min_length=1)
+    max_length: int | None = Field(default=None, gt=0)
+    length_quantile: float = Field(default=0.95, gt=0.0, le=1.0)
+    sort_by: str | None = None
+    descending: bool = True
+
+
+class Standardize(Strict):
+    """How inputs are standardised (fitted on the training split only).
+
+    Attributes
+    ----------
+    method
+        ``standard`` (mean/std), ``robust`` (median/interquartile range) or
+        ``none``. Sequence features and scalars are standardised per feature,
+        images per channel.
+    exclude
+        Feature names left as they are (e.g. a charge or a particle id).
+    images
+        Standardise images too (per channel). Off by default: calorimeter
+        cells keep their GeV scale unless asked.
+    """
+
+    method: Literal["standard", "robust", "none"] = "standard"
+    exclude: list[str] = Field(default_factory=list)
+    images: bool = False
+
+
+class Split(Strict):
+    """Deterministic train/validation/test split by entry number and seed.
+
+    Each event goes to a split by a hash of its global entry number and the
+    seed, so the same event lands in the same split whether the data are read
+    at once or streamed in chunks.
+    """
+
+    val: float = Field(default=0.15, ge=0.0, lt=1.0)
+    test: float = Field(default=0.15, ge=0.0, lt=1.0)
+    seed: int = 42
+
+    @model_validator(mode="after")
+    def _sum(self) -> Split:
+        if self.val + self.test >= 1.0:
+            msg = f"val + test must be below 1, got {self.val} + {self.test}"
+            raise ValueError(msg)
+        return self
+
+
+class DataConfig(Strict):
+    """Where the data are and how they become tensors.
+
+    Attributes
+    ----------
+    files
+        A path, a glob or a list of paths/globs.
+    tree
+        TTree or RNTuple name; ``None`` takes the only one in the file.
+    entry_start, entry_stop
+        Entry range per file (Python slice semantics).
+    selection
+        A safe cut expression, e.g. ``"energy > 10 && num(part_pt) >= 2"``.
+    images, sequence, scalars
+        The inputs: detector images, one jagged collection, flat branches.
+    label
+        Integer or string branch with the class of each event.
+    classes
+        The class names/values in index order (``[e-, pi+]`` or ``[11, 211]``)
+        or a mapping value -> index. ``None``: integer labels 0..K-1 are used
+        as they are, other values are mapped in sorted order.
+    targets
+        Regression targets (flat branches).
+    weight
+        Per-event weight branch.
+    observers
+        Branches carried through untouched to the outputs.
+    nonfinite
+        What to do with NaN/inf in inputs and targets: ``error`` or ``drop``.
+    step_size
+        Chunk size when streaming (``"100 MB"`` or a number of entries).
+    """
+
+    files: list[str]
+    tree: str | None = None
+    entry_start: int | None = None
+    entry_stop: int | None = None
+    selection: str | None = None
+    images: ImageInput | None = None
+    sequence: SequenceInput | None = None
+    scalars: list[str] = Field(default_factory=list)
+    label: str | None = None
+    classes: list[str | int] | dict[str | int, int] | None = None
+    targets: list[str] = Field(default_factory=list)
+    weight: str | None = None
+    observers: list[str] = Field(default_factory=list)
+    standardize: Standardize = Field(default_factory=Standardize)
+    split: Split = Field(default_factory=Split)
+    nonfinite: Literal["error", "drop"] = "error"
+    step_size: str | int = "100 MB"
+
+    @field_validator("files", mode="before")
+    @classmethod
+    def _files_to_list(cls, v: Any) -> Any:
+        if isinstance(v, (str, os.PathLike)):
+            return [os.fspath(v)]
+        if isinstance(v, Sequence):
+            return [os.fspath(x) for x in v]
+        return v
+
+    @field_validator("scalars", "targets", "observers", mode="before")
+    @classmethod
+    def _names_to_list(cls, v: Any) -> Any:
+        return [v] if isinstance(v, str) else v
+
+    @model_validator(mode="after")
+    def _has_inputs(self) -> DataConfig:
+        if self.images is None and self.sequence is None and not self.scalars:
+            msg = "no inputs: give at least one of images, sequence or scalars"
+            raise ValueError(msg)
+        return self
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _unwrap(annotation: Any) -> type[BaseModel] | None:
+    """The BaseModel class inside ``Model | None`` and similar, else None."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(annotation):
+            found = _unwrap(arg)
+            if found is not None:
+                return found
+    return None
+
+
+def _model_at(model: type[BaseModel], loc: Sequence[Any]) -> type[BaseModel] | None:
+    for part in loc:
+        if not isinstance(part, str) or part not in model.model_fields:
+            return None
+        inner = _unwrap(model.model_fields[part].annotation)
+        if inner is None:
+            return None
+        model = inner
+    return model
+
+
+def format_validation_error(err: ValidationError, model: type[BaseModel], source: str) -> str:
+    """Turn the first pydantic error into one line naming the key."""
+    errors = err.errors()
+    first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
+    loc = [p for p in first["loc"] if not (isinstance(p, str) and p.startswith(("function-", "union[")))]
+    key = ".".join(str(p) for p in loc) or "(top level)"
+    if first["type"] == "extra_forbidden":
+        parent = _model_at(model, loc[:-1])
+        hint = did_you_mean(str(loc[-1]), parent.model_fields) if parent else ""
+        if not hint and parent:
+            hint = f" (expected one of: {', '.join(parent.model_fields)})"
+        return f"{source}: unknown key {key!r}{hint}"
+    if first["type"] == "missing":
+        return f"{source}: missing required key {key!r}"
+    text = first["msg"]
+    if text.startswith("Value error, "):
+        text = text[len("Value error, "):]
+    return f"{source}: {key}: {text}"
+
+
+def read_yaml(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a YAML mapping from a file with one-line errors."""
+    import yaml
+
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        msg = f"{path}: no such config file"
+        raise ConfigError(msg) from None
+    except OSError as err:
+        msg = f"{path}: cannot read config ({err.strerror})"
+        raise ConfigError(msg) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        msg = f"{path}:{where} not valid YAML ({getattr(err, 'problem', err)})"
+        raise ConfigError(msg) from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        msg = f"{path}: expected a mapping of keys at the top level, got {type(data).__name__}"
+        raise ConfigError(msg)
+    return data
+
+
+def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """Apply ``key.sub=value`` overrides (values parsed as YAML) to a dict."""
+    import yaml
+
+    out = dict(data)
+    for item in overrides:
+        if "=" not in item:
+            msg = f"--set {item!r}: expected KEY=VALUE, e.g. split.seed=7"
+            raise ConfigError(msg)
+        key, _, raw = item.partition("=")
+        value = yaml.safe_load(raw) if raw else None
+        node = out
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            child = node.get(part)
+            child = dict(child) if isinstance(child, Mapping) else {}
+            node[part] = child
+            node = child
+        node[parts[-1]] = value
+    return out
+
+
+def load_config(
+    source: str | os.PathLike | Mapping[str, Any] | M,
+    model: type[M],
+    overrides: Sequence[str] = (),
+) -> M:
+    """Validate a YAML file, a dict or an existing object into ``model``.
+
+    Parameters
+    ----------
+    source
+        Path to a YAML file, a mapping, or an instance of ``model``.
+    model
+        The pydantic class to validate against, e.g. :class:`DataConfig`.
+    overrides
+        ``["split.seed=7", "selection=energy > 10"]``-style overrides.
+
+    Raises
+    ------
+    ConfigError
+        With the file name and the offending key.
+    """
+    if isinstance(source, model):
+        if not overrides:
+            return source
+        data, name = source.model_dump(), f"{model.__name__}"
+    elif isinstance(source, Mapping):
+        data, name = dict(source), "config"
+    else:
+        data, name = read_yaml(source), os.fspath(source)
+    data = apply_overrides(data, overrides)
+    try:
+        return model.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(format_validation_error(err, model, name)) from None

@@ -1,0 +1,1 @@
+"""Awkward/numpy -> torch: shapes, padding and masks, standardisation, splits, datasets."""

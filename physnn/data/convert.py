@@ -1,0 +1,278 @@
+"""Turn branch arrays (awkward/numpy) into plain numpy blocks.
+
+Second step of the data flow: ROOT branches become a :class:`RawChunk` of
+numpy arrays: images ``(N, C, ...)``, sequences as flat per-particle content
+plus per-event counts (padding comes later, once the length is known),
+scalars ``(N, S)``, labels, targets, weights and observers. Shapes and types
+are checked here, with errors naming the branch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from physnn.config import DataConfig, ImageInput, SequenceInput
+from physnn.errors import BranchError, DataError
+
+
+def _is_jagged(arr: Any) -> bool:
+    return "var *" in str(getattr(arr, "type", ""))
+
+
+def _depth(arr: Any) -> int:
+    """Number of dimensions per event (0 for a number per event)."""
+    if isinstance(arr, np.ndarray):
+        return arr.ndim - 1
+    import awkward as ak
+
+    return ak.to_layout(arr).purelist_depth - 1
+
+
+def _as_numpy(arr: Any) -> np.ndarray:
+    if isinstance(arr, np.ndarray):
+        return arr
+    import awkward as ak
+
+    return ak.to_numpy(arr)
+
+
+def image_block(arrays: Mapping[str, Any], cfg: ImageInput, where: str) -> np.ndarray:
+    """Stack image branches into ``(N, C, ...)`` float32.
+
+    One branch with a ``[L][H][W]`` shape gives ``(N, L, H, W)`` (layers as
+    channels); a ``[H][W]`` branch gives ``(N, 1, H, W)``; several branches
+    are stacked as channels: ``(N, n_branches, *shape)``.
+    """
+    import awkward as ak
+
+    blocks = []
+    for name in cfg.branches:
+        arr = arrays[name]
+        n = len(arr)
+        if _depth(arr) == 0:
+            msg = (f"{where}: branch {name!r} holds one number per event, expected an image "
+                   "(a fixed-size array, a TH2 per entry, or a flat branch with shape:)")
+            raise BranchError(msg)
+        if _is_jagged(arr):
+            if cfg.shape is None:
+                msg = (f"{where}: branch {name!r} is jagged ({arr.type.content}), expected a fixed-size "
+                       "image; give shape: [..] if every event stores the same number of cells")
+                raise BranchError(msg)
+            size = int(np.prod(cfg.shape))
+            flat = ak.flatten(arr, axis=None) if _depth(arr) > 1 else ak.flatten(arr)
+            counts = ak.to_numpy(ak.num(arr, axis=1)) if _depth(arr) == 1 else None
+            if counts is None or np.any(counts != size):
+                bad = np.unique(counts)[:5] if counts is not None else "nested lists"
+                msg = (f"{where}: branch {name!r} has {bad} values per event, "
+                       f"expected {size} for shape {cfg.shape}")
+                raise BranchError(msg)
+            block = ak.to_numpy(flat).reshape(n, *cfg.shape)
+        else:
+            block = _as_numpy(arr)
+            if cfg.shape is not None:
+                size = int(np.prod(cfg.shape))
+                if int(np.prod(block.shape[1:])) != size:
+                    msg = (f"{where}: branch {name!r} has shape {list(block.shape[1:])} per event, "
+                           f"which does not fit shape {cfg.shape}")
+                    raise BranchError(msg)
+                block = block.reshape(n, *cfg.shape)
+        blocks.append(np.asarray(block, dtype=np.float32))
+    shapes = {b.shape[1:] for b in blocks}
+    if len(shapes) > 1:
+        detail = ", ".join(f"{n}: {list(b.shape[1:])}" for n, b in zip(cfg.branches, blocks, strict=True))
+        msg = f"{where}: image branches have different shapes ({detail}); they cannot be stacked"
+        raise BranchError(msg)
+    if len(blocks) == 1:
+        block = blocks[0]
+        return block[:, None] if block.ndim == 3 else (block[:, None, :] if block.ndim == 2 else block)
+    return np.stack(blocks, axis=1)
+
+
+def sequence_block(arrays: Mapping[str, Any], cfg: SequenceInput, where: str) -> tuple[np.ndarray, np.ndarray]:
+    """Zip jagged feature branches into flat per-particle content.
+
+    Returns
+    -------
+    content : (M, F) float32
+        One row per particle, features in the configured order, particles of
+        each event sorted by ``sort_by`` when given.
+    counts : (N,) int64
+        Number of particles per event.
+    """
+    import awkward as ak
+
+    names = list(cfg.features)
+    counts = None
+    first = None
+    for name in [*names, *([cfg.sort_by] if cfg.sort_by else [])]:
+        arr = arrays[name]
+        if _depth(arr) != 1 or not _is_jagged(arr):
+            kind = "one number" if _depth(arr) == 0 else f"type {getattr(arr, 'type', arr.dtype)}"
+            msg = (f"{where}: branch {name!r} holds {kind} per event, "
+                   "expected a jagged branch (one value per particle) for a sequence")
+            raise BranchError(msg)
+        c = ak.to_numpy(ak.num(arr, axis=1))
+        if counts is None:
+            counts, first = c, name
+        elif not np.array_equal(c, counts):
+            bad = int(np.flatnonzero(c != counts)[0])
+            msg = (f"{where}: branches {first!r} and {name!r} have different numbers of particles "
+                   f"(event {bad}: {counts[bad]} vs {c[bad]}); sequence features must be one collection")
+            raise BranchError(msg)
+    assert counts is not None
+    columns = [arrays[n] for n in names]
+    if cfg.sort_by:
+        order = ak.argsort(arrays[cfg.sort_by], axis=1, ascending=not cfg.descending, stable=True)
+        columns = [col[order] for col in columns]
+    content = np.empty((int(counts.sum()), len(names)), dtype=np.float32)
+    for j, col in enumerate(columns):
+        content[:, j] = ak.to_numpy(ak.flatten(col))
+    return content, counts.astype(np.int64)
+
+
+def pad_sequences(content: np.ndarray, counts: np.ndarray, length: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pad/clip flat per-particle content to ``(N, length, F)``.
+
+    Returns ``(x, mask, lengths)``: padded values (zeros beyond each event's
+    length), a boolean mask of real particles and the clipped lengths.
+    """
+    n = counts.size
+    lengths = np.minimum(counts, length)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]]) if n else np.zeros(0, np.int64)
+    rows = np.repeat(np.arange(n), lengths)
+    cols = np.arange(rows.size) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    x = np.zeros((n, length, content.shape[1]), dtype=np.float32)
+    x[rows, cols] = content[starts[rows] + cols]
+    mask = np.arange(length)[None, :] < lengths[:, None]
+    return x, mask, lengths
+
+
+def scalar_block(arrays: Mapping[str, Any], names: list[str], where: str, role: str = "scalar") -> np.ndarray:
+    """Stack flat branches into ``(N, S)`` float32."""
+    cols = []
+    for name in names:
+        arr = arrays[name]
+        if _depth(arr) != 0:
+            msg = (f"{where}: branch {name!r} holds {getattr(arr, 'type', arr.shape)} per event, "
+                   f"expected one number per event as a {role}")
+            raise BranchError(msg)
+        cols.append(np.asarray(_as_numpy(arr), dtype=np.float32))
+    n = len(arrays[names[0]]) if names else 0
+    return np.stack(cols, axis=1) if cols else np.zeros((n, 0), np.float32)
+
+
+def label_values(arrays: Mapping[str, Any], name: str, where: str) -> np.ndarray:
+    """The raw label values: an integer or a string numpy array."""
+    import awkward as ak
+
+    arr = arrays[name]
+    if _depth(arr) != 0 and not (not isinstance(arr, np.ndarray) and ak.to_layout(arr).parameter("__array__") == "string"):
+        msg = f"{where}: label branch {name!r} holds {arr.type} per event, expected one integer or string"
+        raise BranchError(msg)
+    if isinstance(arr, np.ndarray):
+        values = arr
+    elif ak.to_layout(arr).parameter("__array__") == "string":
+        values = np.asarray(ak.to_list(arr), dtype=str)
+    else:
+        values = ak.to_numpy(arr)
+    if values.dtype.kind == "f":
+        if not np.all(np.isfinite(values)) or not np.all(values == np.round(values)):
+            msg = f"{where}: label branch {name!r} holds non-integer values; labels must be integers or strings"
+            raise DataError(msg)
+        values = values.astype(np.int64)
+    if values.dtype.kind == "b":
+        values = values.astype(np.int64)
+    return values
+
+
+def nonfinite_per_event(block: np.ndarray) -> np.ndarray:
+    """Boolean per event: does its row hold a NaN or an infinity?"""
+    if block.dtype.kind != "f":
+        return np.zeros(len(block), dtype=bool)
+    return ~np.isfinite(block.reshape(len(block), -1)).all(axis=1)
+
+
+@dataclass
+class RawChunk:
+    """Numpy blocks for a set of events, before padding and standardisation.
+
+    ``entry`` is the global entry number of each event (see
+    :class:`physnn.io.read.Chunk`), ``split`` its split index.
+    """
+
+    entry: np.ndarray
+    split: np.ndarray
+    image: np.ndarray | None = None
+    seq_content: np.ndarray | None = None
+    seq_counts: np.ndarray | None = None
+    scalars: np.ndarray | None = None
+    labels: np.ndarray | None = None
+    targets: np.ndarray | None = None
+    weight: np.ndarray | None = None
+    observers: dict[str, Any] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return int(self.entry.size)
+
+    def select(self, keep: np.ndarray) -> RawChunk:
+        """A new chunk holding only the events where ``keep`` is True (or the given indices)."""
+        keep = np.asarray(keep)
+        idx = np.flatnonzero(keep) if keep.dtype == bool else keep
+
+        def take(x: Any) -> Any:
+            return None if x is None else x[idx]
+
+        content = counts = None
+        if self.seq_content is not None and self.seq_counts is not None:
+            starts = np.concatenate([[0], np.cumsum(self.seq_counts)[:-1]])
+            counts = self.seq_counts[idx]
+            rows = np.repeat(starts[idx], counts) + (np.arange(int(counts.sum()))
+                                                     - np.repeat(np.cumsum(counts) - counts, counts))
+            content = self.seq_content[rows]
+        return replace(self, entry=self.entry[idx], split=self.split[idx], image=take(self.image),
+                       seq_content=content, seq_counts=counts, scalars=take(self.scalars),
+                       labels=take(self.labels), targets=take(self.targets), weight=take(self.weight),
+                       observers={k: v[idx] for k, v in self.observers.items()})
+
+    @staticmethod
+    def concatenate(chunks: list[RawChunk]) -> RawChunk:
+        """Join chunks (the first chunk is returned as is when alone)."""
+        if len(chunks) == 1:
+            return chunks[0]
+        import awkward as ak
+
+        def cat(name: str) -> Any:
+            parts = [getattr(c, name) for c in chunks]
+            return None if parts[0] is None else np.concatenate(parts)
+
+        observers = {}
+        for key in chunks[0].observers:
+            parts = [c.observers[key] for c in chunks]
+            observers[key] = (np.concatenate(parts) if isinstance(parts[0], np.ndarray)
+                              else ak.concatenate(parts))
+        return RawChunk(entry=cat("entry"), split=cat("split"), image=cat("image"),
+                        seq_content=cat("seq_content"), seq_counts=cat("seq_counts"),
+                        scalars=cat("scalars"), labels=cat("labels"), targets=cat("targets"),
+                        weight=cat("weight"), observers=observers)
+
+
+def needed_branches(cfg: DataConfig, *, with_truth: bool = True) -> list[str]:
+    """Every branch the config reads, in a stable order."""
+    from physnn.io.selection import Selection
+
+    names: list[str] = []
+    if cfg.images:
+        names += cfg.images.branches
+    if cfg.sequence:
+        names += cfg.sequence.features + ([cfg.sequence.sort_by] if cfg.sequence.sort_by else [])
+    names += cfg.scalars
+    if with_truth:
+        names += ([cfg.label] if cfg.label else []) + cfg.targets + ([cfg.weight] if cfg.weight else [])
+    names += cfg.observers
+    if cfg.selection:
+        names += sorted(Selection(cfg.selection).branches)
+    return list(dict.fromkeys(names))

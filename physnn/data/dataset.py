@@ -1,0 +1,334 @@
+"""From a data config to torch tensors: in memory or streamed in chunks.
+
+The data flow is ``ROOT -> awkward (physnn.io.read) -> numpy blocks
+(physnn.data.convert) -> fitted transform (physnn.data.transform) -> tensors``.
+
+- :func:`load` reads everything into memory (numpy arrays become tensors
+  without a copy), fits the transform on the training split and returns the
+  three splits.
+- :func:`stream` reads chunk by chunk with bounded memory and yields the
+  events of one split; :func:`fit` fits the transform on the training split
+  in one streaming pass.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from physnn.config import DataConfig, load_config
+from physnn.data.convert import (
+    RawChunk,
+    image_block,
+    label_values,
+    needed_branches,
+    nonfinite_per_event,
+    pad_sequences,
+    scalar_block,
+    sequence_block,
+)
+from physnn.data.split import SPLITS, TRAIN, assign_split
+from physnn.data.transform import Transform, TransformFitter
+from physnn.errors import DataError
+from physnn.io.read import Chunk, plan_chunks, read_chunk
+from physnn.io.selection import Selection
+
+ConfigLike = DataConfig | Mapping[str, Any] | str | os.PathLike
+
+
+class TensorData(torch.utils.data.Dataset):
+    """Tensors of a set of events, ready for a model.
+
+    Attributes
+    ----------
+    inputs
+        ``image`` (N, C, ...), ``sequence`` (N, T, F), ``mask`` (N, T) bool,
+        ``length`` (N,), ``scalars`` (N, S): whichever the config asked for.
+    label
+        Class indices (N,) int64, or None.
+    target
+        Regression targets (N, K) float32, or None.
+    weight
+        Per-event weights (N,) float32, or None.
+    entry
+        Global entry number of each event in the input files (for writing
+        predictions aligned with the input).
+    observers
+        Branches carried through untouched.
+    """
+
+    def __init__(self, inputs: dict[str, torch.Tensor], *, label: torch.Tensor | None = None,
+                 target: torch.Tensor | None = None, weight: torch.Tensor | None = None,
+                 entry: np.ndarray | None = None, observers: dict[str, Any] | None = None) -> None:
+        self.inputs = inputs
+        self.label = label
+        self.target = target
+        self.weight = weight
+        n = len(next(iter(inputs.values())))
+        self.entry = entry if entry is not None else np.arange(n)
+        self.observers = observers or {}
+
+    def __len__(self) -> int:
+        return int(self.entry.size)
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        """Inputs plus ``label``/``target``/``weight`` where present."""
+        out = dict(self.inputs)
+        for key in ("label", "target", "weight"):
+            value = getattr(self, key)
+            if value is not None:
+                out[key] = value
+        return out
+
+    def __getitem__(self, index: int | slice | np.ndarray | torch.Tensor) -> dict[str, torch.Tensor]:
+        return {k: v[index] for k, v in self.tensors().items()}
+
+    def batches(self, batch_size: int, *, shuffle: bool = False,
+                generator: torch.Generator | None = None) -> Iterator[dict[str, torch.Tensor]]:
+        """Yield batches by slicing the tensors (much faster than a DataLoader per sample)."""
+        n = len(self)
+        order = torch.randperm(n, generator=generator) if shuffle else None
+        for lo in range(0, n, batch_size):
+            idx = order[lo:lo + batch_size] if order is not None else slice(lo, lo + batch_size)
+            yield self[idx]
+
+    def __repr__(self) -> str:
+        shapes = ", ".join(f"{k}={tuple(v.shape)}" for k, v in self.tensors().items())
+        return f"TensorData({len(self)} events: {shapes})"
+
+
+@dataclass
+class DataBundle:
+    """The result of :func:`load`: three splits and the fitted transform."""
+
+    train: TensorData
+    val: TensorData
+    test: TensorData
+    transform: Transform
+    config: DataConfig
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class _Stats:
+    read: int = 0
+    selected: int = 0
+    dropped: int = 0
+    dropped_by: dict[str, int] = field(default_factory=dict)
+
+
+def _nonfinite(raw: RawChunk, cfg: DataConfig, where: str, stats: _Stats) -> RawChunk:
+    checks: list[tuple[str, np.ndarray, int]] = []
+    if raw.image is not None and cfg.images is not None:
+        bad = nonfinite_per_event(raw.image)
+        if bad.any():
+            count = int((~np.isfinite(raw.image)).sum())
+            checks.append((", ".join(cfg.images.branches), bad, count))
+    if raw.seq_content is not None and raw.seq_counts is not None and cfg.sequence is not None:
+        event_of = np.repeat(np.arange(len(raw)), raw.seq_counts)
+        for j, name in enumerate(cfg.sequence.features):
+            rows = ~np.isfinite(raw.seq_content[:, j])
+            if rows.any():
+                bad = np.zeros(len(raw), bool)
+                bad[event_of[rows]] = True
+                checks.append((name, bad, int(rows.sum())))
+    for block, names in ((raw.scalars, cfg.scalars), (raw.targets, cfg.targets),
+                         (None if raw.weight is None else raw.weight[:, None], [cfg.weight])):
+        if block is None:
+            continue
+        for j, name in enumerate(names):
+            bad = ~np.isfinite(block[:, j])
+            if bad.any():
+                checks.append((str(name), bad, int(bad.sum())))
+    if not checks:
+        return raw
+    if cfg.nonfinite == "error":
+        name, bad, count = checks[0]
+        first = ", ".join(str(e) for e in raw.entry[bad][:3])
+        msg = (f"{where}: branch {name!r} has {count} NaN/inf values in {int(bad.sum())} events "
+               f"(global entries {first}...); fix the input or set nonfinite: drop")
+        raise DataError(msg)
+    drop = np.zeros(len(raw), bool)
+    for name, bad, _ in checks:
+        drop |= bad
+        stats.dropped_by[name] = stats.dropped_by.get(name, 0) + int(bad.sum())
+    stats.dropped += int(drop.sum())
+    return raw.select(~drop)
+
+
+def _build_raw(arrays: Mapping[str, Any], cfg: DataConfig, entry: np.ndarray, where: str,
+               with_truth: bool) -> RawChunk:
+    raw = RawChunk(entry=entry, split=assign_split(entry, val=cfg.split.val, test=cfg.split.test,
+                                                   seed=cfg.split.seed))
+    if cfg.images is not None:
+        raw.image = image_block(arrays, cfg.images, where)
+    if cfg.sequence is not None:
+        raw.seq_content, raw.seq_counts = sequence_block(arrays, cfg.sequence, where)
+    if cfg.scalars:
+        raw.scalars = scalar_block(arrays, cfg.scalars, where)
+    if with_truth:
+        if cfg.label is not None and cfg.label in arrays:
+            raw.labels = label_values(arrays, cfg.label, where)
+        if cfg.targets and all(t in arrays for t in cfg.targets):
+            raw.targets = scalar_block(arrays, cfg.targets, where, role="regression target")
+        if cfg.weight is not None and cfg.weight in arrays:
+            raw.weight = scalar_block(arrays, [cfg.weight], where, role="weight")[:, 0]
+    for name in cfg.observers:
+        value = arrays[name]
+        raw.observers[name] = value if "var" in str(getattr(value, "type", "")) else np.asarray(
+            value if isinstance(value, np.ndarray) else value.to_numpy())
+    return raw
+
+
+def iter_raw(cfg: DataConfig, *, step_size: str | int | None = None, with_truth: bool = True,
+             stats: _Stats | None = None) -> Iterator[RawChunk]:
+    """Read the config's files chunk by chunk into :class:`RawChunk` blocks.
+
+    The selection and the NaN/inf policy are applied; splits are assigned.
+    """
+    stats = stats if stats is not None else _Stats()
+    names = needed_branches(cfg, with_truth=with_truth)
+    selection = Selection(cfg.selection) if cfg.selection else None
+    for chunk, obj in plan_chunks(cfg.files, cfg.tree, names, step_size=step_size,
+                                  entry_start=cfg.entry_start, entry_stop=cfg.entry_stop):
+        yield _read_raw_chunk(chunk, obj, names, cfg, selection, with_truth, stats)
+
+
+def _read_raw_chunk(chunk: Chunk, obj: Any, names: list[str], cfg: DataConfig, selection: Selection | None,
+                    with_truth: bool, stats: _Stats) -> RawChunk:
+    arrays = read_chunk(chunk, names, obj)
+    entry = chunk.offset + np.arange(chunk.start, chunk.stop, dtype=np.int64)
+    stats.read += entry.size
+    if selection is not None:
+        keep = selection.evaluate(arrays, where=chunk.where)
+        if not keep.all():
+            arrays = {k: v[keep] for k, v in arrays.items()}
+            entry = entry[keep]
+    stats.selected += entry.size
+    raw = _build_raw(arrays, cfg, entry, chunk.where, with_truth)
+    return _nonfinite(raw, cfg, chunk.where, stats)
+
+
+def finalize(raw: RawChunk, transform: Transform, cfg: DataConfig) -> TensorData:
+    """Pad, standardise and encode a raw block into :class:`TensorData` (in place, no copy)."""
+    inputs: dict[str, torch.Tensor] = {}
+    if raw.image is not None:
+        inputs["image"] = torch.from_numpy(transform.standardize("image", raw.image, axis=1))
+    if raw.seq_content is not None and raw.seq_counts is not None:
+        content = transform.standardize("sequence", raw.seq_content, axis=1)
+        x, mask, lengths = pad_sequences(content, raw.seq_counts, transform.max_length or 1)
+        inputs["sequence"] = torch.from_numpy(x)
+        inputs["mask"] = torch.from_numpy(mask)
+        inputs["length"] = torch.from_numpy(lengths)
+    if raw.scalars is not None:
+        inputs["scalars"] = torch.from_numpy(transform.standardize("scalars", raw.scalars, axis=1))
+    label = None
+    if raw.labels is not None and transform.classes is not None and cfg.label is not None:
+        label = torch.from_numpy(transform.encode_labels(raw.labels, ",".join(cfg.files), cfg.label))
+    return TensorData(
+        inputs, label=label,
+        target=None if raw.targets is None else torch.from_numpy(raw.targets),
+        weight=None if raw.weight is None else torch.from_numpy(raw.weight),
+        entry=raw.entry, observers=raw.observers,
+    )
+
+
+def _empty_message(cfg: DataConfig, stats: _Stats) -> str:
+    files = ", ".join(cfg.files)
+    if stats.read == 0:
+        return f"{files}: no events to read (the tree is empty or the entry range selects none)"
+    if stats.selected == 0 and cfg.selection:
+        return f"{files}: the selection {cfg.selection!r} keeps no event of {stats.read}"
+    return f"{files}: all {stats.selected} selected events were dropped for NaN/inf values"
+
+
+def load(config: ConfigLike, *, transform: Transform | None = None,
+         overrides: Sequence[str] = ()) -> DataBundle:
+    """Read a data config into memory and return the train/val/test tensors.
+
+    Parameters
+    ----------
+    config
+        A :class:`~physnn.config.DataConfig`, a dict, or a YAML file path.
+    transform
+        A transform fitted before (e.g. from a checkpoint); ``None`` fits one
+        on the training split.
+    overrides
+        ``["split.seed=3"]``-style config overrides.
+
+    Returns
+    -------
+    DataBundle
+
+    Examples
+    --------
+    >>> data = physnn.load({"files": "showers.root", "images": {"branches": "image"},
+    ...                     "label": "label"})  # doctest: +SKIP
+    >>> data.train.inputs["image"].shape  # doctest: +SKIP
+    torch.Size([699, 3, 24, 24])
+    """
+    cfg = load_config(config, DataConfig, overrides)
+    stats = _Stats()
+    chunks = list(iter_raw(cfg, stats=stats))
+    if not chunks or sum(len(c) for c in chunks) == 0:
+        raise DataError(_empty_message(cfg, stats))
+    raw = RawChunk.concatenate(chunks)
+    is_train = raw.split == TRAIN
+    if transform is None:
+        if not is_train.any():
+            msg = f"{', '.join(cfg.files)}: no event in the training split ({len(raw)} events in all)"
+            raise DataError(msg)
+        fitter = TransformFitter(cfg)
+        fitter.add(raw.select(is_train))
+        transform = fitter.result()
+    parts = {name: finalize(raw.select(raw.split == code), transform, cfg) for name, code in SPLITS.items()}
+    info = {"files": cfg.files, "entries_read": stats.read, "selected": stats.selected,
+            "dropped_nonfinite": stats.dropped, "dropped_by": stats.dropped_by,
+            "split": {k: len(v) for k, v in parts.items()},
+            "max_length": transform.max_length, "length_info": transform.length_info,
+            "classes": transform.classes}
+    return DataBundle(train=parts["train"], val=parts["val"], test=parts["test"],
+                      transform=transform, config=cfg, info=info)
+
+
+def fit(config: ConfigLike, *, overrides: Sequence[str] = ()) -> Transform:
+    """Fit the transform on the training split in one streaming pass."""
+    cfg = load_config(config, DataConfig, overrides)
+    fitter = TransformFitter(cfg)
+    stats = _Stats()
+    for raw in iter_raw(cfg, step_size=cfg.step_size, stats=stats):
+        fitter.add(raw.select(raw.split == TRAIN))
+    if fitter.n_events == 0:
+        raise DataError(_empty_message(cfg, stats) if stats.selected == 0 else
+                        f"{', '.join(cfg.files)}: no event in the training split")
+    return fitter.result()
+
+
+def stream(config: ConfigLike, transform: Transform, *, split: str | None = "train",
+           step_size: str | int | None = None, overrides: Sequence[str] = ()) -> Iterator[TensorData]:
+    """Yield the events of one split chunk by chunk, with bounded memory.
+
+    Parameters
+    ----------
+    config
+        The data config.
+    transform
+        The fitted transform (:func:`fit`, or from a checkpoint).
+    split
+        ``"train"``, ``"val"``, ``"test"`` or ``None`` for every event.
+    step_size
+        Chunk size; defaults to the config's ``step_size``.
+    """
+    cfg = load_config(config, DataConfig, overrides)
+    if split is not None and split not in SPLITS:
+        msg = f"split {split!r}: expected one of {', '.join(SPLITS)} or None"
+        raise DataError(msg)
+    for raw in iter_raw(cfg, step_size=step_size or cfg.step_size):
+        part = raw if split is None else raw.select(raw.split == SPLITS[split])
+        if len(part):
+            yield finalize(part, transform, cfg)

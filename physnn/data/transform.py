@@ -1,0 +1,211 @@
+"""The fitted preprocessing: sequence length, class map and standardisation.
+
+A :class:`Transform` is fitted on the training split only (in one pass, or
+chunk by chunk when streaming) and then applied unchanged to validation,
+test and prediction data. Its :meth:`Transform.state` is made of plain lists,
+numbers and strings so that it can be stored inside a checkpoint that loads
+with ``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from physnn.config import DataConfig
+from physnn.data.convert import RawChunk
+from physnn.errors import DataError
+
+ROBUST_SAMPLE = 200_000
+
+
+@dataclass
+class Transform:
+    """Everything needed to turn raw blocks into the tensors a model saw in training.
+
+    Attributes
+    ----------
+    max_length
+        Padding length of sequences.
+    length_info
+        How ``max_length`` was chosen: quantile, fraction of clipped events.
+    classes
+        Label values in class-index order.
+    center, scale
+        Per-feature offsets and divisors for ``image`` (per channel),
+        ``sequence`` (per feature) and ``scalars`` (per column).
+    """
+
+    max_length: int | None = None
+    length_info: dict[str, Any] = field(default_factory=dict)
+    classes: list[Any] | None = None
+    center: dict[str, list[float]] = field(default_factory=dict)
+    scale: dict[str, list[float]] = field(default_factory=dict)
+
+    def state(self) -> dict[str, Any]:
+        """A plain-types dict (safe for ``weights_only`` checkpoints and JSON)."""
+        return {"max_length": self.max_length, "length_info": dict(self.length_info),
+                "classes": None if self.classes is None else list(self.classes),
+                "center": {k: list(v) for k, v in self.center.items()},
+                "scale": {k: list(v) for k, v in self.scale.items()}}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> Transform:
+        """Rebuild from :meth:`state`."""
+        return cls(max_length=state["max_length"], length_info=state.get("length_info", {}),
+                   classes=state["classes"], center=state["center"], scale=state["scale"])
+
+    def encode_labels(self, values: np.ndarray, where: str, branch: str) -> np.ndarray:
+        """Map raw label values to class indices (int64)."""
+        assert self.classes is not None
+        lookup = {v: i for i, v in enumerate(self.classes)}
+        uniq, inverse = np.unique(values, return_inverse=True)
+        unknown = [u.item() for u in uniq if u.item() not in lookup]
+        if unknown:
+            msg = (f"{where}: label branch {branch!r} has values {unknown[:5]} that are not among "
+                   f"the classes {self.classes}")
+            raise DataError(msg)
+        return np.array([lookup[u.item()] for u in uniq], dtype=np.int64)[inverse.reshape(-1)]
+
+    def standardize(self, name: str, block: np.ndarray, axis: int) -> np.ndarray:
+        """Apply ``(x - center) / scale`` in place along ``axis`` of ``block``."""
+        if name not in self.center:
+            return block
+        shape = [1] * block.ndim
+        shape[axis] = -1
+        block -= np.asarray(self.center[name], dtype=block.dtype).reshape(shape)
+        block /= np.asarray(self.scale[name], dtype=block.dtype).reshape(shape)
+        return block
+
+
+class _Moments:
+    """Streaming per-feature statistics: mean/std, or median/IQR from a sample."""
+
+    def __init__(self, method: str, seed: int) -> None:
+        self.method = method
+        self.n = 0.0
+        self.sum: np.ndarray | None = None
+        self.sumsq: np.ndarray | None = None
+        self.sample: list[np.ndarray] = []
+        self.sampled = 0
+        self.rng = np.random.default_rng(seed)
+
+    def add(self, rows: np.ndarray) -> None:
+        """Add rows of shape (n, F)."""
+        if rows.size == 0:
+            return
+        rows64 = rows.astype(np.float64)
+        if self.sum is None:
+            self.sum = np.zeros(rows.shape[1])
+            self.sumsq = np.zeros(rows.shape[1])
+        self.n += rows.shape[0]
+        self.sum += rows64.sum(axis=0)
+        self.sumsq += (rows64**2).sum(axis=0)
+        if self.method == "robust" and self.sampled < ROBUST_SAMPLE:
+            take = min(rows.shape[0], ROBUST_SAMPLE - self.sampled)
+            idx = self.rng.choice(rows.shape[0], size=take, replace=False) if take < rows.shape[0] else slice(None)
+            self.sample.append(rows[idx])
+            self.sampled += take
+
+    def result(self, n_features: int) -> tuple[list[float], list[float]]:
+        if self.n == 0 or self.sum is None or self.sumsq is None:
+            return [0.0] * n_features, [1.0] * n_features
+        if self.method == "robust":
+            sample = np.concatenate(self.sample)
+            q25, q50, q75 = np.percentile(sample, [25, 50, 75], axis=0)
+            center, scale = q50, q75 - q25
+        else:
+            center = self.sum / self.n
+            scale = np.sqrt(np.maximum(self.sumsq / self.n - center**2, 0.0))
+        scale = np.where(scale > 1e-12, scale, 1.0)  # constant features stay as they are
+        return [float(c) for c in center], [float(s) for s in scale]
+
+
+class TransformFitter:
+    """Accumulate training-split statistics chunk by chunk, then build a :class:`Transform`.
+
+    Parameters
+    ----------
+    cfg
+        The data config (standardisation method, excluded features, classes,
+        sequence length settings).
+    """
+
+    def __init__(self, cfg: DataConfig) -> None:
+        self.cfg = cfg
+        method = cfg.standardize.method
+        self.moments = {k: _Moments(method, cfg.split.seed) for k in ("image", "sequence", "scalars")}
+        self.lengths: list[np.ndarray] = []
+        self.label_values: set[Any] = set()
+        self.n_events = 0
+
+    def add(self, raw: RawChunk) -> None:
+        """Add the training events of a chunk."""
+        self.n_events += len(raw)
+        if raw.labels is not None:
+            self.label_values.update(v.item() for v in np.unique(raw.labels))
+        if self.cfg.standardize.method == "none":
+            pass
+        else:
+            if raw.image is not None and self.cfg.standardize.images:
+                per_channel = np.moveaxis(raw.image, 1, -1).reshape(-1, raw.image.shape[1])
+                self.moments["image"].add(per_channel)
+            if raw.seq_content is not None:
+                self.moments["sequence"].add(raw.seq_content)
+            if raw.scalars is not None and raw.scalars.shape[1]:
+                self.moments["scalars"].add(raw.scalars)
+        if raw.seq_counts is not None:
+            self.lengths.append(raw.seq_counts)
+
+    def _classes(self) -> list[Any] | None:
+        cfg = self.cfg
+        if cfg.label is None:
+            return None
+        if isinstance(cfg.classes, dict):
+            order = sorted(cfg.classes.items(), key=lambda kv: kv[1])
+            if [i for _, i in order] != list(range(len(order))):
+                msg = f"classes: the indices must be 0..{len(order) - 1}, got {sorted(cfg.classes.values())}"
+                raise DataError(msg)
+            return [k for k, _ in order]
+        if cfg.classes is not None:
+            return list(cfg.classes)
+        values = sorted(self.label_values, key=lambda v: (isinstance(v, str), v))
+        if not values:
+            return []
+        return values
+
+    def result(self) -> Transform:
+        """The fitted transform."""
+        cfg = self.cfg
+        out = Transform(classes=self._classes())
+        if cfg.sequence is not None:
+            lengths = np.concatenate(self.lengths) if self.lengths else np.zeros(0, np.int64)
+            if cfg.sequence.max_length is not None:
+                out.max_length = cfg.sequence.max_length
+                out.length_info = {"source": "config"}
+            else:
+                q = cfg.sequence.length_quantile
+                out.max_length = max(int(math.ceil(np.quantile(lengths, q))), 1) if lengths.size else 1
+                out.length_info = {"source": f"quantile {q:g} of the training lengths"}
+            if lengths.size:
+                out.length_info.update({
+                    "median": float(np.median(lengths)), "max": int(lengths.max()),
+                    "clipped_fraction": float(np.mean(lengths > out.max_length)),
+                })
+        excluded = set(cfg.standardize.exclude)
+        blocks = {"image": None, "sequence": cfg.sequence.features if cfg.sequence else None,
+                  "scalars": cfg.scalars}
+        for key, names in blocks.items():
+            mom = self.moments[key]
+            if mom.sum is None:
+                continue
+            center, scale = mom.result(len(mom.sum))
+            if names is not None:
+                for j, name in enumerate(names):
+                    if name in excluded:
+                        center[j], scale[j] = 0.0, 1.0
+            out.center[key], out.scale[key] = center, scale
+        return out

@@ -1,0 +1,168 @@
+"""Find input files and open their trees with clear errors.
+
+This is the first step of the data flow: a file specification (one path, a
+list, or a glob) becomes a list of paths, and each path becomes an uproot
+``TTree`` or ``RNTuple``. Every failure here is an :class:`InputFileError` or a
+:class:`TreeError` that names the file.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from physnn.errors import InputFileError, TreeError, did_you_mean
+
+#: ROOT classes that physnn reads event by event.
+TREE_CLASSES = ("TTree", "TNtuple", "TNtupleD", "ROOT::RNTuple", "ROOT::Experimental::RNTuple")
+
+FileSpec = str | os.PathLike | Sequence[str | os.PathLike]
+
+
+def expand_files(spec: FileSpec) -> list[str]:
+    """Turn a path, a glob or a list of either into a sorted list of files.
+
+    Parameters
+    ----------
+    spec
+        ``"data.root"``, ``"run*/data_*.root"`` or a list of such strings.
+
+    Returns
+    -------
+    list of str
+        The paths, in the order given; each glob is expanded and sorted.
+
+    Raises
+    ------
+    InputFileError
+        If a path does not exist or a glob matches nothing.
+    """
+    items = [spec] if isinstance(spec, (str, os.PathLike)) else list(spec)
+    if not items:
+        msg = "no input files given"
+        raise InputFileError(msg)
+    out: list[str] = []
+    for item in items:
+        text = os.fspath(item)
+        if glob.has_magic(text):
+            matches = sorted(glob.glob(text))
+            if not matches:
+                msg = f"{text}: the pattern matches no file"
+                raise InputFileError(msg)
+            out.extend(matches)
+        elif not os.path.exists(text):
+            msg = f"{text}: no such file"
+            raise InputFileError(msg)
+        elif os.path.isdir(text):
+            msg = f"{text}: is a directory, expected a ROOT file"
+            raise InputFileError(msg)
+        else:
+            out.append(text)
+    return out
+
+
+def open_root(path: str | os.PathLike) -> Any:
+    """Open a ROOT file with uproot, turning low-level failures into one line.
+
+    Raises
+    ------
+    InputFileError
+        If the file is missing, empty, not a ROOT file or truncated.
+    """
+    import uproot
+
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        msg = f"{path}: no such file"
+        raise InputFileError(msg)
+    if os.path.getsize(path) == 0:
+        msg = f"{path}: the file is empty, expected a ROOT file"
+        raise InputFileError(msg)
+    try:
+        handle = uproot.open(path)
+        handle.keys()  # forces reading the directory: catches truncation early
+    except Exception as err:  # uproot raises ValueError/OSError/struct.error...
+        raise InputFileError(describe_read_error(path, err)) from err
+    return handle
+
+
+def describe_read_error(path: str, err: BaseException) -> str:
+    """One line describing why reading ``path`` failed."""
+    text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    if "not a ROOT file" in text:
+        return f"{path}: not a ROOT file (expected the 'root' magic bytes at its start)"
+    if isinstance(err, PermissionError):
+        return f"{path}: permission denied"
+    return f"{path}: cannot be read as a ROOT file, it may be truncated or corrupt ({text})"
+
+
+def list_trees(handle: Any) -> dict[str, str]:
+    """Return ``{name: classname}`` of every TTree/RNTuple in an open file.
+
+    Names carry their directory (``"dir/tree"``) and no cycle number; for a
+    name with several cycles only the highest is kept (what ROOT does).
+    """
+    found: dict[str, str] = {}
+    for key, cls in handle.classnames().items():
+        if cls in TREE_CLASSES:
+            found[key.split(";")[0]] = cls
+    return found
+
+
+def resolve_tree(handle: Any, path: str, tree: str | None) -> tuple[str, Any]:
+    """Find the tree to read in an open file.
+
+    Parameters
+    ----------
+    handle
+        An open uproot file.
+    path
+        The file's path, for messages.
+    tree
+        The requested name, or ``None`` to take the only tree in the file.
+
+    Returns
+    -------
+    (name, object)
+        The tree's name and the uproot ``TTree`` or ``RNTuple``.
+
+    Raises
+    ------
+    TreeError
+        If the file has no tree, several trees and none was named, or the
+        named one does not exist.
+    """
+    trees = list_trees(handle)
+    if tree is None:
+        if not trees:
+            msg = f"{path}: no TTree or RNTuple in the file"
+            raise TreeError(msg)
+        if len(trees) > 1:
+            names = ", ".join(repr(t) for t in trees)
+            msg = f"{path}: several trees ({names}); choose one with tree: / --tree"
+            raise TreeError(msg)
+        tree = next(iter(trees))
+    name = tree.split(";")[0].strip("/")
+    if name not in trees:
+        msg = f"{path}: no TTree or RNTuple named {name!r}{did_you_mean(name, trees)}"
+        if not did_you_mean(name, trees) and trees:
+            msg += f"; the file has {', '.join(repr(t) for t in trees)}"
+        raise TreeError(msg)
+    try:
+        obj = handle[name]
+    except Exception as err:
+        raise InputFileError(describe_read_error(path, err)) from err
+    return name, obj
+
+
+def is_rntuple(obj: Any) -> bool:
+    """True for an uproot RNTuple, False for a TTree."""
+    return "RNTuple" in type(obj).__name__
+
+
+def file_size(path: str) -> int:
+    """Size of a file in bytes."""
+    return Path(path).stat().st_size

@@ -1,0 +1,109 @@
+"""Describe what a ROOT file holds and which branches can feed a model.
+
+:func:`inspect_file` lists every TTree/RNTuple with its entries and, for each
+branch, its type and the role physnn can give it: an ``image`` (fixed-size
+array or a TH2 per entry, with its shape), a ``sequence`` (jagged, with
+length quantiles) or a ``scalar`` (one number or string per event).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from physnn.io.files import expand_files, is_rntuple, list_trees, open_root, resolve_tree
+from physnn.io.read import Chunk, branch_names, read_chunk
+
+
+@dataclass
+class BranchInfo:
+    """One branch: name, type, role and role details (shape or lengths)."""
+
+    name: str
+    type: str
+    role: str
+    shape: list[int] | None = None
+    lengths: dict[str, float] | None = None
+    collection: str | None = None
+
+
+@dataclass
+class TreeInfo:
+    """One TTree or RNTuple of a file."""
+
+    file: str
+    name: str
+    kind: str
+    entries: int
+    probed: int
+    branches: list[BranchInfo] = field(default_factory=list)
+
+
+def _describe(name: str, arr: Any) -> BranchInfo:
+    import awkward as ak
+
+    if isinstance(arr, np.ndarray):
+        return BranchInfo(name, f"TH2 {arr.shape[1]}x{arr.shape[2]}" if arr.ndim == 3 else str(arr.dtype),
+                          "image", shape=list(arr.shape[1:]))
+    layout = ak.to_layout(arr)
+    text = str(arr.type.content)
+    if layout.parameter("__array__") == "string":
+        return BranchInfo(name, "string", "scalar")
+    depth = layout.purelist_depth - 1
+    if depth == 0:
+        return BranchInfo(name, text, "scalar")
+    if "var" not in text:
+        return BranchInfo(name, text, "image", shape=list(ak.to_numpy(arr[:1]).shape[1:]) if len(arr) else None)
+    if depth == 1:
+        counts = ak.to_numpy(ak.num(arr, axis=1))
+        lengths = ({"median": float(np.median(counts)), "q95": float(np.quantile(counts, 0.95)),
+                    "max": int(counts.max())} if counts.size else None)
+        return BranchInfo(name, text, "sequence", lengths=lengths)
+    return BranchInfo(name, text, "other")
+
+
+def inspect_file(files: str | list[str], *, probe: int = 10000) -> list[TreeInfo]:
+    """Describe every tree of one or several files.
+
+    Parameters
+    ----------
+    files
+        Path, glob or list.
+    probe
+        Entries read per tree to find shapes and sequence lengths.
+    """
+    out = []
+    for path in expand_files(files):
+        handle = open_root(path)
+        for name, cls in list_trees(handle).items():
+            _, obj = resolve_tree(handle, path, name)
+            n = int(obj.num_entries)
+            info = TreeInfo(path, name, "RNTuple" if is_rntuple(obj) else cls, n, min(n, probe))
+            names = branch_names(obj)
+            arrays = read_chunk(Chunk(path, name, 0, min(n, probe), 0), names, obj) if names else {}
+            seq_counts: dict[str, tuple] = {}
+            for bname in names:
+                row = _describe(bname, arrays[bname])
+                if row.role == "sequence":
+                    import awkward as ak
+
+                    seq_counts[bname] = tuple(ak.to_numpy(ak.num(arrays[bname], axis=1)).tolist())
+                info.branches.append(row)
+            _group_collections(info.branches, seq_counts)
+            out.append(info)
+    return out
+
+
+def _group_collections(rows: list[BranchInfo], counts: dict[str, tuple]) -> None:
+    """Name collections: jagged branches with a common prefix and equal lengths."""
+    groups: dict[tuple[str, tuple], list[BranchInfo]] = {}
+    for row in rows:
+        if row.role == "sequence":
+            prefix = row.name.split("_")[0] if "_" in row.name else row.name
+            groups.setdefault((prefix, counts[row.name]), []).append(row)
+    for (prefix, _), members in groups.items():
+        if len(members) > 1:
+            for row in members:
+                row.collection = prefix

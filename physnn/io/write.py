@@ -1,0 +1,164 @@
+"""Write ROOT files atomically.
+
+Outputs are written to a hidden temporary file next to the destination and
+renamed into place only when complete, so an interrupted or failed job never
+leaves a half-written file at the output path. Existing outputs are refused
+unless ``overwrite=True``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from physnn.errors import ConfigError, OutputError
+
+COMPRESSIONS = ("zlib", "lz4", "zstd", "lzma", "none")
+DEFAULT_LEVELS = {"zlib": 1, "lz4": 4, "zstd": 5, "lzma": 9}
+
+
+def parse_compression(spec: str | None) -> Any:
+    """``"zstd:5"`` -> ``uproot.ZSTD(5)``; ``"none"`` -> None.
+
+    Parameters
+    ----------
+    spec
+        ``ALGORITHM[:LEVEL]`` with ALGORITHM one of zlib, lz4, zstd, lzma,
+        none. ``None`` gives uproot's default (zlib level 1).
+    """
+    import uproot
+
+    if spec is None:
+        return uproot.ZLIB(1)
+    name, _, level = spec.lower().partition(":")
+    if name not in COMPRESSIONS:
+        msg = f"--compression {spec!r}: expected one of {', '.join(COMPRESSIONS)} with an optional :LEVEL"
+        raise ConfigError(msg)
+    if name == "none":
+        return None
+    cls = {"zlib": uproot.ZLIB, "lz4": uproot.LZ4, "zstd": uproot.ZSTD, "lzma": uproot.LZMA}[name]
+    try:
+        return cls(int(level) if level else DEFAULT_LEVELS[name])
+    except ValueError:
+        msg = f"--compression {spec!r}: the level must be an integer between 1 and 9"
+        raise ConfigError(msg) from None
+
+
+def check_output(path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+    """Check before any work that ``path`` can be written.
+
+    Raises
+    ------
+    OutputError
+        If the file exists and ``overwrite`` is False, if the folder does not
+        exist or is not writable, or if the path is a folder.
+    """
+    path = Path(path)
+    if path.is_dir():
+        msg = f"{path}: is a directory, expected a file name for the output"
+        raise OutputError(msg)
+    if path.exists() and not overwrite:
+        msg = f"{path}: the output exists; pass --overwrite (overwrite=True) to replace it"
+        raise OutputError(msg)
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        msg = f"{path}: the folder {parent} does not exist"
+        raise OutputError(msg)
+    if not os.access(parent, os.W_OK):
+        msg = f"{path}: the folder {parent} is not writable"
+        raise OutputError(msg)
+    return path
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, *, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a temporary path that is renamed to ``path`` on success.
+
+    On any exception (or KeyboardInterrupt) the temporary file is removed and
+    ``path`` is left as it was.
+    """
+    path = check_output(path, overwrite=overwrite)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def counter_name(counted: str) -> str:
+    """Name of the counter branch of a jagged collection: ``part`` -> ``n_part``."""
+    return f"n_{counted}"
+
+
+def write_tree(
+    path: str | os.PathLike,
+    tree: str,
+    chunks: Iterable[Mapping[str, Any]],
+    *,
+    overwrite: bool = False,
+    compression: str | None = None,
+    title: str = "",
+    on_chunk: Callable[[int], None] | None = None,
+) -> int:
+    """Write chunks of branches to a new ROOT file as one TTree, atomically.
+
+    Parameters
+    ----------
+    path
+        The output file.
+    tree
+        The TTree name.
+    chunks
+        Mappings of branch name to array (numpy, or awkward for jagged data or
+        records; a record array ``part`` becomes branches ``part_*`` with the
+        counter ``n_part``). Every chunk must have the same branches.
+    overwrite
+        Replace an existing file.
+    compression
+        ``"zlib:1"``, ``"lz4:4"``, ``"zstd:5"``, ``"lzma:9"`` or ``"none"``.
+    title
+        The TTree title.
+    on_chunk
+        Called with the number of entries after each chunk (progress bars).
+
+    Returns
+    -------
+    int
+        The number of entries written.
+    """
+    import awkward as ak
+    import uproot
+
+    codec = parse_compression(compression)
+    total = 0
+    with atomic_path(path, overwrite=overwrite) as tmp, uproot.recreate(tmp, compression=codec) as out:
+        handle = None
+        for chunk in chunks:
+            data = dict(chunk)
+            if handle is None:
+                types = {}
+                for key, value in data.items():
+                    if isinstance(value, ak.Array):
+                        types[key] = value.type
+                    else:
+                        types[key] = np.dtype((value.dtype, value.shape[1:])) if value.ndim > 1 else value.dtype
+                handle = out.mktree(tree, types, title=title, counter_name=counter_name)
+            handle.extend(data)
+            n = len(next(iter(data.values())))
+            total += n
+            if on_chunk is not None:
+                on_chunk(n)
+        if handle is None:
+            msg = f"{path}: nothing to write"
+            raise OutputError(msg)
+    return total
