@@ -23,7 +23,7 @@ from physnn.errors import ConfigError
 from physnn.io.inspect import TreeInfo, inspect_file
 from physnn.io.read import read
 from physnn.io.write import check_output, write_tree
-from physnn.simulate import EventConfig, ShowerConfig, iter_events, iter_showers
+from physnn.simulation import EventConfig, ShowerConfig, iter_events, iter_showers
 
 __all__ = ["DataBundle", "SimulationResult", "TensorData", "Transform", "fit", "inspect", "load", "read",
            "simulate", "stream"]
@@ -73,7 +73,7 @@ def simulate(
     seed
         Random seed; the same seed gives the same file.
     config
-        :class:`~physnn.simulate.ShowerConfig` / :class:`~physnn.simulate.EventConfig`,
+        :class:`~physnn.simulation.ShowerConfig` / :class:`~physnn.simulation.EventConfig`,
         a dict or a YAML file of their fields.
     overrides
         ``["energy_min=10"]``-style overrides of ``config``.

@@ -170,12 +170,13 @@ def label_values(arrays: Mapping[str, Any], name: str, where: str) -> np.ndarray
     import awkward as ak
 
     arr = arrays[name]
-    if _depth(arr) != 0 and not (not isinstance(arr, np.ndarray) and ak.to_layout(arr).parameter("__array__") == "string"):
+    is_string = not isinstance(arr, np.ndarray) and ak.to_layout(arr).parameter("__array__") == "string"
+    if _depth(arr) != 0 and not is_string:
         msg = f"{where}: label branch {name!r} holds {arr.type} per event, expected one integer or string"
         raise BranchError(msg)
     if isinstance(arr, np.ndarray):
         values = arr
-    elif ak.to_layout(arr).parameter("__array__") == "string":
+    elif is_string:
         values = np.asarray(ak.to_list(arr), dtype=str)
     else:
         values = ak.to_numpy(arr)

@@ -188,7 +188,7 @@ class TransformFitter:
                 out.length_info = {"source": "config"}
             else:
                 q = cfg.sequence.length_quantile
-                out.max_length = max(int(math.ceil(np.quantile(lengths, q))), 1) if lengths.size else 1
+                out.max_length = max(math.ceil(float(np.quantile(lengths, q))), 1) if lengths.size else 1
                 out.length_info = {"source": f"quantile {q:g} of the training lengths"}
             if lengths.size:
                 out.length_info.update({

@@ -51,7 +51,8 @@ class Chunk:
 def branch_names(obj: Any) -> list[str]:
     """All readable branch (TTree) or field (RNTuple) names."""
     if is_rntuple(obj):
-        return [k for k in obj.keys() if not k.startswith("_collection")]
+        fields = obj.keys()  # top-level fields; "_collectionN" are internal
+        return [k for k in fields if not k.startswith("_collection")]
     return list(obj.keys(recursive=True, full_paths=True))
 
 

@@ -98,7 +98,7 @@ def _simulate_chunk(cfg: EventConfig, n: int, rng: np.random.Generator) -> dict[
     pt_x = np.where(sig, rng.gamma(2.0, 10.0, n), rng.gamma(1.5, 6.0, n))
     y_x = rng.normal(0.0, 1.2, n)
     phi_x = rng.uniform(-np.pi, np.pi, n)
-    px, py, pz, e = _two_body(rng, mass, pt_x, y_x, phi_x)
+    px, py, pz, _ = _two_body(rng, mass, pt_x, y_x, phi_x)
     mu_pt = np.hypot(px, py) * (1.0 + cfg.pt_resolution * rng.standard_normal((n, 2)))
     mu_pt = np.abs(mu_pt)
     mu_eta = np.arcsinh(pz / np.maximum(np.hypot(px, py), 1e-9))

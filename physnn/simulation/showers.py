@@ -49,8 +49,7 @@ from physnn.errors import ConfigError
 #: Particle names the simulator knows, with their PDG id.
 PARTICLES: dict[str, int] = {"e-": 11, "gamma": 22, "pi+": 211}
 
-#: Events generated per internal chunk; fixed so that a seed gives the same
-#: events whatever the total number asked for.
+#: Events generated per internal chunk (bounds memory while writing).
 CHUNK = 2000
 
 
@@ -178,7 +177,8 @@ def _simulate_chunk(cfg: ShowerConfig, n: int, rng: np.random.Generator) -> dict
 
     e_layer_em = e_em[:, None] * frac_em        # (n, L)
     e_layer_had = e_had[:, None] * frac_had
-    mip_layer = np.where(is_had[:, None], cfg.mip_per_x0 * np.clip(np.minimum(t_hi, start[:, None]) - t_lo, 0, None), 0.0)
+    path_before_interaction = np.clip(np.minimum(t_hi, start[:, None]) - t_lo, 0, None)
+    mip_layer = np.where(is_had[:, None], cfg.mip_per_x0 * path_before_interaction, 0.0)
 
     # --- lateral widths (cm) per layer ----------------------------------------------
     rm = cfg.moliere_cm
@@ -241,8 +241,7 @@ def _simulate_chunk(cfg: ShowerConfig, n: int, rng: np.random.Generator) -> dict
 def iter_showers(n: int, cfg: ShowerConfig | None = None, *, seed: int = 0) -> Iterator[dict[str, np.ndarray]]:
     """Yield simulated showers in chunks of at most :data:`CHUNK` events.
 
-    The same ``seed`` gives the same events, whatever ``n``: the first 100 of
-    ``n=1000`` equal those of ``n=100``.
+    The same ``seed`` and ``n`` give the same events.
     """
     cfg = cfg or ShowerConfig()
     if n < 0:

@@ -1,0 +1,121 @@
+"""Physics sanity of the calorimeter simulator."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from physnn.errors import ConfigError
+from physnn.simulation import ShowerConfig, simulate_showers
+
+
+@pytest.fixture(scope="module")
+def electrons():
+    cfg = ShowerConfig(particles=["e-"], noise=0.0, threshold=0.0)
+    return simulate_showers(3000, cfg, seed=1)
+
+
+@pytest.fixture(scope="module")
+def mixed():
+    return simulate_showers(3000, ShowerConfig(energy_min=20, energy_max=60), seed=2)
+
+
+def test_shapes_and_types():
+    out = simulate_showers(50, seed=0)
+    assert out["image"].shape == (50, 3, 24, 24)
+    assert out["image"].dtype == np.float32
+    assert set(out) == {"image", "energy", "pdgid", "label", "x0", "y0"}
+    assert set(np.unique(out["pdgid"])) <= {11, 22, 211}
+    assert np.all((out["energy"] >= 1) & (out["energy"] <= 100))
+    lookup = {0: 11, 1: 22, 2: 211}
+    assert all(lookup[int(lab)] == int(p) for lab, p in zip(out["label"], out["pdgid"], strict=True))
+
+
+def test_configurable_geometry():
+    cfg = ShowerConfig(layers_x0=[5, 5, 5, 5, 10], height=12, width=16, particles=["pi+", "e-"])
+    out = simulate_showers(20, cfg, seed=0)
+    assert out["image"].shape == (20, 5, 12, 16)
+    assert set(np.unique(out["label"])) <= {0, 1}
+    assert np.all(out["pdgid"][out["label"] == 0] == 211)
+
+
+def test_seed_reproducible():
+    a = simulate_showers(2500, seed=7)
+    b = simulate_showers(2500, seed=7)
+    c = simulate_showers(2500, seed=8)
+    np.testing.assert_array_equal(a["image"], b["image"])
+    assert not np.array_equal(b["image"], c["image"])
+    assert not np.array_equal(a["image"][:2000], a["image"][500:])  # chunks differ
+
+
+def test_deposit_linear_in_energy(electrons):
+    total = electrons["image"].sum(axis=(1, 2, 3))
+    slope, intercept = np.polyfit(electrons["energy"], total, 1)
+    assert slope == pytest.approx(1.0, abs=0.05)  # EM scale, small leakage
+    assert abs(intercept) < 0.5
+    assert np.corrcoef(electrons["energy"], total)[0, 1] > 0.999
+
+
+def test_resolution_scales_like_inverse_sqrt_energy(electrons):
+    energy = electrons["energy"]
+    ratio = electrons["image"].sum(axis=(1, 2, 3)) / energy
+    res = []
+    for lo, hi in ((4, 8), (36, 44), (85, 100)):
+        sel = (energy > lo) & (energy < hi)
+        res.append((np.sqrt(energy[sel]).mean(), ratio[sel].std() / ratio[sel].mean()))
+    stochastic = [r * s for s, r in res]  # sigma/E * sqrt(E) should be ~ a = 0.10
+    assert res[0][1] > 2.5 * res[2][1]
+    for a in stochastic:
+        assert a == pytest.approx(0.10, rel=0.3)
+
+
+def _depth_and_width(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    layer_e = image.sum(axis=(2, 3))
+    depth = (layer_e * np.arange(image.shape[1])).sum(1) / np.maximum(layer_e.sum(1), 1e-9)
+    proj = image.sum(axis=(1, 2))  # energy vs x
+    x = np.arange(image.shape[3])
+    mean = (proj * x).sum(1) / np.maximum(proj.sum(1), 1e-9)
+    width = np.sqrt(np.maximum((proj * (x[None] - mean[:, None]) ** 2).sum(1) / np.maximum(proj.sum(1), 1e-9), 0))
+    return depth, width
+
+
+def test_pions_deeper_wider_and_partly_invisible(mixed):
+    depth, width = _depth_and_width(mixed["image"])
+    response = mixed["image"].sum(axis=(1, 2, 3)) / mixed["energy"]
+    e, pi = mixed["pdgid"] == 11, mixed["pdgid"] == 211
+    assert depth[pi].mean() > depth[e].mean() + 0.3
+    assert width[pi].mean() > 1.5 * width[e].mean()
+    assert response[pi].mean() < 0.85 * response[e].mean()  # invisible energy, e/h > 1
+    assert response[pi].std() > 3 * response[e].std()  # larger fluctuations
+
+
+def test_photons_start_later_than_electrons(mixed):
+    first = mixed["image"][:, 0].sum(axis=(1, 2)) / mixed["energy"]
+    assert first[mixed["pdgid"] == 22].mean() < 0.8 * first[mixed["pdgid"] == 11].mean()
+
+
+def test_shower_max_grows_logarithmically():
+    cfg = ShowerConfig(particles=["e-"], noise=0.0, threshold=0.0)
+    low = simulate_showers(500, cfg.model_copy(update={"energy_min": 2, "energy_max": 3}), seed=1)
+    high = simulate_showers(500, cfg.model_copy(update={"energy_min": 90, "energy_max": 100}), seed=1)
+    d_low, _ = _depth_and_width(low["image"])
+    d_high, _ = _depth_and_width(high["image"])
+    assert d_high.mean() > d_low.mean()
+
+
+def test_noise_and_zero_suppression():
+    cfg = ShowerConfig(noise=0.01, threshold=0.03)
+    out = simulate_showers(200, cfg, seed=0)
+    img = out["image"]
+    assert np.all((img == 0) | (img >= 0.03))
+    quiet = simulate_showers(200, ShowerConfig(noise=0.0, threshold=0.0), seed=0)["image"]
+    assert (img > 0).mean() < (quiet > 0).mean() + 0.05
+
+
+def test_bad_config_rejected():
+    with pytest.raises(ValueError, match="unknown particle"):
+        ShowerConfig(particles=["kaon"])
+    with pytest.raises(ValueError, match="energy_max"):
+        ShowerConfig(energy_min=10, energy_max=5)
+    with pytest.raises(ConfigError):
+        simulate_showers(-1)
