@@ -32,6 +32,13 @@ def _depth(arr: Any) -> int:
     return ak.to_layout(arr).purelist_depth - 1
 
 
+def _type_text(arr: Any) -> str:
+    """The per-event type of a branch array, for messages."""
+    if isinstance(arr, np.ndarray):
+        return f"{list(arr.shape[1:])} {arr.dtype}"
+    return str(arr.type.content)
+
+
 def _as_numpy(arr: Any) -> np.ndarray:
     if isinstance(arr, np.ndarray):
         return arr
@@ -111,7 +118,7 @@ def sequence_block(arrays: Mapping[str, Any], cfg: SequenceInput, where: str) ->
     for name in [*names, *([cfg.sort_by] if cfg.sort_by else [])]:
         arr = arrays[name]
         if _depth(arr) != 1 or not _is_jagged(arr):
-            kind = "one number" if _depth(arr) == 0 else f"type {getattr(arr, 'type', arr.dtype)}"
+            kind = "one number" if _depth(arr) == 0 else f"type {_type_text(arr)}"
             msg = (f"{where}: branch {name!r} holds {kind} per event, "
                    "expected a jagged branch (one value per particle) for a sequence")
             raise BranchError(msg)
@@ -157,7 +164,7 @@ def scalar_block(arrays: Mapping[str, Any], names: list[str], where: str, role: 
     for name in names:
         arr = arrays[name]
         if _depth(arr) != 0:
-            msg = (f"{where}: branch {name!r} holds {getattr(arr, 'type', arr.shape)} per event, "
+            msg = (f"{where}: branch {name!r} holds {_type_text(arr)} per event, "
                    f"expected one number per event as a {role}")
             raise BranchError(msg)
         cols.append(np.asarray(_as_numpy(arr), dtype=np.float32))
@@ -172,7 +179,7 @@ def label_values(arrays: Mapping[str, Any], name: str, where: str) -> np.ndarray
     arr = arrays[name]
     is_string = not isinstance(arr, np.ndarray) and ak.to_layout(arr).parameter("__array__") == "string"
     if _depth(arr) != 0 and not is_string:
-        msg = f"{where}: label branch {name!r} holds {arr.type} per event, expected one integer or string"
+        msg = f"{where}: label branch {name!r} holds {_type_text(arr)} per event, expected one integer or string"
         raise BranchError(msg)
     if isinstance(arr, np.ndarray):
         values = arr
@@ -192,7 +199,7 @@ def label_values(arrays: Mapping[str, Any], name: str, where: str) -> np.ndarray
 
 def nonfinite_per_event(block: np.ndarray) -> np.ndarray:
     """Boolean per event: does its row hold a NaN or an infinity?"""
-    if block.dtype.kind != "f":
+    if block.dtype.kind != "f" or len(block) == 0:
         return np.zeros(len(block), dtype=bool)
     return ~np.isfinite(block.reshape(len(block), -1)).all(axis=1)
 

@@ -1,0 +1,220 @@
+"""Bad input: one clear line naming the file/tree/branch/key, exit code 2, nothing half-written."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+import uproot
+from typer.testing import CliRunner
+
+import physnn
+from physnn.cli import app
+from physnn.errors import BranchError, ConfigError, DataError, InputFileError, OutputError, TreeError
+
+runner = CliRunner()
+
+
+def cli_error(args: list[str]) -> str:
+    """Run the CLI, check it failed cleanly with exit code 2, return the message."""
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    text = result.output.strip()
+    assert text.startswith("error:"), text
+    assert len(text.splitlines()) == 1, text
+    return text
+
+
+def write_yaml(path, text: str):
+    path.write_text(text)
+    return str(path)
+
+
+def test_missing_file(tmp_path):
+    msg = cli_error(["inspect", str(tmp_path / "nope.root")])
+    assert "nope.root: no such file" in msg
+
+
+def test_glob_without_match(tmp_path):
+    with pytest.raises(InputFileError, match="matches no file"):
+        physnn.load({"files": str(tmp_path / "*.root"), "scalars": "x"})
+
+
+def test_not_a_root_file(tmp_path):
+    path = tmp_path / "notes.root"
+    path.write_text("this is not ROOT\n" * 20)
+    msg = cli_error(["inspect", str(path)])
+    assert "not a ROOT file" in msg
+    assert "notes.root" in msg
+
+
+def test_empty_file(tmp_path):
+    path = tmp_path / "empty.root"
+    path.touch()
+    assert "the file is empty" in cli_error(["inspect", str(path)])
+
+
+def test_truncated_file(tmp_path, showers_file):
+    path = tmp_path / "truncated.root"
+    data = showers_file.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    cfg = write_yaml(tmp_path / "d.yaml", f"files: {path}\nimages: {{branches: [image]}}\nlabel: label\n")
+    msg = cli_error(["load", cfg])
+    assert "truncated.root" in msg
+    assert "truncated or corrupt" in msg
+
+
+def test_no_tree(tmp_path):
+    path = tmp_path / "hist.root"
+    with uproot.recreate(path) as f:
+        f["h"] = np.histogram(np.arange(10), bins=5)
+    with pytest.raises(TreeError, match=r"hist\.root: no TTree or RNTuple"):
+        physnn.load({"files": str(path), "scalars": "x"})
+
+
+def test_ambiguous_and_misspelt_tree(tmp_path):
+    path = tmp_path / "two.root"
+    with uproot.recreate(path) as f:
+        f["signal"] = {"x": np.arange(5.0)}
+        f["background"] = {"x": np.arange(5.0)}
+    cfg = write_yaml(tmp_path / "d.yaml", f"files: {path}\nscalars: [x]\n")
+    msg = cli_error(["load", cfg])
+    assert "several trees" in msg
+    assert "'signal'" in msg
+    with pytest.raises(TreeError, match="did you mean 'signal'"):
+        physnn.load({"files": str(path), "tree": "signl", "scalars": "x"})
+
+
+def test_missing_branch_suggests(showers_file, tmp_path):
+    cfg = write_yaml(tmp_path / "d.yaml", f"files: {showers_file}\nimages: {{branches: [imag]}}\n")
+    msg = cli_error(["load", cfg])
+    assert "showers.root:showers: no branch 'imag' (did you mean 'image'?)" in msg
+
+
+def test_wrong_shape(write_root):
+    path = write_root({"cells": np.zeros((5, 64), np.float32)})
+    expected = r"branch 'cells' has shape \[64\] per event, which does not fit shape \[5, 5\]"
+    with pytest.raises(BranchError, match=expected):
+        physnn.load({"files": str(path), "images": {"branches": "cells", "shape": [5, 5]}})
+
+
+def test_jagged_where_fixed_expected(events_file):
+    with pytest.raises(BranchError, match=r"branch 'part_pt' is jagged.*give shape"):
+        physnn.load({"files": str(events_file), "images": {"branches": "part_pt"}})
+    with pytest.raises(BranchError, match="expected 16 for shape"):
+        physnn.load({"files": str(events_file), "images": {"branches": "part_pt", "shape": [4, 4]}})
+
+
+def test_scalar_where_sequence_expected(events_file):
+    with pytest.raises(BranchError, match="branch 'mass' holds one number per event, expected a jagged"):
+        physnn.load({"files": str(events_file), "sequence": {"features": ["part_pt", "mass"]}})
+
+
+def test_jagged_where_scalar_expected(events_file):
+    with pytest.raises(BranchError, match="expected one number per event as a scalar"):
+        physnn.load({"files": str(events_file), "scalars": ["part_pt"]})
+
+
+def test_nan_in_inputs_cli(write_root, tmp_path):
+    img = np.zeros((10, 4, 4), np.float32)
+    img[2, 1, 1] = np.nan
+    path = write_root({"img": img})
+    cfg = write_yaml(tmp_path / "d.yaml", f"files: {path}\nimages: {{branches: [img]}}\n")
+    msg = cli_error(["load", cfg])
+    assert "branch 'img' has 1 NaN/inf values in 1 events" in msg
+    result = runner.invoke(app, ["load", cfg, "--set", "nonfinite=drop"])
+    assert result.exit_code == 0, result.output
+    assert "dropped 1 with NaN/inf" in result.output
+
+
+def test_empty_selection(showers_file):
+    with pytest.raises(DataError, match="the selection 'energy > 1000' keeps no event of 600"):
+        physnn.load({"files": str(showers_file), "images": {"branches": "image"}, "selection": "energy > 1000"})
+
+
+def test_unknown_config_key(tmp_path, showers_file):
+    cfg = write_yaml(tmp_path / "d.yaml", f"files: {showers_file}\nimages: {{branches: [image]}}\nlable: label\n")
+    msg = cli_error(["load", cfg])
+    assert "d.yaml: unknown key 'lable' (did you mean 'label'?)" in msg
+    nested = write_yaml(tmp_path / "n.yaml", f"files: {showers_file}\nimages: {{branches: [image]}}\n"
+                                             "split: {seeed: 3}\n")
+    assert "unknown key 'split.seeed' (did you mean 'seed'?)" in cli_error(["load", nested])
+
+
+def test_bad_config_values(tmp_path):
+    assert "missing required key 'files'" in cli_error(["load", write_yaml(tmp_path / "a.yaml", "scalars: [x]\n")])
+    assert "not valid YAML" in cli_error(["load", write_yaml(tmp_path / "b.yaml", "files: [a\n")])
+    assert "no such config file" in cli_error(["load", str(tmp_path / "missing.yaml")])
+    with pytest.raises(ConfigError, match="expected KEY=VALUE"):
+        physnn.load({"files": "x.root", "scalars": "x"}, overrides=["seed"])
+
+
+def test_bad_simulator_options(tmp_path):
+    out = str(tmp_path / "s.root")
+    assert "unknown particle 'kaon'" in cli_error(["simulate", "showers", "--out", out, "--particles", "e-,kaon"])
+    assert "--energy" in cli_error(["simulate", "showers", "--out", out, "--energy", "a:b"])
+    assert "--compression 'gzip'" in cli_error(["simulate", "showers", "--out", out, "--compression", "gzip"])
+    assert not (tmp_path / "s.root").exists()
+
+
+def test_output_exists_requires_overwrite(tmp_path):
+    out = tmp_path / "s.root"
+    assert runner.invoke(app, ["simulate", "events", "-n", "10", "--out", str(out)]).exit_code == 0
+    before = out.read_bytes()
+    msg = cli_error(["simulate", "events", "-n", "20", "--out", str(out)])
+    assert "the output exists; pass --overwrite" in msg
+    assert out.read_bytes() == before
+    result = runner.invoke(app, ["simulate", "events", "-n", "20", "--out", str(out), "--overwrite"])
+    assert result.exit_code == 0
+    with uproot.open(out) as f:
+        assert f["events"].num_entries == 20
+
+
+def test_output_folder_missing_or_not_a_folder(tmp_path):
+    assert "does not exist" in cli_error(["simulate", "events", "--out", str(tmp_path / "no" / "s.root")])
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("x")
+    assert "does not exist" in cli_error(["simulate", "events", "--out", str(blocker / "s.root")])
+    assert "is a directory" in cli_error(["simulate", "events", "--out", str(tmp_path)])
+
+
+def test_failure_mid_write_leaves_nothing(tmp_path, monkeypatch):
+    from physnn import api
+    from physnn.simulation import iter_showers
+
+    def broken(n, cfg=None, *, seed=0):
+        it = iter_showers(n, cfg, seed=seed)
+        yield next(it)
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(api, "iter_showers", broken)
+    out = tmp_path / "s.root"
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        physnn.simulate("showers", out, events=5000)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_overwrite_failure_keeps_old_file(tmp_path, monkeypatch, showers_file):
+    from physnn import api
+
+    out = tmp_path / "s.root"
+    shutil.copy(showers_file, out)
+    before = out.read_bytes()
+
+    def broken(n, cfg=None, *, seed=0):
+        raise KeyboardInterrupt
+        yield  # pragma: no cover
+
+    monkeypatch.setattr(api, "iter_showers", broken)
+    with pytest.raises(KeyboardInterrupt):
+        physnn.simulate("showers", out, events=10, overwrite=True)
+    assert out.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.root"]
+
+
+def test_output_error_type(tmp_path):
+    (tmp_path / "x.root").write_text("")
+    with pytest.raises(OutputError):
+        physnn.simulate("events", tmp_path / "x.root", events=5)
