@@ -229,6 +229,8 @@ class RawChunk:
     def select(self, keep: np.ndarray) -> RawChunk:
         """A new chunk holding only the events where ``keep`` is True (or the given indices)."""
         keep = np.asarray(keep)
+        if keep.dtype == bool and keep.all():
+            return self  # nothing to drop: no copy
         idx = np.flatnonzero(keep) if keep.dtype == bool else keep
 
         def take(x: Any) -> Any:

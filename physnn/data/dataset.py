@@ -278,15 +278,16 @@ def load(config: ConfigLike, *, transform: Transform | None = None,
     if not chunks or sum(len(c) for c in chunks) == 0:
         raise DataError(_empty_message(cfg, stats))
     raw = RawChunk.concatenate(chunks)
-    is_train = raw.split == TRAIN
+    raws = {name: raw.select(raw.split == code) for name, code in SPLITS.items()}
+    del raw
     if transform is None:
-        if not is_train.any():
-            msg = f"{', '.join(cfg.files)}: no event in the training split ({len(raw)} events in all)"
+        if len(raws["train"]) == 0:
+            msg = f"{', '.join(cfg.files)}: no event in the training split"
             raise DataError(msg)
         fitter = TransformFitter(cfg)
-        fitter.add(raw.select(is_train))
+        fitter.add(raws["train"])
         transform = fitter.result()
-    parts = {name: finalize(raw.select(raw.split == code), transform, cfg) for name, code in SPLITS.items()}
+    parts = {name: finalize(part, transform, cfg) for name, part in raws.items()}
     info = {"files": cfg.files, "entries_read": stats.read, "selected": stats.selected,
             "dropped_nonfinite": stats.dropped, "dropped_by": stats.dropped_by,
             "split": {k: len(v) for k, v in parts.items()},
