@@ -148,6 +148,16 @@ def test_string_labels_and_classes(write_root):
     np.testing.assert_array_equal(labels, expected)
 
 
+def test_integer_labels_kept_as_indices(write_root):
+    path = write_root({"x": np.arange(40.0), "c": np.array([0, 2] * 20)})
+    data = physnn.load({"files": str(path), "scalars": ["x"], "label": "c", "split": {"val": 0, "test": 0}})
+    assert data.transform.classes == [0, 1, 2]
+    np.testing.assert_array_equal(data.train.label.numpy(), np.array([0, 2] * 20)[data.train.entry])
+    pdg = write_root({"x": np.arange(4.0), "c": np.array([11, 211, 11, 211])}, name="pdg.root")
+    mapped = physnn.load({"files": str(pdg), "scalars": ["x"], "label": "c", "split": {"val": 0, "test": 0}})
+    assert mapped.transform.classes == [11, 211]
+
+
 def test_integer_classes_mapping(showers_file):
     data = physnn.load({"files": str(showers_file), "images": {"branches": "image"}, "label": "pdgid",
                         "classes": [11, 211], "selection": "pdgid != 22"})

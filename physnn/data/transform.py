@@ -173,8 +173,8 @@ class TransformFitter:
         if cfg.classes is not None:
             return list(cfg.classes)
         values = sorted(self.label_values, key=lambda v: (isinstance(v, str), v))
-        if not values:
-            return []
+        if values and all(isinstance(v, int) for v in values) and values[0] >= 0 and values[-1] < 2 * len(values):
+            return list(range(values[-1] + 1))  # integer class indices are kept as they are
         return values
 
     def result(self) -> Transform:
