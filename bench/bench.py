@@ -70,7 +70,7 @@ def main() -> None:
     args = parser.parse_args()
     n_showers = 4000 if args.quick else 20000
     n_events = 40000 if args.quick else 200000
-    repeat = 2 if args.quick else 3
+    repeat = 3 if args.quick else 5
     rows: list[tuple[str, str, str, str]] = []
 
     t_sim = best_of(lambda: simulate_showers(n_showers, seed=1), repeat)
