@@ -22,7 +22,7 @@ from physnn.data.transform import Transform
 from physnn.errors import ConfigError
 from physnn.io.inspect import TreeInfo, inspect_file
 from physnn.io.read import read
-from physnn.io.write import check_output, write_tree
+from physnn.io.write import write_tree
 from physnn.simulation import EventConfig, ShowerConfig, iter_events, iter_showers
 
 __all__ = ["DataBundle", "SimulationResult", "TensorData", "Transform", "fit", "inspect", "load", "read",
@@ -89,7 +89,6 @@ def simulate(
         raise ConfigError(msg)
     model = ShowerConfig if kind == "showers" else EventConfig
     cfg = load_config(config if config is not None else {}, model, overrides)
-    check_output(out, overwrite=overwrite)
     if events <= 0:
         msg = f"--events must be positive, got {events}"
         raise ConfigError(msg)

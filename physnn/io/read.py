@@ -201,7 +201,6 @@ def plan_chunks(
         n = int(obj.num_entries)
         start, stop, _ = slice(entry_start, entry_stop).indices(n)
         whole = Chunk(path, name, start, max(start, stop), offset)
-        check_branches(obj, names, whole.where)
         if step_size is None:
             step = max(whole.stop - whole.start, 1)
         elif entries is not None:

@@ -204,12 +204,10 @@ def _simulate_chunk(cfg: ShowerConfig, n: int, rng: np.random.Generator) -> dict
     k = np.divide(e_groups, eps_groups * np.maximum(n_spots, 1), out=np.zeros_like(e_groups),
                   where=eps_groups > 0)
     group = np.repeat(np.arange(e_groups.size), n_spots)
-    if np.all(eps_groups > 0):
-        spot_e = rng.gamma(np.maximum(k[group], 1e-12)) * eps_groups[group]
-    else:  # no sampling fluctuations requested for some component
-        spot_e = np.where(eps_groups[group] > 0,
-                          rng.gamma(np.maximum(k[group], 1e-12)) * eps_groups[group],
-                          e_groups[group] / np.maximum(n_spots[group], 1))
+    # A component with eps = 0 (no sampling fluctuations asked for) shares its energy evenly.
+    spot_e = np.where(eps_groups[group] > 0,
+                      rng.gamma(np.maximum(k[group], 1e-12)) * eps_groups[group],
+                      e_groups[group] / np.maximum(n_spots[group], 1))
     r = _sample_radius(rng, core[group], tail[group], pcore[group])
     phi = rng.uniform(0.0, 2.0 * np.pi, size=group.size)
     event = group // (n_layers * 3)
