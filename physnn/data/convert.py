@@ -19,7 +19,8 @@ from physnn.config import DataConfig, ImageInput, SequenceInput
 from physnn.errors import BranchError, DataError
 
 
-def _is_jagged(arr: Any) -> bool:
+def is_jagged(arr: Any) -> bool:
+    """True for an awkward array with a variable-length dimension (numpy arrays never are)."""
     return "var *" in str(getattr(arr, "type", ""))
 
 
@@ -39,7 +40,8 @@ def _type_text(arr: Any) -> str:
     return str(arr.type.content)
 
 
-def _as_numpy(arr: Any) -> np.ndarray:
+def as_numpy(arr: Any) -> np.ndarray:
+    """A numpy view of a regular awkward array (numpy arrays pass through)."""
     if isinstance(arr, np.ndarray):
         return arr
     import awkward as ak
@@ -64,7 +66,7 @@ def image_block(arrays: Mapping[str, Any], cfg: ImageInput, where: str) -> np.nd
             msg = (f"{where}: branch {name!r} holds one number per event, expected an image "
                    "(a fixed-size array, a TH2 per entry, or a flat branch with shape:)")
             raise BranchError(msg)
-        if _is_jagged(arr):
+        if is_jagged(arr):
             if cfg.shape is None:
                 msg = (f"{where}: branch {name!r} is jagged ({arr.type.content}), expected a fixed-size "
                        "image; give shape: [..] if every event stores the same number of cells")
@@ -79,7 +81,7 @@ def image_block(arrays: Mapping[str, Any], cfg: ImageInput, where: str) -> np.nd
                 raise BranchError(msg)
             block = ak.to_numpy(flat).reshape(n, *cfg.shape)
         else:
-            block = _as_numpy(arr)
+            block = as_numpy(arr)
             if cfg.shape is not None:
                 size = int(np.prod(cfg.shape))
                 if int(np.prod(block.shape[1:])) != size:
@@ -117,7 +119,7 @@ def sequence_block(arrays: Mapping[str, Any], cfg: SequenceInput, where: str) ->
     first = None
     for name in [*names, *([cfg.sort_by] if cfg.sort_by else [])]:
         arr = arrays[name]
-        if _depth(arr) != 1 or not _is_jagged(arr):
+        if _depth(arr) != 1 or not is_jagged(arr):
             kind = "one number" if _depth(arr) == 0 else f"type {_type_text(arr)}"
             msg = (f"{where}: branch {name!r} holds {kind} per event, "
                    "expected a jagged branch (one value per particle) for a sequence")
@@ -167,7 +169,7 @@ def scalar_block(arrays: Mapping[str, Any], names: list[str], where: str, role: 
             msg = (f"{where}: branch {name!r} holds {_type_text(arr)} per event, "
                    f"expected one number per event as a {role}")
             raise BranchError(msg)
-        cols.append(np.asarray(_as_numpy(arr), dtype=np.float32))
+        cols.append(np.asarray(as_numpy(arr), dtype=np.float32))
     n = len(arrays[names[0]]) if names else 0
     return np.stack(cols, axis=1) if cols else np.zeros((n, 0), np.float32)
 

@@ -24,7 +24,9 @@ import torch
 from physnn.config import DataConfig, load_config
 from physnn.data.convert import (
     RawChunk,
+    as_numpy,
     image_block,
+    is_jagged,
     label_values,
     needed_branches,
     nonfinite_per_event,
@@ -180,8 +182,7 @@ def _build_raw(arrays: Mapping[str, Any], cfg: DataConfig, entry: np.ndarray, wh
             raw.weight = scalar_block(arrays, [cfg.weight], where, role="weight")[:, 0]
     for name in cfg.observers:
         value = arrays[name]
-        raw.observers[name] = value if "var" in str(getattr(value, "type", "")) else np.asarray(
-            value if isinstance(value, np.ndarray) else value.to_numpy())
+        raw.observers[name] = value if is_jagged(value) else as_numpy(value)
     return raw
 
 
