@@ -201,28 +201,56 @@ class DataConfig(Strict):
 M = TypeVar("M", bound=BaseModel)
 
 
-def _unwrap(annotation: Any) -> type[BaseModel] | None:
-    """The BaseModel class inside ``Model | None`` and similar, else None."""
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
+def _members(annotation: Any) -> list[Any]:
+    """The member types of ``X | Y``, ``Annotated[X | Y, ...]``, ``list[X]`` (element) and ``X | None``."""
     origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _members(typing.get_args(annotation)[0])
     if origin in (typing.Union, types.UnionType):
-        for arg in typing.get_args(annotation):
-            found = _unwrap(arg)
-            if found is not None:
-                return found
-    return None
+        return [m for arg in typing.get_args(annotation) for m in _members(arg)]
+    if origin in (list, tuple, set):
+        return [m for arg in typing.get_args(annotation) for m in _members(arg)]
+    return [annotation]
 
 
-def _model_at(model: type[BaseModel], loc: Sequence[Any]) -> type[BaseModel] | None:
+def _tag(model: type[BaseModel]) -> Any:
+    field = model.model_fields.get("type")
+    args = typing.get_args(field.annotation) if field is not None else ()
+    return args[0] if len(args) == 1 else None
+
+
+def _walk(model: type[BaseModel], loc: Sequence[Any]) -> tuple[type[BaseModel] | None, list[Any]]:
+    """Follow an error location through nested models, lists and tagged unions.
+
+    Returns the model holding the last key and the location without list
+    indices' union tags (``features.0.conv.filterz`` -> ``features.0.filterz``).
+    """
+    clean: list[Any] = []
+    current: type[BaseModel] | None = model
+    candidates: list[Any] = []
     for part in loc:
-        if not isinstance(part, str) or part not in model.model_fields:
-            return None
-        inner = _unwrap(model.model_fields[part].annotation)
-        if inner is None:
-            return None
-        model = inner
-    return model
+        if current is None and candidates:
+            if isinstance(part, int):
+                clean.append(part)
+                continue
+            tagged = [c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel) and _tag(c) == part]
+            if tagged:
+                current, candidates = tagged[0], []
+                continue
+            models = [c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)]
+            current, candidates = (models[0] if len(models) == 1 else None), []
+        clean.append(part)
+        if current is None or not isinstance(part, str) or part not in current.model_fields:
+            current = None
+            continue
+        members = _members(current.model_fields[part].annotation)
+        models = [m for m in members if isinstance(m, type) and issubclass(m, BaseModel)]
+        origin = typing.get_origin(current.model_fields[part].annotation)
+        if len(models) == 1 and origin not in (list, tuple, set):
+            current = models[0]
+        else:
+            current, candidates = None, members
+    return current, clean
 
 
 def format_validation_error(err: ValidationError, model: type[BaseModel], source: str) -> str:
@@ -230,9 +258,9 @@ def format_validation_error(err: ValidationError, model: type[BaseModel], source
     errors = err.errors()
     first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
     loc = [p for p in first["loc"] if not (isinstance(p, str) and p.startswith(("function-", "union[")))]
-    key = ".".join(str(p) for p in loc) or "(top level)"
+    parent, clean = _walk(model, loc[:-1]) if loc else (model, [])
+    key = ".".join(str(p) for p in [*clean, *loc[-1:]]) or "(top level)"
     if first["type"] == "extra_forbidden":
-        parent = _model_at(model, loc[:-1])
         hint = did_you_mean(str(loc[-1]), parent.model_fields) if parent else ""
         if not hint and parent:
             hint = f" (expected one of: {', '.join(parent.model_fields)})"

@@ -1,0 +1,1 @@
+"""Evaluation: metrics (ROC/AUC, calibration, coverage) and plots from predictions files."""

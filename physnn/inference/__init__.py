@@ -1,0 +1,1 @@
+"""Inference: deterministic and MC-dropout predictions, written back to ROOT."""

@@ -1,0 +1,123 @@
+"""Convolutional networks for detector images (1D, 2D or 3D).
+
+A layered calorimeter image ``(layers, H, W)`` can be seen two ways:
+
+- ``dims: 2``: the layers are the input channels of 2D convolutions (the
+  usual choice; cheap, and the first convolution mixes the layers);
+- ``dims: 3``: the layers are a depth axis of 3D convolutions over
+  ``(1, layers, H, W)``, so kernels share weights along the depth.
+
+``dims: 1`` takes ``(C, L)`` inputs (e.g. a fixed-length readout strip).
+The feature extractor is the ``features`` list (flattened at its end when
+needed); scalar inputs, if any, are joined to the flat features; the
+``head`` list and a final linear layer sized by the task follow.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from pydantic import Field
+from torch import nn
+
+from physnn.config import Strict
+from physnn.models.base import JoinScalars, StagedModel
+from physnn.models.layers import Flatten, Layer, StackBuilder, initialize
+from physnn.models.registry import ModelIO, register
+
+DEFAULT_FEATURES = [
+    {"type": "conv", "filters": 16, "kernel_size": 3, "kernel_initializer": "he_normal"},
+    {"type": "pool", "mode": "max", "pool_size": 2},
+    {"type": "conv", "filters": 32, "kernel_size": 3, "kernel_initializer": "he_normal"},
+    {"type": "pool", "mode": "max", "pool_size": 2},
+    {"type": "flatten"},
+]
+DEFAULT_HEAD = [
+    {"type": "dense", "units": 64, "kernel_initializer": "he_normal"},
+    {"type": "dropout", "rate": 0.3},
+]
+
+
+class CNNParams(Strict):
+    """Parameters of the ``cnn`` model.
+
+    Attributes
+    ----------
+    dims
+        1, 2 or 3: the dimensionality of the convolutions (see module docs).
+    features
+        The feature extractor: conv, conv_transpose, pool, global_pool,
+        upsample, batchnorm, dropout, activation, flatten layers.
+    head
+        Dense and dropout layers after the (flattened) features; the output
+        layer is added for the task.
+    """
+
+    dims: Literal[1, 2, 3] = 2
+    features: list[Layer] = Field(default_factory=lambda: list(DEFAULT_FEATURES), validate_default=True)
+    head: list[Layer] = Field(default_factory=lambda: list(DEFAULT_HEAD), validate_default=True)
+
+
+class CNN(StagedModel):
+    """A CNN built from :class:`CNNParams` (see :func:`build_cnn`)."""
+
+    def __init__(self, stages: list[nn.Module], n_features: int, unsqueeze: bool) -> None:
+        super().__init__(stages, n_features)
+        self.unsqueeze = unsqueeze
+
+    def adapt(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        x = batch["image"]
+        return x.unsqueeze(1) if self.unsqueeze else x
+
+
+def stack(specs: list[Strict], builder: StackBuilder, section: str) -> tuple[list[nn.Module], list[tuple]]:
+    """Build specs into one ``nn.Sequential`` stage each, with their regularised kernels."""
+    stages: list[nn.Module] = []
+    regs: list[tuple] = []
+    for i, spec in enumerate(specs):
+        try:
+            mods = builder.build(spec, f"{section}[{i}] ({spec.type})")  # type: ignore[attr-defined]
+        except ValueError as err:
+            raise ValueError(str(err)) from None
+        regs += [(len(stages), pos, l1, l2) for pos, l1, l2 in builder.regs]
+        stages.append(nn.Sequential(*mods))
+    return stages, regs
+
+
+@register("cnn", CNNParams)
+def build_cnn(params: CNNParams, io: ModelIO) -> CNN:
+    """Convolutional network for images: conv/pool/upsample/batchnorm/dropout stacks and a dense head."""
+    from physnn.errors import ConfigError
+
+    if io.image is None:
+        msg = "model 'cnn' needs image inputs: add images: {branches: [...]} to the data config"
+        raise ConfigError(msg)
+    shape = tuple(io.image)
+    unsqueeze = False
+    if params.dims == 3 and len(shape) == 3:  # (layers, H, W) -> (1, layers, H, W)
+        shape, unsqueeze = (1, *shape), True
+    if len(shape) != params.dims + 1:
+        msg = (f"model 'cnn' with dims={params.dims} expects images of {params.dims + 1} axes (channels first), "
+               f"the data give {list(io.image)}")
+        raise ConfigError(msg)
+    builder = StackBuilder(shape, params.dims)
+    try:
+        features, regs = stack(params.features, builder, "features")
+        if len(builder.shape) != 1:
+            more, _ = stack([Flatten(type="flatten")], builder, "features")
+            features += more
+        n_features = len(features)
+        builder.shape = (builder.shape[0] + io.scalars,)
+        head, head_regs = stack(params.head, builder, "head")
+    except ValueError as err:
+        msg = f"model 'cnn': {err}"
+        raise ConfigError(msg) from None
+    output = nn.Linear(builder.shape[0], io.outputs)
+    initialize(output, "glorot_uniform", "zeros")
+    stages = [*features, JoinScalars(), *head, output]
+    model = CNN(stages, n_features, unsqueeze)
+    offset = n_features + 1
+    model.regularized = [(f"stages.{s}.{p}", l1, l2) for s, p, l1, l2 in regs]
+    model.regularized += [(f"stages.{s + offset}.{p}", l1, l2) for s, p, l1, l2 in head_regs]
+    return model

@@ -1,0 +1,369 @@
+"""Layer specifications in the words of Keras, built into torch modules.
+
+Each spec is a pydantic model with a ``type`` tag, so a YAML list such as::
+
+    - {type: conv, filters: 32, kernel_size: 3, padding: same, activation: relu}
+    - {type: pool, mode: max, pool_size: 2}
+    - {type: dropout, rate: 0.2, spatial: true}
+    - {type: flatten}
+    - {type: dense, units: 64, kernel_regularizer: {l2: 1.0e-4}}
+
+is validated (unknown keys are errors) and then built by :class:`StackBuilder`,
+which tracks the tensor shape so that every module gets its input size and
+``padding: same`` matches Keras exactly, strides included.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Literal
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+from torch import nn
+
+from physnn.config import Strict
+
+ActivationName = Literal["relu", "leaky_relu", "elu", "selu", "gelu", "silu", "swish", "tanh", "sigmoid",
+                         "softplus", "linear"]
+Initializer = Literal["glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "lecun_normal",
+                      "orthogonal", "zeros", "torch_default"]
+IntOrList = int | list[int]
+
+
+class Regularizer(Strict):
+    """L1 and L2 penalties on a layer's kernel, added to the training loss."""
+
+    l1: float = Field(default=0.0, ge=0.0)
+    l2: float = Field(default=0.0, ge=0.0)
+
+
+class Conv(Strict):
+    """Convolution (``Conv1D``/``Conv2D``/``Conv3D`` by the model's ``dims``)."""
+
+    type: Literal["conv"]
+    filters: int = Field(gt=0)
+    kernel_size: IntOrList = 3
+    strides: IntOrList = 1
+    padding: Literal["same", "valid"] = "same"
+    dilation_rate: IntOrList = 1
+    activation: ActivationName = "relu"
+    use_bias: bool = True
+    kernel_initializer: Initializer = "glorot_uniform"
+    bias_initializer: Literal["zeros", "torch_default"] = "zeros"
+    kernel_regularizer: Regularizer | None = None
+    batch_norm: bool = Field(default=False, description="Conv -> BatchNorm -> activation")
+
+
+class ConvTranspose(Conv):
+    """Transposed convolution (``Conv2DTranspose``), for decoders and generators."""
+
+    type: Literal["conv_transpose"]  # type: ignore[assignment]
+
+
+class Pool(Strict):
+    """Pooling: ``max``, ``average`` or ``sum`` (the classic calorimeter choice)."""
+
+    type: Literal["pool"]
+    mode: Literal["max", "average", "sum"] = "max"
+    pool_size: IntOrList = 2
+    strides: IntOrList | None = None
+    padding: Literal["same", "valid"] = "valid"
+
+
+class GlobalPool(Strict):
+    """Pool over all spatial positions: (N, C, ...) -> (N, C)."""
+
+    type: Literal["global_pool"]
+    mode: Literal["max", "average", "sum"] = "average"
+
+
+class UpSample(Strict):
+    """``UpSampling2D``: repeat (nearest) or interpolate each spatial axis by ``size``."""
+
+    type: Literal["upsample"]
+    size: IntOrList = 2
+    interpolation: Literal["nearest", "bilinear"] = "nearest"
+
+
+class BatchNorm(Strict):
+    """Batch normalisation (Keras' momentum 0.99 is torch's 0.01)."""
+
+    type: Literal["batchnorm"]
+    momentum: float = Field(default=0.01, gt=0.0, lt=1.0)
+    epsilon: float = Field(default=1e-3, gt=0.0)
+
+
+class Dropout(Strict):
+    """Dropout; ``spatial: true`` drops whole feature maps (``SpatialDropout2D``)."""
+
+    type: Literal["dropout"]
+    rate: float = Field(ge=0.0, lt=1.0)
+    spatial: bool = False
+
+
+class Flatten(Strict):
+    """Flatten all but the batch axis."""
+
+    type: Literal["flatten"]
+
+
+class Activation(Strict):
+    """A stand-alone activation."""
+
+    type: Literal["activation"]
+    activation: ActivationName
+
+
+class Dense(Strict):
+    """Fully connected layer."""
+
+    type: Literal["dense"]
+    units: int = Field(gt=0)
+    activation: ActivationName = "relu"
+    use_bias: bool = True
+    kernel_initializer: Initializer = "glorot_uniform"
+    bias_initializer: Literal["zeros", "torch_default"] = "zeros"
+    kernel_regularizer: Regularizer | None = None
+    batch_norm: bool = False
+
+
+Layer = Annotated[
+    Conv | ConvTranspose | Pool | GlobalPool | UpSample | BatchNorm | Dropout | Flatten | Activation | Dense,
+    Field(discriminator="type"),
+]
+
+
+def activation(name: str) -> nn.Module:
+    """The torch module of an activation name (``linear`` is the identity)."""
+    table = {"relu": nn.ReLU, "leaky_relu": lambda: nn.LeakyReLU(0.2), "elu": nn.ELU, "selu": nn.SELU,
+             "gelu": nn.GELU, "silu": nn.SiLU, "swish": nn.SiLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid,
+             "softplus": nn.Softplus, "linear": nn.Identity}
+    return table[name]()
+
+
+def initialize(module: nn.Module, kernel: str, bias: str) -> None:
+    """Apply a Keras-named initialiser to a layer's weight and bias."""
+    weight = module.weight
+    if kernel == "glorot_uniform":
+        nn.init.xavier_uniform_(weight)
+    elif kernel == "glorot_normal":
+        nn.init.xavier_normal_(weight)
+    elif kernel == "he_uniform":
+        nn.init.kaiming_uniform_(weight, nonlinearity="relu")
+    elif kernel == "he_normal":
+        nn.init.kaiming_normal_(weight, nonlinearity="relu")
+    elif kernel == "lecun_normal":
+        nn.init.kaiming_normal_(weight, nonlinearity="linear")
+    elif kernel == "orthogonal":
+        nn.init.orthogonal_(weight)
+    elif kernel == "zeros":
+        nn.init.zeros_(weight)
+    if module.bias is not None and bias == "zeros":
+        nn.init.zeros_(module.bias)
+
+
+class SumPool(nn.Module):
+    """Sum pooling: average pooling times the window size."""
+
+    def __init__(self, dims: int, kernel: tuple[int, ...], stride: tuple[int, ...]) -> None:
+        super().__init__()
+        self.pool = (nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d)[dims - 1](kernel, stride)
+        self.factor = float(math.prod(kernel))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pool(x) * self.factor
+
+
+class GlobalPooling(nn.Module):
+    """Reduce all spatial axes with mean, max or sum."""
+
+    def __init__(self, mode: str) -> None:
+        super().__init__()
+        self.mode = mode
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        flat = x.flatten(2)
+        if self.mode == "max":
+            return flat.amax(dim=2)
+        return flat.sum(dim=2) if self.mode == "sum" else flat.mean(dim=2)
+
+
+def _tuple(value: IntOrList, dims: int, name: str) -> tuple[int, ...]:
+    if isinstance(value, int):
+        return (value,) * dims
+    if len(value) != dims:
+        msg = f"{name}: expected {dims} values for a {dims}D layer, got {value}"
+        raise ValueError(msg)
+    return tuple(value)
+
+
+def same_padding(size: tuple[int, ...], kernel: tuple[int, ...], stride: tuple[int, ...],
+                 dilation: tuple[int, ...]) -> tuple[int, ...]:
+    """Keras ``padding='same'``: output ``ceil(in / stride)``, extra padding at the end.
+
+    Returns the ``F.pad`` argument (last axis first).
+    """
+    pads: list[int] = []
+    for n, k, s, d in zip(reversed(size), reversed(kernel), reversed(stride), reversed(dilation), strict=True):
+        out = -(-n // s)
+        total = max((out - 1) * s + (k - 1) * d + 1 - n, 0)
+        pads += [total // 2, total - total // 2]
+    return tuple(pads)
+
+
+class StackBuilder:
+    """Build layer specs into modules, tracking the per-event shape ``(C, ...)``.
+
+    Parameters
+    ----------
+    shape
+        The per-event input shape, channels first.
+    dims
+        Spatial dimensionality of conv/pool layers (1, 2 or 3).
+    """
+
+    def __init__(self, shape: tuple[int, ...], dims: int) -> None:
+        self.shape = tuple(shape)
+        self.dims = dims
+        #: (position in the modules of the last built spec, l1, l2) of regularised kernels
+        self.regs: list[tuple[int, float, float]] = []
+
+    def _spatial(self, what: str) -> tuple[int, ...]:
+        if len(self.shape) != self.dims + 1:
+            msg = (f"{what}: expects a {self.dims}D input (channels + {self.dims} axes), "
+                   f"but the tensor here has shape {list(self.shape)}")
+            raise ValueError(msg)
+        return self.shape[1:]
+
+    def build(self, spec: Strict, where: str) -> list[nn.Module]:
+        """Modules of one spec; updates the tracked shape."""
+        self.regs = []
+        method = getattr(self, f"_build_{spec.type}")  # type: ignore[attr-defined]
+        return method(spec, where)
+
+    def _output_shape(self, modules: list[nn.Module], where: str) -> tuple[int, ...]:
+        with torch.no_grad():
+            probe = torch.zeros((2, *self.shape))
+            for m in modules:
+                probe = m.eval()(probe)
+        if probe.numel() == 0 or 0 in probe.shape:
+            msg = f"{where}: the output would be empty for input shape {list(self.shape)}"
+            raise ValueError(msg)
+        return tuple(probe.shape[1:])
+
+    def _build_conv(self, spec: Conv, where: str, transpose: bool = False) -> list[nn.Module]:
+        size = self._spatial(where)
+        d = self.dims
+        k, s, dil = (_tuple(spec.kernel_size, d, f"{where}.kernel_size"), _tuple(spec.strides, d, f"{where}.strides"),
+                     _tuple(spec.dilation_rate, d, f"{where}.dilation_rate"))
+        mods: list[nn.Module] = []
+        if transpose:
+            cls = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)[d - 1]
+            # Keras 'same' for a transposed conv: output = input * stride
+            pad = tuple((kk - 1) * dd // 2 for kk, dd in zip(k, dil, strict=True)) if spec.padding == "same" else 0
+            out_pad = tuple(max(n * ss - ((n - 1) * ss - 2 * p + (kk - 1) * dd + 1), 0)
+                            for n, ss, p, kk, dd in zip(size, s, pad, k, dil, strict=True)) \
+                if spec.padding == "same" else 0
+            conv = cls(self.shape[0], spec.filters, k, s, padding=pad, output_padding=out_pad, dilation=dil,
+                       bias=spec.use_bias and not spec.batch_norm)
+        else:
+            cls = (nn.Conv1d, nn.Conv2d, nn.Conv3d)[d - 1]
+            if spec.padding == "same":
+                pads = same_padding(size, k, s, dil)
+                if any(pads):
+                    mods.append(nn.ZeroPad1d(pads) if d == 1 else
+                                nn.ZeroPad2d(pads) if d == 2 else nn.ZeroPad3d(pads))
+            conv = cls(self.shape[0], spec.filters, k, s, dilation=dil, bias=spec.use_bias and not spec.batch_norm)
+        initialize(conv, spec.kernel_initializer, spec.bias_initializer)
+        mods.append(conv)
+        if spec.kernel_regularizer is not None:
+            self.regs.append((len(mods) - 1, spec.kernel_regularizer.l1, spec.kernel_regularizer.l2))
+        if spec.batch_norm:
+            mods.append((nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)[d - 1](spec.filters, eps=1e-3, momentum=0.01))
+        mods.append(activation(spec.activation))
+        self.shape = self._output_shape(mods, where)
+        return mods
+
+    def _build_conv_transpose(self, spec: ConvTranspose, where: str) -> list[nn.Module]:
+        return self._build_conv(spec, where, transpose=True)
+
+    def _build_pool(self, spec: Pool, where: str) -> list[nn.Module]:
+        size = self._spatial(where)
+        d = self.dims
+        k = _tuple(spec.pool_size, d, f"{where}.pool_size")
+        s = k if spec.strides is None else _tuple(spec.strides, d, f"{where}.strides")
+        mods: list[nn.Module] = []
+        if spec.padding == "same":
+            pads = same_padding(size, k, s, (1,) * d)
+            if any(pads):
+                value = -math.inf if spec.mode == "max" else 0.0
+                mods.append(_Pad(pads, value))
+        if spec.mode == "max":
+            mods.append((nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d)[d - 1](k, s))
+        elif spec.mode == "average":
+            mods.append((nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d)[d - 1](k, s))
+        else:
+            mods.append(SumPool(d, k, s))
+        self.shape = self._output_shape(mods, where)
+        return mods
+
+    def _build_global_pool(self, spec: GlobalPool, where: str) -> list[nn.Module]:
+        self._spatial(where)
+        self.shape = (self.shape[0],)
+        return [GlobalPooling(spec.mode)]
+
+    def _build_upsample(self, spec: UpSample, where: str) -> list[nn.Module]:
+        self._spatial(where)
+        size = _tuple(spec.size, self.dims, f"{where}.size")
+        mode = spec.interpolation
+        if mode == "bilinear":
+            mode = ("linear", "bilinear", "trilinear")[self.dims - 1]
+        mods: list[nn.Module] = [nn.Upsample(scale_factor=tuple(float(x) for x in size), mode=mode)]
+        self.shape = self._output_shape(mods, where)
+        return mods
+
+    def _build_batchnorm(self, spec: BatchNorm, where: str) -> list[nn.Module]:
+        n = len(self.shape)
+        cls = nn.BatchNorm1d if n <= 2 else (nn.BatchNorm2d if n == 3 else nn.BatchNorm3d)
+        return [cls(self.shape[0], eps=spec.epsilon, momentum=spec.momentum)]
+
+    def _build_dropout(self, spec: Dropout, where: str) -> list[nn.Module]:
+        if spec.spatial:
+            self._spatial(where)
+            return [(nn.Dropout1d, nn.Dropout2d, nn.Dropout3d)[self.dims - 1](spec.rate)]
+        return [nn.Dropout(spec.rate)]
+
+    def _build_flatten(self, spec: Flatten, where: str) -> list[nn.Module]:
+        self.shape = (math.prod(self.shape),)
+        return [nn.Flatten()]
+
+    def _build_activation(self, spec: Activation, where: str) -> list[nn.Module]:
+        return [activation(spec.activation)]
+
+    def _build_dense(self, spec: Dense, where: str) -> list[nn.Module]:
+        if len(self.shape) != 1:
+            msg = (f"{where}: a dense layer needs flat features; add {{type: flatten}} before it "
+                   f"(shape {list(self.shape)})")
+            raise ValueError(msg)
+        linear = nn.Linear(self.shape[0], spec.units, bias=spec.use_bias and not spec.batch_norm)
+        initialize(linear, spec.kernel_initializer, spec.bias_initializer)
+        mods: list[nn.Module] = [linear]
+        if spec.kernel_regularizer is not None:
+            self.regs.append((0, spec.kernel_regularizer.l1, spec.kernel_regularizer.l2))
+        if spec.batch_norm:
+            mods.append(nn.BatchNorm1d(spec.units, eps=1e-3, momentum=0.01))
+        mods.append(activation(spec.activation))
+        self.shape = (spec.units,)
+        return mods
+
+
+class _Pad(nn.Module):
+    def __init__(self, pads: tuple[int, ...], value: float) -> None:
+        super().__init__()
+        self.pads = pads
+        self.value = value
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.pad(x, self.pads, value=self.value)

@@ -1,0 +1,1 @@
+"""Training: the run config, the one training loop, checkpoints and transfer learning."""

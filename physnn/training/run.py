@@ -1,0 +1,188 @@
+"""A training run from a config: data -> task -> model -> trainer -> run folder.
+
+The run folder holds everything needed to use or continue the run::
+
+    run/
+      config.yaml       the resolved run config
+      transform.json    the fitted standardisation, padding and class map
+      metrics.csv       one row per epoch (or metrics.jsonl)
+      best.pt last.pt   checkpoints (weights_only-safe)
+      plots/            loss curves (physnn evaluate adds more)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from physnn.data.dataset import DataBundle, load
+from physnn.data.transform import Transform
+from physnn.errors import ConfigError, OutputError
+from physnn.models.registry import ModelIO, build_model
+from physnn.models.tasks import Task
+from physnn.training.checkpoint import BEST, LAST, load_checkpoint
+from physnn.training.config import RunConfig, load_run_config
+from physnn.training.device import resolve_device
+from physnn.training.trainer import EpochCallback, Trainer, TrainResult
+from physnn.training.transfer import transfer_features
+
+RUN_FILES = ("config.yaml", "transform.json", "metrics.csv", "metrics.jsonl", BEST, LAST)
+
+ConfigSource = RunConfig | Mapping[str, Any] | str | os.PathLike
+
+
+def model_io(data: DataBundle, task: Task) -> ModelIO:
+    """Input and output shapes of a model for these data and this task."""
+    inputs = data.train.inputs
+    return ModelIO(image=tuple(inputs["image"].shape[1:]) if "image" in inputs else None,
+                   sequence=tuple(inputs["sequence"].shape[1:]) if "sequence" in inputs else None,
+                   scalars=int(inputs["scalars"].shape[1]) if "scalars" in inputs else 0,
+                   outputs=task.n_outputs)
+
+
+def _prepare_dir(out: Path, overwrite: bool) -> None:
+    if out.exists() and not out.is_dir():
+        msg = f"{out}: exists and is not a folder; give a folder for the run"
+        raise OutputError(msg)
+    if out.is_dir() and any(out.iterdir()):
+        if not overwrite:
+            msg = (f"{out}: the run folder exists and is not empty; pass --overwrite to replace it, "
+                   f"or --resume to continue it")
+            raise OutputError(msg)
+        for name in RUN_FILES:
+            (out / name).unlink(missing_ok=True)
+        shutil.rmtree(out / "plots", ignore_errors=True)
+    if not out.parent.is_dir():
+        msg = f"{out}: the folder {out.parent} does not exist"
+        raise OutputError(msg)
+    out.mkdir(exist_ok=True)
+
+
+def train(
+    config: ConfigSource | None = None,
+    *,
+    out: str | os.PathLike,
+    overrides: Sequence[str] = (),
+    sections: Mapping[str, Any] | None = None,
+    resume: bool = False,
+    init_from: str | os.PathLike | None = None,
+    freeze: str | None = None,
+    device: str | None = None,
+    overwrite: bool = False,
+    progress: bool | None = None,
+    on_epoch_end: EpochCallback | None = None,
+) -> TrainResult:
+    """Train a model from a run config and write a run folder.
+
+    Parameters
+    ----------
+    config
+        Run YAML, dict or :class:`RunConfig` (not needed with ``resume``).
+    out
+        The run folder.
+    overrides
+        ``["train.epochs=5", "model.params.dims=3"]``.
+    sections
+        Replace sections by files or dicts: ``{"data": "configs/data/showers.yaml"}``.
+    resume
+        Continue the run in ``out`` from its ``last.pt`` with its own config.
+    init_from
+        Checkpoint or run folder whose feature extractor initialises the model.
+    freeze
+        ``"features"`` to freeze the transferred feature extractor.
+    device
+        Overrides ``train.device``.
+    overwrite
+        Replace an existing run folder.
+    progress
+        Progress bar on stderr; default: when stderr is a terminal.
+    on_epoch_end
+        Called with each epoch's metrics.
+
+    Examples
+    --------
+    >>> result = physnn.train("configs/train/epi.yaml", out="runs/epi")  # doctest: +SKIP
+    >>> result.best["val_auc"]  # doctest: +SKIP
+    0.991
+    """
+    out = Path(out)
+    state = None
+    if resume:
+        if config is not None or overrides or sections:
+            msg = "--resume continues the run with its own config; do not give a config or --set/--data/--model"
+            raise ConfigError(msg)
+        state = load_checkpoint(out, LAST)
+        cfg = RunConfig.model_validate(state["config"])
+        if state.get("stopped") or state["epoch"] >= cfg.train.epochs:
+            msg = f"{out}: the run already finished ({state['epoch']} epochs); nothing to resume"
+            raise ConfigError(msg)
+    else:
+        if config is None:
+            msg = "train: give a run config (or resume=True)"
+            raise ConfigError(msg)
+        extra = [f"train.init_from={os.fspath(init_from)}"] if init_from is not None else []
+        extra += [f"train.freeze={freeze}"] if freeze is not None else []
+        cfg = load_run_config(config, [*overrides, *extra], sections=sections)
+        _prepare_dir(out, overwrite)
+    if device is not None:
+        cfg.train.device = device
+    dev = resolve_device(cfg.train.device)
+    torch.manual_seed(cfg.train.seed)
+
+    data = load(cfg.data, transform=Transform.from_state(state["transform"]) if state else None)
+    if len(data.train) == 0:
+        msg = f"{', '.join(cfg.data.files)}: the training split is empty"
+        raise ConfigError(msg)
+    task = (Task.from_state(state["task"]) if state else
+            Task.from_config(cfg.task, cfg.data, data.transform.classes, data.train.tensors()))
+    io = model_io(data, task)
+    model = build_model(cfg.model, io)
+    transferred = False
+    if cfg.train.init_from and state is None:
+        transfer_features(model, cfg.train.init_from, freeze=cfg.train.freeze == "features")
+        transferred = True
+    elif cfg.train.init_from:
+        transferred = True
+        if cfg.train.freeze == "features":
+            for module in model.feature_modules():
+                module.requires_grad_(False)
+
+    if state is None:
+        _write_run_files(out, cfg, data.transform)
+    base = {"config": cfg.model_dump(mode="json"), "transform": data.transform.state(), "task": task.state(),
+            "io": io.state(), "data_info": _plain(data.info)}
+    trainer = Trainer(model, task, cfg.train, out, dev, checkpoint_base=base, transferred=transferred,
+                      progress=sys.stderr.isatty() if progress is None else progress)
+    result = trainer.fit(data.train, data.val, resume=state, on_epoch_end=on_epoch_end)
+    best = load_checkpoint(out, BEST)
+    result.model.load_state_dict(best["model"])
+    _plot_losses(out)
+    return result
+
+
+def _plain(value: Any) -> Any:
+    """JSON round trip: only plain types go into checkpoints."""
+    return json.loads(json.dumps(value, default=str))
+
+
+def _write_run_files(out: Path, cfg: RunConfig, transform: Transform) -> None:
+    import yaml
+
+    (out / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+    (out / "transform.json").write_text(json.dumps(transform.state(), indent=1))
+
+
+def _plot_losses(run_dir: Path) -> None:
+    """Loss curves into ``run/plots/loss.png`` when matplotlib is installed."""
+    try:
+        from physnn.evaluation.plots import plot_training
+    except ImportError:  # pragma: no cover - the plot extra is optional
+        return
+    plot_training(run_dir, run_dir / "plots")

@@ -1,0 +1,349 @@
+"""The one training loop, shared by every model family.
+
+Per epoch: shuffle, step through batches (autocast on CUDA), validate, log a
+row of metrics, step the schedule, save ``last.pt`` (and ``best.pt`` when the
+monitored metric improves), and stop early when it stops improving.
+``last.pt`` holds the optimiser, scheduler and random-number states, so a
+killed run resumed from it ends with the same weights as an uninterrupted
+one (CPU, same seed).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from physnn.data.dataset import TensorData
+from physnn.models.base import StagedModel
+from physnn.models.tasks import Task
+from physnn.training.checkpoint import BEST, LAST, save_checkpoint
+from physnn.training.config import TrainConfig
+from physnn.training.device import autocast, use_amp
+
+EpochCallback = Callable[[dict[str, Any]], None]
+
+
+@dataclass
+class TrainResult:
+    """What :func:`physnn.train` returns.
+
+    Attributes
+    ----------
+    run_dir
+        The run folder (config, transform, checkpoints, metrics, plots).
+    history
+        One dict of metrics per epoch.
+    best
+        The best epoch's metrics (by ``train.early_stopping.monitor``).
+    stopped_early
+        Whether early stopping ended the run.
+    model, task
+        The trained model (best weights loaded) and its task.
+    """
+
+    run_dir: Path
+    history: list[dict[str, Any]]
+    best: dict[str, Any]
+    stopped_early: bool
+    model: StagedModel = field(repr=False)
+    task: Task = field(repr=False)
+
+    @property
+    def checkpoint(self) -> Path:
+        """Path of ``best.pt``."""
+        return self.run_dir / BEST
+
+
+def make_optimizer(model: nn.Module, cfg: TrainConfig, transferred: bool) -> torch.optim.Optimizer:
+    """The configured optimiser; the feature extractor gets ``features_lr`` x lr when fine-tuned."""
+    o = cfg.optimizer
+    feature_ids = set()
+    if transferred and isinstance(model, StagedModel) and cfg.features_lr != 1.0:
+        feature_ids = {id(p) for m in model.feature_modules() for p in m.parameters()}
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    groups = [{"params": [p for p in trainable if id(p) not in feature_ids], "lr": o.lr}]
+    if feature_ids:
+        groups.append({"params": [p for p in trainable if id(p) in feature_ids], "lr": o.lr * cfg.features_lr})
+    if o.name == "adam":
+        return torch.optim.Adam(groups, lr=o.lr, betas=o.betas, weight_decay=o.weight_decay)
+    if o.name == "adamw":
+        return torch.optim.AdamW(groups, lr=o.lr, betas=o.betas, weight_decay=o.weight_decay)
+    if o.name == "sgd":
+        return torch.optim.SGD(groups, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay)
+    return torch.optim.RMSprop(groups, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay)
+
+
+def make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int) -> Any:
+    """The configured learning-rate scheduler, or None."""
+    s = cfg.scheduler
+    sched = torch.optim.lr_scheduler
+    if s.name == "cosine":
+        return sched.CosineAnnealingLR(opt, T_max=cfg.epochs, eta_min=s.min_lr)
+    if s.name == "step":
+        return sched.StepLR(opt, step_size=s.step_size, gamma=s.gamma)
+    if s.name == "exponential":
+        return sched.ExponentialLR(opt, gamma=s.gamma)
+    if s.name == "plateau":
+        return sched.ReduceLROnPlateau(opt, mode=cfg.early_stopping.mode, factor=s.factor, patience=s.patience,
+                                       min_lr=s.min_lr)
+    if s.name == "onecycle":
+        return sched.OneCycleLR(opt, max_lr=[g["lr"] for g in opt.param_groups],
+                                total_steps=cfg.epochs * max(steps_per_epoch, 1))
+    return None
+
+
+class MetricsLog:
+    """The per-epoch metrics file (``metrics.csv`` or ``metrics.jsonl``), rewritten from the history."""
+
+    def __init__(self, run_dir: Path, fmt: str) -> None:
+        self.path = run_dir / f"metrics.{fmt}"
+        self.fmt = fmt
+
+    def write(self, history: list[dict[str, Any]]) -> None:
+        tmp = self.path.with_suffix(self.path.suffix + ".tmp")
+        with tmp.open("w", newline="") as f:
+            if self.fmt == "jsonl":
+                f.writelines(json.dumps(row) + "\n" for row in history)
+            else:
+                columns = list(dict.fromkeys(k for row in history for k in row))
+                writer = csv.DictWriter(f, columns)
+                writer.writeheader()
+                writer.writerows(history)
+        tmp.replace(self.path)
+
+
+class Trainer:
+    """Train a :class:`StagedModel` for a :class:`Task`.
+
+    Parameters
+    ----------
+    model, task
+        What to train and for what.
+    cfg
+        The ``train`` section of the run config.
+    run_dir
+        Where checkpoints and metrics go.
+    device
+        The resolved device.
+    checkpoint_base
+        Entries stored in every checkpoint (config, transform, task, io).
+    transferred
+        Whether the feature extractor came from another run (``features_lr``).
+    progress
+        Show a rich progress bar on stderr.
+    """
+
+    def __init__(self, model: StagedModel, task: Task, cfg: TrainConfig, run_dir: Path, device: torch.device, *,
+                 checkpoint_base: Mapping[str, Any], transferred: bool = False, progress: bool = False) -> None:
+        self.model = model.to(device)
+        self.task = task
+        self.cfg = cfg
+        self.run_dir = run_dir
+        self.device = device
+        self.amp = use_amp(cfg.amp, device)
+        self.base = dict(checkpoint_base)
+        self.transferred = transferred
+        self.progress = progress
+        self.frozen = [m for m in model.feature_modules() if not any(p.requires_grad for p in m.parameters())]
+        self.generator = torch.Generator().manual_seed(cfg.seed)
+        self.log = MetricsLog(run_dir, cfg.metrics_format)
+
+    # -- data on the device --------------------------------------------------
+    def _place(self, data: TensorData) -> dict[str, torch.Tensor]:
+        """All tensors of a split, on the GPU when they fit comfortably, else on the CPU."""
+        tensors = data.tensors()
+        if self.device.type == "cuda":
+            size = sum(t.numel() * t.element_size() for t in tensors.values())
+            free, _ = torch.cuda.mem_get_info(self.device)
+            if size < 0.25 * free:
+                return {k: v.to(self.device) for k, v in tensors.items()}
+        return tensors
+
+    def _batches(self, tensors: Mapping[str, torch.Tensor], batch_size: int,
+                 shuffle: bool) -> Iterator[dict[str, torch.Tensor]]:
+        n = len(next(iter(tensors.values())))
+        order = torch.randperm(n, generator=self.generator) if shuffle else None
+        pin = self.device.type == "cuda"
+        for lo in range(0, n, batch_size):
+            idx = order[lo:lo + batch_size] if order is not None else slice(lo, lo + batch_size)
+            batch = {}
+            for k, v in tensors.items():
+                part = v[idx.to(v.device) if isinstance(idx, torch.Tensor) else idx]
+                if part.device != self.device:
+                    part = (part.pin_memory() if pin else part).to(self.device, non_blocking=pin)
+                batch[k] = part
+            yield batch
+
+    # -- one pass ------------------------------------------------------------
+    def _weighted(self, losses: torch.Tensor, batch: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        w = self.task.weights(batch)
+        if w is None:
+            return losses.sum(), torch.tensor(float(len(losses)), device=losses.device)
+        return (losses * w).sum(), w.sum()
+
+    def evaluate(self, tensors: Mapping[str, torch.Tensor]) -> dict[str, float]:
+        """Loss and task metrics on a split (eval mode, no gradients)."""
+        self.model.eval()
+        outs, total, weight = [], 0.0, 0.0
+        with torch.no_grad():
+            for batch in self._batches(tensors, self.cfg.eval_batch_size, shuffle=False):
+                with autocast(self.device, self.amp):
+                    out = self.model(batch)
+                out = out.float()
+                s, w = self._weighted(self.task.loss(out, batch), batch)
+                total += float(s)
+                weight += float(w)
+                outs.append(out.cpu())
+        metrics = {"loss": total / max(weight, 1e-12)}
+        metrics.update(self.task.metrics(torch.cat(outs), {k: v for k, v in tensors.items()
+                                                            if k in ("label", "target")}))
+        return metrics
+
+    def _train_epoch(self, tensors: Mapping[str, torch.Tensor], opt: torch.optim.Optimizer, sched: Any,
+                     bar: Any, task_id: Any) -> float:
+        self.model.train()
+        for module in self.frozen:
+            module.eval()  # frozen batch-norm statistics stay as transferred
+        total = torch.zeros((), device=self.device)
+        weight = torch.zeros((), device=self.device)
+        for step, batch in enumerate(self._batches(tensors, self.cfg.batch_size, shuffle=True)):
+            with autocast(self.device, self.amp):
+                out = self.model(batch)
+            s, w = self._weighted(self.task.loss(out, batch), batch)
+            loss = s / w.clamp(min=1e-12) + self.model.penalty()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if self.cfg.grad_clip is not None:
+                nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+            opt.step()
+            if self.cfg.scheduler.name == "onecycle":
+                sched.step()
+            total += s.detach()
+            weight += w.detach()
+            if bar is not None and step % 10 == 0:
+                bar.update(task_id, advance=0, loss=float(total / weight.clamp(min=1e-12)))
+            if bar is not None:
+                bar.advance(task_id)
+        return float(total / weight.clamp(min=1e-12))
+
+    # -- the loop ------------------------------------------------------------
+    def fit(self, train: TensorData, val: TensorData, *, resume: Mapping[str, Any] | None = None,
+            on_epoch_end: EpochCallback | None = None) -> TrainResult:
+        """Train for ``cfg.epochs`` epochs (or until early stopping).
+
+        Parameters
+        ----------
+        train, val
+            The splits.
+        resume
+            The contents of a ``last.pt`` to continue from.
+        on_epoch_end
+            Called with each epoch's metrics after the checkpoints are saved.
+        """
+        cfg = self.cfg
+        train_t, val_t = self._place(train), self._place(val) if len(val) else None
+        steps = math.ceil(len(train) / cfg.batch_size)
+        opt = make_optimizer(self.model, cfg, self.transferred)
+        sched = make_scheduler(opt, cfg, steps)
+        monitor = cfg.early_stopping.monitor if val_t is not None else "train_loss"
+        sign = 1.0 if cfg.early_stopping.mode == "min" or monitor == "train_loss" else -1.0
+        history: list[dict[str, Any]] = []
+        best: dict[str, Any] = {}
+        waited = 0
+        start = 0
+        if resume is not None:
+            self.model.load_state_dict(resume["model"])
+            opt.load_state_dict(resume["optimizer"])
+            if sched is not None and resume.get("scheduler") is not None:
+                sched.load_state_dict(resume["scheduler"])
+            torch.set_rng_state(resume["rng"]["torch"])
+            self.generator.set_state(resume["rng"]["shuffle"])
+            if self.device.type == "cuda" and resume["rng"].get("cuda"):
+                torch.cuda.set_rng_state_all(resume["rng"]["cuda"])
+            history, best, waited = list(resume["history"]), dict(resume["best"]), int(resume["waited"])
+            start = int(resume["epoch"])
+        stopped = False
+        bar = self._progress_bar()
+        task_id = None
+        if bar is not None:
+            bar.start()
+            task_id = bar.add_task("training", total=(cfg.epochs - start) * steps, loss=float("nan"), info="")
+        try:
+            for epoch in range(start, cfg.epochs):
+                if bar is not None:
+                    bar.update(task_id, description=f"epoch {epoch + 1}/{cfg.epochs}")
+                t0 = time.perf_counter()
+                train_loss = self._train_epoch(train_t, opt, sched, bar, task_id)
+                seconds = time.perf_counter() - t0
+                row: dict[str, Any] = {"epoch": epoch + 1, "train_loss": train_loss}
+                if val_t is not None:
+                    row.update({f"val_{k}": v for k, v in self.evaluate(val_t).items()})
+                row.update({"lr": opt.param_groups[0]["lr"], "seconds": round(seconds, 3),
+                            "samples_per_s": round(len(train) / max(seconds, 1e-9), 1)})
+                if monitor not in row:
+                    from physnn.errors import ConfigError
+
+                    msg = (f"train.early_stopping.monitor {monitor!r} is not a metric of this task; "
+                           f"available: {', '.join(k for k in row if k.startswith(('val_', 'train_')))}")
+                    raise ConfigError(msg)
+                if sched is not None and cfg.scheduler.name != "onecycle":
+                    sched.step(row[monitor]) if cfg.scheduler.name == "plateau" else sched.step()
+                history.append(row)
+                value = sign * row[monitor]
+                improved = not best or value < sign * best[monitor] - cfg.early_stopping.min_delta
+                if improved:
+                    best, waited = dict(row), 0
+                else:
+                    waited += 1
+                patience = cfg.early_stopping.patience
+                stopped = patience is not None and waited >= patience and epoch + 1 < cfg.epochs
+                self.log.write(history)
+                state = {"model": self.model.state_dict(), "epoch": epoch + 1, "history": history, "best": best}
+                if improved:
+                    save_checkpoint({**self.base, **state}, self.run_dir / BEST)
+                save_checkpoint({**self.base, **state, "optimizer": opt.state_dict(),
+                                 "scheduler": None if sched is None else sched.state_dict(),
+                                 "rng": self._rng_state(), "waited": waited, "stopped": stopped},
+                                self.run_dir / LAST)
+                if bar is not None:
+                    bar.console.print(_summary(row, monitor, improved))
+                if on_epoch_end is not None:
+                    on_epoch_end(row)
+                if stopped:
+                    break
+        finally:
+            if bar is not None:
+                bar.stop()
+        return TrainResult(self.run_dir, history, best, stopped, self.model, self.task)
+
+    def _rng_state(self) -> dict[str, Any]:
+        state: dict[str, Any] = {"torch": torch.get_rng_state(), "shuffle": self.generator.get_state()}
+        if self.device.type == "cuda":
+            state["cuda"] = torch.cuda.get_rng_state_all()
+        return state
+
+    def _progress_bar(self) -> Any:
+        if not self.progress:
+            return None
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn("loss {task.fields[loss]:.4f}"), TimeRemainingColumn(),
+                        console=Console(stderr=True), transient=True)
+
+
+def _summary(row: Mapping[str, Any], monitor: str, improved: bool) -> str:
+    keys = [k for k in row if k.startswith(("train_", "val_"))]
+    text = "  ".join(f"{k} {row[k]:.4g}" for k in keys)
+    mark = " [green]*[/]" if improved else ""
+    return f"epoch {row['epoch']:>3}  {text}  ({row['samples_per_s']:,.0f} ev/s){mark}"
