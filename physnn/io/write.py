@@ -109,6 +109,7 @@ def write_tree(
     compression: str | None = None,
     title: str = "",
     on_chunk: Callable[[int], None] | None = None,
+    extras: Mapping[str, Any] | None = None,
 ) -> int:
     """Write chunks of branches to a new ROOT file as one TTree, atomically.
 
@@ -130,6 +131,9 @@ def write_tree(
         The TTree title.
     on_chunk
         Called with the number of entries after each chunk (progress bars).
+    extras
+        Other objects written next to the tree, e.g. ``{"physnn_meta": json_text}``
+        (a str becomes a ``TObjString``).
 
     Returns
     -------
@@ -161,4 +165,6 @@ def write_tree(
         if handle is None:
             msg = f"{path}: nothing to write"
             raise OutputError(msg)
+        for key, value in (extras or {}).items():
+            out[key] = value
     return total

@@ -1,0 +1,345 @@
+"""Predictions for every event of ROOT files, written back to ROOT.
+
+``predict(run, files)`` streams the files chunk by chunk through the data
+transform stored in the checkpoint, runs the model (deterministically, or T
+times with MC dropout) and writes a TTree ``predictions`` aligned entry by
+entry with the input (no selection is applied unless asked for; the
+``entry`` branch holds the global entry number either way). Per event:
+
+==========================  ===================================================
+classification              ``prob[K]`` (mean class probabilities), ``pred``
+                            (argmax), ``score`` (P(class 1), binary only);
+                            with MC dropout also ``prob_std[K]``/``score_std``
+regression, target ``t``    ``t_pred``; ``t_aleatoric`` (Gaussian heads);
+                            with MC dropout ``t_epistemic`` (spread of the
+                            T means); ``t_std`` the total of both
+samples (``keep_samples``)  ``score_samples[T]``, ``prob_samples[T][K]`` or
+                            ``t_samples[T]``
+truth, when in the file     the label branch as it is, ``true_class`` (index,
+                            -1 for a value outside the classes), the targets
+                            and the weight under their own names
+always                      ``entry``, ``split`` (0 train, 1 val, 2 test by the
+                            training split's hash), the observer branches
+==========================  ===================================================
+
+A ``physnn_meta`` string (JSON) next to the tree records the run, the
+checkpoint, the classes/targets, the input files and the settings.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from physnn._version import __version__
+from physnn.config import DataConfig
+from physnn.data.dataset import TensorData, finalize, iter_raw
+from physnn.data.transform import Transform
+from physnn.errors import ConfigError, DataError
+from physnn.inference.mc_dropout import mc_forward, set_dropout
+from physnn.io.files import expand_files
+from physnn.io.read import branch_names, entries_for, open_tree
+from physnn.io.write import write_tree
+from physnn.models.base import StagedModel
+from physnn.models.registry import ModelIO, build_model
+from physnn.models.tasks import Task
+from physnn.training.checkpoint import load_checkpoint
+from physnn.training.config import RunConfig
+from physnn.training.device import autocast, resolve_device
+
+TREE = "predictions"
+META = "physnn_meta"
+
+
+@dataclass
+class LoadedRun:
+    """A trained model ready to predict, with everything it was trained with."""
+
+    model: StagedModel
+    task: Task
+    transform: Transform
+    config: RunConfig
+    io: ModelIO
+    checkpoint: Path
+    device: torch.device
+    epoch: int = 0
+
+
+def load_run(source: str | os.PathLike, *, device: str = "auto", which: str = "best.pt") -> LoadedRun:
+    """Rebuild the model of a run folder or checkpoint (weights-only load) on ``device``."""
+    ckpt = load_checkpoint(source, which)
+    cfg = RunConfig.model_validate(ckpt["config"])
+    io = ModelIO.from_state(ckpt["io"])
+    model = build_model(cfg.model, io)
+    model.load_state_dict(ckpt["model"])
+    dev = resolve_device(device)
+    model.to(dev).eval()
+    return LoadedRun(model, Task.from_state(ckpt["task"]), Transform.from_state(ckpt["transform"]), cfg, io,
+                     Path(ckpt["path"]), dev, int(ckpt.get("epoch", 0)))
+
+
+@dataclass
+class PredictionResult:
+    """What :func:`predict` did.
+
+    Attributes
+    ----------
+    path
+        The ROOT file written (None when only arrays were asked for).
+    events
+        Number of events predicted.
+    seconds
+        Wall time, reading and writing included.
+    arrays
+        The output branches as numpy arrays (when ``collect=True``).
+    meta
+        The metadata written next to the tree.
+    """
+
+    path: Path | None
+    events: int
+    seconds: float
+    arrays: dict[str, np.ndarray] | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def rate(self) -> float:
+        """Events per second."""
+        return self.events / self.seconds if self.seconds > 0 else float("inf")
+
+
+def prediction_config(cfg: DataConfig, files: str | Sequence[str] | None, tree: str | None,
+                      selection: str | None) -> DataConfig:
+    """The training data config pointed at new files: no cut, truth only where present."""
+    data = cfg.model_dump()
+    if files is not None:
+        data["files"] = [os.fspath(files)] if isinstance(files, (str, os.PathLike)) else [os.fspath(f) for f in files]
+        data["tree"] = tree
+    elif tree is not None:
+        data["tree"] = tree
+    data.update(selection=selection, entry_start=None, entry_stop=None)
+    first = expand_files(data["files"])[0]
+    present = set(branch_names(open_tree(first, data["tree"])))
+    if data["label"] not in present:
+        data["label"] = None
+    if not all(t in present for t in data["targets"]):
+        data["targets"] = []
+    if data["weight"] not in present:
+        data["weight"] = None
+    data["observers"] = [o for o in data["observers"] if o in present]
+    return DataConfig.model_validate(data)
+
+
+def _forward(run: LoadedRun, td: TensorData, samples: int, batch_size: int) -> torch.Tensor:
+    """Outputs (T, N, O) on the CPU (T = 1 without MC dropout)."""
+    outs = []
+    for batch in td.batches(batch_size):
+        batch = {k: v.to(run.device, non_blocking=True) for k, v in batch.items()
+                 if k not in ("label", "target", "weight")}
+        with autocast(run.device, run.device.type == "cuda"):
+            if samples > 0:
+                out = mc_forward(run.model, batch, samples)
+            else:
+                set_dropout(run.model, False)
+                with torch.no_grad():
+                    out = run.model(batch)[None]
+        outs.append(out.float().cpu())
+    return torch.cat(outs, dim=1)
+
+
+def output_branches(task: Task, outs: torch.Tensor, *, mc: bool, keep_samples: bool) -> dict[str, np.ndarray]:
+    """The prediction branches of one chunk from raw outputs (T, N, O)."""
+    pred = task.predict(outs)
+    out: dict[str, np.ndarray] = {}
+    if task.is_classification:
+        prob = pred["prob"]
+        mean = prob.mean(0)
+        out["prob"] = mean.numpy().astype(np.float32)
+        out["pred"] = mean.argmax(1).numpy().astype(np.int32)
+        if task.kind == "binary":
+            out["score"] = out["prob"][:, 1].copy()
+        if mc:
+            std = prob.std(0)
+            out["prob_std"] = std.numpy().astype(np.float32)
+            if task.kind == "binary":
+                out["score_std"] = out["prob_std"][:, 1].copy()
+        if keep_samples and mc:
+            if task.kind == "binary":
+                out["score_samples"] = np.ascontiguousarray(prob[..., 1].T.numpy(), dtype=np.float32)
+            else:
+                out["prob_samples"] = np.ascontiguousarray(prob.permute(1, 0, 2).numpy(), dtype=np.float32)
+        return out
+    mean = pred["mean"]
+    for j, name in enumerate(task.targets):
+        mu = mean[..., j]
+        out[f"{name}_pred"] = mu.mean(0).numpy().astype(np.float32)
+        total = torch.zeros_like(mu[0])
+        if "var" in pred:
+            aleatoric = pred["var"][..., j].mean(0).sqrt()
+            out[f"{name}_aleatoric"] = aleatoric.numpy().astype(np.float32)
+            total = total + aleatoric**2
+        if mc:
+            epistemic = mu.std(0)
+            out[f"{name}_epistemic"] = epistemic.numpy().astype(np.float32)
+            total = total + epistemic**2
+        if mc or "var" in pred:
+            out[f"{name}_std"] = total.sqrt().numpy().astype(np.float32)
+        if keep_samples and mc:
+            out[f"{name}_samples"] = np.ascontiguousarray(mu.T.numpy(), dtype=np.float32)
+    return out
+
+
+def _truth_branches(task: Task, cfg: DataConfig, transform: Transform, raw: Any, td: TensorData) -> dict[str, Any]:
+    out: dict[str, Any] = {"entry": td.entry.astype(np.int64), "split": raw.split.astype(np.int32)}
+    if raw.labels is not None and cfg.label is not None:
+        out[cfg.label] = raw.labels
+        if task.is_classification:
+            lookup = {v: i for i, v in enumerate(transform.classes or [])}
+            out["true_class"] = np.array([lookup.get(v.item(), -1) for v in raw.labels], dtype=np.int32)
+    if raw.targets is not None:
+        for j, name in enumerate(cfg.targets):
+            out[name] = raw.targets[:, j]
+    if raw.weight is not None and cfg.weight is not None:
+        out[cfg.weight] = raw.weight
+    for name, value in raw.observers.items():
+        out.setdefault(name, value)
+    return out
+
+
+def predict(
+    run: str | os.PathLike | LoadedRun,
+    files: str | os.PathLike | Sequence[str] | None = None,
+    *,
+    out: str | os.PathLike | None = None,
+    tree: str | None = None,
+    mc_samples: int = 0,
+    keep_samples: bool = False,
+    selection: str | None = None,
+    batch_size: int = 1024,
+    device: str = "auto",
+    step_size: str | int | None = None,
+    overwrite: bool = False,
+    compression: str | None = None,
+    collect: bool | None = None,
+    progress: Any = None,
+) -> PredictionResult:
+    """Predict every event of ``files`` with a trained run, optionally with MC dropout.
+
+    Parameters
+    ----------
+    run
+        A run folder, a checkpoint file, or a :class:`LoadedRun`.
+    files
+        Input ROOT files (path, glob or list); default: the training files.
+    out
+        Output ROOT file with the ``predictions`` tree (written atomically).
+    tree
+        Input tree name (default: the training config's).
+    mc_samples
+        T stochastic passes with dropout on; 0 for a plain deterministic prediction.
+    keep_samples
+        Also write all T samples per event.
+    selection
+        A cut applied before predicting (default: none, so the output is
+        aligned entry by entry with the input).
+    batch_size
+        Events per forward pass (times T rows with MC dropout).
+    device
+        ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
+    step_size
+        Chunk size when streaming the input (default: the data config's).
+    overwrite, compression
+        As for every physnn output.
+    collect
+        Return the branches as arrays (default: when no ``out`` is given).
+    progress
+        Called with the number of events after each chunk.
+
+    Returns
+    -------
+    PredictionResult
+
+    Examples
+    --------
+    >>> res = physnn.predict("runs/epi", "showers.root", mc_samples=50, out="preds.root")  # doctest: +SKIP
+    >>> res.arrays is None  # doctest: +SKIP
+    True
+    """
+    if mc_samples < 0:
+        msg = f"--mc-samples must be 0 (off) or positive, got {mc_samples}"
+        raise ConfigError(msg)
+    if keep_samples and mc_samples == 0:
+        msg = "--keep-samples needs --mc-samples T"
+        raise ConfigError(msg)
+    if batch_size <= 0:
+        msg = f"--batch-size must be positive, got {batch_size}"
+        raise ConfigError(msg)
+    if out is not None:
+        from physnn.io.write import check_output
+
+        check_output(out, overwrite=overwrite)
+    loaded = run if isinstance(run, LoadedRun) else load_run(run, device=device)
+    cfg = prediction_config(loaded.config.data, files, tree, selection)
+    collect = out is None if collect is None else collect
+    meta = {"physnn": __version__, "checkpoint": str(loaded.checkpoint), "epoch": loaded.epoch,
+            "model": loaded.config.model.name, "task": loaded.task.state(), "files": expand_files(cfg.files),
+            "tree": cfg.tree, "selection": selection, "mc_samples": mc_samples,
+            "training_files": expand_files(loaded.config.data.files),
+            "split": loaded.config.data.split.model_dump(), "label": cfg.label, "targets": cfg.targets}
+    meta["same_files_as_training"] = sorted(map(os.path.realpath, meta["files"])) == sorted(
+        map(os.path.realpath, meta["training_files"]))
+    pieces: list[dict[str, Any]] = []
+    start = time.perf_counter()
+    count = 0
+
+    def chunks() -> Iterator[dict[str, Any]]:
+        nonlocal count
+        for raw in iter_raw(cfg, step_size=step_size or cfg.step_size):
+            if len(raw) == 0:
+                continue
+            td = finalize(raw, loaded.transform, cfg.model_copy(update={"label": None}))
+            branches = _truth_branches(loaded.task, cfg, loaded.transform, raw, td)
+            outs = _forward(loaded, td, mc_samples, batch_size)
+            branches.update(output_branches(loaded.task, outs, mc=mc_samples > 0, keep_samples=keep_samples))
+            count += len(td)
+            if collect:
+                pieces.append(branches)
+            if progress is not None:
+                progress(len(td))
+            yield branches
+
+    if out is not None:
+        title = f"physnn predictions of {loaded.checkpoint}"
+        write_tree(out, TREE, chunks(), overwrite=overwrite, compression=compression, title=title,
+                   extras={META: json.dumps(meta)})
+    else:
+        for _ in chunks():
+            pass
+    if count == 0:
+        msg = f"{', '.join(cfg.files)}: no event to predict" + (f" after the selection {selection!r}" if selection else "")
+        raise DataError(msg)
+    arrays = _concat(pieces) if collect else None
+    return PredictionResult(None if out is None else Path(out), count, time.perf_counter() - start, arrays, meta)
+
+
+def _concat(pieces: list[dict[str, Any]]) -> dict[str, Any]:
+    import awkward as ak
+
+    out = {}
+    for key in pieces[0]:
+        values = [p[key] for p in pieces]
+        out[key] = np.concatenate(values) if isinstance(values[0], np.ndarray) else ak.concatenate(values)
+    return out
+
+
+def expected_entries(files: str | Sequence[str], tree: str | None) -> int:
+    """Number of input entries (for progress bars)."""
+    return entries_for(files, tree)
