@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ except ImportError:  # pragma: no cover - mplhep is part of the plot extra
 
 def _save(fig: Any, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90, bbox_inches="tight")
+    fig.savefig(path, dpi=90)
     plt.close(fig)
     return path
 
@@ -49,7 +50,8 @@ def plot_training(run_dir: Path, out: Path) -> list[Path]:
         return []
     epoch = [row["epoch"] for row in history]
     metrics = [k for k in history[-1] if k.startswith("val_") and k != "val_loss"]
-    fig, axes = plt.subplots(1, 1 + bool(metrics), figsize=(8 + 6 * bool(metrics), 6), squeeze=False)
+    fig, axes = plt.subplots(1, 1 + bool(metrics), layout="constrained", figsize=(8 + 6 * bool(metrics), 6),
+                             squeeze=False)
     ax = axes[0, 0]
     ax.plot(epoch, [r["train_loss"] for r in history], "o-", label="training")
     if "val_loss" in history[-1]:
@@ -67,3 +69,159 @@ def plot_training(run_dir: Path, out: Path) -> list[Path]:
     return [_save(fig, Path(out) / "loss.png")]
 
 
+
+
+def _label(ax: Any, text: str) -> None:
+    ax.text(0.04, 0.96, text, transform=ax.transAxes, va="top", ha="left", fontsize=14)
+
+
+def plot_roc(roc: dict[str, Any], path: Path, *, name: str = "classifier") -> Path:
+    """ROC curve with its bootstrap band, and background rejection vs signal efficiency."""
+    fpr, tpr = np.array(roc["fpr"]), np.array(roc["tpr"])
+    fig, (ax, bx) = plt.subplots(1, 2, layout="constrained", figsize=(14, 6.5))
+    if "tpr_low" in roc:
+        ax.fill_between(fpr, roc["tpr_low"], roc["tpr_high"], alpha=0.3, label="bootstrap 68% band")
+    auc = f"AUC = {roc['auc']:.4f}"
+    if "auc_low" in roc:
+        auc += f" [{roc['auc_low']:.4f}, {roc['auc_high']:.4f}]"
+    ax.plot(fpr, tpr, label=f"{name}: {auc}")
+    ax.plot([0, 1], [0, 1], "k:", label="random")
+    ax.set_xlabel("false positive rate (class 0 accepted)")
+    ax.set_ylabel("true positive rate (class 1 accepted)")
+    ax.legend(loc="lower right", fontsize=12)
+    ok = fpr > 0
+    bx.plot(tpr[ok], 1 / fpr[ok])
+    bx.set_yscale("log")
+    bx.set_xlabel("signal efficiency (class 1)")
+    bx.set_ylabel("background rejection 1/FPR")
+    return _save(fig, path)
+
+
+def plot_calibration(cal: dict[str, Any], path: Path) -> Path:
+    """Reliability diagram: observed frequency vs mean predicted probability."""
+    fig, ax = plt.subplots(layout="constrained", figsize=(7, 7))
+    ax.plot([0, 1], [0, 1], "k:", label="perfectly calibrated")
+    ax.plot(cal["mean_predicted"], cal["observed"], "o-", label=f"ECE = {cal['ece']:.4f}")
+    ax.set_xlabel("mean predicted probability")
+    ax.set_ylabel("observed frequency")
+    ax.legend(loc="upper left")
+    return _save(fig, path)
+
+
+def plot_confusion(confusion: Sequence[Sequence[float]], classes: Sequence[Any], path: Path) -> Path:
+    """Confusion matrix normalised per true class, with the counts."""
+    m = np.asarray(confusion, dtype=float)
+    norm = m / np.maximum(m.sum(1, keepdims=True), 1e-12)
+    fig, ax = plt.subplots(layout="constrained", figsize=(2.2 * len(classes) + 3, 2.2 * len(classes) + 2))
+    ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    for i in range(m.shape[0]):
+        for j in range(m.shape[1]):
+            ax.text(j, i, f"{norm[i, j]:.3f}\n({m[i, j]:.0f})", ha="center", va="center",
+                    color="white" if norm[i, j] > 0.5 else "black", fontsize=12)
+    ax.set_xticks(range(len(classes)), [str(c) for c in classes])
+    ax.set_yticks(range(len(classes)), [str(c) for c in classes])
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.minorticks_off()
+    return _save(fig, path)
+
+
+def plot_mc_scores(score: np.ndarray, score_std: np.ndarray, true_class: np.ndarray,
+                   samples: np.ndarray | None, path: Path) -> Path:
+    """What MC dropout says about each prediction.
+
+    Left: the mean score per true class. Middle: spread vs mean score (sure
+    predictions sit at the ends with a small spread). Right (when the samples
+    were kept): the T sampled scores of a certain negative, a certain positive
+    and the most uncertain event.
+    """
+    from physnn.evaluation.metrics import mc_categories
+
+    panels = 3 if samples is not None else 2
+    fig, axes = plt.subplots(1, panels, layout="constrained", figsize=(7 * panels, 6.5))
+    bins = np.linspace(0, 1, 41)
+    for c in (0, 1):
+        axes[0].hist(score[true_class == c], bins=bins, histtype="step", lw=2, label=f"true class {c}")
+    axes[0].set_yscale("log")
+    axes[0].set_xlabel("mean MC-dropout score")
+    axes[0].set_ylabel("events")
+    axes[0].legend(loc="upper center")
+    h = axes[1].hist2d(score, score_std, bins=(bins, 40), cmin=1, norm=mpl.colors.LogNorm())
+    fig.colorbar(h[3], ax=axes[1], label="events")
+    axes[1].set_xlabel("mean score")
+    axes[1].set_ylabel("MC-dropout spread (std)")
+    if samples is not None:
+        cat = mc_categories(score, score_std)
+        picks = []
+        for c, name in ((0, "certain negative"), (1, "certain positive")):
+            idx = np.flatnonzero(cat == c)
+            if idx.size:
+                picks.append((idx[np.argmin(score_std[idx])], name))
+        picks.append((int(np.argmax(score_std)), "most uncertain"))
+        for i, name in picks:
+            axes[2].hist(samples[i], bins=bins, histtype="stepfilled", alpha=0.5,
+                         label=f"{name}: {score[i]:.2f} ± {score_std[i]:.2f}")
+        axes[2].set_xlabel(f"score of each of the T = {samples.shape[1]} passes")
+        axes[2].set_ylabel("passes")
+        axes[2].legend(loc="upper center", fontsize=11)
+    return _save(fig, path)
+
+
+def plot_regression(name: str, true: np.ndarray, pred: np.ndarray, std: np.ndarray | None,
+                    figures: dict[str, Any], out: Path,
+                    baselines: Mapping[str, dict[str, Any]] | None = None) -> list[Path]:
+    """Residuals, resolution vs true value (with the σ/E fit), pulls and coverage."""
+    paths = []
+    res = pred - true
+    fig, (ax, bx) = plt.subplots(1, 2, layout="constrained", figsize=(14, 6.5))
+    ax.hist(res, bins=60, histtype="step", lw=2)
+    ax.set_xlabel(f"{name} predicted - true")
+    ax.set_ylabel("events")
+    _label(ax, f"bias {figures['bias']:.3g}\nσ {figures['sigma']:.3g}")
+    bx.hist2d(true, pred, bins=50, cmin=1, norm=mpl.colors.LogNorm())
+    lims = [min(true.min(), pred.min()), max(true.max(), pred.max())]
+    bx.plot(lims, lims, "k:")
+    bx.set_xlabel(f"true {name}")
+    bx.set_ylabel(f"predicted {name}")
+    paths.append(_save(fig, out / f"{name}_residuals.png"))
+
+    binned = figures["binned"]
+    fig, ax = plt.subplots(layout="constrained", figsize=(8, 6.5))
+    ax.errorbar(binned["true"], binned["sigma"], yerr=binned["sigma_err"], fmt="o", label="model")
+    fit = figures.get("fit")
+    if fit:
+        e = np.linspace(min(binned["true"]), max(binned["true"]), 200)
+        ax.plot(e, np.sqrt(fit["stochastic"] ** 2 / e + fit["constant"] ** 2),
+                label=f"{fit['stochastic']:.3f}/√E ⊕ {fit['constant']:.3f}")
+    for label, other in (baselines or {}).items():
+        ob = other["binned"]
+        ax.errorbar(ob["true"], ob["sigma"], yerr=ob["sigma_err"], fmt="s", label=label)
+    ax.set_xlabel(f"true {name}")
+    ax.set_ylabel("relative resolution σ/E" if figures["relative"] else "resolution σ")
+    ax.legend()
+    paths.append(_save(fig, out / f"{name}_resolution.png"))
+
+    if std is not None and "pull_std" in figures:
+        fig, (ax, bx) = plt.subplots(1, 2, layout="constrained", figsize=(14, 6.5))
+        pull = res / std
+        pull = pull[np.isfinite(pull)]
+        bins = np.linspace(-5, 5, 51)
+        ax.hist(pull, bins=bins, density=True, histtype="step", lw=2, label="pulls")
+        x = np.linspace(-5, 5, 200)
+        ax.plot(x, np.exp(-0.5 * x**2) / np.sqrt(2 * np.pi), "k:", label="N(0, 1)")
+        ax.set_xlabel("(predicted - true) / σ")
+        ax.set_ylabel("density")
+        ax.legend()
+        _label(ax, f"mean {figures['pull_mean']:.3f}\nstd {figures['pull_std']:.3f}")
+        from scipy.special import erf
+
+        curve = figures["coverage_curve"]
+        z = np.array(curve["z"])
+        bx.plot(z, erf(z / np.sqrt(2)), "k:", label="Gaussian expectation")
+        bx.plot(z, curve["observed"], label="observed")
+        bx.set_xlabel("interval half-width in σ")
+        bx.set_ylabel("coverage")
+        bx.legend(loc="lower right")
+        _label(bx, f"±1σ {figures['coverage_1sigma']:.3f}\n±2σ {figures['coverage_2sigma']:.3f}")
+        paths.append(_save(fig, out / f"{name}_pulls.png"))
+    return paths

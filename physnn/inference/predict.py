@@ -293,7 +293,8 @@ def predict(
             "model": loaded.config.model.name, "task": loaded.task.state(), "files": expand_files(cfg.files),
             "tree": cfg.tree, "selection": selection, "mc_samples": mc_samples,
             "training_files": expand_files(loaded.config.data.files),
-            "split": loaded.config.data.split.model_dump(), "label": cfg.label, "targets": cfg.targets}
+            "split": loaded.config.data.split.model_dump(), "label": cfg.label, "targets": cfg.targets,
+            "weight": cfg.weight}
     meta["same_files_as_training"] = sorted(map(os.path.realpath, meta["files"])) == sorted(
         map(os.path.realpath, meta["training_files"]))
     pieces: list[dict[str, Any]] = []
@@ -315,6 +316,10 @@ def predict(
             if progress is not None:
                 progress(len(td))
             yield branches
+        if count == 0:
+            msg = f"{', '.join(cfg.files)}: no event to predict"
+            msg += f" after the selection {selection!r}" if selection else ""
+            raise DataError(msg)
 
     if out is not None:
         title = f"physnn predictions of {loaded.checkpoint}"
@@ -323,9 +328,6 @@ def predict(
     else:
         for _ in chunks():
             pass
-    if count == 0:
-        msg = f"{', '.join(cfg.files)}: no event to predict" + (f" after the selection {selection!r}" if selection else "")
-        raise DataError(msg)
     arrays = _concat(pieces) if collect else None
     return PredictionResult(None if out is None else Path(out), count, time.perf_counter() - start, arrays, meta)
 

@@ -1,0 +1,150 @@
+"""``physnn evaluate``: figures of merit and plots from a predictions file.
+
+Reads the ``predictions`` tree and its ``physnn_meta`` written by
+:func:`physnn.predict`, picks the events to judge (by default the test split
+when the predictions were made on the training files, so that no training
+event is counted), computes the figures (:mod:`physnn.evaluation.metrics`)
+and writes ``metrics.json`` and PNG plots.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from physnn.data.split import SPLITS
+from physnn.errors import ConfigError, DataError, InputFileError
+from physnn.evaluation import metrics
+from physnn.inference.predict import META, TREE
+from physnn.io.files import open_root
+
+
+@dataclass
+class EvaluationResult:
+    """The figures (also in ``metrics.json``) and the files written."""
+
+    figures: dict[str, Any]
+    out: Path | None
+    files: list[Path] = field(default_factory=list)
+
+
+def read_predictions(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """The branches of a predictions file as numpy arrays, and its metadata."""
+    handle = open_root(path)
+    if TREE not in handle or META not in handle:
+        msg = f"{path}: not a physnn predictions file (expected the tree {TREE!r} and {META!r})"
+        raise InputFileError(msg)
+    meta = json.loads(str(handle[META]))
+    tree = handle[TREE]
+    arrays = {k: np.asarray(v) for k, v in tree.arrays(library="np").items()}
+    return arrays, meta
+
+
+def _select(arrays: dict[str, np.ndarray], meta: dict[str, Any], split: str) -> tuple[np.ndarray, str]:
+    n = len(arrays["entry"])
+    if split == "auto":
+        split = "test" if meta.get("same_files_as_training") else "all"
+    if split == "all":
+        return np.ones(n, bool), split
+    if split not in SPLITS:
+        msg = f"--split {split!r}: expected auto, all, {', '.join(SPLITS)}"
+        raise ConfigError(msg)
+    return arrays["split"] == SPLITS[split], split
+
+
+def evaluate(predictions: str | os.PathLike, *, out: str | os.PathLike | None = None,
+             run: str | os.PathLike | None = None, split: str = "auto", n_boot: int = 200, seed: int = 0,
+             plots: bool = True) -> EvaluationResult:
+    """Judge predictions against the truth stored next to them.
+
+    Parameters
+    ----------
+    predictions
+        A file written by :func:`physnn.predict` (with the truth branches).
+    out
+        Folder for ``metrics.json`` and the plots (None: compute only).
+    run
+        Run folder for the training curves (default: the checkpoint's folder).
+    split
+        ``auto`` (test split for predictions on the training files, else
+        all), ``all``, ``train``, ``val`` or ``test``.
+    n_boot
+        Bootstrap resamples for the AUC interval and the ROC band.
+    plots
+        Write PNG plots (needs matplotlib).
+    """
+    arrays, meta = read_predictions(predictions)
+    task = meta["task"]
+    keep, split = _select(arrays, meta, split)
+    figures: dict[str, Any] = {"predictions": os.fspath(predictions), "checkpoint": meta.get("checkpoint"),
+                               "split": split, "mc_samples": meta.get("mc_samples", 0)}
+    written: list[Path] = []
+    outdir = None if out is None else Path(out)
+    if outdir is not None:
+        if outdir.exists() and not outdir.is_dir():
+            msg = f"{outdir}: exists and is not a folder"
+            raise ConfigError(msg)
+        outdir.mkdir(parents=True, exist_ok=True)
+    draw = plots and outdir is not None
+    if draw:
+        from physnn.evaluation import plots as P
+
+    if task["kind"] != "regression":
+        if "true_class" not in arrays:
+            msg = f"{predictions}: no truth (label branch) in the predictions; predict on a file with the label"
+            raise DataError(msg)
+        sel = keep & (arrays["true_class"] >= 0)
+        if not sel.any():
+            msg = f"{predictions}: no event with a known class in the {split} split"
+            raise DataError(msg)
+        prob = arrays["prob"][sel]
+        std = arrays["prob_std"][sel] if "prob_std" in arrays else None
+        truth = arrays["true_class"][sel]
+        weight = arrays[meta["weight"]][sel] if meta.get("weight") and meta["weight"] in arrays else None
+        fig = metrics.classification(truth, prob, weight=weight, prob_std=std, classes=task["classes"],
+                                     n_boot=n_boot, seed=seed)
+        figures["classification"] = fig
+        figures["events"] = int(sel.sum())
+        if draw:
+            if "roc" in fig:
+                written.append(P.plot_roc(fig["roc"], outdir / "roc.png"))
+            written.append(P.plot_calibration(fig["calibration"], outdir / "calibration.png"))
+            written.append(P.plot_confusion(fig["confusion"], task["classes"], outdir / "confusion.png"))
+            if std is not None and prob.shape[1] == 2:
+                samples = arrays["score_samples"][sel] if "score_samples" in arrays else None
+                written.append(P.plot_mc_scores(prob[:, 1], std[:, 1], truth, samples, outdir / "mc_scores.png"))
+    else:
+        figures["regression"] = {}
+        for name in task["targets"]:
+            if name not in arrays:
+                msg = f"{predictions}: no true {name!r} branch in the predictions; predict on a file with the target"
+                raise DataError(msg)
+            true, pred = arrays[name][keep], arrays[f"{name}_pred"][keep]
+            std = arrays[f"{name}_std"][keep] if f"{name}_std" in arrays else None
+            fig = metrics.regression(true, pred, std=std)
+            for part in ("aleatoric", "epistemic"):
+                if f"{name}_{part}" in arrays:
+                    fig[f"mean_{part}"] = float(np.mean(arrays[f"{name}_{part}"][keep]))
+            figures["regression"][name] = fig
+            if draw:
+                written += P.plot_regression(name, true, pred, std, fig, outdir)
+    figures.setdefault("events", int(keep.sum()))
+    run_dir = Path(run) if run is not None else (Path(meta["checkpoint"]).parent if meta.get("checkpoint") else None)
+    if run_dir is not None and run_dir.is_dir():
+        from physnn.evaluation.plots import read_history
+
+        history = read_history(run_dir)
+        if history:
+            figures["training"] = {"epochs": len(history), "last": history[-1]}
+            if draw:
+                written += P.plot_training(run_dir, outdir)
+    if outdir is not None:
+        path = outdir / "metrics.json"
+        path.write_text(json.dumps(figures, indent=1))
+        written.insert(0, path)
+    return EvaluationResult(figures, outdir, written)
