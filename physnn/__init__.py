@@ -13,8 +13,9 @@ from typing import Any
 
 from physnn._version import __version__
 
-_API = ("DataBundle", "SimulationResult", "TensorData", "Transform", "fit", "inspect", "load", "read",
-        "simulate", "stream")
+_API = ("DataBundle", "EvaluationResult", "LoadedRun", "ModelConfig", "ModelIO", "PredictionResult", "RunConfig",
+        "SimulationResult", "TensorData", "TrainResult", "Transform", "build_model", "evaluate", "fit", "inspect",
+        "list_models", "load", "load_run", "load_run_config", "predict", "read", "simulate", "stream", "train")
 
 __all__ = ["__version__", *_API]
 

@@ -20,13 +20,21 @@ from physnn.config import load_config
 from physnn.data.dataset import DataBundle, TensorData, fit, load, stream
 from physnn.data.transform import Transform
 from physnn.errors import ConfigError
+from physnn.evaluation.report import EvaluationResult, evaluate
+from physnn.inference.predict import LoadedRun, PredictionResult, load_run, predict
 from physnn.io.inspect import TreeInfo, inspect_file
 from physnn.io.read import read
 from physnn.io.write import write_tree
+from physnn.models.registry import ModelConfig, ModelEntry, ModelIO, build_model
+from physnn.models.registry import available as _available
 from physnn.simulation import EventConfig, ShowerConfig, iter_events, iter_showers
+from physnn.training.config import RunConfig, load_run_config
+from physnn.training.run import train
+from physnn.training.trainer import TrainResult
 
-__all__ = ["DataBundle", "SimulationResult", "TensorData", "Transform", "fit", "inspect", "load", "read",
-           "simulate", "stream"]
+__all__ = ["DataBundle", "EvaluationResult", "LoadedRun", "ModelConfig", "ModelIO", "PredictionResult", "RunConfig",
+           "SimulationResult", "TensorData", "TrainResult", "Transform", "build_model", "evaluate", "fit", "inspect",
+           "list_models", "load", "load_run", "load_run_config", "predict", "read", "simulate", "stream", "train"]
 
 #: Tree names written by the simulator.
 TREE_NAMES = {"showers": "showers", "events": "events"}
@@ -110,3 +118,8 @@ def inspect(files: str | os.PathLike | Sequence[str], *, probe: int = 10000) -> 
     """Describe the trees and branches of ROOT files (see :func:`physnn.io.inspect.inspect_file`)."""
     spec = os.fspath(files) if isinstance(files, (str, os.PathLike)) else [os.fspath(f) for f in files]
     return inspect_file(spec, probe=probe)
+
+
+def list_models() -> dict[str, ModelEntry]:
+    """The model registry: name -> entry (``params`` is the pydantic parameter class)."""
+    return _available()

@@ -214,6 +214,197 @@ def load_cmd(
     _print_bundle(api.load(config, overrides=list(set_ or [])))
 
 
+def _attribute_docs(doc: str) -> dict[str, str]:
+    """``{name: first sentence}`` from the numpy-style Attributes section of a docstring."""
+    import inspect as _inspect
+
+    lines = _inspect.cleandoc(doc).splitlines()
+    out: dict[str, str] = {}
+    if "Attributes" not in lines:
+        return out
+    current: list[str] = []
+    for line in lines[lines.index("Attributes") + 2:]:
+        if line and not line.startswith(" "):
+            current = [n.strip() for n in line.split(",")]
+            for name in current:
+                out[name] = ""
+        elif line.strip():
+            for name in current:
+                out[name] = (out[name] + " " + line.strip()).strip()
+    return out
+
+
+def _type_name(annotation: Any) -> str:
+    text = getattr(annotation, "__name__", None) or str(annotation)
+    return text.replace("typing.", "").replace("physnn.models.layers.", "")
+
+
+@app.command()
+@user_errors
+def models(
+    layers: Annotated[bool, typer.Option("--layers", help="Also list the layer types and their keys.")] = False,
+) -> None:
+    """List the registered models and their parameters (what model.params in a config accepts)."""
+    from physnn import api
+
+    for name, entry in api.list_models().items():
+        table = Table(title=f"{name}: {entry.summary}", title_justify="left")
+        for column in ("parameter", "type", "default", "description"):
+            table.add_column(column)
+        docs = _attribute_docs(entry.params.__doc__ or "")
+        for key, info in entry.params.model_fields.items():
+            default = info.get_default(call_default_factory=True)
+            if isinstance(default, list) and default and isinstance(default[0], dict):
+                default = ", ".join(str(x.get("type", "?")) for x in default)
+            table.add_row(key, _type_name(info.annotation), str(default), docs.get(key, info.description or ""))
+        console.print(table)
+    if layers:
+        from typing import get_args
+
+        from physnn.models.layers import Layer
+
+        table = Table(title="layer types (model.params.features / head entries)", title_justify="left")
+        table.add_column("type")
+        table.add_column("keys (default)")
+        for cls in get_args(get_args(Layer)[0]):
+            keys = ", ".join(f"{k}={f.get_default(call_default_factory=True)!r}" if not f.is_required() else k
+                             for k, f in cls.model_fields.items() if k != "type")
+            table.add_row(cls.model_fields["type"].annotation.__args__[0], keys)
+        console.print(table)
+
+
+def _print_metrics(row: dict[str, Any], title: str) -> None:
+    table = Table(title=title, title_justify="left")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, value in row.items():
+        table.add_row(key, f"{value:.5g}" if isinstance(value, float) else str(value))
+    console.print(table)
+
+
+@app.command()
+@user_errors
+def train(
+    config: Annotated[Path | None, typer.Argument(help="Run config YAML (data, model, task, train).")] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run folder (config, checkpoints, metrics, plots).")] = Path(
+        "physnn-run"),
+    data: Annotated[Path | None, typer.Option(help="Data config YAML (replaces the run config's data).")] = None,
+    model: Annotated[Path | None, typer.Option(help="Model config YAML (replaces the run config's model).")] = None,
+    train_cfg: Annotated[Path | None, typer.Option("--train", help="Training config YAML (replaces train).")] = None,
+    set_: SetOpt = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out from its last.pt.")] = False,
+    init_from: Annotated[str | None, typer.Option("--init-from", help="Checkpoint or run folder whose feature "
+                                                  "extractor initialises the model (transfer learning).")] = None,
+    freeze: Annotated[str | None, typer.Option(help="'features' to freeze the transferred features.")] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing run folder.")] = False,
+) -> None:
+    """Train a model (CNN, ...) from ROOT files; writes checkpoints, metrics and loss plots to --out."""
+    from physnn import api
+
+    if config is None and not resume and data is None:
+        from physnn.errors import ConfigError
+
+        msg = "train: give a run config (physnn train configs/train/epi.yaml) or --data, or --resume"
+        raise ConfigError(msg)
+    sections = {"data": data, "model": model, "train": train_cfg}
+    source = config if config is not None else ({} if not resume else None)
+    result = api.train(source, out=out, overrides=list(set_ or []), sections=None if resume else sections,
+                       resume=resume, init_from=init_from, freeze=freeze, device=device, overwrite=overwrite,
+                       progress=True)
+    stop = "stopped early" if result.stopped_early else "finished"
+    console.print(f"{stop} after {len(result.history)} epochs; task: {result.task.describe()}")
+    _print_metrics(result.best, f"best epoch ({result.run_dir / 'best.pt'})")
+    console.print(f"run folder: {result.run_dir}  (next: physnn predict {result.run_dir} FILE --mc-samples 50 "
+                  f"--out preds.root)")
+
+
+@app.command()
+@user_errors
+def predict(
+    run: Annotated[str, typer.Argument(help="Run folder or checkpoint (.pt).")],
+    files: Annotated[list[str] | None, typer.Argument(help="Input ROOT files/globs (default: training files).")] = None,
+    out: OutOpt = Path("predictions.root"),
+    mc_samples: Annotated[int, typer.Option("--mc-samples", "-T", help="MC-dropout passes per event (0: off).",
+                                            min=0)] = 0,
+    keep_samples: Annotated[bool, typer.Option("--keep-samples", help="Also write all T samples.")] = False,
+    tree: Annotated[str | None, typer.Option(help="Input tree (default: the training config's).")] = None,
+    selection: Annotated[str | None, typer.Option(help="Cut applied before predicting (default: none).")] = None,
+    batch_size: Annotated[int, typer.Option(help="Events per forward pass.", min=1)] = 1024,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
+    overwrite: OverwriteOpt = False,
+    compression: CompressionOpt = None,
+) -> None:
+    """Predict every event (optionally with MC-dropout error bars) and write a ROOT tree aligned with the input."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from physnn import api
+
+    with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+                  TimeRemainingColumn(), console=err_console, transient=True) as bar:
+        task = bar.add_task("predicting", total=None)
+        result = api.predict(run, files or None, out=out, mc_samples=mc_samples, keep_samples=keep_samples,
+                             tree=tree, selection=selection, batch_size=batch_size, device=device,
+                             overwrite=overwrite, compression=compression, progress=lambda n: bar.advance(task, n))
+    mode = f"MC dropout, T = {mc_samples}" if mc_samples else "deterministic"
+    console.print(f"wrote {result.events:,} predictions ({mode}) to {result.path}:predictions "
+                  f"in {result.seconds:.2f} s ({result.rate:,.0f} events/s)")
+
+
+@app.command()
+@user_errors
+def evaluate(
+    predictions: Annotated[Path, typer.Argument(help="Predictions ROOT file from physnn predict.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for metrics.json and the plots.")] = Path(
+        "physnn-report"),
+    run: Annotated[Path | None, typer.Option(help="Run folder for the training curves.")] = None,
+    split: Annotated[str, typer.Option(help="auto (test split on training files), all, train, val, test.")] = "auto",
+    bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for AUC intervals.", min=0)] = 200,
+) -> None:
+    """ROC/AUC, calibration, confusion, MC-dropout certainty; or resolution, pulls, coverage. JSON + PNG."""
+    from physnn import api
+
+    result = api.evaluate(predictions, out=out, run=run, split=split, n_boot=bootstrap)
+    _print_evaluation(result.figures)
+    console.print(f"wrote {len(result.files)} files to {out}/ (metrics.json and plots)")
+
+
+def summary_rows(figures: dict[str, Any]) -> list[tuple[str, str]]:
+    """The headline figures of an evaluation as (name, value) rows."""
+    rows: list[tuple[str, str]] = [("events", f"{figures['events']:,} ({figures['split']} split)")]
+    c = figures.get("classification")
+    if c:
+        if "roc" in c and "auc_low" in c["roc"]:
+            rows.append(("AUC", f"{c['auc']:.4f} (68% bootstrap {c['roc']['auc_low']:.4f}-{c['roc']['auc_high']:.4f})"))
+        elif "auc" in c:
+            rows.append(("AUC", f"{c['auc']:.4f}"))
+        rows += [("accuracy", f"{c['accuracy']:.4f}"), ("ECE", f"{c['ece']:.4f}")]
+        if "mc" in c:
+            frac, acc = c["mc"]["fraction"], c["mc"]["accuracy"]
+            for name in frac:
+                a = acc[name]
+                rows.append((f"MC {name.replace('_', ' ')}",
+                             f"{100 * frac[name]:.1f}% of events" + ("" if a is None else f", accuracy {a:.3f}")))
+    for name, r in (figures.get("regression") or {}).items():
+        rows += [(f"{name} bias", f"{r['bias']:.4g}"), (f"{name} resolution σ", f"{r['sigma']:.4g}")]
+        if r.get("fit"):
+            rows.append((f"{name} σ/E fit", f"{r['fit']['stochastic']:.3f}/√E ⊕ {r['fit']['constant']:.4f}"))
+        if "coverage_1sigma" in r:
+            rows += [(f"{name} pull std", f"{r['pull_std']:.3f}"),
+                     (f"{name} coverage ±1σ / ±2σ", f"{r['coverage_1sigma']:.3f} / {r['coverage_2sigma']:.3f} "
+                                                    "(Gaussian: 0.683 / 0.954)")]
+    return rows
+
+
+def _print_evaluation(figures: dict[str, Any]) -> None:
+    table = Table(title=f"evaluation of {figures['predictions']}", title_justify="left")
+    table.add_column("figure")
+    table.add_column("value")
+    for name, value in summary_rows(figures):
+        table.add_row(name, value)
+    console.print(table)
+
+
 @app.command()
 @user_errors
 def demo(

@@ -53,3 +53,40 @@ def write_root(tmp_path: Path):
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(12345)
+
+
+#: A small CNN for fast tests: one conv, one pooling, a dense head with dropout.
+TINY_CNN = {"name": "cnn", "params": {
+    "features": [{"type": "conv", "filters": 4, "kernel_size": 3}, {"type": "pool", "mode": "max", "pool_size": 4},
+                 {"type": "flatten"}],
+    "head": [{"type": "dense", "units": 16}, {"type": "dropout", "rate": 0.3}],
+}}
+
+
+def run_config(files, *, task: str = "classification", epochs: int = 3, **train) -> dict:
+    """A run config on simulated showers: e/pi classification or energy regression."""
+    data = {"files": str(files), "images": {"branches": ["image"]}, "observers": ["energy", "pdgid"]}
+    if task == "classification":
+        data.update(selection="pdgid != 22", label="pdgid", classes=[11, 211])
+    else:
+        data.update(targets=["energy"], observers=["pdgid"])
+    return {"data": data, "model": TINY_CNN, "task": {"kind": task},
+            "train": {"epochs": epochs, "batch_size": 32, "seed": 1, "early_stopping": {"patience": None}, **train}}
+
+
+@pytest.fixture(scope="session")
+def cls_run(showers_file: Path, tmp_path_factory: pytest.TempPathFactory):
+    """An e/pi classifier trained for a few epochs on the session's showers."""
+    import physnn
+
+    out = tmp_path_factory.mktemp("runs") / "epi"
+    return physnn.train(run_config(showers_file, epochs=6), out=out, progress=False)
+
+
+@pytest.fixture(scope="session")
+def reg_run(showers_file: Path, tmp_path_factory: pytest.TempPathFactory):
+    """An energy regressor with a Gaussian head."""
+    import physnn
+
+    out = tmp_path_factory.mktemp("runs") / "energy"
+    return physnn.train(run_config(showers_file, task="regression", epochs=4), out=out, progress=False)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,7 +60,7 @@ def _select(arrays: dict[str, np.ndarray], meta: dict[str, Any], split: str) -> 
 
 def evaluate(predictions: str | os.PathLike, *, out: str | os.PathLike | None = None,
              run: str | os.PathLike | None = None, split: str = "auto", n_boot: int = 200, seed: int = 0,
-             plots: bool = True) -> EvaluationResult:
+             plots: bool = True, baselines: Mapping[str, Mapping[str, np.ndarray]] | None = None) -> EvaluationResult:
     """Judge predictions against the truth stored next to them.
 
     Parameters
@@ -77,6 +78,10 @@ def evaluate(predictions: str | os.PathLike, *, out: str | os.PathLike | None = 
         Bootstrap resamples for the AUC interval and the ROC band.
     plots
         Write PNG plots (needs matplotlib).
+    baselines
+        Other estimators to compare resolutions with:
+        ``{"calibrated cell sum": {"energy": array}}``, each array aligned
+        entry by entry with the predictions file.
     """
     arrays, meta = read_predictions(predictions)
     task = meta["task"]
@@ -127,12 +132,16 @@ def evaluate(predictions: str | os.PathLike, *, out: str | os.PathLike | None = 
             true, pred = arrays[name][keep], arrays[f"{name}_pred"][keep]
             std = arrays[f"{name}_std"][keep] if f"{name}_std" in arrays else None
             fig = metrics.regression(true, pred, std=std)
+            others = {label: metrics.regression(true, np.asarray(values[name])[keep])
+                      for label, values in (baselines or {}).items() if name in values}
+            if others:
+                fig["baselines"] = others
             for part in ("aleatoric", "epistemic"):
                 if f"{name}_{part}" in arrays:
                     fig[f"mean_{part}"] = float(np.mean(arrays[f"{name}_{part}"][keep]))
             figures["regression"][name] = fig
             if draw:
-                written += P.plot_regression(name, true, pred, std, fig, outdir)
+                written += P.plot_regression(name, true, pred, std, fig, outdir, baselines=others)
     figures.setdefault("events", int(keep.sum()))
     run_dir = Path(run) if run is not None else (Path(meta["checkpoint"]).parent if meta.get("checkpoint") else None)
     if run_dir is not None and run_dir.is_dir():

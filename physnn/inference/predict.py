@@ -12,7 +12,9 @@ classification              ``prob[K]`` (mean class probabilities), ``pred``
                             with MC dropout also ``prob_std[K]``/``score_std``
 regression, target ``t``    ``t_pred``; ``t_aleatoric`` (Gaussian heads);
                             with MC dropout ``t_epistemic`` (spread of the
-                            T means); ``t_std`` the total of both
+                            T means); ``t_std`` the total of both; σ's are
+                            scaled by the factor fitted on the validation
+                            split (:mod:`physnn.inference.calibration`)
 samples (``keep_samples``)  ``score_samples[T]``, ``prob_samples[T][K]`` or
                             ``t_samples[T]``
 truth, when in the file     the label branch as it is, ``true_class`` (index,
@@ -178,16 +180,17 @@ def output_branches(task: Task, outs: torch.Tensor, *, mc: bool, keep_samples: b
                 out["prob_samples"] = np.ascontiguousarray(prob.permute(1, 0, 2).numpy(), dtype=np.float32)
         return out
     mean = pred["mean"]
+    scale = task.sigma_scale.get("mc" if mc else "deterministic", 1.0)
     for j, name in enumerate(task.targets):
         mu = mean[..., j]
         out[f"{name}_pred"] = mu.mean(0).numpy().astype(np.float32)
         total = torch.zeros_like(mu[0])
         if "var" in pred:
-            aleatoric = pred["var"][..., j].mean(0).sqrt()
+            aleatoric = pred["var"][..., j].mean(0).sqrt() * scale
             out[f"{name}_aleatoric"] = aleatoric.numpy().astype(np.float32)
             total = total + aleatoric**2
         if mc:
-            epistemic = mu.std(0)
+            epistemic = mu.std(0) * scale
             out[f"{name}_epistemic"] = epistemic.numpy().astype(np.float32)
             total = total + epistemic**2
         if mc or "var" in pred:

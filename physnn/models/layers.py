@@ -88,10 +88,10 @@ class UpSample(Strict):
 
 
 class BatchNorm(Strict):
-    """Batch normalisation (Keras' momentum 0.99 is torch's 0.01)."""
+    """Batch normalisation; ``momentum`` is torch's (0.1 = Keras' 0.9: quick to settle on small data)."""
 
     type: Literal["batchnorm"]
-    momentum: float = Field(default=0.01, gt=0.0, lt=1.0)
+    momentum: float = Field(default=0.1, gt=0.0, lt=1.0)
     epsilon: float = Field(default=1e-3, gt=0.0)
 
 
@@ -244,10 +244,13 @@ class StackBuilder:
         return method(spec, where)
 
     def _output_shape(self, modules: list[nn.Module], where: str) -> tuple[int, ...]:
-        with torch.no_grad():
-            probe = torch.zeros((2, *self.shape))
-            for m in modules:
-                probe = m.eval()(probe)
+        try:
+            with torch.no_grad():
+                probe = torch.zeros((2, *self.shape))
+                for m in modules:
+                    probe = m.eval()(probe)
+        except RuntimeError:
+            probe = torch.zeros(0)
         if probe.numel() == 0 or 0 in probe.shape:
             msg = f"{where}: the output would be empty for input shape {list(self.shape)}"
             raise ValueError(msg)
@@ -281,7 +284,7 @@ class StackBuilder:
         if spec.kernel_regularizer is not None:
             self.regs.append((len(mods) - 1, spec.kernel_regularizer.l1, spec.kernel_regularizer.l2))
         if spec.batch_norm:
-            mods.append((nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)[d - 1](spec.filters, eps=1e-3, momentum=0.01))
+            mods.append((nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)[d - 1](spec.filters, eps=1e-3, momentum=0.1))
         mods.append(activation(spec.activation))
         self.shape = self._output_shape(mods, where)
         return mods
@@ -353,7 +356,7 @@ class StackBuilder:
         if spec.kernel_regularizer is not None:
             self.regs.append((0, spec.kernel_regularizer.l1, spec.kernel_regularizer.l2))
         if spec.batch_norm:
-            mods.append(nn.BatchNorm1d(spec.units, eps=1e-3, momentum=0.01))
+            mods.append(nn.BatchNorm1d(spec.units, eps=1e-3, momentum=0.1))
         mods.append(activation(spec.activation))
         self.shape = (spec.units,)
         return mods

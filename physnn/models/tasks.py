@@ -61,7 +61,7 @@ class Task:
     def __init__(self, kind: str, loss: str, *, classes: list[Any] | None = None,
                  targets: list[str] | None = None, center: list[float] | None = None,
                  scale: list[float] | None = None, class_weight: list[float] | None = None,
-                 huber_delta: float = 1.0) -> None:
+                 huber_delta: float = 1.0, sigma_scale: dict[str, float] | None = None) -> None:
         self.kind = kind  # "binary" | "multiclass" | "regression"
         self.loss_name = loss
         self.classes = classes
@@ -70,6 +70,8 @@ class Task:
         self.scale = torch.tensor(scale or [1.0] * len(self.targets))
         self.class_weight = None if class_weight is None else torch.tensor(class_weight, dtype=torch.float32)
         self.huber_delta = huber_delta
+        #: σ scale factors fitted on the validation split (physnn.inference.calibration)
+        self.sigma_scale = dict(sigma_scale or {})
 
     # -- construction and storage ------------------------------------------
     @classmethod
@@ -127,14 +129,14 @@ class Task:
         return {"kind": self.kind, "loss": self.loss_name, "classes": self.classes, "targets": self.targets,
                 "center": self.center.tolist(), "scale": self.scale.tolist(),
                 "class_weight": None if self.class_weight is None else self.class_weight.tolist(),
-                "huber_delta": self.huber_delta}
+                "huber_delta": self.huber_delta, "sigma_scale": self.sigma_scale}
 
     @classmethod
     def from_state(cls, state: Mapping[str, Any]) -> Task:
         """Rebuild from :meth:`state`."""
         return cls(state["kind"], state["loss"], classes=state["classes"], targets=state["targets"],
                    center=state["center"], scale=state["scale"], class_weight=state["class_weight"],
-                   huber_delta=state.get("huber_delta", 1.0))
+                   huber_delta=state.get("huber_delta", 1.0), sigma_scale=state.get("sigma_scale"))
 
     # -- shapes ------------------------------------------------------------
     @property

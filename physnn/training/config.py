@@ -132,6 +132,10 @@ class TrainConfig(Strict):
         Per-epoch metrics file: ``csv`` (metrics.csv) or ``jsonl`` (metrics.jsonl).
     eval_batch_size
         Events per batch for validation.
+    calibrate_sigma
+        Regression: after training, fit one scale factor of the predicted σ
+        (deterministic and MC dropout) on the validation split so the pulls
+        have unit width (see :mod:`physnn.inference.calibration`).
     """
 
     epochs: int = Field(default=20, gt=0)
@@ -148,6 +152,7 @@ class TrainConfig(Strict):
     features_lr: float = Field(default=1.0, gt=0.0)
     metrics_format: Literal["csv", "jsonl"] = "csv"
     eval_batch_size: int = Field(default=1024, gt=0)
+    calibrate_sigma: bool = True
 
     @field_validator("device")
     @classmethod

@@ -27,7 +27,7 @@ from physnn.data.transform import Transform
 from physnn.errors import ConfigError, OutputError
 from physnn.models.registry import ModelIO, build_model
 from physnn.models.tasks import Task
-from physnn.training.checkpoint import BEST, LAST, load_checkpoint
+from physnn.training.checkpoint import BEST, LAST, load_checkpoint, save_checkpoint
 from physnn.training.config import RunConfig, load_run_config
 from physnn.training.device import resolve_device
 from physnn.training.trainer import EpochCallback, Trainer, TrainResult
@@ -163,6 +163,12 @@ def train(
     result = trainer.fit(data.train, data.val, resume=state, on_epoch_end=on_epoch_end)
     best = load_checkpoint(out, BEST)
     result.model.load_state_dict(best["model"])
+    if not task.is_classification and cfg.train.calibrate_sigma and len(data.val):
+        from physnn.inference.calibration import fit_sigma_scale
+
+        task.sigma_scale = fit_sigma_scale(result.model, task, data.val.tensors(), device=dev)
+        best["task"] = task.state()
+        save_checkpoint({k: v for k, v in best.items() if k not in ("path", "format", "physnn")}, out / BEST)
     _plot_losses(out)
     return result
 
