@@ -409,26 +409,32 @@ def _print_evaluation(figures: dict[str, Any]) -> None:
 @user_errors
 def demo(
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the demo outputs.")] = Path("physnn-demo"),
-    events: Annotated[int, typer.Option("--events", "-n", help="Showers to simulate.", min=100)] = 4000,
+    events: Annotated[int, typer.Option("--events", "-n", help="Showers to simulate.", min=200)] = 10000,
     seed: SeedOpt = 1,
+    epochs: Annotated[int | None, typer.Option(help="Epochs per model (default: the demo configs').", min=1)] = None,
+    mc_samples: Annotated[int, typer.Option("--mc-samples", "-T", help="MC-dropout passes.", min=2)] = 50,
 ) -> None:
-    """The main job on built-in demo data: simulate showers and events, load them as tensors."""
-    from physnn import api
+    """The main job on built-in demo data: simulate showers, train a CNN e/pi classifier and an energy
+    regressor, predict with MC-dropout error bars, evaluate, and say where the outputs are."""
+    from physnn.demo import run
 
-    out.mkdir(parents=True, exist_ok=True)
-    showers = out / "showers.root"
-    evts = out / "events.root"
-    for kind, path, n in (("showers", showers, events), ("events", evts, 5 * events)):
-        res = api.simulate(kind, path, events=n, seed=seed, overwrite=True)
-        console.print(f"[bold]simulated[/] {res.events:,} {kind} -> {res.path} ({res.rate:,.0f} events/s)")
-    console.rule("showers as images (e-/gamma/pi+ classification, energy regression)")
-    _print_bundle(api.load({"files": str(showers), "images": {"branches": ["image"]}, "label": "label",
-                            "targets": ["energy"], "observers": ["pdgid"]}))
-    console.rule("events as sequences (signal/background, resonance mass)")
-    _print_bundle(api.load({"files": str(evts), "label": "label", "targets": ["mass"],
-                            "sequence": {"features": ["part_pt", "part_eta", "part_phi", "part_e",
-                                                      "part_charge"], "sort_by": "part_pt"}}))
-    console.print(f"outputs in {out}/ ; try: physnn inspect {showers}")
+    results = run(out, events=events, seed=seed, epochs=epochs, mc_samples=mc_samples,
+                  say=lambda text: console.print(text, highlight=False))
+    for name in ("epi", "energy"):
+        _print_evaluation(results[name]["figures"])
+    energy = results["energy"]["figures"]["regression"]["energy"]
+    base = energy["baselines"]["calibrated cell sum"]
+    console.print(f"energy resolution (robust σ, test split): CNN {energy['sigma']:.3g} GeV, calibrated cell sum "
+                  f"{base['sigma']:.3g} GeV", highlight=False)
+    table = Table(title="outputs", title_justify="left")
+    table.add_column("what")
+    table.add_column("where")
+    table.add_row("simulated showers (ROOT)", str(results["showers"]))
+    for name, label in (("epi", "e/pi classifier"), ("energy", "energy regressor")):
+        table.add_row(f"{label}: run (checkpoints, metrics)", str(results[name]["run"]))
+        table.add_row(f"{label}: predictions (ROOT)", str(results[name]["predictions"]))
+        table.add_row(f"{label}: report (metrics.json, plots)", str(results[name]["report"]))
+    console.print(table)
 
 
 def main() -> None:

@@ -75,12 +75,22 @@ def run_config(files, *, task: str = "classification", epochs: int = 3, **train)
 
 
 @pytest.fixture(scope="session")
-def cls_run(showers_file: Path, tmp_path_factory: pytest.TempPathFactory):
-    """An e/pi classifier trained for a few epochs on the session's showers."""
+def epi_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """2000 electron and pion showers."""
+    import physnn
+
+    path = tmp_path_factory.mktemp("sim") / "epi.root"
+    physnn.simulate("showers", path, events=2000, seed=5, config={"particles": ["e-", "pi+"]})
+    return path
+
+
+@pytest.fixture(scope="session")
+def cls_run(epi_file: Path, tmp_path_factory: pytest.TempPathFactory):
+    """An e/pi classifier trained for a few epochs."""
     import physnn
 
     out = tmp_path_factory.mktemp("runs") / "epi"
-    return physnn.train(run_config(showers_file, epochs=6), out=out, progress=False)
+    return physnn.train(run_config(epi_file, epochs=6, optimizer={"lr": 3e-3}), out=out, progress=False)
 
 
 @pytest.fixture(scope="session")

@@ -26,13 +26,13 @@ def test_training_lowers_the_loss_and_writes_a_run_folder(cls_run):
     assert (cls_run.run_dir / "plots" / "loss.png").stat().st_size > 0
 
 
-def test_checkpoint_round_trip_is_weights_only_and_predicts_the_same(cls_run, showers_file):
+def test_checkpoint_round_trip_is_weights_only_and_predicts_the_same(cls_run, epi_file):
     ckpt = torch.load(cls_run.checkpoint, weights_only=True)  # no pickled code inside
     assert ckpt["physnn"] == physnn.__version__
     assert ckpt["config"]["model"]["name"] == "cnn"
     assert ckpt["transform"]["classes"] == [11, 211]
     loaded = physnn.load_run(cls_run.run_dir, device="cpu")
-    data = physnn.load(run_config(showers_file)["data"], transform=loaded.transform)
+    data = physnn.load(run_config(epi_file)["data"], transform=loaded.transform)
     batch = data.test[:50]
     cls_run.model.eval()
     with torch.no_grad():

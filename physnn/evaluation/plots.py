@@ -192,7 +192,7 @@ def plot_regression(name: str, true: np.ndarray, pred: np.ndarray, std: np.ndarr
     if fit:
         e = np.linspace(min(binned["true"]), max(binned["true"]), 200)
         ax.plot(e, np.sqrt(fit["stochastic"] ** 2 / e + fit["constant"] ** 2),
-                label=f"{fit['stochastic']:.3f}/√E ⊕ {fit['constant']:.3f}")
+                label=rf"{fit['stochastic']:.3f}/√E $\oplus$ {fit['constant']:.3f}")
     for label, other in (baselines or {}).items():
         ob = other["binned"]
         ax.errorbar(ob["true"], ob["sigma"], yerr=ob["sigma_err"], fmt="s", label=label)
