@@ -85,12 +85,3 @@ def test_load_command(tmp_path, events_file):
     assert result.exit_code == 0, result.output
     assert "sequences padded to 20 (config)" in result.output
     assert "classes: 0=0, 1=1" in result.output
-
-
-def test_demo_runs(tmp_path):
-    result = runner.invoke(app, ["demo", "--out", str(tmp_path / "demo"), "--events", "200"],
-                           env={"COLUMNS": "200"})
-    assert result.exit_code == 0, result.output
-    assert (tmp_path / "demo" / "showers.root").exists()
-    assert (tmp_path / "demo" / "events.root").exists()
-    assert "train" in result.output

@@ -6,7 +6,6 @@ import json
 
 import numpy as np
 import pytest
-from scipy.special import expit
 
 import physnn
 from physnn.errors import InputFileError

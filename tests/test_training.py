@@ -63,7 +63,7 @@ def test_same_seed_same_metrics(showers_file, tmp_path):
 @pytest.mark.parametrize("scheduler", ["cosine", "onecycle"])
 def test_resume_after_a_kill_equals_uninterrupted_training(showers_file, tmp_path, scheduler):
     cfg = run_config(showers_file, epochs=4, scheduler={"name": scheduler})
-    full = physnn.train(cfg, out=tmp_path / "full", progress=False)
+    physnn.train(cfg, out=tmp_path / "full", progress=False)
 
     def kill_after_two(row):
         if row["epoch"] == 2:
@@ -110,7 +110,7 @@ def test_existing_run_folder_needs_overwrite(cls_run):
 
 
 def test_bad_train_options_are_config_errors(showers_file, tmp_path):
-    with pytest.raises(ConfigError, match="unknown key 'train.epoch' \\(did you mean 'epochs'"):
+    with pytest.raises(ConfigError, match=r"unknown key 'train.epoch' \(did you mean 'epochs'"):
         physnn.train(run_config(showers_file), out=tmp_path / "a", overrides=["train.epoch=3"])
     with pytest.raises(ConfigError, match="device 'gpu'"):
         physnn.train(run_config(showers_file), out=tmp_path / "b", overrides=["train.device=gpu"])

@@ -144,9 +144,10 @@ class ModelConfig(Strict):
     def _check_params(self) -> ModelConfig:
         entry = get(self.name)
         try:
-            entry.params.model_validate(self.params)
+            typed = entry.params.model_validate(self.params)
         except ValidationError as err:
             raise ValueError(format_validation_error(err, entry.params, f"model {self.name!r} params")) from None
+        self.__dict__["params"] = typed.model_dump(mode="json")  # resolved: every default written out
         return self
 
     def typed_params(self) -> Any:
