@@ -58,14 +58,21 @@ class Transform:
         return cls(max_length=state["max_length"], length_info=state.get("length_info", {}),
                    classes=state["classes"], center=state["center"], scale=state["scale"])
 
-    def encode_labels(self, values: np.ndarray, where: str, branch: str) -> np.ndarray:
-        """Map raw label values to class indices (int64)."""
+    def encode_labels(self, values: np.ndarray, where: str, branch: str, *, unknown: int | None = None) -> np.ndarray:
+        """Map raw label values to class indices (int64).
+
+        Values outside the classes are an error, or get the index ``unknown``
+        when one is given (e.g. -1 for predictions on events of other classes).
+        """
         assert self.classes is not None
         lookup = {v: i for i, v in enumerate(self.classes)}
         uniq, inverse = np.unique(values, return_inverse=True)
-        unknown = [u.item() for u in uniq if u.item() not in lookup]
-        if unknown:
-            msg = (f"{where}: label branch {branch!r} has values {unknown[:5]} that are not among "
+        if unknown is not None:
+            codes = np.array([lookup.get(u.item(), unknown) for u in uniq], dtype=np.int64)
+            return codes[inverse.reshape(-1)]
+        missing = [u.item() for u in uniq if u.item() not in lookup]
+        if missing:
+            msg = (f"{where}: label branch {branch!r} has values {missing[:5]} that are not among "
                    f"the classes {self.classes}")
             raise DataError(msg)
         return np.array([lookup[u.item()] for u in uniq], dtype=np.int64)[inverse.reshape(-1)]

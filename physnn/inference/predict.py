@@ -48,7 +48,7 @@ from physnn.data.transform import Transform
 from physnn.errors import ConfigError, DataError
 from physnn.inference.mc_dropout import mc_forward, set_dropout
 from physnn.io.files import expand_files
-from physnn.io.read import branch_names, entries_for, open_tree
+from physnn.io.read import branch_names, open_tree
 from physnn.io.write import write_tree
 from physnn.models.base import StagedModel
 from physnn.models.registry import ModelIO, build_model
@@ -205,8 +205,8 @@ def _truth_branches(task: Task, cfg: DataConfig, transform: Transform, raw: Any,
     if raw.labels is not None and cfg.label is not None:
         out[cfg.label] = raw.labels
         if task.is_classification:
-            lookup = {v: i for i, v in enumerate(transform.classes or [])}
-            out["true_class"] = np.array([lookup.get(v.item(), -1) for v in raw.labels], dtype=np.int32)
+            codes = transform.encode_labels(raw.labels, ",".join(cfg.files), cfg.label, unknown=-1)
+            out["true_class"] = codes.astype(np.int32)
     if raw.targets is not None:
         for j, name in enumerate(cfg.targets):
             out[name] = raw.targets[:, j]
@@ -344,7 +344,3 @@ def _concat(pieces: list[dict[str, Any]]) -> dict[str, Any]:
         out[key] = np.concatenate(values) if isinstance(values[0], np.ndarray) else ak.concatenate(values)
     return out
 
-
-def expected_entries(files: str | Sequence[str], tree: str | None) -> int:
-    """Number of input entries (for progress bars)."""
-    return entries_for(files, tree)

@@ -76,10 +76,7 @@ def stack(specs: list[Strict], builder: StackBuilder, section: str) -> tuple[lis
     stages: list[nn.Module] = []
     regs: list[tuple] = []
     for i, spec in enumerate(specs):
-        try:
-            mods = builder.build(spec, f"{section}[{i}] ({spec.type})")  # type: ignore[attr-defined]
-        except ValueError as err:
-            raise ValueError(str(err)) from None
+        mods = builder.build(spec, f"{section}[{i}] ({spec.type})")  # type: ignore[attr-defined]
         regs += [(len(stages), pos, l1, l2) for pos, l1, l2 in builder.regs]
         stages.append(nn.Sequential(*mods))
     return stages, regs

@@ -16,7 +16,6 @@ which refuses anything that would run code. It holds:
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ import torch
 
 from physnn._version import __version__
 from physnn.errors import InputFileError
+from physnn.io.write import atomic_path
 
 FORMAT = "physnn-checkpoint-1"
 BEST, LAST = "best.pt", "last.pt"
@@ -31,17 +31,10 @@ BEST, LAST = "best.pt", "last.pt"
 
 def save_checkpoint(payload: dict[str, Any], path: str | os.PathLike) -> Path:
     """Write ``payload`` (plus version and format) atomically to ``path``."""
-    path = Path(path)
     data = {"format": FORMAT, "physnn": __version__, **payload}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path, overwrite=True) as tmp:
         torch.save(data, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return Path(path)
 
 
 def resolve_checkpoint(source: str | os.PathLike, which: str = BEST) -> Path:
