@@ -12,8 +12,8 @@ Writing a network as a flat list of stages buys two things every family uses:
   be copied into a new model, frozen or fine-tuned; the rest is the head.
 
 Stages that need more than the running tensor (scalars joined after the
-feature extractor) subclass :class:`SideInput` and also receive the batch's
-side inputs.
+feature extractor, the mask and lengths of a padded sequence) subclass
+:class:`SideInput` and also receive the batch's side inputs.
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
+#: Batch entries passed to :class:`SideInput` stages next to the running tensor.
+SIDE_KEYS = ("scalars", "mask", "length")
 DROPOUT_TYPES = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.FeatureAlphaDropout)
 
 
@@ -83,8 +85,8 @@ class StagedModel(nn.Module):
 
     @staticmethod
     def side(batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """The side inputs that :class:`SideInput` stages read."""
-        return {k: batch[k] for k in ("scalars",) if k in batch}
+        """The side inputs that :class:`SideInput` stages read (scalars; a sequence's mask and lengths)."""
+        return {k: batch[k] for k in SIDE_KEYS if k in batch}
 
     def run(self, x: torch.Tensor, side: Mapping[str, torch.Tensor], start: int = 0,
             stop: int | None = None) -> torch.Tensor:

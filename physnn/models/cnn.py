@@ -23,7 +23,7 @@ from torch import nn
 
 from physnn.config import Strict
 from physnn.models.base import JoinScalars, StagedModel
-from physnn.models.layers import Flatten, Layer, StackBuilder, initialize
+from physnn.models.layers import Flatten, Layer, StackBuilder, initialize, stack
 from physnn.models.registry import ModelIO, register
 
 DEFAULT_FEATURES = [
@@ -69,17 +69,6 @@ class CNN(StagedModel):
     def adapt(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         x = batch["image"]
         return x.unsqueeze(1) if self.unsqueeze else x
-
-
-def stack(specs: list[Strict], builder: StackBuilder, section: str) -> tuple[list[nn.Module], list[tuple]]:
-    """Build specs into one ``nn.Sequential`` stage each, with their regularised kernels."""
-    stages: list[nn.Module] = []
-    regs: list[tuple] = []
-    for i, spec in enumerate(specs):
-        mods = builder.build(spec, f"{section}[{i}] ({spec.type})")  # type: ignore[attr-defined]
-        regs += [(len(stages), pos, l1, l2) for pos, l1, l2 in builder.regs]
-        stages.append(nn.Sequential(*mods))
-    return stages, regs
 
 
 @register("cnn", CNNParams)

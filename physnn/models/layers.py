@@ -362,6 +362,17 @@ class StackBuilder:
         return mods
 
 
+def stack(specs: list[Strict], builder: StackBuilder, section: str) -> tuple[list[nn.Module], list[tuple]]:
+    """Build specs into one ``nn.Sequential`` stage each, with their regularised kernels."""
+    stages: list[nn.Module] = []
+    regs: list[tuple] = []
+    for i, spec in enumerate(specs):
+        mods = builder.build(spec, f"{section}[{i}] ({spec.type})")  # type: ignore[attr-defined]
+        regs += [(len(stages), pos, l1, l2) for pos, l1, l2 in builder.regs]
+        stages.append(nn.Sequential(*mods))
+    return stages, regs
+
+
 class _Pad(nn.Module):
     def __init__(self, pads: tuple[int, ...], value: float) -> None:
         super().__init__()
