@@ -136,6 +136,11 @@ class DataConfig(Strict):
         TTree or RNTuple name; ``None`` takes the only one in the file.
     entry_start, entry_stop
         Entry range per file (Python slice semantics).
+    define
+        Derived columns, name -> expression, computed in order before the
+        selection (like RDataFrame's ``Define``); a name can then be used as
+        a target, scalar, observer, label, weight or in the selection, e.g.
+        ``pair_pt: "hypot(px[0] + px[1], py[0] + py[1])"``.
     selection
         A safe cut expression, e.g. ``"energy > 10 && num(part_pt) >= 2"``.
     images, sequence, scalars
@@ -162,6 +167,7 @@ class DataConfig(Strict):
     tree: str | None = None
     entry_start: int | None = None
     entry_stop: int | None = None
+    define: dict[str, str] = Field(default_factory=dict)
     selection: str | None = None
     images: ImageInput | None = None
     sequence: SequenceInput | None = None
@@ -189,6 +195,18 @@ class DataConfig(Strict):
     @classmethod
     def _names_to_list(cls, v: Any) -> Any:
         return [v] if isinstance(v, str) else v
+
+    @field_validator("define")
+    @classmethod
+    def _check_define(cls, v: dict[str, str]) -> dict[str, str]:
+        from physnn.io.selection import Expression
+
+        for name, expression in v.items():
+            if not name.isidentifier():
+                msg = f"define: {name!r} is not a valid column name (letters, digits and _)"
+                raise ValueError(msg)
+            Expression(expression, f"define {name!r}")
+        return v
 
     @model_validator(mode="after")
     def _has_inputs(self) -> DataConfig:

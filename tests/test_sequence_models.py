@@ -134,9 +134,8 @@ def test_mc_dropout_caches_the_embedding_and_samples_rnn_dropout(rng):
     ({"readout": "median"}, "readout"),
 ])
 def test_bad_recurrent_params_are_one_line_errors(params, needle):
-    with pytest.raises((ConfigError, ValueError), match=needle) as err:
+    with pytest.raises((ConfigError, ValueError), match=needle):
         build("lstm", params)
-    assert "\n" not in str(err.value).strip() or needle in str(err.value)
 
 
 def test_sequence_models_need_sequence_inputs_and_odd_kernels():

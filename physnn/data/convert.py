@@ -287,4 +287,25 @@ def needed_branches(cfg: DataConfig, *, with_truth: bool = True) -> list[str]:
     names += cfg.observers
     if cfg.selection:
         names += sorted(Selection(cfg.selection).branches)
-    return list(dict.fromkeys(names))
+    names = list(dict.fromkeys(names))
+    if not cfg.define:
+        return names
+    # read the branches the defines use instead of the defined names
+    from physnn.io.selection import Expression
+
+    read = [n for n in names if n not in cfg.define]
+    for expression in cfg.define.values():
+        read += [b for b in sorted(Expression(expression).branches) if b not in cfg.define]
+    return list(dict.fromkeys(read))
+
+
+def apply_defines(arrays: dict[str, Any], cfg: DataConfig, where: str) -> dict[str, Any]:
+    """Add the config's derived columns (``define:``) to ``arrays``, in order."""
+    from physnn.io.selection import Expression
+
+    for name, expression in cfg.define.items():
+        value = Expression(expression, f"define {name!r}").values(arrays, where=where)
+        if np.isscalar(value):
+            value = np.full(len(next(iter(arrays.values()))), value)
+        arrays[name] = value
+    return arrays

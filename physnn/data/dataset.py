@@ -24,6 +24,7 @@ import torch
 from physnn.config import DataConfig, load_config
 from physnn.data.convert import (
     RawChunk,
+    apply_defines,
     as_numpy,
     image_block,
     is_jagged,
@@ -152,8 +153,11 @@ def _nonfinite(raw: RawChunk, cfg: DataConfig, where: str, stats: _Stats) -> Raw
     if cfg.nonfinite == "error":
         name, bad, count = checks[0]
         first = ", ".join(str(e) for e in raw.entry[bad][:3])
-        msg = (f"{where}: branch {name!r} has {count} NaN/inf values in {int(bad.sum())} events "
-               f"(global entries {first}...); fix the input or set nonfinite: drop")
+        kind = "defined column" if name in cfg.define else "branch"
+        indexed = name in cfg.define and any("[" in e for e in cfg.define.values())
+        hint = " (x[i] is NaN in events with fewer than i+1 elements: cut on num(x))" if indexed else ""
+        msg = (f"{where}: {kind} {name!r} has {count} NaN/inf values in {int(bad.sum())} events "
+               f"(global entries {first}...){hint}; fix the input or set nonfinite: drop")
         raise DataError(msg)
     drop = np.zeros(len(raw), bool)
     for name, bad, _ in checks:
@@ -203,6 +207,10 @@ def iter_raw(cfg: DataConfig, *, step_size: str | int | None = None, with_truth:
 def _read_raw_chunk(chunk: Chunk, obj: Any, names: list[str], cfg: DataConfig, selection: Selection | None,
                     with_truth: bool, stats: _Stats) -> RawChunk:
     arrays = read_chunk(chunk, names, obj)
+    # defined columns after the selection (computed for kept events only) unless the selection uses them
+    define_first = selection is not None and bool(selection.branches & cfg.define.keys())
+    if cfg.define and (define_first or selection is None):
+        arrays = apply_defines(dict(arrays), cfg, chunk.where)
     entry = chunk.offset + np.arange(chunk.start, chunk.stop, dtype=np.int64)
     stats.read += entry.size
     if selection is not None:
@@ -210,6 +218,8 @@ def _read_raw_chunk(chunk: Chunk, obj: Any, names: list[str], cfg: DataConfig, s
         if not keep.all():
             arrays = {k: v[keep] for k, v in arrays.items()}
             entry = entry[keep]
+        if cfg.define and not define_first:
+            arrays = apply_defines(dict(arrays), cfg, chunk.where)
     stats.selected += entry.size
     raw = _build_raw(arrays, cfg, entry, chunk.where, with_truth)
     return _nonfinite(raw, cfg, chunk.where, stats)
