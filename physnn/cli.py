@@ -409,28 +409,34 @@ def _print_evaluation(figures: dict[str, Any]) -> None:
 @user_errors
 def demo(
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the demo outputs.")] = Path("physnn-demo"),
-    events: Annotated[int, typer.Option("--events", "-n", help="Showers to simulate.", min=200)] = 10000,
+    events: Annotated[int, typer.Option("--events", "-n", help="Showers (and collision events) to simulate.",
+                                        min=200)] = 10000,
     seed: SeedOpt = 1,
     epochs: Annotated[int | None, typer.Option(help="Epochs per model (default: the demo configs').", min=1)] = None,
     mc_samples: Annotated[int, typer.Option("--mc-samples", "-T", help="MC-dropout passes.", min=2)] = 50,
 ) -> None:
-    """The main job on built-in demo data: simulate showers, train a CNN e/pi classifier and an energy
-    regressor, predict with MC-dropout error bars, evaluate, and say where the outputs are."""
+    """The main job on built-in demo data: simulate showers and collision events, train CNN (e/pi, energy) and
+    GRU (signal/background, resonance mass) models, predict with MC-dropout error bars, evaluate, and say where
+    the outputs are."""
     from physnn.demo import run
 
     results = run(out, events=events, seed=seed, epochs=epochs, mc_samples=mc_samples,
                   say=lambda text: console.print(text, highlight=False))
-    for name in ("epi", "energy"):
+    jobs = (("epi", "e/pi classifier (CNN)"), ("energy", "energy regressor (CNN)"),
+            ("events_cls", "signal/background classifier (GRU)"), ("events_mass", "mass regressor (GRU)"))
+    for name, _ in jobs:
         _print_evaluation(results[name]["figures"])
-    energy = results["energy"]["figures"]["regression"]["energy"]
-    base = energy["baselines"]["calibrated cell sum"]
-    console.print(f"energy resolution (robust σ, test split): CNN {energy['sigma']:.3g} GeV, calibrated cell sum "
-                  f"{base['sigma']:.3g} GeV", highlight=False)
+    for name, target, unit in (("energy", "energy", "GeV"), ("events_mass", "mass", "GeV")):
+        fig = results[name]["figures"]["regression"][target]
+        (base_name, base), = fig["baselines"].items()
+        console.print(f"{target} resolution (robust σ, test split): network {fig['sigma']:.3g} {unit}, {base_name} "
+                      f"{base['sigma']:.3g} {unit}", highlight=False)
     table = Table(title="outputs", title_justify="left")
     table.add_column("what")
     table.add_column("where")
     table.add_row("simulated showers (ROOT)", str(results["showers"]))
-    for name, label in (("epi", "e/pi classifier"), ("energy", "energy regressor")):
+    table.add_row("simulated collision events (ROOT)", str(results["events"]))
+    for name, label in jobs:
         table.add_row(f"{label}: run (checkpoints, metrics)", str(results[name]["run"]))
         table.add_row(f"{label}: predictions (ROOT)", str(results[name]["predictions"]))
         table.add_row(f"{label}: report (metrics.json, plots)", str(results[name]["report"]))

@@ -2,12 +2,17 @@
 
 1. simulate calorimeter showers (e-, gamma, pi+; 1-100 GeV);
 2. train a CNN e/pi classifier, predict with MC dropout, evaluate;
-3. train a CNN energy regressor with a Gaussian head (sum pooling keeps the
-   deposited energy), predict with MC dropout, evaluate against the plain
-   calibrated sum of cell energies.
+3. train a CNN energy regressor with a Gaussian head, predict with MC
+   dropout, evaluate against the plain calibrated sum of cell energies;
+4. simulate collision events (variable-length particle lists);
+5. train a GRU signal/background classifier on the pt-ordered particles,
+   predict with MC dropout, evaluate;
+6. train a GRU regressor of the resonance mass with a Gaussian head, predict
+   with MC dropout, evaluate against the dimuon mass an analysis computes
+   from the two muons it identifies.
 
-The run configs below are the same as ``configs/train/epi.yaml`` and
-``configs/train/energy.yaml`` with the demo's file names.
+The run configs below are the same as ``configs/train/{epi,energy,events_cls,
+events_mass}.yaml`` with the demo's file names.
 """
 
 from __future__ import annotations
@@ -37,6 +42,52 @@ ENERGY_MODEL: dict[str, Any] = {"name": "cnn", "params": {
         {"type": "flatten"}],
     "head": [{"type": "dense", "units": 64, "kernel_initializer": "he_normal"}, {"type": "dropout", "rate": 0.1}],
 }}
+
+
+EVENTS_MODEL: dict[str, Any] = {"name": "gru", "params": {
+    "embedding": [{"type": "dense", "units": 64}],
+    "hidden_size": 64,
+    "readout": "last",
+    "head": [{"type": "dense", "units": 64, "kernel_initializer": "he_normal"}, {"type": "dropout", "rate": 0.1}],
+}}
+
+
+def events_data(events: str | Path) -> dict[str, Any]:
+    """The particles of each event as a pt-ordered sequence (the demo's data config for events)."""
+    return {"files": str(events), "tree": "events",
+            "sequence": {"features": ["part_pt", "part_eta", "part_phi", "part_e", "part_charge"],
+                         "sort_by": "part_pt", "max_length": 24},
+            "standardize": {"exclude": ["part_charge"]}}
+
+
+def events_cls_config(events: str | Path, epochs: int = 10) -> dict[str, Any]:
+    """Signal (a resonance to two muons) against background (a Drell-Yan-like continuum)."""
+    return {"data": {**events_data(events), "label": "label", "observers": ["mass"]},
+            "model": EVENTS_MODEL, "task": {"kind": "classification"},
+            "train": {"epochs": epochs, "batch_size": 128, "optimizer": {"lr": 2e-3},
+                      "scheduler": {"name": "cosine"}, "early_stopping": {"patience": None}}}
+
+
+def events_mass_config(events: str | Path, epochs: int = 10) -> dict[str, Any]:
+    """The mass of the muon pair with error bars (Gaussian head + MC dropout)."""
+    return {"data": {**events_data(events), "targets": ["mass"], "observers": ["label"]},
+            "model": EVENTS_MODEL, "task": {"kind": "regression", "loss": "gaussian"},
+            "train": {"epochs": epochs, "batch_size": 128, "optimizer": {"lr": 2e-3},
+                      "scheduler": {"name": "cosine"}, "early_stopping": {"patience": None}}}
+
+
+def dimuon_mass(events: str | Path, entries: np.ndarray) -> np.ndarray:
+    """The invariant mass of the two muons (``|pid| == 13``) of each event: what an analysis computes."""
+    import awkward as ak
+
+    import physnn
+
+    ev = physnn.read(str(events), ["part_pt", "part_eta", "part_phi", "part_e", "part_pid"], tree="events")
+    muon = abs(ev["part_pid"]) == 13
+    pt, eta, phi, e = (ev[f"part_{k}"][muon] for k in ("pt", "eta", "phi", "e"))
+    px, py, pz = ak.sum(pt * np.cos(phi), axis=1), ak.sum(pt * np.sin(phi), axis=1), ak.sum(pt * np.sinh(eta), axis=1)
+    m2 = ak.to_numpy(ak.sum(e, axis=1) ** 2 - px**2 - py**2 - pz**2).astype(np.float64)
+    return np.sqrt(np.clip(m2, 0.0, None))[entries]
 
 
 def epi_config(showers: str | Path, epochs: int = 12) -> dict[str, Any]:
@@ -78,16 +129,22 @@ def run(out: Path, *, events: int = 10000, seed: int = 1, epochs: int | None = N
     showers = out / "showers.root"
     sim = physnn.simulate("showers", showers, events=events, seed=seed, overwrite=True)
     say(f"simulated {sim.events:,} showers -> {sim.path} ({sim.rate:,.0f} showers/s)")
-    results: dict[str, Any] = {"showers": showers}
-    jobs = (("epi", epi_config(showers, *([epochs] if epochs else []))),
-            ("energy", energy_config(showers, *([epochs] if epochs else []))))
+    events_file = out / "events.root"
+    ev = physnn.simulate("events", events_file, events=events, seed=seed, overwrite=True)
+    say(f"simulated {ev.events:,} collision events -> {ev.path} ({ev.rate:,.0f} events/s)")
+    results: dict[str, Any] = {"showers": showers, "events": events_file}
+    more = [epochs] if epochs else []
+    jobs = (("epi", epi_config(showers, *more)), ("energy", energy_config(showers, *more)),
+            ("events_cls", events_cls_config(events_file, *more)),
+            ("events_mass", events_mass_config(events_file, *more)))
     for name, cfg in jobs:
         run_dir = out / f"run_{name}"
         trained = physnn.train(cfg, out=run_dir, overwrite=True, progress=None)
         say(f"trained {name}: {trained.task.describe()}, best epoch {trained.best['epoch']} -> {run_dir}")
         preds = out / f"predictions_{name}.root"
-        pred = physnn.predict(run_dir, showers, out=preds, mc_samples=mc_samples, keep_samples=name == "epi",
-                              overwrite=True, collect=name == "energy")
+        source = events_file if name.startswith("events") else showers
+        pred = physnn.predict(run_dir, source, out=preds, mc_samples=mc_samples, keep_samples=name == "epi",
+                              overwrite=True, collect=name in ("energy", "events_mass"))
         say(f"predicted {pred.events:,} events with MC dropout (T = {mc_samples}) -> {preds} "
             f"({pred.rate:,.0f} events/s)")
         baselines = None
@@ -95,6 +152,9 @@ def run(out: Path, *, events: int = 10000, seed: int = 1, epochs: int | None = N
             assert pred.arrays is not None
             baselines = {"calibrated cell sum": {"energy": calibrated_sum(showers, pred.arrays["entry"],
                                                                           pred.arrays["split"])}}
+        if name == "events_mass":
+            assert pred.arrays is not None
+            baselines = {"dimuon mass (muons identified)": {"mass": dimuon_mass(events_file, pred.arrays["entry"])}}
         report = physnn.evaluate(preds, out=out / f"report_{name}", baselines=baselines)
         results[name] = {"run": run_dir, "predictions": preds, "report": report.out, "figures": report.figures}
     return results

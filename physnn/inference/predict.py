@@ -49,6 +49,7 @@ from physnn.errors import ConfigError, DataError
 from physnn.inference.mc_dropout import mc_forward, set_dropout
 from physnn.io.files import expand_files
 from physnn.io.read import branch_names, open_tree
+from physnn.io.selection import Expression
 from physnn.io.write import write_tree
 from physnn.models.base import StagedModel
 from physnn.models.registry import ModelIO, build_model
@@ -130,6 +131,9 @@ def prediction_config(cfg: DataConfig, files: str | Sequence[str] | None, tree: 
     data.update(selection=selection, entry_start=None, entry_stop=None)
     first = expand_files(data["files"])[0]
     present = set(branch_names(open_tree(first, data["tree"])))
+    for name, expression in data["define"].items():  # a defined column exists where its branches do
+        if Expression(expression).branches <= present:
+            present.add(name)
     if data["label"] not in present:
         data["label"] = None
     if not all(t in present for t in data["targets"]):

@@ -41,6 +41,13 @@ def _num(x: Any) -> Any:
     return ak.num(x, axis=-1)
 
 
+def _concat(*arrays: Any) -> Any:
+    """Join jagged branches per event (e.g. muons then electrons into one lepton list)."""
+    import awkward as ak
+
+    return ak.concatenate(arrays, axis=1)
+
+
 FUNCTIONS: dict[str, Callable[..., Any]] = {
     "abs": np.abs,
     "sqrt": np.sqrt,
@@ -62,6 +69,7 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "min": _reduce("min"),
     "any": _reduce("any"),
     "all": _reduce("all"),
+    "concat": _concat,
 }
 
 _BINOPS: dict[type, Callable[[Any, Any], Any]] = {
