@@ -96,6 +96,9 @@ def test_demo_runs_end_to_end(tmp_path):
     result = invoke("demo", "--out", tmp_path, "-n", "1500", "--epochs", "2", "-T", "5")
     assert result.exit_code == 0, result.output
     for name in ("showers.root", "predictions_epi.root", "predictions_energy.root", "report_epi/roc.png",
-                 "report_energy/energy_pulls.png", "run_epi/best.pt"):
+                 "report_energy/energy_pulls.png", "run_epi/best.pt", "events.root", "run_events_cls/best.pt",
+                 "predictions_events_mass.root", "report_events_cls/roc.png", "report_events_mass/mass_pulls.png"):
         assert (tmp_path / name).exists(), name
-    assert "calibrated cell sum" in result.output
+    text = " ".join(result.output.split())
+    assert "calibrated cell sum" in text
+    assert "dimuon mass (muons identified)" in text

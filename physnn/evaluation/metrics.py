@@ -135,7 +135,9 @@ def _robust_sigma(x: np.ndarray) -> float:
 
 def resolution_fit(energy: np.ndarray, sigma_rel: np.ndarray, error: np.ndarray) -> dict[str, float] | None:
     """Fit σ/E = a/√E ⊕ b (stochastic and constant terms) with scipy; None if it fails."""
-    from scipy.optimize import curve_fit
+    import warnings
+
+    from scipy.optimize import OptimizeWarning, curve_fit
 
     def model(e: np.ndarray, a: float, b: float) -> np.ndarray:
         return np.sqrt(a**2 / e + b**2)
@@ -144,8 +146,10 @@ def resolution_fit(energy: np.ndarray, sigma_rel: np.ndarray, error: np.ndarray)
     if ok.sum() < 3:
         return None
     try:
-        (a, b), cov = curve_fit(model, energy[ok], sigma_rel[ok], p0=(0.5, 0.02), sigma=error[ok],
-                                absolute_sigma=False, maxfev=5000)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", OptimizeWarning)  # no covariance: the errors below are inf
+            (a, b), cov = curve_fit(model, energy[ok], sigma_rel[ok], p0=(0.5, 0.02), sigma=error[ok],
+                                    absolute_sigma=False, maxfev=5000)
     except (RuntimeError, ValueError):
         return None
     err = np.sqrt(np.diag(cov))
