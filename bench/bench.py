@@ -154,24 +154,16 @@ def sequence_rows(events: Path, repeat: int, n: int = 8000, length: int = 40) ->
 
 def likelihood_ratio_auc(events: Path, predictions: Path) -> float:
     """AUC of the generator's own likelihood ratio (true mass, pair pt) on the test split: the best reachable."""
-    from scipy import stats
     from sklearn.metrics import roc_auc_score
 
-    from physnn.simulation.events import EventConfig
+    from physnn.simulation.events import log_likelihood_ratio
 
-    cfg = EventConfig()
     with uproot.open(predictions) as f:
         split = f["predictions"]["split"].array(library="np")
         entry = f["predictions"]["entry"].array(library="np")
     with uproot.open(events) as f:
         ev = f["events"].arrays(["part_pt", "part_phi", "part_pid", "mass", "label"])[entry[split == 2]]
-    muon = abs(ev["part_pid"]) == 13
-    pt, phi = ev["part_pt"][muon], ev["part_phi"][muon]
-    pair_pt = np.hypot(ak.to_numpy(ak.sum(pt * np.cos(phi), axis=1)), ak.to_numpy(ak.sum(pt * np.sin(phi), axis=1)))
-    mass = ak.to_numpy(ev["mass"])
-    sig = stats.uniform(cfg.mass_min, cfg.mass_max - cfg.mass_min).pdf(mass) * stats.gamma(2, scale=10).pdf(pair_pt)
-    bkg = stats.expon(20, 40).pdf(mass) * stats.gamma(1.5, scale=6).pdf(pair_pt)
-    return float(roc_auc_score(ak.to_numpy(ev["label"]), np.log(sig + 1e-300) - np.log(bkg + 1e-300)))
+    return float(roc_auc_score(ak.to_numpy(ev["label"]), log_likelihood_ratio(ev)))
 
 
 def quality_rows(tmp: Path, quick: bool) -> list[tuple[str, str, str, str]]:
