@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import torch
-from pydantic import Field, field_validator
+from pydantic import Field, PositiveInt, field_validator
 from torch import nn
 
 from physnn.models.base import SideInput
@@ -41,7 +41,7 @@ class SeqConvParams(SequenceParams):
         Masked pooling of the last convolution's outputs.
     """
 
-    filters: list[int] = Field(default_factory=lambda: [64, 64], min_length=1)
+    filters: list[PositiveInt] = Field(default_factory=lambda: [64, 64], min_length=1)
     kernel_size: int = Field(default=3, gt=0)
     dilation: int = Field(default=1, gt=0)
     activation: ActivationName = "relu"
@@ -52,14 +52,6 @@ class SeqConvParams(SequenceParams):
     def _odd(cls, v: int) -> int:
         if v % 2 == 0:
             msg = f"kernel_size must be odd (a window centred on each particle), got {v}"
-            raise ValueError(msg)
-        return v
-
-    @field_validator("filters")
-    @classmethod
-    def _positive(cls, v: list[int]) -> list[int]:
-        if any(f <= 0 for f in v):
-            msg = f"filters must be positive, got {v}"
             raise ValueError(msg)
         return v
 
