@@ -20,7 +20,9 @@ from physnn.config import load_config
 from physnn.data.dataset import DataBundle, TensorData, fit, load, stream
 from physnn.data.transform import Transform
 from physnn.errors import ConfigError
+from physnn.evaluation.denoising import evaluate_denoising
 from physnn.evaluation.report import EvaluationResult, evaluate
+from physnn.inference.autoencode import AutoencoderResult, denoise, encode
 from physnn.inference.predict import LoadedRun, PredictionResult, load_run, predict
 from physnn.io.inspect import TreeInfo, inspect_file
 from physnn.io.read import read
@@ -32,9 +34,10 @@ from physnn.training.config import RunConfig, load_run_config
 from physnn.training.run import train
 from physnn.training.trainer import TrainResult
 
-__all__ = ["DataBundle", "EvaluationResult", "LoadedRun", "ModelConfig", "ModelIO", "PredictionResult", "RunConfig",
-           "SimulationResult", "TensorData", "TrainResult", "Transform", "build_model", "evaluate", "fit", "inspect",
-           "list_models", "load", "load_run", "load_run_config", "predict", "read", "simulate", "stream", "train"]
+__all__ = ["AutoencoderResult", "DataBundle", "EvaluationResult", "LoadedRun", "ModelConfig", "ModelIO",
+           "PredictionResult", "RunConfig", "SimulationResult", "TensorData", "TrainResult", "Transform",
+           "build_model", "denoise", "encode", "evaluate", "evaluate_denoising", "fit", "inspect", "list_models",
+           "load", "load_run", "load_run_config", "predict", "read", "simulate", "stream", "train"]
 
 #: Tree names written by the simulator.
 TREE_NAMES = {"showers": "showers", "events": "events"}

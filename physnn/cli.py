@@ -353,20 +353,101 @@ def predict(
 
 @app.command()
 @user_errors
+def denoise(
+    run: Annotated[str, typer.Argument(help="Autoencoder run folder or checkpoint (.pt).")],
+    files: Annotated[list[str] | None, typer.Argument(help="Input ROOT files/globs (default: training files).")] = None,
+    out: OutOpt = Path("denoised.root"),
+    mc_samples: Annotated[int, typer.Option("--mc-samples", "-T", help="MC-dropout passes: adds <image>_std.",
+                                            min=0)] = 0,
+    add_noise: Annotated[bool, typer.Option("--add-noise", help="Apply the run's training noise first (seeded); "
+                                            "keeps <image>_noisy.")] = False,
+    seed: SeedOpt = 0,
+    tree: Annotated[str | None, typer.Option(help="Input tree (default: the training config's).")] = None,
+    batch_size: Annotated[int, typer.Option(help="Events per forward pass.", min=1)] = 256,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
+    overwrite: OverwriteOpt = False,
+    compression: CompressionOpt = None,
+) -> None:
+    """Write denoised images in the input's layout: same tree, same branches, images replaced."""
+    from physnn import api
+
+    result = api.denoise(run, files or None, out=out, mc_samples=mc_samples, add_noise=add_noise, seed=seed,
+                         tree=tree, batch_size=batch_size, device=device, overwrite=overwrite,
+                         compression=compression)
+    console.print(f"wrote {result.events:,} denoised events to {result.path}:{result.meta['tree']} "
+                  f"in {result.seconds:.2f} s ({result.rate:,.0f} events/s)")
+    if result.meta.get("skipped_branches"):
+        err_console.print(f"not copied (uproot cannot write their type): {', '.join(result.meta['skipped_branches'])}")
+
+
+@app.command()
+@user_errors
+def encode(
+    run: Annotated[str, typer.Argument(help="Run folder or checkpoint (.pt): an autoencoder or any model.")],
+    files: Annotated[list[str] | None, typer.Argument(help="Input ROOT files/globs (default: training files).")] = None,
+    out: OutOpt = Path("codes.root"),
+    clusters: Annotated[int, typer.Option(help="k-means clusters on the codes -> branch 'cluster' (0: off).",
+                                          min=0)] = 0,
+    seed: SeedOpt = 0,
+    tree: Annotated[str | None, typer.Option(help="Input tree (default: the training config's).")] = None,
+    batch_size: Annotated[int, typer.Option(help="Events per forward pass.", min=1)] = 1024,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
+    overwrite: OverwriteOpt = False,
+    compression: CompressionOpt = None,
+) -> None:
+    """Write each event's code (code_0 ... code_{D-1}), optionally a k-means cluster id, aligned with the input."""
+    from physnn import api
+
+    result = api.encode(run, files or None, out=out, clusters=clusters, seed=seed, tree=tree,
+                        batch_size=batch_size, device=device, overwrite=overwrite, compression=compression)
+    width = result.meta.get("code_size")
+    console.print(f"wrote codes of {result.events:,} events to {result.path}:codes"
+                  f"{f' ({width} numbers each)' if width else ''}"
+                  f"{f', {clusters} k-means clusters' if clusters else ''} in {result.seconds:.2f} s")
+
+
+@app.command()
+@user_errors
 def evaluate(
-    predictions: Annotated[Path, typer.Argument(help="Predictions ROOT file from physnn predict.")],
+    predictions: Annotated[Path, typer.Argument(help="Predictions ROOT file from physnn predict, or an "
+                                                "autoencoder run folder (denoising figures).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for metrics.json and the plots.")] = Path(
         "physnn-report"),
     run: Annotated[Path | None, typer.Option(help="Run folder for the training curves.")] = None,
     split: Annotated[str, typer.Option(help="auto (test split on training files), all, train, val, test.")] = "auto",
     bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for AUC intervals.", min=0)] = 200,
+    mc_samples: Annotated[int, typer.Option("--mc-samples", "-T", help="Autoencoders: MC-dropout passes.",
+                                            min=0)] = 0,
+    seed: SeedOpt = 0,
 ) -> None:
-    """ROC/AUC, calibration, confusion, MC-dropout certainty; or resolution, pulls, coverage. JSON + PNG."""
+    """ROC/AUC, calibration, MC-dropout certainty; resolution, pulls, coverage; or denoising gain. JSON + PNG."""
     from physnn import api
 
-    result = api.evaluate(predictions, out=out, run=run, split=split, n_boot=bootstrap)
-    _print_evaluation(result.figures)
+    if predictions.is_dir():  # a run folder: an autoencoder judged on its clean truth
+        result = api.evaluate_denoising(predictions, out=out, split=split, seed=seed, mc_samples=mc_samples)
+        _print_denoising(result.figures)
+    else:
+        result = api.evaluate(predictions, out=out, run=run, split=split, n_boot=bootstrap)
+        _print_evaluation(result.figures)
     console.print(f"wrote {len(result.files)} files to {out}/ (metrics.json and plots)")
+
+
+def _print_denoising(figures: dict[str, Any]) -> None:
+    table = Table(title=f"denoising, {figures['events']:,} events ({figures['split']} split)")
+    table.add_column("figure")
+    table.add_column("noisy input", justify="right")
+    table.add_column("denoised", justify="right")
+    table.add_row("RMS difference per cell", f"{figures['rmse_input']:.4g}", f"{figures['rmse_output']:.4g}")
+    e = figures["total_energy"]
+    table.add_row("total energy: median E/E_true - 1", f"{e['input']['median']:+.4f}", f"{e['output']['median']:+.4f}")
+    table.add_row("total energy: spread", f"{e['input']['spread']:.4f}", f"{e['output']['spread']:.4f}")
+    for row in figures.get("layers", []):
+        table.add_row(f"layer {row['layer']}: centroid shift x (cells)", f"{row['input_centroid_shift_x']:.3f}",
+                      f"{row['output_centroid_shift_x']:.3f}")
+        table.add_row(f"layer {row['layer']}: width / true width (x)", f"{row['input_width_ratio_x']:.3f}",
+                      f"{row['output_width_ratio_x']:.3f}")
+    console.print(table)
+    console.print(f"denoising gain (RMS input / RMS output): {figures['gain']:.2f}")
 
 
 def summary_rows(figures: dict[str, Any]) -> list[tuple[str, str]]:

@@ -145,6 +145,10 @@ class DataConfig(Strict):
         A safe cut expression, e.g. ``"energy > 10 && num(part_pt) >= 2"``.
     images, sequence, scalars
         The inputs: detector images, one jagged collection, flat branches.
+    target_images
+        Images an autoencoder should output in place of its input, e.g. the
+        noise-free truth stored next to the digitised cells (same shape as
+        ``images``; never standardised).
     label
         Integer or string branch with the class of each event.
     classes
@@ -172,6 +176,7 @@ class DataConfig(Strict):
     images: ImageInput | None = None
     sequence: SequenceInput | None = None
     scalars: list[str] = Field(default_factory=list)
+    target_images: ImageInput | None = None
     label: str | None = None
     classes: list[str | int] | dict[str | int, int] | None = None
     targets: list[str] = Field(default_factory=list)
@@ -212,6 +217,9 @@ class DataConfig(Strict):
     def _has_inputs(self) -> DataConfig:
         if self.images is None and self.sequence is None and not self.scalars:
             msg = "no inputs: give at least one of images, sequence or scalars"
+            raise ValueError(msg)
+        if self.target_images is not None and self.images is None:
+            msg = "target_images needs images: the inputs the targets correspond to"
             raise ValueError(msg)
         return self
 

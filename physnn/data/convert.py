@@ -217,6 +217,7 @@ class RawChunk:
     entry: np.ndarray
     split: np.ndarray
     image: np.ndarray | None = None
+    target_image: np.ndarray | None = None
     seq_content: np.ndarray | None = None
     seq_counts: np.ndarray | None = None
     scalars: np.ndarray | None = None
@@ -246,6 +247,7 @@ class RawChunk:
                                                      - np.repeat(np.cumsum(counts) - counts, counts))
             content = self.seq_content[rows]
         return replace(self, entry=self.entry[idx], split=self.split[idx], image=take(self.image),
+                       target_image=take(self.target_image),
                        seq_content=content, seq_counts=counts, scalars=take(self.scalars),
                        labels=take(self.labels), targets=take(self.targets), weight=take(self.weight),
                        observers={k: v[idx] for k, v in self.observers.items()})
@@ -266,7 +268,7 @@ class RawChunk:
             parts = [c.observers[key] for c in chunks]
             observers[key] = (np.concatenate(parts) if isinstance(parts[0], np.ndarray)
                               else ak.concatenate(parts))
-        return RawChunk(entry=cat("entry"), split=cat("split"), image=cat("image"),
+        return RawChunk(entry=cat("entry"), split=cat("split"), image=cat("image"), target_image=cat("target_image"),
                         seq_content=cat("seq_content"), seq_counts=cat("seq_counts"),
                         scalars=cat("scalars"), labels=cat("labels"), targets=cat("targets"),
                         weight=cat("weight"), observers=observers)
@@ -284,6 +286,7 @@ def needed_branches(cfg: DataConfig, *, with_truth: bool = True) -> list[str]:
     names += cfg.scalars
     if with_truth:
         names += ([cfg.label] if cfg.label else []) + cfg.targets + ([cfg.weight] if cfg.weight else [])
+        names += cfg.target_images.branches if cfg.target_images else []
     names += cfg.observers
     if cfg.selection:
         names += sorted(Selection(cfg.selection).branches)

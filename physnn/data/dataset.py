@@ -51,7 +51,8 @@ class TensorData(torch.utils.data.Dataset):
     ----------
     inputs
         ``image`` (N, C, ...), ``sequence`` (N, T, F), ``mask`` (N, T) bool,
-        ``length`` (N,), ``scalars`` (N, S): whichever the config asked for.
+        ``length`` (N,), ``scalars`` (N, S): whichever the config asked for;
+        ``target_image`` (N, C, ...) for autoencoders with ``target_images``.
     label
         Class indices (N,) int64, or None.
     target
@@ -132,6 +133,10 @@ def _nonfinite(raw: RawChunk, cfg: DataConfig, where: str, stats: _Stats) -> Raw
         if bad.any():
             count = int((~np.isfinite(raw.image)).sum())
             checks.append((", ".join(cfg.images.branches), bad, count))
+    if raw.target_image is not None and cfg.target_images is not None:
+        bad = nonfinite_per_event(raw.target_image)
+        if bad.any():
+            checks.append((", ".join(cfg.target_images.branches), bad, int((~np.isfinite(raw.target_image)).sum())))
     if raw.seq_content is not None and raw.seq_counts is not None and cfg.sequence is not None:
         event_of = np.repeat(np.arange(len(raw)), raw.seq_counts)
         for j, name in enumerate(cfg.sequence.features):
@@ -180,6 +185,8 @@ def _build_raw(arrays: Mapping[str, Any], cfg: DataConfig, entry: np.ndarray, wh
     if with_truth:
         if cfg.label is not None and cfg.label in arrays:
             raw.labels = label_values(arrays, cfg.label, where)
+        if cfg.target_images is not None and all(b in arrays for b in cfg.target_images.branches):
+            raw.target_image = image_block(arrays, cfg.target_images, where)
         if cfg.targets and all(t in arrays for t in cfg.targets):
             raw.targets = scalar_block(arrays, cfg.targets, where, role="regression target")
         if cfg.weight is not None and cfg.weight in arrays:
@@ -206,7 +213,13 @@ def iter_raw(cfg: DataConfig, *, step_size: str | int | None = None, with_truth:
 
 def _read_raw_chunk(chunk: Chunk, obj: Any, names: list[str], cfg: DataConfig, selection: Selection | None,
                     with_truth: bool, stats: _Stats) -> RawChunk:
-    arrays = read_chunk(chunk, names, obj)
+    return raw_from_arrays(read_chunk(chunk, names, obj), chunk, cfg, selection, with_truth, stats)
+
+
+def raw_from_arrays(arrays: Mapping[str, Any], chunk: Chunk, cfg: DataConfig, selection: Selection | None = None,
+                    with_truth: bool = True, stats: _Stats | None = None) -> RawChunk:
+    """Build the :class:`RawChunk` of one chunk's branches: defines, selection, blocks, NaN/inf policy."""
+    stats = stats if stats is not None else _Stats()
     # defined columns after the selection (computed for kept events only) unless the selection uses them
     define_first = selection is not None and bool(selection.branches & cfg.define.keys())
     if cfg.define and (define_first or selection is None):
@@ -241,6 +254,8 @@ def finalize(raw: RawChunk, transform: Transform, cfg: DataConfig) -> TensorData
     label = None
     if raw.labels is not None and transform.classes is not None and cfg.label is not None:
         label = torch.from_numpy(transform.encode_labels(raw.labels, ",".join(cfg.files), cfg.label))
+    if raw.target_image is not None:
+        inputs["target_image"] = torch.from_numpy(raw.target_image)
     return TensorData(
         inputs, label=label,
         target=None if raw.targets is None else torch.from_numpy(raw.targets),

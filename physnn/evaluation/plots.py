@@ -225,3 +225,53 @@ def plot_regression(name: str, true: np.ndarray, pred: np.ndarray, std: np.ndarr
         _label(bx, f"±1σ {figures['coverage_1sigma']:.3f}\n±2σ {figures['coverage_2sigma']:.3f}")
         paths.append(_save(fig, out / f"{name}_pulls.png"))
     return paths
+
+
+
+def _layer_sum(images: np.ndarray) -> np.ndarray:
+    """A 2D picture per event: layers summed (images (N, C, H, W)) or the image itself."""
+    if images.ndim == 4:
+        return images.sum(1)
+    if images.ndim == 3:
+        return images
+    return images.reshape(len(images), 1, -1)
+
+
+def plot_denoising_panels(noisy: np.ndarray, denoised: np.ndarray, truth: np.ndarray, path: Path, *,
+                          events: int = 4) -> Path:
+    """Example events, one per row: noisy input, denoised output and truth (layers summed, log colour)."""
+    from matplotlib.colors import LogNorm
+
+    n = min(events, len(truth))
+    order = np.argsort(truth.reshape(len(truth), -1).sum(1))
+    picks = order[np.linspace(0, len(order) - 1, n).astype(int)] if n else []  # low to high energy
+    fig, axes = plt.subplots(max(n, 1), 3, figsize=(10, 3.2 * max(n, 1)), squeeze=False)
+    for row, idx in enumerate(picks):
+        pictures = [_layer_sum(x[idx:idx + 1])[0] for x in (noisy, denoised, truth)]
+        top = max(float(p.max()) for p in pictures)
+        norm = LogNorm(vmin=max(top * 1e-4, 1e-3), vmax=max(top, 2e-3))
+        for col, (title, pic) in enumerate(zip(("noisy", "denoised", "truth"), pictures, strict=True)):
+            ax = axes[row, col]
+            shown = ax.imshow(np.clip(pic, norm.vmin, None), origin="lower", norm=norm, cmap="viridis")
+            ax.set_title(f"{title}: {pic.sum():.1f}", fontsize=11)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        fig.colorbar(shown, ax=axes[row].tolist(), fraction=0.02)
+    return _save(fig, path)
+
+
+def plot_energy_ratio(noisy: np.ndarray, denoised: np.ndarray, truth: np.ndarray, path: Path) -> Path:
+    """Histograms of the total energy over the true total energy, noisy input vs denoised output."""
+    e_true = truth.reshape(len(truth), -1).sum(1)
+    ok = e_true > 0
+    fig, ax = plt.subplots(figsize=(7, 5))
+    bins = np.linspace(0.0, 2.0, 81)
+    for label, images in (("noisy input", noisy), ("denoised", denoised)):
+        ratio = images.reshape(len(images), -1).sum(1)[ok] / e_true[ok]
+        ax.hist(np.clip(ratio, bins[0], bins[-1]), bins=bins, histtype="step", linewidth=1.5,
+                label=f"{label}: median {np.median(ratio):.3f}")
+    ax.axvline(1.0, color="grey", linestyle=":")
+    ax.set_xlabel(r"$E_{\mathrm{sum}} / E_{\mathrm{sum,\,true}}$")
+    ax.set_ylabel("events")
+    ax.legend(fontsize=10)
+    return _save(fig, path)

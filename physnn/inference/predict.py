@@ -294,6 +294,10 @@ def predict(
 
         check_output(out, overwrite=overwrite)
     loaded = run if isinstance(run, LoadedRun) else load_run(run, device=device)
+    if loaded.task.kind == "reconstruction":
+        msg = (f"{loaded.checkpoint} is an autoencoder ({loaded.task.describe()}); use physnn denoise for its "
+               "outputs or physnn encode for its codes")
+        raise ConfigError(msg)
     cfg = prediction_config(loaded.config.data, files, tree, selection)
     collect = out is None if collect is None else collect
     meta = {"physnn": __version__, "checkpoint": str(loaded.checkpoint), "epoch": loaded.epoch,

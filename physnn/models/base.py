@@ -98,6 +98,10 @@ class StagedModel(nn.Module):
     def forward(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         return self.run(self.adapt(batch), self.side(batch))
 
+    def encode(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """The feature extractor's output, flattened to (N, D): an autoencoder's code."""
+        return self.run(self.adapt(batch), self.side(batch), 0, self.n_features).flatten(1)
+
     # -- what MC dropout and transfer learning need ------------------------
     def first_stochastic_stage(self) -> int:
         """Index of the first stage holding dropout; -1 if the adapter is stochastic.

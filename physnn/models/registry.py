@@ -43,12 +43,16 @@ class ModelIO:
     outputs
         Width of the final layer (set by the task: 1 for binary, K classes,
         K or 2K targets for Gaussian regression).
+    reconstruct
+        For autoencoders: the input the model outputs again (``image``,
+        ``sequence`` or ``scalars``); None for every other task.
     """
 
     image: tuple[int, ...] | None = None
     sequence: tuple[int, int] | None = None
     scalars: int = 0
     outputs: int = 1
+    reconstruct: str | None = None
 
     def state(self) -> dict[str, Any]:
         """Plain types for a checkpoint."""
@@ -60,7 +64,8 @@ class ModelIO:
         """Rebuild from :meth:`state`."""
         return cls(image=None if state["image"] is None else tuple(state["image"]),
                    sequence=None if state["sequence"] is None else tuple(state["sequence"]),
-                   scalars=int(state["scalars"]), outputs=int(state["outputs"]))
+                   scalars=int(state["scalars"]), outputs=int(state["outputs"]),
+                   reconstruct=state.get("reconstruct"))
 
 
 Builder = Callable[[Any, ModelIO], "StagedModel"]
@@ -74,17 +79,19 @@ class ModelEntry:
     params: type[BaseModel]
     build: Builder
     summary: str
+    reconstructs: bool = False
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
 _DISCOVERED = False
 
 
-def register(name: str, params: type[BaseModel]) -> Callable[[Builder], Builder]:
+def register(name: str, params: type[BaseModel], *, reconstructs: bool = False) -> Callable[[Builder], Builder]:
     """Register a model builder under ``name`` with its parameter class.
 
     The first line of the builder's docstring is the summary shown by
-    ``physnn models``.
+    ``physnn models``. ``reconstructs`` marks autoencoders, the models that
+    can be trained for ``task.kind: reconstruction``.
     """
 
     def decorate(build: Builder) -> Builder:
@@ -92,7 +99,7 @@ def register(name: str, params: type[BaseModel]) -> Callable[[Builder], Builder]
             msg = f"model {name!r} is registered twice"
             raise ValueError(msg)
         summary = (build.__doc__ or "").strip().splitlines()[0] if build.__doc__ else ""
-        _REGISTRY[name] = ModelEntry(name, params, build, summary)
+        _REGISTRY[name] = ModelEntry(name, params, build, summary, reconstructs)
         return build
 
     return decorate
@@ -158,4 +165,8 @@ class ModelConfig(Strict):
 def build_model(config: ModelConfig, io: ModelIO) -> StagedModel:
     """Build the configured model for the given input/output shapes."""
     entry = get(config.name)
+    if io.reconstruct is not None and not entry.reconstructs:
+        autoencoders = ", ".join(n for n, e in available().items() if e.reconstructs)
+        msg = f"model {config.name!r} cannot be trained for reconstruction; use an autoencoder ({autoencoders})"
+        raise ConfigError(msg)
     return entry.build(config.typed_params(), io)

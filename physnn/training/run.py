@@ -44,7 +44,7 @@ def model_io(data: DataBundle, task: Task) -> ModelIO:
     return ModelIO(image=tuple(inputs["image"].shape[1:]) if "image" in inputs else None,
                    sequence=tuple(inputs["sequence"].shape[1:]) if "sequence" in inputs else None,
                    scalars=int(inputs["scalars"].shape[1]) if "scalars" in inputs else 0,
-                   outputs=task.n_outputs)
+                   outputs=task.n_outputs, reconstruct=getattr(task, "key", None))
 
 
 def _prepare_dir(out: Path, overwrite: bool) -> None:
@@ -141,7 +141,7 @@ def train(
         msg = f"{', '.join(cfg.data.files)}: the training split is empty"
         raise ConfigError(msg)
     task = (Task.from_state(state["task"]) if state else
-            Task.from_config(cfg.task, cfg.data, data.transform.classes, data.train.tensors()))
+            Task.from_config(cfg.task, cfg.data, data.transform.classes, data.train.tensors(), data.transform))
     io = model_io(data, task)
     model = build_model(cfg.model, io)
     transferred = False
@@ -163,7 +163,7 @@ def train(
     result = trainer.fit(data.train, data.val, resume=state, on_epoch_end=on_epoch_end)
     best = load_checkpoint(out, BEST)
     result.model.load_state_dict(best["model"])
-    if not task.is_classification and cfg.train.calibrate_sigma and len(data.val):
+    if task.kind == "regression" and cfg.train.calibrate_sigma and len(data.val):
         from physnn.inference.calibration import fit_sigma_scale
 
         task.sigma_scale = fit_sigma_scale(result.model, task, data.val.tensors(), device=dev)

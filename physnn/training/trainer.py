@@ -193,19 +193,21 @@ class Trainer:
     def evaluate(self, tensors: Mapping[str, torch.Tensor]) -> dict[str, float]:
         """Loss and task metrics on a split (eval mode, no gradients)."""
         self.model.eval()
-        outs, total, weight = [], 0.0, 0.0
+        records, total, weight = [], 0.0, 0.0
+        # the same noise (autoencoders) at every validation, so epochs compare
+        noise = torch.Generator(device=self.device).manual_seed(self.cfg.seed + 1)
         with torch.no_grad():
             for batch in self._batches(tensors, self.cfg.eval_batch_size, shuffle=False):
+                batch = self.task.augment(batch, noise)
                 with autocast(self.device, self.amp):
                     out = self.model(batch)
                 out = out.float()
                 s, w = self._weighted(self.task.loss(out, batch), batch)
                 total += float(s)
                 weight += float(w)
-                outs.append(out.cpu())
+                records.append(self.task.record(out, batch))
         metrics = {"loss": total / max(weight, 1e-12)}
-        metrics.update(self.task.metrics(torch.cat(outs), {k: v for k, v in tensors.items()
-                                                            if k in ("label", "target")}))
+        metrics.update(self.task.metrics_of(records, {k: v for k, v in tensors.items() if k in ("label", "target")}))
         return metrics
 
     def _train_epoch(self, tensors: Mapping[str, torch.Tensor], opt: torch.optim.Optimizer, sched: Any,
@@ -216,6 +218,7 @@ class Trainer:
         total = torch.zeros((), device=self.device)
         weight = torch.zeros((), device=self.device)
         for step, batch in enumerate(self._batches(tensors, self.cfg.batch_size, shuffle=True)):
+            batch = self.task.augment(batch)
             with autocast(self.device, self.amp):
                 out = self.model(batch)
             s, w = self._weighted(self.task.loss(out, batch), batch)

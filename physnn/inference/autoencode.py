@@ -1,0 +1,429 @@
+"""Autoencoder outputs written to ROOT: denoised images and codes.
+
+- :func:`denoise` writes a file with the **same layout as the input**: the
+  same tree name, every branch copied, and the image branches replaced by
+  their denoised version with the same names, shapes and types, so that an
+  analysis runs unchanged on it. With MC dropout, ``<branch>_std`` holds the
+  per-cell spread of T reconstructions (an uncertainty map); with
+  ``add_noise`` the run's training noise is applied first (seeded) and the
+  noisy image is kept as ``<branch>_noisy``, for studies on clean simulation.
+- :func:`encode` writes the code of every event (the feature extractor's
+  output) as branches ``code_0 ... code_{D-1}``, with ``entry``, ``split`` and
+  the observer branches, and optionally a k-means ``cluster`` id
+  (scikit-learn) fitted on the standardised codes.
+
+Both keep every entry of the input in order (no selection), and write
+atomically: a failure leaves nothing at the output path.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from physnn._version import __version__
+from physnn.data.convert import is_jagged
+from physnn.data.dataset import TensorData, finalize, iter_raw, raw_from_arrays
+from physnn.errors import ConfigError, DataError
+from physnn.inference.mc_dropout import mc_forward, set_dropout
+from physnn.inference.predict import META, LoadedRun, _truth_branches, load_run, prediction_config
+from physnn.io.files import expand_files
+from physnn.io.read import branch_names, is_histogram_branch, plan_chunks, read_chunk
+from physnn.models.tasks import ReconstructionTask
+from physnn.training.device import autocast
+
+CODES_TREE = "codes"
+
+
+@dataclass
+class AutoencoderResult:
+    """What :func:`denoise` or :func:`encode` wrote.
+
+    Attributes
+    ----------
+    path
+        The ROOT file (None when only arrays were asked for).
+    events
+        Number of events.
+    seconds
+        Wall time, reading and writing included.
+    arrays
+        The written branches as arrays (when ``collect=True``).
+    meta
+        The metadata stored next to the tree (``physnn_meta``).
+    """
+
+    path: Path | None
+    events: int
+    seconds: float
+    arrays: dict[str, Any] | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def rate(self) -> float:
+        """Events per second."""
+        return self.events / self.seconds if self.seconds > 0 else float("inf")
+
+
+def _load(run: str | os.PathLike | LoadedRun, device: str) -> LoadedRun:
+    return run if isinstance(run, LoadedRun) else load_run(run, device=device)
+
+
+def reconstruction_task(loaded: LoadedRun, command: str) -> ReconstructionTask:
+    """The run's task, which must be an image reconstruction; a one-line error otherwise."""
+    task = loaded.task
+    if not isinstance(task, ReconstructionTask) or task.key != "image":
+        msg = (f"{command}: {loaded.checkpoint} is a {task.describe()} run; it needs an autoencoder "
+               "trained with task.kind: reconstruction on images")
+        raise ConfigError(msg)
+    return task
+
+
+def reconstruct(loaded: LoadedRun, image: torch.Tensor, *, mc_samples: int = 0,
+                batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Denoised images (physical units) and, with MC dropout, their per-cell spread.
+
+    Parameters
+    ----------
+    loaded
+        An autoencoder run.
+    image
+        Input images in the model's space (as :func:`~physnn.data.dataset.finalize` gives them).
+    mc_samples
+        T passes with dropout on (0: one deterministic pass, no spread).
+    batch_size
+        Events per forward pass.
+    """
+    task = reconstruction_task(loaded, "reconstruct")
+    means, stds = [], []
+    for lo in range(0, len(image), batch_size):
+        batch = {"image": image[lo:lo + batch_size].to(loaded.device, non_blocking=True)}
+        with autocast(loaded.device, loaded.device.type == "cuda"):
+            if mc_samples > 0:
+                rec = task.predict(mc_forward(loaded.model, batch, mc_samples))["reconstruction"]
+                means.append(rec.mean(0).cpu())
+                stds.append(rec.std(0).cpu())
+            else:
+                set_dropout(loaded.model, False)
+                with torch.no_grad():
+                    out = loaded.model(batch)
+                means.append(task.predict(out.flatten(1))["reconstruction"].cpu())
+    empty = torch.zeros((0, *task.shape))
+    mean = torch.cat(means) if means else empty
+    return mean, (torch.cat(stds) if stds else empty) if mc_samples > 0 else None
+
+
+def _numeric(value: Any) -> bool:
+    """Whether uproot can write this array back (numbers, fixed-size or jagged arrays of numbers)."""
+    import awkward as ak
+
+    if isinstance(value, np.ndarray):
+        return value.dtype.kind in "biuf"
+    layout_type = value.type.content
+    while isinstance(layout_type, (ak.types.ListType, ak.types.RegularType, ak.types.OptionType)):
+        layout_type = layout_type.content
+    return isinstance(layout_type, ak.types.NumpyType) and layout_type.primitive != "datetime64"
+
+
+def _as_written(value: Any) -> Any:
+    """Regular arrays as numpy (fixed-size branches), jagged ones as awkward."""
+    import awkward as ak
+
+    if isinstance(value, np.ndarray) or is_jagged(value):
+        return value
+    return ak.to_numpy(value)
+
+
+def _image_like(original: Any, values: np.ndarray) -> Any:
+    """``values`` (N, ...) in the layout and dtype of the branch ``original``."""
+    import awkward as ak
+
+    n = len(values)
+    if is_jagged(original):
+        counts = ak.to_numpy(ak.num(original, axis=1))
+        dtype = ak.to_numpy(ak.flatten(original[:1], axis=None)).dtype if n else np.float32
+        return ak.unflatten(values.reshape(-1).astype(dtype), counts)
+    ref = np.asarray(_as_written(original))
+    dtype = ref.dtype if ref.dtype.kind == "f" else np.float32
+    return np.ascontiguousarray(values.reshape(n, *ref.shape[1:]).astype(dtype, copy=False))
+
+
+def _split_channels(block: np.ndarray, branches: list[str], arrays: dict[str, Any]) -> dict[str, Any]:
+    """Undo :func:`~physnn.data.convert.image_block`: one array per image branch, in its own layout."""
+    if len(branches) == 1:
+        return {branches[0]: _image_like(arrays[branches[0]], block)}
+    return {name: _image_like(arrays[name], block[:, i]) for i, name in enumerate(branches)}
+
+
+def denoise(
+    run: str | os.PathLike | LoadedRun,
+    files: str | os.PathLike | Sequence[str] | None = None,
+    *,
+    out: str | os.PathLike | None = None,
+    tree: str | None = None,
+    mc_samples: int = 0,
+    add_noise: bool = False,
+    seed: int = 0,
+    batch_size: int = 256,
+    device: str = "auto",
+    step_size: str | int | None = None,
+    overwrite: bool = False,
+    compression: str | None = None,
+    collect: bool | None = None,
+) -> AutoencoderResult:
+    """Write denoised images in the layout of the input file.
+
+    Parameters
+    ----------
+    run
+        An autoencoder run folder, checkpoint or :class:`LoadedRun`.
+    files
+        Input ROOT files (default: the training files).
+    out
+        Output ROOT file: the input's tree name and branches, images denoised.
+    tree
+        Input tree (default: the training config's).
+    mc_samples
+        T > 0: MC dropout; the image is the mean of T reconstructions and
+        ``<branch>_std`` the per-cell spread.
+    add_noise
+        Apply the run's training noise (seeded by ``seed``) before denoising
+        and keep the noisy images as ``<branch>_noisy``.
+    batch_size, device, step_size, overwrite, compression
+        As for :func:`physnn.predict`.
+    collect
+        Return the branches as arrays (default: when no ``out`` is given).
+
+    Examples
+    --------
+    >>> physnn.denoise("runs/ae", "showers.root", out="showers_denoised.root")  # doctest: +SKIP
+    """
+    if mc_samples < 0:
+        msg = f"--mc-samples must be 0 (off) or positive, got {mc_samples}"
+        raise ConfigError(msg)
+    if out is not None:
+        from physnn.io.write import check_output
+
+        check_output(out, overwrite=overwrite)
+    loaded = _load(run, device)
+    task = reconstruction_task(loaded, "denoise")
+    if add_noise and not task.noise:
+        msg = f"--add-noise: the run {loaded.checkpoint} was trained without task.noise; there is no noise to add"
+        raise ConfigError(msg)
+    cfg = prediction_config(loaded.config.data, files, tree, None)
+    cfg = cfg.model_copy(update={"define": {}, "label": None, "targets": [], "weight": None, "observers": []})
+    assert cfg.images is not None
+    images = cfg.images.branches
+    generator = torch.Generator().manual_seed(seed)
+    collect = out is None if collect is None else collect
+    pieces: list[dict[str, Any]] = []
+    skipped: set[str] = set()
+    tree_name = [""]
+    count = 0
+    start = time.perf_counter()
+
+    def chunks() -> Iterator[dict[str, Any]]:
+        nonlocal count
+        for chunk, obj in plan_chunks(cfg.files, cfg.tree, images, step_size=step_size or cfg.step_size):
+            tree_name[0] = tree_name[0] or chunk.tree
+            names = [n for n in branch_names(obj) if not is_histogram_branch(obj, n) or n in images]
+            arrays = read_chunk(chunk, names, obj)
+            raw = raw_from_arrays(arrays, chunk, cfg, with_truth=False)
+            if len(raw) == 0:
+                continue
+            td = finalize(raw, loaded.transform, cfg)
+            x = td.inputs["image"]
+            branches: dict[str, Any] = {}
+            for name, value in arrays.items():
+                if name in images:
+                    continue
+                if _numeric(value):
+                    branches[name] = _as_written(value)
+                else:
+                    skipped.add(name)
+            if add_noise:
+                x = task.noisy(x, generator=generator)
+                noisy = task.to_phys(x).numpy()
+                branches.update({f"{k}_noisy": v for k, v in _split_channels(noisy, images, arrays).items()})
+            mean, std = reconstruct(loaded, x, mc_samples=mc_samples, batch_size=batch_size)
+            branches.update(_split_channels(mean.numpy(), images, arrays))
+            if std is not None:
+                branches.update({f"{k}_std": v for k, v in _split_channels(std.numpy(), images, arrays).items()})
+            count += len(td)
+            if collect:
+                pieces.append(branches)
+            yield branches
+        if count == 0:
+            msg = f"{', '.join(cfg.files)}: no event to denoise"
+            raise DataError(msg)
+
+    meta = {"physnn": __version__, "command": "denoise", "checkpoint": str(loaded.checkpoint),
+            "epoch": loaded.epoch, "model": loaded.config.model.name, "files": expand_files(cfg.files),
+            "images": images, "mc_samples": mc_samples, "add_noise": add_noise, "seed": seed,
+            "noise": [n.model_dump() for n in task.noise] if add_noise else []}
+    if out is not None:
+        from physnn.io.write import write_tree
+
+        first = iter(chunks())
+        head = next(first)  # the tree name is known after the first chunk
+        meta["tree"] = tree_name[0]
+
+        def everything() -> Iterator[dict[str, Any]]:
+            yield head
+            yield from first
+
+        write_tree(out, tree_name[0], everything(), overwrite=overwrite, compression=compression,
+                   title=f"denoised by physnn ({loaded.checkpoint})", extras={META: json.dumps(meta)})
+    else:
+        for _ in chunks():
+            pass
+    meta["skipped_branches"] = sorted(skipped)
+    arrays_out = _concat(pieces) if collect else None
+    return AutoencoderResult(None if out is None else Path(out), count, time.perf_counter() - start, arrays_out, meta)
+
+
+def _codes(loaded: LoadedRun, td: TensorData, batch_size: int) -> np.ndarray:
+    set_dropout(loaded.model, False)
+    parts = []
+    with torch.no_grad():
+        for batch in td.batches(batch_size):
+            batch = {k: v.to(loaded.device) for k, v in batch.items() if k not in ("label", "target", "weight")}
+            with autocast(loaded.device, loaded.device.type == "cuda"):
+                parts.append(loaded.model.encode(batch).float().cpu())
+    return torch.cat(parts).numpy()
+
+
+def encode(
+    run: str | os.PathLike | LoadedRun,
+    files: str | os.PathLike | Sequence[str] | None = None,
+    *,
+    out: str | os.PathLike | None = None,
+    tree: str | None = None,
+    clusters: int = 0,
+    seed: int = 0,
+    batch_size: int = 1024,
+    device: str = "auto",
+    step_size: str | int | None = None,
+    overwrite: bool = False,
+    compression: str | None = None,
+    collect: bool | None = None,
+) -> AutoencoderResult:
+    """Write the code of every event, optionally with a k-means cluster id.
+
+    Parameters
+    ----------
+    run
+        A run folder, checkpoint or :class:`LoadedRun`: an autoencoder (its
+        bottleneck) or any model (the output of its feature extractor).
+    files
+        Input ROOT files (default: the training files).
+    out
+        Output ROOT file with the tree ``codes``.
+    clusters
+        K > 0: fit k-means with K clusters (scikit-learn, seeded) on the
+        standardised codes of all events and write ``cluster``. The codes
+        are then held in memory until the end (D numbers per event).
+    seed
+        Seed of k-means.
+    tree, batch_size, device, step_size, overwrite, compression, collect
+        As for :func:`physnn.predict`.
+
+    Examples
+    --------
+    >>> physnn.encode("runs/ae", "showers.root", out="codes.root", clusters=3)  # doctest: +SKIP
+    """
+    if clusters < 0:
+        msg = f"--clusters must be 0 (off) or a positive number of clusters, got {clusters}"
+        raise ConfigError(msg)
+    if out is not None:
+        from physnn.io.write import check_output
+
+        check_output(out, overwrite=overwrite)
+    loaded = _load(run, device)
+    cfg = prediction_config(loaded.config.data, files, tree, None)
+    collect = out is None if collect is None else collect
+    pieces: list[dict[str, Any]] = []
+    count = 0
+    start = time.perf_counter()
+
+    def chunks() -> Iterator[dict[str, Any]]:
+        nonlocal count
+        for raw in iter_raw(cfg, step_size=step_size or cfg.step_size):
+            if len(raw) == 0:
+                continue
+            td = finalize(raw, loaded.transform, cfg.model_copy(update={"label": None}))
+            branches = _truth_branches(loaded.task, cfg, loaded.transform, raw, td)
+            codes = _codes(loaded, td, batch_size)
+            meta["code_size"] = int(codes.shape[1])
+            branches.update({f"code_{j}": np.ascontiguousarray(codes[:, j]) for j in range(codes.shape[1])})
+            count += len(td)
+            yield branches
+        if count == 0:
+            msg = f"{', '.join(cfg.files)}: no event to encode"
+            raise DataError(msg)
+
+    meta = {"physnn": __version__, "command": "encode", "checkpoint": str(loaded.checkpoint),
+            "epoch": loaded.epoch, "model": loaded.config.model.name, "files": expand_files(cfg.files),
+            "tree": cfg.tree, "clusters": clusters, "seed": seed}
+    source: Iterator[dict[str, Any]] | list[dict[str, Any]] = chunks()
+    if clusters:
+        source = list(source)
+        all_codes = _concat(source)
+        names = sorted((k for k in all_codes if k.startswith("code_")), key=lambda k: int(k[5:]))
+        matrix = np.stack([all_codes[k] for k in names], axis=1)
+        if len(matrix) < clusters:
+            msg = f"--clusters {clusters}: only {len(matrix)} events to cluster"
+            raise ConfigError(msg)
+        labels, centers = _kmeans(matrix, clusters, seed)
+        meta["cluster_centers"] = centers.tolist()
+        lo = 0
+        for piece in source:
+            n = len(piece["entry"])
+            piece["cluster"] = labels[lo:lo + n].astype(np.int32)
+            lo += n
+    if out is not None:
+        from physnn.io.write import write_tree
+
+        def tee() -> Iterator[dict[str, Any]]:
+            for piece in source:
+                if collect:
+                    pieces.append(piece)
+                yield piece
+
+        write_tree(out, CODES_TREE, tee(), overwrite=overwrite, compression=compression,
+                   title=f"physnn codes of {loaded.checkpoint}", extras={META: json.dumps(meta)})
+    else:
+        pieces.extend(source)
+    arrays_out = _concat(pieces) if collect else None
+    return AutoencoderResult(None if out is None else Path(out), count, time.perf_counter() - start, arrays_out, meta)
+
+
+def _kmeans(codes: np.ndarray, k: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """k-means on standardised codes; the centres are returned in code units."""
+    from sklearn.cluster import KMeans
+
+    center = codes.mean(0)
+    scale = codes.std(0)
+    scale = np.where(scale > 0, scale, 1.0)
+    model = KMeans(n_clusters=k, random_state=seed, n_init="auto").fit((codes - center) / scale)
+    return model.labels_, model.cluster_centers_ * scale + center
+
+
+def _concat(pieces: list[dict[str, Any]]) -> dict[str, Any]:
+    import awkward as ak
+
+    if not pieces:
+        return {}
+    out = {}
+    for key in pieces[0]:
+        values = [p[key] for p in pieces]
+        out[key] = np.concatenate(values) if isinstance(values[0], np.ndarray) else ak.concatenate(values)
+    return out
