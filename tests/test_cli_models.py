@@ -102,3 +102,31 @@ def test_demo_runs_end_to_end(tmp_path):
     text = " ".join(result.output.split())
     assert "calibrated cell sum" in text
     assert "dimuon mass (muons identified)" in text
+
+
+@pytest.mark.parametrize("name", ["denoise.yaml", "compress.yaml", "epi_codes.yaml"])
+def test_shipped_autoencoder_configs_validate(name):
+    cfg = physnn.load_run_config(CONFIGS / "train" / name)
+    assert cfg.model.name == "conv_autoencoder"
+    assert cfg.task.kind == ("classification" if name == "epi_codes.yaml" else "reconstruction")
+
+
+def test_denoise_and_encode_from_the_command_line(showers_file, tmp_path):
+    from test_autoencoder import ae_config
+
+    cfg = tmp_path / "ae.yaml"
+    cfg.write_text(yaml.safe_dump(ae_config(showers_file, epochs=1)))
+    run = tmp_path / "ae"
+    assert invoke("train", cfg, "--out", run).exit_code == 0
+    result = invoke("denoise", run, showers_file, "--out", tmp_path / "clean.root", "-T", "3")
+    assert result.exit_code == 0, result.output
+    assert "600 denoised events" in result.output
+    result = invoke("encode", run, showers_file, "--out", tmp_path / "codes.root", "--clusters", "2")
+    assert result.exit_code == 0, result.output
+    assert "(8 numbers each), 2 k-means clusters" in result.output
+    result = invoke("evaluate", run, "--out", tmp_path / "report")
+    assert result.exit_code == 0, result.output
+    assert "denoising gain" in result.output
+    result = invoke("denoise", run, showers_file, "--out", tmp_path / "clean.root")
+    assert result.exit_code == 2
+    assert "exists" in result.output

@@ -34,7 +34,7 @@ from physnn.data.convert import is_jagged
 from physnn.data.dataset import TensorData, finalize, iter_raw, raw_from_arrays
 from physnn.errors import ConfigError, DataError
 from physnn.inference.mc_dropout import mc_forward, set_dropout
-from physnn.inference.predict import META, LoadedRun, _truth_branches, load_run, prediction_config
+from physnn.inference.predict import META, LoadedRun, _concat, _truth_branches, load_run, prediction_config
 from physnn.io.files import expand_files
 from physnn.io.read import branch_names, is_histogram_branch, plan_chunks, read_chunk
 from physnn.models.tasks import ReconstructionTask
@@ -286,7 +286,7 @@ def denoise(
         for _ in chunks():
             pass
     meta["skipped_branches"] = sorted(skipped)
-    arrays_out = _concat(pieces) if collect else None
+    arrays_out = _concat(pieces) if collect and pieces else None
     return AutoencoderResult(None if out is None else Path(out), count, time.perf_counter() - start, arrays_out, meta)
 
 
@@ -376,7 +376,7 @@ def encode(
     source: Iterator[dict[str, Any]] | list[dict[str, Any]] = chunks()
     if clusters:
         source = list(source)
-        all_codes = _concat(source)
+        all_codes = _concat(source) if source else {}
         names = sorted((k for k in all_codes if k.startswith("code_")), key=lambda k: int(k[5:]))
         matrix = np.stack([all_codes[k] for k in names], axis=1)
         if len(matrix) < clusters:
@@ -402,7 +402,7 @@ def encode(
                    title=f"physnn codes of {loaded.checkpoint}", extras={META: json.dumps(meta)})
     else:
         pieces.extend(source)
-    arrays_out = _concat(pieces) if collect else None
+    arrays_out = _concat(pieces) if collect and pieces else None
     return AutoencoderResult(None if out is None else Path(out), count, time.perf_counter() - start, arrays_out, meta)
 
 
@@ -416,14 +416,3 @@ def _kmeans(codes: np.ndarray, k: int, seed: int) -> tuple[np.ndarray, np.ndarra
     model = KMeans(n_clusters=k, random_state=seed, n_init="auto").fit((codes - center) / scale)
     return model.labels_, model.cluster_centers_ * scale + center
 
-
-def _concat(pieces: list[dict[str, Any]]) -> dict[str, Any]:
-    import awkward as ak
-
-    if not pieces:
-        return {}
-    out = {}
-    for key in pieces[0]:
-        values = [p[key] for p in pieces]
-        out[key] = np.concatenate(values) if isinstance(values[0], np.ndarray) else ak.concatenate(values)
-    return out

@@ -42,7 +42,7 @@ from physnn.config import Strict
 from physnn.errors import ConfigError
 from physnn.models.base import JoinScalars, StagedModel
 from physnn.models.cnn import DEFAULT_HEAD
-from physnn.models.layers import ActivationName, Layer, StackBuilder, initialize, stack
+from physnn.models.layers import ActivationName, Layer, StackBuilder, activation, initialize, stack
 from physnn.models.registry import ModelIO, register
 
 DEFAULT_ENCODER = [
@@ -265,7 +265,7 @@ def build_conv_autoencoder(params: ConvAEParams, io: ModelIO) -> ConvAutoencoder
         if params.code_size is not None:
             code = nn.Linear(math.prod(feature_map), params.code_size)
             initialize(code, "glorot_uniform", "zeros")
-            encoder.append(nn.Sequential(nn.Flatten(), code, _activation(params.code_activation)))
+            encoder.append(nn.Sequential(nn.Flatten(), code, activation(params.code_activation)))
         n_features = len(encoder)
         if io.reconstruct is None:  # identification layers in place of the decoder
             stages = encoder
@@ -314,19 +314,13 @@ def _regularized(model: StagedModel, regs: list[tuple]) -> StagedModel:
     return model
 
 
-def _activation(name: str) -> nn.Module:
-    from physnn.models.layers import activation
-
-    return activation(name)
-
-
 def _dense(width: int, units: int, act: str, batch_norm: bool) -> tuple[nn.Module, int]:
     linear = nn.Linear(width, units, bias=not batch_norm)
     initialize(linear, "glorot_uniform" if act in ("linear", "tanh", "sigmoid") else "he_normal", "zeros")
     mods: list[nn.Module] = [linear]
     if batch_norm:
         mods.append(nn.BatchNorm1d(units, eps=1e-3))
-    mods.append(_activation(act))
+    mods.append(activation(act))
     return nn.Sequential(*mods), units
 
 
