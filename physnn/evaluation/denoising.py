@@ -32,7 +32,7 @@ import torch
 from physnn.data.dataset import finalize, iter_raw
 from physnn.data.split import SPLITS
 from physnn.errors import ConfigError, DataError
-from physnn.evaluation.report import EvaluationResult
+from physnn.evaluation.report import EvaluationResult, report_dir
 from physnn.inference.autoencode import reconstruct, reconstruction_task
 from physnn.inference.predict import LoadedRun, load_run, prediction_config
 
@@ -175,12 +175,8 @@ def evaluate_denoising(
     if std_parts:
         figures["mean_cell_std"] = float(np.mean(np.concatenate(std_parts)))
     written: list[Path] = []
-    outdir = None if out is None else Path(out)
+    outdir = report_dir(out)
     if outdir is not None:
-        if outdir.exists() and not outdir.is_dir():
-            msg = f"{outdir}: exists and is not a folder"
-            raise ConfigError(msg)
-        outdir.mkdir(parents=True, exist_ok=True)
         if plots:
             from physnn.evaluation import plots as P
 

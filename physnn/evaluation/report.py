@@ -34,6 +34,18 @@ class EvaluationResult:
     files: list[Path] = field(default_factory=list)
 
 
+def report_dir(out: str | os.PathLike | None) -> Path | None:
+    """The report folder, created if needed (None stays None); a one-line error if it is a file."""
+    if out is None:
+        return None
+    outdir = Path(out)
+    if outdir.exists() and not outdir.is_dir():
+        msg = f"{outdir}: exists and is not a folder"
+        raise ConfigError(msg)
+    outdir.mkdir(parents=True, exist_ok=True)
+    return outdir
+
+
 def read_predictions(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """The branches of a predictions file as numpy arrays, and its metadata."""
     handle = open_root(path)
@@ -89,12 +101,7 @@ def evaluate(predictions: str | os.PathLike, *, out: str | os.PathLike | None = 
     figures: dict[str, Any] = {"predictions": os.fspath(predictions), "checkpoint": meta.get("checkpoint"),
                                "split": split, "mc_samples": meta.get("mc_samples", 0)}
     written: list[Path] = []
-    outdir = None if out is None else Path(out)
-    if outdir is not None:
-        if outdir.exists() and not outdir.is_dir():
-            msg = f"{outdir}: exists and is not a folder"
-            raise ConfigError(msg)
-        outdir.mkdir(parents=True, exist_ok=True)
+    outdir = report_dir(out)
     draw = plots and outdir is not None
     if draw:
         from physnn.evaluation import plots as P

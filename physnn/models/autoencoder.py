@@ -41,7 +41,7 @@ from torch import nn
 from physnn.config import Strict
 from physnn.errors import ConfigError
 from physnn.models.base import JoinScalars, StagedModel
-from physnn.models.cnn import DEFAULT_HEAD
+from physnn.models.cnn import CNN, DEFAULT_HEAD
 from physnn.models.layers import ActivationName, Layer, StackBuilder, activation, initialize, stack
 from physnn.models.registry import ModelIO, register
 
@@ -169,16 +169,8 @@ def _output_activation(name: str) -> tuple[str, list[nn.Module]]:
     return ("linear", [StraightThroughReLU()]) if name == "relu" else (name, [])
 
 
-class ConvAutoencoder(StagedModel):
-    """A :class:`ConvAEParams` network (see :func:`build_conv_autoencoder`)."""
-
-    def __init__(self, stages: list[nn.Module], n_features: int, unsqueeze: bool) -> None:
-        super().__init__(stages, n_features)
-        self.unsqueeze = unsqueeze
-
-    def adapt(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        x = batch["image"]
-        return x.unsqueeze(1) if self.unsqueeze else x
+class ConvAutoencoder(CNN):
+    """A :class:`ConvAEParams` network (see :func:`build_conv_autoencoder`); images adapt as for the CNN."""
 
 
 class DenseAutoencoder(StagedModel):
