@@ -13,10 +13,11 @@ from typing import Any
 
 from physnn._version import __version__
 
-_API = ("AutoencoderResult", "DataBundle", "EvaluationResult", "LoadedRun", "ModelConfig", "ModelIO",
-        "PredictionResult", "RunConfig", "SimulationResult", "TensorData", "TrainResult", "Transform", "build_model",
-        "denoise", "encode", "evaluate", "evaluate_denoising", "fit", "inspect",
-        "list_models", "load", "load_run", "load_run_config", "predict", "read", "simulate", "stream", "train")
+_API = ("AutoencoderResult", "ComparisonResult", "DataBundle", "EvaluationResult", "GenerationResult", "LoadedRun",
+        "ModelConfig", "ModelIO", "PredictionResult", "RunConfig", "SimulationResult", "TensorData", "TrainResult",
+        "Transform", "build_model", "compare", "denoise", "encode", "evaluate", "evaluate_denoising", "fit",
+        "generate", "inspect", "list_models", "load", "load_run", "load_run_config", "predict", "read", "simulate",
+        "stream", "train")
 
 __all__ = ["__version__", *_API]
 

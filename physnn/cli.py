@@ -315,8 +315,9 @@ def train(
     stop = "stopped early" if result.stopped_early else "finished"
     console.print(f"{stop} after {len(result.history)} epochs; task: {result.task.describe()}")
     _print_metrics(result.best, f"best epoch ({result.run_dir / 'best.pt'})")
-    console.print(f"run folder: {result.run_dir}  (next: physnn predict {result.run_dir} FILE --mc-samples 50 "
-                  f"--out preds.root)")
+    nxt = (f"physnn generate {result.run_dir} --events 10000 --out fastsim.root" if result.task.kind == "generation"
+           else f"physnn predict {result.run_dir} FILE --mc-samples 50 --out preds.root")
+    console.print(f"run folder: {result.run_dir}  (next: {nxt})")
 
 
 @app.command()
@@ -430,6 +431,103 @@ def evaluate(
         result = api.evaluate(predictions, out=out, run=run, split=split, n_boot=bootstrap)
         _print_evaluation(result.figures)
     console.print(f"wrote {len(result.files)} files to {out}/ (metrics.json and plots)")
+
+
+@app.command()
+@user_errors
+def generate(
+    run: Annotated[str, typer.Argument(help="GAN run folder or checkpoint (.pt).")],
+    out: OutOpt = Path("fastsim.root"),
+    events: EventsOpt = 10000,
+    energy: Annotated[str | None, typer.Option(help="Incident energy in GeV: E or MIN:MAX (default: like the "
+                                               "training showers).")] = None,
+    spectrum: Annotated[str, typer.Option(help="Sampling of an --energy range: uniform or log-uniform.")] = "uniform",
+    pdgid: Annotated[str | None, typer.Option("--pdgid", "--class", help="Particle type(s), comma-separated "
+                                              "values of the run's label (e.g. 11 or 11,22); default: the "
+                                              "training mix.")] = None,
+    condition: Annotated[list[str] | None, typer.Option(help="Fix another condition: NAME=VALUE or "
+                                                        "NAME=MIN:MAX (repeatable), e.g. x0=0.")] = None,
+    seed: SeedOpt = 0,
+    batch_size: Annotated[int, typer.Option(help="Showers per forward pass.", min=1)] = 2048,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
+    overwrite: OverwriteOpt = False,
+    compression: CompressionOpt = None,
+) -> None:
+    """Generate showers with a trained GAN; writes the training data's tree and branches (image, energy, ...)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from physnn import api
+    from physnn.errors import ConfigError
+
+    fixed: dict[str, Any] = {}
+    for item in condition or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            msg = f"--condition {item!r}: expected NAME=VALUE or NAME=MIN:MAX"
+            raise ConfigError(msg)
+        bounds = _range(value, f"--condition {name}")
+        assert bounds is not None
+        fixed[name.strip()] = bounds[0] if bounds[0] == bounds[1] else bounds
+    e_range = _range(energy, "--energy")
+    e_spec = None if e_range is None else (e_range[0] if e_range[0] == e_range[1] else e_range)
+    classes = None
+    if pdgid:
+        classes = [int(v) if v.strip().lstrip("-").isdigit() else v.strip() for v in pdgid.split(",")]
+    with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+                  TimeRemainingColumn(), console=err_console, transient=True) as bar:
+        task = bar.add_task("generating", total=events)
+        result = api.generate(run, out, events=events, energy=e_spec, spectrum=spectrum, classes=classes,
+                              conditions=fixed, seed=seed, batch_size=batch_size, device=device,
+                              overwrite=overwrite, compression=compression, progress=lambda n: bar.advance(task, n))
+    console.print(f"wrote {result.events:,} showers to {result.path}:{result.tree} in {result.seconds:.2f} s: "
+                  f"{result.rate:,.0f} showers/s with ROOT writing, {result.forward_rate:,.0f} showers/s "
+                  f"for the generator alone ({result.meta['device']})")
+
+
+@app.command()
+@user_errors
+def compare(
+    reference: Annotated[Path, typer.Argument(help="Reference showers ROOT file (e.g. full simulation).")],
+    candidate: Annotated[Path, typer.Argument(help="Candidate showers ROOT file (e.g. physnn generate output).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Report folder: metrics.json, separation.csv, "
+                                      "histograms.")] = Path("physnn-compare"),
+    tree: Annotated[str | None, typer.Option(help="Tree name (default: the file's only tree).")] = None,
+    image: Annotated[str | None, typer.Option(help="Image branch (default: the first 2D/3D array branch).")] = None,
+    energy: Annotated[str, typer.Option(help="Incident-energy branch; 'none' for none.")] = "auto",
+    classifier: Annotated[str, typer.Option(help="Classifier tests: low,high (cells, features) or none.")] = "low,high",
+    max_events: Annotated[int, typer.Option(help="Showers per sample for the classifier test.", min=10)] = 20000,
+    bins: Annotated[int, typer.Option(help="Histogram bins per feature.", min=2)] = 50,
+    seed: SeedOpt = 0,
+) -> None:
+    """Judge a fast simulation against a reference like the CaloChallenge: features, separation power, AUC."""
+    from physnn import api
+
+    kinds = [] if classifier.strip().lower() == "none" else [c.strip() for c in classifier.split(",") if c.strip()]
+    result = api.compare(reference, candidate, out=out, tree=tree, image=image,
+                         energy=None if energy.lower() == "none" else energy, classifier=kinds,
+                         max_events=max_events, bins=bins, seed=seed)
+    table = Table(title=f"separation power ({result.events['reference']:,} reference vs "
+                  f"{result.events['candidate']:,} candidate showers; 0 = identical)", title_justify="left")
+    table.add_column("feature")
+    table.add_column("separation", justify="right")
+    for name, value in result.separation.items():
+        table.add_row(name, f"{value:.4f}")
+    console.print(table)
+    figures = result.figures()
+    console.print(f"mean separation power: {figures['separation_power_mean']:.4f}")
+    for kind, test in result.classifier.items():
+        what = "cells" if kind == "low" else "high-level features"
+        band = f" [{test['auc_low']:.3f}, {test['auc_high']:.3f}]" if test.get("auc_low") is not None else ""
+        console.print(f"classifier AUC on {what}: {test['auc']:.3f}{band} "
+                      f"({test['events']['test']:,} + {test['events']['test']:,} test showers; "
+                      f"0.5 = indistinguishable)")
+    timing = result.timing
+    for who in ("reference", "candidate"):
+        if f"{who}_showers_per_s" in timing:
+            console.print(f"{who}: {timing[f'{who}_showers_per_s']:,.0f} showers/s ({timing[f'{who}_by']})")
+    if "speedup" in timing:
+        console.print(f"speed-up: {timing['speedup']:,.1f}x")
+    console.print(f"wrote {len(result.files)} files to {out}/")
 
 
 def _print_denoising(figures: dict[str, Any]) -> None:

@@ -32,6 +32,7 @@ import torch
 from physnn.data.dataset import finalize, iter_raw
 from physnn.data.split import SPLITS
 from physnn.errors import ConfigError, DataError
+from physnn.evaluation.fastsim import shower_shapes
 from physnn.evaluation.report import EvaluationResult, report_dir
 from physnn.inference.autoencode import reconstruct, reconstruction_task
 from physnn.inference.predict import LoadedRun, load_run, prediction_config
@@ -40,29 +41,6 @@ from physnn.inference.predict import LoadedRun, load_run, prediction_config
 def _robust_spread(x: np.ndarray) -> float:
     lo, hi = np.percentile(x, [16, 84])
     return float(0.5 * (hi - lo))
-
-
-def shower_shapes(images: np.ndarray) -> dict[str, np.ndarray]:
-    """Per event and layer: ``energy`` (all cells) and, for 2D layers, the centroid and width in x and y.
-
-    Centroids and widths (cell units) use the non-negative cells as weights;
-    a layer without positive energy gives NaN.
-    """
-    n, layers = images.shape[:2]
-    out = {"energy": images.reshape(n, layers, -1).sum(-1)}
-    if images.ndim != 4:
-        return out
-    w = np.clip(images, 0.0, None).astype(np.float64)
-    total = w.sum(axis=(2, 3))
-    safe = np.where(total > 0, total, np.nan)
-    ys = np.arange(images.shape[2], dtype=np.float64)[None, None, :, None]
-    xs = np.arange(images.shape[3], dtype=np.float64)[None, None, None, :]
-    cx = (w * xs).sum(axis=(2, 3)) / safe
-    cy = (w * ys).sum(axis=(2, 3)) / safe
-    out["centroid_x"], out["centroid_y"] = cx, cy
-    out["width_x"] = np.sqrt(np.clip((w * xs**2).sum(axis=(2, 3)) / safe - cx**2, 0.0, None))
-    out["width_y"] = np.sqrt(np.clip((w * ys**2).sum(axis=(2, 3)) / safe - cy**2, 0.0, None))
-    return out
 
 
 def denoising_figures(noisy: np.ndarray, denoised: np.ndarray, truth: np.ndarray, *,

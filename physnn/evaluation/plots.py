@@ -275,3 +275,110 @@ def plot_energy_ratio(noisy: np.ndarray, denoised: np.ndarray, truth: np.ndarray
     ax.set_ylabel("events")
     ax.legend(fontsize=10)
     return _save(fig, path)
+
+
+FEATURE_LABELS = {"e_ratio": r"$E_{\mathrm{dep}} / E_{\mathrm{inc}}$", "e_total": r"$E_{\mathrm{dep}}$",
+                  "e_max": "hottest cell energy", "e_layer": "energy in layer {l}",
+                  "centroid_x": "centroid x, layer {l} [cells]", "centroid_y": "centroid y, layer {l} [cells]",
+                  "width_x": "width x, layer {l} [cells]", "width_y": "width y, layer {l} [cells]",
+                  "sparsity": "non-zero cell fraction, layer {l}"}
+
+
+def _feature_label(name: str) -> str:
+    base = name.rstrip("0123456789")
+    layer = name[len(base):]
+    return FEATURE_LABELS.get(base, name).replace("{l}", layer)
+
+
+def plot_feature_histograms(reference: Mapping[str, np.ndarray], candidate: Mapping[str, np.ndarray],
+                            separation: Mapping[str, float], out: Path, *, bins: int = 50,
+                            labels: tuple[str, str] = ("reference", "candidate")) -> list[Path]:
+    """Overlaid unit-normalised histograms of each high-level feature with a candidate/reference ratio panel.
+
+    One figure per feature group (``features_energy.png``, ``features_centroid.png``, ...), one panel per
+    feature, the separation power in each panel.
+    """
+    from physnn.evaluation.fastsim import feature_bins, normalized_histogram
+
+    groups: dict[str, list[str]] = {}
+    for name in reference:
+        base = name.rstrip("0123456789")
+        group = ("energy" if base in ("e_ratio", "e_total", "e_layer", "e_max") else
+                 base.split("_")[0] if base.startswith(("centroid", "width")) else base)
+        groups.setdefault(group, []).append(name)
+    paths = []
+    for group, names in groups.items():
+        cols = min(len(names), 3)
+        rows = -(-len(names) // cols)
+        fig = plt.figure(figsize=(5.2 * cols, 5.2 * rows))
+        grid = fig.add_gridspec(2 * rows, cols, height_ratios=[3, 1] * rows, hspace=0.08, wspace=0.3)
+        for i, name in enumerate(names):
+            r, c = divmod(i, cols)
+            ax, rx = fig.add_subplot(grid[2 * r, c]), fig.add_subplot(grid[2 * r + 1, c])
+            edges = feature_bins(reference[name], candidate[name], bins)
+            h_ref, h_cand = normalized_histogram(reference[name], edges), normalized_histogram(candidate[name], edges)
+            ax.stairs(h_ref, edges, label=labels[0], color="black", linewidth=1.5)
+            ax.stairs(h_cand, edges, label=labels[1], color="tab:red", linewidth=1.5)
+            ax.set_ylabel("fraction", fontsize=11)
+            ax.tick_params(labelbottom=False, labelsize=9)
+            ax.text(0.97, 0.95, f"S = {separation.get(name, float('nan')):.4f}", transform=ax.transAxes,
+                    ha="right", va="top", fontsize=10)
+            if i == 0:
+                ax.legend(fontsize=9, loc="upper left")
+            ratio = np.divide(h_cand, h_ref, out=np.full_like(h_ref, np.nan), where=h_ref > 0)
+            rx.stairs(ratio, edges, color="tab:red", linewidth=1.2)
+            rx.axhline(1.0, color="grey", linestyle=":")
+            rx.set_ylim(0.0, 2.0)
+            rx.set_ylabel("ratio", fontsize=10)
+            rx.set_xlabel(_feature_label(name), fontsize=11)
+            rx.tick_params(labelsize=9)
+        paths.append(_save(fig, out / f"features_{group}.png"))
+    return paths
+
+
+def plot_generated_samples(model: Any, task: Any, path: Path, *, device: Any = "cpu", seed: int = 0,
+                           title: str = "") -> Path:
+    """Generated showers at a few fixed conditions: one row per (class, energy), one column per layer."""
+    import torch
+    from matplotlib.colors import LogNorm
+
+    rng = np.random.default_rng(seed)
+    classes = task.classes if task.classes is not None else [None]
+    rows = []
+    for value in classes[:3]:
+        for level in (0.1, 0.5, 0.9):  # quantiles of the training energy distribution
+            fixed = {}
+            if task.incident is not None:
+                name = task.scalars[task.incident]
+                fixed[name] = float(np.interp(level, np.linspace(0, 1, len(task.quantiles[name])),
+                                              task.quantiles[name]))
+            raw = task.sample_conditions(1, rng, fixed=fixed, classes=None if value is None else [value])
+            rows.append((value, fixed, raw))
+    cond = torch.cat([task.conditions_tensor(raw, device) for _, _, raw in rows])
+    incident = torch.cat([task.incident_of(raw, device) for _, _, raw in rows])
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        z = torch.randn(len(cond), model.latent_dim, generator=torch.Generator().manual_seed(seed)).to(device)
+        images = task.to_phys(task.generate(model, z, cond, incident)).cpu().numpy()
+    model.train(was_training)
+    if images.ndim == 3:
+        images = images[:, None]
+    n_layers = images.shape[1]
+    fig, axes = plt.subplots(len(rows), n_layers, figsize=(2.6 * n_layers + 1, 2.4 * len(rows)), squeeze=False)
+    for r, (value, fixed, _) in enumerate(rows):
+        top = max(float(images[r].max()), 2e-3)
+        norm = LogNorm(vmin=max(top * 1e-4, 1e-3), vmax=top)
+        for layer in range(n_layers):
+            ax = axes[r, layer]
+            shown = ax.imshow(np.clip(images[r, layer], norm.vmin, None), origin="lower", norm=norm, cmap="viridis")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(f"layer {layer}", fontsize=10)
+        text = ", ".join([*(f"{k}={v:.3g}" for k, v in fixed.items()), *([f"{task.label}={value}"] if value else [])])
+        axes[r, 0].set_ylabel(text, fontsize=8)
+        fig.colorbar(shown, ax=axes[r].tolist(), fraction=0.02)
+    if title:
+        fig.suptitle(title, fontsize=11)
+    return _save(fig, path)

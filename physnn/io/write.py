@@ -109,7 +109,7 @@ def write_tree(
     compression: str | None = None,
     title: str = "",
     on_chunk: Callable[[int], None] | None = None,
-    extras: Mapping[str, Any] | None = None,
+    extras: Mapping[str, Any] | Callable[[], Mapping[str, Any]] | None = None,
 ) -> int:
     """Write chunks of branches to a new ROOT file as one TTree, atomically.
 
@@ -133,7 +133,8 @@ def write_tree(
         Called with the number of entries after each chunk (progress bars).
     extras
         Other objects written next to the tree, e.g. ``{"physnn_meta": json_text}``
-        (a str becomes a ``TObjString``).
+        (a str becomes a ``TObjString``), or a function returning them,
+        called after the last chunk (e.g. to record the timing).
 
     Returns
     -------
@@ -165,6 +166,6 @@ def write_tree(
         if handle is None:
             msg = f"{path}: nothing to write"
             raise OutputError(msg)
-        for key, value in (extras or {}).items():
+        for key, value in ((extras() if callable(extras) else extras) or {}).items():
             out[key] = value
     return total

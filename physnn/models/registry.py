@@ -25,7 +25,7 @@ from physnn.config import Strict, format_validation_error
 from physnn.errors import ConfigError, did_you_mean
 
 if TYPE_CHECKING:
-    from physnn.models.base import StagedModel
+    from torch import nn
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,12 @@ class ModelIO:
     reconstruct
         For autoencoders: the input the model outputs again (``image``,
         ``sequence`` or ``scalars``); None for every other task.
+    conditions
+        For generative models (GANs): the width of the condition vector (0
+        for an unconditional model); None for every other task.
+    incident_energy
+        For generative models: whether the conditions include the incident
+        energy (so the critic can see energy fractions).
     """
 
     image: tuple[int, ...] | None = None
@@ -53,6 +59,8 @@ class ModelIO:
     scalars: int = 0
     outputs: int = 1
     reconstruct: str | None = None
+    conditions: int | None = None
+    incident_energy: bool = False
 
     def state(self) -> dict[str, Any]:
         """Plain types for a checkpoint."""
@@ -65,10 +73,11 @@ class ModelIO:
         return cls(image=None if state["image"] is None else tuple(state["image"]),
                    sequence=None if state["sequence"] is None else tuple(state["sequence"]),
                    scalars=int(state["scalars"]), outputs=int(state["outputs"]),
-                   reconstruct=state.get("reconstruct"))
+                   reconstruct=state.get("reconstruct"), conditions=state.get("conditions"),
+                   incident_energy=bool(state.get("incident_energy", False)))
 
 
-Builder = Callable[[Any, ModelIO], "StagedModel"]
+Builder = Callable[[Any, ModelIO], "nn.Module"]
 
 
 @dataclass(frozen=True)
@@ -80,18 +89,21 @@ class ModelEntry:
     build: Builder
     summary: str
     reconstructs: bool = False
+    generates: bool = False
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
 _DISCOVERED = False
 
 
-def register(name: str, params: type[BaseModel], *, reconstructs: bool = False) -> Callable[[Builder], Builder]:
+def register(name: str, params: type[BaseModel], *, reconstructs: bool = False,
+             generates: bool = False) -> Callable[[Builder], Builder]:
     """Register a model builder under ``name`` with its parameter class.
 
     The first line of the builder's docstring is the summary shown by
     ``physnn models``. ``reconstructs`` marks autoencoders, the models that
-    can be trained for ``task.kind: reconstruction``.
+    can be trained for ``task.kind: reconstruction``; ``generates`` marks
+    generative models (GANs), the only ones for ``task.kind: generation``.
     """
 
     def decorate(build: Builder) -> Builder:
@@ -99,7 +111,7 @@ def register(name: str, params: type[BaseModel], *, reconstructs: bool = False) 
             msg = f"model {name!r} is registered twice"
             raise ValueError(msg)
         summary = (build.__doc__ or "").strip().splitlines()[0] if build.__doc__ else ""
-        _REGISTRY[name] = ModelEntry(name, params, build, summary, reconstructs)
+        _REGISTRY[name] = ModelEntry(name, params, build, summary, reconstructs, generates)
         return build
 
     return decorate
@@ -162,9 +174,15 @@ class ModelConfig(Strict):
         return get(self.name).params.model_validate(self.params)
 
 
-def build_model(config: ModelConfig, io: ModelIO) -> StagedModel:
+def build_model(config: ModelConfig, io: ModelIO) -> nn.Module:
     """Build the configured model for the given input/output shapes."""
     entry = get(config.name)
+    if (io.conditions is not None) != entry.generates:
+        generators = ", ".join(n for n, e in available().items() if e.generates)
+        msg = (f"model {config.name!r} is a generative model; train it with task.kind generation"
+               if entry.generates else
+               f"task.kind generation needs a generative model ({generators}), not {config.name!r}")
+        raise ConfigError(msg)
     if io.reconstruct is not None and not entry.reconstructs:
         autoencoders = ", ".join(n for n, e in available().items() if e.reconstructs)
         msg = f"model {config.name!r} cannot be trained for reconstruction; use an autoencoder ({autoencoders})"

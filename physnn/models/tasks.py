@@ -30,7 +30,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import Field
+from pydantic import Field, NonNegativeFloat, PositiveFloat
 
 from physnn.config import DataConfig, Strict
 from physnn.data.noise import NoiseSpec, apply_noise, check_noise
@@ -73,9 +73,20 @@ class TaskConfig(Strict):
         relative difference of the total (summed) energy of output and
         target per event, an energy-conservation aid against a denoiser
         that trims the low-energy halo.
+    incident_energy
+        Generation: the scalar holding the incident energy (conditioned on
+        as ``log E``; the critic sees energies over it); ``auto``: ``energy``
+        when it is among ``data.scalars``; None: no incident energy.
+    cell_scale
+        Generation: ``eps`` of the cell representation ``log(1 + E / eps)``
+        (physical units); ``auto``: the zero-suppression threshold.
+    zero_suppression
+        Generation: generated cells below this value (physical units) are
+        set to zero; ``auto``: the smallest non-zero cell of the training
+        images when they hold zeros (a zero-suppressed readout), else 0.
     """
 
-    kind: Literal["auto", "classification", "regression", "reconstruction"] = "auto"
+    kind: Literal["auto", "classification", "regression", "reconstruction", "generation"] = "auto"
     loss: Literal["auto", "cross_entropy", "mse", "huber", "gaussian", "balanced"] = "auto"
     class_weight: Literal["balanced"] | list[float] | None = None
     huber_delta: float = Field(default=1.0, gt=0.0)
@@ -84,6 +95,9 @@ class TaskConfig(Strict):
     hit_threshold: float = 0.0
     log_scale: float | None = Field(default=None, gt=0.0)
     energy_weight: float = Field(default=0.0, ge=0.0)
+    incident_energy: str | None = "auto"
+    cell_scale: Literal["auto"] | PositiveFloat = "auto"
+    zero_suppression: Literal["auto"] | NonNegativeFloat = "auto"
 
 
 class Task:
@@ -123,6 +137,10 @@ class Task:
                     else "reconstruction")
         if kind == "reconstruction":
             return ReconstructionTask.from_config(cfg, data, train, transform)
+        if kind == "generation":
+            from physnn.models.generation import GenerationTask
+
+            return GenerationTask.from_config(cfg, data, classes, train, transform)
         if cfg.noise or data.target_images is not None:
             msg = "task.noise and data.target_images are for task.kind reconstruction (autoencoders)"
             raise ConfigError(msg)
@@ -184,6 +202,10 @@ class Task:
         """Rebuild from :meth:`state`."""
         if state["kind"] == "reconstruction":
             return ReconstructionTask.from_state(state)
+        if state["kind"] == "generation":
+            from physnn.models.generation import GenerationTask
+
+            return GenerationTask.from_state(state)
         return cls(state["kind"], state["loss"], classes=state["classes"], targets=state["targets"],
                    center=state["center"], scale=state["scale"], class_weight=state["class_weight"],
                    huber_delta=state.get("huber_delta", 1.0), sigma_scale=state.get("sigma_scale"))

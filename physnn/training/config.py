@@ -136,6 +136,12 @@ class TrainConfig(Strict):
         Regression: after training, fit one scale factor of the predicted σ
         (deterministic and MC dropout) on the validation split so the pulls
         have unit width (see :mod:`physnn.inference.calibration`).
+    critic_optimizer
+        GANs: the critic's optimiser (``optimizer`` is the generator's);
+        None: the same settings as ``optimizer``.
+    samples_every
+        GANs: save a figure of generated showers every this many epochs
+        (``plots/samples_epoch_NNN.png``); 0: never.
     """
 
     epochs: int = Field(default=20, gt=0)
@@ -153,6 +159,8 @@ class TrainConfig(Strict):
     metrics_format: Literal["csv", "jsonl"] = "csv"
     eval_batch_size: int = Field(default=1024, gt=0)
     calibrate_sigma: bool = True
+    critic_optimizer: OptimizerConfig | None = None
+    samples_every: int = Field(default=1, ge=0)
 
     @field_validator("device")
     @classmethod

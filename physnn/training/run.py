@@ -26,6 +26,7 @@ from physnn.data.dataset import DataBundle, load
 from physnn.data.transform import Transform
 from physnn.errors import ConfigError, OutputError
 from physnn.models.registry import ModelIO, build_model
+from physnn.models.registry import get as get_model
 from physnn.models.tasks import Task
 from physnn.training.checkpoint import BEST, LAST, load_checkpoint, save_checkpoint
 from physnn.training.config import RunConfig, load_run_config
@@ -44,7 +45,9 @@ def model_io(data: DataBundle, task: Task) -> ModelIO:
     return ModelIO(image=tuple(inputs["image"].shape[1:]) if "image" in inputs else None,
                    sequence=tuple(inputs["sequence"].shape[1:]) if "sequence" in inputs else None,
                    scalars=int(inputs["scalars"].shape[1]) if "scalars" in inputs else 0,
-                   outputs=task.n_outputs, reconstruct=getattr(task, "key", None))
+                   outputs=task.n_outputs, reconstruct=getattr(task, "key", None),
+                   conditions=task.n_conditions if task.kind == "generation" else None,  # type: ignore[attr-defined]
+                   incident_energy=getattr(task, "incident", None) is not None)
 
 
 def _prepare_dir(out: Path, overwrite: bool) -> None:
@@ -140,6 +143,8 @@ def train(
     if len(data.train) == 0:
         msg = f"{', '.join(cfg.data.files)}: the training split is empty"
         raise ConfigError(msg)
+    if cfg.task.kind == "auto" and get_model(cfg.model.name).generates:
+        cfg.task.kind = "generation"  # a GAN learns to generate the images given the scalars and label
     task = (Task.from_state(state["task"]) if state else
             Task.from_config(cfg.task, cfg.data, data.transform.classes, data.train.tensors(), data.transform))
     io = model_io(data, task)

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -26,7 +27,7 @@ from physnn.data.dataset import TensorData
 from physnn.models.base import StagedModel
 from physnn.models.tasks import Task
 from physnn.training.checkpoint import BEST, LAST, save_checkpoint
-from physnn.training.config import TrainConfig
+from physnn.training.config import OptimizerConfig, TrainConfig
 from physnn.training.device import autocast, use_amp
 
 EpochCallback = Callable[[dict[str, Any]], None]
@@ -63,9 +64,14 @@ class TrainResult:
         return self.run_dir / BEST
 
 
-def make_optimizer(model: nn.Module, cfg: TrainConfig, transferred: bool) -> torch.optim.Optimizer:
-    """The configured optimiser; the feature extractor gets ``features_lr`` x lr when fine-tuned."""
-    o = cfg.optimizer
+def make_optimizer(model: nn.Module, cfg: TrainConfig, transferred: bool, *,
+                   settings: OptimizerConfig | None = None) -> torch.optim.Optimizer:
+    """The configured optimiser of ``model``'s trainable parameters.
+
+    The feature extractor gets ``features_lr`` x lr when fine-tuned;
+    ``settings`` replaces ``cfg.optimizer`` (the critic of a GAN).
+    """
+    o = settings or cfg.optimizer
     feature_ids = set()
     if transferred and isinstance(model, StagedModel) and cfg.features_lr != 1.0:
         feature_ids = {id(p) for m in model.feature_modules() for p in m.parameters()}
@@ -156,6 +162,8 @@ class Trainer:
         self.frozen = [m for m in model.feature_modules() if not any(p.requires_grad for p in m.parameters())]
         self.generator = torch.Generator().manual_seed(cfg.seed)
         self.log = MetricsLog(run_dir, cfg.metrics_format)
+        #: GANs train with two optimisers in the alternating scheme of :meth:`_train_epoch_adversarial`
+        self.adversarial = task.kind == "generation"
 
     # -- data on the device --------------------------------------------------
     def _place(self, data: TensorData) -> dict[str, torch.Tensor]:
@@ -192,6 +200,8 @@ class Trainer:
 
     def evaluate(self, tensors: Mapping[str, torch.Tensor]) -> dict[str, float]:
         """Loss and task metrics on a split (eval mode, no gradients)."""
+        if self.adversarial:
+            return self._evaluate_adversarial(tensors)
         self.model.eval()
         records, total, weight = [], 0.0, 0.0
         # the same noise (autoencoders) at every validation, so epochs compare
@@ -238,6 +248,119 @@ class Trainer:
                 bar.advance(task_id)
         return float(total / weight.clamp(min=1e-12))
 
+    # -- GANs: the alternating scheme -----------------------------------------
+    def _latent(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        return torch.randn(n, self.model.latent_dim, device=self.device, generator=generator)
+
+    def _train_epoch_adversarial(self, tensors: Mapping[str, torch.Tensor], opt: torch.optim.Optimizer,
+                                 critic_opt: torch.optim.Optimizer, scheds: list[Any], bar: Any,
+                                 task_id: Any) -> dict[str, float]:
+        """One epoch of GAN training: the classic alternating scheme.
+
+        For every batch of real showers:
+
+        1. **critic step**: generate as many showers with the batch's
+           conditions (the generator fixed: no gradient flows into it) and
+           update the critic to tell the real from the generated ones
+           (:func:`~physnn.models.gan.critic_loss`: Wasserstein with gradient
+           penalty, or hinge);
+        2. **generator step**, every ``n_critic`` batches: generate fresh
+           showers and update the generator to fool the critic
+           (:func:`~physnn.models.gan.generator_loss`); the critic's weights
+           are frozen during this step.
+
+        The critic sees images in the task's cell representation with zero
+        suppression applied (straight-through), so it judges exactly what
+        ``physnn generate`` writes.
+        """
+        from physnn.models.gan import critic_loss, generator_loss
+
+        model, task, gan = self.model, self.task, self.model.params
+        model.train()
+        sums = {"critic": torch.zeros((), device=self.device), "distance": torch.zeros((), device=self.device),
+                "generator": torch.zeros((), device=self.device)}
+        n_critic = n_gen = 0
+        for step, batch in enumerate(self._batches(tensors, self.cfg.batch_size, shuffle=True)):
+            batch = task.augment(batch)
+            real, cond = batch["real"], batch["conditions"]
+            critic = task.critic_of(model, batch)  # x -> D(x | conditions, energy features of x)
+
+            # 1) critic step: real vs generated showers, the generator fixed
+            with torch.no_grad():
+                fake = task.generate(model, self._latent(len(real)), cond, batch["incident"])
+            loss_c, distance = critic_loss(critic, real, fake, gan)
+            critic_opt.zero_grad(set_to_none=True)
+            loss_c.backward()
+            if self.cfg.grad_clip is not None:
+                nn.utils.clip_grad_norm_(model.critic.parameters(), self.cfg.grad_clip)
+            critic_opt.step()
+            sums["critic"] += loss_c.detach()
+            sums["distance"] += distance
+            n_critic += 1
+
+            # 2) generator step every n_critic critic steps: fool the (frozen) critic
+            if (step + 1) % model.n_critic == 0:
+                model.critic.requires_grad_(False)
+                fake = task.generate(model, self._latent(len(real)), cond, batch["incident"])
+                loss_g = generator_loss(critic, fake)
+                opt.zero_grad(set_to_none=True)
+                loss_g.backward()
+                if self.cfg.grad_clip is not None:
+                    nn.utils.clip_grad_norm_(model.generator.parameters(), self.cfg.grad_clip)
+                opt.step()
+                model.critic.requires_grad_(True)
+                sums["generator"] += loss_g.detach()
+                n_gen += 1
+            if self.cfg.scheduler.name == "onecycle":
+                for sched in scheds:
+                    sched.step()
+            if bar is not None and step % 10 == 0:
+                bar.update(task_id, advance=0, loss=float(sums["critic"]) / n_critic)
+            if bar is not None:
+                bar.advance(task_id)
+        return {"train_loss": float(sums["critic"]) / max(n_critic, 1),
+                "train_distance": float(sums["distance"]) / max(n_critic, 1),
+                "train_generator_loss": float(sums["generator"]) / max(n_gen, 1)}
+
+    def _evaluate_adversarial(self, tensors: Mapping[str, torch.Tensor]) -> dict[str, float]:
+        """GAN validation: generate one shower per validation event (same conditions, fixed noise) and
+        compare high-level features (``loss`` = mean separation power), plus the critic's distance."""
+        from physnn.evaluation.fastsim import high_level_features
+
+        model, task = self.model, self.task
+        model.eval()
+        noise = torch.Generator(device=self.device).manual_seed(self.cfg.seed + 1)
+        real_f: list[dict[str, Any]] = []
+        fake_f: list[dict[str, Any]] = []
+        distance, n = 0.0, 0
+        with torch.no_grad():
+            for batch in self._batches(tensors, self.cfg.eval_batch_size, shuffle=False):
+                batch = task.augment(batch)
+                real = batch["real"]
+                fake = task.generate(model, self._latent(len(real), noise), batch["conditions"], batch["incident"])
+                critic = task.critic_of(model, batch)
+                distance += float(critic(real).sum() - critic(fake).sum())
+                n += len(real)
+                incident = batch["incident"].cpu().numpy() if task.incident is not None else None
+                real_f.append(high_level_features(task.to_phys(real).cpu().numpy(), incident))
+                fake_f.append(high_level_features(task.to_phys(fake).cpu().numpy(), incident))
+        join = lambda parts: {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}  # noqa: E731
+        metrics = task.generation_metrics(join(real_f), join(fake_f))
+        metrics["distance"] = distance / max(n, 1)
+        return metrics
+
+    def _save_samples(self, epoch: int) -> None:
+        """A figure of generated showers at fixed conditions (``plots/samples_epoch_NNN.png``)."""
+        every = self.cfg.samples_every
+        if not self.adversarial or every == 0 or epoch % every:
+            return
+        try:
+            from physnn.evaluation.plots import plot_generated_samples
+        except ImportError:  # pragma: no cover - the plot extra is optional
+            return
+        plot_generated_samples(self.model, self.task, self.run_dir / "plots" / f"samples_epoch_{epoch:03d}.png",
+                               device=self.device, seed=self.cfg.seed, title=f"epoch {epoch}")
+
     # -- the loop ------------------------------------------------------------
     def fit(self, train: TensorData, val: TensorData, *, resume: Mapping[str, Any] | None = None,
             on_epoch_end: EpochCallback | None = None) -> TrainResult:
@@ -255,8 +378,17 @@ class Trainer:
         cfg = self.cfg
         train_t, val_t = self._place(train), self._place(val) if len(val) else None
         steps = math.ceil(len(train) / cfg.batch_size)
-        opt = make_optimizer(self.model, cfg, self.transferred)
-        sched = make_scheduler(opt, cfg, steps)
+        if self.adversarial:  # a GAN: the generator's and the critic's optimiser
+            opt = make_optimizer(self.model.generator, cfg, False)
+            optimizers = {"optimizer": opt,
+                          "critic_optimizer": make_optimizer(self.model.critic, cfg, False,
+                                                             settings=cfg.critic_optimizer)}
+        else:
+            opt = make_optimizer(self.model, cfg, self.transferred)
+            optimizers = {"optimizer": opt}
+        schedulers = {name.replace("optimizer", "scheduler"): make_scheduler(o, cfg, steps)
+                      for name, o in optimizers.items()}
+        sched = schedulers["scheduler"]
         monitor = cfg.early_stopping.monitor if val_t is not None else "train_loss"
         sign = 1.0 if cfg.early_stopping.mode == "min" or monitor == "train_loss" else -1.0
         history: list[dict[str, Any]] = []
@@ -265,9 +397,11 @@ class Trainer:
         start = 0
         if resume is not None:
             self.model.load_state_dict(resume["model"])
-            opt.load_state_dict(resume["optimizer"])
-            if sched is not None and resume.get("scheduler") is not None:
-                sched.load_state_dict(resume["scheduler"])
+            for name, o in optimizers.items():
+                o.load_state_dict(resume[name])
+            for name, sc in schedulers.items():
+                if sc is not None and resume.get(name) is not None:
+                    sc.load_state_dict(resume[name])
             torch.set_rng_state(resume["rng"]["torch"])
             self.generator.set_state(resume["rng"]["shuffle"])
             if self.device.type == "cuda" and resume["rng"].get("cuda"):
@@ -285,9 +419,14 @@ class Trainer:
                 if bar is not None:
                     bar.update(task_id, description=f"epoch {epoch + 1}/{cfg.epochs}")
                 t0 = time.perf_counter()
-                train_loss = self._train_epoch(train_t, opt, sched, bar, task_id)
+                row: dict[str, Any] = {"epoch": epoch + 1}
+                if self.adversarial:
+                    row.update(self._train_epoch_adversarial(train_t, opt, optimizers["critic_optimizer"],
+                                                             [sc for sc in schedulers.values() if sc is not None],
+                                                             bar, task_id))
+                else:
+                    row["train_loss"] = self._train_epoch(train_t, opt, sched, bar, task_id)
                 seconds = time.perf_counter() - t0
-                row: dict[str, Any] = {"epoch": epoch + 1, "train_loss": train_loss}
                 if val_t is not None:
                     row.update({f"val_{k}": v for k, v in self.evaluate(val_t).items()})
                 row.update({"lr": opt.param_groups[0]["lr"], "seconds": round(seconds, 3),
@@ -298,8 +437,10 @@ class Trainer:
                     msg = (f"train.early_stopping.monitor {monitor!r} is not a metric of this task; "
                            f"available: {', '.join(k for k in row if k.startswith(('val_', 'train_')))}")
                     raise ConfigError(msg)
-                if sched is not None and cfg.scheduler.name != "onecycle":
-                    sched.step(row[monitor]) if cfg.scheduler.name == "plateau" else sched.step()
+                if cfg.scheduler.name != "onecycle":
+                    for sc in schedulers.values():
+                        if sc is not None:
+                            sc.step(row[monitor]) if cfg.scheduler.name == "plateau" else sc.step()
                 history.append(row)
                 value = sign * row[monitor]
                 improved = not best or value < sign * best[monitor] - cfg.early_stopping.min_delta
@@ -313,10 +454,11 @@ class Trainer:
                 state = {"model": self.model.state_dict(), "epoch": epoch + 1, "history": history, "best": best}
                 if improved:
                     save_checkpoint({**self.base, **state}, self.run_dir / BEST)
-                save_checkpoint({**self.base, **state, "optimizer": opt.state_dict(),
-                                 "scheduler": None if sched is None else sched.state_dict(),
+                save_checkpoint({**self.base, **state, **{k: o.state_dict() for k, o in optimizers.items()},
+                                 **{k: None if sc is None else sc.state_dict() for k, sc in schedulers.items()},
                                  "rng": self._rng_state(), "waited": waited, "stopped": stopped},
                                 self.run_dir / LAST)
+                self._save_samples(epoch + 1)
                 if bar is not None:
                     bar.console.print(_summary(row, monitor, improved))
                 if on_epoch_end is not None:

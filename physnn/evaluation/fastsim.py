@@ -1,0 +1,505 @@
+"""Judge a fast calorimeter simulation the way the Fast Calorimeter Simulation Challenge does.
+
+CaloChallenge 2022 (Krause et al., arXiv:2410.21611) compares a candidate
+sample (a GAN's) with a reference sample (full simulation) three ways, and
+:func:`compare` does all three on any ``(layers, H, W)`` or ``(H, W)`` grid:
+
+- **high-level features** per event (:func:`high_level_features`): total
+  deposited energy over incident energy, energy per layer, energy-weighted
+  centroid and width in x and y per layer (cell units), sparsity (fraction of
+  non-zero cells) per layer and the hottest cell's energy, drawn as
+  unit-normalised histograms with a candidate/reference ratio panel;
+- the **separation power** of each feature's histograms,
+  ``S = 1/2 sum_i (h1_i - h2_i)^2 / (h1_i + h2_i)`` for unit-normalised
+  ``h1, h2`` (0: identical, 1: disjoint) (:func:`separation_power`);
+- a **classifier test** (:func:`classifier_test`): a small network is
+  trained to tell reference from candidate showers, on the cells (low
+  level: cell energies over the incident energy, and ``log E_inc``) and on
+  the high-level features, with early stopping on a validation split; its
+  ROC AUC on a held-out test split is reported: 0.5 means the network cannot
+  tell the samples apart, 1 that it always can.
+
+Both files are read chunk by chunk; the classifier uses at most
+``max_events`` showers of each.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from physnn.errors import ConfigError, InputFileError
+
+#: Metadata object written next to generated (and simulated) trees, with the timing.
+META = "physnn_meta"
+
+
+# -- features ---------------------------------------------------------------
+def shower_shapes(images: np.ndarray) -> dict[str, np.ndarray]:
+    """Per event and layer: ``energy`` (all cells) and, for 2D layers, the centroid and width in x and y.
+
+    Centroids and widths (cell units, from the grid's corner) use the
+    non-negative cells as weights; a layer without positive energy gives NaN.
+    """
+    n, layers = images.shape[:2]
+    out = {"energy": images.reshape(n, layers, -1).sum(-1)}
+    if images.ndim != 4:
+        return out
+    w = np.clip(images, 0.0, None).astype(np.float64)
+    total = w.sum(axis=(2, 3))
+    safe = np.where(total > 0, total, np.nan)
+    ys = np.arange(images.shape[2], dtype=np.float64)[None, None, :, None]
+    xs = np.arange(images.shape[3], dtype=np.float64)[None, None, None, :]
+    cx = (w * xs).sum(axis=(2, 3)) / safe
+    cy = (w * ys).sum(axis=(2, 3)) / safe
+    out["centroid_x"], out["centroid_y"] = cx, cy
+    out["width_x"] = np.sqrt(np.clip((w * xs**2).sum(axis=(2, 3)) / safe - cx**2, 0.0, None))
+    out["width_y"] = np.sqrt(np.clip((w * ys**2).sum(axis=(2, 3)) / safe - cy**2, 0.0, None))
+    return out
+
+
+def high_level_features(images: np.ndarray, incident: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """The CaloChallenge high-level features of a batch of showers.
+
+    Parameters
+    ----------
+    images
+        ``(N, layers, H, W)`` or ``(N, H, W)`` cell energies.
+    incident
+        ``(N,)`` incident energies; without them ``e_total`` replaces ``e_ratio``.
+
+    Returns
+    -------
+    dict
+        ``e_ratio`` (or ``e_total``), and per layer ``l``: ``e_layer{l}``,
+        ``centroid_x{l}``, ``centroid_y{l}``, ``width_x{l}``, ``width_y{l}``
+        (NaN for an empty layer), ``sparsity{l}``; and ``e_max``, the hottest
+        cell's energy. Each an ``(N,)`` float64 array.
+    """
+    images = np.asarray(images)
+    if images.ndim == 3:
+        images = images[:, None]
+    if images.ndim != 4:
+        msg = f"shower features need (N, layers, H, W) or (N, H, W) images, got shape {images.shape}"
+        raise ConfigError(msg)
+    n, layers = images.shape[:2]
+    shapes = shower_shapes(images)
+    total = shapes["energy"].sum(1)
+    out: dict[str, np.ndarray] = {}
+    if incident is not None:
+        out["e_ratio"] = total / np.asarray(incident, dtype=np.float64)
+    else:
+        out["e_total"] = total.astype(np.float64)
+    nonzero = (images.reshape(n, layers, -1) > 0).mean(-1)
+    for layer in range(layers):
+        out[f"e_layer{layer}"] = shapes["energy"][:, layer].astype(np.float64)
+        for key in ("centroid_x", "centroid_y", "width_x", "width_y"):
+            out[f"{key}{layer}"] = shapes[key][:, layer]
+        out[f"sparsity{layer}"] = nonzero[:, layer].astype(np.float64)
+    out["e_max"] = images.reshape(n, -1).max(1).astype(np.float64) if n else np.zeros(0)
+    return out
+
+
+# -- separation power ---------------------------------------------------------
+def feature_bins(reference: np.ndarray, candidate: np.ndarray, bins: int = 50) -> np.ndarray:
+    """Common bin edges: ``bins`` equal bins over the 0.1-99.9 % range of both samples (NaNs ignored)."""
+    both = np.concatenate([reference[np.isfinite(reference)], candidate[np.isfinite(candidate)]])
+    if both.size == 0:
+        return np.array([0.0, 1.0])
+    lo, hi = np.quantile(both, [0.001, 0.999])
+    if hi <= lo:
+        lo, hi = lo - 0.5, hi + 0.5
+    return np.linspace(lo, hi, bins + 1)
+
+
+def normalized_histogram(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Unit-normalised histogram; under- and overflow are counted in the first and last bins."""
+    values = values[np.isfinite(values)]
+    counts = np.histogram(np.clip(values, edges[0], edges[-1]), bins=edges)[0].astype(np.float64)
+    return counts / max(counts.sum(), 1.0)
+
+
+def separation_power(reference: np.ndarray, candidate: np.ndarray, edges: np.ndarray | int = 50) -> float:
+    """``1/2 sum (h1 - h2)^2 / (h1 + h2)`` of the unit-normalised histograms (0: identical, 1: disjoint).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(1)
+    >>> round(separation_power(rng.normal(size=100_000), rng.normal(size=100_000)), 3)
+    0.0
+    >>> separation_power(np.zeros(10), np.ones(10), edges=np.array([-0.5, 0.5, 1.5]))
+    1.0
+    """
+    if isinstance(edges, int):
+        edges = feature_bins(reference, candidate, edges)
+    h1, h2 = normalized_histogram(reference, edges), normalized_histogram(candidate, edges)
+    total = h1 + h2
+    ok = total > 0
+    return float(0.5 * np.sum((h1[ok] - h2[ok]) ** 2 / total[ok]))
+
+
+def separation_powers(reference: Mapping[str, np.ndarray], candidate: Mapping[str, np.ndarray],
+                      bins: int = 50) -> dict[str, float]:
+    """The separation power of every feature the two samples share."""
+    return {k: separation_power(reference[k], candidate[k], bins) for k in reference if k in candidate}
+
+
+# -- classifier test ------------------------------------------------------------
+def _standardize(train: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
+    mean, std = train.mean(0), train.std(0)
+    std = np.where(std > 0, std, 1.0)
+    return [((x - mean) / std).astype(np.float32) for x in (train, *others)]
+
+
+def classifier_test(reference: np.ndarray, candidate: np.ndarray, *, seed: int = 0, hidden: Sequence[int] = (256, 256),
+                    dropout: float = 0.2, epochs: int = 60, patience: int = 6, batch_size: int = 256,
+                    lr: float = 1e-3, n_boot: int = 200) -> dict[str, Any]:
+    """Train a network to tell candidate (1) from reference (0) events; its AUC on a held-out split.
+
+    The events of each sample are split 60/20/20 into train, validation
+    (early stopping on its loss) and test. Inputs are standardised with the
+    training split's mean and width.
+
+    Parameters
+    ----------
+    reference, candidate
+        ``(N, features)`` inputs of each sample (NaNs are set to 0).
+    seed
+        Seeds the split, the weights and the batches.
+
+    Returns
+    -------
+    dict
+        ``auc`` on the test split with its bootstrap 68 % interval
+        (``auc_low``, ``auc_high``), ``epochs`` trained, ``events``
+        (train/val/test per sample), ``inputs``.
+    """
+    import torch
+    from torch import nn
+
+    from physnn.evaluation.metrics import roc_with_band
+
+    n = min(len(reference), len(candidate))
+    if n < 10:
+        msg = f"the classifier test needs at least 10 events of each sample, got {len(reference)} and {len(candidate)}"
+        raise ConfigError(msg)
+    rng = np.random.default_rng(seed)
+    parts: dict[str, list[np.ndarray]] = {"train": [], "val": [], "test": []}
+    labels: dict[str, list[np.ndarray]] = {"train": [], "val": [], "test": []}
+    for label, sample in ((0, reference), (1, candidate)):
+        idx = rng.permutation(len(sample))[:n]
+        cuts = [int(0.6 * n), int(0.8 * n)]
+        for name, part in zip(("train", "val", "test"), np.split(idx, cuts), strict=True):
+            parts[name].append(np.nan_to_num(np.asarray(sample[part], dtype=np.float64)))
+            labels[name].append(np.full(len(part), label, dtype=np.float32))
+    x = {k: np.concatenate(v) for k, v in parts.items()}
+    y = {k: torch.from_numpy(np.concatenate(v)) for k, v in labels.items()}
+    x_train, x_val, x_test = (torch.from_numpy(a) for a in _standardize(x["train"], x["val"], x["test"]))
+
+    torch.manual_seed(seed)
+    layers: list[nn.Module] = []
+    width = x_train.shape[1]
+    for h in hidden:
+        layers += [nn.Linear(width, h), nn.LeakyReLU(0.2), nn.Dropout(dropout)]
+        width = h
+    net = nn.Sequential(*layers, nn.Linear(width, 1))
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    loss_fn = nn.BCEWithLogitsLoss()
+    gen = torch.Generator().manual_seed(seed)
+    best, best_state, waited, trained = float("inf"), None, 0, 0
+    for _ in range(epochs):
+        net.train()
+        order = torch.randperm(len(x_train), generator=gen)
+        for lo in range(0, len(order), batch_size):
+            batch = order[lo:lo + batch_size]
+            opt.zero_grad(set_to_none=True)
+            loss_fn(net(x_train[batch])[:, 0], y["train"][batch]).backward()
+            opt.step()
+        trained += 1
+        net.eval()
+        with torch.no_grad():
+            val = float(loss_fn(net(x_val)[:, 0], y["val"]))
+        if val < best - 1e-4:
+            best, waited = val, 0
+            best_state = {k: v.clone() for k, v in net.state_dict().items()}
+        else:
+            waited += 1
+            if waited >= patience:
+                break
+    if best_state is not None:
+        net.load_state_dict(best_state)
+    net.eval()
+    with torch.no_grad():
+        score = net(x_test)[:, 0].numpy()
+    roc = roc_with_band(y["test"].numpy(), score, n_boot=n_boot, seed=seed)
+    return {"auc": roc["auc"], "auc_low": roc.get("auc_low"), "auc_high": roc.get("auc_high"), "epochs": trained,
+            "events": {k: len(v) // 2 for k, v in x.items()}, "inputs": int(x_train.shape[1])}
+
+
+# -- reading samples ------------------------------------------------------------
+@dataclass
+class ShowerSample:
+    """What :func:`read_sample` keeps of one file: all high-level features, some cells, the metadata."""
+
+    path: str
+    tree: str
+    image: str
+    shape: tuple[int, ...]
+    features: dict[str, np.ndarray]
+    cells: np.ndarray
+    incident: np.ndarray | None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def events(self) -> int:
+        return len(next(iter(self.features.values())))
+
+
+def _image_branch(path: str, tree: Any, name: str | None) -> str:
+    from physnn.io.read import branch_names, is_histogram_branch
+
+    names = branch_names(tree)
+    if name is not None:
+        if name not in names:
+            msg = f"{path}: no image branch {name!r} in the tree (branches: {', '.join(names)})"
+            raise InputFileError(msg)
+        return name
+    for key in names:
+        if is_histogram_branch(tree, key):
+            return key
+        interp = getattr(tree[key], "interpretation", None)
+        if interp is not None:  # a TTree branch: float[H][W] or float[layers][H][W]
+            if len(getattr(interp, "inner_shape", ())) >= 2:
+                return key
+            continue
+        try:  # an RNTuple field: probe one entry
+            probe = tree.arrays([key], entry_stop=1, library="np")[key]
+        except Exception:
+            continue
+        if getattr(probe, "ndim", 0) >= 3:
+            return key
+    msg = f"{path}: no image branch found (a float[H][W] or float[layers][H][W] branch); name it with --image"
+    raise InputFileError(msg)
+
+
+def read_sample(path: str | os.PathLike, *, tree: str | None = None, image: str | None = None,
+                energy: str | None = "auto", max_cells: int = 20000, step_size: str = "100 MB") -> ShowerSample:
+    """Read a showers file chunk by chunk into high-level features (all events) and cells (the first ``max_cells``).
+
+    Parameters
+    ----------
+    path
+        A ROOT file with a TTree or RNTuple of showers.
+    tree
+        The tree; optional when the file holds one.
+    image
+        The image branch; by default the first branch holding 2D or 3D
+        arrays (or TH2 histograms).
+    energy
+        The incident-energy branch; ``auto``: ``energy`` when present; None:
+        no incident energy (features use the total deposited energy).
+    """
+    from physnn.config import DataConfig
+    from physnn.data.dataset import iter_raw
+    from physnn.io.read import branch_names, open_tree
+
+    path = os.fspath(path)
+    handle = open_tree(path, tree)
+    tree_name = handle.name
+    image = _image_branch(path, handle, image)
+    names = branch_names(handle)
+    if energy == "auto":
+        energy = "energy" if "energy" in names else None
+    elif energy is not None and energy not in names:
+        msg = f"{path}:{tree_name}: no incident-energy branch {energy!r} (branches: {', '.join(names)})"
+        raise InputFileError(msg)
+    cfg = DataConfig(files=[path], tree=tree_name, images={"branches": [image]},
+                     scalars=[energy] if energy else [], step_size=step_size)
+    feats: list[dict[str, np.ndarray]] = []
+    cells: list[np.ndarray] = []
+    incident: list[np.ndarray] = []
+    kept = 0
+    shape: tuple[int, ...] = ()
+    for raw in iter_raw(cfg, with_truth=False):
+        assert raw.image is not None
+        shape = tuple(raw.image.shape[1:])
+        e_inc = raw.scalars[:, 0].astype(np.float64) if energy else None
+        if e_inc is not None and not (e_inc > 0).all():
+            msg = f"{path}:{tree_name}: branch {energy!r} must hold positive incident energies"
+            raise InputFileError(msg)
+        feats.append(high_level_features(raw.image, e_inc))
+        if e_inc is not None:
+            incident.append(e_inc)
+        if kept < max_cells:
+            take = raw.image[: max_cells - kept]
+            cells.append(take.reshape(len(take), -1).astype(np.float32))
+            kept += len(take)
+    if not feats or sum(len(f["e_max"]) for f in feats) == 0:
+        msg = f"{path}:{tree_name}: no showers to compare"
+        raise InputFileError(msg)
+    return ShowerSample(path=path, tree=tree_name, image=image, shape=shape,
+                        features={k: np.concatenate([f[k] for f in feats]) for k in feats[0]},
+                        cells=np.concatenate(cells), incident=np.concatenate(incident) if incident else None,
+                        meta=read_meta(path))
+
+
+def read_meta(path: str | os.PathLike) -> dict[str, Any]:
+    """The ``physnn_meta`` JSON of a file (empty when absent or not JSON)."""
+    from physnn.io.files import open_root
+
+    handle = open_root(path)
+    if META not in handle:
+        return {}
+    try:
+        meta = json.loads(str(handle[META]))
+    except ValueError:
+        return {}
+    return meta if isinstance(meta, dict) else {}
+
+
+def _low_level(sample: ShowerSample) -> np.ndarray:
+    """Cells over the incident energy (or over the event's total), with ``log E_inc``: the CaloChallenge inputs."""
+    cells = sample.cells.astype(np.float64)
+    n = len(cells)
+    if sample.incident is None:
+        norm = np.maximum(cells.sum(1, keepdims=True), 1e-12)
+        return cells / norm
+    e_inc = sample.incident[:n, None]
+    return np.concatenate([cells / e_inc, np.log(e_inc)], axis=1)
+
+
+def _high_level(sample: ShowerSample) -> np.ndarray:
+    keys = sorted(sample.features)
+    columns = [sample.features[k] for k in keys]
+    if sample.incident is not None:
+        columns.append(np.log(sample.incident))
+    return np.nan_to_num(np.stack(columns, axis=1))
+
+
+# -- the comparison -------------------------------------------------------------
+@dataclass
+class ComparisonResult:
+    """What :func:`compare` found (also in ``report/metrics.json``) and the files it wrote."""
+
+    separation: dict[str, float]
+    classifier: dict[str, dict[str, Any]]
+    timing: dict[str, Any]
+    events: dict[str, int]
+    out: Path | None
+    files: list[Path] = field(default_factory=list)
+
+    def figures(self) -> dict[str, Any]:
+        """Everything as plain types (the content of ``metrics.json``)."""
+        return {"separation_power": self.separation,
+                "separation_power_mean": float(np.mean(list(self.separation.values()))),
+                "classifier": self.classifier, "timing": self.timing, "events": self.events}
+
+
+def _timing(reference: ShowerSample, candidate: ShowerSample) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, sample in (("reference", reference), ("candidate", candidate)):
+        rate = sample.meta.get("showers_per_s")
+        if rate is not None:
+            out[f"{name}_showers_per_s"] = float(rate)
+            out[f"{name}_by"] = sample.meta.get("generator", "")
+    if "reference_showers_per_s" in out and "candidate_showers_per_s" in out:
+        out["speedup"] = out["candidate_showers_per_s"] / out["reference_showers_per_s"]
+    return out
+
+
+def compare(reference: str | os.PathLike, candidate: str | os.PathLike, *, out: str | os.PathLike | None = None,
+            tree: str | None = None, image: str | None = None, energy: str | None = "auto",
+            classifier: Sequence[str] = ("low", "high"), max_events: int = 20000, bins: int = 50, seed: int = 0,
+            plots: bool = True) -> ComparisonResult:
+    """Compare a candidate (fast) simulation with a reference sample, CaloChallenge style.
+
+    Parameters
+    ----------
+    reference, candidate
+        ROOT files of showers with the same grid (e.g. ``physnn simulate
+        showers`` and ``physnn generate`` outputs).
+    out
+        Report folder: ``metrics.json``, ``separation.csv``, feature
+        histograms with ratio panels (``features_*.png``); None: no files.
+    tree, image, energy
+        Tree, image branch and incident-energy branch (see :func:`read_sample`).
+    classifier
+        Which classifier tests to run: ``low`` (cells) and/or ``high``
+        (high-level features); empty: none.
+    max_events
+        Showers per sample for the classifier test.
+    bins
+        Histogram bins per feature for the separation power.
+    seed
+        Seeds the classifier test.
+    plots
+        Write the histogram figures (needs matplotlib).
+
+    Examples
+    --------
+    >>> result = physnn.compare("geant.root", "fastsim.root", out="report")  # doctest: +SKIP
+    >>> result.classifier["low"]["auc"]  # doctest: +SKIP
+    0.71
+    """
+    unknown = [c for c in classifier if c not in ("low", "high")]
+    if unknown:
+        msg = f"--classifier {','.join(unknown)}: expected low, high or none"
+        raise ConfigError(msg)
+    outdir = None
+    if out is not None:
+        from physnn.evaluation.report import report_dir
+
+        outdir = report_dir(out)
+    start = time.perf_counter()
+    ref = read_sample(reference, tree=tree, image=image, energy=energy, max_cells=max_events)
+    cand = read_sample(candidate, tree=tree or ref.tree, image=image or ref.image,
+                       energy=None if ref.incident is None else (energy if energy != "auto" else "energy"),
+                       max_cells=max_events)
+    if ref.shape != cand.shape:
+        msg = (f"{candidate}: images of shape {list(cand.shape)} per event, the reference {reference} "
+               f"has {list(ref.shape)}; compare needs the same grid")
+        raise InputFileError(msg)
+    separation = {k: separation_power(ref.features[k], cand.features[k], bins) for k in ref.features}
+    tests: dict[str, dict[str, Any]] = {}
+    for kind in classifier:
+        inputs = (_low_level, _high_level)[kind == "high"]
+        tests[kind] = classifier_test(inputs(ref)[:max_events], inputs(cand)[:max_events], seed=seed)
+    result = ComparisonResult(separation=separation, classifier=tests, timing=_timing(ref, cand),
+                              events={"reference": ref.events, "candidate": cand.events}, out=outdir)
+    result.timing["compare_seconds"] = round(time.perf_counter() - start, 2)
+    if outdir is not None:
+        result.files = _write_report(result, ref, cand, outdir, bins, plots)
+    return result
+
+
+def _write_report(result: ComparisonResult, ref: ShowerSample, cand: ShowerSample, outdir: Path, bins: int,
+                  plots: bool) -> list[Path]:
+    import csv
+
+    files = []
+    metrics = outdir / "metrics.json"
+    figures = result.figures() | {"reference": ref.path, "candidate": cand.path, "image": ref.image,
+                                  "shape": list(ref.shape)}
+    metrics.write_text(json.dumps(figures, indent=1))
+    files.append(metrics)
+    table = outdir / "separation.csv"
+    with table.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["feature", "separation_power"])
+        writer.writerows((k, f"{v:.6f}") for k, v in result.separation.items())
+    files.append(table)
+    if plots:
+        try:
+            from physnn.evaluation.plots import plot_feature_histograms
+        except ImportError:  # pragma: no cover - the plot extra is optional
+            return files
+        files += plot_feature_histograms(ref.features, cand.features, result.separation, outdir, bins=bins,
+                                         labels=(Path(ref.path).name, Path(cand.path).name))
+    return files

@@ -1,0 +1,231 @@
+"""GAN fast simulation: the model, the generation task, adversarial training, generate to ROOT."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from physnn.cli import app
+from physnn.models.gan import GANParams, build_gan, critic_loss, generator_loss, gradient_penalty
+from physnn.models.registry import ModelIO
+
+runner = CliRunner()
+
+TINY_GAN = {"name": "gan", "params": {"latent_dim": 8, "generator_channels": [8, 4], "critic_channels": [4, 8],
+                                      "critic_hidden": 16, "n_critic": 2}}
+
+
+def gan_config(files, *, epochs: int = 2, **train) -> dict:
+    """A GAN run on simulated showers conditioned on energy, impact point and particle type."""
+    data = {"files": str(files), "tree": "showers", "images": {"branches": ["image"]},
+            "scalars": ["energy", "x0", "y0"], "label": "pdgid", "standardize": {"method": "none"}}
+    return {"data": data, "model": TINY_GAN, "task": {"kind": "generation"},
+            "train": {"epochs": epochs, "batch_size": 32, "seed": 3, "early_stopping": {"patience": None},
+                      "optimizer": {"lr": 1e-3, "betas": [0.5, 0.9]}, **train}}
+
+
+@pytest.fixture(scope="module")
+def gan_run(showers_file, tmp_path_factory) -> Path:
+    import physnn
+
+    out = tmp_path_factory.mktemp("gan") / "run"
+    physnn.train(gan_config(showers_file, epochs=2), out=out)
+    return out
+
+
+@pytest.mark.parametrize(("image", "n_cond"), [((3, 24, 24), 6), ((1, 25, 25), 1), ((25, 17), 0), ((2, 7, 5), 3)])
+@pytest.mark.parametrize("layer_energies", [True, False])
+def test_generator_and_critic_shapes(image, n_cond, layer_energies):
+    params = GANParams(latent_dim=8, generator_channels=[8, 4, 4], critic_channels=[4, 8], critic_hidden=8,
+                       layer_energies=layer_energies)
+    model = build_gan(params, ModelIO(image=image, conditions=n_cond, incident_energy=True))
+    shape = image if len(image) == 3 else (1, *image)
+    z, cond = torch.randn(5, 8), torch.randn(5, n_cond)
+    x = model.generator(z, cond, torch.zeros(5, shape[0]), torch.zeros(shape))
+    assert tuple(x.shape) == (5, *shape)
+    assert bool((x >= 0).all())
+    extra = torch.randn(5, shape[0] + 1)
+    assert tuple(model.critic(x, cond, extra).shape) == (5,)
+
+
+def test_layer_energies_conserve_the_requested_energy():
+    """With layer_energies the cells of a layer sum exactly to exp(offset + a_l) (before zero suppression)."""
+    torch.manual_seed(0)
+    model = build_gan(GANParams(latent_dim=4, generator_channels=[4, 4], critic_channels=[4]),
+                      ModelIO(image=(2, 8, 8), conditions=1, incident_energy=True))
+    z, cond = torch.randn(6, 4), torch.randn(6, 1)
+    offset = torch.log(torch.tensor([10.0, 50.0, 100.0, 1.0, 2.0, 3.0]))[:, None].expand(-1, 2)
+    x = model.generator(z, cond, offset)
+    energy = torch.expm1(x).sum((2, 3))  # eps = 1
+    expected = torch.exp(offset + model.generator.energy(torch.cat([z, cond], 1)))
+    torch.testing.assert_close(energy, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_gradient_penalty_of_linear_critics():
+    real, fake = torch.randn(16, 2, 3, 3), torch.randn(16, 2, 3, 3)
+    w = torch.randn(2, 3, 3)
+    unit = w / w.norm()
+    assert float(gradient_penalty(lambda x: (x * unit).sum((1, 2, 3)), real, fake)) == pytest.approx(0.0, abs=1e-10)
+    assert float(gradient_penalty(lambda x: (x * 3 * unit).sum((1, 2, 3)), real, fake)) == pytest.approx(4.0)
+
+
+def test_critic_and_generator_losses():
+    params = GANParams(gp_weight=0.0, drift=0.0)
+    real, fake = torch.ones(4, 1, 2, 2), torch.zeros(4, 1, 2, 2)
+    critic = lambda x: x.sum((1, 2, 3))  # noqa: E731  D(real) = 4, D(fake) = 0
+    loss, distance = critic_loss(critic, real, fake, params)
+    assert float(loss) == pytest.approx(-4.0)
+    assert float(distance) == pytest.approx(4.0)
+    hinge, _ = critic_loss(critic, real, fake, GANParams(loss="hinge"))
+    assert float(hinge) == pytest.approx(1.0)  # relu(1 - 4) + relu(1 + 0)
+    assert float(generator_loss(critic, real)) == pytest.approx(-4.0)
+
+
+def test_gan_training_writes_a_run(gan_run):
+    import csv
+
+    import physnn
+    from physnn.training.checkpoint import load_checkpoint
+
+    with (gan_run / "metrics.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 2
+    for key in ("train_loss", "train_distance", "train_generator_loss", "val_loss", "val_sep_energy",
+                "val_sep_layers", "val_distance"):
+        assert np.isfinite(float(rows[-1][key])), key
+    assert 0.0 <= float(rows[-1]["val_loss"]) <= 1.0  # a mean separation power
+    last = load_checkpoint(gan_run, "last.pt")
+    assert "critic_optimizer" in last
+    assert "optimizer" in last
+    assert last["optimizer"]["state"]
+    assert last["critic_optimizer"]["state"]
+    assert (gan_run / "plots" / "samples_epoch_001.png").is_file()
+    loaded = physnn.load_run(gan_run, device="cpu")
+    assert loaded.task.kind == "generation"
+    assert loaded.task.scalars == ["energy", "x0", "y0"]
+    assert loaded.task.classes == [11, 22, 211]
+    assert loaded.task.threshold == pytest.approx(0.02, rel=0.2)  # the simulator's zero suppression
+
+
+def test_gan_resume_matches_uninterrupted_training(showers_file, tmp_path):
+    import physnn
+    from physnn.training.checkpoint import load_checkpoint
+
+    cfg = gan_config(showers_file, epochs=2)
+    cfg["data"]["entry_stop"] = 200
+    physnn.train(cfg, out=tmp_path / "full")
+    physnn.train({**cfg, "train": {**cfg["train"], "epochs": 1}}, out=tmp_path / "part")
+    # continue the one-epoch run to two epochs (the resumed config is the stored one, with epochs raised)
+    last = load_checkpoint(tmp_path / "part", "last.pt")
+    last["config"]["train"]["epochs"] = 2
+    torch.save(last | {}, tmp_path / "part" / "last.pt")
+    physnn.train(out=tmp_path / "part", resume=True)
+    full, part = load_checkpoint(tmp_path / "full", "last.pt"), load_checkpoint(tmp_path / "part", "last.pt")
+    for key, value in full["model"].items():
+        torch.testing.assert_close(part["model"][key], value, rtol=0, atol=0, msg=key)
+
+
+def test_generate_matches_the_simulator_layout(gan_run, showers_file, tmp_path):
+    import uproot
+
+    import physnn
+
+    out = tmp_path / "fastsim.root"
+    result = physnn.generate(gan_run, out, events=250, energy=(5.0, 50.0), seed=1, chunk_size=100, device="cpu")
+    assert result.events == 250
+    assert result.rate > 0
+    assert result.forward_rate >= result.rate
+    sim, gen = uproot.open(showers_file)["showers"], uproot.open(out)["showers"]
+    assert gen.keys() == sim.keys()  # image, energy, pdgid, label, x0, y0, in the simulator's order
+    assert {k: gen[k].typename for k in gen} == {k: sim[k].typename for k in sim}
+    arrays = gen.arrays(library="np")
+    assert arrays["image"].shape == (250, 3, 24, 24)
+    assert arrays["image"].min() >= 0.0
+    nonzero = arrays["image"][arrays["image"] > 0]
+    assert nonzero.min() >= 0.02 * 0.999  # zero suppression at the training data's threshold
+    assert arrays["energy"].min() >= 5.0
+    assert arrays["energy"].max() <= 50.0
+    assert set(np.unique(arrays["pdgid"])) <= {11, 22, 211}
+    np.testing.assert_array_equal(np.array([11, 22, 211])[arrays["label"]], arrays["pdgid"])
+    assert abs(arrays["x0"]).max() <= 1.0 + 1e-6  # drawn like the training impact points (|x0| < 1 cm)
+    meta = physnn.evaluation.fastsim.read_meta(out)
+    assert meta["generator"] == "physnn generate"
+    assert meta["showers_per_s"] > 0
+    assert meta["seed"] == 1
+    # the same seed gives the same file; fixed classes and conditions are obeyed
+    again = physnn.generate(gan_run, tmp_path / "again.root", events=250, energy=(5.0, 50.0), seed=1,
+                            chunk_size=100, device="cpu")
+    np.testing.assert_array_equal(uproot.open(again.path)["showers"]["image"].array(library="np"), arrays["image"])
+    fixed = physnn.generate(gan_run, tmp_path / "e.root", events=50, energy=20.0, classes=[11],
+                            conditions={"x0": 0.5}, seed=2, device="cpu")
+    arrays = uproot.open(fixed.path)["showers"].arrays(library="np")
+    assert set(arrays["pdgid"]) == {11}
+    assert set(arrays["label"]) == {0}
+    np.testing.assert_allclose(arrays["energy"], 20.0)
+    np.testing.assert_allclose(arrays["x0"], 0.5)
+
+
+def test_generated_files_feed_compare(gan_run, showers_file, tmp_path):
+    import physnn
+
+    out = tmp_path / "fastsim.root"
+    physnn.generate(gan_run, out, events=300, seed=4, device="cpu")
+    result = physnn.compare(showers_file, out, classifier=["high"], max_events=300)
+    assert result.timing["candidate_by"] == "physnn generate"
+    assert result.timing["speedup"] > 0
+    assert result.classifier["high"]["auc"] > 0.5  # a two-epoch GAN is easy to tell apart
+
+
+def test_generate_cli_and_errors(gan_run, showers_file, tmp_path):
+    out = tmp_path / "g.root"
+    res = runner.invoke(app, ["generate", str(gan_run), "--events", "120", "--energy", "1:100", "--pdgid", "11",
+                              "--condition", "y0=-0.5:0.5", "--out", str(out), "--device", "cpu"])
+    assert res.exit_code == 0, res.output
+    assert "showers/s" in res.output
+    bad = [
+        (["--pdgid", "13"], "13"),
+        (["--energy", "0:10"], "positive"),
+        (["--energy", "50:10"], "below the minimum"),
+        (["--condition", "z0=1"], "z0"),
+        (["--condition", "x0"], "NAME=VALUE"),
+        (["--spectrum", "flat"], "--spectrum"),
+    ]
+    for args, text in bad:
+        target = tmp_path / "bad.root"
+        res = runner.invoke(app, ["generate", str(gan_run), "--events", "10", "--out", str(target), *args])
+        assert res.exit_code == 2, (args, res.output)
+        assert text in res.output, (args, res.output)
+        assert not target.exists()
+    res = runner.invoke(app, ["generate", str(gan_run), "--events", "10", "--out", str(out)])
+    assert res.exit_code == 2
+    assert "--overwrite" in res.output
+
+
+def test_generate_refuses_other_runs(cls_run, tmp_path):
+    res = runner.invoke(app, ["generate", str(cls_run.run_dir), "--events", "10", "--out", str(tmp_path / "x.root")])
+    assert res.exit_code == 2
+    assert "not a GAN run" in res.output
+
+
+def test_gan_config_errors(showers_file, tmp_path):
+    import physnn
+    from physnn.errors import ConfigError
+
+    cfg = gan_config(showers_file)
+    with pytest.raises(ConfigError, match="generative model"):
+        physnn.train({**cfg, "task": {"kind": "classification"}}, out=tmp_path / "a")
+    from tests.conftest import TINY_CNN
+
+    with pytest.raises(ConfigError, match="needs a generative model"):
+        physnn.train({**cfg, "model": TINY_CNN}, out=tmp_path / "b")
+    with pytest.raises(ConfigError, match="incident_energy 'mass'"):
+        physnn.train({**cfg, "task": {"kind": "generation", "incident_energy": "mass"}}, out=tmp_path / "c")
+    two = {**cfg, "data": {**cfg["data"], "images": {"branches": ["image", "image"]}}}
+    with pytest.raises(ConfigError, match="one branch"):
+        physnn.train(two, out=tmp_path / "d")
+    with pytest.raises(ConfigError, match="kernel_size must be odd"):
+        physnn.train({**cfg, "model": {"name": "gan", "params": {"kernel_size": 4}}}, out=tmp_path / "e")
