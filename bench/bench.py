@@ -5,6 +5,9 @@ Run with ``bench/run`` (or ``python bench/bench.py --quick``). Figures:
 - simulator rates (showers/s, events/s), on one core, with and without ROOT writing;
 - ROOT -> tensor load throughput of ``physnn.load`` for images and sequences,
   against bare ``uproot`` + ``awkward`` producing the same tensors from the same file;
+- GAN fast simulation: the bare generator forward pass (showers/s) against
+  ``physnn generate`` with ROOT writing (zlib and lz4), which overlaps
+  writing with generation in a background thread (target >= 80 %);
 - MC-dropout prediction with prefix caching against the naive loop of T full
   forward passes (same model, same events), and the ratio of their spreads;
 - recurrent models on padded sequences: training and inference samples/s of
@@ -205,6 +208,45 @@ def quality_rows(tmp: Path, quick: bool) -> list[tuple[str, str, str, str]]:
     ]
 
 
+def gan_rows(tmp: Path, showers: Path, repeat: int, quick: bool) -> list[tuple[str, str, str, str]]:
+    """GAN fast simulation: the bare generator forward pass vs ``physnn generate`` with ROOT writing."""
+    import yaml
+
+    cfg = yaml.safe_load(Path("configs/train/fastsim.yaml").read_text())
+    cfg["data"]["files"] = str(showers)
+    cfg["model"] = yaml.safe_load(Path("configs/model/gan.yaml").read_text())
+    cfg["train"].update(epochs=1, samples_every=0)
+    run = tmp / "gan"
+    physnn.train(cfg, out=run, progress=False)  # speed only: one epoch is enough
+    loaded = physnn.load_run(run, device="cpu")
+    task, model = loaded.task, loaded.model
+    n, batch = (20000, 2048) if quick else (100000, 2048)
+    raw = task.sample_conditions(n, np.random.default_rng(0))
+    cond, incident = task.conditions_tensor(raw), task.incident_of(raw)
+
+    def forward() -> None:
+        out = np.empty((n, *task.shape), np.float32)
+        with torch.inference_mode():
+            for lo in range(0, n, batch):
+                z = torch.randn(len(cond[lo:lo + batch]), model.latent_dim)
+                out[lo:lo + batch] = task.to_phys(task.generate(model, z, cond[lo:lo + batch],
+                                                                incident[lo:lo + batch])).numpy()
+
+    t_fwd = best_of(forward, repeat)
+    fwd = n / t_fwd
+    rows = [("GAN generator forward (bare, batch 2048)", f"{fwd:,.0f} showers/s",
+             "simulator (above)", "")]
+    for codec in ("zlib:1", "lz4"):
+        rates = []
+        for i in range(max(repeat // 2, 1)):
+            res = physnn.generate(run, tmp / f"gen_{i}.root", events=n, seed=i, batch_size=batch, device="cpu",
+                                  compression=codec, overwrite=True)
+            rates.append(res.rate)
+        rows.append((f"generate + ROOT write ({codec})", f"{max(rates):,.0f} showers/s",
+                     f"bare forward {fwd:,.0f}/s", f"{max(rates) / fwd:.0%} (target >= 80%)"))
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smaller samples (for a smoke run)")
@@ -252,6 +294,7 @@ def main() -> None:
         same = torch.equal(a.inputs["sequence"][order], b["sequence"])
         rows.append(("  same padded tensor as the bare path", str(same), "", ""))
 
+        rows += gan_rows(Path(tmp), showers, repeat, args.quick)
         rows += mc_dropout_rows(repeat)
         rows += sequence_rows(events, repeat, n=4000 if args.quick else 8000)
         rows += quality_rows(Path(tmp), args.quick)

@@ -15,9 +15,9 @@ from physnn._version import __version__
 
 _API = ("AutoencoderResult", "ComparisonResult", "DataBundle", "EvaluationResult", "GenerationResult", "LoadedRun",
         "ModelConfig", "ModelIO", "PredictionResult", "RunConfig", "SimulationResult", "TensorData", "TrainResult",
-        "Transform", "build_model", "compare", "denoise", "encode", "evaluate", "evaluate_denoising", "fit",
-        "generate", "inspect", "list_models", "load", "load_run", "load_run_config", "predict", "read", "simulate",
-        "stream", "train")
+        "Transform", "build_model", "compare", "denoise", "encode", "evaluate", "evaluate_denoising",
+        "evaluate_generator", "fit", "generate", "inspect", "list_models", "load", "load_run", "load_run_config",
+        "predict", "read", "simulate", "stream", "train")
 
 __all__ = ["__version__", *_API]
 

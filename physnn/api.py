@@ -23,7 +23,7 @@ from physnn.data.dataset import DataBundle, TensorData, fit, load, stream
 from physnn.data.transform import Transform
 from physnn.errors import ConfigError
 from physnn.evaluation.denoising import evaluate_denoising
-from physnn.evaluation.fastsim import META, ComparisonResult, compare
+from physnn.evaluation.fastsim import META, ComparisonResult, compare, evaluate_generator
 from physnn.evaluation.report import EvaluationResult, evaluate
 from physnn.inference.autoencode import AutoencoderResult, denoise, encode
 from physnn.inference.generate import GenerationResult, generate
@@ -38,11 +38,11 @@ from physnn.training.config import RunConfig, load_run_config
 from physnn.training.run import train
 from physnn.training.trainer import TrainResult
 
-__all__ = ["AutoencoderResult", "ComparisonResult", "DataBundle", "EvaluationResult", "GenerationResult", "LoadedRun",
-           "ModelConfig", "ModelIO", "PredictionResult", "RunConfig", "SimulationResult", "TensorData", "TrainResult",
-           "Transform", "build_model", "compare", "denoise", "encode", "evaluate", "evaluate_denoising", "fit",
-           "generate", "inspect", "list_models", "load", "load_run", "load_run_config", "predict", "read", "simulate",
-           "stream", "train"]
+__all__ = ["AutoencoderResult", "ComparisonResult", "DataBundle", "EvaluationResult", "GenerationResult",
+           "LoadedRun", "ModelConfig", "ModelIO", "PredictionResult", "RunConfig", "SimulationResult", "TensorData",
+           "TrainResult", "Transform", "build_model", "compare", "denoise", "encode", "evaluate",
+           "evaluate_denoising", "evaluate_generator", "fit", "generate", "inspect", "list_models", "load",
+           "load_run", "load_run_config", "predict", "read", "simulate", "stream", "train"]
 
 #: Tree names written by the simulator.
 TREE_NAMES = {"showers": "showers", "events": "events"}

@@ -411,7 +411,7 @@ def encode(
 @user_errors
 def evaluate(
     predictions: Annotated[Path, typer.Argument(help="Predictions ROOT file from physnn predict, or an "
-                                                "autoencoder run folder (denoising figures).")],
+                                                "autoencoder or GAN run folder.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for metrics.json and the plots.")] = Path(
         "physnn-report"),
     run: Annotated[Path | None, typer.Option(help="Run folder for the training curves.")] = None,
@@ -421,10 +421,18 @@ def evaluate(
                                             min=0)] = 0,
     seed: SeedOpt = 0,
 ) -> None:
-    """ROC/AUC, calibration, MC-dropout certainty; resolution, pulls, coverage; or denoising gain. JSON + PNG."""
+    """ROC/AUC, calibration, MC-dropout certainty; resolution, pulls, coverage; denoising gain; GAN vs test split."""
     from physnn import api
 
-    if predictions.is_dir():  # a run folder: an autoencoder judged on its clean truth
+    if predictions.is_dir():  # a run folder: a GAN judged on held-out showers, an autoencoder on its clean truth
+        from physnn.training.checkpoint import load_checkpoint
+
+        if load_checkpoint(predictions)["task"]["kind"] == "generation":
+            compared = api.evaluate_generator(predictions, out=out, split="test" if split == "auto" else split,
+                                              seed=seed)
+            _print_comparison(compared)
+            console.print(f"wrote {len(compared.files)} files to {out}/ (metrics.json, separation.csv, histograms)")
+            return
         result = api.evaluate_denoising(predictions, out=out, split=split, seed=seed, mc_samples=mc_samples)
         _print_denoising(result.figures)
     else:
@@ -506,6 +514,11 @@ def compare(
     result = api.compare(reference, candidate, out=out, tree=tree, image=image,
                          energy=None if energy.lower() == "none" else energy, classifier=kinds,
                          max_events=max_events, bins=bins, seed=seed)
+    _print_comparison(result)
+    console.print(f"wrote {len(result.files)} files to {out}/")
+
+
+def _print_comparison(result: Any) -> None:
     table = Table(title=f"separation power ({result.events['reference']:,} reference vs "
                   f"{result.events['candidate']:,} candidate showers; 0 = identical)", title_justify="left")
     table.add_column("feature")
@@ -527,7 +540,6 @@ def compare(
             console.print(f"{who}: {timing[f'{who}_showers_per_s']:,.0f} showers/s ({timing[f'{who}_by']})")
     if "speedup" in timing:
         console.print(f"speed-up: {timing['speedup']:,.1f}x")
-    console.print(f"wrote {len(result.files)} files to {out}/")
 
 
 def _print_denoising(figures: dict[str, Any]) -> None:

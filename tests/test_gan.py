@@ -141,7 +141,7 @@ def test_generate_matches_the_simulator_layout(gan_run, showers_file, tmp_path):
     assert result.forward_rate >= result.rate
     sim, gen = uproot.open(showers_file)["showers"], uproot.open(out)["showers"]
     assert gen.keys() == sim.keys()  # image, energy, pdgid, label, x0, y0, in the simulator's order
-    assert {k: gen[k].typename for k in gen} == {k: sim[k].typename for k in sim}
+    assert [b.typename for b in gen.branches] == [b.typename for b in sim.branches]
     arrays = gen.arrays(library="np")
     assert arrays["image"].shape == (250, 3, 24, 24)
     assert arrays["image"].min() >= 0.0
@@ -229,3 +229,28 @@ def test_gan_config_errors(showers_file, tmp_path):
         physnn.train(two, out=tmp_path / "d")
     with pytest.raises(ConfigError, match="kernel_size must be odd"):
         physnn.train({**cfg, "model": {"name": "gan", "params": {"kernel_size": 4}}}, out=tmp_path / "e")
+
+
+def test_evaluate_a_gan_run_on_its_test_split(gan_run, tmp_path):
+    import physnn
+
+    result = physnn.evaluate_generator(gan_run, out=tmp_path / "rep", classifier=["high"], device="cpu")
+    n_test = result.events["reference"]
+    assert 50 < n_test < 150  # the test split (15 %) of 600 showers
+    assert result.events["candidate"] == n_test  # one generated shower per test event, same conditions
+    assert set(result.separation) >= {"e_ratio", "e_layer0", "sparsity2"}
+    assert 0.0 <= result.separation["e_ratio"] <= 1.0
+    assert 0.5 <= result.classifier["high"]["auc"] <= 1.0
+    assert result.timing["candidate_showers_per_s"] > 0
+    assert (tmp_path / "rep" / "features_energy.png").is_file()
+    res = runner.invoke(app, ["evaluate", str(gan_run), "--out", str(tmp_path / "cli")])
+    assert res.exit_code == 0, res.output
+    assert "classifier AUC on cells" in res.output
+
+
+def test_other_commands_refuse_gan_runs(gan_run, showers_file, tmp_path):
+    for command in ("predict", "encode"):
+        res = runner.invoke(app, [command, str(gan_run), str(showers_file), "--out", str(tmp_path / "x.root")])
+        assert res.exit_code == 2, res.output
+        assert "physnn generate" in res.output
+        assert not (tmp_path / "x.root").exists()

@@ -298,6 +298,9 @@ def predict(
         msg = (f"{loaded.checkpoint} is an autoencoder ({loaded.task.describe()}); use physnn denoise for its "
                "outputs or physnn encode for its codes")
         raise ConfigError(msg)
+    if loaded.task.kind == "generation":
+        msg = f"{loaded.checkpoint} is a GAN fast simulator; use physnn generate to make showers with it"
+        raise ConfigError(msg)
     cfg = prediction_config(loaded.config.data, files, tree, selection)
     collect = out is None if collect is None else collect
     meta = {"physnn": __version__, "checkpoint": str(loaded.checkpoint), "epoch": loaded.epoch,

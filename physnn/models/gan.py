@@ -76,6 +76,11 @@ class GANParams(Strict):
     energy_features
         Give the critic the per-layer and total energy over the incident
         energy (needs ``task.incident_energy``).
+    energy_matching
+        Weight of an energy-conservation term added to the generator's loss:
+        the squared differences of the batch mean and spread of every layer's
+        energy fraction (and of the total) between generated and real showers
+        of the same conditions (:func:`energy_matching_loss`); 0: off.
     layer_energies
         The generator makes each layer as its energy times its shape: a dense
         head gives the layer's energy (as a fraction of the incident energy),
@@ -96,6 +101,7 @@ class GANParams(Strict):
     n_critic: PositiveInt = 5
     energy_features: bool = True
     layer_energies: bool = True
+    energy_matching: float = Field(default=100.0, ge=0.0)
 
 
 def _maps(cond: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -242,6 +248,13 @@ def critic_loss(critic: Critic, real: torch.Tensor, fake: torch.Tensor,
 def generator_loss(critic: Critic, fake: torch.Tensor) -> torch.Tensor:
     """The generator's loss: ``-mean D(fake)`` (fool the critic), for both formulations."""
     return -critic(fake).mean()
+
+
+def energy_matching_loss(fake_features: torch.Tensor, real_features: torch.Tensor) -> torch.Tensor:
+    """Squared differences of the batch mean and standard deviation of each energy feature (N, F)."""
+    mean = (fake_features.mean(0) - real_features.mean(0)) ** 2
+    spread = (fake_features.std(0) - real_features.std(0)) ** 2 if len(fake_features) > 1 else 0.0 * mean
+    return (mean + spread).sum()
 
 
 @register("gan", GANParams, generates=True)

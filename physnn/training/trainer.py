@@ -266,14 +266,16 @@ class Trainer:
            penalty, or hinge);
         2. **generator step**, every ``n_critic`` batches: generate fresh
            showers and update the generator to fool the critic
-           (:func:`~physnn.models.gan.generator_loss`); the critic's weights
-           are frozen during this step.
+           (:func:`~physnn.models.gan.generator_loss`), plus the
+           energy-matching term when asked for
+           (:func:`~physnn.models.gan.energy_matching_loss`); the critic's
+           weights are frozen during this step.
 
         The critic sees images in the task's cell representation with zero
         suppression applied (straight-through), so it judges exactly what
         ``physnn generate`` writes.
         """
-        from physnn.models.gan import critic_loss, generator_loss
+        from physnn.models.gan import critic_loss, energy_matching_loss, generator_loss
 
         model, task, gan = self.model, self.task, self.model.params
         model.train()
@@ -303,6 +305,9 @@ class Trainer:
                 model.critic.requires_grad_(False)
                 fake = task.generate(model, self._latent(len(real)), cond, batch["incident"])
                 loss_g = generator_loss(critic, fake)
+                if gan.energy_matching > 0 and task.incident is not None:
+                    loss_g = loss_g + gan.energy_matching * energy_matching_loss(
+                        task.critic_features(fake, batch["incident"]), task.critic_features(real, batch["incident"]))
                 opt.zero_grad(set_to_none=True)
                 loss_g.backward()
                 if self.cfg.grad_clip is not None:
