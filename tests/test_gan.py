@@ -48,7 +48,7 @@ def test_generator_and_critic_shapes(image, n_cond, layer_energies):
     x = model.generator(z, cond, torch.zeros(5, shape[0]), torch.zeros(shape))
     assert tuple(x.shape) == (5, *shape)
     assert bool((x >= 0).all())
-    extra = torch.randn(5, shape[0] + 1)
+    extra = torch.randn(5, 5 * shape[0] + 1)
     assert tuple(model.critic(x, cond, extra).shape) == (5,)
 
 
@@ -218,7 +218,7 @@ def test_gan_config_errors(showers_file, tmp_path):
     cfg = gan_config(showers_file)
     with pytest.raises(ConfigError, match="generative model"):
         physnn.train({**cfg, "task": {"kind": "classification"}}, out=tmp_path / "a")
-    from tests.conftest import TINY_CNN
+    from conftest import TINY_CNN
 
     with pytest.raises(ConfigError, match="needs a generative model"):
         physnn.train({**cfg, "model": TINY_CNN}, out=tmp_path / "b")

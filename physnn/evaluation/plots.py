@@ -365,7 +365,8 @@ def plot_generated_samples(model: Any, task: Any, path: Path, *, device: Any = "
     if images.ndim == 3:
         images = images[:, None]
     n_layers = images.shape[1]
-    fig, axes = plt.subplots(len(rows), n_layers, figsize=(2.6 * n_layers + 1, 2.4 * len(rows)), squeeze=False)
+    fig, axes = plt.subplots(len(rows), n_layers, figsize=(2.6 * n_layers + 1.5, 2.4 * len(rows)), squeeze=False,
+                             layout="constrained")
     for r, (value, fixed, _) in enumerate(rows):
         top = max(float(images[r].max()), 2e-3)
         norm = LogNorm(vmin=max(top * 1e-4, 1e-3), vmax=top)

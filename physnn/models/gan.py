@@ -24,11 +24,14 @@ for every batch and one generator step every ``n_critic`` batches, is
 :meth:`physnn.training.trainer.Trainer._train_epoch_adversarial`; the two
 losses are :func:`critic_loss` and :func:`generator_loss` below.
 
-Energy-conservation aid: the critic also sees, next to its convolutional
-features, the energy of every layer and of the whole shower divided by the
-incident energy (computed differentiably from the image by the task), so a
-generated shower with the wrong energy response is easy to tell from a
-simulated one and the generator is pushed to get it right.
+Energy-conservation and shower-shape aids: the generator makes each layer as
+its energy times its shape (``layer_energies``), an ``energy_matching`` term
+pulls the batch mean and spread of the layer energies towards the real
+showers', and a feature critic (``feature_critic``) scores the high-level
+features of each shower (energy per layer over the incident energy,
+energy-weighted centroids and widths), computed differentiably from the image
+by the task, next to the image critic, so a generated shower with the wrong
+energy response or width is easy to tell from a simulated one.
 """
 
 from __future__ import annotations
@@ -46,6 +49,9 @@ from physnn.config import Strict
 from physnn.models.registry import ModelIO, register
 
 Critic = Callable[[torch.Tensor], torch.Tensor]
+
+#: High-level features per layer seen by the feature critic: energy, centroid x/y, width x/y.
+FEATURES_PER_LAYER = 5
 
 
 class GANParams(Strict):
@@ -73,9 +79,13 @@ class GANParams(Strict):
         Weight of the ``D(real)^2`` drift term (``wgan-gp``).
     n_critic
         Critic steps per generator step.
-    energy_features
-        Give the critic the per-layer and total energy over the incident
-        energy (needs ``task.incident_energy``).
+    feature_critic
+        Add a second, small critic on high-level features computed
+        (differentiably) from the image: per layer the energy over the
+        incident energy (or over eps without one), the energy-weighted
+        centroid and width in x and y, and the total; its score is added to
+        the image critic's, so the GAN is judged on the shower observables
+        an analysis uses, and the generator gets a focused signal on them.
     energy_matching
         Weight of an energy-conservation term added to the generator's loss:
         the squared differences of the batch mean and spread of every layer's
@@ -99,7 +109,7 @@ class GANParams(Strict):
     gp_weight: float = Field(default=10.0, ge=0.0)
     drift: float = Field(default=1e-3, ge=0.0)
     n_critic: PositiveInt = 5
-    energy_features: bool = True
+    feature_critic: bool = True
     layer_energies: bool = True
     energy_matching: float = Field(default=100.0, ge=0.0)
 
@@ -131,10 +141,13 @@ class Generator(nn.Module):
         c0 = params.generator_channels[0]
         self.dense = nn.Linear(params.latent_dim + n_cond, c0 * self.start[0] * self.start[1])
         pad = params.kernel_size // 2
+        # replicate padding: with zeros around the grid, border cells get a response of their own and the
+        # generator learns to light the grid's edges
         self.blocks = nn.ModuleList(
-            nn.Conv2d(c_in + n_cond, c_out, params.kernel_size, padding=pad)
+            nn.Conv2d(c_in + n_cond, c_out, params.kernel_size, padding=pad, padding_mode="replicate")
             for c_in, c_out in zip(params.generator_channels[:-1], params.generator_channels[1:], strict=True))
-        self.out = nn.Conv2d(params.generator_channels[-1] + n_cond, layers, params.kernel_size, padding=pad)
+        self.out = nn.Conv2d(params.generator_channels[-1] + n_cond, layers, params.kernel_size, padding=pad,
+                             padding_mode="replicate")
         self.layer_energies = params.layer_energies
         if params.layer_energies:
             self.energy = nn.Sequential(nn.Linear(params.latent_dim + n_cond, 64), nn.LeakyReLU(0.2),
@@ -176,13 +189,20 @@ class CriticNet(nn.Module):
         self.n_extra = n_extra
         self.dense = norm(nn.Linear(channels[-1] * h * w + n_cond + n_extra, params.critic_hidden))
         self.out = norm(nn.Linear(params.critic_hidden, 1))
+        self.features = None
+        if n_extra:  # the feature critic: conditions + high-level features -> a score added to the image's
+            self.features = nn.Sequential(norm(nn.Linear(n_cond + n_extra, 128)), nn.LeakyReLU(0.2),
+                                          norm(nn.Linear(128, 128)), nn.LeakyReLU(0.2), norm(nn.Linear(128, 1)))
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor, extra: torch.Tensor | None = None) -> torch.Tensor:
         h = torch.cat([x, _maps(cond, x)], dim=1)
         for conv in self.convs:
             h = F.leaky_relu(conv(h), 0.2)
         flat = [h.flatten(1), cond.to(h.dtype)] + ([] if extra is None else [extra.to(h.dtype)])
-        return self.out(F.leaky_relu(self.dense(torch.cat(flat, dim=1)), 0.2))[:, 0]
+        score = self.out(F.leaky_relu(self.dense(torch.cat(flat, dim=1)), 0.2))[:, 0]
+        if self.features is not None and extra is not None:
+            score = score + self.features(torch.cat([cond.to(h.dtype), extra.to(h.dtype)], dim=1))[:, 0]
+        return score
 
 
 class ConditionalGAN(nn.Module):
@@ -274,5 +294,5 @@ def build_gan(params: GANParams, io: ModelIO) -> ConditionalGAN:
     if params.kernel_size % 2 == 0:
         msg = f"model 'gan' params: kernel_size must be odd, got {params.kernel_size}"
         raise ConfigError(msg)
-    n_extra = shape[0] + 1 if params.energy_features and io.incident_energy else 0
+    n_extra = FEATURES_PER_LAYER * shape[0] + 1 if params.feature_critic else 0
     return ConditionalGAN(shape, io.conditions or 0, n_extra, params)  # type: ignore[arg-type]

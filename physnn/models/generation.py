@@ -300,9 +300,31 @@ class GenerationTask(Task):
         return torch.from_numpy(np.asarray(raw[self.scalars[self.incident]], dtype=np.float32)).to(device)
 
     def critic_features(self, x: torch.Tensor, incident: torch.Tensor) -> torch.Tensor:
-        """Per-layer and total energy over the incident energy of images in model space, (N, L + 1)."""
-        layers = (torch.expm1(x) * self.cell_scale).flatten(2).sum(2) / incident[:, None]
-        return torch.cat([layers, layers.sum(1, keepdim=True)], dim=1)
+        """High-level features of images in model space, differentiable, (N, 5 L + 1): per layer the energy
+        over the incident energy (over eps without one), the energy-weighted centroid and width in x and y
+        (in units of the grid's half size, from its centre), then the total energy over the incident energy.
+        Without an incident energy, ``log(1 + E / eps)`` replaces the energy fractions."""
+        cells = torch.expm1(x) * self.cell_scale  # (N, L, H, W), GeV
+        height, width = cells.shape[-2:]
+        ys = (torch.arange(height, device=x.device, dtype=x.dtype) - (height - 1) / 2) / (height / 2)
+        xs = (torch.arange(width, device=x.device, dtype=x.dtype) - (width - 1) / 2) / (width / 2)
+        energy = cells.sum((2, 3))
+        safe = energy + 1e-3 * self.cell_scale
+        px, py = cells.sum(2), cells.sum(3)  # (N, L, W), (N, L, H)
+        cx, cy = (px * xs).sum(2) / safe, (py * ys).sum(2) / safe
+        wx = ((px * xs**2).sum(2) / safe - cx**2).clamp(min=0.0).add(1e-6).sqrt()
+        wy = ((py * ys**2).sum(2) / safe - cy**2).clamp(min=0.0).add(1e-6).sqrt()
+        if self.incident is not None:
+            fraction = energy / incident[:, None]
+        else:  # no incident energy: the log of the layer energy over eps
+            fraction = torch.log1p(energy / self.cell_scale)
+        return torch.cat([fraction, cx, cy, wx, wy, fraction.sum(1, keepdim=True)], dim=1)
+
+    @property
+    def energy_columns(self) -> list[int]:
+        """The columns of :meth:`critic_features` holding energies (per layer, then the total)."""
+        n_layers = self.shape[0]
+        return [*range(n_layers), 5 * n_layers]
 
     def critic_of(self, model: torch.nn.Module, batch: Mapping[str, torch.Tensor]) -> Any:
         """The critic of a batch as a function of images only: conditions and energy features bound."""

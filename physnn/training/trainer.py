@@ -306,8 +306,10 @@ class Trainer:
                 fake = task.generate(model, self._latent(len(real)), cond, batch["incident"])
                 loss_g = generator_loss(critic, fake)
                 if gan.energy_matching > 0 and task.incident is not None:
+                    cols = task.energy_columns
                     loss_g = loss_g + gan.energy_matching * energy_matching_loss(
-                        task.critic_features(fake, batch["incident"]), task.critic_features(real, batch["incident"]))
+                        task.critic_features(fake, batch["incident"])[:, cols],
+                        task.critic_features(real, batch["incident"])[:, cols])
                 opt.zero_grad(set_to_none=True)
                 loss_g.backward()
                 if self.cfg.grad_clip is not None:
