@@ -10,7 +10,14 @@ import torch
 from typer.testing import CliRunner
 
 from physnn.cli import app
-from physnn.models.gan import GANParams, build_gan, critic_loss, generator_loss, gradient_penalty
+from physnn.models.gan import (
+    GANParams,
+    LayerEnergyDensity,
+    build_gan,
+    critic_loss,
+    generator_loss,
+    gradient_penalty,
+)
 from physnn.models.registry import ModelIO
 
 runner = CliRunner()
@@ -53,16 +60,76 @@ def test_generator_and_critic_shapes(image, n_cond, layer_energies):
 
 
 def test_layer_energies_conserve_the_requested_energy():
-    """With layer_energies the cells of a layer sum exactly to exp(offset + a_l) (before zero suppression)."""
+    """With layer_energies the cells of a layer sum exactly to the layer energy asked for (before suppression):
+    exp(offset + a_l) from the adversarial head, expm1(y_l) for energies y given to the mixture model."""
     torch.manual_seed(0)
-    model = build_gan(GANParams(latent_dim=4, generator_channels=[4, 4], critic_channels=[4]),
-                      ModelIO(image=(2, 8, 8), conditions=1, incident_energy=True))
+    small = {"latent_dim": 4, "generator_channels": [4, 4], "critic_channels": [4]}
+    io = ModelIO(image=(2, 8, 8), conditions=1, incident_energy=True)
     z, cond = torch.randn(6, 4), torch.randn(6, 1)
     offset = torch.log(torch.tensor([10.0, 50.0, 100.0, 1.0, 2.0, 3.0]))[:, None].expand(-1, 2)
-    x = model.generator(z, cond, offset)
-    energy = torch.expm1(x).sum((2, 3))  # eps = 1
+    model = build_gan(GANParams(**small, energy_model="adversarial"), io)
+    energy = torch.expm1(model.generator(z, cond, offset)).sum((2, 3))  # eps = 1
     expected = torch.exp(offset + model.generator.energy(torch.cat([z, cond], 1)))
     torch.testing.assert_close(energy, expected, rtol=1e-4, atol=1e-4)
+
+    model = build_gan(GANParams(**small), io)
+    y = offset + 0.5 + torch.rand(6, 2)  # > 0: no empty layer
+    energy = torch.expm1(model.generator(z, cond, offset, energies=y)).sum((2, 3))
+    torch.testing.assert_close(energy, torch.expm1(y), rtol=1e-4, atol=1e-4)
+    # without energies they are sampled from the density, deterministically from z
+    torch.testing.assert_close(model.generator(z, cond, offset), model.generator(z, cond, offset))
+
+
+def test_readout_noise_speckles_the_grid_and_keeps_the_layer_energy():
+    """The readout stage adds noise cells above threshold all over the grid (more with a wider noise) while
+    the layer energy after zero suppression stays what the shower was asked for."""
+    torch.manual_seed(0)
+    model = build_gan(GANParams(latent_dim=4, generator_channels=[4, 4], critic_channels=[4]),
+                      ModelIO(image=(1, 24, 24), conditions=0))
+    shower = torch.zeros(200, 1, 24, 24)
+    shower[:, :, 11:13, 11:13] = torch.log1p(torch.tensor(250.0))  # 1000 eps in the 4 central cells
+    noise = torch.randn(200, 1, 24, 24)
+    counts = []
+    for log_scale in (-2.0, -0.7):  # noise widths of 0.14 and 0.5 eps
+        model.generator.noise_scale.data.fill_(log_scale)
+        with torch.no_grad():
+            x = model.generator.readout(shower, noise, cut=1.0)
+        cells = torch.expm1(x) * (x > np.log(2.0))  # zero suppression at 1 eps
+        counts.append(float((cells > 0).sum((1, 2, 3)).float().mean()))
+        assert float(cells.sum((1, 2, 3)).mean()) == pytest.approx(1000.0, rel=0.01)
+    assert counts[0] == pytest.approx(4.0, abs=0.1)  # the shower's 4 cells: noise at 7 sigma never passes
+    assert counts[1] > counts[0] + 8  # noise at 2 sigma: ~13 speckles (2.3% of 572 cells)
+
+
+def test_energy_density_learns_a_conditional_correlated_distribution():
+    """The mixture density, fitted by maximum likelihood, reproduces a conditional mean, spreads and the
+    correlation between layers; its samples are a deterministic function of the noise."""
+    torch.manual_seed(0)
+    density = LayerEnergyDensity(2, 1, components=2, hidden=32)
+    cov = torch.tensor([[0.04, 0.03], [0.03, 0.09]])
+    chol = torch.linalg.cholesky(cov)
+
+    def draw(n):
+        c = torch.rand(n, 1) * 2 - 1
+        return c, torch.cat([c, 2 * c], 1) + torch.randn(n, 2) @ chol.T
+
+    opt = torch.optim.Adam(density.parameters(), lr=1e-2)
+    offset = torch.zeros(512, 2)
+    for _ in range(400):
+        c, y = draw(512)
+        loss = density.nll(y, c, offset)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        c = torch.full((20000, 1), 0.5)
+        noise = torch.randn(20000, 3)
+        y = density.sample(c, torch.zeros(20000, 2), noise)
+        torch.testing.assert_close(density.sample(c, torch.zeros(20000, 2), noise), y)
+        assert y.mean(0).tolist() == pytest.approx([0.5, 1.0], abs=0.05)
+        torch.testing.assert_close(torch.cov(y.T), cov, atol=0.015, rtol=0.0)
+        low = density.sample(torch.full((20000, 1), -0.5), torch.zeros(20000, 2), noise)
+        assert float(low.mean(0)[1]) == pytest.approx(-1.0, abs=0.05)
 
 
 def test_gradient_penalty_of_linear_critics():

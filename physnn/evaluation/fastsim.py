@@ -530,7 +530,7 @@ def evaluate_generator(run: str | os.PathLike | Any, *, out: str | os.PathLike |
             for lo in range(0, len(part), batch_size):
                 cond, inc = batch["conditions"][lo:lo + batch_size], batch["incident"][lo:lo + batch_size]
                 z = torch.randn(len(cond), model.latent_dim, device=dev, generator=noise)
-                fakes.append(task.to_phys(task.generate(model, z, cond, inc)).cpu().numpy())
+                fakes.append(task.to_phys(task.generate(model, z, cond, inc, generator=noise)).cpu().numpy())
         forward += time.perf_counter() - t0
         fake = np.concatenate(fakes)
         incident = batch["incident"].cpu().numpy().astype(np.float64) if task.incident is not None else None

@@ -359,8 +359,9 @@ def plot_generated_samples(model: Any, task: Any, path: Path, *, device: Any = "
     was_training = model.training
     model.eval()
     with torch.no_grad():
-        z = torch.randn(len(cond), model.latent_dim, generator=torch.Generator().manual_seed(seed)).to(device)
-        images = task.to_phys(task.generate(model, z, cond, incident)).cpu().numpy()
+        noise = torch.Generator().manual_seed(seed)
+        z = torch.randn(len(cond), model.latent_dim, generator=noise).to(device)
+        images = task.to_phys(task.generate(model, z, cond, incident, generator=noise)).cpu().numpy()
     model.train(was_training)
     if images.ndim == 3:
         images = images[:, None]

@@ -127,7 +127,8 @@ def _chunks(loaded: LoadedRun, events: int, fixed: Mapping[str, Any], classes: S
             for lo in range(0, n, batch_size):
                 c = cond[lo:lo + batch_size]
                 z = torch.randn(len(c), model.latent_dim, device=device, generator=torch_gen)
-                x = task.to_phys(task.generate(model, z, c, incident[lo:lo + batch_size]))  # type: ignore[attr-defined]
+                x = task.to_phys(task.generate(model, z, c, incident[lo:lo + batch_size],  # type: ignore[attr-defined]
+                                                generator=torch_gen))
                 images[lo:lo + len(c)] = x.cpu().numpy()
         timer["forward"] += time.perf_counter() - t0
         labels: dict[str, np.ndarray] = {}

@@ -25,13 +25,17 @@ for every batch and one generator step every ``n_critic`` batches, is
 losses are :func:`critic_loss` and :func:`generator_loss` below.
 
 Energy-conservation and shower-shape aids: the generator makes each layer as
-its energy times its shape (``layer_energies``), an ``energy_matching`` term
-pulls the batch mean and spread of the layer energies towards the real
-showers', and a feature critic (``feature_critic``) scores the high-level
-features of each shower (energy per layer over the incident energy,
-energy-weighted centroids and widths), computed differentiably from the image
-by the task, next to the image critic, so a generated shower with the wrong
-energy response or width is easy to tell from a simulated one.
+its energy times its shape (``layer_energies``), so the energy is exactly
+what was asked for; the layer energies come from a conditional density fitted
+by maximum likelihood (``energy_model: mixture``, :class:`LayerEnergyDensity`)
+and the image network is conditioned on them, so the adversarial game is
+about shower shapes. A feature critic (``feature_critic``) scores the
+high-level features of each shower (energy per layer over the incident
+energy, energy-weighted centroids and widths), computed differentiably from
+the image by the task, next to the image critic, so a generated shower with
+the wrong width is easy to tell from a simulated one. With
+``energy_model: adversarial`` the energies are learnt through the critic,
+helped by an ``energy_matching`` term on their batch mean and spread.
 """
 
 from __future__ import annotations
@@ -92,12 +96,34 @@ class GANParams(Strict):
         energy fraction (and of the total) between generated and real showers
         of the same conditions (:func:`energy_matching_loss`); 0: off.
     layer_energies
-        The generator makes each layer as its energy times its shape: a dense
-        head gives the layer's energy (as a fraction of the incident energy),
-        a softmax over the layer's cells its shape, so the generated energy
-        is exactly what the head asked for (before zero suppression) and the
-        energy response is a low-dimensional problem the GAN learns well.
-        Off: the convolutions give every cell directly.
+        The generator makes each layer as its energy times its shape: the
+        layer's energy comes from ``energy_model``, a softmax over the
+        layer's cells gives its shape, so the generated energy is exactly
+        what was asked for (before zero suppression). Off: the convolutions
+        give every cell directly.
+    energy_model
+        Where the layer energies come from (with ``layer_energies``):
+        ``mixture`` (default), a conditional density
+        :class:`LayerEnergyDensity` of the layer energies given the
+        conditions, a mixture of full-covariance Gaussians fitted by maximum
+        likelihood next to the GAN; the image generator is conditioned on
+        the layer energies (the real ones during training, sampled ones when
+        generating) and the adversarial game is about shapes only. The
+        energy response, resolution and layer correlations, what an analysis
+        is most sensitive to, are then fitted as a density, the way CaloFlow
+        splits the problem. ``adversarial``: a dense head on ``(z, c)``
+        learns them through the critic (and ``energy_matching``).
+    energy_components
+        Gaussians in the ``mixture`` energy model.
+    readout_noise
+        End the generator with the detector's readout (with
+        ``layer_energies``): Gaussian electronic noise of a learnt width per
+        layer is added to every cell before the zero suppression, the energy
+        that noise alone reads out is taken from the shower's, so the layer
+        energy stays as asked for. The isolated noise cells above threshold
+        that real data show all over the grid (they set the sparsity and the
+        width of soft layers) are then easy to make, instead of an image
+        network having to paint random speckles.
     """
 
     latent_dim: PositiveInt = 64
@@ -112,6 +138,9 @@ class GANParams(Strict):
     feature_critic: bool = True
     layer_energies: bool = True
     energy_matching: float = Field(default=100.0, ge=0.0)
+    energy_model: Literal["mixture", "adversarial"] = "mixture"
+    energy_components: PositiveInt = 8
+    readout_noise: bool = True
 
 
 def _maps(cond: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -119,17 +148,79 @@ def _maps(cond: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return cond[:, :, None, None].expand(-1, -1, *like.shape[2:]).to(like.dtype)
 
 
+class LayerEnergyDensity(nn.Module):
+    """The conditional density of the layer energies, ``p(y | c)``, with ``y_l = log(1 + E_l / eps)``.
+
+    A mixture of ``components`` Gaussians with full covariance (so the
+    correlations between layers, e.g. a late-starting pion's small first and
+    large last layer, are kept), whose weights, means and Cholesky factors
+    come from a small network of the conditions; the means are relative to
+    ``offset`` (the task's ``log(E_inc / eps)`` plus the log mean fraction of
+    each layer). Fitted by maximum likelihood (:meth:`nll`), it is evaluated
+    with :mod:`torch.distributions`. :meth:`sample` turns standard-normal
+    noise into samples deterministically, so generation stays a function of
+    the seeded latent vector. Layers sampled at ``y <= 0`` are empty.
+    """
+
+    MIN_SCALE = 1e-3
+
+    def __init__(self, n_layers: int, n_cond: int, components: int, hidden: int = 128) -> None:
+        super().__init__()
+        self.n_layers, self.components = n_layers, components
+        self.register_buffer("tril", torch.tril_indices(n_layers, n_layers, -1), persistent=False)
+        per = 1 + 2 * n_layers + n_layers * (n_layers - 1) // 2
+        self.net = nn.Sequential(nn.Linear(max(n_cond, 1), hidden), nn.LeakyReLU(0.2), nn.Linear(hidden, hidden),
+                                 nn.LeakyReLU(0.2), nn.Linear(hidden, components * per))
+
+    def parameters_of(self, cond: torch.Tensor, offset: torch.Tensor
+                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Mixture logits (N, K), means (N, K, L) and Cholesky factors (N, K, L, L)."""
+        n_layers = self.n_layers
+        c = cond if cond.shape[1] else cond.new_ones(len(cond), 1)
+        out = self.net(c).reshape(len(c), self.components, -1)
+        loc = offset[:, None, :].to(out.dtype) + out[..., 1:1 + n_layers]
+        scale = torch.diag_embed(F.softplus(out[..., 1 + n_layers:1 + 2 * n_layers]) + self.MIN_SCALE)
+        if n_layers > 1:
+            lower = out.new_zeros(scale.shape)
+            lower[..., self.tril[0], self.tril[1]] = out[..., 1 + 2 * n_layers:]
+            scale = scale + lower
+        return out[..., 0], loc, scale
+
+    def nll(self, y: torch.Tensor, cond: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
+        """Mean negative log-likelihood of layer energies ``y`` (N, L) given the conditions."""
+        from torch.distributions import Categorical, MixtureSameFamily, MultivariateNormal
+
+        logits, loc, scale = self.parameters_of(cond, offset)
+        density = MixtureSameFamily(Categorical(logits=logits), MultivariateNormal(loc, scale_tril=scale),
+                                    validate_args=False)
+        return -density.log_prob(y.to(loc.dtype)).mean()
+
+    def sample(self, cond: torch.Tensor, offset: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """Samples (N, L) from standard-normal ``noise`` (N, >= L + 1): column 0 picks the component
+        (through its normal CDF), the next L columns are the Gaussian's."""
+        logits, loc, scale = self.parameters_of(cond, offset)
+        u = torch.special.ndtr(noise[:, :1].to(loc.dtype))
+        k = torch.searchsorted(torch.softmax(logits, dim=1).cumsum(1).contiguous(), u.contiguous())
+        k = k.clamp(max=self.components - 1)[:, 0]
+        rows = torch.arange(len(k), device=k.device)
+        eps = noise[:, 1:1 + self.n_layers, None].to(loc.dtype)
+        return loc[rows, k] + (scale[rows, k] @ eps)[..., 0]
+
+
 class Generator(nn.Module):
     """Noise + conditions -> image ``(layers, H, W)`` in the task's cell representation (before zero suppression).
 
     With ``layer_energies``, layer ``l`` is ``E_l * s_l(h, w)`` with
-    ``log E_l = offset_l + a_l(z, c)`` and ``s_l = softmax(prior_l + logits_l)``
-    over the layer's cells; the task gives ``offset_l = log(E_inc / eps)`` plus
-    the log of the layer's mean energy fraction and ``prior_l``, the log of the
-    mean shower shape, so the generator starts from the average shower and
-    learns corrections. In the cell representation ``x = log(1 + E / eps)``
-    that is ``softplus(offset_l + a_l + log_softmax(prior_l + logits_l))``,
-    exact and stable.
+    ``s_l = softmax(prior_l + logits_l)`` over the layer's cells, ``prior_l``
+    the log of the mean shower shape (from the task), so the generator starts
+    from the average shower and learns corrections. The layer energies come
+    from the :class:`LayerEnergyDensity` (``energy_model: mixture``; given as
+    ``energies`` during training, sampled from ``z`` otherwise), and the
+    image network is conditioned on them; or from a dense head,
+    ``log E_l = offset_l + a_l(z, c)`` (``adversarial``). In the cell
+    representation ``x = log(1 + E / eps)`` that is
+    ``softplus(log(E_l / eps) + log_softmax(prior_l + logits_l))``, exact and
+    stable.
     """
 
     def __init__(self, shape: tuple[int, int, int], n_cond: int, params: GANParams) -> None:
@@ -138,6 +229,11 @@ class Generator(nn.Module):
         ups = len(params.generator_channels) - 1
         self.start = (-(-height // 2**ups), -(-width // 2**ups))
         self.shape = shape
+        self.layer_energies = params.layer_energies
+        self.density = None
+        if params.layer_energies and params.energy_model == "mixture":
+            self.density = LayerEnergyDensity(layers, n_cond, params.energy_components)
+            n_cond += layers  # the image network also sees the layer energies
         c0 = params.generator_channels[0]
         self.dense = nn.Linear(params.latent_dim + n_cond, c0 * self.start[0] * self.start[1])
         pad = params.kernel_size // 2
@@ -148,13 +244,23 @@ class Generator(nn.Module):
             for c_in, c_out in zip(params.generator_channels[:-1], params.generator_channels[1:], strict=True))
         self.out = nn.Conv2d(params.generator_channels[-1] + n_cond, layers, params.kernel_size, padding=pad,
                              padding_mode="replicate")
-        self.layer_energies = params.layer_energies
-        if params.layer_energies:
+        self.noise_scale = None
+        if params.layer_energies and params.readout_noise:  # log of the noise width per layer, in units of eps
+            self.noise_scale = nn.Parameter(torch.full((layers,), -0.7))
+        if params.layer_energies and self.density is None:
             self.energy = nn.Sequential(nn.Linear(params.latent_dim + n_cond, 64), nn.LeakyReLU(0.2),
                                         nn.Linear(64, 64), nn.LeakyReLU(0.2), nn.Linear(64, layers))
 
     def forward(self, z: torch.Tensor, cond: torch.Tensor, offset: torch.Tensor | None = None,
-                prior: torch.Tensor | None = None) -> torch.Tensor:
+                prior: torch.Tensor | None = None, energies: torch.Tensor | None = None) -> torch.Tensor:
+        if offset is None:
+            offset = torch.zeros(len(z), self.shape[0], device=z.device, dtype=z.dtype)
+        log_energy = None
+        if self.density is not None:  # layer energies y = log(1 + E_l / eps): given, or sampled from z
+            y = energies if energies is not None else self.density.sample(cond, offset, z)
+            y = y.to(z.dtype).clamp(min=1e-4)  # y <= 0: an empty layer (energy far below the threshold)
+            log_energy = torch.log(torch.expm1(y))
+            cond = torch.cat([cond.to(z.dtype), (y - offset).clamp(-5.0, 5.0)], dim=1)
         h = F.leaky_relu(self.dense(torch.cat([z, cond], dim=1)), 0.2)
         h = h.reshape(len(z), -1, *self.start)
         for block in self.blocks:
@@ -167,10 +273,26 @@ class Generator(nn.Module):
         if prior is not None:
             x = x + prior.to(x.dtype)
         log_shape = torch.log_softmax(x.flatten(2), dim=2).reshape(x.shape)
-        log_energy = self.energy(torch.cat([z, cond], dim=1))  # log(E_l / E_inc) - log(mean fraction)
-        if offset is not None:
-            log_energy = log_energy + offset
+        if log_energy is None:  # the adversarial head: log(E_l / E_inc) - log(mean fraction), plus the offset
+            log_energy = self.energy(torch.cat([z, cond], dim=1)) + offset
         return F.softplus(log_energy[:, :, None, None] + log_shape)
+
+    def readout(self, x: torch.Tensor, noise: torch.Tensor, cut: float) -> torch.Tensor:
+        """Add the readout noise to generated cells (model space), keeping each layer's energy.
+
+        ``noise`` is standard normal (N, L, H, W); ``cut`` the zero-suppression threshold over eps. The
+        energy that the noise alone would read out (cells above ``cut``) is taken from the shower's, so that
+        shower plus noise still has the layer energy the generator was asked for. Without
+        ``readout_noise`` the cells are returned as they are.
+        """
+        if self.noise_scale is None:
+            return x
+        cells = torch.expm1(x)  # units of eps
+        total = cells.flatten(2).sum(2)
+        noise = self.noise_scale.exp().to(x.dtype)[None, :, None, None] * noise.to(x.dtype)
+        alone = (noise * (noise > cut)).flatten(2).sum(2)
+        keep = ((total - alone) / total.clamp(min=1e-6)).clamp(min=0.0)
+        return torch.log1p((cells * keep[:, :, None, None] + noise).clamp(min=0.0))
 
 
 class CriticNet(nn.Module):
@@ -221,7 +343,8 @@ class ConditionalGAN(nn.Module):
         self.critic = CriticNet(shape, n_cond, n_extra, params)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        return self.generator(batch["latent"], batch["conditions"], batch.get("offset"), batch.get("prior"))
+        return self.generator(batch["latent"], batch["conditions"], batch.get("offset"), batch.get("prior"),
+                              batch.get("energies"))
 
     # What the trainer asks of every model: a GAN has no transferable feature extractor.
     def feature_modules(self) -> list[nn.Module]:
@@ -293,6 +416,10 @@ def build_gan(params: GANParams, io: ModelIO) -> ConditionalGAN:
         raise ConfigError(msg)
     if params.kernel_size % 2 == 0:
         msg = f"model 'gan' params: kernel_size must be odd, got {params.kernel_size}"
+        raise ConfigError(msg)
+    if params.layer_energies and params.energy_model == "mixture" and params.latent_dim < shape[0] + 1:
+        msg = (f"model 'gan' params: latent_dim must be at least layers + 1 = {shape[0] + 1} with "
+               f"energy_model mixture (the noise of the energy sampling), got {params.latent_dim}")
         raise ConfigError(msg)
     n_extra = FEATURES_PER_LAYER * shape[0] + 1 if params.feature_critic else 0
     return ConditionalGAN(shape, io.conditions or 0, n_extra, params)  # type: ignore[arg-type]

@@ -287,10 +287,25 @@ class GenerationTask(Task):
         return (incident.float().clamp(min=1e-12) / self.cell_scale).log()[:, None] + prior
 
     def generate(self, model: torch.nn.Module, z: torch.Tensor, cond: torch.Tensor,
-                 incident: torch.Tensor) -> torch.Tensor:
-        """Generated images in model space, zero-suppressed: what the critic judges and generate writes."""
+                 incident: torch.Tensor, energies: torch.Tensor | None = None,
+                 generator: torch.Generator | None = None) -> torch.Tensor:
+        """Generated images in model space, with the readout: noise, then zero suppression. This is what
+        the critic judges and generate writes.
+
+        ``energies``: layer energies :meth:`layer_energies` to generate the shapes for (training the GAN
+        on the real showers' energies); ``None`` samples them (a generator with an energy density).
+        ``generator`` draws the cells' readout noise (seeded generation); None: torch's global one."""
         prior = None if self.shape_prior is None else self.shape_prior.to(z.device)
-        return self.suppress(model.generator(z, cond, self.offset(incident), prior))
+        x = model.generator(z, cond, self.offset(incident), prior, energies)
+        if getattr(model.generator, "noise_scale", None) is not None and self.threshold > 0:
+            where = z.device if generator is None else generator.device
+            noise = torch.randn(x.shape, generator=generator, device=where).to(x.device)
+            x = model.generator.readout(x, noise, self.threshold / self.cell_scale)
+        return self.suppress(x)
+
+    def layer_energies(self, x: torch.Tensor) -> torch.Tensor:
+        """The layer energies of images in model space as ``log(1 + E_l / eps)``, (N, L)."""
+        return torch.log1p(torch.expm1(x.float()).flatten(2).sum(2))
 
     def incident_of(self, raw: Mapping[str, np.ndarray], device: torch.device | str = "cpu") -> torch.Tensor:
         """The incident energies of :meth:`sample_conditions` output (ones without an incident energy)."""

@@ -271,6 +271,12 @@ class Trainer:
            (:func:`~physnn.models.gan.energy_matching_loss`); the critic's
            weights are frozen during this step.
 
+        With a layer-energy density (``energy_model: mixture``) both steps
+        generate the shapes for the real showers' layer energies, and the
+        density takes a maximum-likelihood step on them for every batch (in
+        the generator step, its negative log-likelihood is added to the
+        generator's loss; it shares no weight with the image network).
+
         The critic sees images in the task's cell representation with zero
         suppression applied (straight-through), so it judges exactly what
         ``physnn generate`` writes.
@@ -281,15 +287,19 @@ class Trainer:
         model.train()
         sums = {"critic": torch.zeros((), device=self.device), "distance": torch.zeros((), device=self.device),
                 "generator": torch.zeros((), device=self.device)}
+        density = model.generator.density
+        if density is not None:
+            sums["energy_nll"] = torch.zeros((), device=self.device)
         n_critic = n_gen = 0
         for step, batch in enumerate(self._batches(tensors, self.cfg.batch_size, shuffle=True)):
             batch = task.augment(batch)
             real, cond = batch["real"], batch["conditions"]
             critic = task.critic_of(model, batch)  # x -> D(x | conditions, energy features of x)
+            energies = task.layer_energies(real) if density is not None else None
 
             # 1) critic step: real vs generated showers, the generator fixed
             with torch.no_grad():
-                fake = task.generate(model, self._latent(len(real)), cond, batch["incident"])
+                fake = task.generate(model, self._latent(len(real)), cond, batch["incident"], energies)
             loss_c, distance = critic_loss(critic, real, fake, gan)
             critic_opt.zero_grad(set_to_none=True)
             loss_c.backward()
@@ -301,11 +311,16 @@ class Trainer:
             n_critic += 1
 
             # 2) generator step every n_critic critic steps: fool the (frozen) critic
+            offset = task.offset(batch["incident"])
             if (step + 1) % model.n_critic == 0:
                 model.critic.requires_grad_(False)
-                fake = task.generate(model, self._latent(len(real)), cond, batch["incident"])
+                fake = task.generate(model, self._latent(len(real)), cond, batch["incident"], energies)
                 loss_g = generator_loss(critic, fake)
-                if gan.energy_matching > 0 and task.incident is not None:
+                if density is not None:  # the layer energies' density: maximum likelihood
+                    nll = density.nll(energies, cond, offset)
+                    loss_g = loss_g + nll
+                    sums["energy_nll"] += nll.detach()
+                elif gan.energy_matching > 0 and task.incident is not None:
                     cols = task.energy_columns
                     loss_g = loss_g + gan.energy_matching * energy_matching_loss(
                         task.critic_features(fake, batch["incident"])[:, cols],
@@ -318,6 +333,12 @@ class Trainer:
                 model.critic.requires_grad_(True)
                 sums["generator"] += loss_g.detach()
                 n_gen += 1
+            elif density is not None:  # the density learns on every batch (a step of its parameters only)
+                nll = density.nll(energies, cond, offset)
+                opt.zero_grad(set_to_none=True)
+                nll.backward()
+                opt.step()
+                sums["energy_nll"] += nll.detach()
             if self.cfg.scheduler.name == "onecycle":
                 for sched in scheds:
                     sched.step()
@@ -325,9 +346,12 @@ class Trainer:
                 bar.update(task_id, advance=0, loss=float(sums["critic"]) / n_critic)
             if bar is not None:
                 bar.advance(task_id)
-        return {"train_loss": float(sums["critic"]) / max(n_critic, 1),
-                "train_distance": float(sums["distance"]) / max(n_critic, 1),
-                "train_generator_loss": float(sums["generator"]) / max(n_gen, 1)}
+        out = {"train_loss": float(sums["critic"]) / max(n_critic, 1),
+               "train_distance": float(sums["distance"]) / max(n_critic, 1),
+               "train_generator_loss": float(sums["generator"]) / max(n_gen, 1)}
+        if density is not None:
+            out["train_energy_nll"] = float(sums["energy_nll"]) / max(n_critic, 1)
+        return out
 
     def _evaluate_adversarial(self, tensors: Mapping[str, torch.Tensor]) -> dict[str, float]:
         """GAN validation: generate one shower per validation event (same conditions, fixed noise) and
@@ -344,7 +368,8 @@ class Trainer:
             for batch in self._batches(tensors, self.cfg.eval_batch_size, shuffle=False):
                 batch = task.augment(batch)
                 real = batch["real"]
-                fake = task.generate(model, self._latent(len(real), noise), batch["conditions"], batch["incident"])
+                fake = task.generate(model, self._latent(len(real), noise), batch["conditions"], batch["incident"],
+                                     generator=noise)
                 critic = task.critic_of(model, batch)
                 distance += float(critic(real).sum() - critic(fake).sum())
                 n += len(real)
