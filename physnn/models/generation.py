@@ -297,7 +297,7 @@ class GenerationTask(Task):
         ``generator`` draws the cells' readout noise (seeded generation); None: torch's global one."""
         prior = None if self.shape_prior is None else self.shape_prior.to(z.device)
         x = model.generator(z, cond, self.offset(incident), prior, energies)
-        if getattr(model.generator, "noise_scale", None) is not None and self.threshold > 0:
+        if model.generator.noise_scale is not None and self.threshold > 0:
             where = z.device if generator is None else generator.device
             noise = torch.randn(x.shape, generator=generator, device=where).to(x.device)
             x = model.generator.readout(x, noise, self.threshold / self.cell_scale)

@@ -310,16 +310,17 @@ class Trainer:
             sums["distance"] += distance
             n_critic += 1
 
-            # 2) generator step every n_critic critic steps: fool the (frozen) critic
-            offset = task.offset(batch["incident"])
+            # 2) generator step every n_critic critic steps: fool the (frozen) critic. The layer-energy
+            # density (if any) learns on every batch: with the generator's loss, or in a step of its own.
+            nll = None if density is None else density.nll(energies, cond, task.offset(batch["incident"]))
+            if nll is not None:
+                sums["energy_nll"] += nll.detach()
             if (step + 1) % model.n_critic == 0:
                 model.critic.requires_grad_(False)
                 fake = task.generate(model, self._latent(len(real)), cond, batch["incident"], energies)
                 loss_g = generator_loss(critic, fake)
-                if density is not None:  # the layer energies' density: maximum likelihood
-                    nll = density.nll(energies, cond, offset)
+                if nll is not None:  # the layer energies' density: maximum likelihood
                     loss_g = loss_g + nll
-                    sums["energy_nll"] += nll.detach()
                 elif gan.energy_matching > 0 and task.incident is not None:
                     cols = task.energy_columns
                     loss_g = loss_g + gan.energy_matching * energy_matching_loss(
@@ -333,12 +334,10 @@ class Trainer:
                 model.critic.requires_grad_(True)
                 sums["generator"] += loss_g.detach()
                 n_gen += 1
-            elif density is not None:  # the density learns on every batch (a step of its parameters only)
-                nll = density.nll(energies, cond, offset)
+            elif nll is not None:  # a step of the density's parameters only (the others have no gradient)
                 opt.zero_grad(set_to_none=True)
                 nll.backward()
                 opt.step()
-                sums["energy_nll"] += nll.detach()
             if self.cfg.scheduler.name == "onecycle":
                 for sched in scheds:
                     sched.step()
