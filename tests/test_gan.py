@@ -296,6 +296,10 @@ def test_gan_config_errors(showers_file, tmp_path):
         physnn.train(two, out=tmp_path / "d")
     with pytest.raises(ConfigError, match="kernel_size must be odd"):
         physnn.train({**cfg, "model": {"name": "gan", "params": {"kernel_size": 4}}}, out=tmp_path / "e")
+    with pytest.raises(ConfigError, match="latent_dim must be at least layers"):
+        physnn.train({**cfg, "model": {"name": "gan", "params": {"latent_dim": 2}}}, out=tmp_path / "f")
+    # errors found once the data are read leave no run folder behind
+    assert not any((tmp_path / name).exists() for name in "abcdef")
 
 
 def test_evaluate_a_gan_run_on_its_test_split(gan_run, tmp_path):

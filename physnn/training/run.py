@@ -50,21 +50,25 @@ def model_io(data: DataBundle, task: Task) -> ModelIO:
                    incident_energy=getattr(task, "incident", None) is not None)
 
 
-def _prepare_dir(out: Path, overwrite: bool) -> None:
+def _check_dir(out: Path, overwrite: bool) -> None:
+    """Refuse a run folder that cannot be (re)used, before any work; nothing is touched yet."""
     if out.exists() and not out.is_dir():
         msg = f"{out}: exists and is not a folder; give a folder for the run"
         raise OutputError(msg)
-    if out.is_dir() and any(out.iterdir()):
-        if not overwrite:
-            msg = (f"{out}: the run folder exists and is not empty; pass --overwrite to replace it, "
-                   f"or --resume to continue it")
-            raise OutputError(msg)
-        for name in RUN_FILES:
-            (out / name).unlink(missing_ok=True)
-        shutil.rmtree(out / "plots", ignore_errors=True)
+    if not overwrite and out.is_dir() and any(out.iterdir()):
+        msg = (f"{out}: the run folder exists and is not empty; pass --overwrite to replace it, "
+               f"or --resume to continue it")
+        raise OutputError(msg)
     if not out.parent.is_dir():
         msg = f"{out}: the folder {out.parent} does not exist"
         raise OutputError(msg)
+
+
+def _prepare_dir(out: Path) -> None:
+    """Empty (of physnn's files) or create the run folder, once the data and model are known to be good."""
+    for name in RUN_FILES:
+        (out / name).unlink(missing_ok=True)
+    shutil.rmtree(out / "plots", ignore_errors=True)
     out.mkdir(exist_ok=True)
 
 
@@ -133,7 +137,7 @@ def train(
         extra = [f"train.init_from={os.fspath(init_from)}"] if init_from is not None else []
         extra += [f"train.freeze={freeze}"] if freeze is not None else []
         cfg = load_run_config(config, [*overrides, *extra], sections=sections)
-        _prepare_dir(out, overwrite)
+        _check_dir(out, overwrite)
     if device is not None:
         cfg.train.device = device
     dev = resolve_device(cfg.train.device)
@@ -160,6 +164,7 @@ def train(
                 module.requires_grad_(False)
 
     if state is None:
+        _prepare_dir(out)
         _write_run_files(out, cfg, data.transform)
     base = {"config": cfg.model_dump(mode="json"), "transform": data.transform.state(), "task": task.state(),
             "io": io.state(), "data_info": _plain(data.info)}
