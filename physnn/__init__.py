@@ -17,7 +17,7 @@ _API = ("AutoencoderResult", "ComparisonResult", "DataBundle", "EvaluationResult
         "ModelConfig", "ModelIO", "PredictionResult", "RunConfig", "SimulationResult", "TensorData", "TrainResult",
         "Transform", "build_model", "compare", "denoise", "encode", "evaluate", "evaluate_denoising",
         "evaluate_generator", "fit", "generate", "inspect", "list_models", "load", "load_run", "load_run_config",
-        "predict", "read", "simulate", "stream", "train")
+        "predict", "read", "read_metadata", "simulate", "stream", "train")
 
 __all__ = ["__version__", *_API]
 

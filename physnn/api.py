@@ -9,7 +9,6 @@ Examples
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -17,18 +16,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from physnn._version import __version__
 from physnn.config import load_config
 from physnn.data.dataset import DataBundle, TensorData, fit, load, stream
 from physnn.data.transform import Transform
 from physnn.errors import ConfigError
 from physnn.evaluation.denoising import evaluate_denoising
-from physnn.evaluation.fastsim import META, ComparisonResult, compare, evaluate_generator
+from physnn.evaluation.fastsim import ComparisonResult, compare, evaluate_generator
 from physnn.evaluation.report import EvaluationResult, evaluate
 from physnn.inference.autoencode import AutoencoderResult, denoise, encode
 from physnn.inference.generate import GenerationResult, generate
 from physnn.inference.predict import LoadedRun, PredictionResult, load_run, predict
 from physnn.io.inspect import TreeInfo, inspect_file
+from physnn.io.metadata import provenance, read_metadata
 from physnn.io.read import read
 from physnn.io.write import write_tree
 from physnn.models.registry import ModelConfig, ModelEntry, ModelIO, build_model
@@ -42,7 +41,7 @@ __all__ = ["AutoencoderResult", "ComparisonResult", "DataBundle", "EvaluationRes
            "LoadedRun", "ModelConfig", "ModelIO", "PredictionResult", "RunConfig", "SimulationResult", "TensorData",
            "TrainResult", "Transform", "build_model", "compare", "denoise", "encode", "evaluate",
            "evaluate_denoising", "evaluate_generator", "fit", "generate", "inspect", "list_models", "load",
-           "load_run", "load_run_config", "predict", "read", "simulate", "stream", "train"]
+           "load_run", "load_run_config", "predict", "read", "read_metadata", "simulate", "stream", "train"]
 
 #: Tree names written by the simulator.
 TREE_NAMES = {"showers": "showers", "events": "events"}
@@ -118,15 +117,16 @@ def simulate(
         chunks = iter_events(events, cfg, seed=seed)
         title = f"physnn events: mass {cfg.mass_min}-{cfg.mass_max} GeV"
 
-    def meta() -> dict[str, str]:  # the timing that physnn compare reports next to a fast simulation's
+    def meta() -> dict[str, Any]:  # with the timing that physnn compare reports next to a fast simulation's
         seconds = time.perf_counter() - start
-        return {META: json.dumps({"generator": f"physnn simulate {kind}", "physnn": __version__, "seed": seed,
-                                  "events": events, "seconds": round(seconds, 4),
-                                  "showers_per_s" if kind == "showers" else "events_per_s": events / seconds,
-                                  "config": cfg.model_dump(mode="json")})}
+        meta = provenance(f"physnn simulate {kind}", config=cfg, seed=seed, inputs=[],
+                          generator=f"physnn simulate {kind}", events=events, seconds=round(seconds, 4))
+        meta["showers_per_s" if kind == "showers" else "events_per_s"] = events / seconds
+        meta["config"] = cfg.model_dump(mode="json")
+        return meta
 
     n = write_tree(out, TREE_NAMES[kind], chunks, overwrite=overwrite, compression=compression,
-                   title=title, on_chunk=progress, extras=meta)
+                   title=title, on_chunk=progress, meta=meta)
     return SimulationResult(Path(out), TREE_NAMES[kind], n, time.perf_counter() - start)
 
 

@@ -178,6 +178,11 @@ def inspect(
         console.print(table)
         if tree.probed < tree.entries:
             console.print(f"(shapes and lengths from the first {tree.probed:,} entries)")
+        if tree.meta:
+            meta = tree.meta
+            console.print(f"written by physnn {meta.get('physnn')} ({meta.get('command')}) on {meta.get('created')}: "
+                          f"config {meta.get('config_hash')}, seed {meta.get('seed')}, "
+                          f"inputs {', '.join(meta.get('inputs') or []) or 'none'}", soft_wrap=True)
 
 
 def _print_bundle(bundle: Any) -> None:
@@ -329,6 +334,7 @@ def predict(
     mc_samples: Annotated[int, typer.Option("--mc-samples", "-T", help="MC-dropout passes per event (0: off).",
                                             min=0)] = 0,
     keep_samples: Annotated[bool, typer.Option("--keep-samples", help="Also write all T samples.")] = False,
+    seed: Annotated[int, typer.Option(help="Seed of the MC-dropout masks.")] = 0,
     tree: Annotated[str | None, typer.Option(help="Input tree (default: the training config's).")] = None,
     selection: Annotated[str | None, typer.Option(help="Cut applied before predicting (default: none).")] = None,
     batch_size: Annotated[int, typer.Option(help="Events per forward pass.", min=1)] = 1024,
@@ -346,7 +352,8 @@ def predict(
         task = bar.add_task("predicting", total=None)
         result = api.predict(run, files or None, out=out, mc_samples=mc_samples, keep_samples=keep_samples,
                              tree=tree, selection=selection, batch_size=batch_size, device=device,
-                             overwrite=overwrite, compression=compression, progress=lambda n: bar.advance(task, n))
+                             overwrite=overwrite, compression=compression, progress=lambda n: bar.advance(task, n),
+                             seed=seed)
     mode = f"MC dropout, T = {mc_samples}" if mc_samples else "deterministic"
     console.print(f"wrote {result.events:,} predictions ({mode}) to {result.path}:predictions "
                   f"in {result.seconds:.2f} s ({result.rate:,.0f} events/s)")

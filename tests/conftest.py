@@ -100,3 +100,47 @@ def reg_run(showers_file: Path, tmp_path_factory: pytest.TempPathFactory):
 
     out = tmp_path_factory.mktemp("runs") / "energy"
     return physnn.train(run_config(showers_file, task="regression", epochs=4), out=out, progress=False)
+
+
+TINY_GAN = {"name": "gan", "params": {"latent_dim": 8, "generator_channels": [8, 4], "critic_channels": [4, 8],
+                                      "critic_hidden": 16, "n_critic": 2}}
+
+
+def gan_config(files, *, epochs: int = 2, **train) -> dict:
+    """A GAN run on simulated showers conditioned on energy, impact point and particle type."""
+    data = {"files": str(files), "tree": "showers", "images": {"branches": ["image"]},
+            "scalars": ["energy", "x0", "y0"], "label": "pdgid", "standardize": {"method": "none"}}
+    return {"data": data, "model": TINY_GAN, "task": {"kind": "generation"},
+            "train": {"epochs": epochs, "batch_size": 32, "seed": 3, "early_stopping": {"patience": None},
+                      "optimizer": {"lr": 1e-3, "betas": [0.5, 0.9]}, **train}}
+
+
+@pytest.fixture(scope="session")
+def gan_run(showers_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny conditional GAN trained for two epochs."""
+    import physnn
+
+    out = tmp_path_factory.mktemp("gan") / "run"
+    physnn.train(gan_config(showers_file, epochs=2), out=out)
+    return out
+
+
+TINY_AE = {"name": "conv_autoencoder", "params": {
+    "encoder": [{"type": "conv", "filters": 8, "kernel_size": 3}, {"type": "pool", "pool_size": 2}],
+    "code_size": 8, "dropout": 0.1}}
+NOISE = [{"type": "gaussian", "sigma": 0.1}, {"type": "dead_cells", "fraction": 0.05}]
+
+
+def ae_config(files, *, epochs: int = 2, model: dict | None = None, **task) -> dict:
+    return {"data": {"files": str(files), "images": {"branches": ["image"]}, "observers": ["energy", "pdgid"]},
+            "model": model or TINY_AE, "task": {"kind": "reconstruction", "noise": NOISE, **task},
+            "train": {"epochs": epochs, "batch_size": 32, "seed": 2, "early_stopping": {"patience": None}}}
+
+
+@pytest.fixture(scope="session")
+def ae_run(showers_file: Path, tmp_path_factory: pytest.TempPathFactory):
+    """A tiny denoising autoencoder trained for three epochs."""
+    import physnn
+
+    out = tmp_path_factory.mktemp("runs") / "ae"
+    return physnn.train(ae_config(showers_file, epochs=3), out=out, progress=False)

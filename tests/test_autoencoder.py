@@ -8,28 +8,12 @@ import numpy as np
 import pytest
 import torch
 import uproot
+from conftest import NOISE, TINY_AE
 
 import physnn
 from physnn.errors import ConfigError
 from physnn.models.registry import ModelConfig, ModelIO, build_model
 from physnn.models.tasks import ReconstructionTask, Task, TaskConfig
-
-TINY_AE = {"name": "conv_autoencoder", "params": {
-    "encoder": [{"type": "conv", "filters": 8, "kernel_size": 3}, {"type": "pool", "pool_size": 2}],
-    "code_size": 8, "dropout": 0.1}}
-NOISE = [{"type": "gaussian", "sigma": 0.1}, {"type": "dead_cells", "fraction": 0.05}]
-
-
-def ae_config(files, *, epochs: int = 2, model: dict | None = None, **task) -> dict:
-    return {"data": {"files": str(files), "images": {"branches": ["image"]}, "observers": ["energy", "pdgid"]},
-            "model": model or TINY_AE, "task": {"kind": "reconstruction", "noise": NOISE, **task},
-            "train": {"epochs": epochs, "batch_size": 32, "seed": 2, "early_stopping": {"patience": None}}}
-
-
-@pytest.fixture(scope="module")
-def ae_run(showers_file: Path, tmp_path_factory: pytest.TempPathFactory):
-    out = tmp_path_factory.mktemp("runs") / "ae"
-    return physnn.train(ae_config(showers_file, epochs=3), out=out, progress=False)
 
 
 # -- models ---------------------------------------------------------------------------

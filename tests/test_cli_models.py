@@ -112,7 +112,7 @@ def test_shipped_autoencoder_configs_validate(name):
 
 
 def test_denoise_and_encode_from_the_command_line(showers_file, tmp_path):
-    from test_autoencoder import ae_config
+    from conftest import ae_config
 
     cfg = tmp_path / "ae.yaml"
     cfg.write_text(yaml.safe_dump(ae_config(showers_file, epochs=1)))

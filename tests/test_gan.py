@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
+from conftest import gan_config
 from typer.testing import CliRunner
 
 from physnn.cli import app
@@ -22,26 +21,6 @@ from physnn.models.registry import ModelIO
 
 runner = CliRunner()
 
-TINY_GAN = {"name": "gan", "params": {"latent_dim": 8, "generator_channels": [8, 4], "critic_channels": [4, 8],
-                                      "critic_hidden": 16, "n_critic": 2}}
-
-
-def gan_config(files, *, epochs: int = 2, **train) -> dict:
-    """A GAN run on simulated showers conditioned on energy, impact point and particle type."""
-    data = {"files": str(files), "tree": "showers", "images": {"branches": ["image"]},
-            "scalars": ["energy", "x0", "y0"], "label": "pdgid", "standardize": {"method": "none"}}
-    return {"data": data, "model": TINY_GAN, "task": {"kind": "generation"},
-            "train": {"epochs": epochs, "batch_size": 32, "seed": 3, "early_stopping": {"patience": None},
-                      "optimizer": {"lr": 1e-3, "betas": [0.5, 0.9]}, **train}}
-
-
-@pytest.fixture(scope="module")
-def gan_run(showers_file, tmp_path_factory) -> Path:
-    import physnn
-
-    out = tmp_path_factory.mktemp("gan") / "run"
-    physnn.train(gan_config(showers_file, epochs=2), out=out)
-    return out
 
 
 @pytest.mark.parametrize(("image", "n_cond"), [((3, 24, 24), 6), ((1, 25, 25), 1), ((25, 17), 0), ((2, 7, 5), 3)])

@@ -37,9 +37,6 @@ import numpy as np
 
 from physnn.errors import ConfigError, InputFileError
 
-#: Metadata object written next to generated (and simulated) trees, with the timing.
-META = "physnn_meta"
-
 
 # -- features ---------------------------------------------------------------
 def shower_shapes(images: np.ndarray) -> dict[str, np.ndarray]:
@@ -352,16 +349,9 @@ def read_sample(path: str | os.PathLike, *, tree: str | None = None, image: str 
 
 def read_meta(path: str | os.PathLike) -> dict[str, Any]:
     """The ``physnn_meta`` JSON of a file (empty when absent or not JSON)."""
-    from physnn.io.files import open_root
+    from physnn.io.metadata import read_metadata
 
-    handle = open_root(path)
-    if META not in handle:
-        return {}
-    try:
-        meta = json.loads(str(handle[META]))
-    except ValueError:
-        return {}
-    return meta if isinstance(meta, dict) else {}
+    return read_metadata(path)
 
 
 def _low_level(sample: ShowerSample) -> np.ndarray:

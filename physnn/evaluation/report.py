@@ -21,8 +21,9 @@ import numpy as np
 from physnn.data.split import SPLITS
 from physnn.errors import ConfigError, DataError, InputFileError
 from physnn.evaluation import metrics
-from physnn.inference.predict import META, TREE
+from physnn.inference.predict import TREE
 from physnn.io.files import open_root
+from physnn.io.metadata import META
 
 
 @dataclass

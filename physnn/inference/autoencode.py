@@ -18,7 +18,6 @@ atomically: a failure leaves nothing at the output path.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Iterator, Sequence
@@ -29,13 +28,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from physnn._version import __version__
 from physnn.data.convert import is_jagged
 from physnn.data.dataset import TensorData, finalize, iter_raw, raw_from_arrays
 from physnn.errors import ConfigError, DataError
-from physnn.inference.mc_dropout import mc_forward, set_dropout
-from physnn.inference.predict import META, LoadedRun, _concat, _truth_branches, load_run, prediction_config
+from physnn.inference.mc_dropout import mc_forward, seeded, set_dropout
+from physnn.inference.predict import LoadedRun, _concat, _truth_branches, load_run, prediction_config
 from physnn.io.files import expand_files
+from physnn.io.metadata import provenance
 from physnn.io.read import branch_names, is_histogram_branch, plan_chunks, read_chunk
 from physnn.models.tasks import ReconstructionTask
 from physnn.training.device import autocast
@@ -265,26 +264,28 @@ def denoise(
             msg = f"{', '.join(cfg.files)}: no event to denoise"
             raise DataError(msg)
 
-    meta = {"physnn": __version__, "command": "denoise", "checkpoint": str(loaded.checkpoint),
-            "epoch": loaded.epoch, "model": loaded.config.model.name, "files": expand_files(cfg.files),
-            "images": images, "mc_samples": mc_samples, "add_noise": add_noise, "seed": seed,
-            "noise": [n.model_dump() for n in task.noise] if add_noise else []}
-    if out is not None:
-        from physnn.io.write import write_tree
+    files = expand_files(cfg.files)
+    meta = provenance("physnn denoise", config=loaded.config, seed=seed, inputs=[*files, loaded.checkpoint],
+                      checkpoint=str(loaded.checkpoint), epoch=loaded.epoch, model=loaded.config.model.name,
+                      files=files, images=images, mc_samples=mc_samples, add_noise=add_noise,
+                      noise=[n.model_dump() for n in task.noise] if add_noise else [])
+    with seeded(seed, loaded.device):  # the dropout masks of --mc-samples
+        if out is not None:
+            from physnn.io.write import write_tree
 
-        first = iter(chunks())
-        head = next(first)  # the tree name is known after the first chunk
-        meta["tree"] = tree_name[0]
+            first = iter(chunks())
+            head = next(first)  # the tree name is known after the first chunk
+            meta["tree"] = tree_name[0]
 
-        def everything() -> Iterator[dict[str, Any]]:
-            yield head
-            yield from first
+            def everything() -> Iterator[dict[str, Any]]:
+                yield head
+                yield from first
 
-        write_tree(out, tree_name[0], everything(), overwrite=overwrite, compression=compression,
-                   title=f"denoised by physnn ({loaded.checkpoint})", extras={META: json.dumps(meta)})
-    else:
-        for _ in chunks():
-            pass
+            write_tree(out, tree_name[0], everything(), overwrite=overwrite, compression=compression,
+                       title=f"denoised by physnn ({loaded.checkpoint})", meta=meta)
+        else:
+            for _ in chunks():
+                pass
     meta["skipped_branches"] = sorted(skipped)
     arrays_out = _concat(pieces) if collect and pieces else None
     return AutoencoderResult(None if out is None else Path(out), count, time.perf_counter() - start, arrays_out, meta)
@@ -373,9 +374,10 @@ def encode(
             msg = f"{', '.join(cfg.files)}: no event to encode"
             raise DataError(msg)
 
-    meta = {"physnn": __version__, "command": "encode", "checkpoint": str(loaded.checkpoint),
-            "epoch": loaded.epoch, "model": loaded.config.model.name, "files": expand_files(cfg.files),
-            "tree": cfg.tree, "clusters": clusters, "seed": seed}
+    files = expand_files(cfg.files)
+    meta = provenance("physnn encode", config=loaded.config, seed=seed, inputs=[*files, loaded.checkpoint],
+                      checkpoint=str(loaded.checkpoint), epoch=loaded.epoch, model=loaded.config.model.name,
+                      files=files, tree=cfg.tree, clusters=clusters)
     source: Iterator[dict[str, Any]] | list[dict[str, Any]] = chunks()
     if clusters:
         source = list(source)
@@ -402,7 +404,7 @@ def encode(
                 yield piece
 
         write_tree(out, CODES_TREE, tee(), overwrite=overwrite, compression=compression,
-                   title=f"physnn codes of {loaded.checkpoint}", extras={META: json.dumps(meta)})
+                   title=f"physnn codes of {loaded.checkpoint}", meta=meta)
     else:
         pieces.extend(source)
     arrays_out = _concat(pieces) if collect and pieces else None

@@ -14,7 +14,6 @@ reports.
 
 from __future__ import annotations
 
-import json
 import os
 import queue
 import threading
@@ -27,10 +26,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from physnn._version import __version__
 from physnn.errors import ConfigError
-from physnn.evaluation.fastsim import META
 from physnn.inference.predict import LoadedRun, load_run
+from physnn.io.files import expand_files
+from physnn.io.metadata import provenance
 from physnn.io.write import check_output, write_tree
 
 #: Events per chunk written to the file.
@@ -259,22 +258,22 @@ def generate(
     task.sample_conditions(1, np.random.default_rng(0), fixed=fixed, classes=None if classes is None else list(classes))  # type: ignore[attr-defined]
     tree = task.layout.get("tree") or "showers"  # type: ignore[attr-defined]
     timer = {"forward": 0.0}
-    meta: dict[str, Any] = {"generator": "physnn generate", "physnn": __version__,
-                            "run": os.fspath(loaded.checkpoint), "epoch": loaded.epoch, "seed": seed,
-                            "device": str(loaded.device), "energy": energy, "spectrum": spectrum,
-                            "classes": None if classes is None else list(classes),
-                            "conditions": dict(conditions or {}), "model": loaded.config.model.name}
+    meta = provenance("physnn generate", config=loaded.config, seed=seed, inputs=[loaded.checkpoint],
+                      generator="physnn generate", run=os.fspath(loaded.checkpoint), epoch=loaded.epoch,
+                      device=str(loaded.device), energy=energy, spectrum=spectrum,
+                      classes=None if classes is None else list(classes), conditions=dict(conditions or {}),
+                      model=loaded.config.model.name, training_files=expand_files(loaded.config.data.files))
     start = time.perf_counter()
 
-    def finish() -> dict[str, str]:
+    def finish() -> dict[str, Any]:
         seconds = time.perf_counter() - start
         meta.update(events=events, seconds=round(seconds, 4), forward_seconds=round(timer["forward"], 4),
                     showers_per_s=events / max(seconds, 1e-12),
                     forward_showers_per_s=events / max(timer["forward"], 1e-12))
-        return {META: json.dumps(meta)}
+        return meta
 
     chunks = _threaded(_chunks(loaded, events, fixed, classes, seed, batch_size, chunk_size, timer))
     n = write_tree(out, tree, chunks, overwrite=overwrite, compression=compression,
                    title=f"physnn generate: {loaded.config.model.name} from {loaded.checkpoint}", on_chunk=progress,
-                   extras=finish)
+                   meta=finish)
     return GenerationResult(Path(out), tree, n, float(meta["seconds"]), float(meta["forward_seconds"]), meta)

@@ -16,7 +16,8 @@ the network (Gal & Ghahramani 2016); the spread of T passes is the model's
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+from collections.abc import Iterator, Mapping
 
 import torch
 
@@ -31,6 +32,14 @@ def set_dropout(model: torch.nn.Module, active: bool) -> None:
     for module in model.modules():
         if isinstance(module, DROPOUT_TYPES) or (isinstance(module, torch.nn.RNNBase) and module.dropout > 0):
             module.train()
+
+
+@contextlib.contextmanager
+def seeded(seed: int, device: torch.device) -> Iterator[None]:
+    """Seed torch's RNG (that draws the dropout masks) for a block, restoring the caller's RNG after."""
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        yield
 
 
 def _repeat(x: torch.Tensor, times: int) -> torch.Tensor:

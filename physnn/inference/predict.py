@@ -24,13 +24,13 @@ always                      ``entry``, ``split`` (0 train, 1 val, 2 test by the
                             training split's hash), the observer branches
 ==========================  ===================================================
 
-A ``physnn_meta`` string (JSON) next to the tree records the run, the
-checkpoint, the classes/targets, the input files and the settings.
+A ``physnn_meta`` string (JSON, :mod:`physnn.io.metadata`) next to the tree
+records the physnn version, the run's config hash, the seed, the input files
+and checkpoint, the classes/targets and the settings.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Iterator, Sequence
@@ -41,13 +41,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from physnn._version import __version__
 from physnn.config import DataConfig
 from physnn.data.dataset import TensorData, finalize, iter_raw
 from physnn.data.transform import Transform
 from physnn.errors import ConfigError, DataError
-from physnn.inference.mc_dropout import mc_forward, set_dropout
+from physnn.inference.mc_dropout import mc_forward, seeded, set_dropout
 from physnn.io.files import expand_files
+from physnn.io.metadata import META, provenance
 from physnn.io.read import branch_names, open_tree
 from physnn.io.selection import Expression
 from physnn.io.write import write_tree
@@ -59,7 +59,7 @@ from physnn.training.config import RunConfig
 from physnn.training.device import autocast, resolve_device
 
 TREE = "predictions"
-META = "physnn_meta"
+__all__ = ["META", "TREE", "LoadedRun", "PredictionResult", "load_run", "predict"]
 
 
 @dataclass
@@ -81,7 +81,8 @@ def load_run(source: str | os.PathLike, *, device: str = "auto", which: str = "b
     ckpt = load_checkpoint(source, which)
     cfg = RunConfig.model_validate(ckpt["config"])
     io = ModelIO.from_state(ckpt["io"])
-    model = build_model(cfg.model, io)
+    with torch.random.fork_rng(devices=[]):  # the random initialisation is overwritten: leave the caller's RNG be
+        model = build_model(cfg.model, io)
     model.load_state_dict(ckpt["model"])
     dev = resolve_device(device)
     model.to(dev).eval()
@@ -237,6 +238,7 @@ def predict(
     compression: str | None = None,
     collect: bool | None = None,
     progress: Any = None,
+    seed: int = 0,
 ) -> PredictionResult:
     """Predict every event of ``files`` with a trained run, optionally with MC dropout.
 
@@ -269,6 +271,9 @@ def predict(
         Return the branches as arrays (default: when no ``out`` is given).
     progress
         Called with the number of events after each chunk.
+    seed
+        Seed of the MC-dropout masks: the same seed gives the same file (on
+        the same device). The caller's global torch RNG is left as it was.
 
     Returns
     -------
@@ -303,12 +308,14 @@ def predict(
         raise ConfigError(msg)
     cfg = prediction_config(loaded.config.data, files, tree, selection)
     collect = out is None if collect is None else collect
-    meta = {"physnn": __version__, "checkpoint": str(loaded.checkpoint), "epoch": loaded.epoch,
-            "model": loaded.config.model.name, "task": loaded.task.state(), "files": expand_files(cfg.files),
-            "tree": cfg.tree, "selection": selection, "mc_samples": mc_samples,
-            "training_files": expand_files(loaded.config.data.files),
-            "split": loaded.config.data.split.model_dump(), "label": cfg.label, "targets": cfg.targets,
-            "weight": cfg.weight}
+    files = expand_files(cfg.files)
+    meta = provenance("physnn predict", config=loaded.config, seed=seed, inputs=[*files, loaded.checkpoint],
+                      checkpoint=str(loaded.checkpoint), epoch=loaded.epoch, train_seed=loaded.config.train.seed,
+                      model=loaded.config.model.name, task=loaded.task.state(), files=files,
+                      tree=cfg.tree, selection=selection, mc_samples=mc_samples,
+                      training_files=expand_files(loaded.config.data.files),
+                      split=loaded.config.data.split.model_dump(), label=cfg.label, targets=cfg.targets,
+                      weight=cfg.weight)
     meta["same_files_as_training"] = sorted(map(os.path.realpath, meta["files"])) == sorted(
         map(os.path.realpath, meta["training_files"]))
     pieces: list[dict[str, Any]] = []
@@ -335,13 +342,13 @@ def predict(
             msg += f" after the selection {selection!r}" if selection else ""
             raise DataError(msg)
 
-    if out is not None:
-        title = f"physnn predictions of {loaded.checkpoint}"
-        write_tree(out, TREE, chunks(), overwrite=overwrite, compression=compression, title=title,
-                   extras={META: json.dumps(meta)})
-    else:
-        for _ in chunks():
-            pass
+    with seeded(seed, loaded.device):
+        if out is not None:
+            title = f"physnn predictions of {loaded.checkpoint}"
+            write_tree(out, TREE, chunks(), overwrite=overwrite, compression=compression, title=title, meta=meta)
+        else:
+            for _ in chunks():
+                pass
     arrays = _concat(pieces) if collect else None
     return PredictionResult(None if out is None else Path(out), count, time.perf_counter() - start, arrays, meta)
 

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from physnn.io.files import expand_files, is_rntuple, list_trees, open_root, resolve_tree
+from physnn.io.metadata import META, read_metadata
 from physnn.io.read import Chunk, branch_names, read_chunk
 
 
@@ -39,6 +40,8 @@ class TreeInfo:
     entries: int
     probed: int
     branches: list[BranchInfo] = field(default_factory=list)
+    #: The file's ``physnn_meta`` provenance (empty for files physnn did not write).
+    meta: dict[str, Any] = field(default_factory=dict)
 
 
 def _describe(name: str, arr: Any) -> BranchInfo:
@@ -77,10 +80,11 @@ def inspect_file(files: str | list[str], *, probe: int = 10000) -> list[TreeInfo
     out = []
     for path in expand_files(files):
         handle = open_root(path)
+        meta = read_metadata(path) if META in handle else {}
         for name, cls in list_trees(handle).items():
             _, obj = resolve_tree(handle, path, name)
             n = int(obj.num_entries)
-            info = TreeInfo(path, name, "RNTuple" if is_rntuple(obj) else cls, n, min(n, probe))
+            info = TreeInfo(path, name, "RNTuple" if is_rntuple(obj) else cls, n, min(n, probe), meta=meta)
             names = branch_names(obj)
             arrays = read_chunk(Chunk(path, name, 0, min(n, probe), 0), names, obj) if names else {}
             seq_counts: dict[str, tuple] = {}

@@ -2,14 +2,19 @@
 
 Outputs are written to a hidden temporary file next to the destination and
 renamed into place only when complete, so an interrupted or failed job never
-leaves a half-written file at the output path. Existing outputs are refused
-unless ``overwrite=True``.
+leaves a half-written file at the output path (a ``kill -9`` leaves at most
+a hidden ``.NAME.*.tmp`` next to it). Existing outputs are refused unless
+``overwrite=True``. Every file gets a ``physnn_meta`` provenance object
+(:mod:`physnn.io.metadata`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import glob
+import json
 import os
+import socket
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
@@ -18,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from physnn.errors import ConfigError, OutputError
+from physnn.io.metadata import META, check_metadata
 
 COMPRESSIONS = ("zlib", "lz4", "zstd", "lzma", "none")
 DEFAULT_LEVELS = {"zlib": 1, "lz4": 4, "zstd": 5, "lzma": 9}
@@ -76,15 +82,51 @@ def check_output(path: str | os.PathLike, *, overwrite: bool = False) -> Path:
     return path
 
 
+def _temp_prefix(path: Path) -> str:
+    return f".{path.name}.{socket.gethostname()}-"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files that killed jobs on this host left next to ``path``.
+
+    ``kill -9`` cannot be caught, so a job killed while writing leaves its
+    hidden ``.NAME.HOST-PID.*.tmp`` behind (never a file at ``path``). The
+    next write to ``path`` removes those whose process is gone.
+    """
+    path = Path(path)
+    prefix = _temp_prefix(path)
+    removed = []
+    for tmp in (path.parent if str(path.parent) else Path(".")).glob(f"{glob.escape(prefix)}*.tmp"):
+        pid = tmp.name[len(prefix):].split(".", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, *, overwrite: bool = False) -> Iterator[Path]:
     """Yield a temporary path that is renamed to ``path`` on success.
 
-    On any exception (or KeyboardInterrupt) the temporary file is removed and
-    ``path`` is left as it was.
+    The temporary file ``.NAME.HOST-PID.XXXX.tmp`` lies in the same folder
+    (so the rename is atomic). On any exception (or KeyboardInterrupt) it is
+    removed and ``path`` is left as it was; after a ``kill -9`` it stays
+    until the next write to ``path`` (:func:`remove_stale_temporaries`).
     """
     path = check_output(path, overwrite=overwrite)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+    remove_stale_temporaries(path)
+    fd, tmp_name = tempfile.mkstemp(prefix=f"{_temp_prefix(path)}{os.getpid()}.", suffix=".tmp",
+                                    dir=path.parent if str(path.parent) else ".")
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -108,8 +150,8 @@ def write_tree(
     overwrite: bool = False,
     compression: str | None = None,
     title: str = "",
+    meta: Mapping[str, Any] | Callable[[], Mapping[str, Any]],
     on_chunk: Callable[[int], None] | None = None,
-    extras: Mapping[str, Any] | Callable[[], Mapping[str, Any]] | None = None,
 ) -> int:
     """Write chunks of branches to a new ROOT file as one TTree, atomically.
 
@@ -129,12 +171,12 @@ def write_tree(
         ``"zlib:1"``, ``"lz4:4"``, ``"zstd:5"``, ``"lzma:9"`` or ``"none"``.
     title
         The TTree title.
+    meta
+        The provenance document (:func:`physnn.io.metadata.provenance`),
+        written as the JSON ``TObjString`` ``physnn_meta``; or a function
+        returning it, called after the last chunk (to record the timing).
     on_chunk
         Called with the number of entries after each chunk (progress bars).
-    extras
-        Other objects written next to the tree, e.g. ``{"physnn_meta": json_text}``
-        (a str becomes a ``TObjString``), or a function returning them,
-        called after the last chunk (e.g. to record the timing).
 
     Returns
     -------
@@ -166,6 +208,7 @@ def write_tree(
         if handle is None:
             msg = f"{path}: nothing to write"
             raise OutputError(msg)
-        for key, value in ((extras() if callable(extras) else extras) or {}).items():
-            out[key] = value
+        document = dict(meta() if callable(meta) else meta)
+        check_metadata(document)
+        out[META] = json.dumps(document)
     return total

@@ -37,7 +37,7 @@ def test_train_and_predict_on_cuda_match_the_cpu_quality(epi_file, tmp_path):
 def test_gan_trains_and_generates_on_cuda(showers_file, tmp_path):
     """The adversarial loop and generate on the GPU; prints the showers/s of generate there."""
     import uproot
-    from test_gan import gan_config
+    from conftest import gan_config
 
     run = physnn.train(gan_config(showers_file, epochs=2, device="cuda"), out=tmp_path / "gan", progress=False)
     assert next(run.model.parameters()).is_cuda

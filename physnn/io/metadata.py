@@ -1,0 +1,131 @@
+"""Provenance metadata written into every ROOT file that physnn makes.
+
+Each output file (``simulate``, ``predict``, ``denoise``, ``encode``,
+``generate``) carries a ``physnn_meta`` object next to its tree: a
+``TObjString`` holding one JSON document with at least
+
+``physnn``
+    the physnn version that wrote the file;
+``command``
+    what wrote it, e.g. ``"physnn predict"``;
+``created``
+    UTC time of writing (ISO 8601);
+``config_hash``
+    ``sha256:`` + 16 hex digits of the canonical JSON of the config that
+    determined the output (the run config of the model, or the simulator
+    config); :func:`config_hash` of ``run/config.yaml`` gives the same value;
+``seed``
+    the random seed of the job;
+``inputs``
+    the input file names (data files and checkpoint);
+``versions``
+    python, torch, uproot, awkward and numpy versions.
+
+Commands add their own keys (timings, MC-dropout samples, ...). In ROOT::
+
+    TFile f("predictions.root");
+    f.Get<TObjString>("physnn_meta")->GetString().Data();
+
+and in Python ``physnn.read_metadata("predictions.root")``.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import os
+import platform
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from physnn._version import __version__
+
+#: Name of the metadata object in output files.
+META = "physnn_meta"
+#: Keys every ``physnn_meta`` has.
+REQUIRED = ("physnn", "command", "created", "config_hash", "seed", "inputs", "versions")
+
+
+def _canonical(config: Any) -> Any:
+    if hasattr(config, "model_dump"):
+        return config.model_dump(mode="json")
+    return json.loads(json.dumps(config, default=str))
+
+
+def config_hash(config: Any) -> str:
+    """A short stable hash of a config: ``"sha256:" + 16 hex digits``.
+
+    Parameters
+    ----------
+    config
+        A pydantic config or its plain dict (``model_dump(mode="json")``, or
+        the YAML of ``run/config.yaml`` loaded back): both give the same hash.
+    """
+    text = json.dumps(_canonical(config), sort_keys=True, separators=(",", ":"))
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def versions() -> dict[str, str]:
+    """Versions of python and the libraries that shape physnn's numbers."""
+    import awkward
+    import numpy
+    import torch
+    import uproot
+
+    return {"python": platform.python_version(), "torch": torch.__version__, "uproot": uproot.__version__,
+            "awkward": awkward.__version__, "numpy": numpy.__version__}
+
+
+def provenance(command: str, *, config: Any, seed: int | None, inputs: Sequence[str | os.PathLike],
+               **extra: Any) -> dict[str, Any]:
+    """The ``physnn_meta`` document of an output file.
+
+    Parameters
+    ----------
+    command
+        ``"physnn predict"``, ``"physnn simulate showers"``, ...
+    config
+        The config that determined the output (hashed, see :func:`config_hash`).
+    seed
+        The job's random seed.
+    inputs
+        Input files: data and checkpoints.
+    **extra
+        Command-specific keys.
+    """
+    meta: dict[str, Any] = {
+        "physnn": __version__, "command": command,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "config_hash": config_hash(config), "seed": seed, "inputs": [os.fspath(p) for p in inputs],
+        "versions": versions()}
+    meta.update(extra)
+    return meta
+
+
+def check_metadata(meta: Mapping[str, Any]) -> None:
+    """Raise ``ValueError`` when a metadata document lacks a required key (a physnn bug, not a user error)."""
+    missing = [k for k in REQUIRED if k not in meta]
+    if missing:
+        msg = f"physnn_meta lacks {', '.join(missing)}"
+        raise ValueError(msg)
+
+
+def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
+    """The ``physnn_meta`` of a ROOT file as a dict (empty when absent or not JSON).
+
+    Examples
+    --------
+    >>> physnn.read_metadata("predictions.root")["config_hash"]  # doctest: +SKIP
+    'sha256:3f1c0a9b2d4e5f60'
+    """
+    from physnn.io.files import open_root
+
+    handle = open_root(path)
+    if META not in handle:
+        return {}
+    try:
+        meta = json.loads(str(handle[META]))
+    except ValueError:
+        return {}
+    return meta if isinstance(meta, dict) else {}
