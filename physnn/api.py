@@ -24,6 +24,7 @@ from physnn.evaluation.denoising import evaluate_denoising
 from physnn.evaluation.fastsim import ComparisonResult, compare, evaluate_generator
 from physnn.evaluation.report import EvaluationResult, evaluate
 from physnn.inference.autoencode import AutoencoderResult, denoise, encode
+from physnn.inference.export import ExportResult, export
 from physnn.inference.generate import GenerationResult, generate
 from physnn.inference.predict import LoadedRun, PredictionResult, load_run, predict
 from physnn.io.inspect import TreeInfo, inspect_file
@@ -37,11 +38,12 @@ from physnn.training.config import RunConfig, load_run_config
 from physnn.training.run import train
 from physnn.training.trainer import TrainResult
 
-__all__ = ["AutoencoderResult", "ComparisonResult", "DataBundle", "EvaluationResult", "GenerationResult",
-           "LoadedRun", "ModelConfig", "ModelIO", "PredictionResult", "RunConfig", "SimulationResult", "TensorData",
-           "TrainResult", "Transform", "build_model", "compare", "denoise", "encode", "evaluate",
-           "evaluate_denoising", "evaluate_generator", "fit", "generate", "inspect", "list_models", "load",
-           "load_run", "load_run_config", "predict", "read", "read_metadata", "simulate", "stream", "train"]
+__all__ = ["AutoencoderResult", "ComparisonResult", "DataBundle", "EvaluationResult", "ExportResult",
+           "GenerationResult", "LoadedRun", "ModelConfig", "ModelIO", "PredictionResult", "RunConfig",
+           "SimulationResult", "TensorData", "TrainResult", "Transform", "build_model", "compare", "denoise",
+           "encode", "evaluate", "evaluate_denoising", "evaluate_generator", "export", "fit", "generate", "inspect",
+           "list_models", "load", "load_run", "load_run_config", "predict", "read", "read_metadata", "simulate",
+           "stream", "train"]
 
 #: Tree names written by the simulator.
 TREE_NAMES = {"showers": "showers", "events": "events"}

@@ -448,6 +448,25 @@ def evaluate(
     console.print(f"wrote {len(result.files)} files to {out}/ (metrics.json and plots)")
 
 
+@app.command("export")
+@user_errors
+def export_(
+    run: Annotated[str, typer.Argument(help="Run folder or checkpoint (.pt).")],
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Output file (default: RUN/model.onnx or "
+                                             "RUN/model.pt).")] = None,
+    format: Annotated[str, typer.Option("--format", "-f", help="onnx or torchscript.")] = "onnx",
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """Export a trained run for C++ (ONNX Runtime, LibTorch): physical inputs and outputs, dynamic batch and length."""
+    from physnn import api
+
+    result = api.export(run, out, format=format, overwrite=overwrite)
+    shapes = lambda d: ", ".join(f"{k} ({' x '.join(map(str, v))})" for k, v in d.items())  # noqa: E731
+    console.print(f"wrote {result.path} ({result.format})", soft_wrap=True)
+    console.print(f"  inputs:  {shapes(result.inputs)}", soft_wrap=True)
+    console.print(f"  outputs: {shapes(result.outputs)}", soft_wrap=True)
+
+
 @app.command()
 @user_errors
 def generate(

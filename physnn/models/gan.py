@@ -176,8 +176,8 @@ class LayerEnergyDensity(nn.Module):
                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Mixture logits (N, K), means (N, K, L) and Cholesky factors (N, K, L, L)."""
         n_layers = self.n_layers
-        c = cond if cond.shape[1] else cond.new_ones(len(cond), 1)
-        out = self.net(c).reshape(len(c), self.components, -1)
+        c = cond if cond.shape[1] else cond.new_ones(cond.shape[0], 1)
+        out = self.net(c).reshape(c.shape[0], self.components, -1)
         loc = offset[:, None, :].to(out.dtype) + out[..., 1:1 + n_layers]
         scale = torch.diag_embed(F.softplus(out[..., 1 + n_layers:1 + 2 * n_layers]) + self.MIN_SCALE)
         if n_layers > 1:
@@ -200,9 +200,9 @@ class LayerEnergyDensity(nn.Module):
         (through its normal CDF), the next L columns are the Gaussian's."""
         logits, loc, scale = self.parameters_of(cond, offset)
         u = torch.special.ndtr(noise[:, :1].to(loc.dtype))
-        k = torch.searchsorted(torch.softmax(logits, dim=1).cumsum(1).contiguous(), u.contiguous())
-        k = k.clamp(max=self.components - 1)[:, 0]
-        rows = torch.arange(len(k), device=k.device)
+        # searchsorted(cdf, u) written as a count, which ONNX can express
+        k = (torch.softmax(logits, dim=1).cumsum(1) < u).sum(1).clamp(max=self.components - 1)
+        rows = torch.arange(k.shape[0], device=k.device)
         eps = noise[:, 1:1 + self.n_layers, None].to(loc.dtype)
         return loc[rows, k] + (scale[rows, k] @ eps)[..., 0]
 
@@ -254,7 +254,7 @@ class Generator(nn.Module):
     def forward(self, z: torch.Tensor, cond: torch.Tensor, offset: torch.Tensor | None = None,
                 prior: torch.Tensor | None = None, energies: torch.Tensor | None = None) -> torch.Tensor:
         if offset is None:
-            offset = torch.zeros(len(z), self.shape[0], device=z.device, dtype=z.dtype)
+            offset = torch.zeros(z.shape[0], self.shape[0], device=z.device, dtype=z.dtype)
         log_energy = None
         if self.density is not None:  # layer energies y = log(1 + E_l / eps): given, or sampled from z
             y = energies if energies is not None else self.density.sample(cond, offset, z)
@@ -262,7 +262,7 @@ class Generator(nn.Module):
             log_energy = torch.log(torch.expm1(y))
             cond = torch.cat([cond.to(z.dtype), (y - offset).clamp(-5.0, 5.0)], dim=1)
         h = F.leaky_relu(self.dense(torch.cat([z, cond], dim=1)), 0.2)
-        h = h.reshape(len(z), -1, *self.start)
+        h = h.reshape(z.shape[0], -1, *self.start)
         for block in self.blocks:
             h = F.interpolate(h, scale_factor=2.0, mode="nearest")
             h = F.leaky_relu(block(torch.cat([h, _maps(cond, h)], dim=1)), 0.2)

@@ -283,7 +283,7 @@ class GenerationTask(Task):
         log mean fraction of each layer (without an incident energy: the log mean layer energy over eps)."""
         prior = self.layer_prior.to(incident.device)
         if self.incident is None:
-            return prior.expand(len(incident), -1)
+            return prior.expand(incident.shape[0], -1)
         return (incident.float().clamp(min=1e-12) / self.cell_scale).log()[:, None] + prior
 
     def generate(self, model: torch.nn.Module, z: torch.Tensor, cond: torch.Tensor,

@@ -1,0 +1,172 @@
+"""physnn export: ONNX (run with onnxruntime) and TorchScript match the PyTorch predictions."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import uproot
+from typer.testing import CliRunner
+
+import physnn
+from physnn.data.dataset import iter_raw
+from physnn.inference.export import GeneratorModel
+from physnn.inference.predict import load_run, prediction_config
+from physnn.io.metadata import config_hash
+
+pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")  # reading TorchScript back
+
+ort = pytest.importorskip("onnxruntime")
+onnx = pytest.importorskip("onnx")
+runner = CliRunner()
+
+
+def _session(path):
+    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+
+def _onnx_meta(path) -> dict:
+    model = onnx.load(str(path))
+    return json.loads({p.key: p.value for p in model.metadata_props}["physnn_meta"])
+
+
+def _images(path, stop: int) -> np.ndarray:
+    with uproot.open(path) as f:  # raw cells straight from the file: the graph standardises itself
+        return f["showers"]["image"].array(library="np", entry_stop=stop).astype(np.float32)
+
+
+def test_onnx_cnn_classifier_matches_predict(cls_run, epi_file, tmp_path):
+    res = physnn.export(cls_run.run_dir, tmp_path / "epi.onnx")
+    assert res.inputs == {"image": ["N", 3, 24, 24]}
+    assert res.outputs == {"prob": ["N", 2], "score": ["N"]}
+    ref = physnn.predict(cls_run.run_dir, epi_file).arrays
+    for n in (37, 1):  # any batch size
+        prob, score = _session(res.path).run(None, {"image": _images(epi_file, n)})
+        np.testing.assert_allclose(score, ref["score"][:n], rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(prob, ref["prob"][:n], rtol=1e-4, atol=1e-5)
+    meta = _onnx_meta(res.path)
+    assert meta["classes"] == [11, 211]
+    assert meta["branches"]["image"] == ["image"]
+    assert meta["config_hash"] == config_hash(load_run(cls_run.run_dir).config)
+    assert meta["graph_inputs"] == {"image": ["N", 3, 24, 24]}
+
+
+def test_torchscript_regressor_matches_predict(reg_run, showers_file, tmp_path):
+    res = physnn.export(reg_run.run_dir, tmp_path / "energy.pt", format="torchscript")
+    assert res.outputs == {"pred": ["N", 1], "sigma": ["N", 1]}
+    extra = {"physnn_meta.json": ""}
+    module = torch.jit.load(str(res.path), _extra_files=extra)
+    assert json.loads(extra["physnn_meta.json"])["targets"] == ["energy"]
+    ref = physnn.predict(reg_run.run_dir, showers_file).arrays
+    for n in (50, 3):
+        with torch.no_grad():
+            pred, sigma = module(torch.from_numpy(_images(showers_file, n)))
+        np.testing.assert_allclose(pred[:, 0].numpy(), ref["energy_pred"][:n], rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(sigma[:, 0].numpy(), ref["energy_aleatoric"][:n], rtol=1e-4, atol=1e-4)
+
+
+def _padded(raw, length: int, fill: float) -> tuple[np.ndarray, np.ndarray]:
+    """Padded (N, length, F) sequences with junk in the padding, and the lengths."""
+    counts = raw.seq_counts
+    out = np.full((len(counts), length, raw.seq_content.shape[1]), fill, dtype=np.float32)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    for i, (s, c) in enumerate(zip(starts, counts, strict=True)):
+        take = min(c, length)
+        out[i, :take] = raw.seq_content[s:s + take]
+    return out, counts.astype(np.int64)
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_sequence_model_has_dynamic_batch_and_length(seq_run, events_file, tmp_path, fmt):
+    res = physnn.export(seq_run, tmp_path / f"gru.{fmt}", format=fmt)
+    assert res.inputs == {"sequence": ["N", "L", 5], "length": ["N"]}
+    loaded = load_run(seq_run)
+    cfg = prediction_config(loaded.config.data, events_file, None, None)
+    raw = next(iter_raw(cfg))
+    ref = physnn.predict(seq_run, events_file).arrays
+    n = 40
+    raw = raw.select(np.arange(n))
+    for length, fill in ((int(raw.seq_counts.max()) + 3, 99.0), (4, -7.0)):  # longer and shorter than the data
+        seq, counts = _padded(raw, length, fill)
+        if fmt == "onnx":
+            pred, sigma = _session(res.path).run(None, {"sequence": seq, "length": counts})
+        else:
+            with torch.no_grad():
+                pred, sigma = (t.numpy() for t in torch.jit.load(str(res.path))(torch.from_numpy(seq),
+                                                                                torch.from_numpy(counts)))
+        if length >= loaded.transform.max_length:  # every particle the training saw: the same numbers
+            np.testing.assert_allclose(pred[:, 0], ref["mass_pred"][:n], rtol=1e-4, atol=1e-3)
+            np.testing.assert_allclose(sigma[:, 0], ref["mass_aleatoric"][:n], rtol=1e-4, atol=1e-3)
+        else:
+            assert np.all(np.isfinite(pred))
+
+
+@pytest.fixture(scope="module")
+def seq_run(events_file, tmp_path_factory):
+    from test_sequence_training import events_config
+
+    out = tmp_path_factory.mktemp("runs") / "gru"
+    physnn.train(events_config(events_file, task="regression", epochs=1), out=out, progress=False)
+    return out
+
+
+def test_onnx_gan_generator_matches_pytorch(gan_run, tmp_path):
+    res = physnn.export(gan_run, tmp_path / "gan.onnx")
+    assert res.inputs == {"conditions": ["N", 3], "class_index": ["N"], "z": ["N", 8], "noise": ["N", 3, 24, 24]}
+    loaded = load_run(gan_run, device="cpu")
+    task = loaded.task
+    n = 9
+    rng = np.random.default_rng(1)
+    raw = task.sample_conditions(n, rng)
+    conditions = np.stack([raw[s] for s in task.scalars], axis=1).astype(np.float32)
+    classes = np.asarray(raw["class"], dtype=np.int64)
+    z = torch.randn(n, 8, generator=torch.Generator().manual_seed(2))
+    noise = torch.randn(n, 3, 24, 24, generator=torch.Generator().manual_seed(3))
+    (image,) = _session(res.path).run(None, {"conditions": conditions, "class_index": classes, "z": z.numpy(),
+                                             "noise": noise.numpy()})
+    # the same as physnn generate's own path with the same random numbers
+    cond = task.conditions_tensor(raw)
+    with torch.no_grad():
+        ref = task.to_phys(task.generate(loaded.model, z, cond, task.incident_of(raw),
+                                         generator=torch.Generator().manual_seed(3))).numpy()
+    np.testing.assert_allclose(image, ref, rtol=1e-3, atol=1e-4)
+    assert (image > 0).any()
+    with torch.no_grad():  # and TorchScript too, at another batch size
+        traced = torch.jit.load(str(physnn.export(gan_run, tmp_path / "gan.pt", format="torchscript").path))
+        (again,) = traced(torch.from_numpy(conditions[:4]), torch.from_numpy(classes[:4]), z[:4], noise[:4])
+    np.testing.assert_allclose(again.numpy(), ref[:4], rtol=1e-4, atol=1e-5)
+    assert GeneratorModel(loaded).input_names == list(res.inputs)
+
+
+def test_export_cli_and_errors(cls_run, tmp_path):
+    from physnn.cli import app
+
+    res = runner.invoke(app, ["export", str(cls_run.run_dir), "--format", "torchscript", "--out",
+                              str(tmp_path / "m.pt")], env={"COLUMNS": "300"})
+    assert res.exit_code == 0, res.output
+    assert "inputs:  image (N x 3 x 24 x 24)" in res.output
+    assert "outputs: prob (N x 2), score (N)" in res.output
+    res = runner.invoke(app, ["export", str(cls_run.run_dir), "--format", "torchscript", "--out",
+                              str(tmp_path / "m.pt")])
+    assert res.exit_code == 2
+    assert "exists" in res.output
+    res = runner.invoke(app, ["export", str(cls_run.run_dir), "--format", "tflite", "--out", str(tmp_path / "x")])
+    assert res.exit_code == 2
+    assert "--format 'tflite': expected one of onnx, torchscript" in res.output
+    assert not (tmp_path / "x").exists()
+    res = runner.invoke(app, ["export", str(tmp_path / "nothing"), "--out", str(tmp_path / "y.onnx")])
+    assert res.exit_code == 2
+    assert not (tmp_path / "y.onnx").exists()
+
+
+def test_bidirectional_rnns_are_refused(events_file, tmp_path):
+    from test_sequence_training import events_config
+
+    cfg = events_config(events_file, task="classification", epochs=1,
+                        model={"name": "gru", "params": {"hidden_size": 4, "bidirectional": True}})
+    physnn.train(cfg, out=tmp_path / "bi", progress=False)
+    with pytest.raises(physnn.errors.ConfigError, match="bidirectional"):
+        physnn.export(tmp_path / "bi", tmp_path / "bi.onnx")
+    assert not (tmp_path / "bi.onnx").exists()
