@@ -3,9 +3,15 @@
 Run with ``bench/run`` (or ``python bench/bench.py --quick``). Figures:
 
 - simulator rates (showers/s, events/s), on one core, with and without ROOT writing;
+- a training epoch of physnn's trainer against a minimal hand-written PyTorch
+  loop on the same CNN, tensors and batch size (target: within 10 %);
+- peak resident memory of a training job on a file whose tensors are several
+  times the ``train.memory_budget`` (streamed through the shuffle buffer),
+  against the same job in memory (each in a fresh process, ``bench/peak_rss.py``);
 - ROOT -> tensor load throughput of ``physnn.load`` for images and sequences,
   against bare ``uproot`` + ``awkward`` producing the same tensors from the same file;
-- GAN fast simulation: the bare generator forward pass (showers/s) against
+- GAN fast simulation: the bare generator forward pass against the built-in
+  simulator's rate, and
   ``physnn generate`` with ROOT writing (zlib and lz4), which overlaps
   writing with generation in a background thread (target >= 80 %);
 - MC-dropout prediction with prefix caching against the naive loop of T full
@@ -208,7 +214,8 @@ def quality_rows(tmp: Path, quick: bool) -> list[tuple[str, str, str, str]]:
     ]
 
 
-def gan_rows(tmp: Path, showers: Path, repeat: int, quick: bool) -> list[tuple[str, str, str, str]]:
+def gan_rows(tmp: Path, showers: Path, repeat: int, quick: bool,
+             sim_rate: float) -> list[tuple[str, str, str, str]]:
     """GAN fast simulation: the bare generator forward pass vs ``physnn generate`` with ROOT writing."""
     import yaml
 
@@ -235,7 +242,7 @@ def gan_rows(tmp: Path, showers: Path, repeat: int, quick: bool) -> list[tuple[s
     t_fwd = best_of(forward, repeat)
     fwd = n / t_fwd
     rows = [("GAN generator forward (bare, batch 2048)", f"{fwd:,.0f} showers/s",
-             "simulator (above)", "")]
+             f"simulator {sim_rate:,.0f}/s", f"{fwd / sim_rate:.2f}x")]
     for codec in ("zlib:1", "lz4"):
         rates = []
         for i in range(max(repeat // 2, 1)):
@@ -245,6 +252,83 @@ def gan_rows(tmp: Path, showers: Path, repeat: int, quick: bool) -> list[tuple[s
         rows.append((f"generate + ROOT write ({codec})", f"{max(rates):,.0f} showers/s",
                      f"bare forward {fwd:,.0f}/s", f"{max(rates) / fwd:.0%} (target >= 80%)"))
     return rows
+
+
+def training_rows(tmp: Path, showers: Path, quick: bool) -> list[tuple[str, str, str, str]]:
+    """physnn's training epoch vs a minimal hand-written PyTorch loop: same model, same tensors, same batch."""
+    import yaml
+
+    epochs = 2 if quick else 3
+    cfg = {"data": {"files": str(showers), "images": {"branches": "image"}, "label": "label",
+                    "split": {"val": 0.1, "test": 0.0}},
+           "model": yaml.safe_load(Path("configs/model/cnn.yaml").read_text()), "task": {"kind": "classification"},
+           "train": {"epochs": epochs, "batch_size": 128, "seed": 1, "early_stopping": {"patience": None},
+                     "calibrate_sigma": False}}
+    res = physnn.train(cfg, out=tmp / "loop", progress=False)
+    physnn_rate = max(h["samples_per_s"] for h in res.history)  # the training pass alone, as timed by the trainer
+
+    data = physnn.load(cfg["data"]).train
+    x, y = data.inputs["image"], data.label
+    model = physnn.load_run(tmp / "loop", device="cpu").model
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    rates = []
+    for _ in range(epochs):  # the nanoGPT-sized loop: shuffle, forward, loss, backward, step
+        model.train()
+        t0 = time.perf_counter()
+        order = torch.randperm(len(y))
+        for lo in range(0, len(y), 128):
+            idx = order[lo:lo + 128]
+            loss = torch.nn.functional.cross_entropy(model({"image": x[idx]}), y[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        rates.append(len(y) / (time.perf_counter() - t0))
+    hand = max(rates)
+    return [("training epoch, CNN e/pi/gamma (samples/s)", f"{physnn_rate:,.0f}",
+             f"hand-written loop {hand:,.0f}", f"{physnn_rate / hand:.0%} (target >= 90%)")]
+
+
+def memory_rows(tmp: Path, quick: bool, budget: str = "600 MB") -> list[tuple[str, str, str, str]]:
+    """Training on a file whose tensors are several times the memory budget: peak RSS, streamed vs in memory.
+
+    Each run is a fresh process (``bench/peak_rss.py``), so the peak is that of one training job.
+    """
+    import json
+    import subprocess
+    import sys
+
+    from physnn.data.streaming import parse_budget
+
+    n = 60_000 if quick else 300_000
+    big = tmp / "big.root"
+    physnn.simulate("showers", big, events=n, seed=11)
+    model = {"name": "cnn", "params": {"features": [{"type": "conv", "filters": 8, "kernel_size": 3},
+                                                    {"type": "pool", "pool_size": 4}, {"type": "flatten"}],
+                                       "head": [{"type": "dense", "units": 32}, {"type": "dropout", "rate": 0.2}]}}
+    base = {"data": {"files": str(big), "images": {"branches": "image"}, "targets": ["energy"]},
+            "model": model, "task": {"kind": "regression"},
+            "train": {"epochs": 1, "batch_size": 256, "seed": 1, "early_stopping": {"patience": None}}}
+    results = {}
+    for name, budget_value in (("stream", budget), ("memory", None)):
+        cfg = json.loads(json.dumps(base))
+        if budget_value is not None:
+            cfg["train"]["memory_budget"] = budget_value
+        (tmp / f"{name}.json").write_text(json.dumps(cfg))
+        out = subprocess.run([sys.executable, "bench/peak_rss.py", str(tmp / f"{name}.json"), str(tmp / name)],
+                             capture_output=True, text=True, check=True)
+        results[name] = json.loads(out.stdout.strip().splitlines()[-1])
+    s, m = results["stream"], results["memory"]
+    limit = parse_budget(budget)
+    tensors = s["bytes_per_event"] * sum(s["split"].values())
+    return [
+        (f"streaming training, budget {budget}: peak RSS", f"{s['peak_rss'] / 1e6:,.0f} MB",
+         f"data {tensors / 1e6:,.0f} MB as tensors ({tensors / limit:.1f}x budget; file "
+         f"{big.stat().st_size / 1e6:,.0f} MB)", f"{s['peak_rss'] / limit:.0%} of budget"),
+        ("in-memory training, same data: peak RSS", f"{m['peak_rss'] / 1e6:,.0f} MB",
+         f"streamed {s['peak_rss'] / 1e6:,.0f} MB", f"{m['peak_rss'] / s['peak_rss']:.1f}x"),
+        ("  training epoch streamed / in memory (samples/s)", f"{s['samples_per_s']:,.0f}",
+         f"in memory {m['samples_per_s']:,.0f}", f"{s['samples_per_s'] / m['samples_per_s']:.0%}"),
+    ]
 
 
 def main() -> None:
@@ -294,9 +378,11 @@ def main() -> None:
         same = torch.equal(a.inputs["sequence"][order], b["sequence"])
         rows.append(("  same padded tensor as the bare path", str(same), "", ""))
 
-        rows += gan_rows(Path(tmp), showers, repeat, args.quick)
+        rows += training_rows(Path(tmp), showers, args.quick)
+        rows += gan_rows(Path(tmp), showers, repeat, args.quick, sim_rate=n_showers / t_sim)
         rows += mc_dropout_rows(repeat)
         rows += sequence_rows(events, repeat, n=4000 if args.quick else 8000)
+        rows += memory_rows(Path(tmp), args.quick)
         rows += quality_rows(Path(tmp), args.quick)
 
     table = Table(title=f"physnn {physnn.__version__} benchmarks ({'quick' if args.quick else 'full'})",

@@ -303,6 +303,8 @@ def train(
     freeze: Annotated[str | None, typer.Option(help="'features' to freeze the transferred features.")] = None,
     device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing run folder.")] = False,
+    memory_budget: Annotated[str | None, typer.Option("--memory-budget", help="Peak memory, e.g. '4 GB': stream "
+                                                      "the data from the files when they do not fit.")] = None,
 ) -> None:
     """Train a model (CNN, ...) from ROOT files; writes checkpoints, metrics and loss plots to --out."""
     from physnn import api
@@ -314,7 +316,8 @@ def train(
         raise ConfigError(msg)
     sections = {"data": data, "model": model, "train": train_cfg}
     source = config if config is not None else ({} if not resume else None)
-    result = api.train(source, out=out, overrides=list(set_ or []), sections=None if resume else sections,
+    extra = [f"train.memory_budget={memory_budget}"] if memory_budget is not None and not resume else []
+    result = api.train(source, out=out, overrides=[*(set_ or []), *extra], sections=None if resume else sections,
                        resume=resume, init_from=init_from, freeze=freeze, device=device, overwrite=overwrite,
                        progress=True)
     stop = "stopped early" if result.stopped_early else "finished"

@@ -82,7 +82,7 @@ def open_root(path: str | os.PathLike) -> Any:
         msg = f"{path}: the file is empty, expected a ROOT file"
         raise InputFileError(msg)
     try:
-        handle = uproot.open(path)
+        handle = uproot.open(path, array_cache=None)  # chunks are read once: no 100 MB cache per file
         handle.keys()  # forces reading the directory: catches truncation early
     except Exception as err:  # uproot raises ValueError/OSError/struct.error...
         raise InputFileError(describe_read_error(path, err)) from err

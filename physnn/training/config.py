@@ -142,6 +142,12 @@ class TrainConfig(Strict):
     samples_every
         GANs: save a figure of generated showers every this many epochs
         (``plots/samples_epoch_NNN.png``); 0: never.
+    memory_budget
+        Peak resident memory of the training process, e.g. ``"4 GB"``. When
+        the data do not fit comfortably, training streams them from the
+        files every epoch through a shuffle buffer sized to the budget
+        (:mod:`physnn.data.streaming`); None (default) loads every split
+        into memory.
     """
 
     epochs: int = Field(default=20, gt=0)
@@ -161,6 +167,22 @@ class TrainConfig(Strict):
     calibrate_sigma: bool = True
     critic_optimizer: OptimizerConfig | None = None
     samples_every: int = Field(default=1, ge=0)
+    memory_budget: str | None = None
+
+    @field_validator("memory_budget")
+    @classmethod
+    def _budget(cls, v: str | None) -> str | None:
+        if v is not None:
+            from physnn.io.read import parse_step_size
+
+            try:
+                size = parse_step_size(v)[1]
+            except Exception:
+                size = None
+            if size is None:
+                msg = f"memory_budget {v!r}: expected a size such as '4 GB' or '1500 MiB'"
+                raise ValueError(msg)
+        return v
 
     @field_validator("device")
     @classmethod

@@ -22,7 +22,8 @@ from typing import Any
 
 import torch
 
-from physnn.data.dataset import DataBundle, load
+from physnn.data.dataset import DataBundle, TensorData, load
+from physnn.data.streaming import StreamingBundle, StreamingSplit, prepare
 from physnn.data.transform import Transform
 from physnn.errors import ConfigError, OutputError
 from physnn.models.registry import ModelIO, build_model
@@ -39,9 +40,14 @@ RUN_FILES = ("config.yaml", "transform.json", "metrics.csv", "metrics.jsonl", BE
 ConfigSource = RunConfig | Mapping[str, Any] | str | os.PathLike
 
 
-def model_io(data: DataBundle, task: Task) -> ModelIO:
+def _in_memory(split: TensorData | StreamingSplit) -> TensorData:
+    """The split's tensors, or a streamed split's sample (its first events)."""
+    return split.sample if isinstance(split, StreamingSplit) else split
+
+
+def model_io(data: DataBundle | StreamingBundle, task: Task) -> ModelIO:
     """Input and output shapes of a model for these data and this task."""
-    inputs = data.train.inputs
+    inputs = _in_memory(data.train).inputs
     return ModelIO(image=tuple(inputs["image"].shape[1:]) if "image" in inputs else None,
                    sequence=tuple(inputs["sequence"].shape[1:]) if "sequence" in inputs else None,
                    scalars=int(inputs["scalars"].shape[1]) if "scalars" in inputs else 0,
@@ -143,14 +149,20 @@ def train(
     dev = resolve_device(cfg.train.device)
     torch.manual_seed(cfg.train.seed)
 
-    data = load(cfg.data, transform=Transform.from_state(state["transform"]) if state else None)
+    fitted = Transform.from_state(state["transform"]) if state else None
+    data: DataBundle | StreamingBundle
+    if cfg.train.memory_budget is not None:  # stream from the files when the data do not fit the budget
+        data = prepare(cfg.data, cfg.train.memory_budget, transform=fitted)
+    else:
+        data = load(cfg.data, transform=fitted)
     if len(data.train) == 0:
         msg = f"{', '.join(cfg.data.files)}: the training split is empty"
         raise ConfigError(msg)
     if cfg.task.kind == "auto" and get_model(cfg.model.name).generates:
         cfg.task.kind = "generation"  # a GAN learns to generate the images given the scalars and label
     task = (Task.from_state(state["task"]) if state else
-            Task.from_config(cfg.task, cfg.data, data.transform.classes, data.train.tensors(), data.transform))
+            Task.from_config(cfg.task, cfg.data, data.transform.classes, _in_memory(data.train).tensors(),
+                             data.transform))
     io = model_io(data, task)
     model = build_model(cfg.model, io)
     transferred = False
@@ -176,7 +188,7 @@ def train(
     if task.kind == "regression" and cfg.train.calibrate_sigma and len(data.val):
         from physnn.inference.calibration import fit_sigma_scale
 
-        task.sigma_scale = fit_sigma_scale(result.model, task, data.val.tensors(), device=dev)
+        task.sigma_scale = fit_sigma_scale(result.model, task, _in_memory(data.val).tensors(), device=dev)
         best["task"] = task.state()
         save_checkpoint({k: v for k, v in best.items() if k not in ("path", "format", "physnn")}, out / BEST)
     _plot_losses(out)

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from physnn.data.dataset import TensorData
+from physnn.data.streaming import StreamingSplit
 from physnn.models.base import StagedModel
 from physnn.models.tasks import Task
 from physnn.training.checkpoint import BEST, LAST, save_checkpoint
@@ -166,8 +167,11 @@ class Trainer:
         self.adversarial = task.kind == "generation"
 
     # -- data on the device --------------------------------------------------
-    def _place(self, data: TensorData) -> dict[str, torch.Tensor]:
-        """All tensors of a split, on the GPU when they fit comfortably, else on the CPU."""
+    def _place(self, data: TensorData | StreamingSplit) -> Mapping[str, torch.Tensor] | StreamingSplit:
+        """All tensors of a split, on the GPU when they fit comfortably, else on the CPU (a streamed split
+        stays in the files)."""
+        if isinstance(data, StreamingSplit):
+            return data
         tensors = data.tensors()
         if self.device.type == "cuda":
             size = sum(t.numel() * t.element_size() for t in tensors.values())
@@ -176,11 +180,15 @@ class Trainer:
                 return {k: v.to(self.device) for k, v in tensors.items()}
         return tensors
 
-    def _batches(self, tensors: Mapping[str, torch.Tensor], batch_size: int,
+    def _batches(self, tensors: Mapping[str, torch.Tensor] | StreamingSplit, batch_size: int,
                  shuffle: bool) -> Iterator[dict[str, torch.Tensor]]:
+        pin = self.device.type == "cuda"
+        if isinstance(tensors, StreamingSplit):  # chunks from the files through the shuffle buffer
+            for batch in tensors.batches(batch_size, shuffle=shuffle, generator=self.generator):
+                yield {k: (v.pin_memory() if pin else v).to(self.device, non_blocking=pin) for k, v in batch.items()}
+            return
         n = len(next(iter(tensors.values())))
         order = torch.randperm(n, generator=self.generator) if shuffle else None
-        pin = self.device.type == "cuda"
         for lo in range(0, n, batch_size):
             idx = order[lo:lo + batch_size] if order is not None else slice(lo, lo + batch_size)
             batch = {}
@@ -198,12 +206,13 @@ class Trainer:
             return losses.sum(), torch.tensor(float(len(losses)), device=losses.device)
         return (losses * w).sum(), w.sum()
 
-    def evaluate(self, tensors: Mapping[str, torch.Tensor]) -> dict[str, float]:
+    def evaluate(self, tensors: Mapping[str, torch.Tensor] | StreamingSplit) -> dict[str, float]:
         """Loss and task metrics on a split (eval mode, no gradients)."""
         if self.adversarial:
             return self._evaluate_adversarial(tensors)
         self.model.eval()
         records, total, weight = [], 0.0, 0.0
+        truth: dict[str, list[torch.Tensor]] = {"label": [], "target": []}
         # the same noise (autoencoders) at every validation, so epochs compare
         noise = torch.Generator(device=self.device).manual_seed(self.cfg.seed + 1)
         with torch.no_grad():
@@ -216,11 +225,14 @@ class Trainer:
                 total += float(s)
                 weight += float(w)
                 records.append(self.task.record(out, batch))
+                for key, parts in truth.items():
+                    if key in batch:
+                        parts.append(batch[key].cpu())
         metrics = {"loss": total / max(weight, 1e-12)}
-        metrics.update(self.task.metrics_of(records, {k: v for k, v in tensors.items() if k in ("label", "target")}))
+        metrics.update(self.task.metrics_of(records, {k: torch.cat(v) for k, v in truth.items() if v}))
         return metrics
 
-    def _train_epoch(self, tensors: Mapping[str, torch.Tensor], opt: torch.optim.Optimizer, sched: Any,
+    def _train_epoch(self, tensors: Mapping[str, torch.Tensor] | StreamingSplit, opt: torch.optim.Optimizer, sched: Any,
                      bar: Any, task_id: Any) -> float:
         self.model.train()
         for module in self.frozen:
@@ -252,7 +264,7 @@ class Trainer:
     def _latent(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         return torch.randn(n, self.model.latent_dim, device=self.device, generator=generator)
 
-    def _train_epoch_adversarial(self, tensors: Mapping[str, torch.Tensor], opt: torch.optim.Optimizer,
+    def _train_epoch_adversarial(self, tensors: Mapping[str, torch.Tensor] | StreamingSplit, opt: torch.optim.Optimizer,
                                  critic_opt: torch.optim.Optimizer, scheds: list[Any], bar: Any,
                                  task_id: Any) -> dict[str, float]:
         """One epoch of GAN training: the classic alternating scheme.
@@ -352,7 +364,7 @@ class Trainer:
             out["train_energy_nll"] = float(sums["energy_nll"]) / max(n_critic, 1)
         return out
 
-    def _evaluate_adversarial(self, tensors: Mapping[str, torch.Tensor]) -> dict[str, float]:
+    def _evaluate_adversarial(self, tensors: Mapping[str, torch.Tensor] | StreamingSplit) -> dict[str, float]:
         """GAN validation: generate one shower per validation event (same conditions, fixed noise) and
         compare high-level features (``loss`` = mean separation power), plus the critic's distance."""
         from physnn.evaluation.fastsim import high_level_features
@@ -393,14 +405,14 @@ class Trainer:
                                device=self.device, seed=self.cfg.seed, title=f"epoch {epoch}")
 
     # -- the loop ------------------------------------------------------------
-    def fit(self, train: TensorData, val: TensorData, *, resume: Mapping[str, Any] | None = None,
-            on_epoch_end: EpochCallback | None = None) -> TrainResult:
+    def fit(self, train: TensorData | StreamingSplit, val: TensorData | StreamingSplit, *,
+            resume: Mapping[str, Any] | None = None, on_epoch_end: EpochCallback | None = None) -> TrainResult:
         """Train for ``cfg.epochs`` epochs (or until early stopping).
 
         Parameters
         ----------
         train, val
-            The splits.
+            The splits, in memory or streamed from the files (:mod:`physnn.data.streaming`).
         resume
             The contents of a ``last.pt`` to continue from.
         on_epoch_end

@@ -1,0 +1,357 @@
+"""Training on data larger than memory: chunks from the files, a shuffle buffer, a memory budget.
+
+With ``train.memory_budget`` set, :func:`prepare` makes one streaming pass
+over the files (fitting the transform on the training split, counting the
+events of each split, keeping a small sample) and measures the tensor size
+of an event. If every split fits comfortably in the budget, the data are
+loaded into memory as usual (faster). Otherwise each epoch reads the files
+again, chunk by chunk (``uproot`` entry ranges):
+
+- the chunks are taken in a random order (seeded by the trainer's
+  generator, so ``--resume`` stays exact);
+- their events go into a **shuffle buffer**; when it holds ``capacity``
+  events it is drained in random batches (block shuffling: a batch mixes
+  events from the ~8 chunks in the buffer, drawn from anywhere in the
+  files; each batch gathers its rows from the chunks, so the buffer is
+  never copied);
+- the next chunk is read in a background thread while the model trains.
+
+Resident memory is bounded by the budget: the process's own footprint
+(python, torch, the model) measured at the start, plus the buffer, two
+chunks in flight, the samples and the validation split when it is small.
+Freed memory is handed back to the system (``malloc_trim``) after the first
+pass and after each buffer, so the resident size follows what is held. ``bench/run`` measures the
+peak RSS of a run on a file several times larger than the budget.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import queue
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from physnn.config import DataConfig
+from physnn.data.convert import RawChunk
+from physnn.data.dataset import (
+    DataBundle,
+    TensorData,
+    _read_raw_chunk,
+    _Stats,
+    finalize,
+    load,
+    needed_branches,
+)
+from physnn.data.split import SPLITS
+from physnn.data.transform import Transform, TransformFitter
+from physnn.errors import ConfigError, DataError
+from physnn.io.read import Chunk, open_tree, parse_step_size, plan_chunks
+from physnn.io.selection import Selection
+
+#: Events kept per split to size the model and fit the task (target scaling, GAN priors, σ calibration).
+SAMPLE_EVENTS = 20_000
+#: Share of the data budget for those samples (each).
+SAMPLE_SHARE = 0.04
+#: Share of the data budget for one chunk of the first pass (fitting the transform).
+PASS_SHARE = 0.05
+#: Share of the data budget taken by the shuffle buffer.
+BUFFER_SHARE = 0.3
+#: Share of the data budget up to which the validation split is kept in memory.
+VAL_SHARE = 0.2
+#: The data are loaded into memory when this many times their tensors fit the data budget.
+IN_MEMORY_FACTOR = 3.0
+#: The smallest data budget (the memory budget minus what the process uses at the start).
+MIN_DATA_BUDGET = 32 * 2**20
+#: Chunks that the buffer mixes.
+CHUNKS_PER_BUFFER = 8
+
+
+def rss_bytes() -> int:
+    """The resident memory of this process now (Linux ``/proc``; elsewhere the peak so far)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):  # pragma: no cover - not Linux
+        import resource
+        import sys
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak if sys.platform == "darwin" else peak * 1024
+
+
+def parse_budget(text: str) -> int:
+    """``"4 GB"`` -> bytes."""
+    _entries, size = parse_step_size(text)
+    if size is None:
+        msg = f"train.memory_budget {text!r}: expected a size such as '4 GB'"
+        raise ConfigError(msg)
+    return int(size)
+
+
+def _nbytes(td: TensorData) -> int:
+    return sum(t.numel() * t.element_size() for t in td.tensors().values())
+
+
+class StreamingSplit:
+    """One split read from the files every epoch, shuffled through a bounded buffer.
+
+    Attributes
+    ----------
+    sample
+        The first events of the split in memory (up to :data:`SAMPLE_EVENTS`).
+    capacity
+        Events in the shuffle buffer.
+    """
+
+    def __init__(self, cfg: DataConfig, transform: Transform, split: str, chunks: list[Chunk], n_events: int,
+                 capacity: int, sample: TensorData) -> None:
+        self.cfg = cfg
+        self.transform = transform
+        self.split = split
+        self.chunks = chunks
+        self.n_events = n_events
+        self.capacity = max(capacity, 1)
+        self.sample = sample
+        self._names = needed_branches(cfg, with_truth=True)
+        self._selection = Selection(cfg.selection) if cfg.selection else None
+        self._trees: dict[str, Any] = {}
+
+    def __len__(self) -> int:
+        return self.n_events
+
+    def _read(self, chunk: Chunk) -> TensorData | None:
+        obj = self._trees.get(chunk.path)
+        if obj is None:
+            obj = self._trees[chunk.path] = open_tree(chunk.path, chunk.tree)
+        raw = _read_raw_chunk(chunk, obj, self._names, self.cfg, self._selection, True, _Stats())
+        raw = raw.select(raw.split == SPLITS[self.split])
+        return finalize(raw, self.transform, self.cfg) if len(raw) else None
+
+    def _chunks(self, order: list[int]) -> Iterator[TensorData]:
+        """The chunks' tensors in ``order``, the next one read in a background thread."""
+        q: queue.Queue = queue.Queue(maxsize=1)
+        stop = threading.Event()
+        done = object()
+
+        def produce() -> None:
+            try:
+                for i in order:
+                    if stop.is_set():
+                        return
+                    td = self._read(self.chunks[i])
+                    if td is not None:
+                        while not stop.is_set():
+                            try:
+                                q.put(td, timeout=0.1)
+                                break
+                            except queue.Full:
+                                continue
+                q.put(done)
+            except BaseException as err:  # raised in the consumer
+                q.put(err)
+
+        thread = threading.Thread(target=produce, name="physnn-stream", daemon=True)
+        thread.start()
+        try:
+            while True:
+                item = q.get()
+                if item is done:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            stop.set()
+            while thread.is_alive():
+                with contextlib.suppress(queue.Empty):
+                    q.get_nowait()
+                thread.join(timeout=0.05)
+            self._trees.clear()
+
+    def batches(self, batch_size: int, *, shuffle: bool = False,
+                generator: torch.Generator | None = None) -> Iterator[dict[str, torch.Tensor]]:
+        """Batches of the split: shuffled through the buffer, or in file order."""
+        if not shuffle:
+            for td in self._chunks(list(range(len(self.chunks)))):
+                yield from td.batches(batch_size)
+            return
+        order = torch.randperm(len(self.chunks), generator=generator).tolist()
+        pending: list[TensorData] = []
+        held = 0
+        for td in self._chunks(order):
+            pending.append(td)
+            held += len(td)
+            if held >= self.capacity:
+                rest = yield from _drain(pending, batch_size, generator, keep_tail=True)
+                pending, held = ([rest], len(rest)) if rest is not None else ([], 0)
+        if pending:
+            yield from _drain(pending, batch_size, generator, keep_tail=False)
+
+
+def _drain(pieces: list[TensorData], batch_size: int, generator: torch.Generator | None,
+           keep_tail: bool) -> Iterator[dict[str, torch.Tensor]]:
+    """Yield the buffer's events in random batches; return the last partial batch when ``keep_tail``.
+
+    The pieces are not concatenated (that would double the buffer in memory): each batch gathers its
+    events from the pieces that hold them.
+    """
+    parts = [p.tensors() for p in pieces]
+    sizes = torch.tensor([len(p) for p in pieces])
+    ends = sizes.cumsum(0)
+    n = int(ends[-1])
+    order = torch.randperm(n, generator=generator)
+    full = n // batch_size * batch_size if keep_tail else n
+
+    def gather(idx: torch.Tensor) -> dict[str, torch.Tensor]:
+        which = torch.searchsorted(ends, idx, right=True)
+        local = idx - (ends - sizes)[which]
+        used = torch.unique(which).tolist()
+        return {k: torch.cat([parts[j][k][local[which == j]] for j in used]) for k in parts[0]}
+
+    for lo in range(0, full, batch_size):
+        yield gather(order[lo:lo + batch_size])
+    tail = gather(order[full:]) if keep_tail and full < n else None
+    pieces.clear()
+    parts.clear()
+    release_memory()
+    if tail is None:
+        return None
+    inputs = {k: v for k, v in tail.items() if k not in ("label", "target", "weight")}
+    return TensorData(inputs, label=tail.get("label"), target=tail.get("target"), weight=tail.get("weight"))
+
+
+def release_memory() -> None:
+    """Hand freed heap memory back to the system (glibc keeps it otherwise, and the RSS only grows)."""
+    global _LIBC
+    if _LIBC is None:
+        try:
+            import ctypes
+
+            _LIBC = ctypes.CDLL("libc.so.6")
+        except OSError:  # pragma: no cover - not glibc
+            _LIBC = False
+    if _LIBC:
+        _LIBC.malloc_trim(0)
+
+
+_LIBC: Any = None
+
+
+@dataclass
+class StreamingBundle:
+    """The training and validation splits streamed from the files, with the fitted transform."""
+
+    train: StreamingSplit
+    val: StreamingSplit | TensorData
+    transform: Transform
+    config: DataConfig
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def _raw_nbytes(raw: RawChunk) -> int:
+    return sum(getattr(v, "nbytes", 0) for v in (raw.image, raw.seq_content, raw.scalars, raw.targets,
+                                                  raw.target_image) if v is not None)
+
+
+def prepare(cfg: DataConfig, budget: str, *, transform: Transform | None = None) -> DataBundle | StreamingBundle:
+    """Load the data for training within a memory budget: in memory when they fit, else streamed.
+
+    Parameters
+    ----------
+    cfg
+        The data config.
+    budget
+        The peak resident memory allowed, e.g. ``"4 GB"``.
+    transform
+        A fitted transform (resuming a run); None fits one in the first pass.
+
+    Raises
+    ------
+    ConfigError
+        When the budget is below what the process already uses.
+    """
+    limit = parse_budget(budget)
+    baseline = rss_bytes()
+    data_budget = int((limit - baseline) * 0.85)  # the rest: the model, optimiser and allocator slack
+    if data_budget < MIN_DATA_BUDGET:
+        msg = (f"train.memory_budget {budget!r}: the process already uses {baseline / 2**20:.0f} MiB (python, "
+               f"torch); give at least {math.ceil((baseline + 200 * 2**20) / 2**20)} MiB")
+        raise ConfigError(msg)
+    # one pass: fit the transform on the training split, count the splits, keep a training sample and,
+    # while it stays small, the whole validation split
+    fitter = TransformFitter(cfg) if transform is None else None
+    stats = _Stats()
+    counts = dict.fromkeys(SPLITS, 0)
+    first: dict[str, list[RawChunk]] = {"train": [], "val": []}  # samples: the first events of each split
+    kept = {"train": 0, "val": 0}
+    val_raw: list[RawChunk] | None = []
+    val_bytes = 0
+    names = needed_branches(cfg, with_truth=True)
+    selection = Selection(cfg.selection) if cfg.selection else None
+    sample_cap = SAMPLE_EVENTS
+    step = max(int(PASS_SHARE * data_budget), 2**20)
+    for chunk, obj in plan_chunks(cfg.files, cfg.tree, names, step_size=f"{step} B",
+                                  entry_start=cfg.entry_start, entry_stop=cfg.entry_stop):
+        raw = _read_raw_chunk(chunk, obj, names, cfg, selection, True, stats)
+        if len(raw) and sample_cap == SAMPLE_EVENTS:  # samples within SAMPLE_SHARE of the budget
+            per_raw = max(_raw_nbytes(raw) / len(raw), 1.0)
+            sample_cap = max(min(SAMPLE_EVENTS, int(SAMPLE_SHARE * data_budget / per_raw)), 100)
+        for name, code in SPLITS.items():
+            part = raw.select(raw.split == code)
+            counts[name] += len(part)
+            if name == "train" and fitter is not None:
+                fitter.add(part)
+            if name in first and kept[name] < sample_cap and len(part):
+                take = part.select(np.arange(min(len(part), sample_cap - kept[name])))
+                first[name].append(take)
+                kept[name] += len(take)
+            if name == "val" and val_raw is not None and len(part):
+                val_raw.append(part)
+                val_bytes += _raw_nbytes(part)
+                if val_bytes > VAL_SHARE * data_budget:
+                    val_raw = None  # too large: the validation split is streamed too
+        del raw
+    release_memory()
+    if counts["train"] == 0:
+        msg = f"{', '.join(cfg.files)}: no event in the training split"
+        raise DataError(msg if stats.selected else f"{', '.join(cfg.files)}: no events to read")
+    transform = transform if fitter is None else fitter.result()
+    train_sample = finalize(RawChunk.concatenate(first["train"]), transform, cfg)
+    per_event = _nbytes(train_sample) / len(train_sample)
+    total = per_event * (counts["train"] + counts["val"] + counts["test"])
+    info = {"files": cfg.files, "entries_read": stats.read, "selected": stats.selected,
+            "dropped_nonfinite": stats.dropped, "dropped_by": stats.dropped_by, "split": counts,
+            "max_length": transform.max_length, "length_info": transform.length_info, "classes": transform.classes,
+            "memory_budget": budget, "baseline_bytes": baseline, "bytes_per_event": per_event}
+    if IN_MEMORY_FACTOR * total < data_budget:  # reading everything costs a few times the tensors
+        del first, val_raw
+        bundle = load(cfg, transform=transform)
+        bundle.info.update(streaming=False, memory_budget=budget)
+        return bundle
+    val_memory = (finalize(RawChunk.concatenate(val_raw), transform, cfg)
+                  if val_raw else None)
+    used = 0 if val_memory is None else _nbytes(val_memory)
+    capacity = max(int(BUFFER_SHARE * (data_budget - used) / per_event), 1)
+    chunk_events = max(capacity // CHUNKS_PER_BUFFER, 1)
+    chunks = [c for c, _ in plan_chunks(cfg.files, cfg.tree, names, step_size=chunk_events,
+                                        entry_start=cfg.entry_start, entry_stop=cfg.entry_stop)]
+    val: StreamingSplit | TensorData
+    if val_memory is not None:
+        val = val_memory
+    elif val_raw is not None:  # no validation events
+        val = TensorData({k: v[:0] for k, v in train_sample.inputs.items()})
+    else:
+        val = StreamingSplit(cfg, transform, "val", chunks, counts["val"], capacity,
+                             finalize(RawChunk.concatenate(first["val"]), transform, cfg))
+    info.update(streaming=True, buffer_events=capacity, chunk_events=chunk_events, chunks=len(chunks),
+                val_in_memory=isinstance(val, TensorData))
+    return StreamingBundle(
+        train=StreamingSplit(cfg, transform, "train", chunks, counts["train"], capacity, train_sample),
+        val=val, transform=transform, config=cfg, info=info)
