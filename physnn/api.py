@@ -30,6 +30,7 @@ from physnn.inference.predict import LoadedRun, PredictionResult, load_run, pred
 from physnn.io.inspect import TreeInfo, inspect_file
 from physnn.io.metadata import provenance, read_metadata
 from physnn.io.read import read
+from physnn.io.scan import BranchScan, scan
 from physnn.io.write import write_tree
 from physnn.models.registry import ModelConfig, ModelEntry, ModelIO, build_model
 from physnn.models.registry import available as _available
@@ -38,12 +39,12 @@ from physnn.training.config import RunConfig, load_run_config
 from physnn.training.run import train
 from physnn.training.trainer import TrainResult
 
-__all__ = ["AutoencoderResult", "ComparisonResult", "DataBundle", "EvaluationResult", "ExportResult",
+__all__ = ["AutoencoderResult", "BranchScan", "ComparisonResult", "DataBundle", "EvaluationResult", "ExportResult",
            "GenerationResult", "LoadedRun", "ModelConfig", "ModelIO", "PredictionResult", "RunConfig",
            "SimulationResult", "TensorData", "TrainResult", "Transform", "build_model", "compare", "denoise",
            "encode", "evaluate", "evaluate_denoising", "evaluate_generator", "export", "fit", "generate", "inspect",
-           "list_models", "load", "load_run", "load_run_config", "predict", "read", "read_metadata", "simulate",
-           "stream", "train"]
+           "list_models", "load", "load_run", "load_run_config", "predict", "read", "read_metadata", "scan",
+           "simulate", "stream", "train"]
 
 #: Tree names written by the simulator.
 TREE_NAMES = {"showers": "showers", "events": "events"}

@@ -185,6 +185,39 @@ def inspect(
                           f"inputs {', '.join(meta.get('inputs') or []) or 'none'}", soft_wrap=True)
 
 
+@app.command()
+@user_errors
+def scan(
+    files: Annotated[list[str], typer.Argument(help="ROOT files or globs.")],
+    tree: Annotated[str | None, typer.Option(help="Tree name (default: the only one).")] = None,
+    branches: Annotated[str | None, typer.Option(help="Comma-separated branch names or patterns (part_*).")] = None,
+    step_size: Annotated[str, typer.Option(help="Partition size per file, e.g. '100 MB' or 50000.")] = "100 MB",
+    scheduler: Annotated[str, typer.Option(help="dask scheduler: threads, processes or synchronous.")] = "threads",
+    workers: Annotated[int | None, typer.Option(help="Workers of the dask scheduler.", min=1)] = None,
+) -> None:
+    """Exact statistics over every entry of many files, in parallel (uproot.dask + dask-awkward)."""
+    from physnn import api
+
+    if scheduler not in ("threads", "processes", "synchronous"):
+        from physnn.errors import ConfigError
+
+        msg = f"--scheduler {scheduler!r}: expected threads, processes or synchronous"
+        raise ConfigError(msg)
+    step: str | int = int(step_size) if step_size.isdigit() else step_size
+    rows = api.scan(files, tree=tree, branches=branches.split(",") if branches else None, step_size=step,
+                    scheduler=scheduler, workers=workers)
+    entries = rows[0].entries if rows else 0
+    table = Table(title=f"{', '.join(files)}: {entries:,} entries", title_justify="left")
+    for column in ("branch", "type", "lengths: median / q95 / q99 / max", "min", "max", "mean", "NaN/inf"):
+        table.add_column(column)
+    for row in rows:
+        lengths = " / ".join(f"{row.lengths[k]:g}" for k in ("median", "q95", "q99", "max")) if row.lengths else ""
+        number = lambda v: "" if v is None else f"{v:.4g}"  # noqa: E731
+        table.add_row(row.name, row.type, lengths, number(row.minimum), number(row.maximum), number(row.mean),
+                      f"{row.nonfinite:,}")
+    console.print(table)
+
+
 def _print_bundle(bundle: Any) -> None:
     table = Table(title="tensors", title_justify="left")
     for column in ("split", "events", "tensors"):
@@ -320,6 +353,10 @@ def train(
     result = api.train(source, out=out, overrides=[*(set_ or []), *extra], sections=None if resume else sections,
                        resume=resume, init_from=init_from, freeze=freeze, device=device, overwrite=overwrite,
                        progress=True)
+    from physnn.training.distributed import from_environment
+
+    if not from_environment().main:
+        return  # torchrun: rank 0 reports
     stop = "stopped early" if result.stopped_early else "finished"
     console.print(f"{stop} after {len(result.history)} epochs; task: {result.task.describe()}")
     _print_metrics(result.best, f"best epoch ({result.run_dir / 'best.pt'})")

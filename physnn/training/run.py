@@ -32,6 +32,7 @@ from physnn.models.tasks import Task
 from physnn.training.checkpoint import BEST, LAST, load_checkpoint, save_checkpoint
 from physnn.training.config import RunConfig, load_run_config
 from physnn.training.device import resolve_device
+from physnn.training.distributed import Dist, device_for, setup, teardown
 from physnn.training.trainer import EpochCallback, Trainer, TrainResult
 from physnn.training.transfer import transfer_features
 
@@ -147,6 +148,19 @@ def train(
     if device is not None:
         cfg.train.device = device
     dev = resolve_device(cfg.train.device)
+    dist = setup(dev)  # torchrun: join the process group, one GPU per process
+    try:
+        return _train(cfg, out, state, device_for(dev, dist), dist, progress, on_epoch_end)
+    finally:
+        teardown(dist)
+
+
+def _train(cfg: RunConfig, out: Path, state: dict[str, Any] | None, dev: torch.device, dist: Dist,
+           progress: bool | None, on_epoch_end: EpochCallback | None) -> TrainResult:
+    """The body of :func:`train`, in each process of a torchrun run."""
+    if dist.enabled and cfg.train.memory_budget is not None:
+        msg = "train.memory_budget (streaming) is not supported under torchrun yet; train in memory or in one process"
+        raise ConfigError(msg)
     torch.manual_seed(cfg.train.seed)
 
     fitted = Transform.from_state(state["transform"]) if state else None
@@ -160,6 +174,9 @@ def train(
         raise ConfigError(msg)
     if cfg.task.kind == "auto" and get_model(cfg.model.name).generates:
         cfg.task.kind = "generation"  # a GAN learns to generate the images given the scalars and label
+    if dist.enabled and cfg.task.kind == "generation":
+        msg = "GAN training under torchrun is not supported yet (two alternating optimisers); run one process"
+        raise ConfigError(msg)
     task = (Task.from_state(state["task"]) if state else
             Task.from_config(cfg.task, cfg.data, data.transform.classes, _in_memory(data.train).tensors(),
                              data.transform))
@@ -175,16 +192,20 @@ def train(
             for module in model.feature_modules():
                 module.requires_grad_(False)
 
-    if state is None:
+    if state is None and dist.main:
         _prepare_dir(out)
         _write_run_files(out, cfg, data.transform)
+    dist.barrier()
     base = {"config": cfg.model_dump(mode="json"), "transform": data.transform.state(), "task": task.state(),
             "io": io.state(), "data_info": _plain(data.info)}
     trainer = Trainer(model, task, cfg.train, out, dev, checkpoint_base=base, transferred=transferred,
-                      progress=sys.stderr.isatty() if progress is None else progress)
+                      progress=sys.stderr.isatty() if progress is None else progress, dist=dist)
     result = trainer.fit(data.train, data.val, resume=state, on_epoch_end=on_epoch_end)
+    dist.barrier()  # rank 0 has written the last checkpoints
     best = load_checkpoint(out, BEST)
     result.model.load_state_dict(best["model"])
+    if not dist.main:
+        return result
     if task.kind == "regression" and cfg.train.calibrate_sigma and len(data.val):
         from physnn.inference.calibration import fit_sigma_scale
 

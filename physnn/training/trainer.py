@@ -30,6 +30,7 @@ from physnn.models.tasks import Task
 from physnn.training.checkpoint import BEST, LAST, save_checkpoint
 from physnn.training.config import OptimizerConfig, TrainConfig
 from physnn.training.device import autocast, use_amp
+from physnn.training.distributed import Dist
 
 EpochCallback = Callable[[dict[str, Any]], None]
 
@@ -150,8 +151,15 @@ class Trainer:
     """
 
     def __init__(self, model: StagedModel, task: Task, cfg: TrainConfig, run_dir: Path, device: torch.device, *,
-                 checkpoint_base: Mapping[str, Any], transferred: bool = False, progress: bool = False) -> None:
+                 checkpoint_base: Mapping[str, Any], transferred: bool = False, progress: bool = False,
+                 dist: Dist | None = None) -> None:
         self.model = model.to(device)
+        self.dist = dist or Dist()
+        #: the model as DistributedDataParallel under torchrun (it averages the gradients); the bare model otherwise
+        self.forward_model: nn.Module = self.model
+        if self.dist.enabled:
+            self.forward_model = nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[device.index] if device.type == "cuda" else None)
         self.task = task
         self.cfg = cfg
         self.run_dir = run_dir
@@ -159,7 +167,7 @@ class Trainer:
         self.amp = use_amp(cfg.amp, device)
         self.base = dict(checkpoint_base)
         self.transferred = transferred
-        self.progress = progress
+        self.progress = progress and self.dist.main
         self.frozen = [m for m in model.feature_modules() if not any(p.requires_grad for p in m.parameters())]
         self.generator = torch.Generator().manual_seed(cfg.seed)
         self.log = MetricsLog(run_dir, cfg.metrics_format)
@@ -188,7 +196,9 @@ class Trainer:
                 yield {k: (v.pin_memory() if pin else v).to(self.device, non_blocking=pin) for k, v in batch.items()}
             return
         n = len(next(iter(tensors.values())))
-        order = torch.randperm(n, generator=self.generator) if shuffle else None
+        # under torchrun each process takes its shard of the same global permutation
+        order = self.dist.shard(torch.randperm(n, generator=self.generator)) if shuffle else None
+        n = len(order) if order is not None else n
         for lo in range(0, n, batch_size):
             idx = order[lo:lo + batch_size] if order is not None else slice(lo, lo + batch_size)
             batch = {}
@@ -242,7 +252,7 @@ class Trainer:
         for step, batch in enumerate(self._batches(tensors, self.cfg.batch_size, shuffle=True)):
             batch = self.task.augment(batch)
             with autocast(self.device, self.amp):
-                out = self.model(batch)
+                out = self.forward_model(batch)
             s, w = self._weighted(self.task.loss(out, batch), batch)
             loss = s / w.clamp(min=1e-12) + self.model.penalty()
             opt.zero_grad(set_to_none=True)
@@ -420,7 +430,7 @@ class Trainer:
         """
         cfg = self.cfg
         train_t, val_t = self._place(train), self._place(val) if len(val) else None
-        steps = math.ceil(len(train) / cfg.batch_size)
+        steps = math.ceil(len(train) // self.dist.world / cfg.batch_size)
         if self.adversarial:  # a GAN: the generator's and the critic's optimiser
             opt = make_optimizer(self.model.generator, cfg, False)
             optimizers = {"optimizer": opt,
@@ -493,15 +503,16 @@ class Trainer:
                     waited += 1
                 patience = cfg.early_stopping.patience
                 stopped = patience is not None and waited >= patience and epoch + 1 < cfg.epochs
-                self.log.write(history)
-                state = {"model": self.model.state_dict(), "epoch": epoch + 1, "history": history, "best": best}
-                if improved:
-                    save_checkpoint({**self.base, **state}, self.run_dir / BEST)
-                save_checkpoint({**self.base, **state, **{k: o.state_dict() for k, o in optimizers.items()},
-                                 **{k: None if sc is None else sc.state_dict() for k, sc in schedulers.items()},
-                                 "rng": self._rng_state(), "waited": waited, "stopped": stopped},
-                                self.run_dir / LAST)
-                self._save_samples(epoch + 1)
+                if self.dist.main:  # under torchrun only rank 0 writes
+                    self.log.write(history)
+                    state = {"model": self.model.state_dict(), "epoch": epoch + 1, "history": history, "best": best}
+                    if improved:
+                        save_checkpoint({**self.base, **state}, self.run_dir / BEST)
+                    save_checkpoint({**self.base, **state, **{k: o.state_dict() for k, o in optimizers.items()},
+                                     **{k: None if sc is None else sc.state_dict() for k, sc in schedulers.items()},
+                                     "rng": self._rng_state(), "waited": waited, "stopped": stopped},
+                                    self.run_dir / LAST)
+                    self._save_samples(epoch + 1)
                 if bar is not None:
                     bar.console.print(_summary(row, monitor, improved))
                 if on_epoch_end is not None:

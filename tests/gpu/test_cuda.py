@@ -48,3 +48,24 @@ def test_gan_trains_and_generates_on_cuda(showers_file, tmp_path):
     assert res.meta["device"].startswith("cuda")
     print(f"generate on {torch.cuda.get_device_name()}: {res.rate:,.0f} showers/s with ROOT writing, "
           f"{res.forward_rate:,.0f}/s forward")
+
+
+def test_torchrun_nccl_one_process_per_gpu(epi_file, tmp_path):
+    """DDP with nccl: as many processes as GPUs (one is enough to run the nccl path); prints samples/s."""
+    import csv
+    import os
+    import subprocess
+    import sys
+
+    import yaml
+
+    (tmp_path / "ddp.yaml").write_text(yaml.safe_dump(run_config(epi_file, epochs=3, device="cuda")))
+    n = torch.cuda.device_count()
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={n}",
+                           "-m", "physnn", "train", "ddp.yaml", "--out", "ddp"], cwd=tmp_path, env=dict(os.environ),
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    with open(tmp_path / "ddp" / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert max(float(r["val_auc"]) for r in rows) > 0.9
+    print(f"DDP nccl x{n}: {max(float(r['samples_per_s']) for r in rows):,.0f} samples/s")

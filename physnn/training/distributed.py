@@ -1,0 +1,106 @@
+"""Multi-process training with ``torch.distributed`` (DDP), started by ``torchrun``.
+
+``torchrun --nproc_per_node=N -m physnn train CONFIG --out RUN`` starts N
+processes; torchrun sets ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK`` and the
+rendezvous address, and :func:`setup` joins the process group (``nccl`` on
+CUDA, each process on its own GPU ``cuda:LOCAL_RANK``; ``gloo`` on the CPU).
+Then:
+
+- every process reads the data and fits the same transform (deterministic);
+- each epoch one global permutation (the trainer's seeded generator, the
+  same in every process) is cut into N disjoint shards of equal length, one
+  per process (like ``DistributedSampler`` with ``drop_last``);
+- the model is wrapped in ``DistributedDataParallel``, which averages the
+  gradients, so every process holds the same weights after each step;
+  ``train.batch_size`` is per process (the effective batch is N times it);
+- every process validates on the whole validation split (identical weights
+  give identical metrics, so early stopping agrees without messages);
+- only rank 0 writes the run folder: config, metrics, checkpoints, plots.
+
+Multi-node runs work the same way (``torchrun --nnodes``); physnn adds no
+scheduler of its own.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+
+from physnn.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Dist:
+    """This process's place in a distributed run (rank 0 of 1 without torchrun)."""
+
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        """Whether several processes train together."""
+        return self.world > 1
+
+    @property
+    def main(self) -> bool:
+        """Whether this process writes the outputs (rank 0)."""
+        return self.rank == 0
+
+    def shard(self, order: torch.Tensor) -> torch.Tensor:
+        """This rank's equal share of a global permutation (the remainder is dropped)."""
+        if not self.enabled:
+            return order
+        usable = len(order) // self.world * self.world
+        return order[:usable][self.rank::self.world]
+
+    def barrier(self) -> None:
+        """Wait for every process (no-op in a single process)."""
+        if self.enabled:
+            torch.distributed.barrier()
+
+
+def from_environment() -> Dist:
+    """The rank and world size that ``torchrun`` put in the environment."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return Dist()
+    return Dist(rank=int(os.environ["RANK"]), world=world, local_rank=int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def setup(device: torch.device) -> Dist:
+    """Join the process group when started by ``torchrun``; return this process's :class:`Dist`.
+
+    Parameters
+    ----------
+    device
+        The resolved training device: CUDA uses ``nccl`` and ``cuda:LOCAL_RANK``,
+        anything else ``gloo``.
+    """
+    dist = from_environment()
+    if not dist.enabled:
+        return dist
+    if not torch.distributed.is_available():  # pragma: no cover - torch built without distributed
+        msg = "torchrun: this torch build has no torch.distributed"
+        raise ConfigError(msg)
+    if not torch.distributed.is_initialized():
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        if device.type == "cuda":
+            torch.cuda.set_device(dist.local_rank)
+        torch.distributed.init_process_group(backend=backend)
+    return dist
+
+
+def device_for(device: torch.device, dist: Dist) -> torch.device:
+    """Each process on its own GPU: ``cuda:LOCAL_RANK``."""
+    if dist.enabled and device.type == "cuda":
+        return torch.device("cuda", dist.local_rank)
+    return device
+
+
+def teardown(dist: Dist) -> None:
+    """Leave the process group."""
+    if dist.enabled and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()

@@ -1,0 +1,88 @@
+"""Multi-process training: torchrun with two CPU processes (gloo) against one process."""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+import yaml
+from conftest import run_config
+
+import physnn
+from physnn.training.checkpoint import load_checkpoint
+from physnn.training.distributed import Dist, from_environment
+
+
+def test_shards_are_disjoint_equal_and_cover_the_permutation():
+    order = torch.randperm(103, generator=torch.Generator().manual_seed(0))
+    shards = [Dist(rank=r, world=3).shard(order) for r in range(3)]
+    assert {len(s) for s in shards} == {34}  # equal: every process takes the same number of steps
+    joined = torch.cat(shards)
+    assert len(set(joined.tolist())) == 102  # disjoint; one event of 103 waits for the next epoch's order
+    assert set(joined.tolist()) <= set(order.tolist())
+    assert torch.equal(Dist().shard(order), order)
+
+
+def test_environment_without_torchrun_is_one_process(monkeypatch):
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    assert from_environment() == Dist()
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    monkeypatch.setenv("RANK", "2")
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    assert from_environment() == Dist(rank=2, world=4, local_rank=0)
+    assert not from_environment().main
+
+
+def _rows(path):
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def test_torchrun_two_cpu_processes_train_like_one(epi_file, tmp_path):
+    cfg = run_config(epi_file, epochs=4, optimizer={"lr": 3e-3})
+    single = physnn.train(cfg, out=tmp_path / "one", progress=False)
+    ddp_cfg = run_config(epi_file, epochs=4, optimizer={"lr": 3e-3}, batch_size=16)  # 2 x 16 = the same 32
+    (tmp_path / "ddp.yaml").write_text(yaml.safe_dump(ddp_cfg))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                           "-m", "physnn", "train", "ddp.yaml", "--out", "ddp"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.count("finished after 4 epochs") == 1  # rank 0 reports, rank 1 stays quiet
+    rows = _rows(tmp_path / "ddp" / "metrics.csv")
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4]  # one writer: no duplicated rows
+    best = max(float(r["val_auc"]) for r in rows)
+    assert best > 0.95
+    assert best >= single.best["val_auc"] - 0.03  # the same quality as one process
+    assert not list((tmp_path / "ddp").glob(".*.tmp"))
+    ckpt = load_checkpoint(tmp_path / "ddp", "last.pt")
+    assert ckpt["epoch"] == 4
+    assert not any(k.startswith("module.") for k in ckpt["model"])  # the bare model's weights, loadable anywhere
+    preds = physnn.predict(tmp_path / "ddp", epi_file).arrays
+    assert len(preds["score"]) == 2000
+
+
+@pytest.mark.parametrize("what", ["gan", "streaming"])
+def test_torchrun_refuses_what_it_cannot_do_yet(what, epi_file, tmp_path, monkeypatch):
+    from physnn.errors import ConfigError
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    monkeypatch.setattr("physnn.training.run.setup", lambda dev: from_environment())
+    monkeypatch.setattr("physnn.training.run.teardown", lambda dist: None)
+    if what == "gan":
+        from conftest import gan_config
+
+        cfg = gan_config(epi_file)
+        match = "GAN training under torchrun"
+    else:
+        cfg = run_config(epi_file, memory_budget="4 GB")
+        match = "memory_budget"
+    with pytest.raises(ConfigError, match=match):
+        physnn.train(cfg, out=tmp_path / "r", progress=False)
+    assert not (tmp_path / "r").exists()
