@@ -23,7 +23,7 @@ def always_stream(monkeypatch):
 
 
 def _per_event_fraction(events: int, budget: str = "400 MB") -> float:
-    return events * 7000 / (0.85 * streaming.parse_budget(budget))
+    return events * 7000 / streaming.data_share(streaming.parse_budget(budget), 0)
 
 
 def _bundle(epi_file, monkeypatch, budget):

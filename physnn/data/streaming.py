@@ -17,8 +17,10 @@ again, chunk by chunk (``uproot`` entry ranges):
 - the next chunk is read in a background thread while the model trains.
 
 Resident memory is bounded by the budget: the process's own footprint
-(python, torch, the model) measured at the start, plus the buffer, two
-chunks in flight, the samples and the validation split when it is small.
+(python, torch) measured at the start, plus :data:`RESERVE` for what
+training adds (kernels, thread pools, model, plots), plus the data: the
+buffer, two chunks in flight, the samples and the validation split when it
+is small.
 Freed memory is handed back to the system (``malloc_trim``) after the first
 pass and after each buffer, so the resident size follows what is held. ``bench/run`` measures the
 peak RSS of a run on a file several times larger than the budget.
@@ -67,6 +69,9 @@ BUFFER_SHARE = 0.3
 VAL_SHARE = 0.2
 #: The data are loaded into memory when this many times their tensors fit the data budget.
 IN_MEMORY_FACTOR = 3.0
+#: What a training job adds after the data are read (measured: a job on a tiny file peaks ~160 MiB above its
+#: start): torch's kernels and thread pools, the model and optimiser, metrics and plotting.
+RESERVE = 192 * 2**20
 #: The smallest data budget (the memory budget minus what the process uses at the start).
 MIN_DATA_BUDGET = 32 * 2**20
 #: Chunks that the buffer mixes.
@@ -84,6 +89,11 @@ def rss_bytes() -> int:
 
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         return peak if sys.platform == "darwin" else peak * 1024
+
+
+def data_share(limit: int, baseline: int) -> int:
+    """Bytes the data may take: the budget less the process at start, less :data:`RESERVE`, with 10 % slack."""
+    return int((limit - baseline - RESERVE) * 0.9)
 
 
 def parse_budget(text: str) -> int:
@@ -279,10 +289,12 @@ def prepare(cfg: DataConfig, budget: str, *, transform: Transform | None = None)
     """
     limit = parse_budget(budget)
     baseline = rss_bytes()
-    data_budget = int((limit - baseline) * 0.85)  # the rest: the model, optimiser and allocator slack
+    data_budget = data_share(limit, baseline)
     if data_budget < MIN_DATA_BUDGET:
+        need = baseline + RESERVE + MIN_DATA_BUDGET / 0.9
         msg = (f"train.memory_budget {budget!r}: the process already uses {baseline / 2**20:.0f} MiB (python, "
-               f"torch); give at least {math.ceil((baseline + 200 * 2**20) / 2**20)} MiB")
+               f"torch) and training needs about {RESERVE / 2**20:.0f} MiB more; give at least "
+               f"{math.ceil(need / 2**20)} MiB")
         raise ConfigError(msg)
     # one pass: fit the transform on the training split, count the splits, keep a training sample and,
     # while it stays small, the whole validation split

@@ -82,7 +82,9 @@ def open_root(path: str | os.PathLike) -> Any:
         msg = f"{path}: the file is empty, expected a ROOT file"
         raise InputFileError(msg)
     try:
-        handle = uproot.open(path, array_cache=None)  # chunks are read once: no 100 MB cache per file
+        # chunks are read once: no 100 MB array cache per file; pread instead of mmap, so the pages of a file read
+        # through do not count as (and inflate) this process's resident memory
+        handle = uproot.open(path, array_cache=None, handler=uproot.source.file.MultithreadedFileSource)
         handle.keys()  # forces reading the directory: catches truncation early
     except Exception as err:  # uproot raises ValueError/OSError/struct.error...
         raise InputFileError(describe_read_error(path, err)) from err
