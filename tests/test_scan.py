@@ -69,3 +69,12 @@ def test_scan_cli_and_errors(two_files, tmp_path):
     assert res.exit_code == 2
     with pytest.raises(ConfigError, match="no branch matches"):
         physnn.scan(two_files / "a_1.root", branches=["nothing_*"])
+
+
+def test_scan_reads_a_real_rntuple(real_dir):
+    path = real_dir / "Run2012BC_DoubleMuParked_Muons_1000evts_rntuple_v1-0-0-0.root"
+    rows = {r.name: r for r in physnn.scan(path, branches=["Muon_pt", "nMuon"], scheduler="synchronous")}
+    counts = np.asarray(uproot.open(path)["Events"].arrays(["nMuon"])["nMuon"])
+    assert rows["Muon_pt"].entries == 1000
+    assert rows["Muon_pt"].lengths["max"] == counts.max()
+    assert rows["nMuon"].mean == pytest.approx(counts.mean())
