@@ -170,3 +170,15 @@ def test_bidirectional_rnns_are_refused(events_file, tmp_path):
     with pytest.raises(physnn.errors.ConfigError, match="bidirectional"):
         physnn.export(tmp_path / "bi", tmp_path / "bi.onnx")
     assert not (tmp_path / "bi.onnx").exists()
+
+
+def test_onnx_autoencoder_matches_denoise(ae_run, showers_file, tmp_path):
+    res = physnn.export(ae_run.run_dir, tmp_path / "ae.onnx")
+    assert res.inputs == {"image": ["N", 3, 24, 24]}
+    assert res.outputs == {"reconstruction": ["N", 3, 24, 24]}
+    ref = np.asarray(physnn.denoise(ae_run.run_dir, showers_file).arrays["image"], dtype=np.float32)
+    for n in (23, 1):
+        (rec,) = _session(res.path).run(None, {"image": _images(showers_file, n)})
+        assert rec.shape == (n, 3, 24, 24)
+        np.testing.assert_allclose(rec, ref[:n], rtol=1e-4, atol=1e-4)
+    assert _onnx_meta(res.path)["task"] == "reconstruction"
