@@ -34,6 +34,7 @@ from physnn.io.scan import BranchScan, scan
 from physnn.io.write import write_tree
 from physnn.models.registry import ModelConfig, ModelEntry, ModelIO, build_model
 from physnn.models.registry import available as _available
+from physnn.prefetch import prefetch
 from physnn.simulation import EventConfig, ShowerConfig, iter_events, iter_showers
 from physnn.training.config import RunConfig, load_run_config
 from physnn.training.run import train
@@ -128,8 +129,9 @@ def simulate(
         meta["config"] = cfg.model_dump(mode="json")
         return meta
 
-    n = write_tree(out, TREE_NAMES[kind], chunks, overwrite=overwrite, compression=compression,
-                   title=title, on_chunk=progress, meta=meta)
+    # the next chunk is simulated while this one is compressed into the file (both release the GIL)
+    n = write_tree(out, TREE_NAMES[kind], prefetch(chunks, name="physnn-simulate"), overwrite=overwrite,
+                   compression=compression, title=title, on_chunk=progress, meta=meta)
     return SimulationResult(Path(out), TREE_NAMES[kind], n, time.perf_counter() - start)
 
 

@@ -10,6 +10,12 @@ import pytest
 REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
 
 
+@pytest.fixture(autouse=True)
+def _wide_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A wide terminal for rich, so that CLI messages with long temporary paths do not wrap mid-phrase."""
+    monkeypatch.setenv("COLUMNS", "300")
+
+
 @pytest.fixture(scope="session")
 def real_dir() -> Path:
     """The folder of real ROOT files; tests using it skip when it is absent."""

@@ -66,8 +66,7 @@ def test_torchrun_two_cpu_processes_train_like_one(epi_file, tmp_path):
     assert len(preds["score"]) == 2000
 
 
-@pytest.mark.parametrize("what", ["gan", "streaming"])
-def test_torchrun_refuses_what_it_cannot_do_yet(what, epi_file, tmp_path, monkeypatch):
+def test_torchrun_refuses_gan_training(epi_file, tmp_path, monkeypatch):
     from physnn.errors import ConfigError
 
     monkeypatch.setenv("WORLD_SIZE", "2")
@@ -75,14 +74,9 @@ def test_torchrun_refuses_what_it_cannot_do_yet(what, epi_file, tmp_path, monkey
     monkeypatch.setenv("LOCAL_RANK", "0")
     monkeypatch.setattr("physnn.training.run.setup", lambda dev: from_environment())
     monkeypatch.setattr("physnn.training.run.teardown", lambda dist: None)
-    if what == "gan":
-        from conftest import gan_config
+    from conftest import gan_config
 
-        cfg = gan_config(epi_file)
-        match = "GAN training under torchrun"
-    else:
-        cfg = run_config(epi_file, memory_budget="4 GB")
-        match = "memory_budget"
-    with pytest.raises(ConfigError, match=match):
+    cfg = gan_config(epi_file)
+    with pytest.raises(ConfigError, match="GAN training under torchrun"):
         physnn.train(cfg, out=tmp_path / "r", progress=False)
     assert not (tmp_path / "r").exists()

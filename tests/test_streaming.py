@@ -104,3 +104,88 @@ def test_memory_budget_errors(epi_file):
 
 def test_rss_is_measured():
     assert 10 * 2**20 < streaming.rss_bytes() < 64 * 2**30
+
+
+class _ThreadRanks:
+    """Two ranks of a fake process group in threads: ``reduce`` waits for both, like an all-reduce."""
+
+    def __init__(self, world: int) -> None:
+        import threading
+
+        self.world = world
+        self.barrier = threading.Barrier(world)
+        self.values: dict[int, int] = {}
+
+    def rank(self, r: int):
+        group = self
+
+        class Rank:
+            rank, world, enabled = r, group.world, True
+
+            def reduce(self, value, op):
+                group.values[r] = value
+                group.barrier.wait()
+                out = min(group.values.values()) if op == "min" else max(group.values.values())
+                group.barrier.wait()
+                return out
+
+            def all_true(self, flag):
+                return bool(self.reduce(int(flag), "min"))
+
+        return Rank()
+
+
+def test_processes_stream_disjoint_chunks_in_lockstep(epi_file, monkeypatch, always_stream):
+    import threading
+
+    _cfg, bundle = _bundle(epi_file, monkeypatch, always_stream)
+    split = bundle.train
+    group = _ThreadRanks(2)
+    seen: dict[int, list[torch.Tensor]] = {0: [], 1: []}
+
+    def run(r: int) -> None:
+        gen = torch.Generator().manual_seed(5)  # the trainer's generator: the same state in every process
+        for batch in split.batches(32, shuffle=True, generator=gen, dist=group.rank(r)):
+            seen[r].append(batch["image"].sum((1, 2, 3)))
+
+    threads = [threading.Thread(target=run, args=(r,)) for r in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert not any(t.is_alive() for t in threads)
+    assert len(seen[0]) == len(seen[1]) > 0  # the same number of steps: DDP cannot hang
+    keys = [torch.cat(seen[r]) for r in (0, 1)]
+    both = torch.cat(keys)
+    assert len(torch.unique(both)) == len(both)  # disjoint: no event twice in an epoch
+    biggest = max(c.stop - c.start for c in split.chunks)
+    assert len(split) - 2 * biggest <= len(both) <= len(split)  # only the tail of the longer shard waits
+    assert abs(len(keys[0]) - len(keys[1])) <= 32 + biggest
+
+
+def test_torchrun_streams_with_a_memory_budget(epi_file, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    import yaml
+
+    cfg = run_config(epi_file, epochs=3, optimizer={"lr": 3e-3}, batch_size=16, memory_budget="400 MB")
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(cfg))
+    # the Python API under torchrun, with the streaming thresholds of this test file
+    (tmp_path / "train.py").write_text(
+        "import physnn, physnn.data.streaming as s\n"
+        "s.IN_MEMORY_FACTOR = 1e12\n"
+        "s.rss_bytes = lambda: 0\n"
+        f"s.BUFFER_SHARE = {_per_event_fraction(400)}\n"
+        "physnn.train('run.yaml', out='ddp', progress=False)\n")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                           "train.py"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    ckpt = load_checkpoint(tmp_path / "ddp", "last.pt")
+    assert ckpt["data_info"]["streaming"]
+    assert ckpt["data_info"]["chunks"] >= 8
+    assert ckpt["epoch"] == 3
+    assert max(row["val_auc"] for row in ckpt["history"]) > 0.95
+    assert [row["epoch"] for row in ckpt["history"]] == [1, 2, 3]  # one writer

@@ -28,14 +28,11 @@ peak RSS of a run on a file several times larger than the budget.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
-import queue
-import threading
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -56,6 +53,10 @@ from physnn.data.transform import Transform, TransformFitter
 from physnn.errors import ConfigError, DataError
 from physnn.io.read import Chunk, open_tree, parse_step_size, plan_chunks
 from physnn.io.selection import Selection
+from physnn.prefetch import prefetch
+
+if TYPE_CHECKING:
+    from physnn.training.distributed import Dist
 
 #: Events kept per split to size the model and fit the task (target scaling, GAN priors, σ calibration).
 SAMPLE_EVENTS = 20_000
@@ -76,6 +77,8 @@ RESERVE = 192 * 2**20
 MIN_DATA_BUDGET = 32 * 2**20
 #: Chunks that the buffer mixes.
 CHUNKS_PER_BUFFER = 8
+#: Under torchrun, at least this many chunks per process and epoch (they are dealt round-robin).
+CHUNKS_PER_PROCESS = 4
 
 
 def rss_bytes() -> int:
@@ -146,53 +149,58 @@ class StreamingSplit:
 
     def _chunks(self, order: list[int]) -> Iterator[TensorData]:
         """The chunks' tensors in ``order``, the next one read in a background thread."""
-        q: queue.Queue = queue.Queue(maxsize=1)
-        stop = threading.Event()
-        done = object()
+        def tensors() -> Iterator[TensorData]:
+            for i in order:
+                td = self._read(self.chunks[i])
+                if td is not None:
+                    yield td
 
-        def produce() -> None:
-            try:
-                for i in order:
-                    if stop.is_set():
-                        return
-                    td = self._read(self.chunks[i])
-                    if td is not None:
-                        while not stop.is_set():
-                            try:
-                                q.put(td, timeout=0.1)
-                                break
-                            except queue.Full:
-                                continue
-                q.put(done)
-            except BaseException as err:  # raised in the consumer
-                q.put(err)
-
-        thread = threading.Thread(target=produce, name="physnn-stream", daemon=True)
-        thread.start()
         try:
-            while True:
-                item = q.get()
-                if item is done:
-                    return
-                if isinstance(item, BaseException):
-                    raise item
-                yield item
-        finally:
-            stop.set()
-            while thread.is_alive():
-                with contextlib.suppress(queue.Empty):
-                    q.get_nowait()
-                thread.join(timeout=0.05)
+            yield from prefetch(tensors(), name="physnn-stream")
+        finally:  # the reading thread has been joined: close the files
             self._trees.clear()
 
-    def batches(self, batch_size: int, *, shuffle: bool = False,
-                generator: torch.Generator | None = None) -> Iterator[dict[str, torch.Tensor]]:
-        """Batches of the split: shuffled through the buffer, or in file order."""
+    def batches(self, batch_size: int, *, shuffle: bool = False, generator: torch.Generator | None = None,
+                dist: Dist | None = None) -> Iterator[dict[str, torch.Tensor]]:
+        """Batches of the split: shuffled through the buffer, or in file order.
+
+        Parameters
+        ----------
+        batch_size
+            Events per batch.
+        shuffle
+            Chunks in random order through the shuffle buffer (training); else every
+            chunk in file order (validation, every process the whole split).
+        generator
+            The trainer's generator: one number drawn from it seeds the epoch.
+        dist
+            Under torchrun: this process takes every ``world``-th chunk of the
+            epoch's order and the processes stop together when one runs out.
+        """
         if not shuffle:
             for td in self._chunks(list(range(len(self.chunks)))):
                 yield from td.batches(batch_size)
             return
-        order = torch.randperm(len(self.chunks), generator=generator).tolist()
+        # one draw from the trainer's generator, the same in every process, seeds the epoch: the chunk order
+        # (shared) and the buffer's shuffling (each process its own stream, as many draws as its data need)
+        seed = int(torch.randint(2**62, (1,), generator=generator))
+        order = torch.randperm(len(self.chunks), generator=torch.Generator().manual_seed(seed)).tolist()
+        rank, world = (dist.rank, dist.world) if dist is not None and dist.enabled else (0, 1)
+        local = torch.Generator().manual_seed(seed + 1 + rank)
+        stream = self._shuffled(order[rank::world], batch_size, local)
+        if world == 1:
+            yield from stream
+            return
+        assert dist is not None
+        for batch in stream:  # lockstep: DDP needs the same number of steps in every process
+            if not dist.all_true(True):
+                stream.close()
+                return
+            yield batch
+        dist.all_true(False)  # this process has run out: the others stop at their next step
+
+    def _shuffled(self, order: list[int], batch_size: int,
+                  generator: torch.Generator) -> Generator[dict[str, torch.Tensor], None, None]:
         pending: list[TensorData] = []
         held = 0
         for td in self._chunks(order):
@@ -270,7 +278,8 @@ def _raw_nbytes(raw: RawChunk) -> int:
                                                   raw.target_image) if v is not None)
 
 
-def prepare(cfg: DataConfig, budget: str, *, transform: Transform | None = None) -> DataBundle | StreamingBundle:
+def prepare(cfg: DataConfig, budget: str, *, transform: Transform | None = None,
+            dist: Dist | None = None) -> DataBundle | StreamingBundle:
     """Load the data for training within a memory budget: in memory when they fit, else streamed.
 
     Parameters
@@ -281,6 +290,9 @@ def prepare(cfg: DataConfig, budget: str, *, transform: Transform | None = None)
         The peak resident memory allowed, e.g. ``"4 GB"``.
     transform
         A fitted transform (resuming a run); None fits one in the first pass.
+    dist
+        Under torchrun: the budget is per process, and the processes agree on
+        the largest starting footprint, so that they all plan the same chunks.
 
     Raises
     ------
@@ -288,7 +300,7 @@ def prepare(cfg: DataConfig, budget: str, *, transform: Transform | None = None)
         When the budget is below what the process already uses.
     """
     limit = parse_budget(budget)
-    baseline = rss_bytes()
+    baseline = rss_bytes() if dist is None else dist.reduce(rss_bytes(), "max")
     data_budget = data_share(limit, baseline)
     if data_budget < MIN_DATA_BUDGET:
         need = baseline + RESERVE + MIN_DATA_BUDGET / 0.9
@@ -352,6 +364,8 @@ def prepare(cfg: DataConfig, budget: str, *, transform: Transform | None = None)
     used = 0 if val_memory is None else _nbytes(val_memory)
     capacity = max(int(BUFFER_SHARE * (data_budget - used) / per_event), 1)
     chunk_events = max(capacity // CHUNKS_PER_BUFFER, 1)
+    if dist is not None and dist.enabled:  # enough chunks for every process to have a few each epoch
+        chunk_events = max(min(chunk_events, stats.read // (CHUNKS_PER_PROCESS * dist.world)), 1)
     chunks = [c for c, _ in plan_chunks(cfg.files, cfg.tree, names, step_size=chunk_events,
                                         entry_start=cfg.entry_start, entry_stop=cfg.entry_stop)]
     val: StreamingSplit | TensorData

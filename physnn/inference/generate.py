@@ -15,8 +15,6 @@ reports.
 from __future__ import annotations
 
 import os
-import queue
-import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,6 +29,7 @@ from physnn.inference.predict import LoadedRun, load_run
 from physnn.io.files import expand_files
 from physnn.io.metadata import provenance
 from physnn.io.write import check_output, write_tree
+from physnn.prefetch import prefetch
 
 #: Events per chunk written to the file.
 CHUNK = 10_000
@@ -150,42 +149,6 @@ def _image_shape(task: Any) -> tuple[int, ...]:
     return tuple(task.shape[1:]) if task.squeeze else tuple(task.shape)
 
 
-def _threaded(chunks: Iterator[dict[str, np.ndarray]], depth: int = 1) -> Iterator[dict[str, np.ndarray]]:
-    """Run ``chunks`` in a background thread, ``depth`` chunks ahead of the consumer (the ROOT writer)."""
-    q: queue.Queue = queue.Queue(maxsize=depth)
-    done = object()
-    stop = threading.Event()
-
-    def produce() -> None:
-        try:
-            for chunk in chunks:
-                while not stop.is_set():
-                    try:
-                        q.put(chunk, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-            q.put(done)
-        except BaseException as err:  # handed to the consumer, raised there
-            q.put(err)
-
-    thread = threading.Thread(target=produce, name="physnn-generate", daemon=True)
-    thread.start()
-    try:
-        while True:
-            item = q.get()
-            if item is done:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        thread.join()
-
-
 def generate(
     run: str | os.PathLike,
     out: str | os.PathLike,
@@ -272,7 +235,7 @@ def generate(
                     forward_showers_per_s=events / max(timer["forward"], 1e-12))
         return meta
 
-    chunks = _threaded(_chunks(loaded, events, fixed, classes, seed, batch_size, chunk_size, timer))
+    chunks = prefetch(_chunks(loaded, events, fixed, classes, seed, batch_size, chunk_size, timer))
     n = write_tree(out, tree, chunks, overwrite=overwrite, compression=compression,
                    title=f"physnn generate: {loaded.config.model.name} from {loaded.checkpoint}", on_chunk=progress,
                    meta=finish)

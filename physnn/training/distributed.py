@@ -13,6 +13,12 @@ Then:
 - the model is wrapped in ``DistributedDataParallel``, which averages the
   gradients, so every process holds the same weights after each step;
   ``train.batch_size`` is per process (the effective batch is N times it);
+- with ``train.memory_budget`` (streaming, :mod:`physnn.data.streaming`)
+  each epoch's seeded chunk order is dealt round-robin to the processes, so
+  each reads and decompresses only its own chunks; they step in lockstep
+  and the epoch ends for all when the first runs out of batches (the few
+  events the others still hold, at most about a chunk, wait for another
+  epoch's order); the budget is per process;
 - every process validates on the whole validation split (identical weights
   give identical metrics, so early stopping agrees without messages);
 - only rank 0 writes the run folder: config, metrics, checkpoints, plots.
@@ -60,6 +66,21 @@ class Dist:
         """Wait for every process (no-op in a single process)."""
         if self.enabled:
             torch.distributed.barrier()
+
+    def reduce(self, value: int, op: str) -> int:
+        """``value`` combined over every process with ``op`` (``"min"`` or ``"max"``); itself in one process."""
+        if not self.enabled:
+            return value
+        device = torch.device("cuda", torch.cuda.current_device()) \
+            if torch.distributed.get_backend() == "nccl" else torch.device("cpu")
+        t = torch.tensor([value], dtype=torch.int64, device=device)
+        torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MIN if op == "min" else
+                                     torch.distributed.ReduceOp.MAX)
+        return int(t.item())
+
+    def all_true(self, flag: bool) -> bool:
+        """Whether ``flag`` holds in every process (one tiny all-reduce; every process must call it)."""
+        return bool(self.reduce(int(flag), "min"))
 
 
 def from_environment() -> Dist:

@@ -158,15 +158,12 @@ def train(
 def _train(cfg: RunConfig, out: Path, state: dict[str, Any] | None, dev: torch.device, dist: Dist,
            progress: bool | None, on_epoch_end: EpochCallback | None) -> TrainResult:
     """The body of :func:`train`, in each process of a torchrun run."""
-    if dist.enabled and cfg.train.memory_budget is not None:
-        msg = "train.memory_budget (streaming) is not supported under torchrun yet; train in memory or in one process"
-        raise ConfigError(msg)
     torch.manual_seed(cfg.train.seed)
 
     fitted = Transform.from_state(state["transform"]) if state else None
     data: DataBundle | StreamingBundle
     if cfg.train.memory_budget is not None:  # stream from the files when the data do not fit the budget
-        data = prepare(cfg.data, cfg.train.memory_budget, transform=fitted)
+        data = prepare(cfg.data, cfg.train.memory_budget, transform=fitted, dist=dist)
     else:
         data = load(cfg.data, transform=fitted)
     if len(data.train) == 0:

@@ -192,7 +192,7 @@ class Trainer:
                  shuffle: bool) -> Iterator[dict[str, torch.Tensor]]:
         pin = self.device.type == "cuda"
         if isinstance(tensors, StreamingSplit):  # chunks from the files through the shuffle buffer
-            for batch in tensors.batches(batch_size, shuffle=shuffle, generator=self.generator):
+            for batch in tensors.batches(batch_size, shuffle=shuffle, generator=self.generator, dist=self.dist):
                 yield {k: (v.pin_memory() if pin else v).to(self.device, non_blocking=pin) for k, v in batch.items()}
             return
         n = len(next(iter(tensors.values())))
