@@ -80,3 +80,57 @@ def test_torchrun_refuses_gan_training(epi_file, tmp_path, monkeypatch):
     with pytest.raises(ConfigError, match="GAN training under torchrun"):
         physnn.train(cfg, out=tmp_path / "r", progress=False)
     assert not (tmp_path / "r").exists()
+
+
+def test_epoch_seeds_differ_by_process_and_epoch():
+    from physnn.training.trainer import epoch_seed
+
+    seeds = {epoch_seed(1, e, r) for e in range(3) for r in range(4)}
+    assert len(seeds) == 12
+    assert epoch_seed(1, 2, 3) == epoch_seed(1, 2, 3)
+    assert all(0 <= s < 2**63 for s in seeds)
+
+
+def _torchrun(cwd, *args):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                           *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+
+
+STREAMING_TRAIN = """
+import sys
+import physnn, physnn.data.streaming as s
+s.IN_MEMORY_FACTOR = 1e12  # stream these small data, 400 events in the buffer
+s.rss_bytes = lambda: 0
+s.BUFFER_SHARE = 400 * 7000 / s.data_share(s.parse_budget("400 MB"), 0)
+out, stop_at = sys.argv[1], int(sys.argv[2])
+def stop(row):
+    if row["epoch"] == stop_at:
+        raise SystemExit(3)
+if stop_at < 0:
+    physnn.train(out=out, resume=True, progress=False)
+else:
+    physnn.train("run.yaml", out=out, progress=False, on_epoch_end=stop)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("memory_budget", [None, "400 MB"])
+def test_torchrun_resume_is_exact(epi_file, tmp_path, memory_budget):
+    cfg = run_config(epi_file, epochs=3, batch_size=16, memory_budget=memory_budget)
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(cfg))
+    (tmp_path / "train.py").write_text(STREAMING_TRAIN)
+    proc = _torchrun(tmp_path, "train.py", "full", "0")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    # stopped in both processes after the second epoch (its checkpoint written), then resumed under torchrun
+    assert _torchrun(tmp_path, "train.py", "cut", "2").returncode != 0
+    assert load_checkpoint(tmp_path / "cut", "last.pt")["epoch"] == 2
+    proc = _torchrun(tmp_path, "train.py", "cut", "-1")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    full = load_checkpoint(tmp_path / "full", "last.pt")
+    cut = load_checkpoint(tmp_path / "cut", "last.pt")
+    assert cut["epoch"] == 3
+    assert full["data_info"].get("streaming", False) == (memory_budget is not None)
+    for key, value in full["model"].items():
+        assert torch.equal(cut["model"][key], value), key
+    assert [r["train_loss"] for r in cut["history"]] == [r["train_loss"] for r in full["history"]]

@@ -19,6 +19,10 @@ Then:
   and the epoch ends for all when the first runs out of batches (the few
   events the others still hold, at most about a chunk, wait for another
   epoch's order); the budget is per process;
+- the global RNG (dropout masks, augmentation noise) is reseeded every
+  epoch from ``(seed, epoch, rank)``: different in every process, and
+  ``--resume`` continues exactly in all of them (tested, in memory and
+  streamed);
 - every process validates on the whole validation split (identical weights
   give identical metrics, so early stopping agrees without messages);
 - only rank 0 writes the run folder: config, metrics, checkpoints, plots.

@@ -109,6 +109,18 @@ def make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch
     return None
 
 
+def epoch_seed(seed: int, epoch: int, rank: int) -> int:
+    """The global RNG's seed for one epoch of one process under torchrun.
+
+    The checkpoint holds rank 0's RNG state only; reseeding every process at
+    every epoch from ``(seed, epoch, rank)`` gives each process different
+    dropout masks and noise and makes ``--resume`` exact in every process.
+    """
+    import numpy as np
+
+    return int(np.random.SeedSequence([seed, epoch, rank]).generate_state(1, np.uint64)[0] >> 1)
+
+
 class MetricsLog:
     """The per-epoch metrics file (``metrics.csv`` or ``metrics.jsonl``), rewritten from the history."""
 
@@ -471,6 +483,8 @@ class Trainer:
             for epoch in range(start, cfg.epochs):
                 if bar is not None:
                     bar.update(task_id, description=f"epoch {epoch + 1}/{cfg.epochs}")
+                if self.dist.enabled:  # each process its own dropout masks and noise, reproducible on --resume
+                    torch.manual_seed(epoch_seed(cfg.seed, epoch, self.dist.rank))
                 t0 = time.perf_counter()
                 row: dict[str, Any] = {"epoch": epoch + 1}
                 if self.adversarial:
