@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import json
+import math
 import os
 import subprocess
 import sys
@@ -66,20 +68,36 @@ def test_torchrun_two_cpu_processes_train_like_one(epi_file, tmp_path):
     assert len(preds["score"]) == 2000
 
 
-def test_torchrun_refuses_gan_training(epi_file, tmp_path, monkeypatch):
-    from physnn.errors import ConfigError
+GAN_TRAIN = """
+import json, os
+import physnn
+rows = []
+physnn.train("gan.yaml", out="gan", progress=False, on_epoch_end=rows.append)
+with open(f"rank{os.environ['RANK']}.json", "w") as f:  # every process's own validation of its own weights
+    json.dump(rows, f)
+"""
 
-    monkeypatch.setenv("WORLD_SIZE", "2")
-    monkeypatch.setenv("RANK", "0")
-    monkeypatch.setenv("LOCAL_RANK", "0")
-    monkeypatch.setattr("physnn.training.run.setup", lambda dev: from_environment())
-    monkeypatch.setattr("physnn.training.run.teardown", lambda dist: None)
+
+def test_torchrun_trains_a_gan_with_averaged_gradients(epi_file, tmp_path):
     from conftest import gan_config
 
-    cfg = gan_config(epi_file)
-    with pytest.raises(ConfigError, match="GAN training under torchrun"):
-        physnn.train(cfg, out=tmp_path / "r", progress=False)
-    assert not (tmp_path / "r").exists()
+    cfg = gan_config(epi_file, epochs=2, batch_size=16)
+    cfg["data"].update(scalars=["energy"], selection="pdgid != 22")
+    (tmp_path / "gan.yaml").write_text(yaml.safe_dump(cfg))
+    (tmp_path / "train.py").write_text(GAN_TRAIN)
+    proc = _torchrun(tmp_path, "train.py")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    r0, r1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1))
+    assert [r["train_loss"] for r in r0] != [r["train_loss"] for r in r1]  # each process its own shard
+    val = [k for k in r0[0] if k.startswith("val_")]
+    assert len(val) > 3
+    # yet the same weights: every process validates to the same numbers, the gradients were averaged
+    assert [[r[k] for k in val] for r in r0] == [[r[k] for k in val] for r in r1]
+    rows = _rows(tmp_path / "gan" / "metrics.csv")
+    assert [int(r["epoch"]) for r in rows] == [1, 2]
+    assert all(math.isfinite(float(r["train_loss"])) and math.isfinite(float(r["val_loss"])) for r in rows)
+    out = physnn.generate(tmp_path / "gan", tmp_path / "gen.root", events=50, seed=1)
+    assert out.events == 50
 
 
 def test_epoch_seeds_differ_by_process_and_epoch():

@@ -11,7 +11,9 @@ Then:
   same in every process) is cut into N disjoint shards of equal length, one
   per process (like ``DistributedSampler`` with ``drop_last``);
 - the model is wrapped in ``DistributedDataParallel``, which averages the
-  gradients, so every process holds the same weights after each step;
+  gradients, so every process holds the same weights after each step (a
+  GAN's gradients are averaged by :meth:`Dist.average_gradients` instead:
+  DDP does not support the gradient penalty's double backward);
   ``train.batch_size`` is per process (the effective batch is N times it);
 - with ``train.memory_budget`` (streaming, :mod:`physnn.data.streaming`)
   each epoch's seeded chunk order is dealt round-robin to the processes, so
@@ -34,6 +36,7 @@ scheduler of its own.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
@@ -81,6 +84,33 @@ class Dist:
         torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MIN if op == "min" else
                                      torch.distributed.ReduceOp.MAX)
         return int(t.item())
+
+    def average_gradients(self, params: Iterable[torch.nn.Parameter]) -> None:
+        """Average the gradients of ``params`` over the processes, in place (one all-reduce).
+
+        What DDP does for ordinary models, done by hand for GANs: DDP does not
+        support the gradient penalty's double backward (pytorch/pytorch#47562,
+        #63812) nor a critic frozen for the generator's steps. Every process
+        runs the same steps, so the same parameters have gradients.
+        """
+        if not self.enabled:
+            return
+        grads = [p.grad for p in params if p.grad is not None]
+        if not grads:
+            return
+        flat = torch.cat([g.reshape(-1) for g in grads])
+        torch.distributed.all_reduce(flat)
+        flat /= self.world
+        offset = 0
+        for g in grads:
+            g.copy_(flat[offset:offset + g.numel()].view_as(g))
+            offset += g.numel()
+
+    def broadcast_state(self, module: torch.nn.Module, *, buffers_only: bool = False) -> None:
+        """Give every process rank 0's parameters and buffers (what DDP does when it wraps a model)."""
+        if self.enabled:
+            for t in [*([] if buffers_only else module.parameters()), *module.buffers()]:
+                torch.distributed.broadcast(t.data, src=0)
 
     def all_true(self, flag: bool) -> bool:
         """Whether ``flag`` holds in every process (one tiny all-reduce; every process must call it)."""

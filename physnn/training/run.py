@@ -171,9 +171,6 @@ def _train(cfg: RunConfig, out: Path, state: dict[str, Any] | None, dev: torch.d
         raise ConfigError(msg)
     if cfg.task.kind == "auto" and get_model(cfg.model.name).generates:
         cfg.task.kind = "generation"  # a GAN learns to generate the images given the scalars and label
-    if dist.enabled and cfg.task.kind == "generation":
-        msg = "GAN training under torchrun is not supported yet (two alternating optimisers); run one process"
-        raise ConfigError(msg)
     task = (Task.from_state(state["task"]) if state else
             Task.from_config(cfg.task, cfg.data, data.transform.classes, _in_memory(data.train).tensors(),
                              data.transform))

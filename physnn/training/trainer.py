@@ -167,9 +167,15 @@ class Trainer:
                  dist: Dist | None = None) -> None:
         self.model = model.to(device)
         self.dist = dist or Dist()
-        #: the model as DistributedDataParallel under torchrun (it averages the gradients); the bare model otherwise
+        #: GANs train with two optimisers in the alternating scheme of :meth:`_train_epoch_adversarial`
+        self.adversarial = task.kind == "generation"
+        #: the model as DistributedDataParallel under torchrun (it averages the gradients); the bare model otherwise.
+        #: A GAN's gradients are averaged by :meth:`Dist.average_gradients` instead: DDP does not support the
+        #: critic's gradient penalty (double backward) nor a critic frozen for every other step.
         self.forward_model: nn.Module = self.model
-        if self.dist.enabled:
+        if self.dist.enabled and self.adversarial:
+            self.dist.broadcast_state(self.model)
+        elif self.dist.enabled:
             self.forward_model = nn.parallel.DistributedDataParallel(
                 self.model, device_ids=[device.index] if device.type == "cuda" else None)
         self.task = task
@@ -183,8 +189,6 @@ class Trainer:
         self.frozen = [m for m in model.feature_modules() if not any(p.requires_grad for p in m.parameters())]
         self.generator = torch.Generator().manual_seed(cfg.seed)
         self.log = MetricsLog(run_dir, cfg.metrics_format)
-        #: GANs train with two optimisers in the alternating scheme of :meth:`_train_epoch_adversarial`
-        self.adversarial = task.kind == "generation"
 
     # -- data on the device --------------------------------------------------
     def _place(self, data: TensorData | StreamingSplit) -> Mapping[str, torch.Tensor] | StreamingSplit:
@@ -337,6 +341,7 @@ class Trainer:
             loss_c, distance = critic_loss(critic, real, fake, gan)
             critic_opt.zero_grad(set_to_none=True)
             loss_c.backward()
+            self.dist.average_gradients(model.critic.parameters())
             if self.cfg.grad_clip is not None:
                 nn.utils.clip_grad_norm_(model.critic.parameters(), self.cfg.grad_clip)
             critic_opt.step()
@@ -362,6 +367,7 @@ class Trainer:
                         task.critic_features(real, batch["incident"])[:, cols])
                 opt.zero_grad(set_to_none=True)
                 loss_g.backward()
+                self.dist.average_gradients(model.generator.parameters())
                 if self.cfg.grad_clip is not None:
                     nn.utils.clip_grad_norm_(model.generator.parameters(), self.cfg.grad_clip)
                 opt.step()
@@ -371,6 +377,7 @@ class Trainer:
             elif nll is not None:  # a step of the density's parameters only (the others have no gradient)
                 opt.zero_grad(set_to_none=True)
                 nll.backward()
+                self.dist.average_gradients(model.generator.parameters())
                 opt.step()
             if self.cfg.scheduler.name == "onecycle":
                 for sched in scheds:
@@ -491,6 +498,8 @@ class Trainer:
                     row.update(self._train_epoch_adversarial(train_t, opt, optimizers["critic_optimizer"],
                                                              [sc for sc in schedulers.values() if sc is not None],
                                                              bar, task_id))
+                    if self.dist.enabled:  # batch-norm running statistics: rank 0's, like DDP
+                        self.dist.broadcast_state(self.model, buffers_only=True)
                 else:
                     row["train_loss"] = self._train_epoch(train_t, opt, sched, bar, task_id)
                 seconds = time.perf_counter() - t0
