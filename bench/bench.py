@@ -4,7 +4,8 @@ Run with ``bench/run`` (or ``python bench/bench.py --quick``). Figures:
 
 - simulator rates (showers/s, events/s), on one core, with and without ROOT writing;
 - a training epoch of physnn's trainer against a minimal hand-written PyTorch
-  loop on the same CNN, tensors and batch size (target: within 10 %);
+  loop on the same CNN, tensors and batch size (target: within 10 %), and
+  the same epoch under ``torchrun`` with two processes;
 - peak resident memory of a training job on a file whose tensors are several
   times the ``train.memory_budget`` (streamed through the shuffle buffer),
   against the same job in memory (each in a fresh process, ``bench/peak_rss.py``);
@@ -284,8 +285,30 @@ def training_rows(tmp: Path, showers: Path, quick: bool) -> list[tuple[str, str,
             opt.step()
         rates.append(len(y) / (time.perf_counter() - t0))
     hand = max(rates)
-    return [("training epoch, CNN e/pi/gamma (samples/s)", f"{physnn_rate:,.0f}",
+    rows = [("training epoch, CNN e/pi/gamma (samples/s)", f"{physnn_rate:,.0f}",
              f"hand-written loop {hand:,.0f}", f"{physnn_rate / hand:.0%} (target >= 90%)")]
+    ddp = ddp_rate(tmp, cfg)
+    rows.append(("  the same under torchrun, 2 processes x 1 thread (gloo)", f"{ddp:,.0f}",
+                 f"1 process x 1 thread {physnn_rate:,.0f}", f"{ddp / physnn_rate:.2f}x"))
+    return rows
+
+
+def ddp_rate(tmp: Path, cfg: dict, processes: int = 2) -> float:
+    """Samples/s of a training epoch under ``torchrun`` (the same global batch: batch_size / processes each)."""
+    import csv
+    import subprocess
+    import sys
+
+    import yaml
+
+    ddp = {**cfg, "train": {**cfg["train"], "batch_size": cfg["train"]["batch_size"] // processes}}
+    (tmp / "ddp.yaml").write_text(yaml.safe_dump(ddp))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
+                    "-m", "physnn", "train", str(tmp / "ddp.yaml"), "--out", str(tmp / "ddp")], env=env,
+                   check=True, capture_output=True)
+    with open(tmp / "ddp" / "metrics.csv") as f:  # rank 0's epochs: the whole training split per epoch
+        return max(float(row["samples_per_s"]) for row in csv.DictReader(f))
 
 
 def memory_rows(tmp: Path, quick: bool, budget: str = "600 MB") -> list[tuple[str, str, str, str]]:

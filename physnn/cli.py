@@ -495,12 +495,15 @@ def export_(
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Output file (default: RUN/model.onnx or "
                                              "RUN/model.pt).")] = None,
     format: Annotated[str, typer.Option("--format", "-f", help="onnx or torchscript.")] = "onnx",
+    mc_samples: Annotated[int, typer.Option("--mc-samples", "-T", help="MC dropout inside the graph: T stochastic "
+                                            "passes per event, the spread as extra outputs (0: off).",
+                                            show_default=True)] = 0,
     overwrite: OverwriteOpt = False,
 ) -> None:
     """Export a trained run for C++ (ONNX Runtime, LibTorch): physical inputs and outputs, dynamic batch and length."""
     from physnn import api
 
-    result = api.export(run, out, format=format, overwrite=overwrite)
+    result = api.export(run, out, format=format, mc_samples=mc_samples, overwrite=overwrite)
     shapes = lambda d: ", ".join(f"{k} ({' x '.join(map(str, v))})" for k, v in d.items())  # noqa: E731
     console.print(f"wrote {result.path} ({result.format})", soft_wrap=True)
     console.print(f"  inputs:  {shapes(result.inputs)}", soft_wrap=True)

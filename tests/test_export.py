@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 import physnn
 from physnn.data.dataset import iter_raw
+from physnn.errors import ConfigError
 from physnn.inference.export import GeneratorModel
 from physnn.inference.predict import load_run, prediction_config
 from physnn.io.metadata import config_hash
@@ -182,3 +183,57 @@ def test_onnx_autoencoder_matches_denoise(ae_run, showers_file, tmp_path):
         assert rec.shape == (n, 3, 24, 24)
         np.testing.assert_allclose(rec, ref[:n], rtol=1e-4, atol=1e-4)
     assert _onnx_meta(res.path)["task"] == "reconstruction"
+
+
+def _mc_agreement(graph_mean, graph_spread, ref_mean, ref_spread, t):
+    """Two independent T-pass MC means differ by ~sqrt(2) x spread / sqrt(T). Standardised, the median |z| is
+    0.67 for Gaussian scatter (the median, because near-saturated scores give heavy tails); and the median ratio
+    of the spreads."""
+    uncertain = ref_spread > 1e-3 * np.abs(ref_mean).max()  # saturated scores (spread ~ 0) compare at float32 rounding
+    assert uncertain.sum() >= 30
+    z = (graph_mean - ref_mean)[uncertain] / (np.sqrt(2.0 / t) * ref_spread[uncertain])
+    return float(np.median(np.abs(z))), float(np.median(graph_spread[uncertain] / ref_spread[uncertain]))
+
+
+def test_onnx_with_mc_dropout_matches_predict_mc(cls_run, reg_run, epi_file, showers_file, tmp_path):
+    t, n = 400, 200
+    res = physnn.export(cls_run.run_dir, tmp_path / "cls_mc.onnx", mc_samples=t)
+    assert res.outputs == {"prob": ["N", 2], "score": ["N"], "prob_std": ["N", 2], "score_std": ["N"]}
+    assert _onnx_meta(res.path)["mc_samples"] == t
+    session = _session(res.path)
+    images = _images(epi_file, n)
+    prob, score, prob_std, score_std = session.run(None, {"image": images})
+    assert not np.array_equal(score, session.run(None, {"image": images})[1])  # new dropout masks every run
+    np.testing.assert_allclose(prob.sum(1), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(prob_std[:, 1], score_std)
+    ref = physnn.predict(cls_run.run_dir, epi_file, mc_samples=t).arrays
+    scatter, ratio = _mc_agreement(score, score_std, ref["score"][:n], ref["score_std"][:n], t)
+    assert 0.45 < scatter < 1.0
+    assert 0.9 < ratio < 1.1
+    # a regressor: mean, aleatoric σ, epistemic spread and their total, in GeV
+    res = physnn.export(reg_run.run_dir, tmp_path / "reg_mc.onnx", mc_samples=t)
+    assert list(res.outputs) == ["pred", "sigma", "epistemic", "std"]
+    pred, sigma, epistemic, std = _session(res.path).run(None, {"image": _images(showers_file, n)})
+    ref = physnn.predict(reg_run.run_dir, showers_file, mc_samples=t).arrays
+    scatter, ratio = _mc_agreement(pred[:, 0], epistemic[:, 0], ref["energy_pred"][:n], ref["energy_epistemic"][:n], t)
+    assert 0.45 < scatter < 1.0
+    assert 0.9 < ratio < 1.1
+    relative = np.abs(sigma[:, 0] / ref["energy_aleatoric"][:n] - 1)  # a T-pass mean too
+    assert np.median(relative) < 0.02
+    assert relative.max() < 0.2
+    np.testing.assert_allclose(std**2, sigma**2 + epistemic**2, rtol=1e-4)
+    # the deterministic graph of the same run is unchanged by the MC export (the dropout layers were put back)
+    (det,) = _session(physnn.export(reg_run.run_dir, tmp_path / "reg.onnx").path).run(
+        None, {"image": _images(showers_file, 5)})[:1]
+    np.testing.assert_allclose(det[:, 0], physnn.predict(reg_run.run_dir, showers_file).arrays["energy_pred"][:5],
+                               rtol=1e-4, atol=1e-4)
+
+
+def test_mc_export_errors(gan_run, ae_run, tmp_path):
+    with pytest.raises(ConfigError, match="--mc-samples must be 0"):
+        physnn.export(ae_run.run_dir, tmp_path / "x.onnx", mc_samples=-1)
+    with pytest.raises(ConfigError, match="not a generation run"):
+        physnn.export(gan_run, tmp_path / "g.onnx", mc_samples=10)
+    with pytest.raises(ConfigError, match="not a reconstruction run"):
+        physnn.export(ae_run.run_dir, tmp_path / "a.onnx", mc_samples=10)
+    assert not list(tmp_path.iterdir())

@@ -193,11 +193,14 @@ def test_kill_during_training_then_resume_gives_the_same_weights(epi_file, tmp_p
     (tmp_path / "run.yaml").write_text(yaml.safe_dump(cfg))
     ref = _start(["train", "run.yaml", "--out", "ref"], tmp_path)
     assert ref.wait(timeout=300) == 0, _stderr(ref)
-    epoch_seconds = max(row["seconds"] for row in _rows(tmp_path / "ref"))
+    epoch_seconds = min(row["seconds"] for row in _rows(tmp_path / "ref"))
 
+    # a random point in epochs 2-4: after the checkpoint of epoch k (1-3), within the next epoch's training
+    rng = random.Random(os.getpid())
+    k = rng.randint(1, 3)
     proc = _start(["train", "run.yaml", "--out", "run"], tmp_path)
-    _wait_for(lambda: (tmp_path / "run" / "last.pt").exists(), proc)
-    time.sleep(random.Random(os.getpid()).uniform(0, 2.5 * epoch_seconds))  # somewhere in epochs 2-4
+    _wait_for(lambda: _epoch_done(tmp_path / "run") >= k, proc)
+    time.sleep(rng.uniform(0, 0.9 * epoch_seconds))
     _kill(proc)
     done = torch.load(tmp_path / "run" / "last.pt", map_location="cpu", weights_only=True)["epoch"]
     assert 1 <= done < 5, "the kill came after the run finished; the test did not test anything"
@@ -210,6 +213,13 @@ def test_kill_during_training_then_resume_gives_the_same_weights(epi_file, tmp_p
         assert torch.equal(a[key], b[key]), key
     assert [r["epoch"] for r in _rows(tmp_path / "run")] == [1, 2, 3, 4, 5]
     assert [r["train_loss"] for r in _rows(tmp_path / "run")] == [r["train_loss"] for r in _rows(tmp_path / "ref")]
+
+
+def _epoch_done(run: Path) -> int:
+    """The epoch of the last checkpoint (0 before the first); checkpoints are replaced atomically."""
+    if not (run / "last.pt").exists():
+        return 0
+    return int(torch.load(run / "last.pt", map_location="cpu", weights_only=True)["epoch"])
 
 
 def _rows(run: Path) -> list[dict]:

@@ -34,8 +34,10 @@ output             for
 ``image``          GAN: (N, ...) generated cells, physical units
 =================  ==========================================================
 
-The batch size N and the sequence length L are dynamic. Dropout is off (MC
-dropout needs T runs of a stochastic graph; use ``physnn predict`` for it).
+The batch size N and the sequence length L are dynamic. Dropout is off,
+unless the graph is exported with ``mc_samples=T`` (``--mc-samples T``):
+then it runs T stochastic passes per event and also returns the spread
+(``prob_std``/``score_std``; ``epistemic`` and ``std`` for regressors).
 The GAN takes its random numbers as inputs, so the C++ side owns the seeding.
 A ``physnn_meta`` JSON (provenance, input and output names and shapes, the
 branch names each input stacks, classes, targets) is stored in the ONNX
@@ -87,10 +89,11 @@ def _affine(transform_center: Mapping[str, list[float]], transform_scale: Mappin
 class PhysicsModel(nn.Module):
     """A trained model between physical inputs and physical outputs (see the module docs)."""
 
-    def __init__(self, loaded: LoadedRun) -> None:
+    def __init__(self, loaded: LoadedRun, mc_samples: int = 0) -> None:
         super().__init__()
         self.model = loaded.model
         self.task = loaded.task
+        self.mc_samples = mc_samples
         io = loaded.io
         self.input_names: list[str] = []
         if io.image is not None:
@@ -107,7 +110,18 @@ class PhysicsModel(nn.Module):
         kind = loaded.task.kind
         self.output_names = {"binary": ["prob", "score"], "multiclass": ["prob"], "reconstruction": ["reconstruction"]
                              }.get(kind, ["pred", "sigma"] if loaded.task.gaussian else ["pred"])
-        self.sigma_scale = float(loaded.task.sigma_scale.get("deterministic", 1.0))
+        #: the stage from which the MC passes run T times (computed before the dropout layers are swapped)
+        self.first_stochastic = loaded.model.first_stochastic_stage()
+        if mc_samples:
+            if kind not in ("binary", "multiclass", "regression"):
+                msg = f"export --mc-samples: MC dropout is for classifiers and regressors, not a {kind} run"
+                raise ConfigError(msg)
+            if self.first_stochastic >= len(loaded.model.stages):
+                msg = "export --mc-samples: the model has no dropout layer, its MC-dropout spread would be zero"
+                raise ConfigError(msg)
+            self.output_names += (["prob_std", "score_std"][:len(self.output_names)] if kind != "regression" else
+                                  ["epistemic", "std"])
+        self.sigma_scale = float(loaded.task.sigma_scale.get("mc" if mc_samples else "deterministic", 1.0))
         self.max_length = int(loaded.transform.max_length or 1)
 
     def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -127,6 +141,8 @@ class PhysicsModel(nn.Module):
             batch["mask"] = mask
         if "scalars" in given:
             batch["scalars"] = (given["scalars"].float() - self.scalars_center) / self.scalars_scale
+        if self.mc_samples:
+            return self._mc(batch)
         out = self.task.predict(self.model(batch))
         if "prob" in out:
             return (out["prob"], out["prob"][:, 1]) if self.task.kind == "binary" else (out["prob"],)
@@ -135,6 +151,75 @@ class PhysicsModel(nn.Module):
         if "var" in out:
             return out["mean"], out["var"].sqrt() * self.sigma_scale
         return (out["mean"],)
+
+    def _mc(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
+        """T passes with dropout on (the layers are in training mode in the graph), as ``physnn predict
+        --mc-samples T``: the part before the first dropout once, the rest on T x N rows."""
+        model, t = self.model, self.mc_samples
+        first = self.first_stochastic
+        side = model.side(batch)
+        if first < 0:  # dropout in the adapter (an RNN): T full passes
+            x, first = model.adapt({k: _tile(v, t) for k, v in batch.items()}), 0
+            side = {k: _tile(v, t) for k, v in side.items()}
+        else:
+            x = model.run(model.adapt(batch), side, 0, first)
+            x, side = _tile(x, t), {k: _tile(v, t) for k, v in side.items()}
+        raw = model.run(x, side, first)
+        out = self.task.predict(raw.reshape(t, -1, raw.shape[-1]))
+        if "prob" in out:
+            mean, std = out["prob"].mean(0), out["prob"].std(0)
+            return (mean, mean[:, 1], std, std[:, 1]) if self.task.kind == "binary" else (mean, std)
+        mu = out["mean"]
+        epistemic = mu.std(0) * self.sigma_scale
+        if "var" in out:
+            aleatoric = out["var"].mean(0).sqrt() * self.sigma_scale
+            return mu.mean(0), aleatoric, epistemic, (aleatoric**2 + epistemic**2).sqrt()
+        return mu.mean(0), epistemic, epistemic
+
+
+class _AlwaysDropout(nn.Module):
+    """Dropout that draws a mask in any mode: how MC dropout enters an exported graph.
+
+    The exporters trace in eval mode, where ``nn.Dropout`` vanishes; this
+    module writes the mask out as a uniform random draw, which ONNX keeps as
+    ``RandomUniformLike`` (new masks on every run of the graph).
+    """
+
+    def __init__(self, layer: nn.Module) -> None:
+        super().__init__()
+        self.p = float(layer.p)
+        self.channels = not isinstance(layer, nn.Dropout)  # Dropout1d/2d/3d drop whole feature maps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.channels:
+            shape = x[(slice(None), slice(None)) + (slice(0, 1),) * (x.dim() - 2)]
+            keep = torch.rand_like(shape) >= self.p
+        else:
+            keep = torch.rand_like(x) >= self.p
+        return x * keep.to(x.dtype) / (1.0 - self.p)
+
+
+def _stochastic_dropout(model: nn.Module) -> list[tuple[nn.Module, str, nn.Module]]:
+    """Swap the dropout layers of ``model`` for :class:`_AlwaysDropout`; return what to put back."""
+    swapped = []
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, nn.RNNBase) and child.dropout > 0:
+                msg = ("export --mc-samples: dropout between stacked RNN layers cannot go into an exported "
+                       "graph; use dropout layers in the head (or physnn predict --mc-samples)")
+                raise ConfigError(msg)
+            if isinstance(child, (nn.AlphaDropout, nn.FeatureAlphaDropout)):
+                msg = f"export --mc-samples: {type(child).__name__} is not supported in exported graphs"
+                raise ConfigError(msg)
+            if isinstance(child, (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d)):
+                setattr(parent, name, _AlwaysDropout(child))
+                swapped.append((parent, name, child))
+    return swapped
+
+
+def _tile(x: torch.Tensor, times: int) -> torch.Tensor:
+    """(N, ...) -> (T x N, ...), the T copies one after the other (as :func:`mc_forward` lays them out)."""
+    return x.repeat(times, *([1] * (x.dim() - 1)))
 
 
 class GeneratorModel(nn.Module):
@@ -262,7 +347,7 @@ def _write_torchscript(module: nn.Module, examples: tuple[torch.Tensor, ...], pa
 
 
 def export(run: str | os.PathLike | LoadedRun, out: str | os.PathLike | None = None, *, format: str = "onnx",
-           overwrite: bool = False) -> ExportResult:
+           mc_samples: int = 0, overwrite: bool = False) -> ExportResult:
     """Export a trained run to ONNX or TorchScript (physical inputs and outputs, dynamic batch and length).
 
     Parameters
@@ -273,6 +358,12 @@ def export(run: str | os.PathLike | LoadedRun, out: str | os.PathLike | None = N
         The output file; default ``RUN/model.onnx`` or ``RUN/model.pt``.
     format
         ``"onnx"`` or ``"torchscript"``.
+    mc_samples
+        T > 0: a graph with MC dropout inside, as ``physnn predict --mc-samples
+        T``: dropout stays on, T stochastic passes per event (the part before
+        the first dropout once), and the outputs gain the spread: ``prob_std``
+        (and ``score_std``) for classifiers, ``epistemic`` and ``std`` (total)
+        for regressors. Each run of the graph draws new dropout masks.
     overwrite
         Replace an existing file.
 
@@ -291,13 +382,21 @@ def export(run: str | os.PathLike | LoadedRun, out: str | os.PathLike | None = N
     if format not in FORMATS:
         msg = f"--format {format!r}: expected one of {', '.join(FORMATS)}"
         raise ConfigError(msg)
+    if mc_samples < 0:
+        msg = f"--mc-samples must be 0 (off) or positive, got {mc_samples}"
+        raise ConfigError(msg)
     loaded = run if isinstance(run, LoadedRun) else load_run(run, device="cpu")
     if out is None:
         out = Path(loaded.checkpoint).parent / f"model{SUFFIX[format]}"
     check_output(out, overwrite=overwrite)
-    module: nn.Module = GeneratorModel(loaded) if loaded.task.kind == "generation" else PhysicsModel(loaded)
+    if mc_samples and loaded.task.kind == "generation":
+        msg = "export --mc-samples: MC dropout is for classifiers and regressors, not a generation run"
+        raise ConfigError(msg)
+    module: nn.Module = (GeneratorModel(loaded) if loaded.task.kind == "generation" else
+                         PhysicsModel(loaded, mc_samples))
     module.eval()
     restore = _padded_rnns(module)
+    swapped = _stochastic_dropout(module) if mc_samples else []  # MC dropout: masks drawn inside the graph
     try:
         examples = _examples(module, loaded)
         with torch.no_grad():
@@ -310,7 +409,8 @@ def export(run: str | os.PathLike | LoadedRun, out: str | os.PathLike | None = N
         data = loaded.config.data
         meta = provenance(f"physnn export --format {format}", config=loaded.config, seed=None,
                           inputs=[loaded.checkpoint], epoch=loaded.epoch, model=loaded.config.model.name,
-                          task=loaded.task.kind, graph_inputs=shapes["inputs"], graph_outputs=shapes["outputs"],
+                          task=loaded.task.kind, mc_samples=mc_samples, graph_inputs=shapes["inputs"],
+                          graph_outputs=shapes["outputs"],
                           branches={"image": None if data.images is None else data.images.branches,
                                     "sequence": None if data.sequence is None else data.sequence.features,
                                     "scalars": data.scalars or getattr(loaded.task, "scalars", [])},
@@ -323,4 +423,6 @@ def export(run: str | os.PathLike | LoadedRun, out: str | os.PathLike | None = N
     finally:
         for mod, packing in restore:
             mod.packing = packing
+        for parent, name, layer in swapped:
+            setattr(parent, name, layer)
     return ExportResult(Path(out), format, shapes["inputs"], shapes["outputs"], meta)
