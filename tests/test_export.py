@@ -162,15 +162,29 @@ def test_export_cli_and_errors(cls_run, tmp_path):
     assert not (tmp_path / "y.onnx").exists()
 
 
-def test_bidirectional_rnns_are_refused(events_file, tmp_path):
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_bidirectional_rnn_exports_exactly(events_file, tmp_path, fmt):
     from test_sequence_training import events_config
 
     cfg = events_config(events_file, task="classification", epochs=1,
-                        model={"name": "gru", "params": {"hidden_size": 4, "bidirectional": True}})
+                        model={"name": "lstm", "params": {"hidden_size": 6, "layers": 2, "bidirectional": True,
+                                                          "readout": "last"}})
     physnn.train(cfg, out=tmp_path / "bi", progress=False)
-    with pytest.raises(physnn.errors.ConfigError, match="bidirectional"):
-        physnn.export(tmp_path / "bi", tmp_path / "bi.onnx")
-    assert not (tmp_path / "bi.onnx").exists()
+    loaded = load_run(tmp_path / "bi", device="cpu")
+    res = physnn.export(loaded, tmp_path / f"bi.{fmt}", format=fmt)
+    encoder = loaded.model.stages[1]
+    assert encoder.packing == "packed"  # the export put the loaded model back as it was
+    assert not hasattr(encoder, "reversed_rnn")
+    raw = next(iter_raw(prediction_config(loaded.config.data, events_file, None, None))).select(np.arange(30))
+    ref = physnn.predict(loaded, events_file).arrays["score"][:30]
+    for length, fill in ((int(raw.seq_counts.max()) + 4, 50.0), (loaded.transform.max_length, -3.0)):
+        seq, counts = _padded(raw, length, fill)
+        if fmt == "onnx":
+            _prob, score = _session(res.path).run(None, {"sequence": seq, "length": counts})
+        else:
+            with torch.no_grad():
+                _prob, score = torch.jit.load(str(res.path))(torch.from_numpy(seq), torch.from_numpy(counts))
+        np.testing.assert_allclose(np.asarray(score), ref, rtol=1e-4, atol=1e-5)
 
 
 def test_onnx_autoencoder_matches_denoise(ae_run, showers_file, tmp_path):

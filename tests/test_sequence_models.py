@@ -78,6 +78,26 @@ def test_padded_and_packed_give_the_same_outputs_with_the_same_weights(cell, rng
     assert build(cell, {"bidirectional": True}).stages[1].packing == "packed"
 
 
+@pytest.mark.parametrize(("cell", "readout", "layers"), [("lstm", "last", 2), ("gru", "attention", 1),
+                                                        ("gru", "mean", 3)])
+def test_reversed_bidirectional_equals_packed(cell, readout, layers, rng):
+    content, counts = events(rng, [2, 9, 4, 1, 12])
+    model = build(cell, {"bidirectional": True, "readout": readout, "layers": layers})
+    encoder = model.stages[1]
+    with torch.no_grad():
+        packed = model(batch(content, counts, 15))
+        encoder.use_reversed()  # what export does: no packing, each sequence reversed within its length
+        reversed_ = model(batch(content, counts, 15))
+        junk = batch(content, counts, 15)
+        junk["sequence"][~junk["mask"]] = 1e3
+        garbage = model(junk)
+        encoder.packing = "padded"
+        wrong = model(batch(content, counts, 15))  # the backward direction starting in the padding
+    torch.testing.assert_close(reversed_, packed, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(garbage, packed, atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(wrong, packed, atol=1e-3)
+
+
 def test_last_readout_is_the_true_last_element(rng):
     content, counts = events(rng, [4, 2])
     model = build("lstm", {"readout": "last", "embedding": []})

@@ -298,18 +298,18 @@ def _dynamic(names: list[str]) -> dict[str, dict[int, str]]:
 
 
 def _padded_rnns(model: nn.Module) -> list[tuple[nn.Module, str]]:
-    """Switch forward RNNs to the padded call for export (exact; see physnn.models.recurrent); return the old."""
+    """Switch RNNs to calls without packing for export (both exact; see physnn.models.recurrent): ``padded``
+    for forward RNNs, ``reversed`` for bidirectional ones. Return what to put back."""
     changed = []
     for module in model.modules():
         packing = getattr(module, "packing", None)
         rnn = getattr(module, "rnn", None)
         if packing is not None and isinstance(rnn, nn.RNNBase):
-            if rnn.bidirectional:
-                msg = ("export: bidirectional RNNs need packed sequences, which ONNX export does not support; "
-                       "train with bidirectional: false to export")
-                raise ConfigError(msg)
             changed.append((module, packing))
-            module.packing = "padded"
+            if rnn.bidirectional:
+                module.use_reversed()
+            else:
+                module.packing = "padded"
     return changed
 
 
@@ -423,6 +423,8 @@ def export(run: str | os.PathLike | LoadedRun, out: str | os.PathLike | None = N
     finally:
         for mod, packing in restore:
             mod.packing = packing
+            if hasattr(mod, "reversed_rnn"):
+                del mod.reversed_rnn
         for parent, name, layer in swapped:
             setattr(parent, name, layer)
     return ExportResult(Path(out), format, shapes["inputs"], shapes["outputs"], meta)

@@ -14,6 +14,13 @@ trained model):
   entirely. Needed for bidirectional RNNs, whose backward direction would
   otherwise start in the padding.
 
+- ``reversed`` (bidirectional RNNs, set by :meth:`RecurrentEncoder.use_reversed`
+  for export): each layer's backward direction runs, as a one-direction
+  RNN with the same weights, on every sequence reversed within its own
+  length, so it starts at the true last element. Exact like ``packed``,
+  but plain tensor ops (gather, one-direction RNNs) that ONNX and
+  TorchScript can trace.
+
 ``auto`` takes ``packed`` for a bidirectional RNN; for a forward RNN it
 takes ``padded`` while training and ``packed`` for predictions (no
 gradients), the faster choice of each on CPU as measured by ``bench/run``
@@ -93,16 +100,69 @@ class RecurrentEncoder(SideInput):
         self.readout = MaskedReadout(params.readout, self.width, params.bidirectional)
         self.packing = "packed" if params.bidirectional and params.packing == "auto" else params.packing
 
+    def use_reversed(self) -> None:
+        """Run a bidirectional RNN without packing (exact; for export): see the module docs."""
+        if not self.rnn.bidirectional:
+            msg = "use_reversed: the RNN is not bidirectional"
+            raise ValueError(msg)
+        self.reversed_rnn = ReversedBidirectional(self.rnn)
+        self.packing = "reversed"
+
     def forward(self, x: torch.Tensor, side: Mapping[str, torch.Tensor]) -> torch.Tensor:
         mask, length = masks(side, x)
         packed_call = self.packing == "packed" or (self.packing == "auto" and not torch.is_grad_enabled())
-        if packed_call:
+        if self.packing == "reversed":
+            out = self.reversed_rnn(x, length)
+        elif packed_call:
             packed = pack_padded_sequence(x, length.cpu(), batch_first=True, enforce_sorted=False)
             out, _ = self.rnn(packed)
             out, _ = pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
         else:
             out, _ = self.rnn(x)
         return self.readout(out, mask, length)
+
+
+class ReversedBidirectional(nn.Module):
+    """A bidirectional ``nn.LSTM``/``nn.GRU`` computed on a padded batch without packing.
+
+    Layer by layer: the forward direction runs on the batch as it is (exact
+    for the real elements, which precede the padding); the backward direction
+    runs as a one-direction RNN, with the trained ``*_reverse`` weights, on
+    each sequence reversed within its own length, and its outputs are put
+    back in order by the same gather. The outputs at real elements equal
+    those of the packed call (tested); at padded positions they are junk,
+    which the masked readout ignores.
+    """
+
+    def __init__(self, rnn: nn.RNNBase) -> None:
+        super().__init__()
+        cell = type(rnn)
+        self.layers = nn.ModuleList()
+        for k in range(rnn.num_layers):
+            size = rnn.input_size if k == 0 else 2 * rnn.hidden_size
+            pair = nn.ModuleList()
+            for suffix in ("", "_reverse"):
+                one = cell(size, rnn.hidden_size, num_layers=1, batch_first=True, bias=rnn.bias)
+                with torch.no_grad():
+                    for name, _ in one.named_parameters():
+                        getattr(one, name).copy_(getattr(rnn, name.replace("_l0", f"_l{k}{suffix}")))
+                pair.append(one)
+            self.layers.append(pair)
+
+    def forward(self, x: torch.Tensor, length: torch.Tensor) -> torch.Tensor:
+        steps = torch.arange(x.shape[1], device=x.device)[None, :]
+        last = length.to(x.device)[:, None] - 1
+        # position t of the reversed sequence holds element length-1-t; the padding stays where it is
+        index = torch.where(steps <= last, last - steps, steps)
+
+        def flip(t: torch.Tensor) -> torch.Tensor:
+            return t.gather(1, index[..., None].expand(-1, -1, t.shape[2]))
+
+        for forward, backward in self.layers:  # type: ignore[misc]
+            ahead, _ = forward(x)
+            behind, _ = backward(flip(x))
+            x = torch.cat([ahead, flip(behind)], dim=-1)
+        return x
 
 
 def _build(cell: str, params: RecurrentParams, io: ModelIO) -> SequenceModel:
