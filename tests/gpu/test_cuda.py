@@ -51,7 +51,8 @@ def test_gan_trains_and_generates_on_cuda(showers_file, tmp_path):
 
 
 def test_torchrun_nccl_one_process_per_gpu(epi_file, tmp_path):
-    """DDP with nccl: as many processes as GPUs (one is enough to run the nccl path); prints samples/s."""
+    """torchrun with one process per GPU (with one GPU a single process: DDP and nccl start from two); prints
+    samples/s."""
     import csv
     import os
     import subprocess
@@ -69,3 +70,32 @@ def test_torchrun_nccl_one_process_per_gpu(epi_file, tmp_path):
         rows = list(csv.DictReader(f))
     assert max(float(r["val_auc"]) for r in rows) > 0.9
     print(f"DDP nccl x{n}: {max(float(r['samples_per_s']) for r in rows):,.0f} samples/s")
+
+
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="nccl needs two GPUs (one process each)")
+@pytest.mark.parametrize("what", ["streaming", "gan"])
+def test_torchrun_nccl_streaming_and_gan(what, epi_file, tmp_path):
+    """nccl all-reduces: the streaming lockstep (int64 on the GPU) and the GAN's averaged gradients."""
+    import os
+    import subprocess
+    import sys
+
+    import yaml
+    from conftest import gan_config
+
+    cfg = (run_config(epi_file, epochs=2, device="cuda", memory_budget="64 GB") if what == "streaming" else
+           gan_config(epi_file, epochs=2, device="cuda"))
+    (tmp_path / "ddp.yaml").write_text(yaml.safe_dump(cfg))
+    script = ("import physnn, physnn.data.streaming as s\n"
+              "s.IN_MEMORY_FACTOR = 1e12\n"  # stream these small data
+              "physnn.train('ddp.yaml', out='ddp', progress=False)\n")
+    (tmp_path / "train.py").write_text(script)
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                           "train.py"], cwd=tmp_path, env=dict(os.environ), capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    from physnn.training.checkpoint import load_checkpoint
+
+    last = load_checkpoint(tmp_path / "ddp", "last.pt")
+    assert last["epoch"] == 2
+    assert last["data_info"].get("streaming", False) == (what == "streaming")
