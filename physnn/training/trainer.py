@@ -116,8 +116,6 @@ def epoch_seed(seed: int, epoch: int, rank: int) -> int:
     every epoch from ``(seed, epoch, rank)`` gives each process different
     dropout masks and noise and makes ``--resume`` exact in every process.
     """
-    import numpy as np
-
     return int(np.random.SeedSequence([seed, epoch, rank]).generate_state(1, np.uint64)[0] >> 1)
 
 
