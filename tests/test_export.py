@@ -174,7 +174,7 @@ def test_bidirectional_rnn_exports_exactly(events_file, tmp_path, fmt):
     res = physnn.export(loaded, tmp_path / f"bi.{fmt}", format=fmt)
     encoder = loaded.model.stages[1]
     assert encoder.packing == "packed"  # the export put the loaded model back as it was
-    assert not hasattr(encoder, "reversed_rnn")
+    assert not hasattr(encoder, "layerwise_rnn")
     raw = next(iter_raw(prediction_config(loaded.config.data, events_file, None, None))).select(np.arange(30))
     ref = physnn.predict(loaded, events_file).arrays["score"][:30]
     for length, fill in ((int(raw.seq_counts.max()) + 4, 50.0), (loaded.transform.max_length, -3.0)):
@@ -241,6 +241,25 @@ def test_onnx_with_mc_dropout_matches_predict_mc(cls_run, reg_run, epi_file, sho
         None, {"image": _images(showers_file, 5)})[:1]
     np.testing.assert_allclose(det[:, 0], physnn.predict(reg_run.run_dir, showers_file).arrays["energy_pred"][:5],
                                rtol=1e-4, atol=1e-4)
+
+
+def test_onnx_mc_dropout_between_rnn_layers(events_file, tmp_path):
+    from test_sequence_training import events_config
+
+    cfg = events_config(events_file, task="regression", epochs=2,
+                        model={"name": "gru", "params": {"hidden_size": 8, "layers": 2, "dropout": 0.3,
+                                                         "bidirectional": True, "head": []}})
+    physnn.train(cfg, out=tmp_path / "gru", progress=False)
+    t, n = 300, 120
+    res = physnn.export(tmp_path / "gru", tmp_path / "gru_mc.onnx", mc_samples=t)
+    loaded = load_run(tmp_path / "gru", device="cpu")
+    raw = next(iter_raw(prediction_config(loaded.config.data, events_file, None, None))).select(np.arange(n))
+    seq, counts = _padded(raw, loaded.transform.max_length, 0.0)
+    pred, _sigma, epistemic, _std = _session(res.path).run(None, {"sequence": seq, "length": counts})
+    ref = physnn.predict(loaded, events_file, mc_samples=t).arrays
+    scatter, ratio = _mc_agreement(pred[:, 0], epistemic[:, 0], ref["mass_pred"][:n], ref["mass_epistemic"][:n], t)
+    assert 0.45 < scatter < 1.0
+    assert 0.9 < ratio < 1.1
 
 
 def test_mc_export_errors(gan_run, ae_run, tmp_path):

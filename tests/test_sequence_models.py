@@ -78,15 +78,17 @@ def test_padded_and_packed_give_the_same_outputs_with_the_same_weights(cell, rng
     assert build(cell, {"bidirectional": True}).stages[1].packing == "packed"
 
 
-@pytest.mark.parametrize(("cell", "readout", "layers"), [("lstm", "last", 2), ("gru", "attention", 1),
-                                                        ("gru", "mean", 3)])
-def test_reversed_bidirectional_equals_packed(cell, readout, layers, rng):
+@pytest.mark.parametrize(("cell", "readout", "layers", "bidirectional"),
+                         [("lstm", "last", 2, True), ("gru", "attention", 1, True), ("gru", "mean", 3, True),
+                          ("lstm", "last", 2, False)])
+def test_layerwise_equals_packed(cell, readout, layers, bidirectional, rng):
     content, counts = events(rng, [2, 9, 4, 1, 12])
-    model = build(cell, {"bidirectional": True, "readout": readout, "layers": layers})
+    model = build(cell, {"bidirectional": bidirectional, "readout": readout, "layers": layers,
+                         "dropout": 0.3 if layers > 1 else 0.0})
     encoder = model.stages[1]
     with torch.no_grad():
         packed = model(batch(content, counts, 15))
-        encoder.use_reversed()  # what export does: no packing, each sequence reversed within its length
+        encoder.use_layerwise()  # what export does: no packing, each sequence reversed within its length
         reversed_ = model(batch(content, counts, 15))
         junk = batch(content, counts, 15)
         junk["sequence"][~junk["mask"]] = 1e3
@@ -95,7 +97,13 @@ def test_reversed_bidirectional_equals_packed(cell, readout, layers, rng):
         wrong = model(batch(content, counts, 15))  # the backward direction starting in the padding
     torch.testing.assert_close(reversed_, packed, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(garbage, packed, atol=1e-5, rtol=1e-5)
-    assert not torch.allclose(wrong, packed, atol=1e-3)
+    if bidirectional:
+        assert not torch.allclose(wrong, packed, atol=1e-3)
+    if layers > 1:
+        encoder.use_layerwise(mc_dropout=True)  # the dropout between layers drawn in any mode
+        with torch.no_grad():
+            draws = torch.stack([model(batch(content, counts, 15)) for _ in range(3)])
+        assert not torch.allclose(draws[0], draws[1])
 
 
 def test_last_readout_is_the_true_last_element(rng):

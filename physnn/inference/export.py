@@ -204,10 +204,9 @@ def _stochastic_dropout(model: nn.Module) -> list[tuple[nn.Module, str, nn.Modul
     swapped = []
     for parent in list(model.modules()):
         for name, child in list(parent.named_children()):
-            if isinstance(child, nn.RNNBase) and child.dropout > 0:
-                msg = ("export --mc-samples: dropout between stacked RNN layers cannot go into an exported "
-                       "graph; use dropout layers in the head (or physnn predict --mc-samples)")
-                raise ConfigError(msg)
+            if isinstance(child, nn.RNNBase) and child.dropout > 0 and getattr(parent, "packing", "") != "layerwise":
+                msg = "export --mc-samples: dropout between RNN layers needs the layer-by-layer call"
+                raise ConfigError(msg)  # _padded_rnns switches every such RNN to it
             if isinstance(child, (nn.AlphaDropout, nn.FeatureAlphaDropout)):
                 msg = f"export --mc-samples: {type(child).__name__} is not supported in exported graphs"
                 raise ConfigError(msg)
@@ -297,17 +296,18 @@ def _dynamic(names: list[str]) -> dict[str, dict[int, str]]:
     return axes
 
 
-def _padded_rnns(model: nn.Module) -> list[tuple[nn.Module, str]]:
+def _padded_rnns(model: nn.Module, mc_dropout: bool) -> list[tuple[nn.Module, str]]:
     """Switch RNNs to calls without packing for export (both exact; see physnn.models.recurrent): ``padded``
-    for forward RNNs, ``reversed`` for bidirectional ones. Return what to put back."""
+    for forward RNNs, ``layerwise`` for bidirectional ones and, with MC dropout, for those with dropout
+    between layers. Return what to put back."""
     changed = []
-    for module in model.modules():
+    for module in list(model.modules()):
         packing = getattr(module, "packing", None)
         rnn = getattr(module, "rnn", None)
         if packing is not None and isinstance(rnn, nn.RNNBase):
             changed.append((module, packing))
-            if rnn.bidirectional:
-                module.use_reversed()
+            if rnn.bidirectional or (mc_dropout and rnn.dropout > 0):
+                module.use_layerwise(mc_dropout=mc_dropout)
             else:
                 module.packing = "padded"
     return changed
@@ -395,7 +395,7 @@ def export(run: str | os.PathLike | LoadedRun, out: str | os.PathLike | None = N
     module: nn.Module = (GeneratorModel(loaded) if loaded.task.kind == "generation" else
                          PhysicsModel(loaded, mc_samples))
     module.eval()
-    restore = _padded_rnns(module)
+    restore = _padded_rnns(module, mc_samples > 0)
     swapped = _stochastic_dropout(module) if mc_samples else []  # MC dropout: masks drawn inside the graph
     try:
         examples = _examples(module, loaded)
@@ -423,8 +423,8 @@ def export(run: str | os.PathLike | LoadedRun, out: str | os.PathLike | None = N
     finally:
         for mod, packing in restore:
             mod.packing = packing
-            if hasattr(mod, "reversed_rnn"):
-                del mod.reversed_rnn
+            if hasattr(mod, "layerwise_rnn"):
+                del mod.layerwise_rnn
         for parent, name, layer in swapped:
             setattr(parent, name, layer)
     return ExportResult(Path(out), format, shapes["inputs"], shapes["outputs"], meta)

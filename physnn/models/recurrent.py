@@ -14,12 +14,13 @@ trained model):
   entirely. Needed for bidirectional RNNs, whose backward direction would
   otherwise start in the padding.
 
-- ``reversed`` (bidirectional RNNs, set by :meth:`RecurrentEncoder.use_reversed`
-  for export): each layer's backward direction runs, as a one-direction
-  RNN with the same weights, on every sequence reversed within its own
-  length, so it starts at the true last element. Exact like ``packed``,
-  but plain tensor ops (gather, one-direction RNNs) that ONNX and
-  TorchScript can trace.
+- ``layerwise`` (set by :meth:`RecurrentEncoder.use_layerwise` for export):
+  one-direction, one-layer RNNs with the trained weights, layer by layer;
+  a bidirectional layer's backward direction runs on every sequence
+  reversed within its own length, so it starts at the true last element.
+  Exact like ``packed``, but plain tensor ops (gather, one-direction RNNs)
+  that ONNX and TorchScript can trace; with ``mc_dropout`` the dropout
+  between layers is drawn in the graph (MC dropout in an exported model).
 
 ``auto`` takes ``packed`` for a bidirectional RNN; for a forward RNN it
 takes ``padded`` while training and ``packed`` for predictions (no
@@ -100,19 +101,16 @@ class RecurrentEncoder(SideInput):
         self.readout = MaskedReadout(params.readout, self.width, params.bidirectional)
         self.packing = "packed" if params.bidirectional and params.packing == "auto" else params.packing
 
-    def use_reversed(self) -> None:
-        """Run a bidirectional RNN without packing (exact; for export): see the module docs."""
-        if not self.rnn.bidirectional:
-            msg = "use_reversed: the RNN is not bidirectional"
-            raise ValueError(msg)
-        self.reversed_rnn = ReversedBidirectional(self.rnn)
-        self.packing = "reversed"
+    def use_layerwise(self, *, mc_dropout: bool = False) -> None:
+        """Run the RNN layer by layer without packing (exact; for export): see the module docs."""
+        self.layerwise_rnn = LayerwiseRNN(self.rnn, mc_dropout=mc_dropout)
+        self.packing = "layerwise"
 
     def forward(self, x: torch.Tensor, side: Mapping[str, torch.Tensor]) -> torch.Tensor:
         mask, length = masks(side, x)
         packed_call = self.packing == "packed" or (self.packing == "auto" and not torch.is_grad_enabled())
-        if self.packing == "reversed":
-            out = self.reversed_rnn(x, length)
+        if self.packing == "layerwise":
+            out = self.layerwise_rnn(x, length)
         elif packed_call:
             packed = pack_padded_sequence(x, length.cpu(), batch_first=True, enforce_sorted=False)
             out, _ = self.rnn(packed)
@@ -122,32 +120,42 @@ class RecurrentEncoder(SideInput):
         return self.readout(out, mask, length)
 
 
-class ReversedBidirectional(nn.Module):
-    """A bidirectional ``nn.LSTM``/``nn.GRU`` computed on a padded batch without packing.
+class LayerwiseRNN(nn.Module):
+    """An ``nn.LSTM``/``nn.GRU`` computed layer by layer on a padded batch, without packing.
 
-    Layer by layer: the forward direction runs on the batch as it is (exact
-    for the real elements, which precede the padding); the backward direction
-    runs as a one-direction RNN, with the trained ``*_reverse`` weights, on
-    each sequence reversed within its own length, and its outputs are put
-    back in order by the same gather. The outputs at real elements equal
-    those of the packed call (tested); at padded positions they are junk,
-    which the masked readout ignores.
+    Each layer's forward direction runs on the batch as it is (exact for the
+    real elements, which precede the padding); a bidirectional layer's
+    backward direction runs as a one-direction RNN, with the trained
+    ``*_reverse`` weights, on each sequence reversed within its own length,
+    and its outputs are put back in order by the same gather. The outputs at
+    real elements equal those of the packed call (tested); at padded
+    positions they are junk, which the masked readout ignores.
+
+    Parameters
+    ----------
+    rnn
+        The trained RNN (its weights are copied).
+    mc_dropout
+        Apply the RNN's dropout between layers in any mode, with masks drawn
+        in the graph: MC dropout in an exported model.
     """
 
-    def __init__(self, rnn: nn.RNNBase) -> None:
+    def __init__(self, rnn: nn.RNNBase, *, mc_dropout: bool = False) -> None:
         super().__init__()
         cell = type(rnn)
+        directions = ("", "_reverse") if rnn.bidirectional else ("",)
+        self.p = float(rnn.dropout) if mc_dropout else 0.0
         self.layers = nn.ModuleList()
         for k in range(rnn.num_layers):
-            size = rnn.input_size if k == 0 else 2 * rnn.hidden_size
-            pair = nn.ModuleList()
-            for suffix in ("", "_reverse"):
+            size = rnn.input_size if k == 0 else len(directions) * rnn.hidden_size
+            group = nn.ModuleList()
+            for suffix in directions:
                 one = cell(size, rnn.hidden_size, num_layers=1, batch_first=True, bias=rnn.bias)
                 with torch.no_grad():
                     for name, _ in one.named_parameters():
                         getattr(one, name).copy_(getattr(rnn, name.replace("_l0", f"_l{k}{suffix}")))
-                pair.append(one)
-            self.layers.append(pair)
+                group.append(one)
+            self.layers.append(group)
 
     def forward(self, x: torch.Tensor, length: torch.Tensor) -> torch.Tensor:
         steps = torch.arange(x.shape[1], device=x.device)[None, :]
@@ -158,10 +166,13 @@ class ReversedBidirectional(nn.Module):
         def flip(t: torch.Tensor) -> torch.Tensor:
             return t.gather(1, index[..., None].expand(-1, -1, t.shape[2]))
 
-        for forward, backward in self.layers:  # type: ignore[misc]
-            ahead, _ = forward(x)
-            behind, _ = backward(flip(x))
-            x = torch.cat([ahead, flip(behind)], dim=-1)
+        for k, group in enumerate(self.layers):
+            if k > 0 and self.p > 0:  # nn.LSTM/GRU's dropout on the outputs of every layer but the last
+                x = x * (torch.rand_like(x) >= self.p).to(x.dtype) / (1.0 - self.p)
+            outs = [group[0](x)[0]]
+            if len(group) == 2:
+                outs.append(flip(group[1](flip(x))[0]))
+            x = torch.cat(outs, dim=-1) if len(outs) == 2 else outs[0]
         return x
 
 
