@@ -10,6 +10,18 @@ import pytest
 REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
 
 
+def torchrun(cwd: Path, *args: str, processes: int = 2):
+    """``torchrun --standalone --nproc_per_node=2 ARGS`` in ``cwd`` on the CPU (one thread per process)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                           f"--nproc_per_node={processes}", *args], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=600)
+
+
 @pytest.fixture(autouse=True)
 def _wide_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
     """A wide terminal for rich, so that CLI messages with long temporary paths do not wrap mid-phrase."""

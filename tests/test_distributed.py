@@ -5,14 +5,11 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
-import subprocess
-import sys
 
 import pytest
 import torch
 import yaml
-from conftest import run_config
+from conftest import run_config, torchrun
 
 import physnn
 from physnn.training.checkpoint import load_checkpoint
@@ -49,10 +46,7 @@ def test_torchrun_two_cpu_processes_train_like_one(epi_file, tmp_path):
     single = physnn.train(cfg, out=tmp_path / "one", progress=False)
     ddp_cfg = run_config(epi_file, epochs=4, optimizer={"lr": 3e-3}, batch_size=16)  # 2 x 16 = the same 32
     (tmp_path / "ddp.yaml").write_text(yaml.safe_dump(ddp_cfg))
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                           "-m", "physnn", "train", "ddp.yaml", "--out", "ddp"], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=600)
+    proc = torchrun(tmp_path, "-m", "physnn", "train", "ddp.yaml", "--out", "ddp")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.count("finished after 4 epochs") == 1  # rank 0 reports, rank 1 stays quiet
     rows = _rows(tmp_path / "ddp" / "metrics.csv")
@@ -85,7 +79,7 @@ def test_torchrun_trains_a_gan_with_averaged_gradients(epi_file, tmp_path):
     cfg["data"].update(scalars=["energy"], selection="pdgid != 22")
     (tmp_path / "gan.yaml").write_text(yaml.safe_dump(cfg))
     (tmp_path / "train.py").write_text(GAN_TRAIN)
-    proc = _torchrun(tmp_path, "train.py")
+    proc = torchrun(tmp_path, "train.py")
     assert proc.returncode == 0, proc.stderr[-2000:]
     r0, r1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1))
     assert [r["train_loss"] for r in r0] != [r["train_loss"] for r in r1]  # each process its own shard
@@ -107,12 +101,6 @@ def test_epoch_seeds_differ_by_process_and_epoch():
     assert len(seeds) == 12
     assert epoch_seed(1, 2, 3) == epoch_seed(1, 2, 3)
     assert all(0 <= s < 2**63 for s in seeds)
-
-
-def _torchrun(cwd, *args):
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                           *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
 
 
 STREAMING_TRAIN = """
@@ -138,12 +126,12 @@ def test_torchrun_resume_is_exact(epi_file, tmp_path, memory_budget):
     cfg = run_config(epi_file, epochs=3, batch_size=16, memory_budget=memory_budget)
     (tmp_path / "run.yaml").write_text(yaml.safe_dump(cfg))
     (tmp_path / "train.py").write_text(STREAMING_TRAIN)
-    proc = _torchrun(tmp_path, "train.py", "full", "0")
+    proc = torchrun(tmp_path, "train.py", "full", "0")
     assert proc.returncode == 0, proc.stderr[-2000:]
     # stopped in both processes after the second epoch (its checkpoint written), then resumed under torchrun
-    assert _torchrun(tmp_path, "train.py", "cut", "2").returncode != 0
+    assert torchrun(tmp_path, "train.py", "cut", "2").returncode != 0
     assert load_checkpoint(tmp_path / "cut", "last.pt")["epoch"] == 2
-    proc = _torchrun(tmp_path, "train.py", "cut", "-1")
+    proc = torchrun(tmp_path, "train.py", "cut", "-1")
     assert proc.returncode == 0, proc.stderr[-2000:]
     full = load_checkpoint(tmp_path / "full", "last.pt")
     cut = load_checkpoint(tmp_path / "cut", "last.pt")

@@ -164,11 +164,8 @@ def test_processes_stream_disjoint_chunks_in_lockstep(epi_file, monkeypatch, alw
 
 
 def test_torchrun_streams_with_a_memory_budget(epi_file, tmp_path):
-    import os
-    import subprocess
-    import sys
-
     import yaml
+    from conftest import torchrun
 
     cfg = run_config(epi_file, epochs=3, optimizer={"lr": 3e-3}, batch_size=16, memory_budget="400 MB")
     (tmp_path / "run.yaml").write_text(yaml.safe_dump(cfg))
@@ -179,9 +176,7 @@ def test_torchrun_streams_with_a_memory_budget(epi_file, tmp_path):
         "s.rss_bytes = lambda: 0\n"
         f"s.BUFFER_SHARE = {_per_event_fraction(400)}\n"
         "physnn.train('run.yaml', out='ddp', progress=False)\n")
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                           "train.py"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    proc = torchrun(tmp_path, "train.py")
     assert proc.returncode == 0, proc.stderr[-2000:]
     ckpt = load_checkpoint(tmp_path / "ddp", "last.pt")
     assert ckpt["data_info"]["streaming"]

@@ -58,9 +58,11 @@ import torch
 from torch import nn
 
 from physnn.errors import ConfigError
+from physnn.inference.mc_dropout import repeat_rows
 from physnn.inference.predict import LoadedRun, load_run
 from physnn.io.metadata import META, provenance
 from physnn.io.write import atomic_path, check_output
+from physnn.models.base import dropout_always
 
 FORMATS = ("onnx", "torchscript")
 SUFFIX = {"onnx": ".onnx", "torchscript": ".pt"}
@@ -159,11 +161,11 @@ class PhysicsModel(nn.Module):
         first = self.first_stochastic
         side = model.side(batch)
         if first < 0:  # dropout in the adapter (an RNN): T full passes
-            x, first = model.adapt({k: _tile(v, t) for k, v in batch.items()}), 0
-            side = {k: _tile(v, t) for k, v in side.items()}
+            x, first = model.adapt({k: repeat_rows(v, t) for k, v in batch.items()}), 0
+            side = {k: repeat_rows(v, t) for k, v in side.items()}
         else:
             x = model.run(model.adapt(batch), side, 0, first)
-            x, side = _tile(x, t), {k: _tile(v, t) for k, v in side.items()}
+            x, side = repeat_rows(x, t), {k: repeat_rows(v, t) for k, v in side.items()}
         raw = model.run(x, side, first)
         out = self.task.predict(raw.reshape(t, -1, raw.shape[-1]))
         if "prob" in out:
@@ -191,12 +193,7 @@ class _AlwaysDropout(nn.Module):
         self.channels = not isinstance(layer, nn.Dropout)  # Dropout1d/2d/3d drop whole feature maps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.channels:
-            shape = x[(slice(None), slice(None)) + (slice(0, 1),) * (x.dim() - 2)]
-            keep = torch.rand_like(shape) >= self.p
-        else:
-            keep = torch.rand_like(x) >= self.p
-        return x * keep.to(x.dtype) / (1.0 - self.p)
+        return dropout_always(x, self.p, channels=self.channels)
 
 
 def _stochastic_dropout(model: nn.Module) -> list[tuple[nn.Module, str, nn.Module]]:
@@ -214,11 +211,6 @@ def _stochastic_dropout(model: nn.Module) -> list[tuple[nn.Module, str, nn.Modul
                 setattr(parent, name, _AlwaysDropout(child))
                 swapped.append((parent, name, child))
     return swapped
-
-
-def _tile(x: torch.Tensor, times: int) -> torch.Tensor:
-    """(N, ...) -> (T x N, ...), the T copies one after the other (as :func:`mc_forward` lays them out)."""
-    return x.repeat(times, *([1] * (x.dim() - 1)))
 
 
 class GeneratorModel(nn.Module):

@@ -235,7 +235,8 @@ def generate(
                     forward_showers_per_s=events / max(timer["forward"], 1e-12))
         return meta
 
-    chunks = prefetch(_chunks(loaded, events, fixed, classes, seed, batch_size, chunk_size, timer))
+    chunks = prefetch(_chunks(loaded, events, fixed, classes, seed, batch_size, chunk_size, timer),
+                      name="physnn-generate")
     n = write_tree(out, tree, chunks, overwrite=overwrite, compression=compression,
                    title=f"physnn generate: {loaded.config.model.name} from {loaded.checkpoint}", on_chunk=progress,
                    meta=finish)

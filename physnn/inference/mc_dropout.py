@@ -42,7 +42,8 @@ def seeded(seed: int, device: torch.device) -> Iterator[None]:
         yield
 
 
-def _repeat(x: torch.Tensor, times: int) -> torch.Tensor:
+def repeat_rows(x: torch.Tensor, times: int) -> torch.Tensor:
+    """(N, ...) -> (T x N, ...): the T copies one after the other, so (T x N, O) reshapes to (T, N, O)."""
     return x.repeat(times, *([1] * (x.dim() - 1)))
 
 
@@ -79,8 +80,8 @@ def mc_forward(model: StagedModel, batch: Mapping[str, torch.Tensor], samples: i
     outs = []
     for lo in range(0, samples, per_pass):
         t = min(per_pass, samples - lo)
-        xt = _repeat(x, t)
-        side_t = {k: _repeat(v, t) for k, v in side.items()}
+        xt = repeat_rows(x, t)
+        side_t = {k: repeat_rows(v, t) for k, v in side.items()}
         outs.append(model.run(xt, side_t, first).reshape(t, n, -1))
     set_dropout(model, False)
     return torch.cat(outs)

@@ -45,6 +45,16 @@ class JoinScalars(SideInput):
         return torch.cat([x, scalars.to(x.dtype)], dim=-1)
 
 
+def dropout_always(x: torch.Tensor, p: float, *, channels: bool = False) -> torch.Tensor:
+    """Dropout whatever the mode, the mask drawn with ``rand_like``: MC dropout inside an exported graph.
+
+    ``channels`` drops whole feature maps (``Dropout1d/2d/3d``).
+    """
+    like = x[(slice(None), slice(None)) + (slice(0, 1),) * (x.dim() - 2)] if channels else x
+    keep = torch.rand_like(like) >= p
+    return x * keep.to(x.dtype) / (1.0 - p)
+
+
 def is_stochastic(module: nn.Module) -> bool:
     """True when ``module`` holds a dropout layer (or an RNN with dropout between layers)."""
     for m in module.modules():

@@ -39,7 +39,7 @@ from pydantic import Field, model_validator
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from physnn.models.base import SideInput
+from physnn.models.base import SideInput, dropout_always
 from physnn.models.registry import ModelIO, register
 from physnn.models.sequence import MaskedReadout, SequenceModel, SequenceParams, build_sequence_model, masks
 
@@ -168,7 +168,7 @@ class LayerwiseRNN(nn.Module):
 
         for k, group in enumerate(self.layers):
             if k > 0 and self.p > 0:  # nn.LSTM/GRU's dropout on the outputs of every layer but the last
-                x = x * (torch.rand_like(x) >= self.p).to(x.dtype) / (1.0 - self.p)
+                x = dropout_always(x, self.p)
             outs = [group[0](x)[0]]
             if len(group) == 2:
                 outs.append(flip(group[1](flip(x))[0]))
