@@ -109,6 +109,23 @@ def make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch
     return None
 
 
+def frozen_norms(model: nn.Module) -> list[nn.Module]:
+    """The normalisation layers of a feature extractor that transfer learning froze.
+
+    Only these are kept in eval mode while training, so their running statistics
+    stay as transferred. Layers without parameters (dropout, pooling) are never
+    "frozen": a dropout among frozen convolutions trains on, as MC dropout samples
+    it later.
+    """
+    if not isinstance(model, StagedModel):
+        return []
+    norms = [m for f in model.feature_modules() for m in f.modules() if isinstance(m, nn.modules.batchnorm._NormBase)]
+    params = [p for f in model.feature_modules() for p in f.parameters()]
+    if params and not any(p.requires_grad for p in params):  # the whole extractor is frozen
+        return norms
+    return [m for m in norms if any(True for _ in m.parameters()) and not any(p.requires_grad for p in m.parameters())]
+
+
 def epoch_seed(seed: int, epoch: int, rank: int) -> int:
     """The global RNG's seed for one epoch of one process under torchrun.
 
@@ -184,7 +201,7 @@ class Trainer:
         self.base = dict(checkpoint_base)
         self.transferred = transferred
         self.progress = progress and self.dist.main
-        self.frozen = [m for m in model.feature_modules() if not any(p.requires_grad for p in m.parameters())]
+        self.frozen = frozen_norms(model)
         self.generator = torch.Generator().manual_seed(cfg.seed)
         self.log = MetricsLog(run_dir, cfg.metrics_format)
 
@@ -260,7 +277,7 @@ class Trainer:
                      bar: Any, task_id: Any) -> float:
         self.model.train()
         for module in self.frozen:
-            module.eval()  # frozen batch-norm statistics stay as transferred
+            module.eval()  # frozen batch-norm statistics stay as transferred; dropout stays on
         total = torch.zeros((), device=self.device)
         weight = torch.zeros((), device=self.device)
         for step, batch in enumerate(self._batches(tensors, self.cfg.batch_size, shuffle=True)):
