@@ -46,3 +46,45 @@ def test_transfer_freezing_keeps_batch_norm_statistics_but_not_dropout(showers_f
     for a, b in zip(src.model.feature_modules(), dst.model.feature_modules(), strict=True):
         for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
             assert torch.equal(x, y), name  # weights and running statistics as transferred
+
+
+def test_best_gan_epoch_is_the_lowest_separation_power(showers_file, tmp_path):
+    """Item 3: a separation power is minimised (the old name rule maximised every non-"loss" metric)."""
+    import torch
+    from conftest import gan_config
+
+    cfg = gan_config(showers_file, epochs=3)
+    cfg["train"]["early_stopping"]["monitor"] = "val_sep_energy"
+    result = physnn.train(cfg, out=tmp_path / "gan", progress=False)
+    values = [row["val_sep_energy"] for row in result.history]
+    assert len(set(values)) > 1, "the test needs epochs that differ"
+    assert result.best["val_sep_energy"] == min(values)
+    best = torch.load(tmp_path / "gan" / "best.pt", weights_only=True)
+    assert best["epoch"] == 1 + values.index(min(values))
+
+
+def test_monitor_goals_come_from_the_task():
+    """Item 3: directions are declared per metric; a coverage is best at its nominal value; mode overrides."""
+    from physnn.models.tasks import ONE_SIGMA, Task
+    from physnn.training.monitor import TRAIN_GOALS, Monitor
+
+    reg = Task("regression", "gaussian", targets=["energy"])
+    cov = Monitor.resolve("val_coverage_1sigma", "auto", reg.metric_goals(), TRAIN_GOALS)
+    assert cov.score(0.70) < cov.score(0.60) < cov.score(0.80)
+    assert cov.score(ONE_SIGMA) == 0.0
+    assert Monitor.resolve("val_rmse_energy", "auto", reg.metric_goals(), TRAIN_GOALS).goal == "min"
+    assert Monitor.resolve("val_coverage_1sigma", "max", reg.metric_goals(), TRAIN_GOALS).score(0.9) == -0.9
+    binary = Task("binary", "cross_entropy", classes=[0, 1])
+    assert Monitor.resolve("val_auc", "auto", binary.metric_goals(), TRAIN_GOALS).goal == "max"
+
+
+def test_unknown_monitor_is_refused_before_training_and_lists_the_metrics(showers_file, tmp_path):
+    """Item 3: an unknown monitor is a config error naming the metrics that exist, before any epoch runs."""
+    from physnn.errors import ConfigError
+
+    cfg = run_config(showers_file, epochs=1)
+    cfg["train"]["early_stopping"]["monitor"] = "val_acu"
+    epochs = []
+    with pytest.raises(ConfigError, match=r"'val_acu' is not a metric.*val_accuracy, val_auc"):
+        physnn.train(cfg, out=tmp_path / "r", progress=False, on_epoch_end=epochs.append)
+    assert epochs == []

@@ -22,10 +22,9 @@ import torch
 
 from physnn.inference.mc_dropout import mc_forward, set_dropout
 from physnn.models.base import StagedModel
-from physnn.models.tasks import Task
+from physnn.models.tasks import ONE_SIGMA, Task
 
 CALIBRATION_SAMPLES = 30
-ONE_SIGMA = 0.682689492
 
 
 @torch.no_grad()

@@ -415,6 +415,10 @@ class GenerationTask(Task):
         return self.encode_conditions(scalars.to(device), None if label is None else label.to(device))
 
     # -- validation --------------------------------------------------------
+    def metric_goals(self) -> dict[str, str | float]:
+        """Separation powers (0: identical histograms) and the critic's distance are minimised."""
+        return {"loss": "min", "sep_energy": "min", "sep_layers": "min", "distance": "min"}
+
     def generation_metrics(self, real: Mapping[str, np.ndarray], fake: Mapping[str, np.ndarray]) -> dict[str, float]:
         """Separation powers of the high-level features of validation vs generated showers.
 

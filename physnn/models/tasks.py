@@ -37,6 +37,8 @@ from physnn.data.noise import NoiseSpec, apply_noise, check_noise
 from physnn.errors import ConfigError
 
 MIN_VAR = 1e-6
+#: the probability inside ±1σ of a Gaussian: the nominal coverage of an error bar
+ONE_SIGMA = 0.682689492
 
 
 class TaskConfig(Strict):
@@ -305,6 +307,15 @@ class Task:
             result["coverage_1sigma"] = float(np.mean(np.abs(mean - target) <= sigma))
         return result
 
+    def metric_goals(self) -> dict[str, str | float]:
+        """How each validation metric of :meth:`metrics` is judged: ``"min"``, ``"max"`` or its nominal value."""
+        if self.is_classification:
+            return {"loss": "min", "accuracy": "max", "auc": "max"}
+        goals: dict[str, str | float] = {"loss": "min", **{f"rmse_{t}": "min" for t in self.targets}}
+        if self.gaussian:
+            goals["coverage_1sigma"] = ONE_SIGMA
+        return goals
+
     def describe(self) -> str:
         """One line for logs."""
         if self.is_classification:
@@ -511,6 +522,11 @@ class ReconstructionTask(Task):
             if ok.any():
                 result["energy_bias"] = float(torch.median(rec["e_out"][ok] / rec["e_true"][ok] - 1.0))
         return result
+
+    def metric_goals(self) -> dict[str, str | float]:
+        """Errors are minimised, the denoising gain maximised, the energy bias best at 0; ``rmse_input`` (the
+        noise itself) does not depend on the model."""
+        return {"loss": "min", "rmse": "min", "rmse_input": "min", "gain": "max", "energy_bias": 0.0}
 
     def describe(self) -> str:
         noise = "+".join(n.type for n in self.noise) or "no noise"

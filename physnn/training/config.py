@@ -80,9 +80,14 @@ class EarlyStopping(Strict):
     Attributes
     ----------
     monitor
-        ``val_loss`` or another validation metric (``val_auc``,
-        ``val_accuracy``, ``val_rmse_<target>``); losses and RMSEs are
-        minimised, the others maximised. It also picks the best checkpoint.
+        ``val_loss`` or another metric of the task (``val_auc``,
+        ``val_accuracy``, ``val_rmse_<target>``, ``val_coverage_1sigma``,
+        ``val_sep_energy``, ...). It also picks the best checkpoint.
+    mode
+        ``auto``: the direction the task declares for the metric (losses,
+        RMSEs and separation powers are minimised, AUCs maximised, a coverage
+        is best at its nominal 68.27%; :mod:`physnn.training.monitor`);
+        ``min`` or ``max`` overrides it.
     patience
         Epochs without improvement before stopping; None never stops early.
     min_delta
@@ -90,13 +95,9 @@ class EarlyStopping(Strict):
     """
 
     monitor: str = "val_loss"
+    mode: Literal["auto", "min", "max"] = "auto"
     patience: int | None = Field(default=5, ge=1)
     min_delta: float = Field(default=0.0, ge=0.0)
-
-    @property
-    def mode(self) -> Literal["min", "max"]:
-        """``min`` for losses and RMSEs, ``max`` otherwise."""
-        return "min" if ("loss" in self.monitor or "rmse" in self.monitor) else "max"
 
 
 class TrainConfig(Strict):

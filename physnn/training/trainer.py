@@ -25,12 +25,14 @@ from torch import nn
 
 from physnn.data.dataset import TensorData
 from physnn.data.streaming import StreamingSplit
+from physnn.errors import ConfigError
 from physnn.models.base import StagedModel
 from physnn.models.tasks import Task
 from physnn.training.checkpoint import BEST, LAST, save_checkpoint
 from physnn.training.config import OptimizerConfig, TrainConfig
 from physnn.training.device import autocast, use_amp
 from physnn.training.distributed import Dist
+from physnn.training.monitor import TRAIN_GOALS, Monitor
 
 EpochCallback = Callable[[dict[str, Any]], None]
 
@@ -101,8 +103,8 @@ def make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch
     if s.name == "exponential":
         return sched.ExponentialLR(opt, gamma=s.gamma)
     if s.name == "plateau":
-        return sched.ReduceLROnPlateau(opt, mode=cfg.early_stopping.mode, factor=s.factor, patience=s.patience,
-                                       min_lr=s.min_lr)
+        # stepped with the monitor's score (lower is better), whatever the metric's direction
+        return sched.ReduceLROnPlateau(opt, mode="min", factor=s.factor, patience=s.patience, min_lr=s.min_lr)
     if s.name == "onecycle":
         return sched.OneCycleLR(opt, max_lr=[g["lr"] for g in opt.param_groups],
                                 total_steps=cfg.epochs * max(steps_per_epoch, 1))
@@ -476,8 +478,9 @@ class Trainer:
         schedulers = {name.replace("optimizer", "scheduler"): make_scheduler(o, cfg, steps)
                       for name, o in optimizers.items()}
         sched = schedulers["scheduler"]
-        monitor = cfg.early_stopping.monitor if val_t is not None else "train_loss"
-        sign = 1.0 if cfg.early_stopping.mode == "min" or monitor == "train_loss" else -1.0
+        stop = cfg.early_stopping
+        monitor = Monitor.resolve(stop.monitor if val_t is not None else "train_loss", stop.mode,
+                                  self.task.metric_goals(), TRAIN_GOALS)
         history: list[dict[str, Any]] = []
         best: dict[str, Any] = {}
         waited = 0
@@ -522,24 +525,23 @@ class Trainer:
                     row.update({f"val_{k}": v for k, v in self.evaluate(val_t).items()})
                 row.update({"lr": opt.param_groups[0]["lr"], "seconds": round(seconds, 3),
                             "samples_per_s": round(len(train) / max(seconds, 1e-9), 1)})
-                if monitor not in row:
-                    from physnn.errors import ConfigError
-
-                    msg = (f"train.early_stopping.monitor {monitor!r} is not a metric of this task; "
-                           f"available: {', '.join(k for k in row if k.startswith(('val_', 'train_')))}")
+                if monitor.name not in row:
+                    msg = (f"train.early_stopping.monitor {monitor.name!r} was not computed in epoch {epoch + 1} "
+                           f"(e.g. an AUC needs every class in the validation split); "
+                           f"computed: {', '.join(k for k in row if k.startswith(('val_', 'train_')))}")
                     raise ConfigError(msg)
+                value = monitor.score(row[monitor.name])  # lower is better, whatever the metric
                 if cfg.scheduler.name != "onecycle":
                     for sc in schedulers.values():
                         if sc is not None:
-                            sc.step(row[monitor]) if cfg.scheduler.name == "plateau" else sc.step()
+                            sc.step(value) if cfg.scheduler.name == "plateau" else sc.step()
                 history.append(row)
-                value = sign * row[monitor]
-                improved = not best or value < sign * best[monitor] - cfg.early_stopping.min_delta
+                improved = not best or value < monitor.score(best[monitor.name]) - stop.min_delta
                 if improved:
                     best, waited = dict(row), 0
                 else:
                     waited += 1
-                patience = cfg.early_stopping.patience
+                patience = stop.patience
                 stopped = patience is not None and waited >= patience and epoch + 1 < cfg.epochs
                 if self.dist.main:  # under torchrun only rank 0 writes
                     self.log.write(history)
@@ -552,7 +554,7 @@ class Trainer:
                                     self.run_dir / LAST)
                     self._save_samples(epoch + 1)
                 if bar is not None:
-                    bar.console.print(_summary(row, monitor, improved))
+                    bar.console.print(_summary(row, improved))
                 if on_epoch_end is not None:
                     on_epoch_end(row)
                 if stopped:
@@ -579,7 +581,7 @@ class Trainer:
                         console=Console(stderr=True), transient=True)
 
 
-def _summary(row: Mapping[str, Any], monitor: str, improved: bool) -> str:
+def _summary(row: Mapping[str, Any], improved: bool) -> str:
     keys = [k for k in row if k.startswith(("train_", "val_"))]
     text = "  ".join(f"{k} {row[k]:.4g}" for k in keys)
     mark = " [green]*[/]" if improved else ""
