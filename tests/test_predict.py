@@ -78,13 +78,15 @@ def test_prediction_tree_is_aligned_with_the_input(cls_run, showers_file, tmp_pa
     np.testing.assert_allclose(a["score_std"], a["score_samples"].std(1, ddof=1), atol=1e-5)
     np.testing.assert_allclose(a["prob"].sum(1), 1, atol=1e-5)
     assert meta["mc_samples"] == 20
-    assert not meta["same_files_as_training"]
-    assert set(np.unique(a["split"])) == {0, 1, 2}
+    assert set(np.unique(a["split"])) == {-1}  # not a training file: its events have no training split
+    assert meta["counts"]["unknown"] == len(truth["pdgid"])
+    np.testing.assert_array_equal(a["in_selection"], truth["pdgid"] != 22)  # the run was trained on pdgid != 22
+    assert meta["counts"]["outside_selection"] == int(np.sum(truth["pdgid"] == 22)) > 0
 
 
 def test_mc_spread_is_nonzero_and_shrinks_where_the_model_is_sure(cls_run, epi_file):
     res = physnn.predict(cls_run.run_dir, epi_file, mc_samples=30)
-    assert res.meta["same_files_as_training"]
+    assert res.counts["unknown"] == 0  # the training file: every event has its training split
     score, std = res.arrays["score"], res.arrays["score_std"]
     assert (std > 0).mean() > 0.95  # a few saturate at exactly 0 or 1 in float32
     distance = np.abs(score - 0.5)

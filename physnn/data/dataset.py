@@ -14,7 +14,7 @@ The data flow is ``ROOT -> awkward (physnn.io.read) -> numpy blocks
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,7 +35,7 @@ from physnn.data.convert import (
     scalar_block,
     sequence_block,
 )
-from physnn.data.split import SPLITS, TRAIN, assign_split
+from physnn.data.split import SPLITS, TRAIN, UNKNOWN, assign_split
 from physnn.data.transform import Transform, TransformFitter
 from physnn.errors import DataError
 from physnn.io.read import Chunk, plan_chunks, read_chunk
@@ -124,6 +124,8 @@ class _Stats:
     selected: int = 0
     dropped: int = 0
     dropped_by: dict[str, int] = field(default_factory=dict)
+    #: identities of the files read (:attr:`physnn.io.read.Chunk.file_id`), in order
+    file_ids: list[str] = field(default_factory=list)
 
 
 def _nonfinite(raw: RawChunk, cfg: DataConfig, where: str, stats: _Stats) -> RawChunk:
@@ -172,10 +174,39 @@ def _nonfinite(raw: RawChunk, cfg: DataConfig, where: str, stats: _Stats) -> Raw
     return raw.select(~drop)
 
 
-def _build_raw(arrays: Mapping[str, Any], cfg: DataConfig, entry: np.ndarray, where: str,
+@dataclass(frozen=True)
+class Tagging:
+    """What prediction-time reading adds to each event.
+
+    Attributes
+    ----------
+    known_files
+        The training files' identities (:attr:`physnn.io.read.Chunk.file_id`):
+        events of other files get the split :data:`~physnn.data.split.UNKNOWN`.
+        None: these are the training files.
+    flag
+        A selection (the training selection) whose pass/fail goes into the
+        observer ``in_selection`` instead of dropping events.
+    """
+
+    known_files: Collection[str] | None = None
+    flag: str | None = None
+
+
+def event_split(chunk: Chunk, entry: np.ndarray, cfg: DataConfig,
+                known_files: Collection[str] | None = None) -> np.ndarray:
+    """The split of each event (global ``entry`` numbers) of a chunk: a hash of its file's identity and its
+    entry in that file; :data:`~physnn.data.split.UNKNOWN` when ``known_files`` (the training files'
+    identities) does not hold the chunk's file."""
+    if known_files is not None and chunk.file_id not in known_files:
+        return np.full(entry.shape, UNKNOWN, dtype=np.int8)
+    return assign_split(entry - chunk.offset, val=cfg.split.val, test=cfg.split.test, seed=cfg.split.seed,
+                        file_id=chunk.file_id)
+
+
+def _build_raw(arrays: Mapping[str, Any], cfg: DataConfig, entry: np.ndarray, split: np.ndarray, where: str,
                with_truth: bool) -> RawChunk:
-    raw = RawChunk(entry=entry, split=assign_split(entry, val=cfg.split.val, test=cfg.split.test,
-                                                   seed=cfg.split.seed))
+    raw = RawChunk(entry=entry, split=split)
     if cfg.images is not None:
         raw.image = image_block(arrays, cfg.images, where)
     if cfg.sequence is not None:
@@ -198,34 +229,42 @@ def _build_raw(arrays: Mapping[str, Any], cfg: DataConfig, entry: np.ndarray, wh
 
 
 def iter_raw(cfg: DataConfig, *, step_size: str | int | None = None, with_truth: bool = True,
-             stats: _Stats | None = None) -> Iterator[RawChunk]:
+             stats: _Stats | None = None, tagging: Tagging | None = None) -> Iterator[RawChunk]:
     """Read the config's files chunk by chunk into :class:`RawChunk` blocks.
 
-    The selection and the NaN/inf policy are applied; splits are assigned.
+    The selection and the NaN/inf policy are applied; splits are assigned
+    (:func:`event_split`); ``tagging`` for predictions on any files.
     """
     stats = stats if stats is not None else _Stats()
-    names = needed_branches(cfg, with_truth=with_truth)
+    tagging = tagging or Tagging()
+    both = " && ".join(f"({s})" for s in (cfg.selection, tagging.flag) if s)
+    names = needed_branches(cfg.model_copy(update={"selection": both or None}), with_truth=with_truth)
     selection = Selection(cfg.selection) if cfg.selection else None
     for chunk, obj in plan_chunks(cfg.files, cfg.tree, names, step_size=step_size,
                                   entry_start=cfg.entry_start, entry_stop=cfg.entry_stop):
-        yield _read_raw_chunk(chunk, obj, names, cfg, selection, with_truth, stats)
+        yield _read_raw_chunk(chunk, obj, names, cfg, selection, with_truth, stats, tagging)
 
 
 def _read_raw_chunk(chunk: Chunk, obj: Any, names: list[str], cfg: DataConfig, selection: Selection | None,
-                    with_truth: bool, stats: _Stats) -> RawChunk:
-    return raw_from_arrays(read_chunk(chunk, names, obj), chunk, cfg, selection, with_truth, stats)
+                    with_truth: bool, stats: _Stats, tagging: Tagging | None = None) -> RawChunk:
+    return raw_from_arrays(read_chunk(chunk, names, obj), chunk, cfg, selection, with_truth, stats, tagging)
 
 
 def raw_from_arrays(arrays: Mapping[str, Any], chunk: Chunk, cfg: DataConfig, selection: Selection | None = None,
-                    with_truth: bool = True, stats: _Stats | None = None) -> RawChunk:
+                    with_truth: bool = True, stats: _Stats | None = None,
+                    tagging: Tagging | None = None) -> RawChunk:
     """Build the :class:`RawChunk` of one chunk's branches: defines, selection, blocks, NaN/inf policy."""
     stats = stats if stats is not None else _Stats()
-    # defined columns after the selection (computed for kept events only) unless the selection uses them
-    define_first = selection is not None and bool(selection.branches & cfg.define.keys())
+    tagging = tagging or Tagging()
+    flag = Selection(tagging.flag) if tagging.flag else None
+    # defined columns after the selection (computed for kept events only) unless a selection uses them
+    define_first = any(s is not None and bool(s.branches & cfg.define.keys()) for s in (selection, flag))
     if cfg.define and (define_first or selection is None):
         arrays = apply_defines(dict(arrays), cfg, chunk.where)
     entry = chunk.offset + np.arange(chunk.start, chunk.stop, dtype=np.int64)
     stats.read += entry.size
+    if chunk.file_id not in stats.file_ids:
+        stats.file_ids.append(chunk.file_id)
     if selection is not None:
         keep = selection.evaluate(arrays, where=chunk.where)
         if not keep.all():
@@ -234,7 +273,10 @@ def raw_from_arrays(arrays: Mapping[str, Any], chunk: Chunk, cfg: DataConfig, se
         if cfg.define and not define_first:
             arrays = apply_defines(dict(arrays), cfg, chunk.where)
     stats.selected += entry.size
-    raw = _build_raw(arrays, cfg, entry, chunk.where, with_truth)
+    raw = _build_raw(arrays, cfg, entry, event_split(chunk, entry, cfg, tagging.known_files), chunk.where,
+                     with_truth)
+    if flag is not None:
+        raw.observers["in_selection"] = flag.evaluate(arrays, where=chunk.where).astype(np.int8)
     return _nonfinite(raw, cfg, chunk.where, stats)
 
 
@@ -314,7 +356,7 @@ def load(config: ConfigLike, *, transform: Transform | None = None,
         fitter.add(raws["train"])
         transform = fitter.result()
     parts = {name: finalize(part, transform, cfg) for name, part in raws.items()}
-    info = {"files": cfg.files, "entries_read": stats.read, "selected": stats.selected,
+    info = {"files": cfg.files, "file_ids": stats.file_ids, "entries_read": stats.read, "selected": stats.selected,
             "dropped_nonfinite": stats.dropped, "dropped_by": stats.dropped_by,
             "split": {k: len(v) for k, v in parts.items()},
             "max_length": transform.max_length, "length_info": transform.length_info,

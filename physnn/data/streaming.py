@@ -356,7 +356,7 @@ def prepare(cfg: DataConfig, budget: str, *, transform: Transform | None = None,
     train_sample = finalize(RawChunk.concatenate(first["train"]), transform, cfg)
     per_event = _nbytes(train_sample) / len(train_sample)
     total = per_event * (counts["train"] + counts["val"] + counts["test"])
-    info = {"files": cfg.files, "entries_read": stats.read, "selected": stats.selected,
+    info = {"files": cfg.files, "file_ids": stats.file_ids, "entries_read": stats.read, "selected": stats.selected,
             "dropped_nonfinite": stats.dropped, "dropped_by": stats.dropped_by, "split": counts,
             "max_length": transform.max_length, "length_info": transform.length_info, "classes": transform.classes,
             "memory_budget": budget, "baseline_bytes": baseline, "bytes_per_event": per_event}

@@ -29,8 +29,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from physnn.data.dataset import finalize, iter_raw
-from physnn.data.split import SPLITS
+from physnn.data.dataset import Tagging, finalize, iter_raw
+from physnn.data.split import SPLITS, describe_held_out, held_out
 from physnn.errors import ConfigError, DataError
 from physnn.evaluation.fastsim import shower_shapes
 from physnn.evaluation.report import EvaluationResult, report_dir
@@ -102,8 +102,9 @@ def evaluate_denoising(
     out
         Folder for ``metrics.json`` and the PNG plots (None: compute only).
     split
-        ``auto`` (the test split on the training files, all events on other
-        files), ``all``, ``train``, ``val`` or ``test``.
+        ``auto`` (the events training never saw: the test split of the
+        training files and every event of other files), ``all``, ``train``,
+        ``val`` or ``test``.
     seed
         Seed of the noise added to the clean images.
     mc_samples
@@ -119,18 +120,19 @@ def evaluate_denoising(
         msg = (f"{loaded.checkpoint}: the run has neither task.noise nor data.target_images, so there is no "
                "noisy input to compare with; denoising figures need one of them")
         raise ConfigError(msg)
-    if split == "auto":
-        split = "test" if files is None else "all"
-    if split != "all" and split not in SPLITS:
+    if split not in ("auto", "all") and split not in SPLITS:
         msg = f"--split {split!r}: expected auto, all, {', '.join(SPLITS)}"
         raise ConfigError(msg)
     cfg = loaded.config.data if files is None else prediction_config(loaded.config.data, files, None, None)
-    noisy_parts, out_parts, truth_parts, std_parts = [], [], [], []
+    noisy_parts, out_parts, truth_parts, std_parts, codes = [], [], [], [], []
     generator = torch.Generator().manual_seed(seed)
-    for raw in iter_raw(cfg, step_size=cfg.step_size):
-        part = raw if split == "all" else raw.select(raw.split == SPLITS[split])
+    # auto: the events training never saw (the test split of the training files, every event of other files)
+    for raw in iter_raw(cfg, step_size=cfg.step_size, tagging=Tagging(known_files=set(loaded.training_files))):
+        part = (raw if split == "all" else raw.select(held_out(raw.split)) if split == "auto"
+                else raw.select(raw.split == SPLITS[split]))
         if len(part) == 0:
             continue
+        codes.append(part.split)
         if task.paired and part.target_image is None:
             msg = f"{', '.join(cfg.files)}: no target image branches {cfg.target_images} to compare with"
             raise DataError(msg)
@@ -144,11 +146,13 @@ def evaluate_denoising(
         if std is not None:
             std_parts.append(std.numpy())
     if not truth_parts:
-        msg = f"{', '.join(cfg.files)}: no event in the {split} split to evaluate"
+        which = "held-out event" if split == "auto" else f"event in the {split} split"
+        msg = f"{', '.join(cfg.files)}: no {which} to evaluate"
         raise DataError(msg)
     noisy, denoised, truth = (np.concatenate(p) for p in (noisy_parts, out_parts, truth_parts))
     figures = denoising_figures(noisy, denoised, truth, min_layer_energy=min_layer_energy)
-    figures.update(checkpoint=str(loaded.checkpoint), split=split, seed=seed, mc_samples=mc_samples,
+    described = describe_held_out(np.concatenate(codes)) if split == "auto" else split
+    figures.update(checkpoint=str(loaded.checkpoint), split=described, seed=seed, mc_samples=mc_samples,
                    noise=[n.model_dump() for n in task.noise], paired=task.paired)
     if std_parts:
         figures["mean_cell_std"] = float(np.mean(np.concatenate(std_parts)))

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from physnn.data.convert import is_jagged
-from physnn.data.dataset import TensorData, finalize, iter_raw, raw_from_arrays
+from physnn.data.dataset import Tagging, TensorData, finalize, iter_raw, raw_from_arrays
 from physnn.errors import ConfigError, DataError
 from physnn.inference.mc_dropout import mc_forward, seeded, set_dropout
 from physnn.inference.predict import LoadedRun, _concat, _truth_branches, load_run, prediction_config
@@ -235,7 +235,8 @@ def denoise(
             tree_name[0] = tree_name[0] or chunk.tree
             names = [n for n in branch_names(obj) if not is_histogram_branch(obj, n) or n in images]
             arrays = read_chunk(chunk, names, obj)
-            raw = raw_from_arrays(arrays, chunk, cfg, with_truth=False)
+            raw = raw_from_arrays(arrays, chunk, cfg, with_truth=False,
+                                  tagging=Tagging(known_files=set(loaded.training_files)))
             if len(raw) == 0:
                 continue
             td = finalize(raw, loaded.transform, cfg)
@@ -360,7 +361,8 @@ def encode(
 
     def chunks() -> Iterator[dict[str, Any]]:
         nonlocal count
-        for raw in iter_raw(cfg, step_size=step_size or cfg.step_size):
+        for raw in iter_raw(cfg, step_size=step_size or cfg.step_size,
+                            tagging=Tagging(known_files=set(loaded.training_files))):
             if len(raw) == 0:
                 continue
             td = finalize(raw, loaded.transform, cfg.model_copy(update={"label": None}))

@@ -20,8 +20,13 @@ samples (``keep_samples``)  ``score_samples[T]``, ``prob_samples[T][K]`` or
 truth, when in the file     the label branch as it is, ``true_class`` (index,
                             -1 for a value outside the classes), the targets
                             and the weight under their own names
-always                      ``entry``, ``split`` (0 train, 1 val, 2 test by the
-                            training split's hash), the observer branches
+always                      ``entry``, ``split`` (0 train, 1 val, 2 test: the
+                            training's split of the event, a property of its
+                            file and entry; -1 for files that were not among
+                            the training files), the observer branches
+with a training selection   ``in_selection`` (1 if the training selection
+                            keeps the event, 0 if training never saw such
+                            events)
 ==========================  ===================================================
 
 A ``physnn_meta`` string (JSON, :mod:`physnn.io.metadata`) next to the tree
@@ -42,7 +47,8 @@ import numpy as np
 import torch
 
 from physnn.config import DataConfig
-from physnn.data.dataset import TensorData, finalize, iter_raw
+from physnn.data.dataset import Tagging, TensorData, finalize, iter_raw
+from physnn.data.split import SPLITS, UNKNOWN
 from physnn.data.transform import Transform
 from physnn.errors import ConfigError, DataError
 from physnn.inference.mc_dropout import mc_forward, seeded, set_dropout
@@ -74,6 +80,8 @@ class LoadedRun:
     checkpoint: Path
     device: torch.device
     epoch: int = 0
+    #: identities of the training files (``"<uuid>/<tree>"``); events of other files get split -1
+    training_files: list[str] = field(default_factory=list)
 
 
 def load_run(source: str | os.PathLike, *, device: str = "auto", which: str = "best.pt") -> LoadedRun:
@@ -87,7 +95,8 @@ def load_run(source: str | os.PathLike, *, device: str = "auto", which: str = "b
     dev = resolve_device(device)
     model.to(dev).eval()
     return LoadedRun(model, Task.from_state(ckpt["task"]), Transform.from_state(ckpt["transform"]), cfg, io,
-                     Path(ckpt["path"]), dev, int(ckpt.get("epoch", 0)))
+                     Path(ckpt["path"]), dev, int(ckpt.get("epoch", 0)),
+                     list(ckpt.get("data_info", {}).get("file_ids", [])))
 
 
 @dataclass
@@ -106,6 +115,10 @@ class PredictionResult:
         The output branches as numpy arrays (when ``collect=True``).
     meta
         The metadata written next to the tree.
+    counts
+        Events per split (``train``, ``val``, ``test``, ``unknown``: files
+        that were not among the training files) and ``outside_selection``
+        (events that the training selection would have removed).
     """
 
     path: Path | None
@@ -113,6 +126,7 @@ class PredictionResult:
     seconds: float
     arrays: dict[str, np.ndarray] | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
 
     @property
     def rate(self) -> float:
@@ -207,6 +221,8 @@ def output_branches(task: Task, outs: torch.Tensor, *, mc: bool, keep_samples: b
 
 def _truth_branches(task: Task, cfg: DataConfig, transform: Transform, raw: Any, td: TensorData) -> dict[str, Any]:
     out: dict[str, Any] = {"entry": td.entry.astype(np.int64), "split": raw.split.astype(np.int32)}
+    if "in_selection" in raw.observers:
+        out["in_selection"] = raw.observers["in_selection"]
     if raw.labels is not None and cfg.label is not None:
         out[cfg.label] = raw.labels
         if task.is_classification:
@@ -316,17 +332,19 @@ def predict(
                       training_files=expand_files(loaded.config.data.files),
                       split=loaded.config.data.split.model_dump(), label=cfg.label, targets=cfg.targets,
                       weight=cfg.weight)
-    meta["same_files_as_training"] = sorted(map(os.path.realpath, meta["files"])) == sorted(
-        map(os.path.realpath, meta["training_files"]))
+    meta["training_selection"] = loaded.config.data.selection
+    counts = dict.fromkeys([*SPLITS, "unknown"], 0)
     pieces: list[dict[str, Any]] = []
     start = time.perf_counter()
     count = 0
+    tagging = Tagging(known_files=set(loaded.training_files), flag=loaded.config.data.selection)
 
     def chunks() -> Iterator[dict[str, Any]]:
         nonlocal count
-        for raw in iter_raw(cfg, step_size=step_size or cfg.step_size):
+        for raw in iter_raw(cfg, step_size=step_size or cfg.step_size, tagging=tagging):
             if len(raw) == 0:
                 continue
+            _count(counts, raw)
             td = finalize(raw, loaded.transform, cfg.model_copy(update={"label": None}))
             branches = _truth_branches(loaded.task, cfg, loaded.transform, raw, td)
             outs = _forward(loaded, td, mc_samples, batch_size)
@@ -345,12 +363,24 @@ def predict(
     with seeded(seed, loaded.device):
         if out is not None:
             title = f"physnn predictions of {loaded.checkpoint}"
-            write_tree(out, TREE, chunks(), overwrite=overwrite, compression=compression, title=title, meta=meta)
+            write_tree(out, TREE, chunks(), overwrite=overwrite, compression=compression, title=title,
+                       meta=lambda: {**meta, "counts": counts})
         else:
             for _ in chunks():
                 pass
     arrays = _concat(pieces) if collect else None
-    return PredictionResult(None if out is None else Path(out), count, time.perf_counter() - start, arrays, meta)
+    meta["counts"] = counts
+    return PredictionResult(None if out is None else Path(out), count, time.perf_counter() - start, arrays, meta,
+                            counts)
+
+
+def _count(counts: dict[str, int], raw: Any) -> None:
+    """Add a chunk's events per split (``unknown``: not a training file) and outside the training selection."""
+    for name, code in [*SPLITS.items(), ("unknown", UNKNOWN)]:
+        counts[name] += int(np.count_nonzero(raw.split == code))
+    if "in_selection" in raw.observers:
+        counts["outside_selection"] = counts.get("outside_selection", 0) + int(
+            np.count_nonzero(raw.observers["in_selection"] == 0))
 
 
 def _concat(pieces: list[dict[str, Any]]) -> dict[str, Any]:

@@ -33,7 +33,11 @@ class Chunk:
         The entry range in the file.
     offset
         The global entry number of this file's entry 0 across the file list,
-        so that ``offset + start + i`` identifies an event uniquely.
+        so that ``offset + start + i`` numbers the events of the list (the
+        order of the outputs).
+    file_id
+        The file's identity, independent of its path and of the list:
+        ``"<uuid>/<tree>"`` with the UUID from the ROOT file's header.
     """
 
     path: str
@@ -41,6 +45,7 @@ class Chunk:
     start: int
     stop: int
     offset: int
+    file_id: str = ""
 
     @property
     def where(self) -> str:
@@ -129,6 +134,11 @@ def read_chunk(chunk: Chunk, names: Sequence[str], obj: Any | None = None) -> di
     return out
 
 
+def file_identity(handle: Any, tree: str) -> str:
+    """``"<uuid>/<tree>"``: the identity of a tree that copies and renames of its file keep."""
+    return f"{handle.file.uuid}/{tree}"
+
+
 def open_tree(path: str, tree: str | None) -> Any:
     """Open ``path`` and return its tree (the only one when ``tree`` is None)."""
     handle = open_root(path)
@@ -159,7 +169,8 @@ def _bytes_per_entry(obj: Any, chunk: Chunk, names: Sequence[str]) -> float:
     """Measure the in-memory size of one entry by reading a small probe."""
     import awkward as ak
 
-    probe = Chunk(chunk.path, chunk.tree, chunk.start, min(chunk.stop, chunk.start + 1000), chunk.offset)
+    probe = Chunk(chunk.path, chunk.tree, chunk.start, min(chunk.stop, chunk.start + 1000), chunk.offset,
+                  chunk.file_id)
     if probe.stop <= probe.start:
         return 1.0
     arrays = read_chunk(probe, names, obj)
@@ -200,7 +211,7 @@ def plan_chunks(
         name, obj = resolve_tree(handle, path, tree)
         n = int(obj.num_entries)
         start, stop, _ = slice(entry_start, entry_stop).indices(n)
-        whole = Chunk(path, name, start, max(start, stop), offset)
+        whole = Chunk(path, name, start, max(start, stop), offset, file_identity(handle, name))
         if step_size is None:
             step = max(whole.stop - whole.start, 1)
         elif entries is not None:
@@ -209,7 +220,7 @@ def plan_chunks(
             assert size is not None
             step = max(int(size // _bytes_per_entry(obj, whole, names)), 1)
         for lo in range(whole.start, whole.stop, step):
-            yield Chunk(path, name, lo, min(lo + step, whole.stop), offset), obj
+            yield Chunk(path, name, lo, min(lo + step, whole.stop), offset, whole.file_id), obj
         offset += n
 
 
