@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from physnn.errors import ConfigError, InputFileError
+from physnn.evaluation.conditions import Match, condition_branches, condition_report
 
 
 # -- features ---------------------------------------------------------------
@@ -243,7 +244,12 @@ def classifier_test(reference: np.ndarray, candidate: np.ndarray, *, seed: int =
 # -- reading samples ------------------------------------------------------------
 @dataclass
 class ShowerSample:
-    """What :func:`read_sample` keeps of one file: all high-level features, some cells, the metadata."""
+    """What :func:`read_sample` keeps of one file: all high-level features, some cells, the metadata.
+
+    ``conditions`` holds the particle type, incident energy and impact point
+    of every shower read (those the file has); ``kept`` (None: all) marks the
+    showers that the features, cells and ``incident`` are of.
+    """
 
     path: str
     tree: str
@@ -253,6 +259,8 @@ class ShowerSample:
     cells: np.ndarray
     incident: np.ndarray | None
     meta: dict[str, Any] = field(default_factory=dict)
+    conditions: dict[str, np.ndarray] = field(default_factory=dict)
+    kept: np.ndarray | None = None
 
     @property
     def events(self) -> int:
@@ -286,8 +294,43 @@ def _image_branch(path: str, tree: Any, name: str | None) -> str:
     raise InputFileError(msg)
 
 
+@dataclass(frozen=True)
+class SampleLayout:
+    """Where a file keeps its showers: tree, image branch, incident-energy branch, condition branches."""
+
+    path: str
+    tree: str
+    image: str
+    energy: str | None
+    conditions: tuple[str, ...]
+
+    @property
+    def condition_keys(self) -> list[str]:
+        """The keys of :attr:`ShowerSample.conditions` (the incident energy as ``energy``)."""
+        return (["energy"] if self.energy else []) + list(self.conditions)
+
+
+def sample_layout(path: str | os.PathLike, *, tree: str | None = None, image: str | None = None,
+                  energy: str | None = "auto") -> SampleLayout:
+    """Find the tree and branches :func:`read_sample` reads (arguments as there), without reading events."""
+    from physnn.io.read import branch_names, open_tree
+
+    path = os.fspath(path)
+    handle = open_tree(path, tree)
+    image = _image_branch(path, handle, image)
+    names = branch_names(handle)
+    if energy == "auto":
+        energy = "energy" if "energy" in names else None
+    elif energy is not None and energy not in names:
+        msg = f"{path}:{handle.name}: no incident-energy branch {energy!r} (branches: {', '.join(names)})"
+        raise InputFileError(msg)
+    conditions = [b for b in condition_branches(handle, names) if b not in (image, energy)]
+    return SampleLayout(path, handle.name, image, energy, tuple(conditions))
+
+
 def read_sample(path: str | os.PathLike, *, tree: str | None = None, image: str | None = None,
-                energy: str | None = "auto", max_cells: int = 20000, step_size: str = "100 MB") -> ShowerSample:
+                energy: str | None = "auto", max_cells: int = 20000, step_size: str = "100 MB",
+                keep: Match | None = None) -> ShowerSample:
     """Read a showers file chunk by chunk into high-level features (all events) and cells (the first ``max_cells``).
 
     Parameters
@@ -302,49 +345,55 @@ def read_sample(path: str | os.PathLike, *, tree: str | None = None, image: str 
     energy
         The incident-energy branch; ``auto``: ``energy`` when present; None:
         no incident energy (features use the total deposited energy).
+    keep
+        Keep only the showers within these conditions (``compare --match``);
+        the conditions of all showers read are kept, with the mask as ``kept``.
     """
     from physnn.config import DataConfig
     from physnn.data.dataset import iter_raw
-    from physnn.io.read import branch_names, open_tree
 
-    path = os.fspath(path)
-    handle = open_tree(path, tree)
-    tree_name = handle.name
-    image = _image_branch(path, handle, image)
-    names = branch_names(handle)
-    if energy == "auto":
-        energy = "energy" if "energy" in names else None
-    elif energy is not None and energy not in names:
-        msg = f"{path}:{tree_name}: no incident-energy branch {energy!r} (branches: {', '.join(names)})"
-        raise InputFileError(msg)
-    cfg = DataConfig(files=[path], tree=tree_name, images={"branches": [image]},
-                     scalars=[energy] if energy else [], step_size=step_size)
-    feats: list[dict[str, np.ndarray]] = []
-    cells: list[np.ndarray] = []
-    incident: list[np.ndarray] = []
+    layout = sample_layout(path, tree=tree, image=image, energy=energy)
+    path, tree_name, energy = layout.path, layout.tree, layout.energy
+    cfg = DataConfig(files=[path], tree=tree_name, images={"branches": [layout.image]},
+                     scalars=([energy] if energy else []) + list(layout.conditions), step_size=step_size)
+    parts: dict[str, list[Any]] = {"feats": [], "cells": [], "incident": [], "conditions": [], "kept": []}
     kept = 0
     shape: tuple[int, ...] = ()
     for raw in iter_raw(cfg, with_truth=False):
         assert raw.image is not None
         shape = tuple(raw.image.shape[1:])
-        e_inc = raw.scalars[:, 0].astype(np.float64) if energy else None
-        if e_inc is not None and not (e_inc > 0).all():
+        cond = {k: raw.scalars[:, i] for i, k in enumerate(layout.condition_keys)} if cfg.scalars else {}
+        if energy and not (cond["energy"] > 0).all():
             msg = f"{path}:{tree_name}: branch {energy!r} must hold positive incident energies"
             raise InputFileError(msg)
-        feats.append(high_level_features(raw.image, e_inc))
+        mask = keep(cond) if keep is not None else np.ones(len(raw.image), dtype=bool)
+        images = raw.image[mask] if keep is not None else raw.image
+        e_inc = cond["energy"][mask].astype(np.float64) if energy else None
+        parts["conditions"].append(cond)
+        parts["kept"].append(mask)
+        if len(images) == 0:
+            continue
+        parts["feats"].append(high_level_features(images, e_inc))
         if e_inc is not None:
-            incident.append(e_inc)
+            parts["incident"].append(e_inc)
         if kept < max_cells:
-            take = raw.image[: max_cells - kept]
-            cells.append(take.reshape(len(take), -1).astype(np.float32))
+            take = images[: max_cells - kept]
+            parts["cells"].append(take.reshape(len(take), -1).astype(np.float32))
             kept += len(take)
-    if not feats or sum(len(f["e_max"]) for f in feats) == 0:
+    feats, read = parts["feats"], sum(len(m) for m in parts["kept"])
+    if read == 0:
         msg = f"{path}:{tree_name}: no showers to compare"
         raise InputFileError(msg)
-    return ShowerSample(path=path, tree=tree_name, image=image, shape=shape,
+    if keep is not None and sum(int(m.sum()) for m in parts["kept"]) == 0:
+        raise keep.nothing_kept(path, read)
+    return ShowerSample(path=path, tree=tree_name, image=layout.image, shape=shape,
                         features={k: np.concatenate([f[k] for f in feats]) for k in feats[0]},
-                        cells=np.concatenate(cells), incident=np.concatenate(incident) if incident else None,
-                        meta=read_meta(path))
+                        cells=np.concatenate(parts["cells"]),
+                        incident=np.concatenate(parts["incident"]) if parts["incident"] else None,
+                        meta=read_meta(path),
+                        conditions={k: np.concatenate([c[k] for c in parts["conditions"]])
+                                    for k in parts["conditions"][0]},
+                        kept=np.concatenate(parts["kept"]) if keep is not None else None)
 
 
 def read_meta(path: str | os.PathLike) -> dict[str, Any]:
@@ -376,7 +425,14 @@ def _high_level(sample: ShowerSample) -> np.ndarray:
 # -- the comparison -------------------------------------------------------------
 @dataclass
 class ComparisonResult:
-    """What :func:`compare` found (also in ``report/metrics.json``) and the files it wrote."""
+    """What :func:`compare` found (also in ``report/metrics.json``) and the files it wrote.
+
+    ``conditions`` (see :func:`physnn.evaluation.conditions.condition_report`)
+    says whether the two samples were made under the same conditions;
+    ``conditions["matched"]`` False means the figures measure that
+    difference too. None where the conditions are the same by construction
+    (:func:`evaluate_generator`).
+    """
 
     separation: dict[str, float]
     classifier: dict[str, dict[str, Any]]
@@ -384,10 +440,12 @@ class ComparisonResult:
     events: dict[str, int]
     out: Path | None
     files: list[Path] = field(default_factory=list)
+    conditions: dict[str, Any] | None = None
 
     def figures(self) -> dict[str, Any]:
         """Everything as plain types (the content of ``metrics.json``)."""
-        return {"separation_power": self.separation,
+        first = {} if self.conditions is None else {"conditions": self.conditions}
+        return first | {"separation_power": self.separation,
                 "separation_power_mean": float(np.mean(list(self.separation.values()))),
                 "classifier": self.classifier, "timing": self.timing, "events": self.events}
 
@@ -407,8 +465,13 @@ def _timing(reference: ShowerSample, candidate: ShowerSample) -> dict[str, Any]:
 def compare(reference: str | os.PathLike, candidate: str | os.PathLike, *, out: str | os.PathLike | None = None,
             tree: str | None = None, image: str | None = None, energy: str | None = "auto",
             classifier: Sequence[str] = ("low", "high"), max_events: int = 20000, bins: int = 50, seed: int = 0,
-            plots: bool = True) -> ComparisonResult:
+            plots: bool = True, match: bool = False) -> ComparisonResult:
     """Compare a candidate (fast) simulation with a reference sample, CaloChallenge style.
+
+    First the samples' conditions are compared (particle types, incident
+    energy, impact point: see :mod:`physnn.evaluation.conditions`): where they
+    differ, ``result.conditions["matched"]`` is False and the differences are
+    listed, since the features and the classifier then see them too.
 
     Parameters
     ----------
@@ -431,6 +494,10 @@ def compare(reference: str | os.PathLike, candidate: str | os.PathLike, *, out: 
         Seeds the classifier test.
     plots
         Write the histogram figures (needs matplotlib).
+    match
+        Keep only the reference showers within the candidate's conditions:
+        its particle types, and its ranges of incident energy and impact
+        point (a DataError when none is left).
 
     Examples
     --------
@@ -444,33 +511,37 @@ def compare(reference: str | os.PathLike, candidate: str | os.PathLike, *, out: 
         raise ConfigError(msg)
     from physnn.evaluation.report import report_dir
 
-    outdir = report_dir(out)
     start = time.perf_counter()
-    ref = read_sample(reference, tree=tree, image=image, energy=energy, max_cells=max_events)
-    cand = read_sample(candidate, tree=tree or ref.tree, image=image or ref.image,
-                       energy=None if ref.incident is None else (energy if energy != "auto" else "energy"),
+    layout = sample_layout(reference, tree=tree, image=image, energy=energy)
+    cand = read_sample(candidate, tree=tree or layout.tree, image=image or layout.image,
+                       energy=None if layout.energy is None else (energy if energy != "auto" else "energy"),
                        max_cells=max_events)
+    keep = Match.of(cand.conditions, layout.condition_keys) if match else None
+    ref = read_sample(reference, tree=layout.tree, image=layout.image, energy=layout.energy, max_cells=max_events,
+                      keep=keep)
     if ref.shape != cand.shape:
         msg = (f"{candidate}: images of shape {list(cand.shape)} per event, the reference {reference} "
                f"has {list(ref.shape)}; compare needs the same grid")
         raise InputFileError(msg)
-    result = compare_samples(ref, cand, out=outdir, classifier=classifier, max_events=max_events, bins=bins,
-                             seed=seed, plots=plots)
+    conditions = condition_report(ref.conditions, cand.conditions, ref.kept, keep)
+    result = compare_samples(ref, cand, out=report_dir(out), classifier=classifier, max_events=max_events,
+                             bins=bins, seed=seed, plots=plots, conditions=conditions)
     result.timing["compare_seconds"] = round(time.perf_counter() - start, 2)
     return result
 
 
 def compare_samples(ref: ShowerSample, cand: ShowerSample, *, out: Path | None = None,
                     classifier: Sequence[str] = ("low", "high"), max_events: int = 20000, bins: int = 50,
-                    seed: int = 0, plots: bool = True) -> ComparisonResult:
-    """:func:`compare` on samples already in memory (see :func:`read_sample`)."""
+                    seed: int = 0, plots: bool = True, conditions: dict[str, Any] | None = None) -> ComparisonResult:
+    """:func:`compare` on samples already in memory (see :func:`read_sample`); ``conditions`` goes in the report."""
     separation = {k: separation_power(ref.features[k], cand.features[k], bins) for k in ref.features}
     tests: dict[str, dict[str, Any]] = {}
     for kind in classifier:
         inputs = (_low_level, _high_level)[kind == "high"]
         tests[kind] = classifier_test(inputs(ref)[:max_events], inputs(cand)[:max_events], seed=seed)
     result = ComparisonResult(separation=separation, classifier=tests, timing=_timing(ref, cand),
-                              events={"reference": ref.events, "candidate": cand.events}, out=out)
+                              events={"reference": ref.events, "candidate": cand.events}, out=out,
+                              conditions=conditions)
     if out is not None:
         result.files = _write_report(result, ref, cand, out, bins, plots)
     return result
