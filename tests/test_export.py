@@ -65,7 +65,7 @@ def test_torchscript_regressor_matches_predict(reg_run, showers_file, tmp_path):
         with torch.no_grad():
             pred, sigma = module(torch.from_numpy(_images(showers_file, n)))
         np.testing.assert_allclose(pred[:, 0].numpy(), ref["energy_pred"][:n], rtol=1e-4, atol=1e-4)
-        np.testing.assert_allclose(sigma[:, 0].numpy(), ref["energy_aleatoric"][:n], rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(sigma[:, 0].numpy(), ref["energy_std"][:n], rtol=1e-4, atol=1e-4)  # calibrated
 
 
 def _padded(raw, length: int, fill: float) -> tuple[np.ndarray, np.ndarray]:
@@ -99,7 +99,7 @@ def test_sequence_model_has_dynamic_batch_and_length(seq_run, events_file, tmp_p
                                                                                 torch.from_numpy(counts)))
         if length >= loaded.transform.max_length:  # every particle the training saw: the same numbers
             np.testing.assert_allclose(pred[:, 0], ref["mass_pred"][:n], rtol=1e-4, atol=1e-3)
-            np.testing.assert_allclose(sigma[:, 0], ref["mass_aleatoric"][:n], rtol=1e-4, atol=1e-3)
+            np.testing.assert_allclose(sigma[:, 0], ref["mass_std"][:n], rtol=1e-4, atol=1e-3)
         else:
             assert np.all(np.isfinite(pred))
 
@@ -224,18 +224,19 @@ def test_onnx_with_mc_dropout_matches_predict_mc(cls_run, reg_run, epi_file, sho
     scatter, ratio = _mc_agreement(score, score_std, ref["score"][:n], ref["score_std"][:n], t)
     assert 0.45 < scatter < 1.0
     assert 0.9 < ratio < 1.1
-    # a regressor: mean, aleatoric σ, epistemic spread and their total, in GeV
+    # a regressor: mean, aleatoric σ and epistemic spread (raw), their calibrated total, in GeV
     res = physnn.export(reg_run.run_dir, tmp_path / "reg_mc.onnx", mc_samples=t)
-    assert list(res.outputs) == ["pred", "sigma", "epistemic", "std"]
+    assert list(res.outputs) == ["pred", "aleatoric", "epistemic", "std"]
     pred, sigma, epistemic, std = _session(res.path).run(None, {"image": _images(showers_file, n)})
-    ref = physnn.predict(reg_run.run_dir, showers_file, mc_samples=t).arrays
+    predicted = physnn.predict(reg_run.run_dir, showers_file, mc_samples=t)
+    ref, scale = predicted.arrays, predicted.meta["sigma_scale"]["energy"]
     scatter, ratio = _mc_agreement(pred[:, 0], epistemic[:, 0], ref["energy_pred"][:n], ref["energy_epistemic"][:n], t)
     assert 0.45 < scatter < 1.0
     assert 0.9 < ratio < 1.1
     relative = np.abs(sigma[:, 0] / ref["energy_aleatoric"][:n] - 1)  # a T-pass mean too
     assert np.median(relative) < 0.02
     assert relative.max() < 0.2
-    np.testing.assert_allclose(std**2, sigma**2 + epistemic**2, rtol=1e-4)
+    np.testing.assert_allclose(std**2, scale**2 * (sigma**2 + epistemic**2), rtol=1e-4)
     # the deterministic graph of the same run is unchanged by the MC export (the dropout layers were put back)
     (det,) = _session(physnn.export(reg_run.run_dir, tmp_path / "reg.onnx").path).run(
         None, {"image": _images(showers_file, 5)})[:1]
@@ -263,7 +264,7 @@ def test_onnx_mc_dropout_between_rnn_layers(events_file, tmp_path):
 
 
 def test_mc_export_errors(gan_run, ae_run, tmp_path):
-    with pytest.raises(ConfigError, match="--mc-samples must be 0"):
+    with pytest.raises(ConfigError, match="--mc-samples -1: MC dropout needs T >= 2"):
         physnn.export(ae_run.run_dir, tmp_path / "x.onnx", mc_samples=-1)
     with pytest.raises(ConfigError, match="not a generation run"):
         physnn.export(gan_run, tmp_path / "g.onnx", mc_samples=10)

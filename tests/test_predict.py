@@ -108,9 +108,10 @@ def test_regression_branches_and_files_without_truth(reg_run, showers_file, writ
     a = res.arrays
     for key in ("energy_pred", "energy_aleatoric", "energy_epistemic", "energy_std", "energy"):
         assert key in a
-    np.testing.assert_allclose(a["energy_std"] ** 2, a["energy_aleatoric"] ** 2 + a["energy_epistemic"] ** 2,
-                               rtol=1e-4)
-    assert reg_run.task.sigma_scale["mc"] > 0
+    scale = res.meta["sigma_scale"]["energy"]  # the calibrated total; the two parts stay raw
+    np.testing.assert_allclose(a["energy_std"] ** 2,
+                               scale**2 * (a["energy_aleatoric"] ** 2 + a["energy_epistemic"] ** 2), rtol=1e-4)
+    assert reg_run.task.sigma_scale["mc"][0] == scale > 0
     with uproot.open(showers_file) as f:
         images = f["showers"]["image"].array(library="np")[:40]
     path = write_root({"image": images}, name="data_only.root", tree="showers")
@@ -124,7 +125,7 @@ def test_regression_branches_and_files_without_truth(reg_run, showers_file, writ
 def test_predict_errors(cls_run, showers_file, tmp_path):
     with pytest.raises(ConfigError, match="--keep-samples needs --mc-samples"):
         physnn.predict(cls_run.run_dir, showers_file, keep_samples=True)
-    with pytest.raises(ConfigError, match="--mc-samples must be"):
+    with pytest.raises(ConfigError, match="--mc-samples -1: MC dropout needs T >= 2"):
         physnn.predict(cls_run.run_dir, showers_file, mc_samples=-1)
     with pytest.raises(InputFileError, match="no such checkpoint or run folder"):
         physnn.predict(tmp_path / "nope", showers_file)

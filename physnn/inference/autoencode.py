@@ -31,7 +31,7 @@ import torch
 from physnn.data.convert import is_jagged
 from physnn.data.dataset import Tagging, TensorData, finalize, iter_raw, raw_from_arrays
 from physnn.errors import ConfigError, DataError
-from physnn.inference.mc_dropout import mc_forward, seeded, set_dropout
+from physnn.inference.mc_dropout import check_samples, mc_forward, seeded, set_dropout
 from physnn.inference.predict import LoadedRun, _concat, _truth_branches, load_run, prediction_config
 from physnn.io.files import expand_files
 from physnn.io.metadata import provenance
@@ -205,9 +205,8 @@ def denoise(
     --------
     >>> physnn.denoise("runs/ae", "showers.root", out="showers_denoised.root")  # doctest: +SKIP
     """
-    if mc_samples < 0:
-        msg = f"--mc-samples must be 0 (off) or positive, got {mc_samples}"
-        raise ConfigError(msg)
+    if mc_samples != 0:
+        check_samples(mc_samples)
     if out is not None:
         from physnn.io.write import check_output
 

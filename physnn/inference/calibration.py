@@ -5,22 +5,30 @@ dropout noise of its own mean, so its error bars come out too wide when the
 data's resolution is small compared with the target's range (a calorimeter:
 a few % of 1-100 GeV). The standard remedy (Levi et al. 2019, "Evaluating
 and calibrating uncertainty prediction in regression tasks"; Kuleshov et al.
-2018) is one scale factor per prediction mode, fitted on held-out data so
-that the ±1σ interval covers 68.27% of the events: ``s`` is the 68.27%
-quantile of ``|pred - true| / σ``. (A quantile, not the RMS of the pulls, so
-that a few events in non-Gaussian tails, e.g. pions that leak, do not widen
-everyone's error bar.)
-It is fitted on the validation split, stored in the task, applied by
-``predict`` and judged on the test split by ``evaluate``.
+2018) is one scale factor per target and prediction mode, fitted on held-out
+data so that the ±1σ interval covers 68.27% of the events: ``s_t`` is the
+68.27% quantile of ``|pred - true| / σ`` of target ``t``. (A quantile, not
+the RMS of the pulls, so that a few events in non-Gaussian tails, e.g. pions
+that leak, do not widen everyone's error bar; per target, so that one
+target's tails do not set another's error bar.)
+
+What is calibrated is the **total** error bar ``t_std``:
+``s_t x sqrt(aleatoric² + epistemic²)`` (Kendall & Gal 2017, see
+:func:`physnn.inference.mc_dropout.regression_summary`); ``t_aleatoric`` and
+``t_epistemic`` stay the raw predicted σ and the raw MC-dropout spread.
+Deterministic predictions have their own factor (the aleatoric σ alone).
+The factors are fitted on the whole validation split (streamed batch by batch
+when it is), stored in the task, applied by ``predict`` and ``export``,
+recorded in ``physnn_meta`` and judged on the test split by ``evaluate``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 import torch
 
-from physnn.inference.mc_dropout import mc_forward, set_dropout
+from physnn.inference.mc_dropout import mc_forward, regression_summary, set_dropout
 from physnn.models.base import StagedModel
 from physnn.models.tasks import ONE_SIGMA, Task
 
@@ -28,31 +36,47 @@ CALIBRATION_SAMPLES = 30
 
 
 @torch.no_grad()
-def fit_sigma_scale(model: StagedModel, task: Task, val: Mapping[str, torch.Tensor], *, device: torch.device,
-                    batch_size: int = 1024, samples: int = CALIBRATION_SAMPLES) -> dict[str, float]:
-    """Scale factors for the deterministic (aleatoric) and MC-dropout (total) σ of each target, averaged."""
-    n = len(val["target"])
-    det, mc = [], []
-    for lo in range(0, n, batch_size):
-        batch = {k: v[lo:lo + batch_size].to(device) for k, v in val.items() if k not in ("label", "weight")}
+def fit_sigma_scale(model: StagedModel, task: Task, batches: Iterable[Mapping[str, torch.Tensor]], *,
+                    device: torch.device, samples: int = CALIBRATION_SAMPLES) -> dict[str, list[float]]:
+    """Per-target scale factors of the deterministic and the MC-dropout total σ.
+
+    Parameters
+    ----------
+    model, task
+        The trained model (best weights) and its regression task.
+    batches
+        The validation split, batch by batch (with ``target``).
+    device
+        Where the model runs.
+    samples
+        MC-dropout passes T.
+
+    Returns
+    -------
+    dict
+        ``{"deterministic": [s per target], "mc": [s per target]}`` (a mode
+        is missing when its σ is not defined, e.g. no Gaussian head and no dropout).
+    """
+    ones = torch.ones(len(task.targets))
+    det, mc, targets = [], [], []
+    for batch in batches:
+        inputs = {k: v.to(device) for k, v in batch.items() if k not in ("label", "weight", "target")}
         set_dropout(model, False)
-        det.append(model(batch).float().cpu())
-        mc.append(mc_forward(model, batch, samples).float().cpu())
+        det.append(regression_summary(task.predict(model(inputs).float().cpu()[None]), ones))
+        mc.append(regression_summary(task.predict(mc_forward(model, inputs, samples).float().cpu()), ones))
+        targets.append(batch["target"].double().cpu())
     set_dropout(model, False)
-    target = val["target"].double()
-    scales: dict[str, float] = {}
-    pred = task.predict(torch.cat(det))
-    if "var" in pred:
-        scales["deterministic"] = _scale(target - pred["mean"], pred["var"])
-    runs = task.predict(torch.cat(mc, dim=1))
-    var = runs["mean"].var(0)
-    if "var" in runs:
-        var = var + runs["var"].mean(0)
-    if bool((var > 0).all()):
-        scales["mc"] = _scale(target - runs["mean"].mean(0), var)
+    target = torch.cat(targets)
+    scales: dict[str, list[float]] = {}
+    for mode, parts in (("deterministic", det), ("mc", mc)):
+        if "std" in parts[0]:
+            pred, std = (torch.cat([p[k] for p in parts]) for k in ("pred", "std"))
+            if bool((std > 0).all()):
+                scales[mode] = _scales(target - pred, std)
     return scales
 
 
-def _scale(residual: torch.Tensor, var: torch.Tensor) -> float:
-    pulls = (residual.double().abs() / var.double().sqrt()).flatten()
-    return float(torch.quantile(pulls, ONE_SIGMA))
+def _scales(residual: torch.Tensor, std: torch.Tensor) -> list[float]:
+    """The 68.27% quantile of |pull| of each target (column)."""
+    pulls = residual.double().abs() / std.double()
+    return [float(torch.quantile(pulls[:, j], ONE_SIGMA)) for j in range(pulls.shape[1])]

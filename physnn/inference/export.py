@@ -29,7 +29,8 @@ output             for
 ``prob``           classification: (N, K) class probabilities
 ``score``          binary classification: (N,) the probability of class 1
 ``pred``           regression: (N, targets) in target units
-``sigma``          Gaussian regression: (N, targets), the aleatoric σ
+``sigma``          Gaussian regression: (N, targets), the calibrated σ of
+                   the Gaussian head (σ scale per target, as ``predict``)
 ``reconstruction`` autoencoders: (N, ...) the denoised input
 ``image``          GAN: (N, ...) generated cells, physical units
 =================  ==========================================================
@@ -37,7 +38,8 @@ output             for
 The batch size N and the sequence length L are dynamic. Dropout is off,
 unless the graph is exported with ``mc_samples=T`` (``--mc-samples T``):
 then it runs T stochastic passes per event and also returns the spread
-(``prob_std``/``score_std``; ``epistemic`` and ``std`` for regressors).
+(``prob_std``/``score_std``; for regressors ``aleatoric`` and ``epistemic``,
+raw, and ``std``, the calibrated total: the branches of ``physnn predict``).
 The GAN takes its random numbers as inputs, so the C++ side owns the seeding.
 A ``physnn_meta`` JSON (provenance, input and output names and shapes, the
 branch names each input stacks, classes, targets) is stored in the ONNX
@@ -58,7 +60,7 @@ import torch
 from torch import nn
 
 from physnn.errors import ConfigError
-from physnn.inference.mc_dropout import repeat_rows
+from physnn.inference.mc_dropout import check_samples, regression_summary, repeat_rows
 from physnn.inference.predict import LoadedRun, load_run
 from physnn.io.metadata import META, provenance
 from physnn.io.write import atomic_path, check_output
@@ -121,9 +123,11 @@ class PhysicsModel(nn.Module):
             if self.first_stochastic >= len(loaded.model.stages):
                 msg = "export --mc-samples: the model has no dropout layer, its MC-dropout spread would be zero"
                 raise ConfigError(msg)
-            self.output_names += (["prob_std", "score_std"][:len(self.output_names)] if kind != "regression" else
-                                  ["epistemic", "std"])
-        self.sigma_scale = float(loaded.task.sigma_scale.get("mc" if mc_samples else "deterministic", 1.0))
+            if kind == "regression":  # with MC dropout, the raw parts and the calibrated total, as predict writes
+                self.output_names = ["pred", *(["aleatoric"] if loaded.task.gaussian else []), "epistemic", "std"]
+            else:
+                self.output_names += ["prob_std", "score_std"][:len(self.output_names)]
+        self.register_buffer("sigma_scale", loaded.task.sigma_scales(mc_samples > 0), persistent=False)
         self.max_length = int(loaded.transform.max_length or 1)
 
     def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -150,8 +154,8 @@ class PhysicsModel(nn.Module):
             return (out["prob"], out["prob"][:, 1]) if self.task.kind == "binary" else (out["prob"],)
         if "reconstruction" in out:
             return (out["reconstruction"],)
-        if "var" in out:
-            return out["mean"], out["var"].sqrt() * self.sigma_scale
+        if "var" in out:  # one pass: the calibrated σ of the Gaussian head
+            return out["mean"], regression_summary({k: v[None] for k, v in out.items()}, self.sigma_scale)["std"]
         return (out["mean"],)
 
     def _mc(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
@@ -171,12 +175,10 @@ class PhysicsModel(nn.Module):
         if "prob" in out:
             mean, std = out["prob"].mean(0), out["prob"].std(0)
             return (mean, mean[:, 1], std, std[:, 1]) if self.task.kind == "binary" else (mean, std)
-        mu = out["mean"]
-        epistemic = mu.std(0) * self.sigma_scale
-        if "var" in out:
-            aleatoric = out["var"].mean(0).sqrt() * self.sigma_scale
-            return mu.mean(0), aleatoric, epistemic, (aleatoric**2 + epistemic**2).sqrt()
-        return mu.mean(0), epistemic, epistemic
+        s = regression_summary(out, self.sigma_scale)  # the same error bars as physnn predict --mc-samples T
+        if "aleatoric" in s:
+            return s["pred"], s["aleatoric"], s["epistemic"], s["std"]
+        return s["pred"], s["epistemic"], s["std"]
 
 
 class _AlwaysDropout(nn.Module):
@@ -374,9 +376,8 @@ def export(run: str | os.PathLike | LoadedRun, out: str | os.PathLike | None = N
     if format not in FORMATS:
         msg = f"--format {format!r}: expected one of {', '.join(FORMATS)}"
         raise ConfigError(msg)
-    if mc_samples < 0:
-        msg = f"--mc-samples must be 0 (off) or positive, got {mc_samples}"
-        raise ConfigError(msg)
+    if mc_samples != 0:
+        check_samples(mc_samples)
     loaded = run if isinstance(run, LoadedRun) else load_run(run, device="cpu")
     if out is None:
         out = Path(loaded.checkpoint).parent / f"model{SUFFIX[format]}"

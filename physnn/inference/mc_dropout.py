@@ -21,6 +21,7 @@ from collections.abc import Iterator, Mapping
 
 import torch
 
+from physnn.errors import ConfigError
 from physnn.models.base import DROPOUT_TYPES, StagedModel
 
 
@@ -68,29 +69,76 @@ def mc_forward(model: StagedModel, batch: Mapping[str, torch.Tensor], samples: i
     torch.Tensor
         Shape (T, B, outputs).
     """
+    check_samples(samples)
     first = model.first_stochastic_stage()
     if first < 0:  # the adapter itself is stochastic: T full passes
         return naive_mc_forward(model, batch, samples)
-    set_dropout(model, False)
-    side = model.side(batch)
-    x = model.run(model.adapt(batch), side, 0, first)
-    set_dropout(model, True)
-    n = x.shape[0]
-    per_pass = max(1, max_rows // max(n, 1))
-    outs = []
-    for lo in range(0, samples, per_pass):
-        t = min(per_pass, samples - lo)
-        xt = repeat_rows(x, t)
-        side_t = {k: repeat_rows(v, t) for k, v in side.items()}
-        outs.append(model.run(xt, side_t, first).reshape(t, n, -1))
-    set_dropout(model, False)
+    try:
+        set_dropout(model, False)
+        side = model.side(batch)
+        x = model.run(model.adapt(batch), side, 0, first)
+        set_dropout(model, True)
+        n = x.shape[0]
+        per_pass = max(1, max_rows // max(n, 1))
+        outs = []
+        for lo in range(0, samples, per_pass):
+            t = min(per_pass, samples - lo)
+            xt = repeat_rows(x, t)
+            side_t = {k: repeat_rows(v, t) for k, v in side.items()}
+            outs.append(model.run(xt, side_t, first).reshape(t, n, -1))
+    finally:  # also when a pass fails (e.g. out of memory): the model is left deterministic
+        set_dropout(model, False)
     return torch.cat(outs)
 
 
 @torch.no_grad()
 def naive_mc_forward(model: StagedModel, batch: Mapping[str, torch.Tensor], samples: int) -> torch.Tensor:
     """T full forward passes (the reference that :func:`mc_forward` must match). Shape (T, B, outputs)."""
-    set_dropout(model, True)
-    outs = torch.stack([model(batch) for _ in range(samples)])
-    set_dropout(model, False)
+    check_samples(samples)
+    try:
+        set_dropout(model, True)
+        outs = torch.stack([model(batch) for _ in range(samples)])
+    finally:
+        set_dropout(model, False)
     return outs
+
+
+def check_samples(samples: int) -> None:
+    """T must be at least 2: the spread of one pass is undefined (0 means no MC dropout, a separate path)."""
+    if samples < 2:
+        msg = f"--mc-samples {samples}: MC dropout needs T >= 2 passes for a spread (0: deterministic)"
+        raise ConfigError(msg)
+
+
+def regression_summary(pred: Mapping[str, torch.Tensor], scale: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The error bars of regression outputs over T passes (Kendall & Gal 2017), the one place they are computed.
+
+    Parameters
+    ----------
+    pred
+        :meth:`~physnn.models.tasks.Task.predict` of raw outputs (T, N, outputs): ``mean`` (T, N, K) in
+        target units and, for a Gaussian head, ``var`` (T, N, K).
+    scale
+        The σ scale factor of each target (K,), fitted on the validation split
+        (:mod:`physnn.inference.calibration`).
+
+    Returns
+    -------
+    dict
+        ``pred`` (N, K), the mean of the T passes; ``aleatoric`` = sqrt(mean over passes of the predicted
+        variance), the data's own resolution as the Gaussian head sees it (raw, not scaled); ``epistemic``
+        (T >= 2 only) = the standard deviation of the T means (ddof 1), the MC-dropout spread (raw);
+        ``std`` = scale x sqrt(aleatoric² + epistemic²), the calibrated total error bar.
+    """
+    mean = pred["mean"]
+    out = {"pred": mean.mean(0)}
+    total = torch.zeros_like(out["pred"])
+    if "var" in pred:
+        out["aleatoric"] = pred["var"].mean(0).sqrt()
+        total = total + out["aleatoric"] ** 2
+    if mean.shape[0] > 1:
+        out["epistemic"] = mean.std(0)
+        total = total + out["epistemic"] ** 2
+    if len(out) > 1:
+        out["std"] = total.sqrt() * scale.to(total.device, total.dtype)
+    return out

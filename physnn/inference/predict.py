@@ -10,11 +10,14 @@ entry with the input (no selection is applied unless asked for; the
 classification              ``prob[K]`` (mean class probabilities), ``pred``
                             (argmax), ``score`` (P(class 1), binary only);
                             with MC dropout also ``prob_std[K]``/``score_std``
-regression, target ``t``    ``t_pred``; ``t_aleatoric`` (Gaussian heads);
-                            with MC dropout ``t_epistemic`` (spread of the
-                            T means); ``t_std`` the total of both; σ's are
-                            scaled by the factor fitted on the validation
-                            split (:mod:`physnn.inference.calibration`)
+regression, target ``t``    ``t_pred``; ``t_aleatoric`` (Gaussian heads: the
+                            predicted σ, raw); with MC dropout ``t_epistemic``
+                            (the spread of the T means, raw); ``t_std`` the
+                            calibrated total error bar,
+                            s_t x sqrt(aleatoric² + epistemic²) (Kendall &
+                            Gal 2017), s_t the target's σ scale fitted on the
+                            validation split (:mod:`physnn.inference.calibration`;
+                            ``sigma_scale`` in ``physnn_meta``)
 samples (``keep_samples``)  ``score_samples[T]``, ``prob_samples[T][K]`` or
                             ``t_samples[T]``
 truth, when in the file     the label branch as it is, ``true_class`` (index,
@@ -51,7 +54,7 @@ from physnn.data.dataset import Tagging, TensorData, finalize, iter_raw
 from physnn.data.split import SPLITS, UNKNOWN
 from physnn.data.transform import Transform
 from physnn.errors import ConfigError, DataError
-from physnn.inference.mc_dropout import mc_forward, seeded, set_dropout
+from physnn.inference.mc_dropout import check_samples, mc_forward, regression_summary, seeded, set_dropout
 from physnn.io.files import expand_files
 from physnn.io.metadata import META, provenance
 from physnn.io.read import branch_names, open_tree
@@ -198,24 +201,12 @@ def output_branches(task: Task, outs: torch.Tensor, *, mc: bool, keep_samples: b
             else:
                 out["prob_samples"] = np.ascontiguousarray(prob.permute(1, 0, 2).numpy(), dtype=np.float32)
         return out
-    mean = pred["mean"]
-    scale = task.sigma_scale.get("mc" if mc else "deterministic", 1.0)
+    summary = regression_summary(pred, task.sigma_scales(mc))
     for j, name in enumerate(task.targets):
-        mu = mean[..., j]
-        out[f"{name}_pred"] = mu.mean(0).numpy().astype(np.float32)
-        total = torch.zeros_like(mu[0])
-        if "var" in pred:
-            aleatoric = pred["var"][..., j].mean(0).sqrt() * scale
-            out[f"{name}_aleatoric"] = aleatoric.numpy().astype(np.float32)
-            total = total + aleatoric**2
-        if mc:
-            epistemic = mu.std(0) * scale
-            out[f"{name}_epistemic"] = epistemic.numpy().astype(np.float32)
-            total = total + epistemic**2
-        if mc or "var" in pred:
-            out[f"{name}_std"] = total.sqrt().numpy().astype(np.float32)
+        for key, value in summary.items():  # pred, aleatoric, epistemic (raw), std (calibrated total)
+            out[f"{name}_{key}"] = value[:, j].numpy().astype(np.float32)
         if keep_samples and mc:
-            out[f"{name}_samples"] = np.ascontiguousarray(mu.T.numpy(), dtype=np.float32)
+            out[f"{name}_samples"] = np.ascontiguousarray(pred["mean"][..., j].T.numpy(), dtype=np.float32)
     return out
 
 
@@ -301,9 +292,8 @@ def predict(
     >>> res.arrays is None  # doctest: +SKIP
     True
     """
-    if mc_samples < 0:
-        msg = f"--mc-samples must be 0 (off) or positive, got {mc_samples}"
-        raise ConfigError(msg)
+    if mc_samples != 0:
+        check_samples(mc_samples)
     if keep_samples and mc_samples == 0:
         msg = "--keep-samples needs --mc-samples T"
         raise ConfigError(msg)
@@ -333,6 +323,9 @@ def predict(
                       split=loaded.config.data.split.model_dump(), label=cfg.label, targets=cfg.targets,
                       weight=cfg.weight)
     meta["training_selection"] = loaded.config.data.selection
+    if loaded.task.kind == "regression":  # the factor applied to each target's total error bar t_std
+        meta["sigma_scale"] = dict(zip(loaded.task.targets, loaded.task.sigma_scales(mc_samples > 0).tolist(),
+                                       strict=True))
     counts = dict.fromkeys([*SPLITS, "unknown"], 0)
     pieces: list[dict[str, Any]] = []
     start = time.perf_counter()

@@ -112,7 +112,7 @@ class Task:
     def __init__(self, kind: str, loss: str, *, classes: list[Any] | None = None,
                  targets: list[str] | None = None, center: list[float] | None = None,
                  scale: list[float] | None = None, class_weight: list[float] | None = None,
-                 huber_delta: float = 1.0, sigma_scale: dict[str, float] | None = None) -> None:
+                 huber_delta: float = 1.0, sigma_scale: dict[str, Any] | None = None) -> None:
         self.kind = kind  # "binary" | "multiclass" | "regression"
         self.loss_name = loss
         self.classes = classes
@@ -121,7 +121,8 @@ class Task:
         self.scale = torch.tensor(scale or [1.0] * len(self.targets))
         self.class_weight = None if class_weight is None else torch.tensor(class_weight, dtype=torch.float32)
         self.huber_delta = huber_delta
-        #: σ scale factors fitted on the validation split (physnn.inference.calibration)
+        #: σ scale factors per target, fitted on the validation split (physnn.inference.calibration):
+        #: ``{"deterministic": [s per target], "mc": [s per target]}``
         self.sigma_scale = dict(sigma_scale or {})
 
     # -- construction and storage ------------------------------------------
@@ -276,6 +277,13 @@ class Task:
         if self.gaussian:
             result["var"] = (F.softplus(out[..., k:]) + MIN_VAR) * scale**2
         return result
+
+    def sigma_scales(self, mc: bool) -> torch.Tensor:
+        """The σ scale factor of each target (K,) for MC-dropout or deterministic predictions; ones when the
+        run was not calibrated (a single pooled factor of older runs applies to every target)."""
+        value = self.sigma_scale.get("mc" if mc else "deterministic", 1.0)
+        values = value if isinstance(value, list) else [float(value)] * len(self.targets)
+        return torch.tensor(values, dtype=torch.float32)
 
     def record(self, out: torch.Tensor, batch: Mapping[str, torch.Tensor]) -> Any:
         """What validation keeps of one batch for :meth:`metrics_of` (here: the outputs, on the CPU)."""

@@ -203,7 +203,7 @@ def _train(cfg: RunConfig, out: Path, state: dict[str, Any] | None, dev: torch.d
     if task.kind == "regression" and cfg.train.calibrate_sigma and len(data.val):
         from physnn.inference.calibration import fit_sigma_scale
 
-        task.sigma_scale = fit_sigma_scale(result.model, task, _in_memory(data.val).tensors(), device=dev)
+        task.sigma_scale = fit_sigma_scale(result.model, task, data.val.batches(1024), device=dev)
         best["task"] = task.state()
         save_checkpoint({k: v for k, v in best.items() if k not in ("path", "format", "physnn")}, out / BEST)
     _plot_losses(out)
