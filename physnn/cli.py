@@ -397,6 +397,16 @@ def predict(
     mode = f"MC dropout, T = {mc_samples}" if mc_samples else "deterministic"
     console.print(f"wrote {result.events:,} predictions ({mode}) to {result.path}:predictions "
                   f"in {result.seconds:.2f} s ({result.rate:,.0f} events/s)")
+    console.print(_split_summary(result.counts))
+
+
+def _split_summary(counts: dict[str, int]) -> str:
+    """One line: events per training split, from other files, and outside the training selection."""
+    text = (f"split: {counts['train']:,} train, {counts['val']:,} val, {counts['test']:,} test, "
+            f"{counts['unknown']:,} from files not used in training (split -1)")
+    if counts.get("outside_selection"):
+        text += f"; {counts['outside_selection']:,} outside the training selection (in_selection 0)"
+    return text
 
 
 @app.command()
@@ -575,21 +585,64 @@ def compare(
     max_events: Annotated[int, typer.Option(help="Showers per sample for the classifier test.", min=10)] = 20000,
     bins: Annotated[int, typer.Option(help="Histogram bins per feature.", min=2)] = 50,
     seed: SeedOpt = 0,
+    match: Annotated[bool, typer.Option("--match", help="Keep only the reference showers within the candidate's "
+                                        "conditions: its particle types, incident-energy and impact-point "
+                                        "ranges.")] = False,
 ) -> None:
-    """Judge a fast simulation against a reference like the CaloChallenge: features, separation power, AUC."""
+    """Judge a fast simulation against a reference like the CaloChallenge: features, separation power, AUC.
+
+    The samples' conditions (particle types, incident energy, impact point) are compared first; a warning says
+    where they differ.
+    """
     from physnn import api
 
     kinds = [] if classifier.strip().lower() == "none" else [c.strip() for c in classifier.split(",") if c.strip()]
     result = api.compare(reference, candidate, out=out, tree=tree, image=image,
                          energy=None if energy.lower() == "none" else energy, classifier=kinds,
-                         max_events=max_events, bins=bins, seed=seed)
+                         max_events=max_events, bins=bins, seed=seed, match=match)
     _print_comparison(result)
     console.print(f"wrote {len(result.files)} files to {out}/")
 
 
+def _say(text: str, first: str = "", rest: str = "  ") -> None:
+    """Print ``text`` wrapped to the terminal, with a hanging indent."""
+    import textwrap
+
+    width = max(console.width, 40)
+    console.print(textwrap.fill(text, width=width, initial_indent=first, subsequent_indent=rest,
+                                break_on_hyphens=False), soft_wrap=True, highlight=False, markup=False)
+
+
+def _print_conditions(cond: dict[str, Any]) -> None:
+    """The conditions check of :func:`physnn.compare`: what --match kept, and a warning where they differ."""
+    match = cond.get("match")
+    if match is not None:
+        _say(f"--match: kept {match['kept']:,} of {match['of']:,} reference showers within the candidate's "
+             f"conditions ({match['within']})")
+    if cond["matched"] is None:
+        _say("conditions not compared (neither particle type, incident energy nor impact point in both files)")
+    elif cond["matched"]:
+        _say(f"conditions match ({', '.join(cond['checked'])} compared)")
+    else:
+        why = (" even after --match (it keeps the candidate's types and ranges but does not reweight)"
+               if match is not None else "")
+        advice = "" if match is not None else "; rerun with --match to compare like with like"
+        _say(f"warning: the samples were made under different conditions{why}, so the separation powers and "
+             f"the AUC below measure that too{advice}:")
+        for line in cond["differences"]:
+            _say(line, first="  - ", rest="    ")
+    if cond["checked"] and cond["unchecked"]:
+        for line in cond["unchecked"]:
+            _say(f"not compared: {line}", first="  ")
+
+
 def _print_comparison(result: Any) -> None:
-    table = Table(title=f"separation power ({result.events['reference']:,} reference vs "
-                  f"{result.events['candidate']:,} candidate showers; 0 = identical)", title_justify="left")
+    cond = result.conditions
+    if cond is not None:
+        _print_conditions(cond)
+    console.print(f"separation power ({result.events['reference']:,} reference vs "
+                  f"{result.events['candidate']:,} candidate showers; 0 = identical):")
+    table = Table()
     table.add_column("feature")
     table.add_column("separation", justify="right")
     for name, value in result.separation.items():
@@ -603,6 +656,8 @@ def _print_comparison(result: Any) -> None:
         console.print(f"classifier AUC on {what}: {test['auc']:.3f}{band} "
                       f"({test['events']['test']:,} + {test['events']['test']:,} test showers; "
                       f"0.5 = indistinguishable)")
+    if cond is not None and cond["matched"] is False:
+        _say("warning: the samples' conditions differ (see above), so these figures compare unlike samples")
     timing = result.timing
     for who in ("reference", "candidate"):
         if f"{who}_showers_per_s" in timing:
@@ -612,7 +667,7 @@ def _print_comparison(result: Any) -> None:
 
 
 def _print_denoising(figures: dict[str, Any]) -> None:
-    table = Table(title=f"denoising, {figures['events']:,} events ({figures['split']} split)")
+    table = Table(title=f"denoising, {figures['events']:,} events ({figures['split']})")
     table.add_column("figure")
     table.add_column("noisy input", justify="right")
     table.add_column("denoised", justify="right")
@@ -631,7 +686,7 @@ def _print_denoising(figures: dict[str, Any]) -> None:
 
 def summary_rows(figures: dict[str, Any]) -> list[tuple[str, str]]:
     """The headline figures of an evaluation as (name, value) rows."""
-    rows: list[tuple[str, str]] = [("events", f"{figures['events']:,} ({figures['split']} split)")]
+    rows: list[tuple[str, str]] = [("events", f"{figures['events']:,} ({figures['split']})")]
     c = figures.get("classification")
     if c:
         if "roc" in c and "auc_low" in c["roc"]:
@@ -645,24 +700,40 @@ def summary_rows(figures: dict[str, Any]) -> list[tuple[str, str]]:
                 a = acc[name]
                 rows.append((f"MC {name.replace('_', ' ')}",
                              f"{100 * frac[name]:.1f}% of events" + ("" if a is None else f", accuracy {a:.3f}")))
-    for name, r in (figures.get("regression") or {}).items():
-        rows += [(f"{name} bias", f"{r['bias']:.4g}"), (f"{name} resolution σ", f"{r['sigma']:.4g}")]
-        if r.get("fit"):
-            rows.append((f"{name} σ/E fit", f"{r['fit']['stochastic']:.3f}/√E ⊕ {r['fit']['constant']:.4f}"))
-        if "coverage_1sigma" in r:
-            rows += [(f"{name} pull std", f"{r['pull_std']:.3f}"),
-                     (f"{name} coverage ±1σ / ±2σ", f"{r['coverage_1sigma']:.3f} / {r['coverage_2sigma']:.3f} "
-                                                    "(Gaussian: 0.683 / 0.954)")]
+    if figures.get("regression"):
+        from physnn.evaluation.summary import regression_rows
+
+        for name, r in figures["regression"].items():
+            rows += regression_rows(name, r)
     return rows
+
+
+def _print_bins(name: str, r: dict[str, Any]) -> None:
+    """The resolution of one regression target per bin of its true value, model next to every baseline."""
+    from physnn.evaluation.summary import bin_table
+
+    columns, rows = bin_table(name, r)
+    what = "; σ/E: the same of (pred - true) / true" if r.get("kind") == "energy" else ""
+    table = Table(title=f"{name}: resolution per bin of the true value", title_justify="left",
+                  caption=f"bias: median of pred - true; σ: half the 16-84% interval of pred - true{what}; "
+                          f"outliers: {r['outliers']['criterion']}", caption_justify="left")
+    for i, column in enumerate(columns):
+        table.add_column(column, justify="left" if i in (0, len(columns) - 1) else "right")
+    for cells in rows:
+        table.add_row(*cells, style="bold red" if cells[-1].startswith("worst") else
+                      "yellow" if cells[-1] else None)
+    console.print(table)
 
 
 def _print_evaluation(figures: dict[str, Any]) -> None:
     table = Table(title=f"evaluation of {figures['predictions']}", title_justify="left")
     table.add_column("figure")
-    table.add_column("value")
+    table.add_column("value", overflow="fold")
     for name, value in summary_rows(figures):
         table.add_row(name, value)
     console.print(table)
+    for name, r in (figures.get("regression") or {}).items():
+        _print_bins(name, r)
 
 
 @app.command()
@@ -686,11 +757,11 @@ def demo(
             ("events_cls", "signal/background classifier (GRU)"), ("events_mass", "mass regressor (GRU)"))
     for name, _ in jobs:
         _print_evaluation(results[name]["figures"])
-    for name, target, unit in (("energy", "energy", "GeV"), ("events_mass", "mass", "GeV")):
+    for name, target in (("energy", "energy"), ("events_mass", "mass")):
         fig = results[name]["figures"]["regression"][target]
-        (base_name, base), = fig["baselines"].items()
-        console.print(f"{target} resolution (robust σ, test split): network {fig['sigma']:.3g} {unit}, {base_name} "
-                      f"{base['sigma']:.3g} {unit}", highlight=False)
+        for base_name, base in fig["baselines"].items():
+            console.print(f"{target} network vs {base_name} (test split): {base['comparison']['summary']}",
+                          highlight=False)
     table = Table(title="outputs", title_justify="left")
     table.add_column("what")
     table.add_column("where")

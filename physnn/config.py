@@ -125,6 +125,47 @@ class Split(Strict):
         return self
 
 
+class TargetSpec(Strict):
+    """What a regression target is, so that it is judged in its own terms.
+
+    Attributes
+    ----------
+    unit
+        The target's unit (``GeV``), shown on plots, in tables and in
+        ``metrics.json``; ``None``: unitless or unknown.
+    kind
+        ``energy``: resolution as σ/E per bin of the true energy and the
+        calorimeter form σ/E = a/√E ⊕ b fitted; ``mass`` and ``generic``:
+        robust σ and bias in the target's unit per bin of the true value, no
+        √E fit (``mass`` only names what the target is).
+    """
+
+    unit: str | None = None
+    kind: Literal["energy", "mass", "generic"] = "generic"
+
+
+def _split_targets(data: Any) -> Any:
+    """``targets: {name: spec}`` -> ``targets: [name]`` + ``target_specs``: one spec per target, defaults filled.
+
+    The mapping form wins over a ``target_specs`` already there (a stored config given new targets); specs of
+    names that are not targets are dropped (predictions on files without the truth have no targets).
+    """
+    if not isinstance(data, Mapping):
+        return data
+    data = dict(data)
+    targets, specs = data.get("targets"), data.get("target_specs")
+    if isinstance(targets, Mapping):
+        specs = dict(targets)
+        data["targets"] = targets = list(targets)
+    if isinstance(targets, str):
+        targets = [targets]
+    if not isinstance(targets, Sequence) or not all(isinstance(t, str) for t in targets):
+        return data  # the field's own validation says what is wrong
+    if specs is None or isinstance(specs, Mapping):
+        data["target_specs"] = {t: (specs or {}).get(t) or {} for t in targets}
+    return data
+
+
 class DataConfig(Strict):
     """Where the data are and how they become tensors.
 
@@ -156,7 +197,14 @@ class DataConfig(Strict):
         or a mapping value -> index. ``None``: integer labels 0..K-1 are used
         as they are, other values are mapped in sorted order.
     targets
-        Regression targets (flat branches).
+        Regression targets (flat branches): a list of names, or a mapping
+        name -> ``{unit: GeV, kind: energy}`` (see :class:`TargetSpec`)
+        saying how each is judged. After validation this is always the list
+        of names; the specs are in ``target_specs``.
+    target_specs
+        Unit and kind of each target (filled from the mapping form of
+        ``targets``; a target given by name only is ``kind: generic`` with
+        no unit; specs of names that are not targets are dropped).
     weight
         Per-event weight branch.
     observers
@@ -180,6 +228,7 @@ class DataConfig(Strict):
     label: str | None = None
     classes: list[str | int] | dict[str | int, int] | None = None
     targets: list[str] = Field(default_factory=list)
+    target_specs: dict[str, TargetSpec] = Field(default_factory=dict)
     weight: str | None = None
     observers: list[str] = Field(default_factory=list)
     standardize: Standardize = Field(default_factory=Standardize)
@@ -195,6 +244,11 @@ class DataConfig(Strict):
         if isinstance(v, Sequence):
             return [os.fspath(x) for x in v]
         return v
+
+    @model_validator(mode="before")
+    @classmethod
+    def _target_mapping(cls, data: Any) -> Any:
+        return _split_targets(data)
 
     @field_validator("scalars", "targets", "observers", mode="before")
     @classmethod
@@ -236,6 +290,8 @@ def _members(annotation: Any) -> list[Any]:
         return [m for arg in typing.get_args(annotation) for m in _members(arg)]
     if origin in (list, tuple, set):
         return [m for arg in typing.get_args(annotation) for m in _members(arg)]
+    if origin is dict:
+        return _members(typing.get_args(annotation)[1])
     return [annotation]
 
 
@@ -254,10 +310,15 @@ def _walk(model: type[BaseModel], loc: Sequence[Any]) -> tuple[type[BaseModel] |
     clean: list[Any] = []
     current: type[BaseModel] | None = model
     candidates: list[Any] = []
+    keyed = False  # the next part is a key of a dict of models
     for part in loc:
         if current is None and candidates:
-            if isinstance(part, int):
+            if isinstance(part, int) or keyed:
                 clean.append(part)
+                models = [c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)]
+                if len(models) == 1:
+                    current, candidates = models[0], []
+                keyed = False
                 continue
             tagged = [c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel) and _tag(c) == part]
             if tagged:
@@ -272,11 +333,16 @@ def _walk(model: type[BaseModel], loc: Sequence[Any]) -> tuple[type[BaseModel] |
         members = _members(current.model_fields[part].annotation)
         models = [m for m in members if isinstance(m, type) and issubclass(m, BaseModel)]
         origin = typing.get_origin(current.model_fields[part].annotation)
-        if len(models) == 1 and origin not in (list, tuple, set):
+        keyed = origin is dict
+        if len(models) == 1 and origin not in (list, tuple, set, dict):
             current = models[0]
         else:
             current, candidates = None, members
     return current, clean
+
+
+#: Fields filled from another key's mapping form: errors name the key the user wrote.
+_SHOWN_AS = {"target_specs": "targets"}
 
 
 def format_validation_error(err: ValidationError, model: type[BaseModel], source: str) -> str:
@@ -285,7 +351,7 @@ def format_validation_error(err: ValidationError, model: type[BaseModel], source
     first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
     loc = [p for p in first["loc"] if not (isinstance(p, str) and p.startswith(("function-", "union[")))]
     parent, clean = _walk(model, loc[:-1]) if loc else (model, [])
-    key = ".".join(str(p) for p in [*clean, *loc[-1:]]) or "(top level)"
+    key = ".".join(str(_SHOWN_AS.get(p, p)) for p in [*clean, *loc[-1:]]) or "(top level)"
     if first["type"] == "extra_forbidden":
         hint = did_you_mean(str(loc[-1]), parent.model_fields) if parent else ""
         if not hint and parent:

@@ -70,7 +70,8 @@ def events_cls_config(events: str | Path, epochs: int = 10) -> dict[str, Any]:
 
 def events_mass_config(events: str | Path, epochs: int = 10) -> dict[str, Any]:
     """The mass of the muon pair with error bars (Gaussian head + MC dropout)."""
-    return {"data": {**events_data(events), "targets": ["mass"], "observers": ["label"]},
+    return {"data": {**events_data(events), "targets": {"mass": {"unit": "GeV", "kind": "mass"}},
+                     "observers": ["label"]},
             "model": EVENTS_MODEL, "task": {"kind": "regression", "loss": "gaussian"},
             "train": {"epochs": epochs, "batch_size": 128, "optimizer": {"lr": 2e-3},
                       "scheduler": {"name": "cosine"}, "early_stopping": {"patience": None}}}
@@ -101,8 +102,8 @@ def epi_config(showers: str | Path, epochs: int = 12) -> dict[str, Any]:
 
 def energy_config(showers: str | Path, epochs: int = 20) -> dict[str, Any]:
     """Incident-energy regression with error bars (Gaussian head + MC dropout)."""
-    return {"data": {"files": str(showers), "images": {"branches": ["image"]}, "targets": ["energy"],
-                     "observers": ["pdgid"]},
+    return {"data": {"files": str(showers), "images": {"branches": ["image"]},
+                     "targets": {"energy": {"unit": "GeV", "kind": "energy"}}, "observers": ["pdgid"]},
             "model": ENERGY_MODEL, "task": {"kind": "regression", "loss": "gaussian"},
             "train": {"epochs": epochs, "batch_size": 128, "grad_clip": 5.0, "scheduler": {"name": "cosine"},
                       "early_stopping": {"patience": None}}}

@@ -30,3 +30,72 @@ def test_real_data_configs_load(name, real_dir, monkeypatch):
     monkeypatch.chdir(CONFIGS.parent)
     data = physnn.load(CONFIGS / "data" / name)
     assert len(data.train) > 0
+
+
+def test_targets_accept_names_or_a_mapping_of_units_and_kinds():
+    from physnn.config import TargetSpec
+
+    base = {"files": "x.root", "scalars": ["a"]}
+    listed = DataConfig.model_validate({**base, "targets": ["energy", "eta"]})
+    assert listed.targets == ["energy", "eta"]
+    assert listed.target_specs == {"energy": TargetSpec(), "eta": TargetSpec()}  # generic, no unit
+    mapped = DataConfig.model_validate({**base, "targets": {"energy": {"unit": "GeV", "kind": "energy"},
+                                                            "mass": {"unit": "GeV", "kind": "mass"}, "eta": None}})
+    assert mapped.targets == ["energy", "mass", "eta"]
+    assert mapped.target_specs["energy"] == TargetSpec(unit="GeV", kind="energy")
+    assert mapped.target_specs["mass"].kind == "mass"
+    assert mapped.target_specs["eta"] == TargetSpec()
+    for cfg in (listed, mapped):  # run configs are stored and validated again
+        assert DataConfig.model_validate(cfg.model_dump()) == cfg
+        assert DataConfig.model_validate(cfg.model_dump(mode="json")) == cfg
+    dumped = mapped.model_dump()
+    dumped["targets"] = []  # what predict does on files without the truth
+    assert DataConfig.model_validate(dumped).target_specs == {}
+
+
+@pytest.mark.parametrize(("targets", "expected"), [
+    ({"energy": {"unti": "GeV"}}, "unknown key 'targets.energy.unti' (did you mean 'unit'?)"),
+    ({"energy": {"kind": "energie"}}, "targets.energy.kind: Input should be"),
+])
+def test_a_bad_target_spec_is_one_line_naming_the_key(targets, expected, tmp_path):
+    import yaml
+    from typer.testing import CliRunner
+
+    from physnn.cli import app
+    from physnn.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="config: "):
+        load_config({"files": "x.root", "scalars": ["a"], "targets": targets}, DataConfig)
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump({"files": "x.root", "scalars": ["a"], "targets": targets}))
+    result = CliRunner().invoke(app, ["load", str(path)])
+    assert result.exit_code == 2, result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert expected in result.output
+
+
+def test_new_targets_on_a_stored_config_bring_their_own_specs():
+    from physnn.config import TargetSpec
+
+    stored = DataConfig.model_validate({"files": "x.root", "scalars": ["a"],
+                                        "targets": {"energy": {"unit": "GeV", "kind": "energy"}}})
+    renamed = load_config(stored, DataConfig, ["targets=[mass]"])
+    assert renamed.target_specs == {"mass": TargetSpec()}
+    declared = load_config(stored, DataConfig, ["targets={mass: {unit: GeV, kind: mass}}"])
+    assert declared.targets == ["mass"]
+    assert declared.target_specs == {"mass": TargetSpec(unit="GeV", kind="mass")}
+    assert load_config(stored, DataConfig, ["target_specs.energy.unit=MeV"]).target_specs["energy"] == TargetSpec(
+        unit="MeV", kind="energy")
+
+
+@pytest.mark.parametrize(("path", "target", "kind"), [
+    ("train/energy.yaml", "energy", "energy"), ("train/events_mass.yaml", "mass", "mass"),
+    ("data/showers.yaml", "energy", "energy"), ("data/events.yaml", "mass", "mass")])
+def test_shipped_configs_declare_what_their_targets_are(path, target, kind):
+    import yaml
+
+    data = yaml.safe_load((CONFIGS / path).read_text())
+    cfg = DataConfig.model_validate(data.get("data", data) if path.startswith("train") else data)
+    assert cfg.targets == [target]
+    assert cfg.target_specs[target].kind == kind
+    assert cfg.target_specs[target].unit == "GeV"

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
 
 import physnn
-from physnn.errors import InputFileError
+from physnn.errors import ConfigError, InputFileError
 from physnn.evaluation import metrics
 
 
@@ -53,12 +54,15 @@ def test_regression_coverage_pulls_and_resolution_fit_on_a_known_calorimeter():
     e = rng.uniform(5, 100, 40000)
     sigma = e * np.sqrt(0.15**2 / e + 0.01**2)  # 15%/sqrt(E) + 1%
     pred = e + rng.normal(0, sigma)
-    out = metrics.regression(e, pred, std=sigma)
+    out = metrics.regression(e, pred, std=sigma, kind="energy", unit="GeV")
     assert out["coverage_1sigma"] == pytest.approx(0.683, abs=0.01)
     assert out["coverage_2sigma"] == pytest.approx(0.954, abs=0.01)
     assert out["pull_std"] == pytest.approx(1.0, abs=0.02)
     assert out["fit"]["stochastic"] == pytest.approx(0.15, rel=0.1)
     assert out["fit"]["constant"] == pytest.approx(0.01, abs=0.004)
+    assert out["fit"]["accepted"]  # the points follow the form: chi2/ndf near 1
+    assert out["fit"]["chi2_ndf"] < 3
+    assert out["fit"]["ndf"] == len(out["bins"]) - 2
     wide = metrics.regression(e, pred, std=2 * sigma)
     assert wide["coverage_1sigma"] == pytest.approx(0.954, abs=0.01)
 
@@ -68,7 +72,7 @@ def test_evaluate_classification_writes_json_and_plots(cls_run, epi_file, tmp_pa
     physnn.predict(cls_run.run_dir, epi_file, out=preds, mc_samples=10, keep_samples=True)
     res = physnn.evaluate(preds, out=tmp_path / "report", n_boot=20)
     fig = res.figures
-    assert fig["split"] == "test"  # predictions on the training files: only the test split is judged
+    assert fig["split"].startswith("test split (")  # predictions on the training files: only the test split is judged
     data = physnn.load(physnn.load_run(cls_run.run_dir).config.data)
     assert fig["events"] == len(data.test)
     assert 0.5 < fig["classification"]["auc"] <= 1
@@ -86,7 +90,7 @@ def test_evaluate_regression_with_a_baseline(reg_run, showers_file, tmp_path):
     baseline = {"truth plus 1 GeV": {"energy": res.arrays["energy"] + 1.0}}
     ev = physnn.evaluate(preds, out=tmp_path / "rep", baselines=baseline)
     r = ev.figures["regression"]["energy"]
-    assert {"bias", "sigma", "coverage_1sigma", "binned"} <= set(r)
+    assert {"bias", "sigma", "coverage_1sigma", "bins", "outliers"} <= set(r)
     assert r["baselines"]["truth plus 1 GeV"]["bias"] == pytest.approx(1.0, abs=1e-4)
     assert {"energy_residuals.png", "energy_resolution.png", "energy_pulls.png"} <= {p.name for p in ev.files}
 
@@ -94,3 +98,163 @@ def test_evaluate_regression_with_a_baseline(reg_run, showers_file, tmp_path):
 def test_evaluate_refuses_a_file_that_is_not_predictions(showers_file):
     with pytest.raises(InputFileError, match="not a physnn predictions file"):
         physnn.evaluate(showers_file)
+
+
+def write_predictions(path, true, pred, *, std=None, name="energy", run_dir=None, data=None, hash_ok=True):
+    """A predictions file as physnn.predict writes it, with a run folder whose config.yaml declares the target."""
+    import uproot
+    import yaml
+
+    from physnn.io.metadata import config_hash
+
+    meta = {"command": "physnn predict", "task": {"kind": "regression", "targets": [name]}, "targets": [name],
+            "mc_samples": 0}
+    if run_dir is not None:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        config = {"data": {"files": "x.root", "scalars": ["a"], **(data or {})}}
+        (run_dir / "config.yaml").write_text(yaml.safe_dump(config))
+        meta.update(checkpoint=str(run_dir / "best.pt"), config_hash=config_hash(config) if hash_ok else "sha256:0")
+    branches = {"entry": np.arange(len(true)), "split": np.full(len(true), -1, np.int8), name: true,  # other files
+                f"{name}_pred": pred}
+    if std is not None:
+        branches[f"{name}_std"] = std
+    with uproot.recreate(path) as f:
+        f["predictions"] = branches
+        f["physnn_meta"] = json.dumps(meta)
+    return path
+
+
+def calorimeter_with_a_bad_bin(n: int = 8000, seed: int = 3):
+    """Energies 1-100 GeV: the model has σ/E 0.05 above 13 GeV and 0.8 below; the baseline 0.27 everywhere."""
+    rng = np.random.default_rng(seed)
+    e = rng.uniform(1, 100, n)
+    pred = e * (1 + rng.normal(0, 1, n) * np.where(e < 13, 0.8, 0.05))
+    return e, pred, e * (1 + rng.normal(0, 0.27, n))
+
+
+def test_the_bin_where_the_model_is_worse_than_the_baseline_is_named():
+    e, pred, base = calorimeter_with_a_bad_bin()
+    r = metrics.regression(e, pred, kind="energy", unit="GeV", baselines={"cell sum": base})
+    assert len(r["bins"]) == 8
+    low = r["bins"][0]
+    assert low["range"][0] == pytest.approx(1, abs=0.1)
+    assert low["range"][1] == pytest.approx(13.4, abs=1.2)
+    assert low["sigma_rel"] == pytest.approx(0.8, rel=0.1)
+    assert low["baselines"]["cell sum"]["sigma_rel"] == pytest.approx(0.27, rel=0.1)
+    assert {"events", "bias", "sigma", "sigma_err", "sigma_rel_err", "outliers"} <= set(low)
+    comparison = r["baselines"]["cell sum"]["comparison"]
+    assert (comparison["better"], comparison["worse"]) == (7, 1)
+    assert comparison["worse_bins"] == [0]
+    assert r["worst_bin"]["index"] == 0
+    assert r["worst_bin"]["ratio"] == pytest.approx(0.8 / 0.27, rel=0.15)
+    assert re.search(r"better in 7 of 8 bins, worse in 1 \(1\N{EN DASH}1[34] GeV: σ/E 0\.[78]\d vs 0\.2\d\)",
+                     comparison["summary"]), comparison["summary"]
+    assert not r["fit"]["accepted"]  # 0.8 then a flat 0.05 is not a/√E ⊕ b
+
+
+def test_resolution_fit_is_rejected_when_the_points_do_not_follow_the_form():
+    energy = [np.array([e]) for e in (5.0, 10, 20, 40, 60, 80)]
+    flat = np.array([0.8, 0.05, 0.05, 0.05, 0.05, 0.05])  # a step, not a/√E ⊕ b
+    fit = metrics.resolution_fit(energy, flat, 0.01 * flat)
+    assert not fit["accepted"]
+    assert fit["chi2_ndf"] > 100
+    assert fit["ndf"] == 4
+    good = np.sqrt(0.5**2 / np.array([5.0, 10, 20, 40, 60, 80]) + 0.03**2)
+    fit = metrics.resolution_fit(energy, good, 0.01 * good)
+    assert fit["accepted"]
+    assert fit["stochastic"] == pytest.approx(0.5, rel=1e-3)
+    assert fit["chi2_ndf"] < 1e-6
+
+
+def test_catastrophic_outliers_are_counted_exactly():
+    rng = np.random.default_rng(4)
+    true = rng.uniform(10, 100, 1000)
+    pred = true + np.clip(rng.normal(0, 1, 1000), -3, 3)
+    pred[:7] = true[:7] + 12.0
+    pred[7:10] = true[7:10] - 15.0
+    pred[10] = true[10] + 5.0  # exactly 5σ: not beyond 5
+    with_std = metrics.regression(true, pred, std=np.ones(1000))
+    assert with_std["outliers"]["count"] == 10
+    assert with_std["outliers"]["fraction"] == pytest.approx(0.01)
+    assert "pull" in with_std["outliers"]["criterion"]
+    pred[10] = true[10] + 4.0  # the robust σ of each bin is about 1
+    without = metrics.regression(true, pred)
+    assert without["outliers"]["count"] == 10
+    assert "robust σ" in without["outliers"]["criterion"]
+    assert sum(b["outliers"] for b in without["bins"]) == 10
+
+
+def test_a_generic_target_gets_resolution_in_its_unit_and_no_sqrt_e_fit():
+    rng = np.random.default_rng(5)
+    e = rng.uniform(5, 100, 8000)
+    pred = e + rng.normal(0, e * np.sqrt(0.15**2 / e + 0.01**2))  # would fit a/√E ⊕ b perfectly
+    r = metrics.regression(e, pred, kind="mass", unit="GeV")
+    assert "fit" not in r
+    assert r["unit"] == "GeV"
+    assert r["kind"] == "mass"
+    assert all("sigma_rel" not in b for b in r["bins"])
+    assert r["worst_bin"]["index"] == len(r["bins"]) - 1  # largest σ in GeV: the highest masses
+    assert "fit" in metrics.regression(e, pred, kind="energy")
+
+
+def test_evaluate_reads_the_target_spec_from_the_run_config_and_prints_every_bin(tmp_path, capsys):
+    from physnn.cli import _print_evaluation
+    from physnn.evaluation import plots
+
+    e, pred, base = calorimeter_with_a_bad_bin()
+    std = np.abs(pred - e) + 0.01 * e
+    std[:5] = 1e-3 * e[:5]  # five events far beyond their error bars
+    preds = write_predictions(tmp_path / "p.root", e, pred, std=std, run_dir=tmp_path / "run",
+                              data={"targets": {"energy": {"unit": "GeV", "kind": "energy"}}})
+    ev = physnn.evaluate(preds, out=tmp_path / "rep", baselines={"calibrated cell sum": {"energy": base}})
+    r = ev.figures["regression"]["energy"]
+    assert r["target"] == {"unit": "GeV", "kind": "energy", "source": "run config"}
+    saved = json.loads((tmp_path / "rep" / "metrics.json").read_text())["regression"]["energy"]
+    assert saved["bins"][0]["baselines"]["calibrated cell sum"]["sigma_rel"] > saved["bins"][0]["sigma_rel"] / 4
+    assert saved["worst_bin"]["index"] == 0
+    assert saved["outliers"]["count"] >= 5
+    _print_evaluation(ev.figures)
+    text = capsys.readouterr().out
+    assert "better in 7 of 8 bins, worse in 1 (1\N{EN DASH}13 GeV: σ/E 0." in text
+    assert "fit rejected: χ²/ndf =" in text
+    assert "true energy [GeV]" in text
+    assert "calibrated cell sum σ/E" in text
+    assert "worst" in text
+    assert "|pull| > 5" in text
+    fig = plots.resolution_figure("energy", r)
+    ax = fig.axes[0]
+    labels = [line.get_label() for line in ax.get_lines()]
+    assert not any("√E" in label for label in labels)  # a rejected fit is not drawn
+    assert fig.axes[-1].get_xlabel() == "true energy [GeV]"  # under the model / baseline ratio panel
+    assert fig.axes[-1].get_ylabel() == "model / baseline"
+    assert "σ/E" in ax.get_ylabel()
+    legend = ax.get_legend()
+    assert "fit a/√E $\\oplus$ b rejected: χ²/ndf =" in legend.get_title().get_text()
+    assert any(t.get_text().startswith("worst bin 1\N{EN DASH}13 GeV: ") for t in legend.get_texts())
+    # a different config in the run folder (hash mismatch): the spec is not trusted, the target is generic
+    other = write_predictions(tmp_path / "q.root", e, pred, run_dir=tmp_path / "run2",
+                              data={"targets": {"energy": {"unit": "GeV", "kind": "energy"}}}, hash_ok=False)
+    r = physnn.evaluate(other).figures["regression"]["energy"]
+    assert r["target"]["kind"] == "generic"
+    assert "fit" not in r
+    given = physnn.evaluate(other, targets={"energy": {"unit": "GeV", "kind": "energy"}}).figures["regression"]
+    assert given["energy"]["target"] == {"unit": "GeV", "kind": "energy", "source": "given"}
+    with pytest.raises(ConfigError, match="unknown key 'unti'"):
+        physnn.evaluate(other, targets={"energy": {"unti": "GeV"}})
+
+
+def test_a_mass_target_is_not_plotted_as_sigma_over_e(tmp_path):
+    from physnn.evaluation import plots
+
+    rng = np.random.default_rng(6)
+    m = rng.uniform(60, 120, 3000)
+    preds = write_predictions(tmp_path / "m.root", m, m + rng.normal(0, 2, 3000), name="mass",
+                              run_dir=tmp_path / "run", data={"targets": {"mass": {"unit": "GeV", "kind": "mass"}}})
+    ev = physnn.evaluate(preds, out=tmp_path / "rep")
+    r = ev.figures["regression"]["mass"]
+    assert "fit" not in r
+    assert r["target"]["unit"] == "GeV"
+    ax = plots.resolution_figure("mass", r).axes[0]
+    assert ax.get_ylabel() == "resolution σ [GeV]"
+    assert ax.get_xlabel() == "true mass [GeV]"
+    assert "mass_resolution.png" in {p.name for p in ev.files}

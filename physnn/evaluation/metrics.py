@@ -1,4 +1,4 @@
-"""Figures of merit from predictions: ROC/AUC, calibration, coverage, resolution.
+"""Figures of merit from predictions: ROC/AUC, calibration, coverage, resolution per bin.
 
 Every function takes numpy arrays and returns a dict of plain numbers and
 lists (JSON-ready). Curves and AUCs come from scikit-learn; the bootstrap
@@ -7,9 +7,27 @@ resamples events with a seeded generator.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+
+from physnn.errors import DataError
+from physnn.evaluation.resolution import (
+    bin_edges,
+    bin_index,
+    binned,
+    compare,
+    fold_samples,
+    outliers,
+    resolution_fit,
+    robust_sigma,
+    worst_bin,
+)
+from physnn.evaluation.summary import comparison_line
+
+__all__ = ["calibration", "classification", "mc_categories", "regression", "resolution_fit", "robust_sigma",
+           "roc_with_band"]
 
 FPR_GRID = np.linspace(0.0, 1.0, 101)
 
@@ -127,78 +145,88 @@ def classification(true_class: np.ndarray, prob: np.ndarray, *, weight: np.ndarr
     return result
 
 
-def _robust_sigma(x: np.ndarray) -> float:
-    """Half the 16-84% interval: the Gaussian sigma, insensitive to tails."""
-    lo, hi = np.percentile(x, [15.865, 84.135])
-    return float((hi - lo) / 2)
+def _overall(true: np.ndarray, estimate: np.ndarray) -> dict[str, Any]:
+    """Bias, RMSE, robust σ and residual quantiles over all events (non-finite estimates left out)."""
+    ok = np.isfinite(estimate)
+    res = estimate[ok] - true[ok]
+    return {"events": int(ok.sum()), "bias": float(res.mean()), "rmse": float(np.sqrt(np.mean(res**2))),
+            "sigma": robust_sigma(res), "residual_quantiles": np.percentile(res, [2.5, 16, 50, 84, 97.5]).tolist()}
 
 
-def resolution_fit(energy: np.ndarray, sigma_rel: np.ndarray, error: np.ndarray) -> dict[str, float] | None:
-    """Fit σ/E = a/√E ⊕ b (stochastic and constant terms) with scipy; None if it fails."""
-    import warnings
-
-    from scipy.optimize import OptimizeWarning, curve_fit
-
-    def model(e: np.ndarray, a: float, b: float) -> np.ndarray:
-        return np.sqrt(a**2 / e + b**2)
-
-    ok = (energy > 0) & np.isfinite(sigma_rel) & (error > 0)
-    if ok.sum() < 3:
-        return None
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", OptimizeWarning)  # no covariance: the errors below are inf
-            (a, b), cov = curve_fit(model, energy[ok], sigma_rel[ok], p0=(0.5, 0.02), sigma=error[ok],
-                                    absolute_sigma=False, maxfev=5000)
-    except (RuntimeError, ValueError):
-        return None
-    err = np.sqrt(np.diag(cov))
-    return {"stochastic": abs(float(a)), "stochastic_err": float(err[0]), "constant": abs(float(b)),
-            "constant_err": float(err[1])}
+def _pulls(res: np.ndarray, std: np.ndarray) -> dict[str, Any]:
+    """Pull mean and width, and the coverage of ±kσ intervals."""
+    pull = res / np.where(std > 0, std, np.nan)
+    pull = pull[np.isfinite(pull)]
+    z = np.linspace(0, 3, 31)
+    return {"pull_mean": float(pull.mean()), "pull_std": float(pull.std()),
+            "coverage_1sigma": float(np.mean(np.abs(res) <= std)),
+            "coverage_2sigma": float(np.mean(np.abs(res) <= 2 * std)),
+            "coverage_curve": {"z": z.tolist(), "observed": [float(np.mean(np.abs(res) <= k * std)) for k in z]}}
 
 
-def regression(true: np.ndarray, pred: np.ndarray, *, std: np.ndarray | None = None,
-               bins: int = 8) -> dict[str, Any]:
-    """Residuals, resolution in bins of the true value, pulls and interval coverage.
+def _fit(true: np.ndarray, edges: np.ndarray, rows: list[dict[str, Any]], source: str | None) -> dict | None:
+    """The σ/E fit of one estimator's bins (``source`` None: the model's, else a baseline's label)."""
+    pick = (lambda r: r) if source is None else (lambda r: r["baselines"][source])
+    return resolution_fit(fold_samples(true, edges, rows), np.array([pick(r)["sigma_rel"] for r in rows]),
+                          np.array([pick(r)["sigma_rel_err"] for r in rows]))
 
-    Resolution is the robust sigma (half the 16-84% interval) of
-    ``(pred - true) / true`` per quantile bin of ``true`` (when the truth is
-    positive) or of ``pred - true`` otherwise; for positive truth the
-    calorimeter form σ/E = a/√E ⊕ b is fitted.
+
+def regression(true: np.ndarray, pred: np.ndarray, *, std: np.ndarray | None = None, bins: int = 8,
+               kind: str = "generic", unit: str | None = None,
+               baselines: Mapping[str, np.ndarray] | None = None) -> dict[str, Any]:
+    """Residuals and resolution per bin of the true value, next to every baseline; outliers, pulls, coverage.
+
+    Parameters
+    ----------
+    true, pred
+        Truth and the model's estimate.
+    std
+        The model's per-event error bars (pulls, coverage, outliers by pull).
+    bins
+        Quantile bins of the true value (bins with fewer than 10 events are left out).
+    kind, unit
+        The target's :class:`physnn.config.TargetSpec`: ``energy`` adds σ/E per bin and the
+        σ/E = a/√E ⊕ b fit (accepted or rejected on its χ²); other kinds are judged by σ in ``unit``.
+    baselines
+        Other estimators of the same events, ``{label: array}``, binned and compared with the model.
+
+    Returns
+    -------
+    dict
+        Overall ``bias``/``rmse``/``sigma``; ``bins`` (one row per bin: ``range``, ``events``, ``bias``,
+        ``sigma``, ``sigma_rel`` for energies, ``outliers``, each baseline's figures); ``worst_bin``;
+        ``outliers``; ``fit`` (energies); ``baselines`` (overall figures, fit, per-bin ``comparison``);
+        pulls and coverage when ``std`` is given.
     """
-    true = np.asarray(true, dtype=np.float64)
-    pred = np.asarray(pred, dtype=np.float64)
-    res = pred - true
-    relative = bool(np.all(true > 0))
-    result: dict[str, Any] = {
-        "events": len(true), "bias": float(res.mean()), "rmse": float(np.sqrt(np.mean(res**2))),
-        "sigma": _robust_sigma(res), "relative": relative,
-        "residual_quantiles": np.percentile(res, [2.5, 16, 50, 84, 97.5]).tolist(),
-    }
-    edges = np.unique(np.quantile(true, np.linspace(0, 1, bins + 1)))
-    which = np.clip(np.digitize(true, edges[1:-1]), 0, len(edges) - 2)
-    centers, sig, err, bias = [], [], [], []
-    for b in range(len(edges) - 1):
-        sel = which == b
-        if sel.sum() < 10:
-            continue
-        r = res[sel] / true[sel] if relative else res[sel]
-        s = _robust_sigma(r)
-        centers.append(float(np.mean(true[sel])))
-        sig.append(s)
-        err.append(s / np.sqrt(2 * (sel.sum() - 1)))
-        bias.append(float(np.median(r)))
-    result["binned"] = {"true": centers, "sigma": sig, "sigma_err": err, "median_bias": bias}
-    if relative:
-        result["fit"] = resolution_fit(np.array(centers), np.array(sig), np.array(err))
+    true, pred = np.asarray(true, dtype=np.float64), np.asarray(pred, dtype=np.float64)
+    energy = kind == "energy"
+    if energy and not np.all(true > 0):
+        msg = f"a kind: energy target needs positive true values (smallest {true.min():.4g}); declare kind: generic"
+        raise DataError(msg)
+    others = {label: np.asarray(v, dtype=np.float64) for label, v in (baselines or {}).items()}
+    key = "sigma_rel" if energy else "sigma"
+    edges = bin_edges(true, bins)
+    which = bin_index(true, edges)
+    rows = binned(true, pred, edges, relative=energy, baselines=others)
+    result: dict[str, Any] = {"kind": kind, "unit": unit, "key": key, **_overall(true, pred), "bins": rows}
+    std = None if std is None else np.asarray(std, dtype=np.float64)
+    result["outliers"] = outliers(true, pred, std, which)
+    for row in rows:
+        row["outliers"] = result["outliers"]["per_bin"][row["bin"]] if row["bin"] < len(
+            result["outliers"]["per_bin"]) else 0
+    result["worst_bin"] = worst_bin(rows, key)
+    if energy:
+        result["fit"] = _fit(true, edges, rows, None)
     if std is not None:
-        std = np.asarray(std, dtype=np.float64)
-        pull = res / np.where(std > 0, std, np.nan)
-        pull = pull[np.isfinite(pull)]
-        result["pull_mean"] = float(pull.mean())
-        result["pull_std"] = float(pull.std())
-        result["coverage_1sigma"] = float(np.mean(np.abs(res) <= std))
-        result["coverage_2sigma"] = float(np.mean(np.abs(res) <= 2 * std))
-        z = np.linspace(0, 3, 31)
-        result["coverage_curve"] = {"z": z.tolist(), "observed": [float(np.mean(np.abs(res) <= k * std)) for k in z]}
+        result.update(_pulls(pred - true, std))
+    if others:
+        result["baselines"] = {}
+        for label, values in others.items():
+            base = {**_overall(true, values), "outliers": outliers(true, values, None, which)}
+            if energy:
+                base["fit"] = _fit(true, edges, rows, label)
+            comparison = compare(rows, label, key)
+            comparison["summary"] = comparison_line(rows, label, comparison, (result["sigma"], base["sigma"]), unit)
+            base["comparison"] = comparison
+            result["baselines"][label] = base
     return result

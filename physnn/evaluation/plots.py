@@ -25,6 +25,10 @@ try:
 except ImportError:  # pragma: no cover - mplhep is part of the plot extra
     mplhep = None
 
+from physnn.evaluation.resolution import OUTLIER_CUT
+from physnn.evaluation.resolution_plot import resolution_figure
+from physnn.evaluation.summary import bracket, num, with_unit
+
 
 def _save(fig: Any, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -168,38 +172,24 @@ def plot_mc_scores(score: np.ndarray, score_std: np.ndarray, true_class: np.ndar
 
 
 def plot_regression(name: str, true: np.ndarray, pred: np.ndarray, std: np.ndarray | None,
-                    figures: dict[str, Any], out: Path,
-                    baselines: Mapping[str, dict[str, Any]] | None = None) -> list[Path]:
-    """Residuals, resolution vs true value (with the σ/E fit), pulls and coverage."""
+                    figures: dict[str, Any], out: Path) -> list[Path]:
+    """Residuals, resolution per bin of the true value (model and baselines, worst bin marked), pulls, coverage."""
     paths = []
     res = pred - true
+    unit = bracket(figures.get("unit"))
     fig, (ax, bx) = plt.subplots(1, 2, layout="constrained", figsize=(14, 6.5))
     ax.hist(res, bins=60, histtype="step", lw=2)
-    ax.set_xlabel(f"{name} predicted - true")
+    ax.set_xlabel(f"{name} predicted - true{unit}")
     ax.set_ylabel("events")
-    _label(ax, f"bias {figures['bias']:.3g}\nσ {figures['sigma']:.3g}")
+    _label(ax, f"bias {with_unit(num(figures['bias']), figures.get('unit'))}\nσ (robust) "
+               f"{with_unit(num(figures['sigma']), figures.get('unit'))}")
     bx.hist2d(true, pred, bins=50, cmin=1, norm=mpl.colors.LogNorm())
     lims = [min(true.min(), pred.min()), max(true.max(), pred.max())]
     bx.plot(lims, lims, "k:")
-    bx.set_xlabel(f"true {name}")
-    bx.set_ylabel(f"predicted {name}")
+    bx.set_xlabel(f"true {name}{unit}")
+    bx.set_ylabel(f"predicted {name}{unit}")
     paths.append(_save(fig, out / f"{name}_residuals.png"))
-
-    binned = figures["binned"]
-    fig, ax = plt.subplots(layout="constrained", figsize=(8, 6.5))
-    ax.errorbar(binned["true"], binned["sigma"], yerr=binned["sigma_err"], fmt="o", label="model")
-    fit = figures.get("fit")
-    if fit:
-        e = np.linspace(min(binned["true"]), max(binned["true"]), 200)
-        ax.plot(e, np.sqrt(fit["stochastic"] ** 2 / e + fit["constant"] ** 2),
-                label=rf"{fit['stochastic']:.3f}/√E $\oplus$ {fit['constant']:.3f}")
-    for label, other in (baselines or {}).items():
-        ob = other["binned"]
-        ax.errorbar(ob["true"], ob["sigma"], yerr=ob["sigma_err"], fmt="s", label=label)
-    ax.set_xlabel(f"true {name}")
-    ax.set_ylabel("relative resolution σ/E" if figures["relative"] else "resolution σ")
-    ax.legend()
-    paths.append(_save(fig, out / f"{name}_resolution.png"))
+    paths.append(_save(resolution_figure(name, figures), out / f"{name}_resolution.png"))
 
     if std is not None and "pull_std" in figures:
         fig, (ax, bx) = plt.subplots(1, 2, layout="constrained", figsize=(14, 6.5))
@@ -212,7 +202,9 @@ def plot_regression(name: str, true: np.ndarray, pred: np.ndarray, std: np.ndarr
         ax.set_xlabel("(predicted - true) / σ")
         ax.set_ylabel("density")
         ax.legend()
-        _label(ax, f"mean {figures['pull_mean']:.3f}\nstd {figures['pull_std']:.3f}")
+        out_of_range = figures["outliers"]
+        _label(ax, f"mean {figures['pull_mean']:.3f}\nstd {figures['pull_std']:.3f}\n|pull| > {OUTLIER_CUT:g}: "
+                   f"{out_of_range['count']:,} ({100 * out_of_range['fraction']:.2f}%)")
         from scipy.special import erf
 
         curve = figures["coverage_curve"]

@@ -17,13 +17,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import ValidationError
 
-from physnn.data.split import SPLITS
+from physnn.config import DataConfig, TargetSpec, format_validation_error
+from physnn.data.split import SPLITS, describe_held_out, held_out
 from physnn.errors import ConfigError, DataError, InputFileError
 from physnn.evaluation import metrics
 from physnn.inference.predict import TREE
 from physnn.io.files import open_root
-from physnn.io.metadata import META
+from physnn.io.metadata import META, config_hash
 
 
 @dataclass
@@ -60,20 +62,82 @@ def read_predictions(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], di
 
 
 def _select(arrays: dict[str, np.ndarray], meta: dict[str, Any], split: str) -> tuple[np.ndarray, str]:
+    """The events to judge and a description of them.
+
+    ``auto`` judges the events that training never saw: the test split of
+    the training files and every event of other files (split -1); never a
+    training or validation event.
+    """
     n = len(arrays["entry"])
-    if split == "auto":
-        split = "test" if meta.get("same_files_as_training") else "all"
     if split == "all":
-        return np.ones(n, bool), split
+        return np.ones(n, bool), "all"
+    if split == "auto":
+        codes = arrays["split"]
+        keep = held_out(codes)
+        if not keep.any():
+            msg = ("no held-out event to judge: every event of the predictions is in the training or validation "
+                   "split; predict on the test split or other files, or pass --split all to judge them anyway")
+            raise DataError(msg)
+        return keep, describe_held_out(codes)
     if split not in SPLITS:
         msg = f"--split {split!r}: expected auto, all, {', '.join(SPLITS)}"
         raise ConfigError(msg)
     return arrays["split"] == SPLITS[split], split
 
 
+def target_specs(meta: Mapping[str, Any], run_dir: Path | None,
+                 given: Mapping[str, TargetSpec | Mapping[str, Any]] | None = None) -> dict[str, dict[str, Any]]:
+    """Unit, kind and source of each target of a predictions file.
+
+    From ``given``, else from ``run_dir/config.yaml`` when it is the config
+    the predictions were made with (its hash is the ``config_hash`` of the
+    file's ``physnn_meta``), else ``kind: generic`` without a unit.
+    """
+    names = list(meta["task"].get("targets") or [])
+    found: dict[str, TargetSpec] = {}
+    source = "default"
+    config = run_dir / "config.yaml" if run_dir is not None else None
+    if config is not None and config.is_file() and meta.get("config_hash"):
+        import yaml
+
+        try:
+            saved = yaml.safe_load(config.read_text())
+            if config_hash(saved) == meta["config_hash"]:
+                found, source = DataConfig.model_validate(saved["data"]).target_specs, "run config"
+        except (yaml.YAMLError, ValidationError, KeyError, TypeError):
+            pass
+    out = {n: {**(found[n] if n in found else TargetSpec()).model_dump(), "source": source if n in found else
+               "default"} for n in names}
+    for name, spec in (given or {}).items():
+        try:
+            out[name] = {**TargetSpec.model_validate(spec).model_dump(), "source": "given"}
+        except ValidationError as err:
+            raise ConfigError(format_validation_error(err, TargetSpec, f"targets {name!r}")) from None
+    return out
+
+
+def _judge_target(predictions: str | os.PathLike, arrays: Mapping[str, np.ndarray], keep: np.ndarray, name: str,
+                  spec: Mapping[str, Any], baselines: Mapping[str, Mapping[str, np.ndarray]] | None,
+                  ) -> tuple[dict[str, Any], np.ndarray, np.ndarray, np.ndarray | None]:
+    """The regression figures of one target (model and baselines), and the arrays judged."""
+    if name not in arrays:
+        msg = f"{predictions}: no true {name!r} branch in the predictions; predict on a file with the target"
+        raise DataError(msg)
+    true, pred = arrays[name][keep], arrays[f"{name}_pred"][keep]
+    std = arrays[f"{name}_std"][keep] if f"{name}_std" in arrays else None
+    others = {label: np.asarray(values[name])[keep] for label, values in (baselines or {}).items() if name in values}
+    fig = {"target": dict(spec), **metrics.regression(true, pred, std=std, kind=spec["kind"], unit=spec["unit"],
+                                                      baselines=others)}
+    for part in ("aleatoric", "epistemic"):
+        if f"{name}_{part}" in arrays:
+            fig[f"mean_{part}"] = float(np.mean(arrays[f"{name}_{part}"][keep]))
+    return fig, true, pred, std
+
+
 def evaluate(predictions: str | os.PathLike, *, out: str | os.PathLike | None = None,
              run: str | os.PathLike | None = None, split: str = "auto", n_boot: int = 200, seed: int = 0,
-             plots: bool = True, baselines: Mapping[str, Mapping[str, np.ndarray]] | None = None) -> EvaluationResult:
+             plots: bool = True, baselines: Mapping[str, Mapping[str, np.ndarray]] | None = None,
+             targets: Mapping[str, TargetSpec | Mapping[str, Any]] | None = None) -> EvaluationResult:
     """Judge predictions against the truth stored next to them.
 
     Parameters
@@ -83,7 +147,8 @@ def evaluate(predictions: str | os.PathLike, *, out: str | os.PathLike | None = 
     out
         Folder for ``metrics.json`` and the plots (None: compute only).
     run
-        Run folder for the training curves (default: the checkpoint's folder).
+        Run folder for the training curves and the targets' units and kinds
+        (default: the checkpoint's folder).
     split
         ``auto`` (test split for predictions on the training files, else
         all), ``all``, ``train``, ``val`` or ``test``.
@@ -94,10 +159,16 @@ def evaluate(predictions: str | os.PathLike, *, out: str | os.PathLike | None = 
     baselines
         Other estimators to compare resolutions with:
         ``{"calibrated cell sum": {"energy": array}}``, each array aligned
-        entry by entry with the predictions file.
+        entry by entry with the predictions file; each is binned and
+        compared with the model bin by bin.
+    targets
+        Unit and kind of each regression target (:class:`TargetSpec` or
+        its dict), overriding the run config's ``targets:``; a target
+        declared nowhere is ``kind: generic`` without a unit.
     """
     arrays, meta = read_predictions(predictions)
     task = meta["task"]
+    run_dir = Path(run) if run is not None else (Path(meta["checkpoint"]).parent if meta.get("checkpoint") else None)
     keep, split = _select(arrays, meta, split)
     figures: dict[str, Any] = {"predictions": os.fspath(predictions), "checkpoint": meta.get("checkpoint"),
                                "split": split, "mc_samples": meta.get("mc_samples", 0)}
@@ -132,26 +203,14 @@ def evaluate(predictions: str | os.PathLike, *, out: str | os.PathLike | None = 
                 samples = arrays["score_samples"][sel] if "score_samples" in arrays else None
                 written.append(P.plot_mc_scores(prob[:, 1], std[:, 1], truth, samples, outdir / "mc_scores.png"))
     else:
+        specs = target_specs(meta, run_dir, targets)
         figures["regression"] = {}
         for name in task["targets"]:
-            if name not in arrays:
-                msg = f"{predictions}: no true {name!r} branch in the predictions; predict on a file with the target"
-                raise DataError(msg)
-            true, pred = arrays[name][keep], arrays[f"{name}_pred"][keep]
-            std = arrays[f"{name}_std"][keep] if f"{name}_std" in arrays else None
-            fig = metrics.regression(true, pred, std=std)
-            others = {label: metrics.regression(true, np.asarray(values[name])[keep])
-                      for label, values in (baselines or {}).items() if name in values}
-            if others:
-                fig["baselines"] = others
-            for part in ("aleatoric", "epistemic"):
-                if f"{name}_{part}" in arrays:
-                    fig[f"mean_{part}"] = float(np.mean(arrays[f"{name}_{part}"][keep]))
+            fig, true, pred, std = _judge_target(predictions, arrays, keep, name, specs[name], baselines)
             figures["regression"][name] = fig
             if draw:
-                written += P.plot_regression(name, true, pred, std, fig, outdir, baselines=others)
+                written += P.plot_regression(name, true, pred, std, fig, outdir)
     figures.setdefault("events", int(keep.sum()))
-    run_dir = Path(run) if run is not None else (Path(meta["checkpoint"]).parent if meta.get("checkpoint") else None)
     if run_dir is not None and run_dir.is_dir():
         from physnn.evaluation.plots import read_history
 

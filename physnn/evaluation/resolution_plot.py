@@ -1,0 +1,120 @@
+"""The resolution plot: model and baselines per bin of the true value, the worst bin marked.
+
+Each point spans its bin (horizontal bar) at the bin's mean true value, with
+the statistical error of the robust σ. Energies (``kind: energy``) show σ/E
+and the a/√E ⊕ b curve only when the fit was accepted (otherwise the plot says
+it was rejected); other targets show σ in their unit. With baselines, a lower
+panel shows the model's σ over each baseline's (above 1: the model is worse).
+Import it through :mod:`physnn.evaluation.plots`, which sets the style.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.ticker import FuncFormatter
+
+from physnn.evaluation.summary import bracket, fmt_range, num
+
+MARKERS = ("s", "^", "v", "D", "P")
+
+
+def _bars(rows: list[Mapping[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
+    """Bin centres (mean true value) and the horizontal bars to the bin edges."""
+    x = np.array([r["true_mean"] for r in rows])
+    lo, hi = np.array([r["range"] for r in rows]).T
+    return x, np.vstack([x - lo, hi - x])
+
+
+def _fit_curve(ax: Any, r: Mapping[str, Any]) -> str | None:
+    """Draw the accepted σ/E fit; for a rejected one draw nothing and return the note that says so."""
+    fit = r.get("fit")
+    if not fit:
+        return None
+    quality = f"χ²/ndf = {num(fit['chi2_ndf'], 2)}"
+    if not fit["accepted"]:
+        return f"fit a/√E $\\oplus$ b rejected: {quality}"
+    lo, hi = r["bins"][0]["range"][0], r["bins"][-1]["range"][1]
+    e = np.geomspace(max(lo, 1e-9), hi, 200)
+    ax.plot(e, np.sqrt(fit["stochastic"] ** 2 / e + fit["constant"] ** 2), color="black", lw=1,
+            label=f"fit {num(fit['stochastic'], 3)}/√E $\\oplus$ {num(fit['constant'], 2)}, {quality}")
+    return None
+
+
+def _worst(ax: Any, r: Mapping[str, Any], unit: str | None) -> None:
+    """Shade the worst bin; the legend says why it is the worst."""
+    worst = r.get("worst_bin")
+    if not worst:
+        return
+    why = f"{num(worst['ratio'], 2)}× {worst['reference']}" if "reference" in worst else worst["reason"]
+    ax.axvspan(*worst["range"], color="tab:red", alpha=0.12, lw=0,
+               label=f"worst bin {fmt_range(*worst['range'], unit)}: {why}")
+
+
+def _plain_log(axis: Any, minor: tuple[int, ...] = (2, 3, 5)) -> None:
+    """A log axis labelled 0.05, 0.1, 0.2 rather than 5×10⁻², minor ticks with these leading digits labelled."""
+    def lead(v: float) -> int:
+        return round(v / 10 ** np.floor(np.log10(v))) if v > 0 else 0
+
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    axis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}" if lead(v) in minor else ""))
+
+
+def _ratio_panel(bx: Any, rows: list[Mapping[str, Any]], labels: list[str], key: str) -> None:
+    """Model σ over each baseline's σ per bin, with its error."""
+    x, xerr = _bars(rows)
+    model = np.array([row[key] for row in rows])
+    model_err = np.array([row[f"{key}_err"] for row in rows])
+    ratios = []
+    for marker, label in zip(MARKERS, labels, strict=False):
+        base = np.array([row["baselines"][label][key] for row in rows])
+        base_err = np.array([row["baselines"][label][f"{key}_err"] for row in rows])
+        with np.errstate(divide="ignore", invalid="ignore"):  # a perfect baseline (σ = 0): no ratio drawn
+            ratio = np.where(base > 0, model / base, np.nan)
+            error = ratio * np.hypot(model_err / model, base_err / base)
+        bx.errorbar(x, ratio, xerr=xerr, yerr=np.nan_to_num(error), fmt=marker, label=label)
+        ratios.append(ratio)
+    bx.axhline(1.0, color="grey", ls=":")
+    bx.set_ylabel("model / baseline", fontsize=14)
+    values = np.concatenate(ratios)
+    values = values[np.isfinite(values) & (values > 0)]
+    if values.size and max(values.max(), 1) / min(values.min(), 1) > 5:
+        bx.set_yscale("log")
+        _plain_log(bx.yaxis, minor=(2, 5))
+
+
+def resolution_figure(name: str, r: Mapping[str, Any]) -> Any:
+    """The resolution per bin of true ``name`` (a regression figure of :func:`physnn.evaluation.metrics.regression`).
+
+    Returns the matplotlib figure; its first axes hold the resolution, the
+    second (with baselines) the model / baseline ratio.
+    """
+    unit, key = r.get("unit"), r["key"]
+    rows, labels = list(r["bins"]), list(r.get("baselines") or {})
+    fig, axes = plt.subplots(2 if labels else 1, 1, sharex=True, squeeze=False, layout="constrained",
+                             figsize=(8.5, 8.5 if labels else 6.5), height_ratios=[3, 1] if labels else None)
+    ax = axes[0, 0]
+    x, xerr = _bars(rows)
+    ax.errorbar(x, [row[key] for row in rows], xerr=xerr, yerr=[row[f"{key}_err"] for row in rows], fmt="o",
+                color="black", label="model")
+    for marker, label in zip(MARKERS, labels, strict=False):
+        ax.errorbar(x, [row["baselines"][label][key] for row in rows], xerr=xerr,
+                    yerr=[row["baselines"][label][f"{key}_err"] for row in rows], fmt=marker, label=label)
+    note = _fit_curve(ax, r)
+    _worst(ax, r, unit)
+    values = np.array([row[key] for row in rows] + [row["baselines"][lb][key] for row in rows for lb in labels])
+    values = values[np.isfinite(values) & (values > 0)]
+    if values.size and values.max() / values.min() > 8:
+        ax.set_yscale("log")
+        _plain_log(ax.yaxis)
+    ax.set_ylabel("relative resolution σ/E" if key == "sigma_rel" else f"resolution σ{bracket(unit)}")
+    legend = ax.legend(fontsize=11, loc="best", title=note, title_fontsize=11)
+    if note:
+        legend.get_title().set_color("tab:red")
+    if labels:
+        _ratio_panel(axes[1, 0], rows, labels, key)
+    axes[-1, 0].set_xlabel(f"true {name}{bracket(unit)}")
+    return fig

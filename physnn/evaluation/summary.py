@@ -1,0 +1,152 @@
+"""Plain-text lines and tables of a regression evaluation (for the terminal and ``metrics.json``).
+
+The headline never stands alone: a comparison with a baseline says in how many
+bins of the true value the model is better and names every bin where it is
+worse; a rejected σ/E fit is printed as rejected, with its χ²/ndf.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+#: Bins named one by one in a comparison line before "... and N more".
+NAMED_BINS = 3
+#: Between the edges of a range (not a hyphen: a range of negative values stays readable).
+DASH = "\N{EN DASH}"
+
+
+def num(value: float, digits: int = 3) -> str:
+    """``value`` with ``digits`` significant digits, fixed point (``0.80``, ``13.4``, ``1,250``)."""
+    if value is None or not math.isfinite(value):
+        return "n/a"
+    if value == 0:
+        return "0"
+    decimals = max(digits - 1 - math.floor(math.log10(abs(value))), 0)
+    return f"{value:,.{decimals}f}"
+
+
+def with_unit(text: str, unit: str | None) -> str:
+    """``"2.58 GeV"``, or the number alone without a unit."""
+    return f"{text} {unit}" if unit else text
+
+
+def bracket(unit: str | None) -> str:
+    """``" [GeV]"`` for axis labels and column names, empty without a unit."""
+    return f" [{unit}]" if unit else ""
+
+
+def fmt_range(lo: float, hi: float, unit: str | None = None) -> str:
+    """A bin range with as many decimals as its width asks: ``1 to 13 GeV`` is ``1{DASH}13 GeV``."""
+    width = hi - lo
+    decimals = max(1 - math.floor(math.log10(width)), 0) if width > 0 else 3
+    return with_unit(f"{lo:.{decimals}f}{DASH}{hi:.{decimals}f}", unit)
+
+
+def key_name(key: str) -> str:
+    """``σ/E`` for ``sigma_rel``, ``σ`` for ``sigma``."""
+    return "σ/E" if key == "sigma_rel" else "σ"
+
+
+def ratio(model: float, base: float) -> float:
+    """``model / base``, infinite for a zero base (a perfect baseline), NaN when either is undefined."""
+    if not (math.isfinite(model) and math.isfinite(base)):
+        return math.nan
+    return model / base if base > 0 else (math.inf if model > 0 else 1.0)
+
+
+def verdict(model: float, base: float) -> str:
+    """``3.3× better``, ``1.4× worse`` or ``the same`` for two resolutions (smaller is better)."""
+    r = ratio(model, base)
+    if math.isnan(r) or r == 1:
+        return "the same" if r == 1 else "not comparable"
+    if r < 1:
+        return f"{num(1 / r, 2)}× better" if r > 0 else "better: the model's σ is 0"
+    return f"{num(r, 2)}× worse" if math.isfinite(r) else "worse: the baseline's σ is 0"
+
+
+def comparison_line(rows: Sequence[Mapping[str, Any]], label: str, comparison: Mapping[str, Any],
+                    overall: tuple[float, float], unit: str | None) -> str:
+    """One line: ``σ 2.6 vs 8.5 GeV overall (3.3× better); better in 7 of 8 bins, worse in 1`` and the bins
+    where the model is worse, the worst first, e.g. ``(1{DASH}13 GeV: σ/E 0.80 vs 0.27)``."""
+    key, n = comparison["key"], comparison["bins"]
+    model, base = overall
+    head = f"σ {num(model)} vs {with_unit(num(base), unit)} overall ({verdict(model, base)})"
+    worse = sorted(comparison["worse_bins"], key=lambda i: -ratio(rows[i][key], rows[i]["baselines"][label][key]))
+    unit_shown = None if key == "sigma_rel" else unit
+    named = [f"{fmt_range(*rows[i]['range'], unit)}: {key_name(key)} {num(rows[i][key], 2)} vs "
+             f"{with_unit(num(rows[i]['baselines'][label][key], 2), unit_shown)}" for i in worse[:NAMED_BINS]]
+    more = f"; and {len(worse) - NAMED_BINS} more" if len(worse) > NAMED_BINS else ""
+    if not worse:
+        bins = f"better in all {n} bins" if comparison["better"] == n else f"better in {comparison['better']} of {n}"
+    elif comparison["better"] == 0:
+        bins = f"worse in all {n} bins ({'; '.join(named)}{more})"
+    else:
+        bins = f"better in {comparison['better']} of {n} bins, worse in {len(worse)} ({'; '.join(named)}{more})"
+    return f"{head}; {bins}"
+
+
+def fit_line(fit: Mapping[str, Any] | None) -> str:
+    """The σ/E fit as a headline, or why there is none."""
+    if fit is None:
+        return "no fit (fewer than 3 bins, or it did not converge)"
+    quality = f"χ²/ndf = {num(fit['chi2'], 3)}/{fit['ndf']} = {num(fit['chi2_ndf'], 2)}"
+    if not fit["accepted"]:
+        return (f"fit rejected: {quality} (p = {fit['p_value']:.1g} < {fit.get('p_min', 1e-3):g}): σ/E does not "
+                "follow a/√E ⊕ b, see the bins")
+    return f"{num(fit['stochastic'], 3)}/√E ⊕ {num(fit['constant'], 2)} ({quality})"
+
+
+def worst_line(worst: Mapping[str, Any], key: str, unit: str | None) -> str:
+    """``1{DASH}13 GeV: σ/E 0.80, 3.0× calibrated cell sum (0.27)``."""
+    value_unit = None if key == "sigma_rel" else unit
+    text = f"{fmt_range(*worst['range'], unit)}: {key_name(key)} {with_unit(num(worst['value'], 2), value_unit)}"
+    if "reference" in worst:
+        return f"{text}, {num(worst['ratio'], 2)}× {worst['reference']} ({num(worst['reference_value'], 2)})"
+    return f"{text} (the largest)"
+
+
+def regression_rows(name: str, r: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The headline rows of one regression target: bias, σ, the fit, each comparison, worst bin, outliers."""
+    unit = r.get("unit")
+    rows = [(f"{name} bias", with_unit(num(r["bias"]), unit)),
+            (f"{name} resolution σ (robust)", with_unit(num(r["sigma"]), unit))]
+    if r.get("kind") == "energy":
+        rows.append((f"{name} σ/E fit a/√E ⊕ b", fit_line(r.get("fit"))))
+    for label, base in (r.get("baselines") or {}).items():
+        if "comparison" in base:
+            rows.append((f"{name} vs {label}", base["comparison"]["summary"]))
+    if r.get("worst_bin"):
+        rows.append((f"{name} worst bin", worst_line(r["worst_bin"], r["key"], unit)))
+    out = r["outliers"]
+    rows.append((f"{name} catastrophic outliers", f"{out['count']:,} of {out['events']:,} "
+                                                  f"({100 * out['fraction']:.2f}%): {out['criterion']}"))
+    if "coverage_1sigma" in r:
+        rows += [(f"{name} pull std", num(r["pull_std"])),
+                 (f"{name} coverage ±1σ / ±2σ", f"{r['coverage_1sigma']:.3f} / {r['coverage_2sigma']:.3f} "
+                                                "(Gaussian: 0.683 / 0.954)")]
+    return rows
+
+
+def bin_table(name: str, r: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """Column names and one row of strings per bin: range, events, bias, σ (σ/E), each baseline, outliers, note."""
+    unit, energy = r.get("unit"), r.get("kind") == "energy"
+    key = r["key"]
+    labels = list(r.get("baselines") or {})
+    columns = [f"true {name}{bracket(unit)}", "events", f"bias{bracket(unit)}", f"σ{bracket(unit)}"]
+    columns += ["σ/E"] if energy else []
+    columns += [f"{label} {key_name(key)}{bracket(None if energy else unit)}" for label in labels]
+    columns += ["outliers", "note"]
+    worst = (r.get("worst_bin") or {}).get("index")
+    rows = []
+    for i, b in enumerate(r["bins"]):
+        cells = [fmt_range(*b["range"]), f"{b['events']:,}", num(b["bias"], 2), num(b["sigma"])]
+        cells += [num(b["sigma_rel"])] if energy else []
+        cells += [num(b["baselines"][label][key]) for label in labels]
+        worse = [label for label in labels if b[key] > b["baselines"][label][key]]
+        note = "worst" if i == worst else ""
+        if worse:
+            note = ", ".join(filter(None, [note, f"worse than {', '.join(worse)}"]))
+        rows.append([*cells, f"{b['outliers']:,}", note])
+    return columns, rows
