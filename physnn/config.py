@@ -138,10 +138,17 @@ class TargetSpec(Strict):
         calorimeter form σ/E = a/√E ⊕ b fitted; ``mass`` and ``generic``:
         robust σ and bias in the target's unit per bin of the true value, no
         √E fit (``mass`` only names what the target is).
+    transform
+        What the network regresses: ``none`` (the target itself) or ``log``
+        (its logarithm, for a positive target spanning decades, such as a
+        calorimeter's 1-100 GeV: the network's errors become relative, as a
+        calorimeter's resolution is). Predictions, error bars and metrics are
+        always in the target's own unit (a log-normal's mean and variance).
     """
 
     unit: str | None = None
     kind: Literal["energy", "mass", "generic"] = "generic"
+    transform: Literal["none", "log"] = "none"
 
 
 def _split_targets(data: Any) -> Any:

@@ -148,11 +148,12 @@ def test_string_labels_and_classes(write_root):
     np.testing.assert_array_equal(labels, expected)
 
 
-def test_integer_labels_kept_as_indices(write_root):
+def test_integer_labels_map_to_the_classes_present(write_root):
+    """Labels 0 and 2 are two classes (indices 0 and 1), not three with an empty class 1 (issue 15 item 6)."""
     path = write_root({"x": np.arange(40.0), "c": np.array([0, 2] * 20)})
     data = physnn.load({"files": str(path), "scalars": ["x"], "label": "c", "split": {"val": 0, "test": 0}})
-    assert data.transform.classes == [0, 1, 2]
-    np.testing.assert_array_equal(data.train.label.numpy(), np.array([0, 2] * 20)[data.train.entry])
+    assert data.transform.classes == [0, 2]
+    np.testing.assert_array_equal(data.train.label.numpy(), np.array([0, 1] * 20)[data.train.entry])
     pdg = write_root({"x": np.arange(4.0), "c": np.array([11, 211, 11, 211])}, name="pdg.root")
     mapped = physnn.load({"files": str(pdg), "scalars": ["x"], "label": "c", "split": {"val": 0, "test": 0}})
     assert mapped.transform.classes == [11, 211]

@@ -116,6 +116,8 @@ class DataBundle:
     transform: Transform
     config: DataConfig
     info: dict[str, Any] = field(default_factory=dict)
+    #: exact label counts and target moments of the training split (when the transform was fitted here)
+    summary: dict[str, Any] | None = None
 
 
 @dataclass
@@ -348,13 +350,14 @@ def load(config: ConfigLike, *, transform: Transform | None = None,
     raw = RawChunk.concatenate(chunks)
     raws = {name: raw.select(raw.split == code) for name, code in SPLITS.items()}
     del raw
+    summary = None
     if transform is None:
         if len(raws["train"]) == 0:
             msg = f"{', '.join(cfg.files)}: no event in the training split"
             raise DataError(msg)
         fitter = TransformFitter(cfg)
         fitter.add(raws["train"])
-        transform = fitter.result()
+        transform, summary = fitter.result(), fitter.summary()
     parts = {name: finalize(part, transform, cfg) for name, part in raws.items()}
     info = {"files": cfg.files, "file_ids": stats.file_ids, "entries_read": stats.read, "selected": stats.selected,
             "dropped_nonfinite": stats.dropped, "dropped_by": stats.dropped_by,
@@ -362,7 +365,7 @@ def load(config: ConfigLike, *, transform: Transform | None = None,
             "max_length": transform.max_length, "length_info": transform.length_info,
             "classes": transform.classes}
     return DataBundle(train=parts["train"], val=parts["val"], test=parts["test"],
-                      transform=transform, config=cfg, info=info)
+                      transform=transform, config=cfg, info=info, summary=summary)
 
 
 def fit(config: ConfigLike, *, overrides: Sequence[str] = ()) -> Transform:

@@ -277,6 +277,40 @@ class StreamingBundle:
     transform: Transform
     config: DataConfig
     info: dict[str, Any] = field(default_factory=dict)
+    #: exact label counts and target moments of the training split (when the transform was fitted here)
+    summary: dict[str, Any] | None = None
+
+
+class EventReservoir:
+    """A seeded uniform sample of at most ``capacity`` events from a stream of chunks (priority sampling:
+    every event gets a random key and the smallest keys are kept), so the sample does not depend on the
+    order of the files (a signal file first, then a background file)."""
+
+    def __init__(self, capacity: int, rng: np.random.Generator) -> None:
+        self.capacity = capacity
+        self.rng = rng
+        self.keys: np.ndarray = np.zeros(0)
+        self.events: RawChunk | None = None
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def add(self, raw: RawChunk) -> None:
+        """Offer the events of a chunk."""
+        if self.capacity <= 0 or len(raw) == 0:
+            return
+        keys = self.rng.random(len(raw))
+        if len(self.keys) >= self.capacity:  # only events that beat the largest kept key can enter
+            better = np.flatnonzero(keys < self.keys.max())
+            if better.size == 0:
+                return
+            keys, raw = keys[better], raw.select(better)
+        keys = np.concatenate([self.keys, keys])
+        events = raw if self.events is None else RawChunk.concatenate([self.events, raw])
+        if len(keys) > self.capacity:
+            keep = np.sort(np.argpartition(keys, self.capacity - 1)[:self.capacity])
+            keys, events = keys[keep], events.select(keep)
+        self.keys, self.events = keys, events
 
 
 def _raw_nbytes(raw: RawChunk) -> int:
@@ -319,8 +353,8 @@ def prepare(cfg: DataConfig, budget: str, *, transform: Transform | None = None,
     fitter = TransformFitter(cfg) if transform is None else None
     stats = _Stats()
     counts = dict.fromkeys(SPLITS, 0)
-    first: dict[str, list[RawChunk]] = {"train": [], "val": []}  # samples: the first events of each split
-    kept = {"train": 0, "val": 0}
+    rng = np.random.default_rng(cfg.split.seed)
+    samples: dict[str, EventReservoir] = {}  # uniform samples of each split (their size set by the first chunk)
     val_raw: list[RawChunk] | None = []
     val_bytes = 0
     names = needed_branches(cfg, with_truth=True)
@@ -330,18 +364,17 @@ def prepare(cfg: DataConfig, budget: str, *, transform: Transform | None = None,
     for chunk, obj in plan_chunks(cfg.files, cfg.tree, names, step_size=f"{step} B",
                                   entry_start=cfg.entry_start, entry_stop=cfg.entry_stop):
         raw = _read_raw_chunk(chunk, obj, names, cfg, selection, True, stats)
-        if len(raw) and sample_cap == SAMPLE_EVENTS:  # samples within SAMPLE_SHARE of the budget
+        if len(raw) and not samples:  # samples within SAMPLE_SHARE of the budget
             per_raw = max(_raw_nbytes(raw) / len(raw), 1.0)
             sample_cap = max(min(SAMPLE_EVENTS, int(SAMPLE_SHARE * data_budget / per_raw)), 100)
+            samples = {"train": EventReservoir(sample_cap, rng), "val": EventReservoir(sample_cap, rng)}
         for name, code in SPLITS.items():
             part = raw.select(raw.split == code)
             counts[name] += len(part)
             if name == "train" and fitter is not None:
                 fitter.add(part)
-            if name in first and kept[name] < sample_cap and len(part):
-                take = part.select(np.arange(min(len(part), sample_cap - kept[name])))
-                first[name].append(take)
-                kept[name] += len(take)
+            if name in samples:
+                samples[name].add(part)
             if name == "val" and val_raw is not None and len(part):
                 val_raw.append(part)
                 val_bytes += _raw_nbytes(part)
@@ -352,8 +385,8 @@ def prepare(cfg: DataConfig, budget: str, *, transform: Transform | None = None,
     if counts["train"] == 0:
         msg = f"{', '.join(cfg.files)}: no event in the training split"
         raise DataError(msg if stats.selected else f"{', '.join(cfg.files)}: no events to read")
-    transform = transform if fitter is None else fitter.result()
-    train_sample = finalize(RawChunk.concatenate(first["train"]), transform, cfg)
+    transform, summary = (transform, None) if fitter is None else (fitter.result(), fitter.summary())
+    train_sample = finalize(samples["train"].events, transform, cfg)
     per_event = _nbytes(train_sample) / len(train_sample)
     total = per_event * (counts["train"] + counts["val"] + counts["test"])
     info = {"files": cfg.files, "file_ids": stats.file_ids, "entries_read": stats.read, "selected": stats.selected,
@@ -361,9 +394,10 @@ def prepare(cfg: DataConfig, budget: str, *, transform: Transform | None = None,
             "max_length": transform.max_length, "length_info": transform.length_info, "classes": transform.classes,
             "memory_budget": budget, "baseline_bytes": baseline, "bytes_per_event": per_event}
     if IN_MEMORY_FACTOR * total < data_budget:  # reading everything costs a few times the tensors
-        del first, val_raw
+        del samples, val_raw
         bundle = load(cfg, transform=transform)
         bundle.info.update(streaming=False, memory_budget=budget)
+        bundle.summary = summary
         return bundle
     val_memory = (finalize(RawChunk.concatenate(val_raw), transform, cfg)
                   if val_raw else None)
@@ -381,9 +415,9 @@ def prepare(cfg: DataConfig, budget: str, *, transform: Transform | None = None,
         val = TensorData({k: v[:0] for k, v in train_sample.inputs.items()})
     else:
         val = StreamingSplit(cfg, transform, "val", chunks, counts["val"], capacity,
-                             finalize(RawChunk.concatenate(first["val"]), transform, cfg))
+                             finalize(samples["val"].events, transform, cfg))
     info.update(streaming=True, buffer_events=capacity, chunk_events=chunk_events, chunks=len(chunks),
                 val_in_memory=isinstance(val, TensorData))
     return StreamingBundle(
         train=StreamingSplit(cfg, transform, "train", chunks, counts["train"], capacity, train_sample),
-        val=val, transform=transform, config=cfg, info=info)
+        val=val, transform=transform, config=cfg, info=info, summary=summary)

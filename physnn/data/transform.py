@@ -10,6 +10,7 @@ with ``torch.load(weights_only=True)``.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +18,7 @@ import numpy as np
 
 from physnn.config import DataConfig
 from physnn.data.convert import RawChunk
+from physnn.data.targets import forward, target_transforms
 from physnn.errors import DataError
 
 ROBUST_SAMPLE = 200_000
@@ -89,15 +91,20 @@ class Transform:
 
 
 class _Moments:
-    """Streaming per-feature statistics: mean/std, or median/IQR from a sample."""
+    """Streaming per-feature statistics: exact mean/std, or median/IQR from a seeded uniform sample of rows.
+
+    The sample is a reservoir (priority sampling: each row gets a random key, the
+    ``ROBUST_SAMPLE`` smallest keys are kept), so every row of the training split
+    has the same chance to be in it, whatever the order of the files.
+    """
 
     def __init__(self, method: str, seed: int) -> None:
         self.method = method
         self.n = 0.0
         self.sum: np.ndarray | None = None
         self.sumsq: np.ndarray | None = None
-        self.sample: list[np.ndarray] = []
-        self.sampled = 0
+        self.keys: np.ndarray = np.zeros(0)
+        self.sample: np.ndarray | None = None
         self.rng = np.random.default_rng(seed)
 
     def add(self, rows: np.ndarray) -> None:
@@ -111,18 +118,26 @@ class _Moments:
         self.n += rows.shape[0]
         self.sum += rows64.sum(axis=0)
         self.sumsq += (rows64**2).sum(axis=0)
-        if self.method == "robust" and self.sampled < ROBUST_SAMPLE:
-            take = min(rows.shape[0], ROBUST_SAMPLE - self.sampled)
-            idx = self.rng.choice(rows.shape[0], size=take, replace=False) if take < rows.shape[0] else slice(None)
-            self.sample.append(rows[idx])
-            self.sampled += take
+        if self.method == "robust":
+            self._reservoir(rows)
+
+    def _reservoir(self, rows: np.ndarray) -> None:
+        keys = self.rng.random(rows.shape[0])
+        if len(self.keys) >= ROBUST_SAMPLE:  # only rows that beat the largest kept key can enter
+            better = keys < self.keys.max()
+            keys, rows = keys[better], rows[better]
+        keys = np.concatenate([self.keys, keys])
+        rows = rows if self.sample is None else np.concatenate([self.sample, rows])
+        if len(keys) > ROBUST_SAMPLE:
+            keep = np.argpartition(keys, ROBUST_SAMPLE - 1)[:ROBUST_SAMPLE]
+            keys, rows = keys[keep], rows[keep]
+        self.keys, self.sample = keys, rows
 
     def result(self, n_features: int) -> tuple[list[float], list[float]]:
         if self.n == 0 or self.sum is None or self.sumsq is None:
             return [0.0] * n_features, [1.0] * n_features
-        if self.method == "robust":
-            sample = np.concatenate(self.sample)
-            q25, q50, q75 = np.percentile(sample, [25, 50, 75], axis=0)
+        if self.method == "robust" and self.sample is not None:
+            q25, q50, q75 = np.percentile(self.sample, [25, 50, 75], axis=0)
             center, scale = q50, q75 - q25
         else:
             center = self.sum / self.n
@@ -146,14 +161,24 @@ class TransformFitter:
         method = cfg.standardize.method
         self.moments = {k: _Moments(method, cfg.split.seed) for k in ("image", "sequence", "scalars")}
         self.lengths: list[np.ndarray] = []
-        self.label_values: set[Any] = set()
+        self.label_counts: Counter[Any] = Counter()
+        self.targets = _Moments("standard", cfg.split.seed)
         self.n_events = 0
+
+    @property
+    def label_values(self) -> set[Any]:
+        """The label values seen in the training split."""
+        return set(self.label_counts)
 
     def add(self, raw: RawChunk) -> None:
         """Add the training events of a chunk."""
         self.n_events += len(raw)
         if raw.labels is not None:
-            self.label_values.update(v.item() for v in np.unique(raw.labels))
+            values, counts = np.unique(raw.labels, return_counts=True)
+            self.label_counts.update({v.item(): int(c) for v, c in zip(values, counts, strict=True)})
+        if raw.targets is not None and len(raw):
+            self.targets.add(forward(raw.targets, target_transforms(self.cfg), ", ".join(self.cfg.files),
+                                     self.cfg.targets))
         if self.cfg.standardize.method == "none":
             pass
         else:
@@ -176,13 +201,33 @@ class TransformFitter:
             if [i for _, i in order] != list(range(len(order))):
                 msg = f"classes: the indices must be 0..{len(order) - 1}, got {sorted(cfg.classes.values())}"
                 raise DataError(msg)
-            return [k for k, _ in order]
+            return self._check_declared([k for k, _ in order])
         if cfg.classes is not None:
-            return list(cfg.classes)
-        values = sorted(self.label_values, key=lambda v: (isinstance(v, str), v))
-        if values and all(isinstance(v, int) for v in values) and values[0] >= 0 and values[-1] < 2 * len(values):
-            return list(range(values[-1] + 1))  # integer class indices are kept as they are
-        return values
+            return self._check_declared(list(cfg.classes))
+        # the classes are the label values that survive the selection: a value the selection removed is no class
+        return sorted(self.label_values, key=lambda v: (isinstance(v, str), v))
+
+    def _check_declared(self, classes: list[Any]) -> list[Any]:
+        """Declared classes, each of which must have training events."""
+        empty = [c for c in classes if self.label_counts.get(c, 0) == 0]
+        if empty and self.n_events:
+            cut = f" after the selection {self.cfg.selection!r}" if self.cfg.selection else ""
+            msg = (f"classes: {', '.join(map(repr, empty))} of label {self.cfg.label!r} "
+                   f"{'has' if len(empty) == 1 else 'have'} no training event{cut}; remove "
+                   f"{'it' if len(empty) == 1 else 'them'} from classes or fix the selection")
+            raise DataError(msg)
+        return classes
+
+    def summary(self) -> dict[str, Any]:
+        """What the task needs of the whole training split, exactly: the events per label value and the mean
+        and standard deviation of each (transformed) target (:mod:`physnn.data.targets`)."""
+        out: dict[str, Any] = {"events": self.n_events,
+                               "label_counts": [[k, n] for k, n in sorted(self.label_counts.items(),
+                                                                          key=lambda kv: (isinstance(kv[0], str),
+                                                                                          kv[0]))]}
+        if self.targets.sum is not None:
+            out["target_center"], out["target_scale"] = self.targets.result(len(self.targets.sum))
+        return out
 
     def result(self) -> Transform:
         """The fitted transform."""

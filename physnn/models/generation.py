@@ -32,7 +32,7 @@ import torch
 
 from physnn.config import DataConfig
 from physnn.errors import ConfigError
-from physnn.models.tasks import Task, TaskConfig
+from physnn.models.tasks import Task, TaskConfig, class_counts
 
 #: Quantile levels kept per condition, to sample conditions like the training split's.
 LEVELS = np.linspace(0.0, 1.0, 201)
@@ -78,8 +78,12 @@ class GenerationTask(Task):
     # -- construction and storage ------------------------------------------
     @classmethod
     def from_config(cls, cfg: TaskConfig, data: DataConfig, classes: list[Any] | None,  # type: ignore[override]
-                    train: Mapping[str, torch.Tensor], transform: Any = None) -> GenerationTask:
-        """Fit the condition scaling, cell scale, threshold and condition distributions on the training split."""
+                    train: Mapping[str, torch.Tensor], transform: Any = None,
+                    summary: Mapping[str, Any] | None = None) -> GenerationTask:
+        """Fit the condition scaling, cell scale, threshold and condition distributions on the training split.
+
+        The class frequencies are exact over the whole training split (``summary``); the rest comes from the
+        ``train`` tensors, a seeded uniform sample of it when streaming."""
         if "image" not in train or data.images is None:
             msg = "task.kind generation generates images: add images: {branches: [...]} to the data config"
             raise ConfigError(msg)
@@ -134,7 +138,7 @@ class GenerationTask(Task):
                      for j, name in enumerate(data.scalars)}
         class_freq = None
         if classes is not None:
-            counts = torch.bincount(train["label"], minlength=len(classes)).double()
+            counts = class_counts(classes, train, summary).double()
             class_freq = (counts / counts.sum()).tolist()
         layer_prior, shape_prior = cls._priors(cells.unsqueeze(1) if squeeze else cells, cell_scale,
                                                raw_scalars[:, incident] if incident is not None else None)

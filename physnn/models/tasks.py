@@ -34,6 +34,7 @@ from pydantic import Field, NonNegativeFloat, PositiveFloat
 
 from physnn.config import DataConfig, Strict
 from physnn.data.noise import NoiseSpec, apply_noise, check_noise
+from physnn.data.targets import forward, target_transforms
 from physnn.errors import ConfigError
 
 MIN_VAR = 1e-6
@@ -102,6 +103,16 @@ class TaskConfig(Strict):
     zero_suppression: Literal["auto"] | NonNegativeFloat = "auto"
 
 
+def class_counts(classes: list[Any], train: Mapping[str, torch.Tensor],
+                 summary: Mapping[str, Any] | None) -> torch.Tensor:
+    """Training events per class (in class order): exact from the summary of the whole training split, else
+    counted in the ``train`` tensors."""
+    if summary is not None and "label_counts" in summary:
+        counts = dict(summary["label_counts"])
+        return torch.tensor([counts.get(c, 0) for c in classes], dtype=torch.int64)
+    return torch.bincount(train["label"], minlength=len(classes))
+
+
 class Task:
     """A resolved task: knows the classes or targets and the target scaling.
 
@@ -112,7 +123,8 @@ class Task:
     def __init__(self, kind: str, loss: str, *, classes: list[Any] | None = None,
                  targets: list[str] | None = None, center: list[float] | None = None,
                  scale: list[float] | None = None, class_weight: list[float] | None = None,
-                 huber_delta: float = 1.0, sigma_scale: dict[str, Any] | None = None) -> None:
+                 huber_delta: float = 1.0, sigma_scale: dict[str, Any] | None = None,
+                 transforms: list[str] | None = None) -> None:
         self.kind = kind  # "binary" | "multiclass" | "regression"
         self.loss_name = loss
         self.classes = classes
@@ -121,6 +133,8 @@ class Task:
         self.scale = torch.tensor(scale or [1.0] * len(self.targets))
         self.class_weight = None if class_weight is None else torch.tensor(class_weight, dtype=torch.float32)
         self.huber_delta = huber_delta
+        #: what the network regresses for each target: ``none`` or ``log`` (:mod:`physnn.data.targets`)
+        self.transforms = list(transforms or ["none"] * len(self.targets))
         #: σ scale factors per target, fitted on the validation split (physnn.inference.calibration):
         #: ``{"deterministic": [s per target], "mc": [s per target]}``
         self.sigma_scale = dict(sigma_scale or {})
@@ -128,11 +142,16 @@ class Task:
     # -- construction and storage ------------------------------------------
     @classmethod
     def from_config(cls, cfg: TaskConfig, data: DataConfig, classes: list[Any] | None,
-                    train: Mapping[str, torch.Tensor], transform: Any = None) -> Task:
-        """Resolve ``auto`` choices and fit the target scaling on the training tensors.
+                    train: Mapping[str, torch.Tensor], transform: Any = None,
+                    summary: Mapping[str, Any] | None = None) -> Task:
+        """Resolve ``auto`` choices and fit the target scaling and class weights on the training split.
 
         ``transform`` (the data's fitted :class:`~physnn.data.transform.Transform`)
         is needed for reconstruction: noise is added in physical units.
+        ``summary`` (:meth:`~physnn.data.transform.TransformFitter.summary`)
+        holds the exact label counts and target moments of the whole training
+        split; without it they come from the ``train`` tensors (which, when
+        streaming, are only a sample).
         """
         kind = cfg.kind
         if kind == "auto":
@@ -143,7 +162,7 @@ class Task:
         if kind == "generation":
             from physnn.models.generation import GenerationTask
 
-            return GenerationTask.from_config(cfg, data, classes, train, transform)
+            return GenerationTask.from_config(cfg, data, classes, train, transform, summary)
         if cfg.noise or data.target_images is not None:
             msg = "task.noise and data.target_images are for task.kind reconstruction (autoencoders)"
             raise ConfigError(msg)
@@ -161,7 +180,7 @@ class Task:
             if loss != "cross_entropy":
                 msg = f"task.loss {loss!r} is for regression; classification uses cross_entropy"
                 raise ConfigError(msg)
-            weights = cls._class_weights(cfg, classes, train["label"])
+            weights = cls._class_weights(cfg, classes, class_counts(classes, train, summary))
             return cls("binary" if len(classes) == 2 else "multiclass", loss, classes=list(classes),
                        class_weight=weights)
         if not data.targets:
@@ -174,19 +193,23 @@ class Task:
         if cfg.class_weight is not None:
             msg = "task.class_weight applies to classification only"
             raise ConfigError(msg)
-        t = train["target"].double()
-        center = t.mean(0)
-        scale = t.std(0) if len(t) > 1 else torch.ones_like(center)
+        transforms = target_transforms(data)
+        if summary is not None and "target_center" in summary:
+            center, scale = torch.tensor(summary["target_center"]), torch.tensor(summary["target_scale"])
+        else:
+            t = torch.from_numpy(forward(train["target"].numpy(), transforms))
+            center = t.mean(0)
+            scale = t.std(0) if len(t) > 1 else torch.ones_like(center)
         scale = torch.where(scale > 0, scale, torch.ones_like(scale))
         return cls("regression", loss, targets=list(data.targets), center=center.tolist(), scale=scale.tolist(),
-                   huber_delta=cfg.huber_delta)
+                   huber_delta=cfg.huber_delta, transforms=transforms)
 
     @staticmethod
-    def _class_weights(cfg: TaskConfig, classes: list[Any], labels: torch.Tensor) -> list[float] | None:
+    def _class_weights(cfg: TaskConfig, classes: list[Any], counts: torch.Tensor) -> list[float] | None:
         if cfg.class_weight is None:
             return None
         if cfg.class_weight == "balanced":
-            counts = torch.bincount(labels, minlength=len(classes)).double()
+            counts = counts.double()
             return (counts.sum() / (len(classes) * counts.clamp(min=1))).tolist()
         if len(cfg.class_weight) != len(classes):
             msg = f"task.class_weight: expected {len(classes)} weights (classes {classes}), got {cfg.class_weight}"
@@ -198,7 +221,7 @@ class Task:
         return {"kind": self.kind, "loss": self.loss_name, "classes": self.classes, "targets": self.targets,
                 "center": self.center.tolist(), "scale": self.scale.tolist(),
                 "class_weight": None if self.class_weight is None else self.class_weight.tolist(),
-                "huber_delta": self.huber_delta, "sigma_scale": self.sigma_scale}
+                "huber_delta": self.huber_delta, "sigma_scale": self.sigma_scale, "transforms": self.transforms}
 
     @classmethod
     def from_state(cls, state: Mapping[str, Any]) -> Task:
@@ -211,7 +234,8 @@ class Task:
             return GenerationTask.from_state(state)
         return cls(state["kind"], state["loss"], classes=state["classes"], targets=state["targets"],
                    center=state["center"], scale=state["scale"], class_weight=state["class_weight"],
-                   huber_delta=state.get("huber_delta", 1.0), sigma_scale=state.get("sigma_scale"))
+                   huber_delta=state.get("huber_delta", 1.0), sigma_scale=state.get("sigma_scale"),
+                   transforms=state.get("transforms"))
 
     # -- shapes ------------------------------------------------------------
     @property
@@ -253,7 +277,8 @@ class Task:
         if self.kind == "multiclass":
             return F.cross_entropy(out, batch["label"], reduction="none")
         k = len(self.targets)
-        y = (batch["target"] - self.center.to(out.device, out.dtype)) / self.scale.to(out.device, out.dtype)
+        y = (self._forward(batch["target"]) - self.center.to(out.device, out.dtype)) / self.scale.to(out.device,
+                                                                                                    out.dtype)
         mu = out[:, :k]
         if self.loss_name == "gaussian":
             var = F.softplus(out[:, k:]) + MIN_VAR
@@ -273,9 +298,27 @@ class Task:
             return {"prob": torch.softmax(out, dim=-1)}
         k = len(self.targets)
         center, scale = self.center.to(out.device, out.dtype), self.scale.to(out.device, out.dtype)
-        result = {"mean": out[..., :k] * scale + center}
-        if self.gaussian:
-            result["var"] = (F.softplus(out[..., k:]) + MIN_VAR) * scale**2
+        mean = out[..., :k] * scale + center
+        var = (F.softplus(out[..., k:]) + MIN_VAR) * scale**2 if self.gaussian else None
+        return self._to_units(mean, var)
+
+    def _forward(self, target: torch.Tensor) -> torch.Tensor:
+        """Targets in their unit -> what the network regresses (``log`` columns: their logarithm)."""
+        if "log" not in self.transforms:
+            return target
+        logged = torch.tensor([t == "log" for t in self.transforms], device=target.device)
+        return torch.where(logged, target.clamp(min=1e-30).log(), target)
+
+    def _to_units(self, mean: torch.Tensor, var: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        """Mean (and variance) of the network's Gaussian -> in the target's unit; a ``log`` target's Gaussian
+        is a log-normal: mean exp(μ + σ²/2), variance (exp(σ²) - 1) exp(2μ + σ²)."""
+        if "log" not in self.transforms:
+            return {"mean": mean} if var is None else {"mean": mean, "var": var}
+        logged = torch.tensor([t == "log" for t in self.transforms], device=mean.device)
+        s2 = torch.zeros_like(mean) if var is None else var
+        result = {"mean": torch.where(logged, torch.exp(mean + s2 / 2), mean)}
+        if var is not None:
+            result["var"] = torch.where(logged, torch.expm1(var) * torch.exp(2 * mean + var), var)
         return result
 
     def sigma_scales(self, mc: bool) -> torch.Tensor:

@@ -42,7 +42,7 @@ ConfigSource = RunConfig | Mapping[str, Any] | str | os.PathLike
 
 
 def _in_memory(split: TensorData | StreamingSplit) -> TensorData:
-    """The split's tensors, or a streamed split's sample (its first events)."""
+    """The split's tensors, or a streamed split's sample (a seeded uniform sample of its events)."""
     return split.sample if isinstance(split, StreamingSplit) else split
 
 
@@ -173,7 +173,7 @@ def _train(cfg: RunConfig, out: Path, state: dict[str, Any] | None, dev: torch.d
         cfg.task.kind = "generation"  # a GAN learns to generate the images given the scalars and label
     task = (Task.from_state(state["task"]) if state else
             Task.from_config(cfg.task, cfg.data, data.transform.classes, _in_memory(data.train).tensors(),
-                             data.transform))
+                             data.transform, data.summary))
     io = model_io(data, task)
     model = build_model(cfg.model, io)
     transferred = False

@@ -1,0 +1,91 @@
+"""Issue 15 items 5 and 6: the task is fitted on the whole training split; classes are what survives the cut."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import run_config
+
+import physnn
+import physnn.data.streaming as streaming
+import physnn.data.transform as transform_module
+from physnn.errors import DataError
+
+
+@pytest.fixture(scope="module")
+def class_files(tmp_path_factory):
+    """A file of electrons at 1-10 GeV, then a file of pions at 50-100 GeV: ordered by class, as files often are."""
+    folder = tmp_path_factory.mktemp("classes")
+    e, pi = folder / "electrons.root", folder / "pions.root"
+    physnn.simulate("showers", e, events=300, seed=31, config={"particles": ["e-"], "energy_min": 1,
+                                                                 "energy_max": 10})
+    physnn.simulate("showers", pi, events=500, seed=32, config={"particles": ["pi+"], "energy_min": 50,
+                                                                  "energy_max": 100})
+    return [str(e), str(pi)]
+
+
+@pytest.fixture
+def stream_small(monkeypatch):
+    """Stream whatever the size, with samples far smaller than one file (as on large data)."""
+    monkeypatch.setattr(streaming, "IN_MEMORY_FACTOR", 1e12)
+    monkeypatch.setattr(streaming, "rss_bytes", lambda: 0)
+    monkeypatch.setattr(streaming, "SAMPLE_EVENTS", 100)
+    monkeypatch.setattr(streaming, "BUFFER_SHARE", 400 * 7000 / streaming.data_share(streaming.parse_budget("400 MB"),
+                                                                                        0))
+
+
+def _config(files, task="classification", **data):
+    cfg = run_config(files[0], task=task, epochs=1)
+    cfg["data"].update(files=files, **data)
+    if task == "classification":
+        cfg["task"]["class_weight"] = "balanced"
+    return cfg
+
+
+def test_streamed_class_weights_and_targets_come_from_every_file(class_files, tmp_path, stream_small):
+    memory = physnn.train(_config(class_files), out=tmp_path / "m", progress=False).task
+    cfg = _config(class_files)
+    cfg["train"]["memory_budget"] = "400 MB"
+    streamed = physnn.train(cfg, out=tmp_path / "s", progress=False)
+    assert streamed.history[0]["samples_per_s"] > 0
+    np.testing.assert_allclose(streamed.task.class_weight.numpy(), memory.class_weight.numpy(), rtol=1e-6)
+    assert memory.class_weight[0] > memory.class_weight[1]  # fewer electrons: a larger weight
+    reg = _config(class_files, task="regression")
+    memory = physnn.train(reg, out=tmp_path / "rm", progress=False).task
+    reg["train"]["memory_budget"] = "400 MB"
+    streamed = physnn.train(reg, out=tmp_path / "rs", progress=False).task
+    np.testing.assert_allclose(streamed.center.numpy(), memory.center.numpy(), rtol=1e-5)
+    np.testing.assert_allclose(streamed.scale.numpy(), memory.scale.numpy(), rtol=1e-3)
+
+
+def test_robust_standardisation_samples_the_whole_training_split(class_files, monkeypatch):
+    """The median and IQR of a sample of the training split must not come from the first file only."""
+    from physnn.config import DataConfig
+
+    data = _config(class_files)["data"]
+    data.update(standardize={"method": "robust"}, scalars=["energy"])
+    cfg = DataConfig.model_validate(data)
+    exact = physnn.load(cfg).transform  # fewer rows than the sample: every training event
+    monkeypatch.setattr(transform_module, "ROBUST_SAMPLE", 150)  # far fewer than the ~560 training events
+    sampled = physnn.fit(cfg.model_copy(update={"step_size": 50}))
+    assert exact.center["scalars"][0] > 40  # most training events are 50-100 GeV pions
+    np.testing.assert_allclose(sampled.center["scalars"], exact.center["scalars"], rtol=0.1)
+    np.testing.assert_allclose(sampled.scale["scalars"], exact.scale["scalars"], rtol=0.25)
+
+
+def test_classes_are_what_the_selection_leaves(showers_file):
+    """Item 6: pdgid != 22 leaves electrons and pions: two classes, not an empty photon class."""
+    data = {"files": str(showers_file), "images": {"branches": ["image"]}, "label": "label",
+            "selection": "pdgid != 22"}
+    loaded = physnn.load(data)
+    labels = physnn.load({**data, "selection": None}).info["classes"]
+    assert len(labels) == 3
+    assert len(loaded.info["classes"]) == 2
+    assert set(np.unique(loaded.train.label.numpy())) == {0, 1}
+
+
+def test_a_declared_class_without_training_events_is_an_error(showers_file):
+    data = {"files": str(showers_file), "images": {"branches": ["image"]}, "label": "pdgid",
+            "selection": "pdgid != 22", "classes": [11, 22, 211]}
+    with pytest.raises(DataError, match=r"classes: 22 of label 'pdgid' has no training event after the selection"):
+        physnn.load(data)
