@@ -89,3 +89,35 @@ def test_a_declared_class_without_training_events_is_an_error(showers_file):
             "selection": "pdgid != 22", "classes": [11, 22, 211]}
     with pytest.raises(DataError, match=r"classes: 22 of label 'pdgid' has no training event after the selection"):
         physnn.load(data)
+
+
+def test_a_log_target_is_regressed_in_log_and_predicted_in_its_unit(showers_file, tmp_path):
+    """transform: log: the network's Gaussian is in log E; predictions and error bars come back in GeV."""
+    import torch
+
+    from physnn.models.tasks import Task
+
+    task = Task("regression", "gaussian", targets=["energy"], center=[2.0], scale=[1.5], transforms=["log"])
+    energy = torch.tensor([[2.0], [20.0], [90.0]])
+    z = (energy.log() - 2.0) / 1.5
+    raw = torch.cat([z, torch.full_like(z, -20.0)], dim=1)  # a vanishing variance: exp(μ) exactly
+    torch.testing.assert_close(task.predict(raw)["mean"], energy, rtol=1e-4, atol=1e-4)
+    assert float(task.loss(raw, {"target": energy}).max()) < -5  # the NLL of the log targets: tiny σ, no error
+    var = task.predict(torch.cat([z, torch.zeros_like(z)], dim=1))["var"]
+    assert bool((var.sqrt() / energy > 0.5).all())  # a σ of order 1.5 in log E is a wide relative error in GeV
+
+    cfg = run_config(showers_file, task="regression", epochs=2)
+    cfg["data"]["targets"] = {"energy": {"unit": "GeV", "kind": "energy", "transform": "log"}}
+    physnn.train(cfg, out=tmp_path / "log", progress=False)
+    a = physnn.predict(tmp_path / "log", showers_file, mc_samples=5).arrays
+    assert bool((a["energy_pred"] > 0).all())
+    assert 0.5 < np.median(a["energy_pred"] / a["energy"]) < 2.0
+    assert bool((a["energy_std"] > 0).all())
+
+
+def test_a_log_target_must_be_positive(write_root):
+    path = write_root({"x": np.arange(10.0), "e": np.linspace(-1.0, 5.0, 10)})
+    data = {"files": str(path), "scalars": ["x"], "targets": {"e": {"transform": "log"}},
+            "split": {"val": 0, "test": 0}}
+    with pytest.raises(DataError, match=r"target 'e' has \d+ values <= 0; transform: log needs a positive target"):
+        physnn.load(data)
