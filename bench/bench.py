@@ -1,6 +1,7 @@
 """physnn benchmarks: each figure beside its anchor, printed as one table.
 
-Run with ``bench/run`` (or ``python bench/bench.py --quick``). Figures:
+Run with ``bench/run`` (or ``python bench/bench.py --quick``; ``--only quality`` for the
+demo job's model-quality rows alone). Figures:
 
 - simulator rates (showers/s, events/s), on one core, with and without ROOT writing;
 - a training epoch of physnn's trainer against a minimal hand-written PyTorch
@@ -355,7 +356,12 @@ def memory_rows(tmp: Path, quick: bool, budget: str = "600 MB") -> list[tuple[st
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smaller samples (for a smoke run)")
+    parser.add_argument("--only", choices=["quality"], help="only these rows (quality: the demo job's figures)")
     args = parser.parse_args()
+    if args.only == "quality":
+        with tempfile.TemporaryDirectory() as tmp:
+            _print(quality_rows(Path(tmp), args.quick), f"{'quick' if args.quick else 'full'}, quality rows")
+        return
     n_showers = 4000 if args.quick else 20000
     n_events = 40000 if args.quick else 200000
     repeat = 3 if args.quick else 5
@@ -406,8 +412,11 @@ def main() -> None:
         rows += memory_rows(Path(tmp), args.quick)
         rows += quality_rows(Path(tmp), args.quick)
 
-    table = Table(title=f"physnn {physnn.__version__} benchmarks ({'quick' if args.quick else 'full'})",
-                  title_justify="left")
+    _print(rows, "quick" if args.quick else "full")
+
+
+def _print(rows: list[tuple[str, str, str, str]], what: str) -> None:
+    table = Table(title=f"physnn {physnn.__version__} benchmarks ({what})", title_justify="left")
     for col in ("figure", "physnn", "anchor", "ratio"):
         table.add_column(col)
     for row in rows:
