@@ -143,7 +143,7 @@ class TargetSpec(Strict):
         (its logarithm, for a positive target spanning decades, such as a
         calorimeter's 1-100 GeV: the network's errors become relative, as a
         calorimeter's resolution is). Predictions, error bars and metrics are
-        always in the target's own unit (a log-normal's mean and variance).
+        always in the target's own unit (a log-normal's median and variance).
     """
 
     unit: str | None = None

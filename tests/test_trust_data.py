@@ -121,3 +121,24 @@ def test_a_log_target_must_be_positive(write_root):
             "split": {"val": 0, "test": 0}}
     with pytest.raises(DataError, match=r"target 'e' has \d+ values <= 0; transform: log needs a positive target"):
         physnn.load(data)
+
+
+def test_gaussian_mean_mse_fits_the_mean_like_a_plain_regression():
+    """gaussian_mean: mse: the mean's gradient is the squared error's, whatever variance is predicted; the
+    variance is fitted by the NLL; validation reports the plain NLL (a proper score)."""
+    import torch
+    import torch.nn.functional as F
+
+    from physnn.models.tasks import Task
+
+    y = torch.tensor([[0.5], [-1.0], [2.0]])
+    out = torch.tensor([[0.0, 3.0], [0.0, -2.0], [0.0, 0.0]], requires_grad=True)  # μ = 0, variances differ
+    decoupled = Task("regression", "gaussian", targets=["e"], gaussian_mean="mse")
+    decoupled.loss(out, {"target": y}).sum().backward()
+    torch.testing.assert_close(out.grad[:, 0], -2 * y[:, 0])  # d/dμ (μ - y)², not (μ - y) / var
+    plain = Task("regression", "gaussian", targets=["e"])
+    var = F.softplus(out.detach()[:, 1:]) + 1e-6
+    torch.testing.assert_close(decoupled.loss(out, {"target": y}, training=False),
+                               plain.loss(out, {"target": y}))
+    torch.testing.assert_close(plain.loss(out, {"target": y}),
+                               F.gaussian_nll_loss(out.detach()[:, :1], y, var, reduction="none")[:, 0])

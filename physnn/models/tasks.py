@@ -57,6 +57,17 @@ class TaskConfig(Strict):
     class_weight
         ``balanced`` (inverse class frequency in the training split), a list
         of one weight per class, or None. Multiplies per-event weights.
+    gaussian_mean
+        Regression with the ``gaussian`` loss: how the mean is trained.
+        ``nll``: mean and variance by the Gaussian negative log-likelihood.
+        ``mse``: the mean by its squared error, the variance by the NLL of
+        the (detached) mean. The plain NLL lets a network give up on events
+        it finds hard by predicting a large variance for them, and then
+        barely fits their mean (the lowest-energy showers: the demo's energy
+        CNN predicted ~5 GeV for every 1-2 GeV electron); with ``mse`` every
+        event pulls on the mean as in an ordinary regression, and the error
+        bar still comes from the variance head. Validation reports the plain
+        NLL either way.
     reconstruct
         Reconstruction: which input the model outputs, ``image``,
         ``sequence`` or ``scalars``; ``auto`` takes the first present.
@@ -93,6 +104,7 @@ class TaskConfig(Strict):
     loss: Literal["auto", "cross_entropy", "mse", "huber", "gaussian", "balanced"] = "auto"
     class_weight: Literal["balanced"] | list[float] | None = None
     huber_delta: float = Field(default=1.0, gt=0.0)
+    gaussian_mean: Literal["nll", "mse"] = "nll"
     reconstruct: Literal["auto", "image", "sequence", "scalars"] = "auto"
     noise: list[NoiseSpec] = Field(default_factory=list)
     hit_threshold: float = 0.0
@@ -124,7 +136,7 @@ class Task:
                  targets: list[str] | None = None, center: list[float] | None = None,
                  scale: list[float] | None = None, class_weight: list[float] | None = None,
                  huber_delta: float = 1.0, sigma_scale: dict[str, Any] | None = None,
-                 transforms: list[str] | None = None) -> None:
+                 transforms: list[str] | None = None, gaussian_mean: str = "nll") -> None:
         self.kind = kind  # "binary" | "multiclass" | "regression"
         self.loss_name = loss
         self.classes = classes
@@ -133,6 +145,7 @@ class Task:
         self.scale = torch.tensor(scale or [1.0] * len(self.targets))
         self.class_weight = None if class_weight is None else torch.tensor(class_weight, dtype=torch.float32)
         self.huber_delta = huber_delta
+        self.gaussian_mean = gaussian_mean
         #: what the network regresses for each target: ``none`` or ``log`` (:mod:`physnn.data.targets`)
         self.transforms = list(transforms or ["none"] * len(self.targets))
         #: σ scale factors per target, fitted on the validation split (physnn.inference.calibration):
@@ -202,7 +215,7 @@ class Task:
             scale = t.std(0) if len(t) > 1 else torch.ones_like(center)
         scale = torch.where(scale > 0, scale, torch.ones_like(scale))
         return cls("regression", loss, targets=list(data.targets), center=center.tolist(), scale=scale.tolist(),
-                   huber_delta=cfg.huber_delta, transforms=transforms)
+                   huber_delta=cfg.huber_delta, transforms=transforms, gaussian_mean=cfg.gaussian_mean)
 
     @staticmethod
     def _class_weights(cfg: TaskConfig, classes: list[Any], counts: torch.Tensor) -> list[float] | None:
@@ -221,7 +234,8 @@ class Task:
         return {"kind": self.kind, "loss": self.loss_name, "classes": self.classes, "targets": self.targets,
                 "center": self.center.tolist(), "scale": self.scale.tolist(),
                 "class_weight": None if self.class_weight is None else self.class_weight.tolist(),
-                "huber_delta": self.huber_delta, "sigma_scale": self.sigma_scale, "transforms": self.transforms}
+                "huber_delta": self.huber_delta, "sigma_scale": self.sigma_scale, "transforms": self.transforms,
+                "gaussian_mean": self.gaussian_mean}
 
     @classmethod
     def from_state(cls, state: Mapping[str, Any]) -> Task:
@@ -235,7 +249,7 @@ class Task:
         return cls(state["kind"], state["loss"], classes=state["classes"], targets=state["targets"],
                    center=state["center"], scale=state["scale"], class_weight=state["class_weight"],
                    huber_delta=state.get("huber_delta", 1.0), sigma_scale=state.get("sigma_scale"),
-                   transforms=state.get("transforms"))
+                   transforms=state.get("transforms"), gaussian_mean=state.get("gaussian_mean", "nll"))
 
     # -- shapes ------------------------------------------------------------
     @property
@@ -269,8 +283,9 @@ class Task:
             w = cw if w is None else w * cw
         return w
 
-    def loss(self, out: torch.Tensor, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        """Per-event loss, shape (N,)."""
+    def loss(self, out: torch.Tensor, batch: Mapping[str, torch.Tensor], *, training: bool = True) -> torch.Tensor:
+        """Per-event loss, shape (N,); ``training=False``: the proper score reported for validation (the plain
+        Gaussian NLL, also with ``gaussian_mean: mse``), comparable between epochs."""
         out = out.float()
         if self.kind == "binary":
             return F.binary_cross_entropy_with_logits(out[:, 0], batch["label"].float(), reduction="none")
@@ -282,6 +297,9 @@ class Task:
         mu = out[:, :k]
         if self.loss_name == "gaussian":
             var = F.softplus(out[:, k:]) + MIN_VAR
+            if self.gaussian_mean == "mse" and training:  # the mean as in a plain regression, the variance by NLL
+                return (F.mse_loss(mu, y, reduction="none")
+                        + F.gaussian_nll_loss(mu.detach(), y, var, reduction="none")).mean(dim=1)
             return F.gaussian_nll_loss(mu, y, var, reduction="none").mean(dim=1)
         if self.loss_name == "huber":
             return F.huber_loss(mu, y, reduction="none", delta=self.huber_delta).mean(dim=1)
@@ -310,13 +328,13 @@ class Task:
         return torch.where(logged, target.clamp(min=1e-30).log(), target)
 
     def _to_units(self, mean: torch.Tensor, var: torch.Tensor | None) -> dict[str, torch.Tensor]:
-        """Mean (and variance) of the network's Gaussian -> in the target's unit; a ``log`` target's Gaussian
-        is a log-normal: mean exp(μ + σ²/2), variance (exp(σ²) - 1) exp(2μ + σ²)."""
+        """Mean (and variance) of the network's Gaussian -> in the target's unit. A ``log`` target's Gaussian
+        is a log-normal: the prediction is its median exp(μ) (its mean exp(μ + σ²/2) would move every
+        prediction up by the resolution itself), its variance (exp(σ²) - 1) exp(2μ + σ²)."""
         if "log" not in self.transforms:
             return {"mean": mean} if var is None else {"mean": mean, "var": var}
         logged = torch.tensor([t == "log" for t in self.transforms], device=mean.device)
-        s2 = torch.zeros_like(mean) if var is None else var
-        result = {"mean": torch.where(logged, torch.exp(mean + s2 / 2), mean)}
+        result = {"mean": torch.where(logged, torch.exp(mean), mean)}
         if var is not None:
             result["var"] = torch.where(logged, torch.expm1(var) * torch.exp(2 * mean + var), var)
         return result
@@ -503,8 +521,8 @@ class ReconstructionTask(Task):
             return batch["clean"]
         return self.to_model(batch["target_image"]) if self.paired else batch[self.key]
 
-    def loss(self, out: torch.Tensor, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        """Per-event loss (N,) between the output and the clean target."""
+    def loss(self, out: torch.Tensor, batch: Mapping[str, torch.Tensor], *, training: bool = True) -> torch.Tensor:
+        """Per-event loss (N,) between the output and the clean target (the same in training and validation)."""
         clean = self._clean(batch).float()
         out = out.float().reshape(clean.shape)
         per_event = self._cell_loss(out, clean, batch)

@@ -264,7 +264,7 @@ class Trainer:
                 with autocast(self.device, self.amp):
                     out = self.model(batch)
                 out = out.float()
-                s, w = self._weighted(self.task.loss(out, batch), batch)
+                s, w = self._weighted(self.task.loss(out, batch, training=False), batch)
                 total += float(s)
                 weight += float(w)
                 records.append(self.task.record(out, batch))
