@@ -103,8 +103,10 @@ def epi_config(showers: str | Path, epochs: int = 12) -> dict[str, Any]:
 def energy_config(showers: str | Path, epochs: int = 20) -> dict[str, Any]:
     """Incident-energy regression with error bars (Gaussian head + MC dropout)."""
     return {"data": {"files": str(showers), "images": {"branches": ["image"]},
-                     "targets": {"energy": {"unit": "GeV", "kind": "energy"}}, "observers": ["pdgid"]},
-            "model": ENERGY_MODEL, "task": {"kind": "regression", "loss": "gaussian"},
+                     "targets": {"energy": {"unit": "GeV", "kind": "energy", "transform": "log"}},
+                     "define": {"spectrum_weight": "1 / sqrt(energy)"}, "weight": "spectrum_weight",
+                     "observers": ["pdgid"]},
+            "model": ENERGY_MODEL, "task": {"kind": "regression", "loss": "gaussian", "gaussian_mean": "mse"},
             "train": {"epochs": epochs, "batch_size": 128, "grad_clip": 5.0, "scheduler": {"name": "cosine"},
                       "early_stopping": {"patience": None}}}
 

@@ -72,7 +72,7 @@ def test_evaluate_classification_writes_json_and_plots(cls_run, epi_file, tmp_pa
     physnn.predict(cls_run.run_dir, epi_file, out=preds, mc_samples=10, keep_samples=True)
     res = physnn.evaluate(preds, out=tmp_path / "report", n_boot=20)
     fig = res.figures
-    assert fig["split"].startswith("test split (")  # predictions on the training files: only the test split is judged
+    assert fig["split"] == "test split"  # predictions on the training files: only the test split is judged
     data = physnn.load(physnn.load_run(cls_run.run_dir).config.data)
     assert fig["events"] == len(data.test)
     assert 0.5 < fig["classification"]["auc"] <= 1

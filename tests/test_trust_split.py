@@ -77,7 +77,7 @@ def test_evaluate_never_judges_training_events(two_files, run_ab, tmp_path):
     assert 0 < n_test < 300
     report = physnn.evaluate(path)
     assert report.figures["events"] == n_test
-    assert "test split" in report.figures["split"]
+    assert report.figures["split"] == "test split"
 
 
 def test_split_does_not_depend_on_chunking(two_files):
@@ -89,3 +89,13 @@ def test_split_does_not_depend_on_chunking(two_files):
     whole = np.concatenate([r.split for r in iter_raw(cfg)])
     chunked = np.concatenate([r.split for r in iter_raw(cfg, step_size=37)])
     np.testing.assert_array_equal(whole, chunked)
+
+
+def test_held_out_events_are_the_test_split_and_other_files():
+    from physnn.data.split import describe_held_out, held_out
+
+    codes = np.array([0, 1, 2, 2, -1, 0])
+    np.testing.assert_array_equal(held_out(codes), [False, False, True, True, True, False])
+    assert describe_held_out(codes) == "test split (2) + files not used in training (1)"
+    assert describe_held_out(codes[:4]) == "test split"
+    assert describe_held_out(codes[4:5]) == "files not used in training"

@@ -60,9 +60,10 @@ def held_out(split: np.ndarray) -> np.ndarray:
 
 
 def describe_held_out(split: np.ndarray) -> str:
-    """``"test split (120) + files not used in training (40)"`` for the :func:`held_out` events of ``split``."""
+    """``"test split"``, ``"files not used in training"``, or both with their counts, for the
+    :func:`held_out` events of ``split``."""
     split = np.asarray(split)
     test, other = int(np.count_nonzero(split == TEST)), int(np.count_nonzero(split == UNKNOWN))
-    parts = ([f"test split ({test:,})"] if test else []) + ([f"files not used in training ({other:,})"] if other
-                                                            else [])
-    return " + ".join(parts) or "no held-out event"
+    if test and other:
+        return f"test split ({test:,}) + files not used in training ({other:,})"
+    return "test split" if test else "files not used in training" if other else "no held-out event"
