@@ -208,7 +208,7 @@ def test_evaluate_reads_the_target_spec_from_the_run_config_and_prints_every_bin
                               data={"targets": {"energy": {"unit": "GeV", "kind": "energy"}}})
     ev = physnn.evaluate(preds, out=tmp_path / "rep", baselines={"calibrated cell sum": {"energy": base}})
     r = ev.figures["regression"]["energy"]
-    assert r["target"] == {"unit": "GeV", "kind": "energy", "source": "run config"}
+    assert r["target"] == {"unit": "GeV", "kind": "energy", "transform": "none", "source": "run config"}
     saved = json.loads((tmp_path / "rep" / "metrics.json").read_text())["regression"]["energy"]
     assert saved["bins"][0]["baselines"]["calibrated cell sum"]["sigma_rel"] > saved["bins"][0]["sigma_rel"] / 4
     assert saved["worst_bin"]["index"] == 0
@@ -238,7 +238,7 @@ def test_evaluate_reads_the_target_spec_from_the_run_config_and_prints_every_bin
     assert r["target"]["kind"] == "generic"
     assert "fit" not in r
     given = physnn.evaluate(other, targets={"energy": {"unit": "GeV", "kind": "energy"}}).figures["regression"]
-    assert given["energy"]["target"] == {"unit": "GeV", "kind": "energy", "source": "given"}
+    assert given["energy"]["target"] == {"unit": "GeV", "kind": "energy", "transform": "none", "source": "given"}
     with pytest.raises(ConfigError, match="unknown key 'unti'"):
         physnn.evaluate(other, targets={"energy": {"unti": "GeV"}})
 
