@@ -28,7 +28,7 @@ from physnn.inference.export import ExportResult, export
 from physnn.inference.generate import GenerationResult, generate
 from physnn.inference.predict import LoadedRun, PredictionResult, load_run, predict
 from physnn.io.inspect import TreeInfo, inspect_file
-from physnn.io.metadata import provenance, read_metadata
+from physnn.io.metadata import config_hash, provenance, read_metadata
 from physnn.io.read import read
 from physnn.io.scan import BranchScan, scan
 from physnn.io.write import write_tree
@@ -131,7 +131,8 @@ def simulate(
 
     # the next chunk is simulated while this one is compressed into the file (both release the GIL)
     n = write_tree(out, TREE_NAMES[kind], prefetch(chunks, name="physnn-simulate"), overwrite=overwrite,
-                   compression=compression, title=title, on_chunk=progress, meta=meta)
+                   compression=compression, title=title, on_chunk=progress, meta=meta,
+                   identity=f"physnn simulate {kind} {config_hash(cfg)} seed={seed} events={events}")
     return SimulationResult(Path(out), TREE_NAMES[kind], n, time.perf_counter() - start)
 
 

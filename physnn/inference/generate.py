@@ -14,6 +14,7 @@ reports.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -149,6 +150,13 @@ def _image_shape(task: Any) -> tuple[int, ...]:
     return tuple(task.shape[1:]) if task.squeeze else tuple(task.shape)
 
 
+def _identity(meta: dict[str, Any], events: int) -> str:
+    """What determines the generated showers (not the time, paths or library versions): the file's identity."""
+    keys = ("config_hash", "seed", "epoch", "energy", "spectrum", "classes", "conditions")
+    return json.dumps({"command": "physnn generate", "events": events, **{k: meta.get(k) for k in keys}},
+                      sort_keys=True, default=str)
+
+
 def generate(
     run: str | os.PathLike,
     out: str | os.PathLike,
@@ -239,5 +247,5 @@ def generate(
                       name="physnn-generate")
     n = write_tree(out, tree, chunks, overwrite=overwrite, compression=compression,
                    title=f"physnn generate: {loaded.config.model.name} from {loaded.checkpoint}", on_chunk=progress,
-                   meta=finish)
+                   meta=finish, identity=_identity(meta, events))
     return GenerationResult(Path(out), tree, n, float(meta["seconds"]), float(meta["forward_seconds"]), meta)

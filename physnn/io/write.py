@@ -16,6 +16,7 @@ import json
 import os
 import socket
 import tempfile
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,9 @@ import numpy as np
 
 from physnn.errors import ConfigError, OutputError
 from physnn.io.metadata import META, check_metadata
+
+#: namespace of the UUIDs derived from a job's identity (:func:`write_tree`)
+_NAMESPACE = uuid.UUID("6f1d4c2e-8b1a-5e0f-9c3d-70687973666e")
 
 COMPRESSIONS = ("zlib", "lz4", "zstd", "lzma", "none")
 DEFAULT_LEVELS = {"zlib": 1, "lz4": 4, "zstd": 5, "lzma": 9}
@@ -152,6 +156,7 @@ def write_tree(
     title: str = "",
     meta: Mapping[str, Any] | Callable[[], Mapping[str, Any]],
     on_chunk: Callable[[int], None] | None = None,
+    identity: str | None = None,
 ) -> int:
     """Write chunks of branches to a new ROOT file as one TTree, atomically.
 
@@ -177,6 +182,11 @@ def write_tree(
         returning it, called after the last chunk (to record the timing).
     on_chunk
         Called with the number of entries after each chunk (progress bars).
+    identity
+        What determines the file's content (e.g. the simulator's config hash,
+        seed and number of events): the file's UUID is derived from it, so
+        the same job writes a file with the same identity and its events get
+        the same training split (:mod:`physnn.data.split`). None: a new UUID.
 
     Returns
     -------
@@ -188,7 +198,8 @@ def write_tree(
 
     codec = parse_compression(compression)
     total = 0
-    with atomic_path(path, overwrite=overwrite) as tmp, uproot.recreate(tmp, compression=codec) as out:
+    options = {} if identity is None else {"uuid_function": lambda: uuid.uuid5(_NAMESPACE, identity)}
+    with atomic_path(path, overwrite=overwrite) as tmp, uproot.recreate(tmp, compression=codec, **options) as out:
         handle = None
         for chunk in chunks:
             data = dict(chunk)
