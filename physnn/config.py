@@ -400,6 +400,23 @@ def read_yaml(path: str | os.PathLike) -> dict[str, Any]:
     return data
 
 
+def relative_to(base: Path, paths: Any) -> Any:
+    """Relative paths (a string or a list of them; globs too) taken from the folder ``base``, the folder of the
+    config file that names them: every path in a config file is relative to that file."""
+    if isinstance(paths, str) and paths and not os.path.isabs(os.path.expanduser(paths)):
+        return os.path.normpath(os.path.join(base, paths))
+    if isinstance(paths, list):
+        return [relative_to(base, p) for p in paths]
+    return paths
+
+
+def rebase_data_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
+    """A data config read from a file in ``base``: its ``files`` relative to that file."""
+    if "files" in data:
+        data = {**data, "files": relative_to(base, data["files"])}
+    return data
+
+
 def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
     """Apply ``key.sub=value`` overrides (values parsed as YAML) to a dict."""
     import yaml
@@ -449,8 +466,10 @@ def load_config(
         data, name = source.model_dump(), f"{model.__name__}"
     elif isinstance(source, Mapping):
         data, name = dict(source), "config"
-    else:
+    else:  # a file: its paths are relative to it; paths in overrides are relative to the current folder
         data, name = read_yaml(source), os.fspath(source)
+        if model.__name__ == "DataConfig":
+            data = rebase_data_paths(data, Path(source).parent)
     data = apply_overrides(data, overrides)
     try:
         return model.model_validate(data)

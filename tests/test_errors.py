@@ -172,11 +172,15 @@ def test_output_exists_requires_overwrite(tmp_path):
         assert f["events"].num_entries == 20
 
 
-def test_output_folder_missing_or_not_a_folder(tmp_path):
-    assert "does not exist" in cli_error(["simulate", "events", "--out", str(tmp_path / "no" / "s.root")])
+def test_output_folder_missing_is_created_but_not_a_file(tmp_path):
+    """Issue 16: missing parent folders are created (README commands in a fresh folder); a file in the way is
+    one line."""
+    result = runner.invoke(app, ["simulate", "events", "-n", "20", "--out", str(tmp_path / "no" / "such" / "s.root")])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "no" / "such" / "s.root").is_file()
     blocker = tmp_path / "file.txt"
     blocker.write_text("x")
-    assert "does not exist" in cli_error(["simulate", "events", "--out", str(blocker / "s.root")])
+    assert "is a file, not a folder" in cli_error(["simulate", "events", "--out", str(blocker / "s.root")])
     assert "is a directory" in cli_error(["simulate", "events", "--out", str(tmp_path)])
 
 

@@ -258,3 +258,16 @@ def test_a_mass_target_is_not_plotted_as_sigma_over_e(tmp_path):
     assert ax.get_ylabel() == "resolution σ [GeV]"
     assert ax.get_xlabel() == "true mass [GeV]"
     assert "mass_resolution.png" in {p.name for p in ev.files}
+
+
+def test_a_small_test_split_gets_fewer_bins_and_no_crash(tmp_path):
+    """A handful of held-out events: as many bins as hold 10 events each; fewer than 10: no bin, no plot."""
+    from physnn.evaluation import metrics
+
+    rng = np.random.default_rng(5)
+    true = rng.uniform(1, 100, 45)
+    r = metrics.regression(true, true * (1 + 0.05 * rng.normal(size=45)), kind="energy")
+    assert len(r["bins"]) == 4
+    assert all(b["events"] >= 10 for b in r["bins"])
+    tiny = metrics.regression(true[:6], true[:6] * 1.01, kind="energy")
+    assert tiny["bins"] == []

@@ -14,6 +14,7 @@ import numpy as np
 
 from physnn.errors import DataError
 from physnn.evaluation.resolution import (
+    MIN_BIN_EVENTS,
     bin_edges,
     bin_index,
     binned,
@@ -205,7 +206,8 @@ def regression(true: np.ndarray, pred: np.ndarray, *, std: np.ndarray | None = N
         raise DataError(msg)
     others = {label: np.asarray(v, dtype=np.float64) for label, v in (baselines or {}).items()}
     key = "sigma_rel" if energy else "sigma"
-    edges = bin_edges(true, bins)
+    # fewer bins when there are few events, so that every bin has MIN_BIN_EVENTS (a small test split)
+    edges = bin_edges(true, max(1, min(bins, len(true) // MIN_BIN_EVENTS)))
     which = bin_index(true, edges)
     rows = binned(true, pred, edges, relative=energy, baselines=others)
     result: dict[str, Any] = {"kind": kind, "unit": unit, "key": key, **_overall(true, pred), "bins": rows}

@@ -189,7 +189,8 @@ def plot_regression(name: str, true: np.ndarray, pred: np.ndarray, std: np.ndarr
     bx.set_xlabel(f"true {name}{unit}")
     bx.set_ylabel(f"predicted {name}{unit}")
     paths.append(_save(fig, out / f"{name}_residuals.png"))
-    paths.append(_save(resolution_figure(name, figures), out / f"{name}_resolution.png"))
+    if figures["bins"]:  # no bin holds enough events when only a handful are judged
+        paths.append(_save(resolution_figure(name, figures), out / f"{name}_resolution.png"))
 
     if std is not None and "pull_std" in figures:
         fig, (ax, bx) = plt.subplots(1, 2, layout="constrained", figsize=(14, 6.5))

@@ -27,7 +27,6 @@ import torch
 
 from physnn.errors import ConfigError
 from physnn.inference.predict import LoadedRun, load_run
-from physnn.io.files import expand_files
 from physnn.io.metadata import provenance
 from physnn.io.write import check_output, write_tree
 from physnn.prefetch import prefetch
@@ -233,7 +232,7 @@ def generate(
                       generator="physnn generate", run=os.fspath(loaded.checkpoint), epoch=loaded.epoch,
                       device=str(loaded.device), energy=energy, spectrum=spectrum,
                       classes=None if classes is None else list(classes), conditions=dict(conditions or {}),
-                      model=loaded.config.model.name, training_files=expand_files(loaded.config.data.files))
+                      model=loaded.config.model.name, training_files=list(loaded.config.data.files))
     start = time.perf_counter()
 
     def finish() -> dict[str, Any]:

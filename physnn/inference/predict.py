@@ -319,7 +319,7 @@ def predict(
                       checkpoint=str(loaded.checkpoint), epoch=loaded.epoch, train_seed=loaded.config.train.seed,
                       model=loaded.config.model.name, task=loaded.task.state(), files=files,
                       tree=cfg.tree, selection=selection, mc_samples=mc_samples,
-                      training_files=expand_files(loaded.config.data.files),
+                      training_files=list(loaded.config.data.files),
                       split=loaded.config.data.split.model_dump(), label=cfg.label, targets=cfg.targets,
                       weight=cfg.weight)
     meta["training_selection"] = loaded.config.data.selection

@@ -77,13 +77,27 @@ def check_output(path: str | os.PathLike, *, overwrite: bool = False) -> Path:
         msg = f"{path}: the output exists; pass --overwrite (overwrite=True) to replace it"
         raise OutputError(msg)
     parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        msg = f"{path}: the folder {parent} does not exist"
+    existing = next(p for p in (parent, *parent.parents) if p.exists())  # missing folders are created on writing
+    if not existing.is_dir():
+        msg = f"{path}: {existing} is a file, not a folder"
         raise OutputError(msg)
-    if not os.access(parent, os.W_OK):
-        msg = f"{path}: the folder {parent} is not writable"
+    if not os.access(existing, os.W_OK):
+        msg = f"{path}: the folder {existing} is not writable"
         raise OutputError(msg)
     return path
+
+
+def make_parents(path: str | os.PathLike) -> None:
+    """Create the folders above ``path`` (an output file or run folder), like ``mkdir -p``."""
+    Path(path).absolute().parent.mkdir(parents=True, exist_ok=True)
+
+
+def as_user_file(path: str | os.PathLike) -> None:
+    """Give a file the permissions of a newly created one (0666 less the umask): a temporary file has 0600,
+    which other members of a group area on a cluster cannot read."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(path, 0o666 & ~mask)
 
 
 def _temp_prefix(path: Path) -> str:
@@ -128,6 +142,7 @@ def atomic_path(path: str | os.PathLike, *, overwrite: bool = False) -> Iterator
     until the next write to ``path`` (:func:`remove_stale_temporaries`).
     """
     path = check_output(path, overwrite=overwrite)
+    make_parents(path)
     remove_stale_temporaries(path)
     fd, tmp_name = tempfile.mkstemp(prefix=f"{_temp_prefix(path)}{os.getpid()}.", suffix=".tmp",
                                     dir=path.parent if str(path.parent) else ".")
@@ -135,6 +150,7 @@ def atomic_path(path: str | os.PathLike, *, overwrite: bool = False) -> Iterator
     tmp = Path(tmp_name)
     try:
         yield tmp
+        as_user_file(tmp)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

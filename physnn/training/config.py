@@ -22,7 +22,15 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator
 
-from physnn.config import DataConfig, Strict, apply_overrides, format_validation_error, read_yaml
+from physnn.config import (
+    DataConfig,
+    Strict,
+    apply_overrides,
+    format_validation_error,
+    read_yaml,
+    rebase_data_paths,
+    relative_to,
+)
 from physnn.errors import ConfigError
 from physnn.models.registry import ModelConfig
 from physnn.models.tasks import TaskConfig
@@ -219,18 +227,19 @@ def load_run_config(source: str | os.PathLike | Mapping[str, Any] | RunConfig, o
         (the CLI's ``--data``/``--model``/``--train`` options).
     """
     if isinstance(source, RunConfig):
-        data, name, base = source.model_dump(mode="json"), "RunConfig", Path(".")
+        data, name, base = source.model_dump(mode="json"), "RunConfig", None
     elif isinstance(source, Mapping):
-        data, name, base = dict(source), "config", Path(".")
-    else:
+        data, name, base = dict(source), "config", None
+    else:  # every path in a config file is relative to that file
         data, name, base = read_yaml(source), os.fspath(source), Path(source).parent
+        data = {k: _rebase(k, v, base) if isinstance(v, Mapping) else v for k, v in data.items()}
     for key, value in (sections or {}).items():
         if value is not None:
             data[key] = _section(value, key, Path("."), name) if isinstance(value, (str, os.PathLike)) else dict(value)
     for key in SECTIONS:
         if isinstance(data.get(key), (str, os.PathLike)):
-            data[key] = _section(data[key], key, base, name)
-    data = apply_overrides(data, overrides)
+            data[key] = _section(data[key], key, base or Path("."), name)
+    data = apply_overrides(data, overrides)  # paths given here are relative to the current folder
     try:
         return RunConfig.model_validate(data)
     except ValidationError as err:
@@ -242,4 +251,14 @@ def _section(path: str | os.PathLike, key: str, base: Path, source: str) -> dict
     if not full.is_file():
         msg = f"{source}: {key}: no such config file {full}"
         raise ConfigError(msg)
-    return read_yaml(full)
+    return _rebase(key, read_yaml(full), full.parent)
+
+
+def _rebase(key: str, section: Mapping[str, Any], base: Path) -> dict[str, Any]:
+    """The paths of a section read from a file in ``base`` (data files, ``train.init_from``), relative to it."""
+    section = dict(section)
+    if key == "data":
+        return rebase_data_paths(section, base)
+    if key == "train" and section.get("init_from"):
+        section["init_from"] = relative_to(base, section["init_from"])
+    return section

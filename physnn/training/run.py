@@ -66,9 +66,6 @@ def _check_dir(out: Path, overwrite: bool) -> None:
         msg = (f"{out}: the run folder exists and is not empty; pass --overwrite to replace it, "
                f"or --resume to continue it")
         raise OutputError(msg)
-    if not out.parent.is_dir():
-        msg = f"{out}: the folder {out.parent} does not exist"
-        raise OutputError(msg)
 
 
 def _prepare_dir(out: Path) -> None:
@@ -76,7 +73,7 @@ def _prepare_dir(out: Path) -> None:
     for name in RUN_FILES:
         (out / name).unlink(missing_ok=True)
     shutil.rmtree(out / "plots", ignore_errors=True)
-    out.mkdir(exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
 
 
 def train(
@@ -144,6 +141,8 @@ def train(
         extra = [f"train.init_from={os.fspath(init_from)}"] if init_from is not None else []
         extra += [f"train.freeze={freeze}"] if freeze is not None else []
         cfg = load_run_config(config, [*overrides, *extra], sections=sections)
+        # the run folder travels: its config names the data by absolute paths (predict's default input)
+        cfg.data.files = [os.path.abspath(os.path.expanduser(f)) for f in cfg.data.files]
         _check_dir(out, overwrite)
     if device is not None:
         cfg.train.device = device
