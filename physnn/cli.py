@@ -9,6 +9,7 @@ commands so that ``physnn --version`` and ``--help`` answer at once.
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -36,21 +37,43 @@ err_console = Console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def debugging() -> bool:
+    """``physnn --debug ...`` or ``PHYSNN_DEBUG=1``: show tracebacks instead of one line."""
+    return os.environ.get("PHYSNN_DEBUG", "") not in ("", "0")
+
+
 def user_errors(func: F) -> F:
-    """Turn :class:`PhysnnError` into one line on stderr and exit code 2."""
+    """Turn :class:`PhysnnError` into one line on stderr and exit code 2; anything unforeseen too, with a hint
+    (``--debug`` shows the traceback, for a bug report)."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        import click
+
         from physnn.errors import PhysnnError
 
         try:
             return func(*args, **kwargs)
+        except (click.exceptions.Exit, click.exceptions.ClickException):
+            raise
         except PhysnnError as err:
+            if debugging():
+                raise
             err_console.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
             err_console.print("interrupted: no partial output was left behind")
             raise typer.Exit(130) from None
+        except Exception as err:
+            if debugging():
+                raise
+            text = str(err).strip().splitlines()[0] if str(err).strip() else ""
+            from rich.markup import escape
+
+            err_console.print(f"[bold red]error:[/] {escape(f'unexpected {type(err).__name__}: {text}')} (this may "
+                              "be a physnn bug: rerun with physnn --debug to see the traceback, and report it)",
+                              highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]
 
@@ -65,8 +88,12 @@ def _version(value: bool) -> None:
 def _main(
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                           help="Print the version and exit.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of an error (or PHYSNN_DEBUG=1).")]
+    = False,
 ) -> None:
     """physnn: train CNN, LSTM/GRU, autoencoder and GAN models on ROOT files."""
+    if debug:
+        os.environ["PHYSNN_DEBUG"] = "1"
 
 
 def _range(text: str | None, option: str) -> tuple[float, float] | None:

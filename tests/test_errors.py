@@ -222,3 +222,48 @@ def test_output_error_type(tmp_path):
     (tmp_path / "x.root").write_text("")
     with pytest.raises(OutputError):
         physnn.simulate("events", tmp_path / "x.root", events=5)
+
+
+@pytest.mark.parametrize("fraction", [0.0005, 0.01, 0.2, 0.5, 0.9])
+def test_inspect_and_load_of_a_file_cut_anywhere_is_one_line(showers_file, tmp_path, fraction):
+    """Issue 16: a file truncated at any byte: one line naming it, exit 2, never a traceback."""
+    data = showers_file.read_bytes()
+    cut = tmp_path / "cut.root"
+    cut.write_bytes(data[:max(1, int(len(data) * fraction))])
+    config = tmp_path / "data.yaml"
+    config.write_text(f"files: {cut}\nimages: {{branches: [image]}}\n")
+    for args in (["inspect", str(cut)], ["load", str(config)]):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2, (args, result.output)
+        lines = [line for line in result.output.splitlines() if line.strip()]
+        assert len(lines) == 1, result.output
+        assert str(cut) in lines[0]
+        assert "Traceback" not in result.output
+
+
+def test_a_file_without_a_tree_says_what_it_holds(tmp_path):
+    import uproot
+
+    path = tmp_path / "hist.root"
+    with uproot.recreate(path) as f:
+        f["h"] = np.histogram(np.arange(10))
+    msg = cli_error(["inspect", str(path)])
+    assert "no TTree or RNTuple in the file; it holds TH1D 'h'" in msg
+
+
+def test_an_unforeseen_error_is_one_line_with_a_hint_and_debug_shows_it(monkeypatch, showers_file):
+    from physnn import api
+
+    def broken(*args, **kwargs):
+        raise ValueError("something physnn did not foresee")
+
+    monkeypatch.setattr(api, "inspect", broken)
+    monkeypatch.delenv("PHYSNN_DEBUG", raising=False)
+    result = runner.invoke(app, ["inspect", str(showers_file)])
+    assert result.exit_code == 2
+    assert "unexpected ValueError: something physnn did not foresee" in result.output
+    assert "--debug" in result.output
+    assert "Traceback" not in result.output
+    debug = runner.invoke(app, ["--debug", "inspect", str(showers_file)])
+    assert isinstance(debug.exception, ValueError)
+    monkeypatch.delenv("PHYSNN_DEBUG", raising=False)

@@ -114,6 +114,13 @@ def list_trees(handle: Any) -> dict[str, str]:
     return found
 
 
+def no_tree_message(handle: Any, path: str) -> str:
+    """``FILE: no TTree or RNTuple in the file; it holds TH1F 'h', TChain 'c'`` (what there is instead)."""
+    held = [f"{cls} {key.split(';')[0]!r}" for key, cls in handle.classnames().items()]
+    shown = ", ".join(held[:8]) + (", ..." if len(held) > 8 else "")
+    return f"{path}: no TTree or RNTuple in the file" + (f"; it holds {shown}" if held else "; it is empty")
+
+
 def resolve_tree(handle: Any, path: str, tree: str | None) -> tuple[str, Any]:
     """Find the tree to read in an open file.
 
@@ -140,8 +147,7 @@ def resolve_tree(handle: Any, path: str, tree: str | None) -> tuple[str, Any]:
     trees = list_trees(handle)
     if tree is None:
         if not trees:
-            msg = f"{path}: no TTree or RNTuple in the file"
-            raise TreeError(msg)
+            raise TreeError(no_tree_message(handle, path))
         if len(trees) > 1:
             names = ", ".join(repr(t) for t in trees)
             msg = f"{path}: several trees ({names}); choose one with tree: / --tree"

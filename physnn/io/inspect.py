@@ -13,7 +13,16 @@ from typing import Any
 
 import numpy as np
 
-from physnn.io.files import expand_files, is_rntuple, list_trees, open_root, resolve_tree
+from physnn.errors import InputFileError, TreeError
+from physnn.io.files import (
+    describe_read_error,
+    expand_files,
+    is_rntuple,
+    list_trees,
+    no_tree_message,
+    open_root,
+    resolve_tree,
+)
 from physnn.io.metadata import META, read_metadata
 from physnn.io.read import Chunk, branch_names, read_chunk
 
@@ -80,8 +89,14 @@ def inspect_file(files: str | list[str], *, probe: int = 10000) -> list[TreeInfo
     out = []
     for path in expand_files(files):
         handle = open_root(path)
-        meta = read_metadata(path) if META in handle else {}
-        for name, cls in list_trees(handle).items():
+        try:
+            meta = read_metadata(path) if META in handle else {}
+        except Exception as err:  # a file cut short where its metadata lies
+            raise InputFileError(describe_read_error(path, err)) from err
+        trees = list_trees(handle)
+        if not trees:
+            raise TreeError(no_tree_message(handle, path))
+        for name, cls in trees.items():
             _, obj = resolve_tree(handle, path, name)
             n = int(obj.num_entries)
             info = TreeInfo(path, name, "RNTuple" if is_rntuple(obj) else cls, n, min(n, probe), meta=meta)
