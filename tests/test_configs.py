@@ -99,3 +99,14 @@ def test_shipped_configs_declare_what_their_targets_are(path, target, kind):
     assert cfg.targets == [target]
     assert cfg.target_specs[target].kind == kind
     assert cfg.target_specs[target].unit == "GeV"
+
+
+def test_plotting_is_a_core_dependency():
+    """Issue 16: evaluate is core and draws figures, so matplotlib and mplhep install with physnn itself."""
+    import re
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    from pathlib import Path
+
+    project = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())["project"]
+    names = {re.split(r"[<>=\[ ]", d)[0] for d in project["dependencies"]}
+    assert {"matplotlib", "mplhep"} <= names
