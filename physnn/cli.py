@@ -425,6 +425,8 @@ def predict(
     console.print(f"wrote {result.events:,} predictions ({mode}) to {result.path}:predictions "
                   f"in {result.seconds:.2f} s ({result.rate:,.0f} events/s)")
     console.print(_split_summary(result.counts))
+    for note in result.meta.get("notes", []):
+        console.print(f"note: {note}", highlight=False)
 
 
 def _split_summary(counts: dict[str, int]) -> str:

@@ -85,3 +85,31 @@ def test_outputs_follow_the_umask(tmp_path, monkeypatch, umask):
             assert stat.S_IMODE(os.stat(path).st_mode) == 0o666 & ~umask, path
     finally:
         os.umask(old)
+
+
+def test_flattened_images_are_reshaped_and_other_shapes_refused(cls_run, ae_run, showers_file, tmp_path):
+    """Issue 16: RDataFrame's Snapshot writes img[3][24][24] as img[1728]: same cells, reshaped (said once);
+    another number of cells: one line with both shapes, not a torch RuntimeError."""
+    import uproot
+
+    with uproot.open(showers_file) as f:
+        arrays = f["showers"].arrays(["image", "pdgid", "energy"], library="np")
+    flat = tmp_path / "flat.root"
+    with uproot.recreate(flat) as f:
+        f["showers"] = {"image": arrays["image"].reshape(len(arrays["image"]), -1), "pdgid": arrays["pdgid"],
+                        "energy": arrays["energy"]}
+    ref = physnn.predict(cls_run.run_dir, showers_file).arrays
+    res = physnn.predict(cls_run.run_dir, flat)
+    np.testing.assert_allclose(res.arrays["score"], ref["score"], rtol=1e-5, atol=1e-6)
+    assert res.meta["notes"] == ["images of shape [1, 1728] reshaped to the run's [3, 24, 24] (the same 1728 cells)"]
+    den = physnn.denoise(ae_run.run_dir, flat, out=tmp_path / "d.root")
+    with uproot.open(den.path) as f:
+        assert f["showers"]["image"].array(library="np").shape == (len(arrays["image"]), 1728)  # input's layout
+    small = tmp_path / "small.root"
+    with uproot.recreate(small) as f:
+        f["showers"] = {"image": arrays["image"][:, :, :16, :16].copy(), "pdgid": arrays["pdgid"]}
+    from physnn.errors import DataError
+
+    with pytest.raises(DataError, match=r"images of shape \[3, 16, 16\] per event \(768 cells\), but the run was "
+                                        r"trained on \[3, 24, 24\]"):
+        physnn.predict(cls_run.run_dir, small)

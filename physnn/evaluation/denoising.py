@@ -35,7 +35,7 @@ from physnn.errors import ConfigError, DataError
 from physnn.evaluation.fastsim import shower_shapes
 from physnn.evaluation.report import EvaluationResult, report_dir
 from physnn.inference.autoencode import reconstruct, reconstruction_task
-from physnn.inference.predict import LoadedRun, load_run, prediction_config
+from physnn.inference.predict import LoadedRun, load_run, match_image_shape, prediction_config
 
 
 def _robust_spread(x: np.ndarray) -> float:
@@ -133,6 +133,7 @@ def evaluate_denoising(
         if len(part) == 0:
             continue
         codes.append(part.split)
+        match_image_shape(loaded, part, ", ".join(cfg.files))
         if task.paired and part.target_image is None:
             msg = f"{', '.join(cfg.files)}: no target image branches {cfg.target_images} to compare with"
             raise DataError(msg)

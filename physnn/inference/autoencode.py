@@ -32,7 +32,14 @@ from physnn.data.convert import is_jagged
 from physnn.data.dataset import Tagging, TensorData, finalize, iter_raw, raw_from_arrays
 from physnn.errors import ConfigError, DataError
 from physnn.inference.mc_dropout import check_samples, mc_forward, seeded, set_dropout
-from physnn.inference.predict import LoadedRun, _concat, _truth_branches, load_run, prediction_config
+from physnn.inference.predict import (
+    LoadedRun,
+    _concat,
+    _truth_branches,
+    load_run,
+    match_image_shape,
+    prediction_config,
+)
 from physnn.io.files import expand_files
 from physnn.io.metadata import provenance
 from physnn.io.read import branch_names, is_histogram_branch, plan_chunks, read_chunk
@@ -238,6 +245,7 @@ def denoise(
                                   tagging=Tagging(known_files=set(loaded.training_files)))
             if len(raw) == 0:
                 continue
+            match_image_shape(loaded, raw, chunk.where)  # written back in the input's own layout
             td = finalize(raw, loaded.transform, cfg)
             x = td.inputs["image"]
             branches: dict[str, Any] = {}
@@ -364,6 +372,7 @@ def encode(
                             tagging=Tagging(known_files=set(loaded.training_files))):
             if len(raw) == 0:
                 continue
+            match_image_shape(loaded, raw, ", ".join(cfg.files))
             td = finalize(raw, loaded.transform, cfg.model_copy(update={"label": None}))
             branches = _truth_branches(loaded.task, cfg, loaded.transform, raw, td)
             codes = _codes(loaded, td, batch_size)

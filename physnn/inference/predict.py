@@ -162,6 +162,27 @@ def prediction_config(cfg: DataConfig, files: str | Sequence[str] | None, tree: 
     return DataConfig.model_validate(data)
 
 
+def match_image_shape(loaded: LoadedRun, raw: Any, where: str) -> str | None:
+    """Give the images of ``raw`` the run's shape when only their layout differs (RDataFrame's ``Snapshot``
+    writes ``img[3][16][16]`` as ``img[768]``); one line with both shapes when the cells cannot be the same.
+
+    Returns
+    -------
+    str or None
+        A note to show once when the images were reshaped.
+    """
+    want = None if loaded.io.image is None else tuple(loaded.io.image)
+    if want is None or raw.image is None or tuple(raw.image.shape[1:]) == want:
+        return None
+    got = tuple(raw.image.shape[1:])
+    if int(np.prod(got)) != int(np.prod(want)):
+        msg = (f"{where}: images of shape {list(got)} per event ({int(np.prod(got))} cells), but the run was "
+               f"trained on {list(want)} ({int(np.prod(want))} cells)")
+        raise DataError(msg)
+    raw.image = raw.image.reshape(len(raw.image), *want)
+    return f"images of shape {list(got)} reshaped to the run's {list(want)} (the same {int(np.prod(want))} cells)"
+
+
 def _forward(run: LoadedRun, td: TensorData, samples: int, batch_size: int) -> torch.Tensor:
     """Outputs (T, N, O) on the CPU (T = 1 without MC dropout)."""
     outs = []
@@ -327,6 +348,7 @@ def predict(
         meta["sigma_scale"] = dict(zip(loaded.task.targets, loaded.task.sigma_scales(mc_samples > 0).tolist(),
                                        strict=True))
     counts = dict.fromkeys([*SPLITS, "unknown"], 0)
+    notes: list[str] = []
     pieces: list[dict[str, Any]] = []
     start = time.perf_counter()
     count = 0
@@ -338,6 +360,9 @@ def predict(
             if len(raw) == 0:
                 continue
             _count(counts, raw)
+            note = match_image_shape(loaded, raw, ", ".join(cfg.files))
+            if note and note not in notes:
+                notes.append(note)
             td = finalize(raw, loaded.transform, cfg.model_copy(update={"label": None}))
             branches = _truth_branches(loaded.task, cfg, loaded.transform, raw, td)
             outs = _forward(loaded, td, mc_samples, batch_size)
@@ -357,12 +382,12 @@ def predict(
         if out is not None:
             title = f"physnn predictions of {loaded.checkpoint}"
             write_tree(out, TREE, chunks(), overwrite=overwrite, compression=compression, title=title,
-                       meta=lambda: {**meta, "counts": counts})
+                       meta=lambda: {**meta, "counts": counts, "notes": notes})
         else:
             for _ in chunks():
                 pass
     arrays = _concat(pieces) if collect else None
-    meta["counts"] = counts
+    meta.update(counts=counts, notes=notes)
     return PredictionResult(None if out is None else Path(out), count, time.perf_counter() - start, arrays, meta,
                             counts)
 
