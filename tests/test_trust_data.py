@@ -142,3 +142,10 @@ def test_gaussian_mean_mse_fits_the_mean_like_a_plain_regression():
                                plain.loss(out, {"target": y}))
     torch.testing.assert_close(plain.loss(out, {"target": y}),
                                F.gaussian_nll_loss(out.detach()[:, :1], y, var, reduction="none")[:, 0])
+
+
+def test_a_label_with_thousands_of_values_is_refused(write_root):
+    """Issue 16: a 64-bit event number used as a label would make thousands of classes."""
+    path = write_root({"x": np.arange(3000.0), "run_event": np.arange(3000, dtype=np.int64) * 7})
+    with pytest.raises(DataError, match=r"label 'run_event': \d[\d,]* distinct values .* use targets: \[run_event\]"):
+        physnn.load({"files": str(path), "scalars": ["x"], "label": "run_event"})

@@ -22,6 +22,8 @@ from physnn.data.targets import forward, target_transforms
 from physnn.errors import DataError
 
 ROBUST_SAMPLE = 200_000
+#: more distinct label values than this, and no ``classes:``, is almost surely not a class label
+MAX_CLASSES = 100
 
 
 @dataclass
@@ -205,7 +207,13 @@ class TransformFitter:
         if cfg.classes is not None:
             return self._check_declared(list(cfg.classes))
         # the classes are the label values that survive the selection: a value the selection removed is no class
-        return sorted(self.label_values, key=lambda v: (isinstance(v, str), v))
+        values = sorted(self.label_values, key=lambda v: (isinstance(v, str), v))
+        if len(values) > MAX_CLASSES:
+            msg = (f"label {cfg.label!r}: {len(values):,} distinct values in the training split (e.g. "
+                   f"{', '.join(map(repr, values[:3]))}, ...), more than {MAX_CLASSES} classes; if it is a "
+                   f"quantity to predict, use targets: [{cfg.label}], else declare the classes: [...]")
+            raise DataError(msg)
+        return values
 
     def _check_declared(self, classes: list[Any]) -> list[Any]:
         """Declared classes, each of which must have training events."""
