@@ -258,7 +258,7 @@ def test_an_unforeseen_error_is_one_line_with_a_hint_and_debug_shows_it(monkeypa
         raise ValueError("something physnn did not foresee")
 
     monkeypatch.setattr(api, "inspect", broken)
-    monkeypatch.delenv("PHYSNN_DEBUG", raising=False)
+    monkeypatch.setenv("PHYSNN_DEBUG", "0")  # restored after the test, also when --debug sets it
     result = runner.invoke(app, ["inspect", str(showers_file)])
     assert result.exit_code == 2
     assert "unexpected ValueError: something physnn did not foresee" in result.output
@@ -266,4 +266,3 @@ def test_an_unforeseen_error_is_one_line_with_a_hint_and_debug_shows_it(monkeypa
     assert "Traceback" not in result.output
     debug = runner.invoke(app, ["--debug", "inspect", str(showers_file)])
     assert isinstance(debug.exception, ValueError)
-    monkeypatch.delenv("PHYSNN_DEBUG", raising=False)
