@@ -52,6 +52,7 @@ from physnn.data.dataset import (
     load,
     needed_branches,
 )
+from physnn.data.reservoir import Reservoir
 from physnn.data.split import SPLITS
 from physnn.data.transform import Transform, TransformFitter
 from physnn.errors import ConfigError, DataError
@@ -281,38 +282,6 @@ class StreamingBundle:
     summary: dict[str, Any] | None = None
 
 
-class EventReservoir:
-    """A seeded uniform sample of at most ``capacity`` events from a stream of chunks (priority sampling:
-    every event gets a random key and the smallest keys are kept), so the sample does not depend on the
-    order of the files (a signal file first, then a background file)."""
-
-    def __init__(self, capacity: int, rng: np.random.Generator) -> None:
-        self.capacity = capacity
-        self.rng = rng
-        self.keys: np.ndarray = np.zeros(0)
-        self.events: RawChunk | None = None
-
-    def __len__(self) -> int:
-        return len(self.keys)
-
-    def add(self, raw: RawChunk) -> None:
-        """Offer the events of a chunk."""
-        if self.capacity <= 0 or len(raw) == 0:
-            return
-        keys = self.rng.random(len(raw))
-        if len(self.keys) >= self.capacity:  # only events that beat the largest kept key can enter
-            better = np.flatnonzero(keys < self.keys.max())
-            if better.size == 0:
-                return
-            keys, raw = keys[better], raw.select(better)
-        keys = np.concatenate([self.keys, keys])
-        events = raw if self.events is None else RawChunk.concatenate([self.events, raw])
-        if len(keys) > self.capacity:
-            keep = np.sort(np.argpartition(keys, self.capacity - 1)[:self.capacity])
-            keys, events = keys[keep], events.select(keep)
-        self.keys, self.events = keys, events
-
-
 def _raw_nbytes(raw: RawChunk) -> int:
     return sum(getattr(v, "nbytes", 0) for v in (raw.image, raw.seq_content, raw.scalars, raw.targets,
                                                   raw.target_image) if v is not None)
@@ -354,12 +323,11 @@ def prepare(cfg: DataConfig, budget: str, *, transform: Transform | None = None,
     stats = _Stats()
     counts = dict.fromkeys(SPLITS, 0)
     rng = np.random.default_rng(cfg.split.seed)
-    samples: dict[str, EventReservoir] = {}  # uniform samples of each split (their size set by the first chunk)
+    samples: dict[str, Reservoir[RawChunk]] = {}  # uniform samples of each split (sized by the first chunk)
     val_raw: list[RawChunk] | None = []
     val_bytes = 0
     names = needed_branches(cfg, with_truth=True)
     selection = Selection(cfg.selection) if cfg.selection else None
-    sample_cap = SAMPLE_EVENTS
     step = max(int(PASS_SHARE * data_budget), 2**20)
     for chunk, obj in plan_chunks(cfg.files, cfg.tree, names, step_size=f"{step} B",
                                   entry_start=cfg.entry_start, entry_stop=cfg.entry_stop):
@@ -367,14 +335,15 @@ def prepare(cfg: DataConfig, budget: str, *, transform: Transform | None = None,
         if len(raw) and not samples:  # samples within SAMPLE_SHARE of the budget
             per_raw = max(_raw_nbytes(raw) / len(raw), 1.0)
             sample_cap = max(min(SAMPLE_EVENTS, int(SAMPLE_SHARE * data_budget / per_raw)), 100)
-            samples = {"train": EventReservoir(sample_cap, rng), "val": EventReservoir(sample_cap, rng)}
+            samples = {name: Reservoir(sample_cap, rng, RawChunk.select, RawChunk.concatenate)
+                       for name in ("train", "val")}
         for name, code in SPLITS.items():
             part = raw.select(raw.split == code)
             counts[name] += len(part)
             if name == "train" and fitter is not None:
                 fitter.add(part)
             if name in samples:
-                samples[name].add(part)
+                samples[name].add(part, len(part))
             if name == "val" and val_raw is not None and len(part):
                 val_raw.append(part)
                 val_bytes += _raw_nbytes(part)
@@ -386,7 +355,7 @@ def prepare(cfg: DataConfig, budget: str, *, transform: Transform | None = None,
         msg = f"{', '.join(cfg.files)}: no event in the training split"
         raise DataError(msg if stats.selected else f"{', '.join(cfg.files)}: no events to read")
     transform, summary = (transform, None) if fitter is None else (fitter.result(), fitter.summary())
-    train_sample = finalize(samples["train"].events, transform, cfg)
+    train_sample = finalize(samples["train"].sample, transform, cfg)
     per_event = _nbytes(train_sample) / len(train_sample)
     total = per_event * (counts["train"] + counts["val"] + counts["test"])
     info = {"files": cfg.files, "file_ids": stats.file_ids, "entries_read": stats.read, "selected": stats.selected,
@@ -415,7 +384,7 @@ def prepare(cfg: DataConfig, budget: str, *, transform: Transform | None = None,
         val = TensorData({k: v[:0] for k, v in train_sample.inputs.items()})
     else:
         val = StreamingSplit(cfg, transform, "val", chunks, counts["val"], capacity,
-                             finalize(samples["val"].events, transform, cfg))
+                             finalize(samples["val"].sample, transform, cfg))
     info.update(streaming=True, buffer_events=capacity, chunk_events=chunk_events, chunks=len(chunks),
                 val_in_memory=isinstance(val, TensorData))
     return StreamingBundle(

@@ -14,8 +14,6 @@ import numpy as np
 from physnn.config import DataConfig
 from physnn.errors import DataError
 
-TRANSFORMS = ("none", "log")
-
 
 def target_transforms(cfg: DataConfig) -> list[str]:
     """The transform of each of ``cfg.targets`` (``none`` where no spec says otherwise)."""

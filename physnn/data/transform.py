@@ -18,6 +18,7 @@ import numpy as np
 
 from physnn.config import DataConfig
 from physnn.data.convert import RawChunk
+from physnn.data.reservoir import Reservoir
 from physnn.data.targets import forward, target_transforms
 from physnn.errors import DataError
 
@@ -93,21 +94,17 @@ class Transform:
 
 
 class _Moments:
-    """Streaming per-feature statistics: exact mean/std, or median/IQR from a seeded uniform sample of rows.
-
-    The sample is a reservoir (priority sampling: each row gets a random key, the
-    ``ROBUST_SAMPLE`` smallest keys are kept), so every row of the training split
-    has the same chance to be in it, whatever the order of the files.
-    """
+    """Streaming per-feature statistics: exact mean/std, or median/IQR from a seeded uniform sample of
+    ``ROBUST_SAMPLE`` rows (:class:`~physnn.data.reservoir.Reservoir`: every row of the training split has
+    the same chance to be in it, whatever the order of the files)."""
 
     def __init__(self, method: str, seed: int) -> None:
         self.method = method
         self.n = 0.0
         self.sum: np.ndarray | None = None
         self.sumsq: np.ndarray | None = None
-        self.keys: np.ndarray = np.zeros(0)
-        self.sample: np.ndarray | None = None
-        self.rng = np.random.default_rng(seed)
+        self.rows: Reservoir[np.ndarray] = Reservoir(ROBUST_SAMPLE, np.random.default_rng(seed),
+                                                     lambda rows, idx: rows[idx], np.concatenate)
 
     def add(self, rows: np.ndarray) -> None:
         """Add rows of shape (n, F)."""
@@ -121,25 +118,13 @@ class _Moments:
         self.sum += rows64.sum(axis=0)
         self.sumsq += (rows64**2).sum(axis=0)
         if self.method == "robust":
-            self._reservoir(rows)
-
-    def _reservoir(self, rows: np.ndarray) -> None:
-        keys = self.rng.random(rows.shape[0])
-        if len(self.keys) >= ROBUST_SAMPLE:  # only rows that beat the largest kept key can enter
-            better = keys < self.keys.max()
-            keys, rows = keys[better], rows[better]
-        keys = np.concatenate([self.keys, keys])
-        rows = rows if self.sample is None else np.concatenate([self.sample, rows])
-        if len(keys) > ROBUST_SAMPLE:
-            keep = np.argpartition(keys, ROBUST_SAMPLE - 1)[:ROBUST_SAMPLE]
-            keys, rows = keys[keep], rows[keep]
-        self.keys, self.sample = keys, rows
+            self.rows.add(rows, rows.shape[0])
 
     def result(self, n_features: int) -> tuple[list[float], list[float]]:
         if self.n == 0 or self.sum is None or self.sumsq is None:
             return [0.0] * n_features, [1.0] * n_features
-        if self.method == "robust" and self.sample is not None:
-            q25, q50, q75 = np.percentile(self.sample, [25, 50, 75], axis=0)
+        if self.method == "robust" and self.rows.sample is not None:
+            q25, q50, q75 = np.percentile(self.rows.sample, [25, 50, 75], axis=0)
             center, scale = q50, q75 - q25
         else:
             center = self.sum / self.n
