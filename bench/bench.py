@@ -1,7 +1,7 @@
 """physnn benchmarks: each figure beside its anchor, printed as one table.
 
-Run with ``bench/run`` (or ``python bench/bench.py --quick``; ``--only quality`` for the
-demo job's model-quality rows alone). Figures:
+Run with ``bench/run`` (or ``python bench/bench.py --quick``; ``--only quality|training|mcdropout`` for the
+demo job's model-quality rows, the training rows or the MC-dropout rows alone). Figures:
 
 - simulator rates (showers/s, events/s), on one core, with and without ROOT writing;
 - a training epoch of physnn's trainer against a minimal hand-written PyTorch
@@ -362,14 +362,27 @@ def memory_rows(tmp: Path, quick: bool, budget: str = "600 MB") -> list[tuple[st
     ]
 
 
+def only_rows(which: str, quick: bool) -> list[tuple[str, str, str, str]]:
+    """One group of rows, for re-measuring the figures a change moves."""
+    with tempfile.TemporaryDirectory() as tmp:
+        if which == "quality":
+            return quality_rows(Path(tmp), quick)
+        if which == "mcdropout":
+            return mc_dropout_rows(3 if quick else 5)
+        showers = Path(tmp) / "showers.root"
+        physnn.simulate("showers", showers, events=4000 if quick else 20000, seed=1)
+        return training_rows(Path(tmp), showers, quick)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smaller samples (for a smoke run)")
-    parser.add_argument("--only", choices=["quality"], help="only these rows (quality: the demo job's figures)")
+    parser.add_argument("--only", choices=["quality", "training", "mcdropout"],
+                        help="only these rows (quality: the demo job's figures; training: the CNN epoch vs a "
+                             "hand-written loop and torchrun; mcdropout: prefix-cached MC dropout)")
     args = parser.parse_args()
-    if args.only == "quality":
-        with tempfile.TemporaryDirectory() as tmp:
-            _print(quality_rows(Path(tmp), args.quick), f"{'quick' if args.quick else 'full'}, quality rows")
+    if args.only:
+        _print(only_rows(args.only, args.quick), f"{'quick' if args.quick else 'full'}, {args.only} rows")
         return
     n_showers = 4000 if args.quick else 20000
     n_events = 40000 if args.quick else 200000

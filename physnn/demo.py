@@ -23,23 +23,23 @@ from typing import Any
 
 import numpy as np
 
+SHOWER_FEATURES: list[dict[str, Any]] = [
+    {"type": "conv", "filters": 16, "kernel_size": 3, "kernel_initializer": "he_normal", "batch_norm": True},
+    {"type": "pool", "mode": "average", "pool_size": 2},
+    {"type": "conv", "filters": 32, "kernel_size": 3, "kernel_initializer": "he_normal", "batch_norm": True},
+    {"type": "pool", "mode": "average", "pool_size": 2},
+    {"type": "flatten"}]
+"""The one feature extractor of the shipped shower CNNs (``configs/model/cnn.yaml``, ``configs/train/energy.yaml``):
+the e/pi classifier's features transfer to the energy regressor (``--init-from runs/epi --freeze features``).
+Average pooling keeps the deposited energy, which the regression needs; batch norm trains both in a few epochs."""
+
 EPI_MODEL: dict[str, Any] = {"name": "cnn", "params": {
-    "features": [
-        {"type": "conv", "filters": 16, "kernel_size": 3, "kernel_initializer": "he_normal"},
-        {"type": "pool", "mode": "max", "pool_size": 2},
-        {"type": "conv", "filters": 32, "kernel_size": 3, "kernel_initializer": "he_normal"},
-        {"type": "pool", "mode": "max", "pool_size": 2},
-        {"type": "flatten"}],
+    "features": SHOWER_FEATURES,
     "head": [{"type": "dense", "units": 64, "kernel_initializer": "he_normal"}, {"type": "dropout", "rate": 0.3}],
 }}
 
 ENERGY_MODEL: dict[str, Any] = {"name": "cnn", "params": {
-    "features": [
-        {"type": "conv", "filters": 16, "kernel_size": 3, "kernel_initializer": "he_normal", "batch_norm": True},
-        {"type": "pool", "mode": "average", "pool_size": 2},
-        {"type": "conv", "filters": 32, "kernel_size": 3, "kernel_initializer": "he_normal", "batch_norm": True},
-        {"type": "pool", "mode": "average", "pool_size": 2},
-        {"type": "flatten"}],
+    "features": SHOWER_FEATURES,
     "head": [{"type": "dense", "units": 64, "kernel_initializer": "he_normal"}, {"type": "dropout", "rate": 0.1}],
 }}
 

@@ -110,3 +110,35 @@ def test_plotting_is_a_core_dependency():
     project = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())["project"]
     names = {re.split(r"[<>=\[ ]", d)[0] for d in project["dependencies"]}
     assert {"matplotlib", "mplhep"} <= names
+
+
+def test_shipped_shower_cnns_share_one_feature_extractor():
+    """The README's transfer example (epi -> energy, --freeze features) needs the same extractor in both."""
+    from physnn.demo import energy_config, epi_config
+    from physnn.training.config import load_run_config
+
+    def features(source):
+        return load_run_config(source).model.params["features"]  # validated: every layer option spelled out
+
+    epi = features(CONFIGS / "train" / "epi.yaml")
+    assert epi == features(CONFIGS / "train" / "energy.yaml")
+    assert epi == features(epi_config("showers.root")) == features(energy_config("showers.root"))  # the demo's
+
+
+def test_readme_transfer_from_epi_to_energy_runs(showers_file, tmp_path, monkeypatch):
+    """``physnn train configs/train/energy.yaml --out runs/e --init-from runs/epi --freeze features``."""
+    from typer.testing import CliRunner
+
+    from physnn.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    files = f"data.files={showers_file}"
+    runner = CliRunner()
+    first = runner.invoke(app, ["train", str(CONFIGS / "train" / "epi.yaml"), "--out", "runs/epi",
+                                "--set", files, "--set", "train.epochs=1", "--set", "train.device=cpu"])
+    assert first.exit_code == 0, first.output
+    second = runner.invoke(app, ["train", str(CONFIGS / "train" / "energy.yaml"), "--out", "runs/e",
+                                 "--init-from", "runs/epi", "--freeze", "features",
+                                 "--set", files, "--set", "train.epochs=1"])
+    assert second.exit_code == 0, second.output
+    assert (tmp_path / "runs" / "e" / "best.pt").is_file()
