@@ -33,6 +33,8 @@ app.add_typer(simulate_app, name="simulate")
 
 console = Console()
 err_console = Console(stderr=True)
+#: The width of tables and messages written to a file or a pipe (a terminal gives its own).
+LOG_WIDTH = 200
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -54,7 +56,7 @@ def user_errors(func: F) -> F:
 
         try:
             return func(*args, **kwargs)
-        except (click.exceptions.Exit, click.exceptions.ClickException):
+        except (click.exceptions.Exit, click.exceptions.ClickException, typer.Exit):  # a command's own exit
             raise
         except PhysnnError as err:
             if debugging():
@@ -94,6 +96,9 @@ def _main(
     """physnn: train CNN, LSTM/GRU, autoencoder and GAN models on ROOT files."""
     if debug:
         os.environ["PHYSNN_DEBUG"] = "1"
+    for stream in (console, err_console):  # a log file has no width: tables and paths are not cut at 80 columns
+        if not stream.is_terminal and "COLUMNS" not in os.environ:
+            stream.width = LOG_WIDTH
 
 
 def _range(text: str | None, option: str) -> tuple[float, float] | None:
@@ -116,6 +121,9 @@ EventsOpt = Annotated[int, typer.Option("--events", "-n", help="Number of events
 SeedOpt = Annotated[int, typer.Option(help="Random seed.")]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace an existing output file.")]
 CompressionOpt = Annotated[str | None, typer.Option(help="zlib[:L] (default zlib:1), lz4, zstd, lzma or none.")]
+MapOpt = Annotated[list[str] | None, typer.Option("--map", help="OLD=NEW: read the run's branch OLD from the file's "
+                                                  "NEW (repeatable or comma separated); predict's outputs keep the "
+                                                  "run's names, denoise keeps the file's layout.")]
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML file of simulator settings.")]
 SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Override a setting: KEY=VALUE (repeatable).")]
 
@@ -189,8 +197,9 @@ def inspect(
     from physnn import api
 
     for tree in api.inspect(files, probe=probe):
-        table = Table(title=f"{tree.file}:{tree.name}  ({tree.kind}, {tree.entries:,} entries)",
-                      title_justify="left")
+        console.print(f"{tree.file}:{tree.name}  ({tree.kind}, {tree.entries:,} entries)", soft_wrap=True,
+                      highlight=False, markup=False)  # a path stays whole on its line
+        table = Table()
         for column in ("branch", "type", "role", "shape / lengths", "collection"):
             table.add_column(column)
         for row in tree.branches:
@@ -200,11 +209,13 @@ def inspect(
                 detail = (f"median {row.lengths['median']:g}, 95% {row.lengths['q95']:g}, "
                           f"max {row.lengths['max']}")
             else:
-                detail = ""
+                detail = row.note or ""
             table.add_row(row.name, row.type, row.role, detail, row.collection or "")
         console.print(table)
         if tree.probed < tree.entries:
             console.print(f"(shapes and lengths from the first {tree.probed:,} entries)")
+        if tree.friends:
+            console.print(f"friend trees saved with it: {'; '.join(tree.friends)}", soft_wrap=True)
         if tree.meta:
             meta = tree.meta
             console.print(f"written by physnn {meta.get('physnn')} ({meta.get('command')}) on {meta.get('created')}: "
@@ -374,22 +385,31 @@ def train(
 
         msg = "train: give a run config (physnn train configs/train/epi.yaml) or --data, or --resume"
         raise ConfigError(msg)
+    from physnn.training.interrupt import TrainingInterrupted
+
     sections = {"data": data, "model": model, "train": train_cfg}
     source = config if config is not None else ({} if not resume else None)
-    extra = [f"train.memory_budget={memory_budget}"] if memory_budget is not None and not resume else []
-    result = api.train(source, out=out, overrides=[*(set_ or []), *extra], sections=None if resume else sections,
-                       resume=resume, init_from=init_from, freeze=freeze, device=device, overwrite=overwrite,
-                       progress=True)
+    extra = [f"train.memory_budget={memory_budget}"] if memory_budget is not None else []
+    say = functools.partial(err_console.print, soft_wrap=True, highlight=False, markup=False)
+    try:
+        result = api.train(source, out=out, overrides=[*(set_ or []), *extra], sections=sections, resume=resume,
+                           init_from=init_from, freeze=freeze, device=device, overwrite=overwrite, progress=True,
+                           say=say)
+    except TrainingInterrupted as stopped:  # what Ctrl-C left: a resumable run, or nothing
+        say(str(stopped))
+        raise typer.Exit(130) from None
     from physnn.training.distributed import from_environment
 
     if not from_environment().main:
         return  # torchrun: rank 0 reports
     stop = "stopped early" if result.stopped_early else "finished"
     console.print(f"{stop} after {len(result.history)} epochs; task: {result.task.describe()}")
-    _print_metrics(result.best, f"best epoch ({result.run_dir / 'best.pt'})")
+    _print_metrics(result.best, "best epoch")
     nxt = (f"physnn generate {result.run_dir} --events 10000 --out fastsim.root" if result.task.kind == "generation"
            else f"physnn predict {result.run_dir} FILE --mc-samples 50 --out preds.root")
-    console.print(f"run folder: {result.run_dir}  (next: {nxt})")
+    # soft wrap: long paths stay whole in a log (not wrapped at the width of a terminal there is none of)
+    console.print(f"best checkpoint: {result.run_dir / 'best.pt'}", soft_wrap=True, highlight=False, markup=False)
+    console.print(f"run folder: {result.run_dir}  (next: {nxt})", soft_wrap=True, highlight=False, markup=False)
 
 
 @app.command()
@@ -403,7 +423,12 @@ def predict(
     keep_samples: Annotated[bool, typer.Option("--keep-samples", help="Also write all T samples.")] = False,
     seed: Annotated[int, typer.Option(help="Seed of the MC-dropout masks.")] = 0,
     tree: Annotated[str | None, typer.Option(help="Input tree (default: the training config's).")] = None,
-    selection: Annotated[str | None, typer.Option(help="Cut applied before predicting (default: none).")] = None,
+    selection: Annotated[str | None, typer.Option(help="Cut applied before predicting, in the file's branch names "
+                                                  "(default: none); only selected events are written unless "
+                                                  "--aligned.")] = None,
+    aligned: Annotated[bool, typer.Option("--aligned", help="Write every input entry (a ROOT friend of the input): "
+                                          "selected true for those predicted, NaN/-1 elsewhere.")] = False,
+    mapping: MapOpt = None,
     batch_size: Annotated[int, typer.Option(help="Events per forward pass.", min=1)] = 1024,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
     overwrite: OverwriteOpt = False,
@@ -418,12 +443,16 @@ def predict(
                   TimeRemainingColumn(), console=err_console, transient=True) as bar:
         task = bar.add_task("predicting", total=None)
         result = api.predict(run, files or None, out=out, mc_samples=mc_samples, keep_samples=keep_samples,
-                             tree=tree, selection=selection, batch_size=batch_size, device=device,
-                             overwrite=overwrite, compression=compression, progress=lambda n: bar.advance(task, n),
-                             seed=seed)
+                             tree=tree, selection=selection, aligned=aligned, mapping=mapping,
+                             batch_size=batch_size, device=device, overwrite=overwrite, compression=compression,
+                             progress=lambda n: bar.advance(task, n), seed=seed)
     mode = f"MC dropout, T = {mc_samples}" if mc_samples else "deterministic"
     console.print(f"wrote {result.events:,} predictions ({mode}) to {result.path}:predictions "
                   f"in {result.seconds:.2f} s ({result.rate:,.0f} events/s)")
+    if aligned:
+        console.print(f"aligned with the input: {result.entries:,} entries, selected true for the "
+                      f"{result.events:,} predicted (friend it: AddFriend(\"nn=predictions\", \"{result.path}\"))",
+                      highlight=False)
     console.print(_split_summary(result.counts))
     for note in result.meta.get("notes", []):
         console.print(f"note: {note}", highlight=False)
@@ -452,19 +481,22 @@ def denoise(
     tree: Annotated[str | None, typer.Option(help="Input tree (default: the training config's).")] = None,
     batch_size: Annotated[int, typer.Option(help="Events per forward pass.", min=1)] = 256,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
+    mapping: MapOpt = None,
     overwrite: OverwriteOpt = False,
     compression: CompressionOpt = None,
 ) -> None:
     """Write denoised images in the input's layout: same tree, same branches, images replaced."""
     from physnn import api
 
+    def skipped(why: dict[str, str]) -> None:  # said before the work
+        err_console.print("not copied: " + "; ".join(f"{name}: {reason}" for name, reason in why.items()),
+                          markup=False, highlight=False)
+
     result = api.denoise(run, files or None, out=out, mc_samples=mc_samples, add_noise=add_noise, seed=seed,
                          tree=tree, batch_size=batch_size, device=device, overwrite=overwrite,
-                         compression=compression)
+                         compression=compression, on_skipped=skipped, mapping=mapping)
     console.print(f"wrote {result.events:,} denoised events to {result.path}:{result.meta['tree']} "
                   f"in {result.seconds:.2f} s ({result.rate:,.0f} events/s)")
-    if result.meta.get("skipped_branches"):
-        err_console.print(f"not copied (uproot cannot write their type): {', '.join(result.meta['skipped_branches'])}")
 
 
 @app.command()
@@ -479,6 +511,7 @@ def encode(
     tree: Annotated[str | None, typer.Option(help="Input tree (default: the training config's).")] = None,
     batch_size: Annotated[int, typer.Option(help="Events per forward pass.", min=1)] = 1024,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
+    mapping: MapOpt = None,
     overwrite: OverwriteOpt = False,
     compression: CompressionOpt = None,
 ) -> None:
@@ -486,7 +519,8 @@ def encode(
     from physnn import api
 
     result = api.encode(run, files or None, out=out, clusters=clusters, seed=seed, tree=tree,
-                        batch_size=batch_size, device=device, overwrite=overwrite, compression=compression)
+                        batch_size=batch_size, device=device, overwrite=overwrite, compression=compression,
+                        mapping=mapping)
     width = result.meta.get("code_size")
     console.print(f"wrote codes of {result.events:,} events to {result.path}:codes"
                   f"{f' ({width} numbers each)' if width else ''}"

@@ -151,6 +151,42 @@ class TargetSpec(Strict):
     transform: Literal["none", "log"] = "none"
 
 
+class FriendSpec(Strict):
+    """A friend tree: branches of another tree, entry by entry aligned with the data's tree.
+
+    Attributes
+    ----------
+    tree
+        The friend's tree name (``None``: the only tree of each friend file).
+    files
+        One friend file per data file, in the same order (a path, a glob or
+        a list, relative to the config file); ``None``: the friend is
+        another tree of the data files themselves.
+    alias
+        Its branches are also named ``alias.branch``; defaults to the tree
+        name (or the file name).
+    """
+
+    tree: str | None = None
+    files: list[str] | None = None
+    alias: str | None = None
+
+    @field_validator("files", mode="before")
+    @classmethod
+    def _files_to_list(cls, v: Any) -> Any:
+        return [os.fspath(v)] if isinstance(v, (str, os.PathLike)) else v
+
+    @model_validator(mode="after")
+    def _named(self) -> FriendSpec:
+        if self.tree is None and self.files is None:
+            msg = "give the friend's tree: (and files: unless the tree is in the data files)"
+            raise ValueError(msg)
+        if self.alias is not None and not self.alias.isidentifier():
+            msg = f"alias {self.alias!r} is not a valid name (letters, digits and _)"
+            raise ValueError(msg)
+        return self
+
+
 def _split_targets(data: Any) -> Any:
     """``targets: {name: spec}`` -> ``targets: [name]`` + ``target_specs``: one spec per target, defaults filled.
 
@@ -182,6 +218,10 @@ class DataConfig(Strict):
         A path, a glob or a list of paths/globs.
     tree
         TTree or RNTuple name; ``None`` takes the only one in the file.
+    friends
+        Friend trees whose branches are read as the tree's (see
+        :class:`FriendSpec`); a mapping is one friend. Friends that ROOT
+        saved with the tree (``AddFriend`` before ``Write``) are read too.
     entry_start, entry_stop
         Entry range per file (Python slice semantics).
     define
@@ -224,6 +264,7 @@ class DataConfig(Strict):
 
     files: list[str]
     tree: str | None = None
+    friends: list[FriendSpec] = Field(default_factory=list)
     entry_start: int | None = None
     entry_stop: int | None = None
     define: dict[str, str] = Field(default_factory=dict)
@@ -256,6 +297,11 @@ class DataConfig(Strict):
     @classmethod
     def _target_mapping(cls, data: Any) -> Any:
         return _split_targets(data)
+
+    @field_validator("friends", mode="before")
+    @classmethod
+    def _one_friend(cls, v: Any) -> Any:
+        return [v] if isinstance(v, Mapping) else v
 
     @field_validator("scalars", "targets", "observers", mode="before")
     @classmethod
@@ -411,9 +457,15 @@ def relative_to(base: Path, paths: Any) -> Any:
 
 
 def rebase_data_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
-    """A data config read from a file in ``base``: its ``files`` relative to that file."""
+    """A data config read from a file in ``base``: its ``files`` and its friends' ``files`` relative to that file."""
     if "files" in data:
         data = {**data, "files": relative_to(base, data["files"])}
+    friends = data.get("friends")
+    if isinstance(friends, Mapping):
+        friends = [friends]
+    if isinstance(friends, list):
+        data = {**data, "friends": [{**f, "files": relative_to(base, f["files"])}
+                                    if isinstance(f, Mapping) and "files" in f else f for f in friends]}
     return data
 
 

@@ -85,3 +85,21 @@ def test_load_command(tmp_path, events_file):
     assert result.exit_code == 0, result.output
     assert "sequences padded to 20 (config)" in result.output
     assert "classes: 0=0, 1=1" in result.output
+
+
+def test_tables_are_not_cut_when_the_output_is_not_a_terminal(showers_file, tmp_path, monkeypatch):
+    """A log file has no width: a long path must stay on one line (grep finds it), not cut or wrapped at 80."""
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from physnn.cli import app
+
+    monkeypatch.delenv("COLUMNS", raising=False)
+    deep = tmp_path / ("a_rather_long_folder_name_for_a_production_campaign_" * 2) / "showers_with_a_long_name.root"
+    deep.parent.mkdir(parents=True)
+    shutil.copy(showers_file, deep)
+    result = CliRunner().invoke(app, ["inspect", str(deep)])
+    assert result.exit_code == 0, result.output
+    assert "…" not in result.output
+    assert str(deep) in result.output

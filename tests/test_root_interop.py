@@ -216,7 +216,8 @@ def test_predictions_join_the_input_with_addfriend(cls_run, epi_file, tmp_path):
     assert df.Filter("predictions.energy != energy").Count().GetValue() == 0
     assert df.Filter("predictions.pdgid != pdgid").Count().GetValue() == 0
     scores = df.Take["float"]("predictions.score").GetValue()
-    assert 0.0 <= min(scores) and max(scores) <= 1.0
+    assert min(scores) >= 0.0
+    assert max(scores) <= 1.0
     # the score separates pions (class 1) from electrons as seen from ROOT
     pions = df.Filter("pdgid == 211").Mean("predictions.score").GetValue()
     electrons = df.Filter("pdgid == 11").Mean("predictions.score").GetValue()
@@ -227,3 +228,26 @@ def test_predictions_join_the_input_with_addfriend(cls_run, epi_file, tmp_path):
     assert meta["mc_samples"] == 5
     pred.Close()
     f.Close()
+
+
+def test_an_image_computed_in_rdataframe_predicts_like_the_original(cls_run, epi_file, tmp_path):
+    """``Define("calo", "image * 1")`` is an RVec: Snapshot writes it as a vector per event, which the run
+    reads in its own shape when every event has the run's number of cells."""
+    import uproot
+
+    snap = tmp_path / "rdf.root"
+    ROOT.RDataFrame("showers", str(epi_file)).Define("calo", "image * 1.0f").Snapshot(
+        "showers", str(snap), ["calo", "energy", "pdgid"])
+    physnn.predict(cls_run.run_dir, epi_file, out=tmp_path / "a.root")
+    result = physnn.predict(cls_run.run_dir, snap, out=tmp_path / "b.root", mapping={"image": "calo"})
+    assert result.events == 2000
+    with uproot.open(tmp_path / "a.root") as a, uproot.open(tmp_path / "b.root") as b:
+        np.testing.assert_array_equal(a["predictions"]["score"].array(library="np"),
+                                      b["predictions"]["score"].array(library="np"))
+    short = tmp_path / "short.root"  # one cell short: refused in one line with both counts
+    ROOT.RDataFrame("showers", str(epi_file)).Define("calo", "ROOT::VecOps::Take(image * 1.0f, 1727)").Snapshot(
+        "showers", str(short), ["calo", "energy", "pdgid"])
+    with pytest.raises(physnn.errors.PhysnnError, match=r"1727.*1728|1728.*1727") as err:
+        physnn.predict(cls_run.run_dir, short, out=tmp_path / "c.root", mapping={"image": "calo"})
+    assert "calo" in str(err.value)
+    assert not (tmp_path / "c.root").exists()

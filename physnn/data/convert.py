@@ -40,6 +40,29 @@ def _type_text(arr: Any) -> str:
     return str(arr.type.content)
 
 
+def check_plain(arr: Any, name: str, where: str, role: str) -> None:
+    """Refuse a branch that holds records (a leaf list, an object): its members are the columns to name.
+
+    Raises
+    ------
+    BranchError
+        Naming the branch and its members, e.g. ``pos.x, pos.y, pos.z``.
+    """
+    if isinstance(arr, np.ndarray) and arr.dtype.names:
+        fields = list(arr.dtype.names)
+    elif isinstance(arr, np.ndarray):
+        return
+    else:
+        import awkward as ak
+
+        fields = ak.fields(arr)
+    if fields:
+        members = ", ".join(f"{name}.{f}" for f in fields[:6]) + (", ..." if len(fields) > 6 else "")
+        msg = (f"{where}: branch {name!r} holds a record of several values per event, not usable as a {role}; "
+               f"name its members instead: {members}")
+        raise BranchError(msg)
+
+
 def as_numpy(arr: Any) -> np.ndarray:
     """A numpy view of a regular awkward array (numpy arrays pass through)."""
     if isinstance(arr, np.ndarray):
@@ -62,6 +85,7 @@ def image_block(arrays: Mapping[str, Any], cfg: ImageInput, where: str) -> np.nd
     for name in cfg.branches:
         arr = arrays[name]
         n = len(arr)
+        check_plain(arr, name, where, "image")
         if _depth(arr) == 0:
             msg = (f"{where}: branch {name!r} holds one number per event, expected an image "
                    "(a fixed-size array, a TH2 per entry, or a flat branch with shape:)")
@@ -119,6 +143,7 @@ def sequence_block(arrays: Mapping[str, Any], cfg: SequenceInput, where: str) ->
     first = None
     for name in [*names, *([cfg.sort_by] if cfg.sort_by else [])]:
         arr = arrays[name]
+        check_plain(arr, name, where, "sequence feature")
         if _depth(arr) != 1 or not is_jagged(arr):
             kind = "one number" if _depth(arr) == 0 else f"type {_type_text(arr)}"
             msg = (f"{where}: branch {name!r} holds {kind} per event, "
@@ -165,6 +190,7 @@ def scalar_block(arrays: Mapping[str, Any], names: list[str], where: str, role: 
     cols = []
     for name in names:
         arr = arrays[name]
+        check_plain(arr, name, where, role)
         if _depth(arr) != 0:
             msg = (f"{where}: branch {name!r} holds {_type_text(arr)} per event, "
                    f"expected one number per event as a {role}")
@@ -179,6 +205,7 @@ def label_values(arrays: Mapping[str, Any], name: str, where: str) -> np.ndarray
     import awkward as ak
 
     arr = arrays[name]
+    check_plain(arr, name, where, "label")
     is_string = not isinstance(arr, np.ndarray) and ak.to_layout(arr).parameter("__array__") == "string"
     if _depth(arr) != 0 and not is_string:
         msg = f"{where}: label branch {name!r} holds {_type_text(arr)} per event, expected one integer or string"

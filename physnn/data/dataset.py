@@ -237,14 +237,21 @@ def iter_raw(cfg: DataConfig, *, step_size: str | int | None = None, with_truth:
     The selection and the NaN/inf policy are applied; splits are assigned
     (:func:`event_split`); ``tagging`` for predictions on any files.
     """
+    for _, raw in iter_raw_chunks(cfg, step_size=step_size, with_truth=with_truth, stats=stats, tagging=tagging):
+        yield raw
+
+
+def iter_raw_chunks(cfg: DataConfig, *, step_size: str | int | None = None, with_truth: bool = True,
+                    stats: _Stats | None = None, tagging: Tagging | None = None) -> Iterator[tuple[Chunk, RawChunk]]:
+    """:func:`iter_raw` with each block's :class:`~physnn.io.read.Chunk` (its file and whole entry range)."""
     stats = stats if stats is not None else _Stats()
     tagging = tagging or Tagging()
     both = " && ".join(f"({s})" for s in (cfg.selection, tagging.flag) if s)
     names = needed_branches(cfg.model_copy(update={"selection": both or None}), with_truth=with_truth)
     selection = Selection(cfg.selection) if cfg.selection else None
-    for chunk, obj in plan_chunks(cfg.files, cfg.tree, names, step_size=step_size,
+    for chunk, obj in plan_chunks(cfg.files, cfg.tree, names, step_size=step_size, friends=cfg.friends,
                                   entry_start=cfg.entry_start, entry_stop=cfg.entry_stop):
-        yield _read_raw_chunk(chunk, obj, names, cfg, selection, with_truth, stats, tagging)
+        yield chunk, _read_raw_chunk(chunk, obj, names, cfg, selection, with_truth, stats, tagging)
 
 
 def _read_raw_chunk(chunk: Chunk, obj: Any, names: list[str], cfg: DataConfig, selection: Selection | None,

@@ -329,7 +329,7 @@ def prepare(cfg: DataConfig, budget: str, *, transform: Transform | None = None,
     names = needed_branches(cfg, with_truth=True)
     selection = Selection(cfg.selection) if cfg.selection else None
     step = max(int(PASS_SHARE * data_budget), 2**20)
-    for chunk, obj in plan_chunks(cfg.files, cfg.tree, names, step_size=f"{step} B",
+    for chunk, obj in plan_chunks(cfg.files, cfg.tree, names, step_size=f"{step} B", friends=cfg.friends,
                                   entry_start=cfg.entry_start, entry_stop=cfg.entry_stop):
         raw = _read_raw_chunk(chunk, obj, names, cfg, selection, True, stats)
         if len(raw) and not samples:  # samples within SAMPLE_SHARE of the budget
@@ -375,7 +375,7 @@ def prepare(cfg: DataConfig, budget: str, *, transform: Transform | None = None,
     chunk_events = max(capacity // CHUNKS_PER_BUFFER, 1)
     if dist is not None and dist.enabled:  # enough chunks for every process to have a few each epoch
         chunk_events = max(min(chunk_events, stats.read // (CHUNKS_PER_PROCESS * dist.world)), 1)
-    chunks = [c for c, _ in plan_chunks(cfg.files, cfg.tree, names, step_size=chunk_events,
+    chunks = [c for c, _ in plan_chunks(cfg.files, cfg.tree, names, step_size=chunk_events, friends=cfg.friends,
                                         entry_start=cfg.entry_start, entry_stop=cfg.entry_stop)]
     val: StreamingSplit | TensorData
     if val_memory is not None:

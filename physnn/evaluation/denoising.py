@@ -123,7 +123,8 @@ def evaluate_denoising(
     if split not in ("auto", "all") and split not in SPLITS:
         msg = f"--split {split!r}: expected auto, all, {', '.join(SPLITS)}"
         raise ConfigError(msg)
-    cfg = loaded.config.data if files is None else prediction_config(loaded.config.data, files, None, None)
+    cfg = (loaded.config.data if files is None
+           else prediction_config(loaded.config.data, files, None, None, image_shape=loaded.io.image))
     noisy_parts, out_parts, truth_parts, std_parts, codes = [], [], [], [], []
     generator = torch.Generator().manual_seed(seed)
     # auto: the events training never saw (the test split of the training files, every event of other files)

@@ -170,6 +170,8 @@ def evaluate(predictions: str | os.PathLike, *, out: str | os.PathLike | None = 
     task = meta["task"]
     run_dir = Path(run) if run is not None else (Path(meta["checkpoint"]).parent if meta.get("checkpoint") else None)
     keep, split = _select(arrays, meta, split)
+    if "selected" in arrays:  # predict --aligned: the rows outside its selection hold fill values, not predictions
+        keep = keep & arrays["selected"].astype(bool)
     figures: dict[str, Any] = {"predictions": os.fspath(predictions), "checkpoint": meta.get("checkpoint"),
                                "split": split, "mc_samples": meta.get("mc_samples", 0)}
     written: list[Path] = []

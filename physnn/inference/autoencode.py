@@ -1,9 +1,11 @@
 """Autoencoder outputs written to ROOT: denoised images and codes.
 
 - :func:`denoise` writes a file with the **same layout as the input**: the
-  same tree name, every branch copied, and the image branches replaced by
+  same tree name, every branch copied in the input's order with its counter
+  (:mod:`physnn.io.layout`), and the image branches replaced in place by
   their denoised version with the same names, shapes and types, so that an
-  analysis runs unchanged on it. With MC dropout, ``<branch>_std`` holds the
+  analysis runs unchanged on it. What uproot cannot write is skipped, said
+  before any event is read. With MC dropout, ``<branch>_std`` holds the
   per-cell spread of T reconstructions (an uncertainty map); with
   ``add_noise`` the run's training noise is applied first (seeded) and the
   noisy image is kept as ``<branch>_noisy``, for studies on clean simulation.
@@ -20,7 +22,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,17 +34,12 @@ from physnn.data.convert import is_jagged
 from physnn.data.dataset import Tagging, TensorData, finalize, iter_raw, raw_from_arrays
 from physnn.errors import ConfigError, DataError
 from physnn.inference.mc_dropout import check_samples, mc_forward, seeded, set_dropout
-from physnn.inference.predict import (
-    LoadedRun,
-    _concat,
-    _truth_branches,
-    load_run,
-    match_image_shape,
-    prediction_config,
-)
-from physnn.io.files import expand_files
+from physnn.inference.outputs import truth_branches
+from physnn.inference.predict import LoadedRun, _concat, load_run, match_image_shape, prediction_config
+from physnn.io.files import expand_files, open_root, resolve_tree
+from physnn.io.layout import Layout, as_written, plan_layout
 from physnn.io.metadata import provenance
-from physnn.io.read import branch_names, is_histogram_branch, plan_chunks, read_chunk
+from physnn.io.read import plan_chunks, read_chunk
 from physnn.models.tasks import ReconstructionTask
 from physnn.training.device import autocast
 
@@ -127,27 +124,6 @@ def reconstruct(loaded: LoadedRun, image: torch.Tensor, *, mc_samples: int = 0,
     return mean, (torch.cat(stds) if stds else empty) if mc_samples > 0 else None
 
 
-def _numeric(value: Any) -> bool:
-    """Whether uproot can write this array back (numbers, fixed-size or jagged arrays of numbers)."""
-    import awkward as ak
-
-    if isinstance(value, np.ndarray):
-        return value.dtype.kind in "biuf"
-    layout_type = value.type.content
-    while isinstance(layout_type, (ak.types.ListType, ak.types.RegularType, ak.types.OptionType)):
-        layout_type = layout_type.content
-    return isinstance(layout_type, ak.types.NumpyType) and layout_type.primitive != "datetime64"
-
-
-def _as_written(value: Any) -> Any:
-    """Regular arrays as numpy (fixed-size branches), jagged ones as awkward."""
-    import awkward as ak
-
-    if isinstance(value, np.ndarray) or is_jagged(value):
-        return value
-    return ak.to_numpy(value)
-
-
 def _image_like(original: Any, values: np.ndarray) -> Any:
     """``values`` (N, ...) in the layout and dtype of the branch ``original``."""
     import awkward as ak
@@ -157,7 +133,7 @@ def _image_like(original: Any, values: np.ndarray) -> Any:
         counts = ak.to_numpy(ak.num(original, axis=1))
         dtype = ak.to_numpy(ak.flatten(original[:1], axis=None)).dtype if n else np.float32
         return ak.unflatten(values.reshape(-1).astype(dtype), counts)
-    ref = np.asarray(_as_written(original))
+    ref = np.asarray(as_written(original))
     dtype = ref.dtype if ref.dtype.kind == "f" else np.float32
     return np.ascontiguousarray(values.reshape(n, *ref.shape[1:]).astype(dtype, copy=False))
 
@@ -167,6 +143,37 @@ def _split_channels(block: np.ndarray, branches: list[str], arrays: dict[str, An
     if len(branches) == 1:
         return {branches[0]: _image_like(arrays[branches[0]], block)}
     return {name: _image_like(arrays[name], block[:, i]) for i, name in enumerate(branches)}
+
+
+def _denoised_branches(loaded: LoadedRun, arrays: dict[str, Any], x: torch.Tensor, layout: Layout,
+                       images: list[str], *, noise: torch.Generator | None, mc_samples: int,
+                       batch_size: int) -> dict[str, Any]:
+    """One chunk's output: the input's branches in order, the images replaced, then ``_noisy`` and ``_std``."""
+    task = reconstruction_task(loaded, "denoise")
+    extras: dict[str, Any] = {}
+    if noise is not None:
+        x = task.noisy(x, generator=noise)
+        extras.update({f"{k}_noisy": v for k, v in _split_channels(task.to_phys(x).numpy(), images, arrays).items()})
+    mean, std = reconstruct(loaded, x, mc_samples=mc_samples, batch_size=batch_size)
+    clean = _split_channels(mean.numpy(), images, arrays)
+    if std is not None:
+        extras.update({f"{k}_std": v for k, v in _split_channels(std.numpy(), images, arrays).items()})
+    branches = {name: clean[name] if name in clean else as_written(arrays[name]) for name in layout.branches}
+    branches.update(extras)
+    return branches
+
+
+def _plan(cfg: Any, images: list[str]) -> tuple[str, Layout, dict[str, str]]:
+    """The first input's tree name, its layout, and the counters of the output (``_std``/``_noisy`` share the
+    image's)."""
+    first = expand_files(cfg.files)[0]
+    tree_name, obj = resolve_tree(open_root(first), first, cfg.tree)
+    layout = plan_layout(obj, images)
+    counters = dict(layout.counters)
+    for name in images:
+        if name in layout.counters:
+            counters.update({f"{name}_noisy": layout.counters[name], f"{name}_std": layout.counters[name]})
+    return tree_name, layout, counters
 
 
 def denoise(
@@ -184,8 +191,18 @@ def denoise(
     overwrite: bool = False,
     compression: str | None = None,
     collect: bool | None = None,
+    on_skipped: Callable[[dict[str, str]], None] | None = None,
+    mapping: Mapping[str, str] | Sequence[str] | None = None,
 ) -> AutoencoderResult:
     """Write denoised images in the layout of the input file.
+
+    The output has the input's branches in the input's order, the images
+    replaced in place, then ``<image>_noisy`` and ``<image>_std``; jagged
+    branches keep their counters and an RNTuple stays an RNTuple
+    (:mod:`physnn.io.layout` says exactly what uproot writes). Branches
+    uproot cannot write are skipped: decided from the first file's types
+    before any event is read, passed to ``on_skipped`` and recorded as
+    ``skipped_branches`` in ``physnn_meta``.
 
     Parameters
     ----------
@@ -207,6 +224,12 @@ def denoise(
         As for :func:`physnn.predict`.
     collect
         Return the branches as arrays (default: when no ``out`` is given).
+    on_skipped
+        Called with ``{branch: why}`` before the work when some branches
+        cannot be copied.
+    mapping
+        ``{run's branch: file's branch}`` when the file names them otherwise
+        (as :func:`physnn.predict`); the output keeps the file's layout.
 
     Examples
     --------
@@ -223,47 +246,31 @@ def denoise(
     if add_noise and not task.noise:
         msg = f"--add-noise: the run {loaded.checkpoint} was trained without task.noise; there is no noise to add"
         raise ConfigError(msg)
-    cfg = prediction_config(loaded.config.data, files, tree, None)
+    cfg = prediction_config(loaded.config.data, files, tree, None, mapping=mapping, image_shape=loaded.io.image)
     cfg = cfg.model_copy(update={"define": {}, "label": None, "targets": [], "weight": None, "observers": []})
     assert cfg.images is not None
-    images = cfg.images.branches
-    generator = torch.Generator().manual_seed(seed)
+    images = list(cfg.images.branches)
+    tree_name, layout, counters = _plan(cfg, images)
+    if layout.skipped and on_skipped is not None:
+        on_skipped(dict(layout.skipped))
+    generator = torch.Generator().manual_seed(seed) if add_noise else None
     collect = out is None if collect is None else collect
     pieces: list[dict[str, Any]] = []
-    skipped: set[str] = set()
-    tree_name = [""]
     count = 0
     start = time.perf_counter()
 
     def chunks() -> Iterator[dict[str, Any]]:
         nonlocal count
         for chunk, obj in plan_chunks(cfg.files, cfg.tree, images, step_size=step_size or cfg.step_size):
-            tree_name[0] = tree_name[0] or chunk.tree
-            names = [n for n in branch_names(obj) if not is_histogram_branch(obj, n) or n in images]
-            arrays = read_chunk(chunk, names, obj)
+            arrays = read_chunk(chunk, layout.branches, obj)
             raw = raw_from_arrays(arrays, chunk, cfg, with_truth=False,
                                   tagging=Tagging(known_files=set(loaded.training_files)))
             if len(raw) == 0:
                 continue
             match_image_shape(loaded, raw, chunk.where)  # written back in the input's own layout
             td = finalize(raw, loaded.transform, cfg)
-            x = td.inputs["image"]
-            branches: dict[str, Any] = {}
-            for name, value in arrays.items():
-                if name in images:
-                    continue
-                if _numeric(value):
-                    branches[name] = _as_written(value)
-                else:
-                    skipped.add(name)
-            if add_noise:
-                x = task.noisy(x, generator=generator)
-                noisy = task.to_phys(x).numpy()
-                branches.update({f"{k}_noisy": v for k, v in _split_channels(noisy, images, arrays).items()})
-            mean, std = reconstruct(loaded, x, mc_samples=mc_samples, batch_size=batch_size)
-            branches.update(_split_channels(mean.numpy(), images, arrays))
-            if std is not None:
-                branches.update({f"{k}_std": v for k, v in _split_channels(std.numpy(), images, arrays).items()})
+            branches = _denoised_branches(loaded, arrays, td.inputs["image"], layout, images, noise=generator,
+                                          mc_samples=mc_samples, batch_size=batch_size)
             count += len(td)
             if collect:
                 pieces.append(branches)
@@ -275,26 +282,19 @@ def denoise(
     files = expand_files(cfg.files)
     meta = provenance("physnn denoise", config=loaded.config, seed=seed, inputs=[*files, loaded.checkpoint],
                       checkpoint=str(loaded.checkpoint), epoch=loaded.epoch, model=loaded.config.model.name,
-                      files=files, images=images, mc_samples=mc_samples, add_noise=add_noise,
-                      noise=[n.model_dump() for n in task.noise] if add_noise else [])
+                      files=files, tree=tree_name, images=images, mc_samples=mc_samples, add_noise=add_noise,
+                      noise=[n.model_dump() for n in task.noise] if add_noise else [],
+                      skipped_branches=list(layout.skipped))
     with seeded(seed, loaded.device):  # the dropout masks of --mc-samples
         if out is not None:
             from physnn.io.write import write_tree
 
-            first = iter(chunks())
-            head = next(first)  # the tree name is known after the first chunk
-            meta["tree"] = tree_name[0]
-
-            def everything() -> Iterator[dict[str, Any]]:
-                yield head
-                yield from first
-
-            write_tree(out, tree_name[0], everything(), overwrite=overwrite, compression=compression,
-                       title=f"denoised by physnn ({loaded.checkpoint})", meta=meta)
+            write_tree(out, tree_name, chunks(), overwrite=overwrite, compression=compression,
+                       title=f"denoised by physnn ({loaded.checkpoint})", meta=meta, counters=counters,
+                       rntuple=layout.rntuple)
         else:
             for _ in chunks():
                 pass
-    meta["skipped_branches"] = sorted(skipped)
     arrays_out = _concat(pieces) if collect and pieces else None
     return AutoencoderResult(None if out is None else Path(out), count, time.perf_counter() - start, arrays_out, meta)
 
@@ -324,6 +324,7 @@ def encode(
     overwrite: bool = False,
     compression: str | None = None,
     collect: bool | None = None,
+    mapping: Mapping[str, str] | Sequence[str] | None = None,
 ) -> AutoencoderResult:
     """Write the code of every event, optionally with a k-means cluster id.
 
@@ -342,7 +343,7 @@ def encode(
         are then held in memory until the end (D numbers per event).
     seed
         Seed of k-means.
-    tree, batch_size, device, step_size, overwrite, compression, collect
+    tree, batch_size, device, step_size, overwrite, compression, collect, mapping
         As for :func:`physnn.predict`.
 
     Examples
@@ -360,7 +361,7 @@ def encode(
     if loaded.task.kind == "generation":
         msg = f"encode: {loaded.checkpoint} is a GAN fast simulator; it has no encoder (use physnn generate)"
         raise ConfigError(msg)
-    cfg = prediction_config(loaded.config.data, files, tree, None)
+    cfg = prediction_config(loaded.config.data, files, tree, None, mapping=mapping, image_shape=loaded.io.image)
     collect = out is None if collect is None else collect
     pieces: list[dict[str, Any]] = []
     count = 0
@@ -374,7 +375,7 @@ def encode(
                 continue
             match_image_shape(loaded, raw, ", ".join(cfg.files))
             td = finalize(raw, loaded.transform, cfg.model_copy(update={"label": None}))
-            branches = _truth_branches(loaded.task, cfg, loaded.transform, raw, td)
+            branches = truth_branches(loaded.task, cfg, loaded.transform, raw, td, {})
             codes = _codes(loaded, td, batch_size)
             meta["code_size"] = int(codes.shape[1])
             branches.update({f"code_{j}": np.ascontiguousarray(codes[:, j]) for j in range(codes.shape[1])})

@@ -4,7 +4,12 @@
 transform stored in the checkpoint, runs the model (deterministically, or T
 times with MC dropout) and writes a TTree ``predictions`` aligned entry by
 entry with the input (no selection is applied unless asked for; the
-``entry`` branch holds the global entry number either way). Per event:
+``entry`` branch holds the global entry number either way; with a selection
+and ``aligned`` every entry still gets a row, ``selected`` and fill values
+outside the selection: :mod:`physnn.inference.align`). A file whose branches
+are named otherwise is read through a ``mapping`` of the run's names to the
+file's (:mod:`physnn.inference.branch_map`); the outputs keep the run's
+names. Per event:
 
 ==========================  ===================================================
 classification              ``prob[K]`` (mean class probabilities), ``pred``
@@ -30,6 +35,7 @@ always                      ``entry``, ``split`` (0 train, 1 val, 2 test: the
 with a training selection   ``in_selection`` (1 if the training selection
                             keeps the event, 0 if training never saw such
                             events)
+``aligned``                 ``selected`` (bool: the event was predicted)
 ==========================  ===================================================
 
 A ``physnn_meta`` string (JSON, :mod:`physnn.io.metadata`) next to the tree
@@ -41,7 +47,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,14 +56,18 @@ import numpy as np
 import torch
 
 from physnn.config import DataConfig
-from physnn.data.dataset import Tagging, TensorData, finalize, iter_raw
+from physnn.data.convert import is_jagged
+from physnn.data.dataset import Tagging, finalize, iter_raw_chunks
 from physnn.data.split import SPLITS, UNKNOWN
 from physnn.data.transform import Transform
-from physnn.errors import ConfigError, DataError
-from physnn.inference.mc_dropout import check_samples, mc_forward, regression_summary, seeded, set_dropout
+from physnn.errors import BranchError, ConfigError, DataError, did_you_mean
+from physnn.inference.align import Aligner
+from physnn.inference.branch_map import check_mapping, map_config, parse_mapping, rename_expression
+from physnn.inference.mc_dropout import check_samples, seeded
+from physnn.inference.outputs import forward, output_branches, truth_branches
 from physnn.io.files import expand_files
 from physnn.io.metadata import META, provenance
-from physnn.io.read import branch_names, open_tree
+from physnn.io.read import first_file_names, read
 from physnn.io.selection import Expression
 from physnn.io.write import write_tree
 from physnn.models.base import StagedModel
@@ -65,7 +75,7 @@ from physnn.models.registry import ModelIO, build_model
 from physnn.models.tasks import Task
 from physnn.training.checkpoint import load_checkpoint
 from physnn.training.config import RunConfig
-from physnn.training.device import autocast, resolve_device
+from physnn.training.device import resolve_device
 
 TREE = "predictions"
 __all__ = ["META", "TREE", "LoadedRun", "PredictionResult", "load_run", "predict"]
@@ -122,6 +132,8 @@ class PredictionResult:
         Events per split (``train``, ``val``, ``test``, ``unknown``: files
         that were not among the training files) and ``outside_selection``
         (events that the training selection would have removed).
+    entries
+        Rows written: ``events``, or every input entry with ``aligned``.
     """
 
     path: Path | None
@@ -130,6 +142,7 @@ class PredictionResult:
     arrays: dict[str, np.ndarray] | None = None
     meta: dict[str, Any] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
+    entries: int = 0
 
     @property
     def rate(self) -> float:
@@ -138,17 +151,30 @@ class PredictionResult:
 
 
 def prediction_config(cfg: DataConfig, files: str | Sequence[str] | None, tree: str | None,
-                      selection: str | None) -> DataConfig:
-    """The training data config pointed at new files: no cut, truth only where present."""
-    data = cfg.model_dump()
+                      selection: str | None, *, mapping: Mapping[str, str] | Sequence[str] | None = None,
+                      image_shape: Sequence[int] | None = None) -> DataConfig:
+    """The training data config pointed at new files: no cut, truth only where present.
+
+    ``mapping`` (the run's branch -> the file's, :mod:`physnn.inference.branch_map`) renames every branch the
+    run reads; each new name must be in the (first) file. ``selection`` uses the file's names. ``image_shape``
+    (the run's) is the shape of image branches the file stores as a vector per event (an RDataFrame ``RVec``).
+    """
+    mapping = parse_mapping(mapping)
+    check_mapping(mapping, cfg)
+    data = map_config(cfg.model_dump(), mapping)
     if files is not None:
         data["files"] = [os.fspath(files)] if isinstance(files, (str, os.PathLike)) else [os.fspath(f) for f in files]
         data["tree"] = tree
     elif tree is not None:
         data["tree"] = tree
+    if files is not None:  # a config friend's files belong to the training files, one by one
+        data["friends"] = [f for f in data["friends"] if not f.get("files")]
     data.update(selection=selection, entry_start=None, entry_stop=None)
-    first = expand_files(data["files"])[0]
-    present = set(branch_names(open_tree(first, data["tree"])))
+    where, present = first_file_names(data["files"], data["tree"], data["friends"])
+    missing = [new for new in mapping.values() if new not in present]
+    if missing:  # a mapped branch is asked for by name: missing is an error, not "no truth in this file"
+        msg = f"{where}: no branch {missing[0]!r}{did_you_mean(missing[0], sorted(present))}"
+        raise BranchError(msg)
     for name, expression in data["define"].items():  # a defined column exists where its branches do
         if Expression(expression).branches <= present:
             present.add(name)
@@ -159,7 +185,20 @@ def prediction_config(cfg: DataConfig, files: str | Sequence[str] | None, tree: 
     if data["weight"] not in present:
         data["weight"] = None
     data["observers"] = [o for o in data["observers"] if o in present]
+    if image_shape is not None and data["images"] and data["images"]["shape"] is None:
+        data["images"]["shape"] = vector_image_shape(data, image_shape)
     return DataConfig.model_validate(data)
+
+
+def vector_image_shape(data: Mapping[str, Any], image_shape: Sequence[int]) -> list[int] | None:
+    """The run's shape of one image branch when the file stores its images as a vector per event (RDataFrame
+    writes an ``RVec`` column so), else None; the cell count of every event is checked when it is read."""
+    branches = data["images"]["branches"]
+    first = read(data["files"], branches[:1], tree=data["tree"], entry_stop=1)[branches[0]]
+    if not is_jagged(first):
+        return None
+    shape = list(image_shape)
+    return shape[1:] if len(branches) > 1 or shape[0] == 1 else shape  # the channel axis is physnn's
 
 
 def match_image_shape(loaded: LoadedRun, raw: Any, where: str) -> str | None:
@@ -183,71 +222,35 @@ def match_image_shape(loaded: LoadedRun, raw: Any, where: str) -> str | None:
     return f"images of shape {list(got)} reshaped to the run's {list(want)} (the same {int(np.prod(want))} cells)"
 
 
-def _forward(run: LoadedRun, td: TensorData, samples: int, batch_size: int) -> torch.Tensor:
-    """Outputs (T, N, O) on the CPU (T = 1 without MC dropout)."""
-    outs = []
-    for batch in td.batches(batch_size):
-        batch = {k: v.to(run.device, non_blocking=True) for k, v in batch.items()
-                 if k not in ("label", "target", "weight")}
-        with autocast(run.device, run.device.type == "cuda"):
-            if samples > 0:
-                out = mc_forward(run.model, batch, samples)
-            else:
-                set_dropout(run.model, False)
-                with torch.no_grad():
-                    out = run.model(batch)[None]
-        outs.append(out.float().cpu())
-    return torch.cat(outs, dim=1)
+def _predict_chunk(loaded: LoadedRun, cfg: DataConfig, raw: Any, notes: list[str], inverse: Mapping[str, str],
+                   *, mc_samples: int, keep_samples: bool, batch_size: int) -> dict[str, Any]:
+    """The output branches of the events of one raw block."""
+    note = match_image_shape(loaded, raw, ", ".join(cfg.files))
+    if note and note not in notes:
+        notes.append(note)
+    td = finalize(raw, loaded.transform, cfg.model_copy(update={"label": None}))
+    branches = truth_branches(loaded.task, cfg, loaded.transform, raw, td, inverse)
+    outs = forward(loaded.model, loaded.device, td, mc_samples, batch_size)
+    branches.update(output_branches(loaded.task, outs, mc=mc_samples > 0, keep_samples=keep_samples))
+    return branches
 
 
-def output_branches(task: Task, outs: torch.Tensor, *, mc: bool, keep_samples: bool) -> dict[str, np.ndarray]:
-    """The prediction branches of one chunk from raw outputs (T, N, O)."""
-    pred = task.predict(outs)
-    out: dict[str, np.ndarray] = {}
-    if task.is_classification:
-        prob = pred["prob"]
-        mean = prob.mean(0)
-        out["prob"] = mean.numpy().astype(np.float32)
-        out["pred"] = mean.argmax(1).numpy().astype(np.int32)
-        if task.kind == "binary":
-            out["score"] = out["prob"][:, 1].copy()
-        if mc:
-            std = prob.std(0)
-            out["prob_std"] = std.numpy().astype(np.float32)
-            if task.kind == "binary":
-                out["score_std"] = out["prob_std"][:, 1].copy()
-        if keep_samples and mc:
-            if task.kind == "binary":
-                out["score_samples"] = np.ascontiguousarray(prob[..., 1].T.numpy(), dtype=np.float32)
-            else:
-                out["prob_samples"] = np.ascontiguousarray(prob.permute(1, 0, 2).numpy(), dtype=np.float32)
-        return out
-    summary = regression_summary(pred, task.sigma_scales(mc))
-    for j, name in enumerate(task.targets):
-        for key, value in summary.items():  # pred, aleatoric, epistemic (raw), std (calibrated total)
-            out[f"{name}_{key}"] = value[:, j].numpy().astype(np.float32)
-        if keep_samples and mc:
-            out[f"{name}_samples"] = np.ascontiguousarray(pred["mean"][..., j].T.numpy(), dtype=np.float32)
-    return out
-
-
-def _truth_branches(task: Task, cfg: DataConfig, transform: Transform, raw: Any, td: TensorData) -> dict[str, Any]:
-    out: dict[str, Any] = {"entry": td.entry.astype(np.int64), "split": raw.split.astype(np.int32)}
-    if "in_selection" in raw.observers:
-        out["in_selection"] = raw.observers["in_selection"]
-    if raw.labels is not None and cfg.label is not None:
-        out[cfg.label] = raw.labels
-        if task.is_classification:
-            codes = transform.encode_labels(raw.labels, ",".join(cfg.files), cfg.label, unknown=-1)
-            out["true_class"] = codes.astype(np.int32)
-    if raw.targets is not None:
-        for j, name in enumerate(cfg.targets):
-            out[name] = raw.targets[:, j]
-    if raw.weight is not None and cfg.weight is not None:
-        out[cfg.weight] = raw.weight
-    for name, value in raw.observers.items():
-        out.setdefault(name, value)
-    return out
+def _meta(loaded: LoadedRun, cfg: DataConfig, files: list[str], mapping: dict[str, str], **settings: Any,
+          ) -> dict[str, Any]:
+    """The ``physnn_meta`` of a predictions file (the truth under the run's names)."""
+    inverse = {new: old for old, new in mapping.items()}
+    meta = provenance("physnn predict", config=loaded.config, inputs=[*files, loaded.checkpoint],
+                      checkpoint=str(loaded.checkpoint), epoch=loaded.epoch, train_seed=loaded.config.train.seed,
+                      model=loaded.config.model.name, task=loaded.task.state(), files=files, tree=cfg.tree, **settings,
+                      training_files=list(loaded.config.data.files), split=loaded.config.data.split.model_dump(),
+                      label=inverse.get(cfg.label, cfg.label) if cfg.label else None,
+                      targets=[inverse.get(t, t) for t in cfg.targets],
+                      weight=inverse.get(cfg.weight, cfg.weight) if cfg.weight else None, mapping=mapping)
+    meta["training_selection"] = loaded.config.data.selection
+    if loaded.task.kind == "regression":  # the factor applied to each target's total error bar t_std
+        meta["sigma_scale"] = dict(zip(loaded.task.targets,
+                                       loaded.task.sigma_scales(settings["mc_samples"] > 0).tolist(), strict=True))
+    return meta
 
 
 def predict(
@@ -259,6 +262,8 @@ def predict(
     mc_samples: int = 0,
     keep_samples: bool = False,
     selection: str | None = None,
+    aligned: bool = False,
+    mapping: Mapping[str, str] | Sequence[str] | None = None,
     batch_size: int = 1024,
     device: str = "auto",
     step_size: str | int | None = None,
@@ -285,8 +290,19 @@ def predict(
     keep_samples
         Also write all T samples per event.
     selection
-        A cut applied before predicting (default: none, so the output is
-        aligned entry by entry with the input).
+        A cut applied before predicting, in the file's branch names
+        (default: none, so the output is aligned entry by entry with the
+        input); only the selected events are written unless ``aligned``.
+    aligned
+        Write a row for every input entry (a ROOT friend of the input):
+        ``selected`` (bool) says which were predicted; the other branches
+        hold NaN (floats) or -1 (integers) elsewhere (:mod:`physnn.inference.align`).
+    mapping
+        The run's branch names -> the file's, ``{"image": "calo_image"}``
+        (or ``["image=calo_image,energy=E"]``), for files whose branches are
+        named otherwise; every branch the run reads can be mapped (inputs,
+        truth, weight, observers, those of the training selection and of
+        ``define:``). The outputs keep the run's names.
     batch_size
         Events per forward pass (times T rows with MC dropout).
     device
@@ -333,47 +349,39 @@ def predict(
     if loaded.task.kind == "generation":
         msg = f"{loaded.checkpoint} is a GAN fast simulator; use physnn generate to make showers with it"
         raise ConfigError(msg)
-    cfg = prediction_config(loaded.config.data, files, tree, selection)
+    mapping = parse_mapping(mapping)
+    cfg = prediction_config(loaded.config.data, files, tree, selection, mapping=mapping,
+                            image_shape=loaded.io.image)
     collect = out is None if collect is None else collect
     files = expand_files(cfg.files)
-    meta = provenance("physnn predict", config=loaded.config, seed=seed, inputs=[*files, loaded.checkpoint],
-                      checkpoint=str(loaded.checkpoint), epoch=loaded.epoch, train_seed=loaded.config.train.seed,
-                      model=loaded.config.model.name, task=loaded.task.state(), files=files,
-                      tree=cfg.tree, selection=selection, mc_samples=mc_samples,
-                      training_files=list(loaded.config.data.files),
-                      split=loaded.config.data.split.model_dump(), label=cfg.label, targets=cfg.targets,
-                      weight=cfg.weight)
-    meta["training_selection"] = loaded.config.data.selection
-    if loaded.task.kind == "regression":  # the factor applied to each target's total error bar t_std
-        meta["sigma_scale"] = dict(zip(loaded.task.targets, loaded.task.sigma_scales(mc_samples > 0).tolist(),
-                                       strict=True))
+    meta = _meta(loaded, cfg, files, mapping, seed=seed, selection=selection, mc_samples=mc_samples, aligned=aligned)
     counts = dict.fromkeys([*SPLITS, "unknown"], 0)
     notes: list[str] = []
     pieces: list[dict[str, Any]] = []
     start = time.perf_counter()
-    count = 0
-    tagging = Tagging(known_files=set(loaded.training_files), flag=loaded.config.data.selection)
+    done = {"events": 0, "rows": 0}
+    tagging = Tagging(known_files=set(loaded.training_files),
+                      flag=rename_expression(loaded.config.data.selection, mapping))
+    aligner = Aligner(cfg, tagging.known_files) if aligned else None
+    inverse = {new: old for old, new in mapping.items()}
 
     def chunks() -> Iterator[dict[str, Any]]:
-        nonlocal count
-        for raw in iter_raw(cfg, step_size=step_size or cfg.step_size, tagging=tagging):
-            if len(raw) == 0:
-                continue
-            _count(counts, raw)
-            note = match_image_shape(loaded, raw, ", ".join(cfg.files))
-            if note and note not in notes:
-                notes.append(note)
-            td = finalize(raw, loaded.transform, cfg.model_copy(update={"label": None}))
-            branches = _truth_branches(loaded.task, cfg, loaded.transform, raw, td)
-            outs = _forward(loaded, td, mc_samples, batch_size)
-            branches.update(output_branches(loaded.task, outs, mc=mc_samples > 0, keep_samples=keep_samples))
-            count += len(td)
-            if collect:
-                pieces.append(branches)
-            if progress is not None:
-                progress(len(td))
-            yield branches
-        if count == 0:
+        for chunk, raw in iter_raw_chunks(cfg, step_size=step_size or cfg.step_size, tagging=tagging):
+            branches = None
+            if len(raw):
+                _count(counts, raw)
+                branches = _predict_chunk(loaded, cfg, raw, notes, inverse, mc_samples=mc_samples,
+                                          keep_samples=keep_samples, batch_size=batch_size)
+                done["events"] += len(branches["entry"])
+                if progress is not None:
+                    progress(len(branches["entry"]))
+            for block in (aligner.rows(chunk, branches) if aligner is not None
+                          else [] if branches is None else [branches]):
+                done["rows"] += len(block["entry"])
+                if collect:
+                    pieces.append(block)
+                yield block
+        if done["events"] == 0:
             msg = f"{', '.join(cfg.files)}: no event to predict"
             msg += f" after the selection {selection!r}" if selection else ""
             raise DataError(msg)
@@ -382,14 +390,14 @@ def predict(
         if out is not None:
             title = f"physnn predictions of {loaded.checkpoint}"
             write_tree(out, TREE, chunks(), overwrite=overwrite, compression=compression, title=title,
-                       meta=lambda: {**meta, "counts": counts, "notes": notes})
+                       meta=lambda: {**meta, "counts": counts, "notes": notes, "entries": done["rows"]})
         else:
             for _ in chunks():
                 pass
     arrays = _concat(pieces) if collect else None
-    meta.update(counts=counts, notes=notes)
-    return PredictionResult(None if out is None else Path(out), count, time.perf_counter() - start, arrays, meta,
-                            counts)
+    meta.update(counts=counts, notes=notes, entries=done["rows"])
+    return PredictionResult(None if out is None else Path(out), done["events"], time.perf_counter() - start, arrays,
+                            meta, counts, done["rows"])
 
 
 def _count(counts: dict[str, int], raw: Any) -> None:

@@ -9,7 +9,10 @@ list, or a glob) becomes a list of paths, and each path becomes an uproot
 from __future__ import annotations
 
 import glob
+import lzma
 import os
+import struct
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -91,14 +94,33 @@ def open_root(path: str | os.PathLike) -> Any:
     return handle
 
 
+def is_damage(err: BaseException) -> bool:
+    """True for failures that mean a file's bytes are not what ROOT wrote: cut short, or altered."""
+    if isinstance(err, PermissionError | FileNotFoundError | IsADirectoryError):
+        return False
+    if isinstance(err, OSError | EOFError | struct.error | zlib.error | lzma.LZMAError | UnicodeError):
+        return True
+    text = str(err).lower()
+    return "decompress" in text or "compression" in text
+
+
 def describe_read_error(path: str, err: BaseException) -> str:
-    """One line describing why reading ``path`` failed."""
-    text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    """One line describing why reading ``path`` failed, from the exception itself.
+
+    Only failures that mean damage (:func:`is_damage`, or uproot failing to
+    deserialise the file's own structures) call the file truncated or
+    corrupt; a format uproot does not support says so.
+    """
+    text = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
     if "not a ROOT file" in text:
         return f"{path}: not a ROOT file (expected the 'root' magic bytes at its start)"
     if isinstance(err, PermissionError):
         return f"{path}: permission denied"
-    return f"{path}: cannot be read as a ROOT file, it may be truncated or corrupt ({text})"
+    if is_damage(err) or type(err).__name__ == "DeserializationError":
+        return f"{path}: cannot be read as a ROOT file, it may be truncated or corrupt ({text})"
+    if isinstance(err, NotImplementedError):
+        return f"{path}: uproot does not support what the file holds ({text})"
+    return f"{path}: cannot be read ({type(err).__name__}: {text})"
 
 
 def list_trees(handle: Any) -> dict[str, str]:

@@ -3,7 +3,11 @@
 :func:`inspect_file` lists every TTree/RNTuple with its entries and, for each
 branch, its type and the role physnn can give it: an ``image`` (fixed-size
 array or a TH2 per entry, with its shape), a ``sequence`` (jagged, with
-length quantiles) or a ``scalar`` (one number or string per event).
+length quantiles) or a ``scalar`` (one number or string per event). Members
+of leaf lists and objects are rows of their own (``pos.x``, ``jets.fE``);
+a branch of a type uproot cannot deserialise is an ``unreadable`` row with
+the reason, and the other branches are still listed. Branches of friend
+trees saved with the tree are listed as ``alias.branch``.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from physnn.errors import InputFileError, TreeError
+from physnn.io.columns import UnreadableBranch, layout_of, member_name, read_columns
 from physnn.io.files import (
     describe_read_error,
     expand_files,
@@ -23,8 +28,8 @@ from physnn.io.files import (
     open_root,
     resolve_tree,
 )
+from physnn.io.friends import open_friend, saved_friends
 from physnn.io.metadata import META, read_metadata
-from physnn.io.read import Chunk, branch_names, read_chunk
 
 
 @dataclass
@@ -37,6 +42,8 @@ class BranchInfo:
     shape: list[int] | None = None
     lengths: dict[str, float] | None = None
     collection: str | None = None
+    #: Why an ``unreadable`` branch cannot be read.
+    note: str | None = None
 
 
 @dataclass
@@ -51,6 +58,8 @@ class TreeInfo:
     branches: list[BranchInfo] = field(default_factory=list)
     #: The file's ``physnn_meta`` provenance (empty for files physnn did not write).
     meta: dict[str, Any] = field(default_factory=dict)
+    #: Friend trees saved with the tree: ``"w (weights.root:w)"``, with a note when they cannot be read.
+    friends: list[str] = field(default_factory=list)
 
 
 def _describe(name: str, arr: Any) -> BranchInfo:
@@ -74,6 +83,32 @@ def _describe(name: str, arr: Any) -> BranchInfo:
                     "max": int(counts.max())} if counts.size else None)
         return BranchInfo(name, text, "sequence", lengths=lengths)
     return BranchInfo(name, text, "other")
+
+
+def _rows(obj: Any, path: str, where: str, stop: int, prefix: str = "") -> list[BranchInfo]:
+    """One row per column of a tree (members included), unreadable branches as one row each."""
+    import awkward as ak
+
+    columns = list(layout_of(obj).columns.values())
+    failures: dict[str, UnreadableBranch] = {}
+    arrays = read_columns(obj, columns, 0, stop, path, where, failures) if columns else {}
+    rows: list[BranchInfo] = []
+    counts: dict[str, tuple] = {}
+    failed: set[str] = set()
+    for column in columns:
+        name = prefix + column.name
+        if column.name in failures:
+            if column.branch not in failed:
+                failed.add(column.branch)
+                rows.append(BranchInfo(prefix + member_name(column.branch), column.typename or "?", "unreadable",
+                                       note=failures[column.name].reason))
+            continue
+        row = _describe(name, arrays[column.name])
+        if row.role == "sequence":
+            counts[name] = tuple(ak.to_numpy(ak.num(arrays[column.name], axis=1)).tolist())
+        rows.append(row)
+    _group_collections(rows, counts)
+    return rows
 
 
 def inspect_file(files: str | list[str], *, probe: int = 10000) -> list[TreeInfo]:
@@ -100,17 +135,16 @@ def inspect_file(files: str | list[str], *, probe: int = 10000) -> list[TreeInfo
             _, obj = resolve_tree(handle, path, name)
             n = int(obj.num_entries)
             info = TreeInfo(path, name, "RNTuple" if is_rntuple(obj) else cls, n, min(n, probe), meta=meta)
-            names = branch_names(obj)
-            arrays = read_chunk(Chunk(path, name, 0, min(n, probe), 0), names, obj) if names else {}
-            seq_counts: dict[str, tuple] = {}
-            for bname in names:
-                row = _describe(bname, arrays[bname])
-                if row.role == "sequence":
-                    import awkward as ak
-
-                    seq_counts[bname] = tuple(ak.to_numpy(ak.num(arrays[bname], axis=1)).tolist())
-                info.branches.append(row)
-            _group_collections(info.branches, seq_counts)
+            info.branches = _rows(obj, path, f"{path}:{name}", min(n, probe))
+            for friend in [] if is_rntuple(obj) else saved_friends(path, name):
+                try:
+                    tree = open_friend(friend, n, f"{path}:{name}")
+                except (InputFileError, TreeError) as err:
+                    info.friends.append(f"{friend.describe()}: {err}")
+                    continue
+                info.friends.append(friend.describe())
+                info.branches += _rows(tree, str(friend.path), f"{friend.path}:{friend.tree}", min(n, probe),
+                                       prefix=f"{friend.alias}.")
             out.append(info)
     return out
 
@@ -120,7 +154,7 @@ def _group_collections(rows: list[BranchInfo], counts: dict[str, tuple]) -> None
     groups: dict[tuple[str, tuple], list[BranchInfo]] = {}
     for row in rows:
         if row.role == "sequence":
-            prefix = row.name.split("_")[0] if "_" in row.name else row.name
+            prefix = row.name.split(".")[0] if "." in row.name else row.name.split("_")[0]
             groups.setdefault((prefix, counts[row.name]), []).append(row)
     for (prefix, _), members in groups.items():
         if len(members) > 1:

@@ -3,20 +3,25 @@
 This module knows about ROOT and nothing about tensors: it returns one array
 per requested branch for an entry range, and splits a list of files into
 chunks of bounded memory for streaming. Branches that hold one ``TH2`` per
-entry come back as a numpy ``(N, ny, nx)`` array of bin contents.
+entry come back as a numpy ``(N, ny, nx)`` array of bin contents. Members of
+leaf lists, objects and split classes are columns of their own (``pos.x``,
+``jets.fE``, see :mod:`physnn.io.columns`), and branches of friend trees are
+read over the same entry range (see :mod:`physnn.io.friends`).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
-from physnn.errors import BranchError, ConfigError, InputFileError, PhysnnError, did_you_mean
-from physnn.io.files import describe_read_error, expand_files, is_rntuple, open_root, resolve_tree
+from physnn.errors import BranchError, ConfigError, did_you_mean
+from physnn.io.columns import Column, is_histogram_column, layout_of, read_columns
+from physnn.io.files import expand_files, is_rntuple, open_root, resolve_tree
+from physnn.io.friends import Friend, config_friends, open_friend, saved_friends
 
 
 @dataclass(frozen=True)
@@ -38,6 +43,8 @@ class Chunk:
     file_id
         The file's identity, independent of its path and of the list:
         ``"<uuid>/<tree>"`` with the UUID from the ROOT file's header.
+    friends
+        The file's friend trees, read over the same entry range.
     """
 
     path: str
@@ -46,6 +53,7 @@ class Chunk:
     stop: int
     offset: int
     file_id: str = ""
+    friends: tuple[Friend, ...] = ()
 
     @property
     def where(self) -> str:
@@ -54,45 +62,97 @@ class Chunk:
 
 
 def branch_names(obj: Any) -> list[str]:
-    """All readable branch (TTree) or field (RNTuple) names."""
-    if is_rntuple(obj):
-        fields = obj.keys()  # top-level fields; "_collectionN" are internal
-        return [k for k in fields if not k.startswith("_collection")]
-    return list(obj.keys(recursive=True, full_paths=True))
+    """uproot's names of every branch (TTree, full paths such as ``hit/e``) or field (RNTuple)."""
+    return list(layout_of(obj).raw)
+
+
+def column_names(obj: Any) -> list[str]:
+    """Every column a config can name: branches, and members as ``pos.x`` or ``jets.fP.fX``."""
+    return layout_of(obj).names()
 
 
 def is_histogram_branch(obj: Any, name: str) -> bool:
     """True for a TTree branch that holds one TH2 (or TH1) object per entry."""
-    if is_rntuple(obj):
-        return False
-    return bool(re.match(r"^TH[123][CSIFD]$", obj[name].typename or ""))
+    column = layout_of(obj).resolve(name)
+    return column is not None and is_histogram_column(column)
+
+
+def _missing_message(obj: Any, name: str, where: str, extra: Sequence[str] = ()) -> str:
+    layout = layout_of(obj)
+    members = layout.groups.get(name) or layout.groups.get(name.rstrip("."))
+    if members:
+        shown = ", ".join(members[:6]) + (", ..." if len(members) > 6 else "")
+        return f"{where}: branch {name!r} holds a record of several values per entry; name one of them: {shown}"
+    available = [*layout.names(), *extra]
+    hint = did_you_mean(name, available)
+    msg = f"{where}: no branch {name!r}{hint}"
+    if not hint:
+        shown = ", ".join(available[:12]) + (", ..." if len(available) > 12 else "")
+        msg += f"; the tree has {shown}"
+    return msg
 
 
 def check_branches(obj: Any, names: Sequence[str], where: str) -> None:
     """Raise :class:`BranchError` naming the first missing branch, with suggestions."""
-    available = branch_names(obj)
-    known = set(available)
+    layout = layout_of(obj)
     for name in names:
-        if name not in known:
-            hint = did_you_mean(name, available)
-            msg = f"{where}: no branch {name!r}{hint}"
-            if not hint:
-                shown = ", ".join(available[:12]) + (", ..." if len(available) > 12 else "")
-                msg += f"; the tree has {shown}"
+        if layout.resolve(name) is None:
+            raise BranchError(_missing_message(obj, name, where))
+
+
+def _resolve(chunk: Chunk, obj: Any, names: Sequence[str]) -> list[tuple[Any, Friend | None, Column, str]]:
+    """Where each name is: ``(tree, friend or None, column, name)``; friends are opened only when needed."""
+    layout = layout_of(obj)
+    found: list[tuple[Any, Friend | None, Column, str]] = []
+    missing = []
+    for name in names:
+        column = layout.resolve(name)
+        if column is None:
+            missing.append(name)
+        else:
+            found.append((obj, None, column, name))
+    if not missing:
+        return found
+    opened = [(f, open_friend(f, int(obj.num_entries), chunk.where)) for f in chunk.friends if f.path is not None]
+    for name in missing:
+        column = None
+        for friend, tree in opened:
+            rest = name[len(friend.alias) + 1:] if name.startswith(friend.alias + ".") else None
+            column = (layout_of(tree).resolve(rest) if rest else None) or layout_of(tree).resolve(name)
+            if column is not None:
+                found.append((tree, friend, column, name))
+                break
+        if column is None:
+            extra = [f"{f.alias}.{n}" for f, t in opened for n in layout_of(t).names()]
+            msg = _missing_message(obj, name, chunk.where, extra)
+            lost = [f for f in chunk.friends if f.path is None]
+            if lost:
+                msg += f" (its friend tree {lost[0].alias!r}, {lost[0].origin}, cannot be found)"
             raise BranchError(msg)
+    return found
 
 
-def _histograms_to_numpy(objects: np.ndarray, where: str, name: str) -> np.ndarray:
-    if len(objects) == 0:
-        return np.zeros((0, 0, 0), dtype=np.float32)
-    values = [h.values(flow=False) for h in objects]
-    shapes = {v.shape for v in values}
-    if len(shapes) > 1:
-        msg = f"{where}: branch {name!r} holds histograms of different binnings {sorted(shapes)}"
-        raise BranchError(msg)
-    stacked = np.stack(values).astype(np.float32, copy=False)
-    # TH2 values are indexed [ix][iy]; images are [row=y][column=x].
-    return np.ascontiguousarray(np.swapaxes(stacked, -1, -2)) if stacked.ndim == 3 else stacked
+def available_names(chunk: Chunk, obj: Any) -> set[str]:
+    """Every name :func:`read_chunk` accepts for a chunk: branches, members, and its friends' branches (plain and
+    as ``alias.branch``; friends whose file cannot be found are left out)."""
+    layout = layout_of(obj)
+    names = {*layout.raw, *layout.names()}
+    for friend in chunk.friends:
+        if friend.path is not None:
+            columns = layout_of(open_friend(friend, int(obj.num_entries), chunk.where)).names()
+            names |= {*columns, *(f"{friend.alias}.{c}" for c in columns)}
+    return names
+
+
+def first_file_names(files: str | Sequence[str], tree: str | None, friends: Sequence[Any] = ()) -> tuple[str, set[str]]:
+    """``("file.root:tree", names)`` for the first file: every name :func:`read_chunk` accepts there (branches,
+    members, friends' branches)."""
+    first = expand_files(files)[0]
+    for chunk, obj in plan_chunks([first], tree, [], friends=friends):
+        return chunk.where, available_names(chunk, obj)
+    handle = open_root(first)
+    name, obj = resolve_tree(handle, first, tree)
+    return f"{first}:{name}", set(branch_names(obj))
 
 
 def read_chunk(chunk: Chunk, names: Sequence[str], obj: Any | None = None) -> dict[str, Any]:
@@ -101,9 +161,10 @@ def read_chunk(chunk: Chunk, names: Sequence[str], obj: Any | None = None) -> di
     Parameters
     ----------
     chunk
-        The file, tree and entry range.
+        The file, tree, entry range and friend trees.
     names
-        Branch names; duplicates are read once.
+        Branch names (``n``, members such as ``pos.x``, branches of friend
+        trees as ``weight`` or ``w.weight``); duplicates are read once.
     obj
         The already opened tree, to save re-opening the file.
 
@@ -115,23 +176,17 @@ def read_chunk(chunk: Chunk, names: Sequence[str], obj: Any | None = None) -> di
     if obj is None:
         obj = open_tree(chunk.path, chunk.tree)
     names = list(dict.fromkeys(names))
-    check_branches(obj, names, chunk.where)
-    hist = [n for n in names if is_histogram_branch(obj, n)]
-    plain = [n for n in names if n not in hist]
+    located = _resolve(chunk, obj, names)
     out: dict[str, Any] = {}
-    try:
-        if plain:
-            arrays = obj.arrays(plain, entry_start=chunk.start, entry_stop=chunk.stop, library="ak")
-            for n in plain:
-                out[n] = arrays[n]
-        for n in hist:
-            objects = obj[n].array(entry_start=chunk.start, entry_stop=chunk.stop, library="np")
-            out[n] = _histograms_to_numpy(objects, chunk.where, n)
-    except PhysnnError:
-        raise
-    except Exception as err:
-        raise InputFileError(describe_read_error(chunk.path, err)) from err
-    return out
+    for tree in {id(t): t for t, *_ in located}.values():
+        mine = [(friend, column, name) for t, friend, column, name in located if t is tree]
+        friend = mine[0][0]
+        path = chunk.path if friend is None else str(friend.path)
+        where = chunk.where if friend is None else f"{friend.path}:{friend.tree or tree.name}"
+        arrays = read_columns(tree, [c for _, c, _ in mine], chunk.start, chunk.stop, path, where)
+        for _, column, name in mine:
+            out[name] = arrays[column.name]
+    return {name: out[name] for name in names}
 
 
 def file_identity(handle: Any, tree: str) -> str:
@@ -169,8 +224,7 @@ def _bytes_per_entry(obj: Any, chunk: Chunk, names: Sequence[str]) -> float:
     """Measure the in-memory size of one entry by reading a small probe."""
     import awkward as ak
 
-    probe = Chunk(chunk.path, chunk.tree, chunk.start, min(chunk.stop, chunk.start + 1000), chunk.offset,
-                  chunk.file_id)
+    probe = replace(chunk, stop=min(chunk.stop, chunk.start + 1000))
     if probe.stop <= probe.start:
         return 1.0
     arrays = read_chunk(probe, names, obj)
@@ -186,6 +240,7 @@ def plan_chunks(
     step_size: str | int | None = None,
     entry_start: int | None = None,
     entry_stop: int | None = None,
+    friends: Sequence[Any] = (),
 ) -> Iterator[tuple[Chunk, Any]]:
     """Split files into chunks of bounded memory, yielding ``(chunk, tree)``.
 
@@ -202,16 +257,25 @@ def plan_chunks(
         reads each file's range in one chunk.
     entry_start, entry_stop
         Entry range applied to each file, with Python slice semantics.
+    friends
+        The config's friend trees (entries with ``tree``, ``files``,
+        ``alias``); friends saved with each tree are added.
     """
     paths = expand_files(files)
     entries, size = parse_step_size(step_size) if step_size is not None else (None, None)
+    given = config_friends(friends, paths) if friends else [[] for _ in paths]
     offset = 0
-    for path in paths:
+    for path, mine in zip(paths, given, strict=True):
         handle = open_root(path)
         name, obj = resolve_tree(handle, path, tree)
         n = int(obj.num_entries)
+        for friend in mine:  # the config's friends must match now, before any chunk is read
+            open_friend(friend, n, f"{path}:{name}")
+        aliases = {f.alias for f in mine}
+        saved = [] if is_rntuple(obj) else [f for f in saved_friends(path, name) if f.alias not in aliases]
         start, stop, _ = slice(entry_start, entry_stop).indices(n)
-        whole = Chunk(path, name, start, max(start, stop), offset, file_identity(handle, name))
+        whole = Chunk(path, name, start, max(start, stop), offset, file_identity(handle, name),
+                      (*mine, *saved))
         if step_size is None:
             step = max(whole.stop - whole.start, 1)
         elif entries is not None:
@@ -220,7 +284,7 @@ def plan_chunks(
             assert size is not None
             step = max(int(size // _bytes_per_entry(obj, whole, names)), 1)
         for lo in range(whole.start, whole.stop, step):
-            yield Chunk(path, name, lo, min(lo + step, whole.stop), offset, whole.file_id), obj
+            yield replace(whole, start=lo, stop=min(lo + step, whole.stop)), obj
         offset += n
 
 
@@ -266,5 +330,5 @@ def entries_for(files: str | Sequence[str], tree: str | None) -> int:
     return total
 
 
-__all__ = ["Chunk", "branch_names", "check_branches", "entries_for", "is_histogram_branch",
-           "open_tree", "parse_step_size", "plan_chunks", "read", "read_chunk"]
+__all__ = ["Chunk", "available_names", "branch_names", "check_branches", "column_names", "entries_for",
+           "is_histogram_branch", "open_tree", "parse_step_size", "plan_chunks", "read", "read_chunk"]

@@ -7,7 +7,8 @@ is one such as ``"sqrt(2*Muon_pt[0]*Muon_pt[1]*(cosh(Muon_eta[0]-Muon_eta[1])
 only a whitelist of nodes is evaluated: names of branches, numbers,
 arithmetic, comparisons, boolean logic, a few numpy functions and ``x[i]``,
 the i-th element of a jagged branch in each event (NaN in events that have
-fewer elements: a comparison with NaN is false, so a selection drops them). Nothing is passed to
+fewer elements: a comparison with NaN is false, so a selection drops them). A dotted name is one
+branch: a member (``pos.x``, ``jets.fP.fX``) or a friend tree's branch (``w.weight``). Nothing is passed to
 :func:`eval`, so an expression from a config file cannot execute code. ROOT's
 ``&&``, ``||`` and ``!`` are accepted as well as Python's ``and``, ``or`` and
 ``not``.
@@ -99,6 +100,16 @@ def is_list(value: Any) -> bool:
     return isinstance(value, ak.Array) and value.ndim > 1
 
 
+def dotted_name(node: ast.AST) -> str | None:
+    """``pos.x`` or ``jets.fP.fX`` as one name (a member or a friend's branch); None for anything else."""
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        base = dotted_name(node.value)
+        return None if base is None else f"{base}.{node.attr}"
+    return None
+
+
 def _root_to_python(expr: str) -> str:
     expr = expr.replace("&&", " and ").replace("||", " or ")
     return re.sub(r"!(?!=)", " not ", expr)
@@ -139,6 +150,13 @@ class Expression:
         if isinstance(node, ast.Name):
             if node.id not in FUNCTIONS:
                 self.branches.add(node.id)
+            return
+        if isinstance(node, ast.Attribute):
+            name = dotted_name(node)
+            if name is None or "__" in name:
+                msg = f"{self.label}: only a branch name may have a dotted member, as in pos.x"
+                raise ConfigError(msg)
+            self.branches.add(name)
             return
         if isinstance(node, ast.Subscript):
             index = node.slice
@@ -186,10 +204,11 @@ class Expression:
     def _eval(self, node: ast.AST, arrays: Mapping[str, Any]) -> Any:
         if isinstance(node, ast.Constant):
             return node.value
-        if isinstance(node, ast.Name):
-            if node.id in arrays:
-                return arrays[node.id]
-            msg = f"{self.label}: unknown branch {node.id!r}"
+        if isinstance(node, ast.Name | ast.Attribute):
+            name = dotted_name(node)
+            if name in arrays:
+                return arrays[name]
+            msg = f"{self.label}: unknown branch {name!r}"
             raise ConfigError(msg)
         if isinstance(node, ast.BoolOp):
             fn = np.logical_and if isinstance(node.op, ast.And) else np.logical_or

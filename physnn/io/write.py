@@ -21,9 +21,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from physnn.errors import ConfigError, OutputError
+from physnn.io.layout import branch_type, declare
 from physnn.io.metadata import META, check_metadata
 
 #: namespace of the UUIDs derived from a job's identity (:func:`write_tree`)
@@ -157,11 +156,6 @@ def atomic_path(path: str | os.PathLike, *, overwrite: bool = False) -> Iterator
         raise
 
 
-def counter_name(counted: str) -> str:
-    """Name of the counter branch of a jagged collection: ``part`` -> ``n_part``."""
-    return f"n_{counted}"
-
-
 def write_tree(
     path: str | os.PathLike,
     tree: str,
@@ -173,8 +167,10 @@ def write_tree(
     meta: Mapping[str, Any] | Callable[[], Mapping[str, Any]],
     on_chunk: Callable[[int], None] | None = None,
     identity: str | None = None,
+    counters: Mapping[str, str] | None = None,
+    rntuple: bool = False,
 ) -> int:
-    """Write chunks of branches to a new ROOT file as one TTree, atomically.
+    """Write chunks of branches to a new ROOT file as one TTree (or RNTuple), atomically.
 
     Parameters
     ----------
@@ -203,13 +199,18 @@ def write_tree(
         seed and number of events): the file's UUID is derived from it, so
         the same job writes a file with the same identity and its events get
         the same training split (:mod:`physnn.data.split`). None: a new UUID.
+    counters
+        Jagged branch -> the name of its counter branch (default ``n_<branch>``): branches
+        given the same counter share it, and an integer branch of that name becomes it
+        (:mod:`physnn.io.layout`).
+    rntuple
+        Write an RNTuple instead of a TTree (the branches are its fields; no counters).
 
     Returns
     -------
     int
         The number of entries written.
     """
-    import awkward as ak
     import uproot
 
     codec = parse_compression(compression)
@@ -220,13 +221,8 @@ def write_tree(
         for chunk in chunks:
             data = dict(chunk)
             if handle is None:
-                types = {}
-                for key, value in data.items():
-                    if isinstance(value, ak.Array):
-                        types[key] = value.type
-                    else:
-                        types[key] = np.dtype((value.dtype, value.shape[1:])) if value.ndim > 1 else value.dtype
-                handle = out.mktree(tree, types, title=title, counter_name=counter_name)
+                types = {key: branch_type(value, rntuple=rntuple) for key, value in data.items()}
+                handle = declare(out, tree, types, rntuple=rntuple, counters=counters, title=title)
             handle.extend(data)
             n = len(next(iter(data.values())))
             total += n

@@ -16,7 +16,8 @@ import json
 import os
 import shutil
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +34,11 @@ from physnn.training.checkpoint import BEST, LAST, load_checkpoint, save_checkpo
 from physnn.training.config import RunConfig, load_run_config
 from physnn.training.device import resolve_device
 from physnn.training.distributed import Dist, device_for, setup, teardown
+from physnn.training.interrupt import EpochTracker, interrupted
+from physnn.training.progress import progress_interval
+from physnn.training.resume import check_resume_options, resume_run
 from physnn.training.trainer import EpochCallback, Trainer, TrainResult
-from physnn.training.transfer import transfer_features
+from physnn.training.transfer import describe_transfer, transfer_features
 
 RUN_FILES = ("config.yaml", "transform.json", "metrics.csv", "metrics.jsonl", BEST, LAST)
 
@@ -89,6 +93,7 @@ def train(
     overwrite: bool = False,
     progress: bool | None = None,
     on_epoch_end: EpochCallback | None = None,
+    say: Callable[[str], None] | None = None,
 ) -> TrainResult:
     """Train a model from a run config and write a run folder.
 
@@ -103,7 +108,10 @@ def train(
     sections
         Replace sections by files or dicts: ``{"data": "configs/data/showers.yaml"}``.
     resume
-        Continue the run in ``out`` from its ``last.pt`` with its own config.
+        Continue the run in ``out`` from its ``last.pt`` with its own config;
+        ``overrides`` may only change ``train.epochs`` (extend a finished
+        run) and ``train.early_stopping.patience``
+        (:mod:`physnn.training.resume`).
     init_from
         Checkpoint or run folder whose feature extractor initialises the model.
     freeze
@@ -113,9 +121,21 @@ def train(
     overwrite
         Replace an existing run folder.
     progress
-        Progress bar on stderr; default: when stderr is a terminal.
+        Progress on stderr (a bar on a terminal, a line every 10 s otherwise:
+        :mod:`physnn.training.progress`); default: when stderr is a terminal.
     on_epoch_end
         Called with each epoch's metrics.
+    say
+        Called with one-line notes as training starts (what ``--init-from``
+        transferred and froze, how a resumed run goes on); they are also in
+        ``result.notes``.
+
+    Raises
+    ------
+    TrainingInterrupted
+        On Ctrl-C during training (a :class:`KeyboardInterrupt`): its message
+        says whether the run folder is resumable
+        (:mod:`physnn.training.interrupt`).
 
     Examples
     --------
@@ -124,16 +144,13 @@ def train(
     0.991
     """
     out = Path(out)
-    state = None
+    progress = sys.stderr.isatty() if progress is None else progress
+    if progress:
+        progress_interval()  # a bad PHYSNN_PROGRESS_INTERVAL is refused before any work
+    state, notes = None, []
     if resume:
-        if config is not None or overrides or sections:
-            msg = "--resume continues the run with its own config; do not give a config or --set/--data/--model"
-            raise ConfigError(msg)
-        state = load_checkpoint(out, LAST)
-        cfg = RunConfig.model_validate(state["config"])
-        if state.get("stopped") or state["epoch"] >= cfg.train.epochs:
-            msg = f"{out}: the run already finished ({state['epoch']} epochs); nothing to resume"
-            raise ConfigError(msg)
+        check_resume_options(config, sections, init_from, freeze)
+        cfg, state, notes = resume_run(out, overrides)
     else:
         if config is None:
             msg = "train: give a run config (or resume=True)"
@@ -149,51 +166,56 @@ def train(
     dev = resolve_device(cfg.train.device)
     dist = setup(dev)  # torchrun: join the process group, one GPU per process
     try:
-        return _train(cfg, out, state, device_for(dev, dist), dist, progress, on_epoch_end)
+        return _train(cfg, out, state, device_for(dev, dist), dist, progress, on_epoch_end, Notes(notes, say))
     finally:
         teardown(dist)
 
 
+@dataclass
+class Notes:
+    """The notes of a run (``result.notes``) and who tells them to the user."""
+
+    lines: list[str]
+    say: Callable[[str], None] | None
+
+    def tell(self, dist: Dist) -> None:
+        """Say every note (in the main process only under torchrun)."""
+        if self.say is not None and dist.main:
+            for line in self.lines:
+                self.say(line)
+
+
 def _train(cfg: RunConfig, out: Path, state: dict[str, Any] | None, dev: torch.device, dist: Dist,
-           progress: bool | None, on_epoch_end: EpochCallback | None) -> TrainResult:
+           progress: bool, on_epoch_end: EpochCallback | None, notes: Notes) -> TrainResult:
     """The body of :func:`train`, in each process of a torchrun run."""
     torch.manual_seed(cfg.train.seed)
-
-    fitted = Transform.from_state(state["transform"]) if state else None
-    data: DataBundle | StreamingBundle
-    if cfg.train.memory_budget is not None:  # stream from the files when the data do not fit the budget
-        data = prepare(cfg.data, cfg.train.memory_budget, transform=fitted, dist=dist)
-    else:
-        data = load(cfg.data, transform=fitted)
-    if len(data.train) == 0:
-        msg = f"{', '.join(cfg.data.files)}: the training split is empty"
-        raise ConfigError(msg)
+    data = _load_data(cfg, state, dist)
     if cfg.task.kind == "auto" and get_model(cfg.model.name).generates:
         cfg.task.kind = "generation"  # a GAN learns to generate the images given the scalars and label
     task = (Task.from_state(state["task"]) if state else
             Task.from_config(cfg.task, cfg.data, data.transform.classes, _in_memory(data.train).tensors(),
                              data.transform, data.summary))
     io = model_io(data, task)
-    model = build_model(cfg.model, io)
-    transferred = False
-    if cfg.train.init_from and state is None:
-        transfer_features(model, cfg.train.init_from, freeze=cfg.train.freeze == "features")
-        transferred = True
-    elif cfg.train.init_from:
-        transferred = True
-        if cfg.train.freeze == "features":
-            for module in model.feature_modules():
-                module.requires_grad_(False)
-
-    if state is None and dist.main:
-        _prepare_dir(out)
-        _write_run_files(out, cfg, data.transform)
-    dist.barrier()
-    base = {"config": cfg.model_dump(mode="json"), "transform": data.transform.state(), "task": task.state(),
-            "io": io.state(), "data_info": _plain(data.info)}
-    trainer = Trainer(model, task, cfg.train, out, dev, checkpoint_base=base, transferred=transferred,
-                      progress=sys.stderr.isatty() if progress is None else progress, dist=dist)
-    result = trainer.fit(data.train, data.val, resume=state, on_epoch_end=on_epoch_end)
+    model, transferred = _build_model(cfg, io, state, notes.lines)
+    notes.tell(dist)
+    created = next((p for p in reversed([out, *out.parents]) if not p.exists()), None)
+    tracker = EpochTracker(int(state["epoch"]) if state else 0, on_epoch_end)
+    try:
+        if dist.main and state is None:
+            _prepare_dir(out)
+            _write_run_files(out, cfg, data.transform)
+        elif dist.main and cfg.model_dump(mode="json") != state["config"]:  # extended: config.yaml says how long
+            _write_config(out, cfg)
+        dist.barrier()
+        base = {"config": cfg.model_dump(mode="json"), "transform": data.transform.state(), "task": task.state(),
+                "io": io.state(), "data_info": _plain(data.info)}
+        trainer = Trainer(model, task, cfg.train, out, dev, checkpoint_base=base, transferred=transferred,
+                          progress=progress, dist=dist)
+        result = trainer.fit(data.train, data.val, resume=state, on_epoch_end=tracker)
+    except KeyboardInterrupt:
+        raise interrupted(out, cfg.train.epochs, tracker.finished, new=state is None, created=created,
+                          files=RUN_FILES, main=dist.main) from None
+    result.notes = notes.lines
     dist.barrier()  # rank 0 has written the last checkpoints
     best = load_checkpoint(out, BEST)
     result.model.load_state_dict(best["model"])
@@ -209,16 +231,49 @@ def _train(cfg: RunConfig, out: Path, state: dict[str, Any] | None, dev: torch.d
     return result
 
 
+def _load_data(cfg: RunConfig, state: dict[str, Any] | None, dist: Dist) -> DataBundle | StreamingBundle:
+    """The splits, in memory or streamed (with a resumed run's fitted transform)."""
+    fitted = Transform.from_state(state["transform"]) if state else None
+    data: DataBundle | StreamingBundle
+    if cfg.train.memory_budget is not None:  # stream from the files when the data do not fit the budget
+        data = prepare(cfg.data, cfg.train.memory_budget, transform=fitted, dist=dist)
+    else:
+        data = load(cfg.data, transform=fitted)
+    if len(data.train) == 0:
+        msg = f"{', '.join(cfg.data.files)}: the training split is empty"
+        raise ConfigError(msg)
+    return data
+
+
+def _build_model(cfg: RunConfig, io: ModelIO, state: dict[str, Any] | None,
+                 notes: list[str]) -> tuple[Any, bool]:
+    """The model, its feature extractor transferred (``--init-from``, noted) and frozen as configured."""
+    model = build_model(cfg.model, io)
+    if not cfg.train.init_from:
+        return model, False
+    if state is None:
+        info = transfer_features(model, cfg.train.init_from, freeze=cfg.train.freeze == "features")
+        notes.append(describe_transfer(info, cfg.train.features_lr))
+    elif cfg.train.freeze == "features":  # resumed: the weights come from last.pt
+        for module in model.feature_modules():
+            module.requires_grad_(False)
+    return model, True
+
+
 def _plain(value: Any) -> Any:
     """JSON round trip: only plain types go into checkpoints."""
     return json.loads(json.dumps(value, default=str))
 
 
 def _write_run_files(out: Path, cfg: RunConfig, transform: Transform) -> None:
+    _write_config(out, cfg)
+    (out / "transform.json").write_text(json.dumps(transform.state(), indent=1))
+
+
+def _write_config(out: Path, cfg: RunConfig) -> None:
     import yaml
 
     (out / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
-    (out / "transform.json").write_text(json.dumps(transform.state(), indent=1))
 
 
 def _plot_losses(run_dir: Path) -> None:

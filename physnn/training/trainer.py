@@ -29,10 +29,12 @@ from physnn.errors import ConfigError
 from physnn.models.base import StagedModel
 from physnn.models.tasks import Task
 from physnn.training.checkpoint import BEST, LAST, save_checkpoint
-from physnn.training.config import OptimizerConfig, TrainConfig
+from physnn.training.config import TrainConfig
 from physnn.training.device import autocast, use_amp
 from physnn.training.distributed import Dist
 from physnn.training.monitor import TRAIN_GOALS, Monitor
+from physnn.training.progress import Silent, make_progress
+from physnn.training.schedule import make_optimizer, make_scheduler, restore_scheduler
 
 EpochCallback = Callable[[dict[str, Any]], None]
 
@@ -53,6 +55,9 @@ class TrainResult:
         Whether early stopping ended the run.
     model, task
         The trained model (best weights loaded) and its task.
+    notes
+        What the run said as it started: the transferred and frozen layers
+        (``--init-from``), how an extended run's schedule goes on.
     """
 
     run_dir: Path
@@ -61,54 +66,12 @@ class TrainResult:
     stopped_early: bool
     model: StagedModel = field(repr=False)
     task: Task = field(repr=False)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def checkpoint(self) -> Path:
         """Path of ``best.pt``."""
         return self.run_dir / BEST
-
-
-def make_optimizer(model: nn.Module, cfg: TrainConfig, transferred: bool, *,
-                   settings: OptimizerConfig | None = None) -> torch.optim.Optimizer:
-    """The configured optimiser of ``model``'s trainable parameters.
-
-    The feature extractor gets ``features_lr`` x lr when fine-tuned;
-    ``settings`` replaces ``cfg.optimizer`` (the critic of a GAN).
-    """
-    o = settings or cfg.optimizer
-    feature_ids = set()
-    if transferred and isinstance(model, StagedModel) and cfg.features_lr != 1.0:
-        feature_ids = {id(p) for m in model.feature_modules() for p in m.parameters()}
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    groups = [{"params": [p for p in trainable if id(p) not in feature_ids], "lr": o.lr}]
-    if feature_ids:
-        groups.append({"params": [p for p in trainable if id(p) in feature_ids], "lr": o.lr * cfg.features_lr})
-    if o.name == "adam":
-        return torch.optim.Adam(groups, lr=o.lr, betas=o.betas, weight_decay=o.weight_decay)
-    if o.name == "adamw":
-        return torch.optim.AdamW(groups, lr=o.lr, betas=o.betas, weight_decay=o.weight_decay)
-    if o.name == "sgd":
-        return torch.optim.SGD(groups, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay)
-    return torch.optim.RMSprop(groups, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay)
-
-
-def make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int) -> Any:
-    """The configured learning-rate scheduler, or None."""
-    s = cfg.scheduler
-    sched = torch.optim.lr_scheduler
-    if s.name == "cosine":
-        return sched.CosineAnnealingLR(opt, T_max=cfg.epochs, eta_min=s.min_lr)
-    if s.name == "step":
-        return sched.StepLR(opt, step_size=s.step_size, gamma=s.gamma)
-    if s.name == "exponential":
-        return sched.ExponentialLR(opt, gamma=s.gamma)
-    if s.name == "plateau":
-        # stepped with the monitor's score (lower is better), whatever the metric's direction
-        return sched.ReduceLROnPlateau(opt, mode="min", factor=s.factor, patience=s.patience, min_lr=s.min_lr)
-    if s.name == "onecycle":
-        return sched.OneCycleLR(opt, max_lr=[g["lr"] for g in opt.param_groups],
-                                total_steps=cfg.epochs * max(steps_per_epoch, 1))
-    return None
 
 
 def frozen_norms(model: nn.Module) -> list[nn.Module]:
@@ -176,7 +139,7 @@ class Trainer:
     transferred
         Whether the feature extractor came from another run (``features_lr``).
     progress
-        Show a rich progress bar on stderr.
+        Show the progress on stderr (:mod:`physnn.training.progress`).
     """
 
     def __init__(self, model: StagedModel, task: Task, cfg: TrainConfig, run_dir: Path, device: torch.device, *,
@@ -276,13 +239,13 @@ class Trainer:
         return metrics
 
     def _train_epoch(self, tensors: Mapping[str, torch.Tensor] | StreamingSplit, opt: torch.optim.Optimizer, sched: Any,
-                     bar: Any, task_id: Any) -> float:
+                     progress: Silent) -> float:
         self.model.train()
         for module in self.frozen:
             module.eval()  # frozen batch-norm statistics stay as transferred; dropout stays on
         total = torch.zeros((), device=self.device)
         weight = torch.zeros((), device=self.device)
-        for step, batch in enumerate(self._batches(tensors, self.cfg.batch_size, shuffle=True)):
+        for batch in self._batches(tensors, self.cfg.batch_size, shuffle=True):
             batch = self.task.augment(batch)
             with autocast(self.device, self.amp):
                 out = self.forward_model(batch)
@@ -297,10 +260,7 @@ class Trainer:
                 sched.step()
             total += s.detach()
             weight += w.detach()
-            if bar is not None and step % 10 == 0:
-                bar.update(task_id, advance=0, loss=float(total / weight.clamp(min=1e-12)))
-            if bar is not None:
-                bar.advance(task_id)
+            progress.step(lambda t=total, w=weight: float(t / w.clamp(min=1e-12)))
         return float(total / weight.clamp(min=1e-12))
 
     # -- GANs: the alternating scheme -----------------------------------------
@@ -308,8 +268,8 @@ class Trainer:
         return torch.randn(n, self.model.latent_dim, device=self.device, generator=generator)
 
     def _train_epoch_adversarial(self, tensors: Mapping[str, torch.Tensor] | StreamingSplit, opt: torch.optim.Optimizer,
-                                 critic_opt: torch.optim.Optimizer, scheds: list[Any], bar: Any,
-                                 task_id: Any) -> dict[str, float]:
+                                 critic_opt: torch.optim.Optimizer, scheds: list[Any],
+                                 progress: Silent) -> dict[str, float]:
         """One epoch of GAN training: the classic alternating scheme.
 
         For every batch of real showers:
@@ -399,10 +359,7 @@ class Trainer:
             if self.cfg.scheduler.name == "onecycle":
                 for sched in scheds:
                     sched.step()
-            if bar is not None and step % 10 == 0:
-                bar.update(task_id, advance=0, loss=float(sums["critic"]) / n_critic)
-            if bar is not None:
-                bar.advance(task_id)
+            progress.step(lambda n=n_critic: float(sums["critic"]) / n)
         out = {"train_loss": float(sums["critic"]) / max(n_critic, 1),
                "train_distance": float(sums["distance"]) / max(n_critic, 1),
                "train_generator_loss": float(sums["generator"]) / max(n_gen, 1)}
@@ -491,7 +448,7 @@ class Trainer:
                 o.load_state_dict(resume[name])
             for name, sc in schedulers.items():
                 if sc is not None and resume.get(name) is not None:
-                    sc.load_state_dict(resume[name])
+                    restore_scheduler(sc, resume[name])  # stretched when the run is extended
             torch.set_rng_state(resume["rng"]["torch"])
             self.generator.set_state(resume["rng"]["shuffle"])
             if self.device.type == "cuda" and resume["rng"].get("cuda"):
@@ -499,15 +456,11 @@ class Trainer:
             history, best, waited = list(resume["history"]), dict(resume["best"]), int(resume["waited"])
             start = int(resume["epoch"])
         stopped = False
-        bar = self._progress_bar()
-        task_id = None
-        if bar is not None:
-            bar.start()
-            task_id = bar.add_task("training", total=(cfg.epochs - start) * steps, loss=float("nan"), info="")
+        progress = make_progress(self.progress)
+        progress.start(cfg.epochs, start, steps)
         try:
             for epoch in range(start, cfg.epochs):
-                if bar is not None:
-                    bar.update(task_id, description=f"epoch {epoch + 1}/{cfg.epochs}")
+                progress.epoch(epoch + 1)
                 if self.dist.enabled:  # each process its own dropout masks and noise, reproducible on --resume
                     torch.manual_seed(epoch_seed(cfg.seed, epoch, self.dist.rank))
                 t0 = time.perf_counter()
@@ -515,11 +468,11 @@ class Trainer:
                 if self.adversarial:
                     row.update(self._train_epoch_adversarial(train_t, opt, optimizers["critic_optimizer"],
                                                              [sc for sc in schedulers.values() if sc is not None],
-                                                             bar, task_id))
+                                                             progress))
                     if self.dist.enabled:  # batch-norm running statistics: rank 0's, like DDP
                         self.dist.broadcast_state(self.model, buffers_only=True)
                 else:
-                    row["train_loss"] = self._train_epoch(train_t, opt, sched, bar, task_id)
+                    row["train_loss"] = self._train_epoch(train_t, opt, sched, progress)
                 seconds = time.perf_counter() - t0
                 if val_t is not None:
                     row.update({f"val_{k}": v for k, v in self.evaluate(val_t).items()})
@@ -553,15 +506,13 @@ class Trainer:
                                      "rng": self._rng_state(), "waited": waited, "stopped": stopped},
                                     self.run_dir / LAST)
                     self._save_samples(epoch + 1)
-                if bar is not None:
-                    bar.console.print(_summary(row, improved))
+                progress.epoch_end(row, improved)
                 if on_epoch_end is not None:
                     on_epoch_end(row)
                 if stopped:
                     break
         finally:
-            if bar is not None:
-                bar.stop()
+            progress.stop()
         return TrainResult(self.run_dir, history, best, stopped, self.model, self.task)
 
     def _rng_state(self) -> dict[str, Any]:
@@ -569,20 +520,3 @@ class Trainer:
         if self.device.type == "cuda":
             state["cuda"] = torch.cuda.get_rng_state_all()
         return state
-
-    def _progress_bar(self) -> Any:
-        if not self.progress:
-            return None
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                        TextColumn("loss {task.fields[loss]:.4f}"), TimeRemainingColumn(),
-                        console=Console(stderr=True), transient=True)
-
-
-def _summary(row: Mapping[str, Any], improved: bool) -> str:
-    keys = [k for k in row if k.startswith(("train_", "val_"))]
-    text = "  ".join(f"{k} {row[k]:.4g}" for k in keys)
-    mark = " [green]*[/]" if improved else ""
-    return f"epoch {row['epoch']:>3}  {text}  ({row['samples_per_s']:,.0f} ev/s){mark}"

@@ -33,8 +33,11 @@ def transfer_features(model: StagedModel, source: str | os.PathLike, *, freeze: 
     Returns
     -------
     dict
-        ``source``, ``model`` (the source's registry name) and ``tensors``
-        (how many tensors were copied).
+        ``source``, ``model`` (the source's registry name), ``tensors`` (how
+        many tensors were copied), ``prefixes`` (their state-dict prefixes),
+        ``head`` (the source's tensors left behind), ``layers`` and
+        ``parameters`` (of the feature extractor) and ``frozen``; see
+        :func:`describe_transfer`.
     """
     ckpt = load_checkpoint(source)
     src = ckpt["model"]
@@ -55,4 +58,26 @@ def transfer_features(model: StagedModel, source: str | os.PathLike, *, freeze: 
     if freeze:
         for module in model.feature_modules():
             module.requires_grad_(False)
-    return {"source": ckpt["path"], "model": ckpt["config"]["model"]["name"], "tensors": len(keys)}
+    params = {id(p): p for m in model.feature_modules() for p in m.parameters()}
+    layers = [m for f in model.feature_modules() for m in f.modules() if any(True for _ in m.parameters(recurse=False))]
+    return {"source": ckpt["path"], "model": ckpt["config"]["model"]["name"], "tensors": len(keys),
+            "prefixes": [p for p in prefixes if any(k.startswith(p) for k in keys)],
+            "head": sum(not k.startswith(prefixes) for k in src), "layers": len(layers),
+            "parameters": sum(p.numel() for p in params.values()), "frozen": freeze}
+
+
+def describe_transfer(info: dict[str, Any], features_lr: float = 1.0) -> str:
+    """One line on what :func:`transfer_features` did, e.g.
+
+    ``init from runs/epi/best.pt: 2 tensors transferred (stages.0.*), the head starts afresh (4 tensors in
+    the source); frozen: features (1 layer, 112 parameters)``
+    """
+    where = ", ".join(f"{p}*" for p in info["prefixes"])
+    layers = f"{info['layers']} layer{'s' if info['layers'] != 1 else ''}, {info['parameters']:,} parameters"
+    if info["frozen"]:
+        how = f"frozen: features ({layers})"
+    else:
+        rate = "the full learning rate" if features_lr == 1.0 else f"{features_lr:g} x the learning rate"
+        how = f"fine-tuned: features ({layers}) at {rate}"
+    return (f"init from {info['source']}: {info['tensors']} tensors transferred ({where}), the head starts afresh "
+            f"({info['head']} tensors in the source); {how}")
