@@ -10,6 +10,16 @@ import pytest
 REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist every worker is one process of its own: one torch thread each, no oversubscription."""
+    import os
+
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        import torch
+
+        torch.set_num_threads(1)
+
+
 def torchrun(cwd: Path, *args: str, processes: int = 2):
     """``torchrun --standalone --nproc_per_node=2 ARGS`` in ``cwd`` on the CPU (one thread per process)."""
     import os

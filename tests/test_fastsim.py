@@ -156,3 +156,4 @@ def test_compare_errors(sim_pair, tmp_path, write_root):
     res = runner.invoke(app, ["compare", str(a), str(bad), "--out", str(tmp_path / "r5")])
     assert res.exit_code == 2
     assert "nan.root" in res.output
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith("r")]  # no report folder left behind
