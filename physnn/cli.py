@@ -20,6 +20,8 @@ from rich.console import Console
 from rich.table import Table
 
 from physnn._version import __version__
+from physnn.evaluation.summary import DASH, summary_rows
+from physnn.fmt import num, percent, plural
 
 app = typer.Typer(
     name="physnn",
@@ -37,6 +39,25 @@ err_console = Console(stderr=True)
 LOG_WIDTH = 200
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _flags_take_no_value() -> None:
+    """Show a flag in ``--help`` as a flag: typer 0.29's rich help prints ``<bool>`` after every boolean option,
+    ``--help`` included, as if it took a value (its plain help and click do not)."""
+    from typer.core import TyperOption
+
+    shown = getattr(TyperOption, "display_type_rich", None)
+    if shown is None or getattr(shown, "physnn", False):
+        return
+
+    def display_type_rich(self: Any, ctx: Any) -> str | None:
+        return None if self.is_flag and self.metavar is None else shown(self, ctx)
+
+    display_type_rich.physnn = True  # type: ignore[attr-defined]
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+_flags_take_no_value()
 
 
 def debugging() -> bool:
@@ -97,8 +118,8 @@ def _main(
     if debug:
         os.environ["PHYSNN_DEBUG"] = "1"
     for stream in (console, err_console):  # a log file has no width: tables and paths are not cut at 80 columns
-        if not stream.is_terminal and "COLUMNS" not in os.environ:
-            stream.width = LOG_WIDTH
+        log = not stream.is_terminal and "COLUMNS" not in os.environ
+        stream.width = LOG_WIDTH if log else None  # type: ignore[assignment]  # None: COLUMNS, else the terminal's
 
 
 def _range(text: str | None, option: str) -> tuple[float, float] | None:
@@ -120,12 +141,19 @@ OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Output ROOT file (wri
 EventsOpt = Annotated[int, typer.Option("--events", "-n", help="Number of events.", min=1)]
 SeedOpt = Annotated[int, typer.Option(help="Random seed.")]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace an existing output file.")]
-CompressionOpt = Annotated[str | None, typer.Option(help="zlib[:L] (default zlib:1), lz4, zstd, lzma or none.")]
-MapOpt = Annotated[list[str] | None, typer.Option("--map", help="OLD=NEW: read the run's branch OLD from the file's "
-                                                  "NEW (repeatable or comma separated); predict's outputs keep the "
-                                                  "run's names, denoise keeps the file's layout.")]
+CompressionOpt = Annotated[str | None, typer.Option(
+    help="Compression of the ROOT file: zlib, lz4, zstd, lzma or none, with an optional level, e.g. zstd:5 "
+         "(default levels: zlib 1, lz4 4, zstd 5, lzma 9).", metavar="<algorithm[:level]>", show_default="zlib:1")]
+#: What --device accepts, for --help.
+DEVICES = "<auto|cpu|cuda[:N]|mps>"
+DEVICE_HELP = "Where to run: auto takes CUDA, then Apple MPS, then the CPU."
+DeviceOpt = Annotated[str, typer.Option(help=DEVICE_HELP, metavar=DEVICES)]
+MapOpt = Annotated[list[str] | None, typer.Option("--map", metavar="<old=new>", help="Read the run's branch OLD "
+                                                  "from the file's NEW (repeatable or comma separated); predict's "
+                                                  "outputs keep the run's names, denoise keeps the file's layout.")]
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML file of simulator settings.")]
-SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Override a setting: KEY=VALUE (repeatable).")]
+SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Override a setting: KEY=VALUE (repeatable).",
+                                                  metavar="<key=value>")]
 
 
 def _run_simulation(kind: str, out: Path, events: int, seed: int, config: Path | None,
@@ -140,8 +168,8 @@ def _run_simulation(kind: str, out: Path, events: int, seed: int, config: Path |
         result = api.simulate(kind, out, events=events, seed=seed, config=config, overrides=overrides,
                               overwrite=overwrite, compression=compression,
                               progress=lambda n: bar.advance(task, n))
-    console.print(f"wrote {result.events} {kind} to {result.path}:{result.tree} "
-                  f"in {result.seconds:.2f} s ({result.rate:,.0f} events/s)")
+    console.print(f"wrote {plural(result.events, kind[:-1])} to {result.path}:{result.tree} "
+                  f"in {num(result.seconds)} s ({num(result.rate)} events/s)")
 
 
 @simulate_app.command("showers")
@@ -150,8 +178,11 @@ def simulate_showers(
     out: OutOpt,
     events: EventsOpt = 1000,
     seed: SeedOpt = 0,
-    particles: Annotated[str | None, typer.Option(help="Comma-separated: e-,gamma,pi+ (label = position).")] = None,
-    energy: Annotated[str | None, typer.Option(help="Incident energy range in GeV, MIN:MAX.")] = None,
+    particles: Annotated[str | None, typer.Option(
+        help="Particle types, comma-separated, some of e-, gamma, pi+; an event's label is its type's position in "
+             "this list.", metavar="<list>", show_default="e-,gamma,pi+")] = None,
+    energy: Annotated[str | None, typer.Option(help="Incident energy in GeV: MIN:MAX or one value.",
+                                               metavar="<min:max>", show_default="1:100")] = None,
     config: ConfigOpt = None,
     set_: SetOpt = None,
     overwrite: OverwriteOpt = False,
@@ -173,7 +204,8 @@ def simulate_events(
     out: OutOpt,
     events: EventsOpt = 10000,
     seed: SeedOpt = 0,
-    mass: Annotated[str | None, typer.Option(help="Signal resonance mass in GeV: M or MIN:MAX.")] = None,
+    mass: Annotated[str | None, typer.Option(help="Signal resonance mass in GeV: MIN:MAX (uniform) or one value.",
+                                             metavar="<min:max>", show_default="50:150")] = None,
     config: ConfigOpt = None,
     set_: SetOpt = None,
     overwrite: OverwriteOpt = False,
@@ -230,7 +262,8 @@ def scan(
     tree: Annotated[str | None, typer.Option(help="Tree name (default: the only one).")] = None,
     branches: Annotated[str | None, typer.Option(help="Comma-separated branch names or patterns (part_*).")] = None,
     step_size: Annotated[str, typer.Option(help="Partition size per file, e.g. '100 MB' or 50000.")] = "100 MB",
-    scheduler: Annotated[str, typer.Option(help="dask scheduler: threads, processes or synchronous.")] = "threads",
+    scheduler: Annotated[str, typer.Option(help="The dask scheduler: threads, processes or synchronous.",
+                                           metavar="<scheduler>")] = "threads",
     workers: Annotated[int | None, typer.Option(help="Workers of the dask scheduler.", min=1)] = None,
 ) -> None:
     """Exact statistics over every entry of many files, in parallel (uproot.dask + dask-awkward)."""
@@ -250,7 +283,7 @@ def scan(
         table.add_column(column)
     for row in rows:
         lengths = " / ".join(f"{row.lengths[k]:g}" for k in ("median", "q95", "q99", "max")) if row.lengths else ""
-        number = lambda v: "" if v is None else f"{v:.4g}"  # noqa: E731
+        number = lambda v: "" if v is None else num(v)  # noqa: E731
         table.add_row(row.name, row.type, lengths, number(row.minimum), number(row.maximum), number(row.mean),
                       f"{row.nonfinite:,}")
     console.print(table)
@@ -271,7 +304,7 @@ def _print_bundle(bundle: Any) -> None:
                   f"dropped {info['dropped_nonfinite']:,} with NaN/inf")
     if info["max_length"] is not None:
         li = info["length_info"]
-        extra = (f"; median length {li['median']:g}, {100 * li['clipped_fraction']:.1f}% of events clipped"
+        extra = (f"; median length {li['median']:g}, {percent(li['clipped_fraction'])} of events clipped"
                  if "median" in li else "")
         console.print(f"sequences padded to {info['max_length']} ({li.get('source')}){extra}")
     if info["classes"] is not None:
@@ -290,29 +323,16 @@ def load_cmd(
     _print_bundle(api.load(config, overrides=list(set_ or [])))
 
 
-def _attribute_docs(doc: str) -> dict[str, str]:
-    """``{name: first sentence}`` from the numpy-style Attributes section of a docstring."""
-    import inspect as _inspect
-
-    lines = _inspect.cleandoc(doc).splitlines()
-    out: dict[str, str] = {}
-    if "Attributes" not in lines:
-        return out
-    current: list[str] = []
-    for line in lines[lines.index("Attributes") + 2:]:
-        if line and not line.startswith(" "):
-            current = [n.strip() for n in line.split(",")]
-            for name in current:
-                out[name] = ""
-        elif line.strip():
-            for name in current:
-                out[name] = (out[name] + " " + line.strip()).strip()
-    return out
-
-
-def _type_name(annotation: Any) -> str:
-    text = getattr(annotation, "__name__", None) or str(annotation)
-    return text.replace("typing.", "").replace("physnn.models.layers.", "")
+def _parameter_table(title: str, rows: list[Any]) -> Table:
+    """A table of :class:`~physnn.models.describe.ParamRow`: parameter, allowed values, default, description."""
+    table = Table(title=title, title_justify="left")
+    table.add_column("parameter", no_wrap=True)
+    table.add_column("values")
+    table.add_column("default")
+    table.add_column("description")
+    for row in rows:
+        table.add_row(row.name, row.values, row.default, row.description)
+    return table
 
 
 @app.command()
@@ -322,31 +342,17 @@ def models(
 ) -> None:
     """List the registered models and their parameters (what model.params in a config accepts)."""
     from physnn import api
+    from physnn.models.describe import layer_types, parameter_rows, summary
 
     for name, entry in api.list_models().items():
-        table = Table(title=f"{name}: {entry.summary}", title_justify="left")
-        for column in ("parameter", "type", "default", "description"):
-            table.add_column(column)
-        docs = _attribute_docs(entry.params.__doc__ or "")
-        for key, info in entry.params.model_fields.items():
-            default = info.get_default(call_default_factory=True)
-            if isinstance(default, list) and default and isinstance(default[0], dict):
-                default = ", ".join(str(x.get("type", "?")) for x in default)
-            table.add_row(key, _type_name(info.annotation), str(default), docs.get(key, info.description or ""))
-        console.print(table)
+        console.print(_parameter_table(f"{name}: {entry.summary}", parameter_rows(entry.params)))
     if layers:
-        from typing import get_args
-
-        from physnn.models.layers import Layer
-
-        table = Table(title="layer types (model.params.features / head entries)", title_justify="left")
-        table.add_column("type")
-        table.add_column("keys (default)")
-        for cls in get_args(get_args(Layer)[0]):
-            keys = ", ".join(f"{k}={f.get_default(call_default_factory=True)!r}" if not f.is_required() else k
-                             for k, f in cls.model_fields.items() if k != "type")
-            table.add_row(cls.model_fields["type"].annotation.__args__[0], keys)
-        console.print(table)
+        console.print("layer types: the entries of model.params features, head, encoder, ... "
+                      "({type: conv, filters: 32, ...})", highlight=False, markup=False)
+        for kind, cls in layer_types().items():
+            rows = parameter_rows(cls)
+            console.print(_parameter_table(f"{kind}: {summary(cls)}", rows) if rows else
+                          f"{kind}: {summary(cls)} (no other keys)", highlight=False, markup=False)
 
 
 def _print_metrics(row: dict[str, Any], title: str) -> None:
@@ -354,7 +360,8 @@ def _print_metrics(row: dict[str, Any], title: str) -> None:
     table.add_column("metric")
     table.add_column("value", justify="right")
     for key, value in row.items():
-        table.add_row(key, f"{value:.5g}" if isinstance(value, float) else str(value))
+        table.add_row(key, num(value) if isinstance(value, float) else f"{value:,}" if isinstance(value, int)
+                      else str(value))
     console.print(table)
 
 
@@ -371,8 +378,10 @@ def train(
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out from its last.pt.")] = False,
     init_from: Annotated[str | None, typer.Option("--init-from", help="Checkpoint or run folder whose feature "
                                                   "extractor initialises the model (transfer learning).")] = None,
-    freeze: Annotated[str | None, typer.Option(help="'features' to freeze the transferred features.")] = None,
-    device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = None,
+    freeze: Annotated[str | None, typer.Option(help="'features': freeze the transferred features (default: train "
+                                               "them all).", metavar="<features>")] = None,
+    device: Annotated[str | None, typer.Option(help=DEVICE_HELP, metavar=DEVICES,
+                                               show_default="the run config's train.device, auto")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing run folder.")] = False,
     memory_budget: Annotated[str | None, typer.Option("--memory-budget", help="Peak memory, e.g. '4 GB': stream "
                                                       "the data from the files when they do not fit.")] = None,
@@ -403,13 +412,24 @@ def train(
     if not from_environment().main:
         return  # torchrun: rank 0 reports
     stop = "stopped early" if result.stopped_early else "finished"
-    console.print(f"{stop} after {len(result.history)} epochs; task: {result.task.describe()}")
+    console.print(f"{stop} after {plural(len(result.history), 'epoch')}; task: {result.task.describe()}")
     _print_metrics(result.best, "best epoch")
-    nxt = (f"physnn generate {result.run_dir} --events 10000 --out fastsim.root" if result.task.kind == "generation"
-           else f"physnn predict {result.run_dir} FILE --mc-samples 50 --out preds.root")
     # soft wrap: long paths stay whole in a log (not wrapped at the width of a terminal there is none of)
     console.print(f"best checkpoint: {result.run_dir / 'best.pt'}", soft_wrap=True, highlight=False, markup=False)
-    console.print(f"run folder: {result.run_dir}  (next: {nxt})", soft_wrap=True, highlight=False, markup=False)
+    console.print(f"run folder: {result.run_dir}  (next: {_next_step(result)})", soft_wrap=True, highlight=False,
+                  markup=False)
+
+
+def _next_step(result: Any) -> str:
+    """The command that uses a finished run: generate for a GAN, denoise (or encode) for an autoencoder, else
+    predict."""
+    run, kind = result.run_dir, result.task.kind
+    if kind == "generation":
+        return f"physnn generate {run} --events 10000 --out fastsim.root"
+    if kind == "reconstruction":
+        return (f"physnn denoise {run} FILE --out denoised.root" if getattr(result.task, "key", None) == "image"
+                else f"physnn encode {run} FILE --out codes.root")
+    return f"physnn predict {run} FILE --mc-samples 50 --out preds.root"
 
 
 @app.command()
@@ -430,7 +450,7 @@ def predict(
                                           "selected true for those predicted, NaN/-1 elsewhere.")] = False,
     mapping: MapOpt = None,
     batch_size: Annotated[int, typer.Option(help="Events per forward pass.", min=1)] = 1024,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
+    device: DeviceOpt = "auto",
     overwrite: OverwriteOpt = False,
     compression: CompressionOpt = None,
 ) -> None:
@@ -447,8 +467,8 @@ def predict(
                              batch_size=batch_size, device=device, overwrite=overwrite, compression=compression,
                              progress=lambda n: bar.advance(task, n), seed=seed)
     mode = f"MC dropout, T = {mc_samples}" if mc_samples else "deterministic"
-    console.print(f"wrote {result.events:,} predictions ({mode}) to {result.path}:predictions "
-                  f"in {result.seconds:.2f} s ({result.rate:,.0f} events/s)")
+    console.print(f"wrote {plural(result.events, 'prediction')} ({mode}) to {result.path}:predictions "
+                  f"in {num(result.seconds)} s ({num(result.rate)} events/s)")
     if aligned:
         console.print(f"aligned with the input: {result.entries:,} entries, selected true for the "
                       f"{result.events:,} predicted (friend it: AddFriend(\"nn=predictions\", \"{result.path}\"))",
@@ -480,7 +500,7 @@ def denoise(
     seed: SeedOpt = 0,
     tree: Annotated[str | None, typer.Option(help="Input tree (default: the training config's).")] = None,
     batch_size: Annotated[int, typer.Option(help="Events per forward pass.", min=1)] = 256,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
+    device: DeviceOpt = "auto",
     mapping: MapOpt = None,
     overwrite: OverwriteOpt = False,
     compression: CompressionOpt = None,
@@ -495,8 +515,8 @@ def denoise(
     result = api.denoise(run, files or None, out=out, mc_samples=mc_samples, add_noise=add_noise, seed=seed,
                          tree=tree, batch_size=batch_size, device=device, overwrite=overwrite,
                          compression=compression, on_skipped=skipped, mapping=mapping)
-    console.print(f"wrote {result.events:,} denoised events to {result.path}:{result.meta['tree']} "
-                  f"in {result.seconds:.2f} s ({result.rate:,.0f} events/s)")
+    console.print(f"wrote {plural(result.events, 'denoised event')} to {result.path}:{result.meta['tree']} "
+                  f"in {num(result.seconds)} s ({num(result.rate)} events/s)")
 
 
 @app.command()
@@ -510,7 +530,7 @@ def encode(
     seed: SeedOpt = 0,
     tree: Annotated[str | None, typer.Option(help="Input tree (default: the training config's).")] = None,
     batch_size: Annotated[int, typer.Option(help="Events per forward pass.", min=1)] = 1024,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
+    device: DeviceOpt = "auto",
     mapping: MapOpt = None,
     overwrite: OverwriteOpt = False,
     compression: CompressionOpt = None,
@@ -522,9 +542,10 @@ def encode(
                         batch_size=batch_size, device=device, overwrite=overwrite, compression=compression,
                         mapping=mapping)
     width = result.meta.get("code_size")
-    console.print(f"wrote codes of {result.events:,} events to {result.path}:codes"
-                  f"{f' ({width} numbers each)' if width else ''}"
-                  f"{f', {clusters} k-means clusters' if clusters else ''} in {result.seconds:.2f} s")
+    each = f" ({plural(width, 'number')} each)" if width else ""
+    groups = f", {plural(clusters, 'k-means cluster')}" if clusters else ""
+    console.print(f"wrote codes of {plural(result.events, 'event')} to {result.path}:codes{each}{groups} "
+                  f"in {num(result.seconds)} s")
 
 
 @app.command()
@@ -535,7 +556,8 @@ def evaluate(
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for metrics.json and the plots.")] = Path(
         "physnn-report"),
     run: Annotated[Path | None, typer.Option(help="Run folder for the training curves.")] = None,
-    split: Annotated[str, typer.Option(help="auto (test split on training files), all, train, val, test.")] = "auto",
+    split: Annotated[str, typer.Option(help="Events evaluated: auto is the test split of the training files (all "
+                                       "events of other files).", metavar="<auto|all|train|val|test>")] = "auto",
     bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for AUC intervals.", min=0)] = 200,
     mc_samples: Annotated[int, typer.Option("--mc-samples", "-T", help="Autoencoders: MC-dropout passes.",
                                             min=0)] = 0,
@@ -551,14 +573,15 @@ def evaluate(
             compared = api.evaluate_generator(predictions, out=out, split="test" if split == "auto" else split,
                                               seed=seed)
             _print_comparison(compared)
-            console.print(f"wrote {len(compared.files)} files to {out}/ (metrics.json, separation.csv, histograms)")
+            console.print(f"wrote {plural(len(compared.files), 'file')} to {out}/ (metrics.json, separation.csv, "
+                          "histograms)")
             return
         result = api.evaluate_denoising(predictions, out=out, split=split, seed=seed, mc_samples=mc_samples)
         _print_denoising(result.figures)
     else:
         result = api.evaluate(predictions, out=out, run=run, split=split, n_boot=bootstrap)
         _print_evaluation(result.figures)
-    console.print(f"wrote {len(result.files)} files to {out}/ (metrics.json and plots)")
+    console.print(f"wrote {plural(len(result.files), 'file')} to {out}/ (metrics.json and plots)")
 
 
 @app.command("export")
@@ -567,7 +590,8 @@ def export_(
     run: Annotated[str, typer.Argument(help="Run folder or checkpoint (.pt).")],
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Output file (default: RUN/model.onnx or "
                                              "RUN/model.pt).")] = None,
-    format: Annotated[str, typer.Option("--format", "-f", help="onnx or torchscript.")] = "onnx",
+    format: Annotated[str, typer.Option("--format", "-f", help="ONNX (ONNX Runtime) or TorchScript (LibTorch).",
+                                        metavar="<onnx|torchscript>")] = "onnx",
     mc_samples: Annotated[int, typer.Option("--mc-samples", "-T", help="MC dropout inside the graph: T stochastic "
                                             "passes per event, the spread as extra outputs (0: off).",
                                             show_default=True)] = 0,
@@ -591,15 +615,17 @@ def generate(
     events: EventsOpt = 10000,
     energy: Annotated[str | None, typer.Option(help="Incident energy in GeV: E or MIN:MAX (default: like the "
                                                "training showers).")] = None,
-    spectrum: Annotated[str, typer.Option(help="Sampling of an --energy range: uniform or log-uniform.")] = "uniform",
+    spectrum: Annotated[str, typer.Option(help="Sampling of an --energy range.",
+                                          metavar="<uniform|log-uniform>")] = "uniform",
     pdgid: Annotated[str | None, typer.Option("--pdgid", "--class", help="Particle type(s), comma-separated "
                                               "values of the run's label (e.g. 11 or 11,22); default: the "
                                               "training mix.")] = None,
     condition: Annotated[list[str] | None, typer.Option(help="Fix another condition: NAME=VALUE or "
-                                                        "NAME=MIN:MAX (repeatable), e.g. x0=0.")] = None,
+                                                        "NAME=MIN:MAX (repeatable), e.g. x0=0.",
+                                                        metavar="<name=value>")] = None,
     seed: SeedOpt = 0,
     batch_size: Annotated[int, typer.Option(help="Showers per forward pass.", min=1)] = 2048,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
+    device: DeviceOpt = "auto",
     overwrite: OverwriteOpt = False,
     compression: CompressionOpt = None,
 ) -> None:
@@ -629,8 +655,9 @@ def generate(
         result = api.generate(run, out, events=events, energy=e_spec, spectrum=spectrum, classes=classes,
                               conditions=fixed, seed=seed, batch_size=batch_size, device=device,
                               overwrite=overwrite, compression=compression, progress=lambda n: bar.advance(task, n))
-    console.print(f"wrote {result.events:,} showers to {result.path}:{result.tree} in {result.seconds:.2f} s: "
-                  f"{result.rate:,.0f} showers/s with ROOT writing, {result.forward_rate:,.0f} showers/s "
+    console.print(f"wrote {plural(result.events, 'shower')} to {result.path}:{result.tree} in "
+                  f"{num(result.seconds)} s: {num(result.rate)} showers/s with ROOT writing, "
+                  f"{num(result.forward_rate)} showers/s "
                   f"for the generator alone ({result.meta['device']})")
 
 
@@ -644,7 +671,9 @@ def compare(
     tree: Annotated[str | None, typer.Option(help="Tree name (default: the file's only tree).")] = None,
     image: Annotated[str | None, typer.Option(help="Image branch (default: the first 2D/3D array branch).")] = None,
     energy: Annotated[str, typer.Option(help="Incident-energy branch; 'none' for none.")] = "auto",
-    classifier: Annotated[str, typer.Option(help="Classifier tests: low,high (cells, features) or none.")] = "low,high",
+    classifier: Annotated[str, typer.Option(help="Classifier tests, comma-separated: low (on the cells), high (on "
+                                            "the shower features) or none.",
+                                            metavar="<low,high|low|high|none>")] = "low,high",
     max_events: Annotated[int, typer.Option(help="Showers per sample for the classifier test.", min=10)] = 20000,
     bins: Annotated[int, typer.Option(help="Histogram bins per feature.", min=2)] = 50,
     seed: SeedOpt = 0,
@@ -654,8 +683,7 @@ def compare(
 ) -> None:
     """Judge a fast simulation against a reference like the CaloChallenge: features, separation power, AUC.
 
-    The samples' conditions (particle types, incident energy, impact point) are compared first; a warning says
-    where they differ.
+    The conditions (particle types, incident energy, impact point) are compared first, with a warning if they differ.
     """
     from physnn import api
 
@@ -664,7 +692,7 @@ def compare(
                          energy=None if energy.lower() == "none" else energy, classifier=kinds,
                          max_events=max_events, bins=bins, seed=seed, match=match)
     _print_comparison(result)
-    console.print(f"wrote {len(result.files)} files to {out}/")
+    console.print(f"wrote {plural(len(result.files), 'file')} to {out}/")
 
 
 def _say(text: str, first: str = "", rest: str = "  ") -> None:
@@ -709,16 +737,16 @@ def _print_comparison(result: Any) -> None:
     table.add_column("feature")
     table.add_column("separation", justify="right")
     for name, value in result.separation.items():
-        table.add_row(name, f"{value:.4f}")
+        table.add_row(name, num(value))
     console.print(table)
     figures = result.figures()
-    console.print(f"mean separation power: {figures['separation_power_mean']:.4f}")
+    console.print(f"mean separation power: {num(figures['separation_power_mean'])}")
     for kind, test in result.classifier.items():
         what = "cells" if kind == "low" else "high-level features"
-        band = f" [{test['auc_low']:.3f}, {test['auc_high']:.3f}]" if test.get("auc_low") is not None else ""
-        console.print(f"classifier AUC on {what}: {test['auc']:.3f}{band} "
-                      f"({test['events']['test']:,} + {test['events']['test']:,} test showers; "
-                      f"0.5 = indistinguishable)")
+        band = (f"68% bootstrap interval {num(test['auc_low'])}{DASH}{num(test['auc_high'])}; "
+                if test.get("auc_low") is not None else "")
+        console.print(f"classifier AUC on {what}: {num(test['auc'])} ({band}{test['events']['test']:,} + "
+                      f"{test['events']['test']:,} test showers; 0.5 = indistinguishable)")
     if cond is not None and cond["matched"] is False:
         _say("warning: the samples' conditions differ (see above), so these figures compare unlike samples")
     timing = result.timing
@@ -726,49 +754,26 @@ def _print_comparison(result: Any) -> None:
         if f"{who}_showers_per_s" in timing:
             console.print(f"{who}: {timing[f'{who}_showers_per_s']:,.0f} showers/s ({timing[f'{who}_by']})")
     if "speedup" in timing:
-        console.print(f"speed-up: {timing['speedup']:,.1f}x")
+        console.print(f"speed-up: {num(timing['speedup'], 2)}×")
 
 
 def _print_denoising(figures: dict[str, Any]) -> None:
-    table = Table(title=f"denoising, {figures['events']:,} events ({figures['split']})")
+    table = Table(title=f"denoising, {plural(figures['events'], 'event')} ({figures['split']})", title_justify="left")
     table.add_column("figure")
     table.add_column("noisy input", justify="right")
     table.add_column("denoised", justify="right")
-    table.add_row("RMS difference per cell", f"{figures['rmse_input']:.4g}", f"{figures['rmse_output']:.4g}")
+    table.add_row("RMS difference per cell", num(figures["rmse_input"]), num(figures["rmse_output"]))
     e = figures["total_energy"]
-    table.add_row("total energy: median E/E_true - 1", f"{e['input']['median']:+.4f}", f"{e['output']['median']:+.4f}")
-    table.add_row("total energy: spread", f"{e['input']['spread']:.4f}", f"{e['output']['spread']:.4f}")
+    signed = lambda v: num(v) if v < 0 else f"+{num(v)}"  # noqa: E731
+    table.add_row("total energy: median E/E_true - 1", signed(e["input"]["median"]), signed(e["output"]["median"]))
+    table.add_row("total energy: spread", num(e["input"]["spread"]), num(e["output"]["spread"]))
     for row in figures.get("layers", []):
-        table.add_row(f"layer {row['layer']}: centroid shift x (cells)", f"{row['input_centroid_shift_x']:.3f}",
-                      f"{row['output_centroid_shift_x']:.3f}")
-        table.add_row(f"layer {row['layer']}: width / true width (x)", f"{row['input_width_ratio_x']:.3f}",
-                      f"{row['output_width_ratio_x']:.3f}")
+        table.add_row(f"layer {row['layer']}: centroid shift x (cells)", num(row["input_centroid_shift_x"]),
+                      num(row["output_centroid_shift_x"]))
+        table.add_row(f"layer {row['layer']}: width / true width (x)", num(row["input_width_ratio_x"]),
+                      num(row["output_width_ratio_x"]))
     console.print(table)
-    console.print(f"denoising gain (RMS input / RMS output): {figures['gain']:.2f}")
-
-
-def summary_rows(figures: dict[str, Any]) -> list[tuple[str, str]]:
-    """The headline figures of an evaluation as (name, value) rows."""
-    rows: list[tuple[str, str]] = [("events", f"{figures['events']:,} ({figures['split']})")]
-    c = figures.get("classification")
-    if c:
-        if "roc" in c and "auc_low" in c["roc"]:
-            rows.append(("AUC", f"{c['auc']:.4f} (68% bootstrap {c['roc']['auc_low']:.4f}-{c['roc']['auc_high']:.4f})"))
-        elif "auc" in c:
-            rows.append(("AUC", f"{c['auc']:.4f}"))
-        rows += [("accuracy", f"{c['accuracy']:.4f}"), ("ECE", f"{c['ece']:.4f}")]
-        if "mc" in c:
-            frac, acc = c["mc"]["fraction"], c["mc"]["accuracy"]
-            for name in frac:
-                a = acc[name]
-                rows.append((f"MC {name.replace('_', ' ')}",
-                             f"{100 * frac[name]:.1f}% of events" + ("" if a is None else f", accuracy {a:.3f}")))
-    if figures.get("regression"):
-        from physnn.evaluation.summary import regression_rows
-
-        for name, r in figures["regression"].items():
-            rows += regression_rows(name, r)
-    return rows
+    console.print(f"denoising gain (RMS input / RMS output): {num(figures['gain'])}")
 
 
 def _print_bins(name: str, r: dict[str, Any]) -> None:
@@ -833,7 +838,8 @@ def demo(
     for name, label in jobs:
         table.add_row(f"{label}: run (checkpoints, metrics)", str(results[name]["run"]))
         table.add_row(f"{label}: predictions (ROOT)", str(results[name]["predictions"]))
-        table.add_row(f"{label}: report (metrics.json, plots)", str(results[name]["report"]))
+        table.add_row(f"{label}: report page (figures, plots, config)",
+                      str(results[name].get("page") or results[name]["report"]))
     console.print(table)
 
 

@@ -11,6 +11,9 @@
    with MC dropout, evaluate against the dimuon mass an analysis computes
    from the two muons it identifies.
 
+Each evaluation writes ``report_NAME/report.html``: one self-contained page
+with its figures, plots, run config and provenance.
+
 The run configs below are the same as ``configs/train/{epi,energy,events_cls,
 events_mass}.yaml`` with the demo's file names.
 """
@@ -125,7 +128,8 @@ def calibrated_sum(showers: str | Path, entries: np.ndarray, split: np.ndarray) 
 
 def run(out: Path, *, events: int = 10000, seed: int = 1, epochs: int | None = None,
         mc_samples: int = 50, say: Callable[[str], None] = print) -> dict[str, Any]:
-    """Run the demo into ``out``; returns the paths and the evaluation figures."""
+    """Run the demo into ``out``; returns the paths (``page``: each evaluation's ``report.html``) and the
+    evaluation figures."""
     import physnn
 
     out.mkdir(parents=True, exist_ok=True)
@@ -159,5 +163,9 @@ def run(out: Path, *, events: int = 10000, seed: int = 1, epochs: int | None = N
             assert pred.arrays is not None
             baselines = {"dimuon mass (muons identified)": {"mass": dimuon_mass(events_file, pred.arrays["entry"])}}
         report = physnn.evaluate(preds, out=out / f"report_{name}", baselines=baselines)
-        results[name] = {"run": run_dir, "predictions": preds, "report": report.out, "figures": report.figures}
+        page = next((p for p in report.files if p.name == "report.html"), None)
+        say(f"evaluated {name} on {report.figures['events']:,} events ({report.figures['split']}) -> "
+            f"{page or report.out}")
+        results[name] = {"run": run_dir, "predictions": preds, "report": report.out, "page": page,
+                         "figures": report.figures}
     return results

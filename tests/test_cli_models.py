@@ -102,6 +102,10 @@ def test_demo_runs_end_to_end(tmp_path):
     text = " ".join(result.output.split())
     assert "calibrated cell sum" in text
     assert "dimuon mass (muons identified)" in text
+    for name in ("epi", "energy", "events_cls", "events_mass"):  # where each evaluation's page is
+        page = tmp_path / f"report_{name}" / "report.html"
+        assert page.is_file(), name
+        assert str(page) in text, name
 
 
 @pytest.mark.parametrize("name", ["denoise.yaml", "compress.yaml", "epi_codes.yaml"])

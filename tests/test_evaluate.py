@@ -224,7 +224,8 @@ def test_evaluate_reads_the_target_spec_from_the_run_config_and_prints_every_bin
     fig = plots.resolution_figure("energy", r)
     ax = fig.axes[0]
     labels = [line.get_label() for line in ax.get_lines()]
-    assert not any("√E" in label for label in labels)  # a rejected fit is not drawn
+    assert not any(label.startswith("model fit") for label in labels)  # the model's rejected fit is not drawn
+    assert any(label.startswith("calibrated cell sum fit") for label in labels)  # the baseline's accepted one is
     assert fig.axes[-1].get_xlabel() == "true energy [GeV]"  # under the model / baseline ratio panel
     assert fig.axes[-1].get_ylabel() == "model / baseline"
     assert "σ/E" in ax.get_ylabel()

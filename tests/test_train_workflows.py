@@ -85,7 +85,7 @@ def test_resume_refuses_settings_that_would_change_the_run(showers_file, tmp_pat
         assert words in result.output
         assert "Traceback" not in result.output
         assert len(result.output.strip().splitlines()) == 1, result.output
-    with pytest.raises(ConfigError, match="already done 1 epochs"):
+    with pytest.raises(ConfigError, match="already done 1 epoch;"):
         physnn.train(out=run, resume=True, overrides=["train.epochs=1"], progress=False)
     assert epochs_in(run) == [1]
 

@@ -170,4 +170,8 @@ def evaluate_denoising(
         path = outdir / "metrics.json"
         path.write_text(json.dumps(figures, indent=1))
         written.insert(0, path)
+        if plots:
+            from physnn.evaluation.html_report import denoising_page
+
+            written.append(denoising_page(outdir, figures, written, loaded, files=list(cfg.files)))
     return EvaluationResult(figures, outdir, written)

@@ -532,8 +532,10 @@ def compare(reference: str | os.PathLike, candidate: str | os.PathLike, *, out: 
 
 def compare_samples(ref: ShowerSample, cand: ShowerSample, *, out: Path | None = None,
                     classifier: Sequence[str] = ("low", "high"), max_events: int = 20000, bins: int = 50,
-                    seed: int = 0, plots: bool = True, conditions: dict[str, Any] | None = None) -> ComparisonResult:
-    """:func:`compare` on samples already in memory (see :func:`read_sample`); ``conditions`` goes in the report."""
+                    seed: int = 0, plots: bool = True, conditions: dict[str, Any] | None = None,
+                    run_dir: Path | None = None) -> ComparisonResult:
+    """:func:`compare` on samples already in memory (see :func:`read_sample`); ``conditions`` goes in the report,
+    ``run_dir`` (a GAN's run folder) in its page."""
     separation = {k: separation_power(ref.features[k], cand.features[k], bins) for k in ref.features}
     tests: dict[str, dict[str, Any]] = {}
     for kind in classifier:
@@ -544,6 +546,12 @@ def compare_samples(ref: ShowerSample, cand: ShowerSample, *, out: Path | None =
                               conditions=conditions)
     if out is not None:
         result.files = _write_report(result, ref, cand, out, bins, plots)
+        if plots:
+            from physnn.evaluation.html_report import comparison_page
+
+            saved = json.loads((out / "metrics.json").read_text())
+            result.files.append(comparison_page(out, saved, result.files, {"reference": ref.meta,
+                                                                           "candidate": cand.meta}, run_dir))
     return result
 
 
@@ -617,7 +625,7 @@ def evaluate_generator(run: str | os.PathLike | Any, *, out: str | os.PathLike |
                         join(parts["fake"]), np.concatenate(parts["fake_cells"]), incident,
                         {"generator": "physnn GAN (network only)", "showers_per_s": n / max(forward, 1e-12)})
     return compare_samples(ref, cand, out=outdir, classifier=classifier, max_events=max_events, bins=bins,
-                           seed=seed, plots=plots)
+                           seed=seed, plots=plots, run_dir=Path(loaded.checkpoint).parent)
 
 
 def _write_report(result: ComparisonResult, ref: ShowerSample, cand: ShowerSample, outdir: Path, bins: int,

@@ -27,10 +27,12 @@ from physnn.evaluation.resolution import (
 )
 from physnn.evaluation.summary import comparison_line
 
-__all__ = ["calibration", "classification", "mc_categories", "regression", "resolution_fit", "robust_sigma",
-           "roc_with_band"]
+__all__ = ["binomial_interval", "calibration", "classification", "mc_categories", "regression", "resolution_fit",
+           "robust_sigma", "roc_with_band"]
 
-FPR_GRID = np.linspace(0.0, 1.0, 101)
+#: Background efficiencies the ROC is given at: linear steps of 0.01 and log steps down to 1e-6, so that the
+#: background rejection of a near-perfect classifier (AUC 0.9999) can be read off.
+FPR_GRID = np.unique(np.concatenate([np.linspace(0.0, 1.0, 101), np.geomspace(1e-6, 1.0, 121)]))
 
 
 def _weights(w: np.ndarray | None, n: int) -> np.ndarray:
@@ -56,7 +58,9 @@ def roc_with_band(y: np.ndarray, score: np.ndarray, weight: np.ndarray | None = 
     -------
     dict
         ``auc``, ``auc_low``/``auc_high`` (68% interval), ``fpr``/``tpr``
-        on a fixed grid with ``tpr_low``/``tpr_high``.
+        on a fixed grid (:data:`FPR_GRID`) with ``tpr_low``/``tpr_high``;
+        ``n_signal``/``n_background``, the events of each class (below
+        ``1/n_background`` the curve is an interpolation).
     """
     from sklearn.metrics import roc_auc_score, roc_curve
 
@@ -64,7 +68,8 @@ def roc_with_band(y: np.ndarray, score: np.ndarray, weight: np.ndarray | None = 
     w = _weights(weight, len(y))
     fpr, tpr, _ = roc_curve(y, score, sample_weight=w)
     result: dict[str, Any] = {"auc": float(roc_auc_score(y, score, sample_weight=w)),
-                              "fpr": FPR_GRID.tolist(), "tpr": np.interp(FPR_GRID, fpr, tpr).tolist()}
+                              "fpr": FPR_GRID.tolist(), "tpr": np.interp(FPR_GRID, fpr, tpr).tolist(),
+                              "n_signal": int(np.sum(y == 1)), "n_background": int(np.sum(y == 0))}
     if n_boot > 0:
         rng = np.random.default_rng(seed)
         aucs, curves = [], []
@@ -81,12 +86,40 @@ def roc_with_band(y: np.ndarray, score: np.ndarray, weight: np.ndarray | None = 
     return result
 
 
+def binomial_interval(k: np.ndarray, n: np.ndarray, cl: float = 0.6827) -> tuple[np.ndarray, np.ndarray]:
+    """Clopper-Pearson (exact) interval of a fraction ``k / n`` at confidence ``cl``, per bin.
+
+    Examples
+    --------
+    >>> lo, hi = binomial_interval(np.array([3]), np.array([3]))
+    >>> round(float(lo[0]), 3), float(hi[0])
+    (0.541, 1.0)
+    """
+    from scipy.stats import beta
+
+    k, n = np.asarray(k, dtype=np.float64), np.asarray(n, dtype=np.float64)
+    alpha = 1.0 - cl
+    with np.errstate(invalid="ignore", divide="ignore"):
+        lo = np.where(k > 0, beta.ppf(alpha / 2, k, n - k + 1), 0.0)
+        hi = np.where(k < n, beta.ppf(1 - alpha / 2, k + 1, n - k), 1.0)
+    return np.nan_to_num(lo, nan=0.0), np.nan_to_num(hi, nan=1.0)
+
+
 def calibration(y: np.ndarray, prob: np.ndarray, *, bins: int = 10) -> dict[str, Any]:
     """Reliability curve and expected calibration error (ECE).
 
     ``y`` says whether the event is of the class that ``prob`` is the
     probability of. ECE is the event-weighted mean of |observed frequency -
     mean predicted probability| over equal-width probability bins.
+
+    Returns
+    -------
+    dict
+        ``ece``; ``bin_edges`` (all bins); for each bin holding events:
+        ``mean_predicted``, ``observed``, ``count``, ``bin_range`` and the
+        68% Clopper-Pearson interval of the observed fraction
+        ``observed_low``/``observed_high`` (a bin of three events has a wide
+        one: it cannot look like a miscalibration).
     """
     y = np.asarray(y, dtype=np.float64)
     prob = np.asarray(prob, dtype=np.float64)
@@ -94,11 +127,15 @@ def calibration(y: np.ndarray, prob: np.ndarray, *, bins: int = 10) -> dict[str,
     which = np.clip(np.digitize(prob, edges[1:-1]), 0, bins - 1)
     count = np.bincount(which, minlength=bins).astype(np.float64)
     mean_p = np.bincount(which, prob, minlength=bins) / np.maximum(count, 1)
-    freq = np.bincount(which, y, minlength=bins) / np.maximum(count, 1)
+    hits = np.bincount(which, y, minlength=bins)
+    freq = hits / np.maximum(count, 1)
     used = count > 0
     ece = float(np.sum(count[used] * np.abs(freq[used] - mean_p[used])) / max(count.sum(), 1))
+    low, high = binomial_interval(hits[used], count[used])
     return {"ece": ece, "bin_edges": edges.tolist(), "mean_predicted": mean_p[used].tolist(),
-            "observed": freq[used].tolist(), "count": count[used].astype(int).tolist()}
+            "observed": freq[used].tolist(), "count": count[used].astype(int).tolist(),
+            "bin_range": [[float(edges[i]), float(edges[i + 1])] for i in np.flatnonzero(used)],
+            "observed_low": low.tolist(), "observed_high": high.tolist()}
 
 
 def mc_categories(score: np.ndarray, score_std: np.ndarray, *, z: float = 2.0) -> np.ndarray:

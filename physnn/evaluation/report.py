@@ -197,13 +197,16 @@ def evaluate(predictions: str | os.PathLike, *, out: str | os.PathLike | None = 
         figures["classification"] = fig
         figures["events"] = int(sel.sum())
         if draw:
+            names = P.class_names(task["classes"], meta.get("label"), prob.shape[1])  # e-, pi+ for PDG ids
             if "roc" in fig:
-                written.append(P.plot_roc(fig["roc"], outdir / "roc.png"))
-            written.append(P.plot_calibration(fig["calibration"], outdir / "calibration.png"))
-            written.append(P.plot_confusion(fig["confusion"], task["classes"], outdir / "confusion.png"))
+                written.append(P.plot_roc(fig["roc"], outdir / "roc.png", classes=names))
+            written.append(P.plot_calibration(fig["calibration"], outdir / "calibration.png",
+                                              signal=names[1] if prob.shape[1] == 2 else None))
+            written.append(P.plot_confusion(fig["confusion"], names, outdir / "confusion.png"))
             if std is not None and prob.shape[1] == 2:
                 samples = arrays["score_samples"][sel] if "score_samples" in arrays else None
-                written.append(P.plot_mc_scores(prob[:, 1], std[:, 1], truth, samples, outdir / "mc_scores.png"))
+                written.append(P.plot_mc_scores(prob[:, 1], std[:, 1], truth, samples, outdir / "mc_scores.png",
+                                                classes=names))
     else:
         specs = target_specs(meta, run_dir, targets)
         figures["regression"] = {}
@@ -225,4 +228,8 @@ def evaluate(predictions: str | os.PathLike, *, out: str | os.PathLike | None = 
         path = outdir / "metrics.json"
         path.write_text(json.dumps(figures, indent=1))
         written.insert(0, path)
+        if draw:
+            from physnn.evaluation.html_report import evaluation_page
+
+            written.append(evaluation_page(outdir, figures, written, meta, run_dir))
     return EvaluationResult(figures, outdir, written)

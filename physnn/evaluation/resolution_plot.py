@@ -2,10 +2,10 @@
 
 Each point spans its bin (horizontal bar) at the bin's mean true value, with
 the statistical error of the robust σ. Energies (``kind: energy``) show σ/E
-and the a/√E ⊕ b curve only when the fit was accepted (otherwise the plot says
-it was rejected); other targets show σ in their unit. With baselines, a lower
+and, for the model and each baseline, the a/√E ⊕ b curve only when its fit
+was accepted (otherwise the legend says it was rejected, with its χ²/ndf);
+other targets (``mass``, ``generic``) show σ in their unit, never a √E curve. With baselines, a lower
 panel shows the model's σ over each baseline's (above 1: the model is worse).
-Import it through :mod:`physnn.evaluation.plots`, which sets the style.
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.ticker import FuncFormatter
 
+from physnn.evaluation.plots_common import plt
 from physnn.evaluation.summary import bracket, fmt_range, num
 
 MARKERS = ("s", "^", "v", "D", "P")
@@ -29,18 +29,20 @@ def _bars(rows: list[Mapping[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
     return x, np.vstack([x - lo, hi - x])
 
 
-def _fit_curve(ax: Any, r: Mapping[str, Any]) -> str | None:
-    """Draw the accepted σ/E fit; for a rejected one draw nothing and return the note that says so."""
-    fit = r.get("fit")
+def _fit_curve(ax: Any, fit: Mapping[str, Any] | None, rows: list[Mapping[str, Any]], who: str,
+               color: Any) -> str | None:
+    """Draw an accepted σ/E fit of ``who`` (the model or a baseline) in its colour; for a rejected one draw
+    nothing and return the note that says so."""
     if not fit:
         return None
     quality = f"χ²/ndf = {num(fit['chi2_ndf'], 2)}"
     if not fit["accepted"]:
-        return f"fit a/√E $\\oplus$ b rejected: {quality}"
-    lo, hi = r["bins"][0]["range"][0], r["bins"][-1]["range"][1]
+        return f"{who}: fit a/√E $\\oplus$ b rejected: {quality}"
+    lo, hi = rows[0]["range"][0], rows[-1]["range"][1]
     e = np.geomspace(max(lo, 1e-9), hi, 200)
-    ax.plot(e, np.sqrt(fit["stochastic"] ** 2 / e + fit["constant"] ** 2), color="black", lw=1,
-            label=f"fit {num(fit['stochastic'], 3)}/√E $\\oplus$ {num(fit['constant'], 2)}, {quality}")
+    ax.plot(e, np.sqrt(fit["stochastic"] ** 2 / e + fit["constant"] ** 2), color=color, lw=1,
+            ls="-" if who == "model" else "--",
+            label=f"{who} fit {num(fit['stochastic'], 3)}/√E $\\oplus$ {num(fit['constant'], 2)}, {quality}")
     return None
 
 
@@ -95,15 +97,18 @@ def resolution_figure(name: str, r: Mapping[str, Any]) -> Any:
     unit, key = r.get("unit"), r["key"]
     rows, labels = list(r["bins"]), list(r.get("baselines") or {})
     fig, axes = plt.subplots(2 if labels else 1, 1, sharex=True, squeeze=False, layout="constrained",
-                             figsize=(8.5, 8.5 if labels else 6.5), height_ratios=[3, 1] if labels else None)
+                             figsize=(13, 8.5 if labels else 6.5), height_ratios=[3, 1] if labels else None)
     ax = axes[0, 0]
     x, xerr = _bars(rows)
     ax.errorbar(x, [row[key] for row in rows], xerr=xerr, yerr=[row[f"{key}_err"] for row in rows], fmt="o",
                 color="black", label="model")
+    notes = [_fit_curve(ax, r.get("fit"), rows, "model", "black")]
     for marker, label in zip(MARKERS, labels, strict=False):
-        ax.errorbar(x, [row["baselines"][label][key] for row in rows], xerr=xerr,
-                    yerr=[row["baselines"][label][f"{key}_err"] for row in rows], fmt=marker, label=label)
-    note = _fit_curve(ax, r)
+        drawn = ax.errorbar(x, [row["baselines"][label][key] for row in rows], xerr=xerr,
+                            yerr=[row["baselines"][label][f"{key}_err"] for row in rows], fmt=marker, label=label)
+        notes.append(_fit_curve(ax, (r["baselines"].get(label) or {}).get("fit"), rows, label,
+                                drawn[0].get_color()))
+    note = "\n".join(n for n in notes if n) or None
     _worst(ax, r, unit)
     values = np.array([row[key] for row in rows] + [row["baselines"][lb][key] for row in rows for lb in labels])
     values = values[np.isfinite(values) & (values > 0)]
@@ -111,7 +116,9 @@ def resolution_figure(name: str, r: Mapping[str, Any]) -> Any:
         ax.set_yscale("log")
         _plain_log(ax.yaxis)
     ax.set_ylabel("relative resolution σ/E" if key == "sigma_rel" else f"resolution σ{bracket(unit)}")
-    legend = ax.legend(fontsize=11, loc="best", title=note, title_fontsize=11)
+    # beside the plot, never over the points
+    legend = ax.legend(fontsize=14, loc="upper left", bbox_to_anchor=(1.02, 1.0), title=note, title_fontsize=14,
+                       alignment="left")
     if note:
         legend.get_title().set_color("tab:red")
     if labels:

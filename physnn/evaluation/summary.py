@@ -11,20 +11,15 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from physnn.fmt import num, percent
+
+__all__ = ["DASH", "NAMED_BINS", "bin_table", "bracket", "comparison_line", "fit_line", "fmt_range", "key_name", "num",
+           "percent", "ratio", "regression_rows", "summary_rows", "verdict", "with_unit", "worst_line"]
+
 #: Bins named one by one in a comparison line before "... and N more".
 NAMED_BINS = 3
 #: Between the edges of a range (not a hyphen: a range of negative values stays readable).
 DASH = "\N{EN DASH}"
-
-
-def num(value: float, digits: int = 3) -> str:
-    """``value`` with ``digits`` significant digits, fixed point (``0.80``, ``13.4``, ``1,250``)."""
-    if value is None or not math.isfinite(value):
-        return "n/a"
-    if value == 0:
-        return "0"
-    decimals = max(digits - 1 - math.floor(math.log10(abs(value))), 0)
-    return f"{value:,.{decimals}f}"
 
 
 def with_unit(text: str, unit: str | None) -> str:
@@ -99,11 +94,11 @@ def fit_line(fit: Mapping[str, Any] | None) -> str:
 
 
 def worst_line(worst: Mapping[str, Any], key: str, unit: str | None) -> str:
-    """``1{DASH}13 GeV: σ/E 0.80, 3.0× calibrated cell sum (0.27)``."""
+    """``1{DASH}13 GeV: σ/E 0.803, 3.0× calibrated cell sum (0.271)``."""
     value_unit = None if key == "sigma_rel" else unit
-    text = f"{fmt_range(*worst['range'], unit)}: {key_name(key)} {with_unit(num(worst['value'], 2), value_unit)}"
+    text = f"{fmt_range(*worst['range'], unit)}: {key_name(key)} {with_unit(num(worst['value']), value_unit)}"
     if "reference" in worst:
-        return f"{text}, {num(worst['ratio'], 2)}× {worst['reference']} ({num(worst['reference_value'], 2)})"
+        return f"{text}, {num(worst['ratio'], 2)}× {worst['reference']} ({num(worst['reference_value'])})"
     return f"{text} (the largest)"
 
 
@@ -121,10 +116,10 @@ def regression_rows(name: str, r: Mapping[str, Any]) -> list[tuple[str, str]]:
         rows.append((f"{name} worst bin", worst_line(r["worst_bin"], r["key"], unit)))
     out = r["outliers"]
     rows.append((f"{name} catastrophic outliers", f"{out['count']:,} of {out['events']:,} "
-                                                  f"({100 * out['fraction']:.2f}%): {out['criterion']}"))
+                                                  f"({percent(out['fraction'])}): {out['criterion']}"))
     if "coverage_1sigma" in r:
         rows += [(f"{name} pull std", num(r["pull_std"])),
-                 (f"{name} coverage ±1σ / ±2σ", f"{r['coverage_1sigma']:.3f} / {r['coverage_2sigma']:.3f} "
+                 (f"{name} coverage ±1σ / ±2σ", f"{num(r['coverage_1sigma'])} / {num(r['coverage_2sigma'])} "
                                                 "(Gaussian: 0.683 / 0.954)")]
     return rows
 
@@ -141,7 +136,7 @@ def bin_table(name: str, r: Mapping[str, Any]) -> tuple[list[str], list[list[str
     worst = (r.get("worst_bin") or {}).get("index")
     rows = []
     for i, b in enumerate(r["bins"]):
-        cells = [fmt_range(*b["range"]), f"{b['events']:,}", num(b["bias"], 2), num(b["sigma"])]
+        cells = [fmt_range(*b["range"]), f"{b['events']:,}", num(b["bias"]), num(b["sigma"])]
         cells += [num(b["sigma_rel"])] if energy else []
         cells += [num(b["baselines"][label][key]) for label in labels]
         worse = [label for label in labels if b[key] > b["baselines"][label][key]]
@@ -151,3 +146,28 @@ def bin_table(name: str, r: Mapping[str, Any]) -> tuple[list[str], list[list[str
             note = ", ".join(filter(None, [note, what]))
         rows.append([*cells, f"{b['outliers']:,}", note])
     return columns, rows
+
+
+def summary_rows(figures: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The headline figures of an evaluation as (name, value) rows: ``physnn evaluate`` prints them and
+    ``report.html`` shows them."""
+    rows: list[tuple[str, str]] = [("events", f"{figures['events']:,} ({figures['split']})")]
+    c = figures.get("classification")
+    if c:
+        if "roc" in c and "auc_low" in c["roc"]:
+            rows.append(("AUC", f"{num(c['auc'])} (68% bootstrap interval {num(c['roc']['auc_low'])}{DASH}"
+                                f"{num(c['roc']['auc_high'])})"))
+        elif "auc" in c:
+            rows.append(("AUC", num(c["auc"])))
+        rows += [("accuracy", num(c["accuracy"])), ("ECE (calibration error)", num(c["ece"]))]
+        if "mc" in c:
+            frac, acc = c["mc"]["fraction"], c["mc"]["accuracy"]
+            for name in frac:
+                a = acc[name]
+                rows.append((f"MC {name.replace('_', ' ')}",
+                             f"{percent(frac[name])} of events" + ("" if a is None else f", accuracy {num(a)}")))
+    for name, r in (figures.get("regression") or {}).items():
+        rows += regression_rows(name, r)
+    if figures.get("training"):
+        rows.append(("training epochs", str(figures["training"]["epochs"])))
+    return rows

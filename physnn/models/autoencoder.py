@@ -112,8 +112,13 @@ class DenseAEParams(Strict):
         Size of the code.
     decoder
         ``mirror`` (the encoder's units reversed) or a list of units.
-    activation, code_activation, output_activation
-        Activations of the hidden layers, of the code and of the output.
+    activation
+        Activation of the hidden dense layers.
+    code_activation
+        Activation of the code layer (``linear``: an unbounded code).
+    output_activation
+        Activation of the output layer: ``linear`` for standardised inputs,
+        ``relu`` for energies >= 0.
     batch_norm
         Batch normalisation after each hidden dense layer.
     dropout

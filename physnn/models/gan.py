@@ -84,26 +84,26 @@ class GANParams(Strict):
     n_critic
         Critic steps per generator step.
     feature_critic
-        Add a second, small critic on high-level features computed
-        (differentiably) from the image: per layer the energy over the
-        incident energy (or over eps without one), the energy-weighted
-        centroid and width in x and y, and the total; its score is added to
-        the image critic's, so the GAN is judged on the shower observables
-        an analysis uses, and the generator gets a focused signal on them.
+        Add a second, small critic on the shower features an analysis uses.
+        It sees high-level features computed (differentiably) from the image:
+        per layer the energy over the incident energy (or over eps without
+        one), the energy-weighted centroid and width in x and y, and the
+        total; its score is added to the image critic's, so the GAN is judged
+        on these observables, and the generator gets a focused signal on them.
     energy_matching
-        Weight of an energy-conservation term added to the generator's loss:
-        the squared differences of the batch mean and spread of every layer's
-        energy fraction (and of the total) between generated and real showers
-        of the same conditions (:func:`energy_matching_loss`); 0: off.
+        Weight of an energy-conservation term in the generator's loss (0: off).
+        The term is the squared differences of the batch mean and spread of
+        every layer's energy fraction (and of the total) between generated and
+        real showers of the same conditions (:func:`energy_matching_loss`).
     layer_energies
-        The generator makes each layer as its energy times its shape: the
-        layer's energy comes from ``energy_model``, a softmax over the
-        layer's cells gives its shape, so the generated energy is exactly
-        what was asked for (before zero suppression). Off: the convolutions
-        give every cell directly.
+        Make each layer as its energy times its shape, so that the generated
+        energy is what was asked for (before zero suppression). The layer's
+        energy comes from ``energy_model``, a softmax over the layer's cells
+        gives its shape. Off: the convolutions give every cell directly.
     energy_model
-        Where the layer energies come from (with ``layer_energies``):
-        ``mixture`` (default), a conditional density
+        Where the layer energies come from (with ``layer_energies``): a
+        density fitted next to the GAN, or the adversarial game.
+        ``mixture`` (default) is a conditional density
         :class:`LayerEnergyDensity` of the layer energies given the
         conditions, a mixture of full-covariance Gaussians fitted by maximum
         likelihood next to the GAN; the image generator is conditioned on
@@ -116,11 +116,11 @@ class GANParams(Strict):
     energy_components
         Gaussians in the ``mixture`` energy model.
     readout_noise
-        End the generator with the detector's readout (with
-        ``layer_energies``): Gaussian electronic noise of a learnt width per
-        layer is added to every cell before the zero suppression, the energy
-        that noise alone reads out is taken from the shower's, so the layer
-        energy stays as asked for. The isolated noise cells above threshold
+        End the generator with the detector's readout: noise of a learnt
+        width per layer, then the zero suppression (with ``layer_energies``).
+        Gaussian electronic noise is added to every cell before the zero
+        suppression, the energy that noise alone reads out is taken from the
+        shower's, so the layer energy stays as asked for. The isolated noise cells above threshold
         that real data show all over the grid (they set the sparsity and the
         width of soft layers) are then easy to make, instead of an image
         network having to paint random speckles.

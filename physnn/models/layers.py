@@ -33,14 +33,49 @@ IntOrList = int | list[int]
 
 
 class Regularizer(Strict):
-    """L1 and L2 penalties on a layer's kernel, added to the training loss."""
+    """L1 and L2 penalties on a layer's kernel, added to the training loss.
+
+    Attributes
+    ----------
+    l1
+        Weight of the sum of the kernel's absolute values.
+    l2
+        Weight of the sum of the kernel's squares.
+    """
 
     l1: float = Field(default=0.0, ge=0.0)
     l2: float = Field(default=0.0, ge=0.0)
 
 
 class Conv(Strict):
-    """Convolution (``Conv1D``/``Conv2D``/``Conv3D`` by the model's ``dims``)."""
+    """Convolution (``Conv1D``/``Conv2D``/``Conv3D`` by the model's ``dims``).
+
+    Attributes
+    ----------
+    filters
+        Output channels (feature maps).
+    kernel_size
+        Window size: one number for every spatial axis, or one per axis.
+    strides
+        Step of the window: one number, or one per axis.
+    padding
+        ``same`` pads with zeros so that the output has ceil(input / stride)
+        cells per axis (as Keras); ``valid`` does not pad.
+    dilation_rate
+        Spacing between the window's cells (1: adjacent cells).
+    activation
+        Activation applied to the output.
+    use_bias
+        Add a learnt bias per filter (left out under ``batch_norm``).
+    kernel_initializer
+        Initialisation of the weights, in Keras' names.
+    bias_initializer
+        Initialisation of the bias: ``zeros`` (Keras) or torch's default.
+    kernel_regularizer
+        L1/L2 penalties on the weights, e.g. ``{l2: 1.0e-4}``; null for none.
+    batch_norm
+        Batch normalisation between the convolution and the activation.
+    """
 
     type: Literal["conv"]
     filters: int = Field(gt=0)
@@ -53,17 +88,38 @@ class Conv(Strict):
     kernel_initializer: Initializer = "glorot_uniform"
     bias_initializer: Literal["zeros", "torch_default"] = "zeros"
     kernel_regularizer: Regularizer | None = None
-    batch_norm: bool = Field(default=False, description="Conv -> BatchNorm -> activation")
+    batch_norm: bool = False
 
 
 class ConvTranspose(Conv):
-    """Transposed convolution (``Conv2DTranspose``), for decoders and generators."""
+    """Transposed convolution (``Conv2DTranspose``), for decoders and generators.
+
+    Attributes
+    ----------
+    padding
+        ``same``: the output has input x stride cells per axis (as Keras);
+        ``valid`` does not crop.
+    """
 
     type: Literal["conv_transpose"]  # type: ignore[assignment]
 
 
 class Pool(Strict):
-    """Pooling: ``max``, ``average`` or ``sum`` (the classic calorimeter choice)."""
+    """Pooling: ``max``, ``average`` or ``sum`` (the classic calorimeter choice).
+
+    Attributes
+    ----------
+    mode
+        How a window is reduced: its maximum, mean or sum (sum keeps the
+        energy of a calorimeter image).
+    pool_size
+        Window size: one number for every spatial axis, or one per axis.
+    strides
+        Step of the window; null: the window size (windows do not overlap).
+    padding
+        ``same`` pads so that no cell is dropped at the edges; ``valid``
+        drops the cells that do not fill a window.
+    """
 
     type: Literal["pool"]
     mode: Literal["max", "average", "sum"] = "max"
@@ -73,14 +129,29 @@ class Pool(Strict):
 
 
 class GlobalPool(Strict):
-    """Pool over all spatial positions: (N, C, ...) -> (N, C)."""
+    """Pool over all spatial positions: (N, C, ...) -> (N, C).
+
+    Attributes
+    ----------
+    mode
+        How each feature map is reduced to one number: its maximum, mean or sum.
+    """
 
     type: Literal["global_pool"]
     mode: Literal["max", "average", "sum"] = "average"
 
 
 class UpSample(Strict):
-    """``UpSampling2D``: repeat (nearest) or interpolate each spatial axis by ``size``."""
+    """``UpSampling2D``: repeat (nearest) or interpolate each spatial axis by ``size``.
+
+    Attributes
+    ----------
+    size
+        Factor per spatial axis: one number for all, or one per axis.
+    interpolation
+        ``nearest`` repeats each cell; ``bilinear`` interpolates (linear or
+        trilinear in 1D or 3D).
+    """
 
     type: Literal["upsample"]
     size: IntOrList = 2
@@ -88,7 +159,16 @@ class UpSample(Strict):
 
 
 class BatchNorm(Strict):
-    """Batch normalisation; ``momentum`` is torch's (0.1 = Keras' 0.9: quick to settle on small data)."""
+    """Batch normalisation; ``momentum`` is torch's (0.1 = Keras' 0.9: quick to settle on small data).
+
+    Attributes
+    ----------
+    momentum
+        Weight of the latest batch in the running mean and variance (torch's
+        convention: 0.1 here is Keras' 0.9).
+    epsilon
+        Added to the variance before dividing, for stability.
+    """
 
     type: Literal["batchnorm"]
     momentum: float = Field(default=0.1, gt=0.0, lt=1.0)
@@ -96,7 +176,16 @@ class BatchNorm(Strict):
 
 
 class Dropout(Strict):
-    """Dropout; ``spatial: true`` drops whole feature maps (``SpatialDropout2D``)."""
+    """Dropout; ``spatial: true`` drops whole feature maps (``SpatialDropout2D``).
+
+    Attributes
+    ----------
+    rate
+        Fraction of the values set to zero in training (and in MC-dropout
+        prediction).
+    spatial
+        Drop whole feature maps instead of single values (after convolutions).
+    """
 
     type: Literal["dropout"]
     rate: float = Field(ge=0.0, lt=1.0)
@@ -110,14 +199,38 @@ class Flatten(Strict):
 
 
 class Activation(Strict):
-    """A stand-alone activation."""
+    """A stand-alone activation.
+
+    Attributes
+    ----------
+    activation
+        The activation function applied to every value.
+    """
 
     type: Literal["activation"]
     activation: ActivationName
 
 
 class Dense(Strict):
-    """Fully connected layer."""
+    """Fully connected layer.
+
+    Attributes
+    ----------
+    units
+        Number of outputs.
+    activation
+        Activation applied to the output.
+    use_bias
+        Add a learnt bias per unit (left out under ``batch_norm``).
+    kernel_initializer
+        Initialisation of the weights, in Keras' names.
+    bias_initializer
+        Initialisation of the bias: ``zeros`` (Keras) or torch's default.
+    kernel_regularizer
+        L1/L2 penalties on the weights, e.g. ``{l2: 1.0e-4}``; null for none.
+    batch_norm
+        Batch normalisation between the dense layer and the activation.
+    """
 
     type: Literal["dense"]
     units: int = Field(gt=0)

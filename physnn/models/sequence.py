@@ -126,7 +126,22 @@ class SequenceModel(StagedModel):
 
 
 class SequenceParams(Strict):
-    """Parameters every sequence model shares (the embedding, the readout and the head)."""
+    """Parameters every sequence model shares (the embedding, the readout and the head).
+
+    Attributes
+    ----------
+    embedding
+        Per-particle layers (dense, dropout, activation) applied to each
+        particle's features before the encoder; ``[]`` feeds the
+        standardised features directly.
+    readout
+        How the event vector is read from the per-particle outputs: ``last``
+        (the true last element), ``mean``, ``max``, ``sum`` or ``attention``
+        over the real elements.
+    head
+        Dense and dropout layers after the readout (and the scalars); the
+        output layer is added for the task.
+    """
 
     embedding: list[EmbedLayer] = Field(default_factory=lambda: list(DEFAULT_EMBEDDING), validate_default=True)
     readout: Readout = "last"

@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from physnn.errors import ConfigError
+from physnn.fmt import num
 
 #: seconds between two progress lines when stderr is not a terminal
 DEFAULT_INTERVAL = 10.0
@@ -121,7 +122,7 @@ class Lines(Silent):
         if now - self.last >= self.interval:
             self.last = now
             self.console.print(f"epoch {self.current}/{self.epochs}  batch {self.n}/{self.steps}  "
-                               f"loss {loss():.4g}  {now - self.t0:.1f} s", highlight=False, soft_wrap=True)
+                               f"loss {num(loss())}  {num(now - self.t0)} s", highlight=False, soft_wrap=True)
 
     def epoch_end(self, row: Mapping[str, Any], improved: bool) -> None:
         self.console.print(summary(row, improved), highlight=False, soft_wrap=True)
@@ -142,6 +143,6 @@ def make_progress(enabled: bool) -> Silent:
 def summary(row: Mapping[str, Any], improved: bool) -> str:
     """One epoch's line: its losses and metrics, the speed, and ``*`` when it is the best so far."""
     keys = [k for k in row if k.startswith(("train_", "val_"))]
-    text = "  ".join(f"{k} {row[k]:.4g}" for k in keys)
+    text = "  ".join(f"{k} {num(row[k])}" for k in keys)
     mark = " [green]*[/]" if improved else ""
-    return f"epoch {row['epoch']:>3}  {text}  ({row['samples_per_s']:,.0f} ev/s){mark}"
+    return f"epoch {row['epoch']:>3}  {text}  ({num(row['samples_per_s'])} events/s){mark}"

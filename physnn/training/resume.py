@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from physnn.errors import ConfigError
+from physnn.fmt import plural
 from physnn.training.checkpoint import LAST, load_checkpoint
 from physnn.training.config import RunConfig, load_run_config
 from physnn.training.schedule import describe_extension
@@ -61,14 +62,16 @@ def resume_run(out: Path, overrides: Sequence[str]) -> tuple[RunConfig, dict[str
     cfg = load_run_config(state["config"], overrides) if overrides else old
     done, epochs = int(state["epoch"]), cfg.train.epochs
     if epochs <= done:
-        msg = (f"--set train.epochs={epochs}: the run in {out} has already done {done} epochs; give more to extend it"
-               if any(item.partition("=")[0].strip() == "train.epochs" for item in overrides) else
-               f"{out}: the run already finished ({done} epochs); extend it with --set train.epochs=N (N > {done})")
+        msg = (f"--set train.epochs={epochs}: the run in {out} has already done {plural(done, 'epoch')}; give more "
+               "to extend it" if any(item.partition("=")[0].strip() == "train.epochs" for item in overrides) else
+               f"{out}: the run already finished ({plural(done, 'epoch')}); extend it with --set train.epochs=N "
+               f"(N > {done})")
         raise ConfigError(msg)
     patience, waited = cfg.train.early_stopping.patience, int(state["waited"])
     if state.get("stopped") and patience is not None and waited >= patience:
         msg = (f"{out}: the run stopped early after epoch {done} ({cfg.train.early_stopping.monitor} did not "
-               f"improve for {waited} epochs); to continue it, raise --set train.early_stopping.patience "
+               f"improve for {plural(waited, 'epoch')}); to continue it, raise --set "
+               "train.early_stopping.patience "
                f"(now {patience}) or set it to null")
         raise ConfigError(msg)
     notes = []

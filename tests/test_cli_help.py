@@ -1,0 +1,150 @@
+"""What the terminal shows: --help of every command, physnn models, counts, figures and the next step."""
+
+from __future__ import annotations
+
+import re
+from types import SimpleNamespace
+
+import pytest
+import typer
+from conftest import ae_config
+from typer.testing import CliRunner
+
+from physnn.cli import app
+
+runner = CliRunner()
+DEVICES = "<auto|cpu|cuda[:N]|mps>"
+
+
+def commands(group=None, path=()):
+    """Every command of the ``physnn`` tree as its argument path, e.g. ("simulate", "showers")."""
+    group = group or typer.main.get_command(app)
+    for name, command in group.commands.items():
+        if hasattr(command, "commands"):
+            yield from commands(command, (*path, name))
+        else:
+            yield (*path, name)
+
+
+def help_of(*path: str) -> str:
+    result = runner.invoke(app, [*path, "--help"])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+@pytest.mark.parametrize("path", [(), *commands()], ids=lambda p: " ".join(p) or "physnn")
+def test_help_shows_flags_as_flags(path):
+    text = help_of(*path)
+    assert "<bool>" not in text
+    assert "--help" in text
+
+
+def test_help_lists_the_choices():
+    for command in ("train", "predict", "denoise", "encode", "generate"):
+        assert DEVICES in help_of(command), command
+    for command, choices in (("evaluate", "<auto|all|train|val|test>"), ("scan", "threads, processes or synchronous"),
+                             ("compare", "<low,high|low|high|none>"), ("export", "<onnx|torchscript>"),
+                             ("generate", "<uniform|log-uniform>"), ("train", "<features>"),
+                             ("predict", "zlib, lz4, zstd, lzma or none")):
+        assert choices in help_of(command), (command, choices)
+
+
+def test_simulate_help_shows_the_simulators_defaults():
+    from physnn.simulation.events import EventConfig
+    from physnn.simulation.showers import ShowerConfig
+
+    showers, events = ShowerConfig(), EventConfig()
+    text = " ".join(help_of("simulate", "showers").split())
+    assert f"[default: ({','.join(showers.particles)})]" in text
+    assert f"[default: ({showers.energy_min:g}:{showers.energy_max:g})]" in text
+    assert "[default: (zlib:1)]" in text
+    text = " ".join(help_of("simulate", "events").split())
+    assert f"[default: ({events.mass_min:g}:{events.mass_max:g})]" in text
+
+
+def test_a_bad_choice_is_still_one_line_and_exit_2():
+    result = runner.invoke(app, ["scan", "x.root", "--scheduler", "slurm"])
+    assert result.exit_code == 2
+    assert "--scheduler 'slurm': expected threads, processes or synchronous" in result.output
+
+
+def parse_tables(text: str) -> list[tuple[str, list[list[str]]]]:
+    """The rich tables of ``text``: (title, rows of cells), a wrapped row's continuation lines joined."""
+    tables: list[tuple[str, list[list[str]]]] = []
+    title: list[str] = []
+    rows: list[list[str]] | None = None
+    for line in text.splitlines():
+        if line.startswith("┏"):  # the title: from its last line that begins "name: "
+            starts = [i for i, t in enumerate(title) if re.match(r"[a-z_]+: ", t)]
+            rows = []
+            tables.append((" ".join(title[starts[-1]:] if starts else title), rows))
+        elif line.startswith("└"):
+            rows, title = None, []
+        elif rows is None:
+            title.append(line.strip())
+        elif line.startswith("│"):
+            cells = [c.strip() for c in line.strip().strip("│").split("│")]
+            if cells[0] or not rows:
+                rows.append(cells)
+            else:
+                rows[-1] = [f"{a} {b}".strip() for a, b in zip(rows[-1], cells, strict=True)]
+    return tables
+
+
+def test_models_shows_values_and_a_description_for_every_parameter():
+    result = runner.invoke(app, ["models", "--layers"])
+    assert result.exit_code == 0, result.output
+    for word in ("Literal[", "Optional", "Union", "NoneType", "typing", "annotated", "<class"):
+        assert word not in result.output, word
+    tables = parse_tables(result.output)
+    titles = [title.split(":")[0] for title, _ in tables]
+    for name in ("cnn", "gru", "seq_conv", "dense_autoencoder", "gan", "conv", "pool", "dense", "dropout"):
+        assert name in titles, name
+    for title, rows in tables:
+        assert rows, title
+        descriptions: dict[str, str] = {}
+        for name, values, default, description in rows:
+            assert values, (title, name)
+            assert default, (title, name)
+            assert description, (title, name)
+            assert description not in descriptions.values(), (title, name, description)
+            descriptions[name] = description
+    rows = {title.split(":")[0]: {r[0]: r for r in rows} for title, rows in tables}
+    assert rows["pool"]["mode"][1] == "one of: max, average, sum"
+    assert rows["pool"]["strides"][1:3] == ["int or list of int or null", "null"]
+    assert rows["conv_autoencoder"]["code_size"][1] == "int > 0 or null"
+    assert rows["gru"]["dropout"][1] == "float >= 0, < 1"
+    assert rows["dense"]["kernel_regularizer"][1] == "mapping: l1, l2 or null"
+    assert rows["gru"]["embedding"][1] == "list of layers (dense, dropout, activation)"
+
+
+def test_counts_and_figures_read_alike():
+    from physnn.fmt import num, percent, plural
+
+    assert [plural(1, "epoch"), plural(2, "epoch"), plural(12500, "event")] == ["1 epoch", "2 epochs", "12,500 events"]
+    assert [num(0.97312), num(12345.6), num(3.1234e-6), percent(0.01234)] == ["0.973", "12,346", "3.12e-06", "1.23%"]
+
+
+def test_next_step_after_training_fits_the_task(tmp_path):
+    from physnn.cli import _next_step
+
+    def result(kind, key=None):
+        return SimpleNamespace(run_dir=tmp_path, task=SimpleNamespace(kind=kind, key=key))
+
+    assert _next_step(result("binary")).startswith("physnn predict")
+    assert _next_step(result("generation")).startswith("physnn generate")
+    assert _next_step(result("reconstruction", "image")).startswith("physnn denoise")
+    assert _next_step(result("reconstruction", "scalars")).startswith("physnn encode")
+
+
+def test_a_one_epoch_autoencoder_run_says_1_epoch_and_points_to_denoise(showers_file, tmp_path):
+    import yaml
+
+    cfg = tmp_path / "ae.yaml"
+    cfg.write_text(yaml.safe_dump(ae_config(showers_file, epochs=1)))
+    result = runner.invoke(app, ["train", str(cfg), "--out", str(tmp_path / "ae")])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert re.search(r"finished after 1 epoch;", text), text
+    assert f"physnn denoise {tmp_path / 'ae'}" in text
+    assert "physnn predict" not in text
