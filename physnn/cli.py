@@ -21,7 +21,7 @@ from rich.table import Table
 
 from physnn._version import __version__
 from physnn.evaluation.summary import DASH, summary_rows
-from physnn.fmt import num, percent, plural
+from physnn.fmt import num, percent, plural, with_interval
 
 app = typer.Typer(
     name="physnn",
@@ -743,9 +743,11 @@ def _print_comparison(result: Any) -> None:
     console.print(f"mean separation power: {num(figures['separation_power_mean'])}")
     for kind, test in result.classifier.items():
         what = "cells" if kind == "low" else "high-level features"
-        band = (f"68% bootstrap interval {num(test['auc_low'])}{DASH}{num(test['auc_high'])}; "
-                if test.get("auc_low") is not None else "")
-        console.print(f"classifier AUC on {what}: {num(test['auc'])} ({band}{test['events']['test']:,} + "
+        auc, band = num(test["auc"]), ""
+        if test.get("auc_low") is not None:
+            auc, low, high = with_interval(test["auc"], test["auc_low"], test["auc_high"])
+            band = f"68% bootstrap interval {low}{DASH}{high}; "
+        console.print(f"classifier AUC on {what}: {auc} ({band}{test['events']['test']:,} + "
                       f"{test['events']['test']:,} test showers; 0.5 = indistinguishable)")
     if cond is not None and cond["matched"] is False:
         _say("warning: the samples' conditions differ (see above), so these figures compare unlike samples")

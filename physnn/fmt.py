@@ -10,17 +10,38 @@ from __future__ import annotations
 import math
 
 
+def _decimals(value: float, digits: int) -> int:
+    """Decimals that give ``value`` (0.0001 <= |value|) ``digits`` significant digits, more when that would round a
+    magnitude just below 1 up to 1."""
+    decimals = max(digits - 1 - math.floor(math.log10(abs(value))), 0)
+    gap = 1 - abs(value)
+    if 0 < gap <= 0.5 * 10.0**-decimals:  # would print as 1
+        decimals = -math.floor(round(math.log10(gap), 9))  # round: 1 - 0.99999 is 9.99...e-06 in floating point
+    return decimals
+
+
 def num(value: float | None, digits: int = 3) -> str:
     """``value`` with ``digits`` significant digits, fixed point (``0.80``, ``13.4``, ``1,250``); below 1e-4 in
-    powers of ten (``3.12e-05``), not a row of zeros; ``n/a`` for None, NaN and infinities."""
+    powers of ten (``3.12e-05``), not a row of zeros; ``n/a`` for None, NaN and infinities.
+
+    A magnitude just below 1 is never rounded up to 1: ``0.9996`` (an AUC) keeps the decimals that show its
+    distance from 1 instead of reading ``1.000``."""
     if value is None or not math.isfinite(value):
         return "n/a"
     if value == 0:
         return "0"
     if abs(value) < 1e-4:
         return f"{value:.{digits - 1}e}"
-    decimals = max(digits - 1 - math.floor(math.log10(abs(value))), 0)
-    return f"{value:,.{decimals}f}"
+    return f"{value:,.{_decimals(value, digits)}f}"
+
+
+def with_interval(value: float, low: float, high: float, digits: int = 3) -> tuple[str, str, str]:
+    """A figure and the edges of its interval with the same decimals (those :func:`num` needs for the most exacting
+    of the three): ``0.9996``, ``0.9992``, ``0.9999``, not ``0.9996``, ``0.999``, ``0.99991``."""
+    if not all(math.isfinite(v) and abs(v) >= 1e-4 for v in (value, low, high)):
+        return num(value, digits), num(low, digits), num(high, digits)
+    decimals = max(_decimals(v, digits) for v in (value, low, high))
+    return tuple(f"{v:,.{decimals}f}" for v in (value, low, high))  # type: ignore[return-value]
 
 
 def percent(fraction: float) -> str:
@@ -31,3 +52,18 @@ def percent(fraction: float) -> str:
 def plural(n: int, word: str, words: str | None = None) -> str:
     """``1 epoch``, ``3 epochs``, ``1,250 events``: a count (thousands separated) with its noun in agreement."""
     return f"{n:,} {word if n == 1 else words or word + 's'}"
+
+
+#: Particles by PDG id: the name the command line and the simulator use (``pi+``) and the symbol for plots
+#: (``π+``, with a true minus sign).
+PARTICLES: dict[int, tuple[str, str]] = {
+    11: ("e-", "e\N{MINUS SIGN}"), -11: ("e+", "e+"), 13: ("mu-", "μ\N{MINUS SIGN}"), -13: ("mu+", "μ+"),
+    22: ("gamma", "\N{GREEK SMALL LETTER GAMMA}"), 111: ("pi0", "π0"), 211: ("pi+", "π+"),
+    -211: ("pi-", "π\N{MINUS SIGN}"), 130: ("K0L", "K0L"), 310: ("K0S", "K0S"), 321: ("K+", "K+"),
+    -321: ("K-", "K\N{MINUS SIGN}"), 2212: ("p", "p"), -2212: ("pbar", "p̄"), 2112: ("n", "n")}
+
+
+def particle(pdgid: int, *, symbol: bool = False) -> str:
+    """``e-`` (or the symbol ``e\N{MINUS SIGN}``) for PDG id 11; ``pdgid 1000`` for an id without a name."""
+    names = PARTICLES.get(int(pdgid))
+    return f"pdgid {int(pdgid)}" if names is None else names[symbol]

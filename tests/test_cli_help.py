@@ -125,6 +125,21 @@ def test_counts_and_figures_read_alike():
     assert [num(0.97312), num(12345.6), num(3.1234e-6), percent(0.01234)] == ["0.973", "12,346", "3.12e-06", "1.23%"]
 
 
+def test_a_figure_just_below_one_is_never_rounded_up_to_one():
+    """An AUC of 0.9996 printed as 1.000 reads as a perfect classifier: the digits grow until 1 - value shows."""
+    from physnn.evaluation.summary import summary_rows
+    from physnn.fmt import num
+
+    assert [num(0.9996), num(0.99995), num(0.99996), num(0.9995), num(0.994)] == [
+        "0.9996", "0.99995", "0.99996", "0.9995", "0.994"]
+    assert num(-0.9996) == "-0.9996"
+    figures = {"events": 1517, "split": "test", "classification": {
+        "auc": 0.9996, "accuracy": 0.99962, "ece": 0.0126, "roc": {"auc_low": 0.9992, "auc_high": 0.99999}}}
+    rows = dict(summary_rows(figures))
+    assert rows["AUC"] == "0.99960 (68% bootstrap interval 0.99920\N{EN DASH}0.99999)"  # one set of decimals
+    assert rows["accuracy"] == "0.9996"
+
+
 def test_next_step_after_training_fits_the_task(tmp_path):
     from physnn.cli import _next_step
 

@@ -11,7 +11,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from physnn.fmt import num, percent
+from physnn.fmt import num, percent, with_interval
 
 __all__ = ["DASH", "NAMED_BINS", "bin_table", "bracket", "comparison_line", "fit_line", "fmt_range", "key_name", "num",
            "percent", "ratio", "regression_rows", "summary_rows", "verdict", "with_unit", "worst_line"]
@@ -155,8 +155,8 @@ def summary_rows(figures: Mapping[str, Any]) -> list[tuple[str, str]]:
     c = figures.get("classification")
     if c:
         if "roc" in c and "auc_low" in c["roc"]:
-            rows.append(("AUC", f"{num(c['auc'])} (68% bootstrap interval {num(c['roc']['auc_low'])}{DASH}"
-                                f"{num(c['roc']['auc_high'])})"))
+            auc, low, high = with_interval(c["auc"], c["roc"]["auc_low"], c["roc"]["auc_high"])
+            rows.append(("AUC", f"{auc} (68% bootstrap interval {low}{DASH}{high})"))
         elif "auc" in c:
             rows.append(("AUC", num(c["auc"])))
         rows += [("accuracy", num(c["accuracy"])), ("ECE (calibration error)", num(c["ece"]))]
