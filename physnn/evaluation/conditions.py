@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from physnn.errors import ConfigError, DataError
+from physnn.fmt import particle
 
 #: A condition test with a p-value below this is reported as a difference.
 ALPHA = 1e-3
@@ -33,10 +34,6 @@ PARTICLE_BRANCHES = ("pdgid", "label")
 POSITION_BRANCHES = ("x0", "y0")
 #: What is compared, in order: particles, the incident energy, the impact point.
 CHECKS = ("particles", "energy", *POSITION_BRANCHES)
-
-_NAMES = {11: "e-", -11: "e+", 22: "gamma", 211: "pi+", -211: "pi-", 13: "mu-", -13: "mu+", 111: "pi0",
-          130: "K0L", 321: "K+", -321: "K-", 2212: "p", 2112: "n"}
-
 
 def condition_branches(handle: Any, names: Sequence[str]) -> list[str]:
     """The condition branches of a tree that hold one number per event: a particle branch, ``x0``, ``y0``.
@@ -64,7 +61,7 @@ def particle_name(branch: str, value: float) -> str:
     """``e-`` for pdgid 11, ``pdgid 13`` for an unnamed one, ``label 2`` for a label."""
     number = int(value)
     if branch == "pdgid":
-        return _NAMES.get(number, f"pdgid {number}")
+        return particle(number)
     return f"{branch} {number}"
 
 

@@ -545,13 +545,7 @@ def compare_samples(ref: ShowerSample, cand: ShowerSample, *, out: Path | None =
                               events={"reference": ref.events, "candidate": cand.events}, out=out,
                               conditions=conditions)
     if out is not None:
-        result.files = _write_report(result, ref, cand, out, bins, plots)
-        if plots:
-            from physnn.evaluation.html_report import comparison_page
-
-            saved = json.loads((out / "metrics.json").read_text())
-            result.files.append(comparison_page(out, saved, result.files, {"reference": ref.meta,
-                                                                           "candidate": cand.meta}, run_dir))
+        result.files = _write_report(result, ref, cand, out, bins, plots, run_dir)
     return result
 
 
@@ -629,7 +623,8 @@ def evaluate_generator(run: str | os.PathLike | Any, *, out: str | os.PathLike |
 
 
 def _write_report(result: ComparisonResult, ref: ShowerSample, cand: ShowerSample, outdir: Path, bins: int,
-                  plots: bool) -> list[Path]:
+                  plots: bool, run_dir: Path | None = None) -> list[Path]:
+    """``metrics.json``, ``separation.csv`` and, with ``plots``, the feature histograms and ``report.html``."""
     import csv
 
     files = []
@@ -651,4 +646,7 @@ def _write_report(result: ComparisonResult, ref: ShowerSample, cand: ShowerSampl
             return files
         files += plot_feature_histograms(ref.features, cand.features, result.separation, outdir, bins=bins,
                                          labels=(Path(ref.path).name, Path(cand.path).name))
+        from physnn.evaluation.html_report import comparison_page
+
+        files.append(comparison_page(outdir, figures, files, {"reference": ref.meta, "candidate": cand.meta}, run_dir))
     return files

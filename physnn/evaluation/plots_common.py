@@ -23,12 +23,10 @@ try:
 except ImportError:  # pragma: no cover - mplhep is part of the plot extra
     mplhep = None
 
+from physnn.fmt import particle
+
 #: Resolution of the PNG files.
 DPI = 90
-#: Names of particles by PDG id (the minus sign is U+2212).
-PARTICLES = {11: "e\N{MINUS SIGN}", -11: "e+", 13: "μ\N{MINUS SIGN}", -13: "μ+", 22: "\N{GREEK SMALL LETTER GAMMA}",
-             111: "π0", 211: "π+", -211: "π\N{MINUS SIGN}", 130: "K0L", 310: "K0S", 321: "K+", -321: "K\N{MINUS SIGN}",
-             2212: "p", -2212: "p̄", 2112: "n"}
 #: Label branches holding PDG ids (``pdgid``, ``part_pid``, ``pdg``).
 _PDG_BRANCH = re.compile(r"pdg|(^|_)pid$", re.IGNORECASE)
 
@@ -43,12 +41,12 @@ def save(fig: Any, path: Path) -> Path:
 
 
 def particle_label(value: Any) -> str:
-    """The name of a particle (PDG id 11: e-, with a true minus sign; 211: pi+), an unnamed id as ``pdgid 1000``."""
+    """The symbol of a particle (PDG id 11: e-, with a true minus sign; 211: pi+), an unnamed id as ``pdgid 1000``."""
     try:
         number = int(value)
     except (TypeError, ValueError):
         return str(value)
-    return PARTICLES.get(number, f"pdgid {number}")
+    return particle(number, symbol=True)
 
 
 def class_names(classes: Sequence[Any] | None, label: str | None = None, k: int = 2) -> list[str]:
@@ -60,7 +58,7 @@ def class_names(classes: Sequence[Any] | None, label: str | None = None, k: int 
         The run's class values (``meta["task"]["classes"]``); None: ``0 .. k-1``.
     label
         The label branch (``meta["label"]``): a PDG-id branch (``pdgid``)
-        turns 11, -211, 22 into e-, pi-, gamma (:data:`PARTICLES`); another
+        turns 11, -211, 22 into e-, pi-, gamma (:data:`physnn.fmt.PARTICLES`); another
         branch names the raw value (``is_signal 1``, as the condition checks
         of ``physnn compare`` do); without a label, the raw values.
     k
