@@ -254,10 +254,11 @@ def test_onnx_mc_dropout_between_rnn_layers(events_file, tmp_path):
     t, n = 300, 120
     res = physnn.export(tmp_path / "gru", tmp_path / "gru_mc.onnx", mc_samples=t)
     loaded = load_run(tmp_path / "gru", device="cpu")
-    raw = next(iter_raw(prediction_config(loaded.config.data, events_file, None, None))).select(np.arange(n))
+    few = physnn.simulate("events", tmp_path / "few.root", events=n, seed=9).path  # T passes over n events only
+    raw = next(iter_raw(prediction_config(loaded.config.data, few, None, None)))
     seq, counts = _padded(raw, loaded.transform.max_length, 0.0)
     pred, _sigma, epistemic, _std = _session(res.path).run(None, {"sequence": seq, "length": counts})
-    ref = physnn.predict(loaded, events_file, mc_samples=t).arrays
+    ref = physnn.predict(loaded, few, mc_samples=t).arrays
     scatter, ratio = _mc_agreement(pred[:, 0], epistemic[:, 0], ref["mass_pred"][:n], ref["mass_epistemic"][:n], t)
     assert 0.45 < scatter < 1.0
     assert 0.9 < ratio < 1.1
@@ -271,3 +272,16 @@ def test_mc_export_errors(gan_run, ae_run, tmp_path):
     with pytest.raises(ConfigError, match="not a reconstruction run"):
         physnn.export(ae_run.run_dir, tmp_path / "a.onnx", mc_samples=10)
     assert not list(tmp_path.iterdir())
+
+
+def test_an_rnn_run_exports_twice_in_one_process(seq_run, events_file, tmp_path):
+    """A notebook exports, then exports again (e.g. with MC dropout): torch.export's non-strict capture of an
+    RNN fails after a first ONNX export in the process (static time axis), so the second export must not use it."""
+    first = physnn.export(seq_run, tmp_path / "a.onnx")
+    second = physnn.export(seq_run, tmp_path / "b.onnx")
+    loaded = load_run(seq_run)
+    raw = next(iter_raw(prediction_config(loaded.config.data, events_file, None, None))).select(np.arange(30))
+    for length in (int(raw.seq_counts.max()) + 2, 3):  # the time axis stays dynamic in both graphs
+        seq, counts = _padded(raw, length, 0.0)
+        a, b = (_session(r.path).run(None, {"sequence": seq, "length": counts})[0] for r in (first, second))
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)

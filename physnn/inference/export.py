@@ -307,6 +307,19 @@ def _padded_rnns(model: nn.Module, mc_dropout: bool) -> list[tuple[nn.Module, st
     return changed
 
 
+def _traced_onnx(module: nn.Module, examples: tuple[torch.Tensor, ...], names: list[str]) -> Any:
+    """ONNX of a module with LSTM/GRU layers, by the tracing exporter: torch.export captures an RNN's time axis
+    as dynamic only in the first export of a process (pytorch/pytorch#126339), so a second export would fail."""
+    import io
+
+    import onnx
+
+    buffer = io.BytesIO()
+    torch.onnx.export(module, examples, buffer, dynamo=False, input_names=names,
+                      output_names=list(module.output_names), dynamic_axes=_dynamic(names), opset_version=OPSET)
+    return onnx.load_from_string(buffer.getvalue())
+
+
 def _write_onnx(module: nn.Module, examples: tuple[torch.Tensor, ...], path: Path, meta: Mapping[str, Any]) -> None:
     try:
         import onnx
@@ -317,15 +330,16 @@ def _write_onnx(module: nn.Module, examples: tuple[torch.Tensor, ...], path: Pat
 
     logging.getLogger("torch.onnx").setLevel(logging.ERROR)  # "torchvision is not installed" notes
     names = list(module.input_names)
-    dims = {name: dict.fromkeys(axes, torch.export.Dim.DYNAMIC) for name, axes in _dynamic(names).items()}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch.export's own deprecation and tracing chatter
-        program = torch.onnx.export(module, examples, dynamo=True, input_names=names,
-                                    output_names=list(module.output_names),
-                                    dynamic_shapes=(tuple(dims[n] for n in names),),  # forward(*inputs)
-                                    opset_version=OPSET,
-                                    verbose=False, external_data=False)
-    proto = program.model_proto
+        if any(isinstance(m, nn.RNNBase) for m in module.modules()):
+            proto = _traced_onnx(module, examples, names)
+        else:
+            dims = {name: dict.fromkeys(axes, torch.export.Dim.DYNAMIC) for name, axes in _dynamic(names).items()}
+            proto = torch.onnx.export(module, examples, dynamo=True, input_names=names,
+                                      output_names=list(module.output_names),
+                                      dynamic_shapes=(tuple(dims[n] for n in names),),  # forward(*inputs)
+                                      opset_version=OPSET, verbose=False, external_data=False).model_proto
     entry = proto.metadata_props.add()
     entry.key, entry.value = META, json.dumps(meta)
     onnx.checker.check_model(proto)
