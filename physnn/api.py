@@ -127,6 +127,7 @@ def simulate(
                           generator=f"physnn simulate {kind}", events=events, seconds=round(seconds, 4))
         meta["showers_per_s" if kind == "showers" else "events_per_s"] = events / seconds
         meta["config"] = cfg.model_dump(mode="json")
+        meta["units"] = {"image": "GeV", "energy": "GeV"} if kind == "showers" else {"momentum": "GeV", "mass": "GeV"}
         return meta
 
     # the next chunk is simulated while this one is compressed into the file (both release the GIL)

@@ -575,6 +575,7 @@ def evaluate(
             _print_comparison(compared)
             console.print(f"wrote {plural(len(compared.files), 'file')} to {out}/ (metrics.json, separation.csv, "
                           "histograms)")
+            _print_page(compared.files)
             return
         result = api.evaluate_denoising(predictions, out=out, split=split, seed=seed, mc_samples=mc_samples)
         _print_denoising(result.figures)
@@ -582,6 +583,7 @@ def evaluate(
         result = api.evaluate(predictions, out=out, run=run, split=split, n_boot=bootstrap)
         _print_evaluation(result.figures)
     console.print(f"wrote {plural(len(result.files), 'file')} to {out}/ (metrics.json and plots)")
+    _print_page(result.files)
 
 
 @app.command("export")
@@ -693,6 +695,14 @@ def compare(
                          max_events=max_events, bins=bins, seed=seed, match=match)
     _print_comparison(result)
     console.print(f"wrote {plural(len(result.files), 'file')} to {out}/")
+    _print_page(result.files)
+
+
+def _print_page(files: list[Path]) -> None:
+    """The report page among ``files``, on a line of its own (not wrapped: a path to open or copy)."""
+    page = next((f for f in files if f.name == "report.html"), None)
+    if page is not None:
+        console.print(f"report: {page}", soft_wrap=True, highlight=False, markup=False)
 
 
 def _say(text: str, first: str = "", rest: str = "  ") -> None:

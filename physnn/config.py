@@ -38,10 +38,15 @@ class ImageInput(Strict):
     shape
         The per-event shape of each branch when it is stored flat (e.g. a
         ``float[1728]`` or a jagged branch with 1728 values per event).
+    unit
+        The unit of the cell values (``GeV``), written on plots and in tables.
+        ``None``: the unit the files' ``physnn_meta`` gives (physnn's
+        simulator says GeV), else none is shown.
     """
 
     branches: list[str] = Field(min_length=1)
     shape: list[int] | None = None
+    unit: str | None = None
 
     @field_validator("branches", mode="before")
     @classmethod

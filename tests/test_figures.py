@@ -361,3 +361,56 @@ def test_generated_samples_of_a_small_gan(tmp_path):
     check(fig, "samples")
     assert all(a.get_ylabel() == "cell energy [GeV]" for a in fig.axes if _is_colorbar(a))
     assert plots.plot_generated_samples(model, task, tmp_path / "s.png").is_file()
+
+
+def _labels_drawn(monkeypatch) -> list[str]:
+    """Collects every text of every figure the image and feature plots save (colour bars and axis labels)."""
+    from physnn.evaluation import plots_images
+
+    seen: list[str] = []
+    real = plots_images.save
+
+    def recording(fig, path):
+        for ax in fig.axes:
+            seen.extend(t for t in (ax.get_xlabel(), ax.get_ylabel(), ax.get_title()) if t)
+        return real(fig, path)
+
+    monkeypatch.setattr(plots_images, "save", recording)
+    return seen
+
+
+def test_image_plots_take_the_cell_unit_from_the_data_config_or_the_file(tmp_path, monkeypatch, showers_file):
+    """Denoising panels say the unit the data config gives the images (MeV here); compare takes it from the
+    files' physnn_meta (the simulator writes GeV) and shows no unit where the files do not say one."""
+    import uproot
+    from conftest import ae_config
+
+    import physnn
+
+    seen = _labels_drawn(monkeypatch)
+    cfg = ae_config(showers_file, epochs=1)
+    cfg["data"]["images"]["unit"] = "MeV"
+    cfg["data"]["entry_stop"] = 200
+    run = physnn.train(cfg, out=tmp_path / "ae", progress=False)
+    physnn.evaluate_denoising(run.run_dir, out=tmp_path / "rep", panels=2)
+    assert "cell energy [MeV]" in seen
+    assert not any("GeV" in s for s in seen), seen
+
+    seen.clear()
+    a, b = tmp_path / "a.root", tmp_path / "b.root"
+    physnn.simulate("showers", a, events=80, seed=1)
+    physnn.simulate("showers", b, events=80, seed=2)
+    physnn.compare(a, b, out=tmp_path / "cmp", classifier=[])
+    assert any(s.endswith("[GeV]") for s in seen), seen
+
+    seen.clear()
+    bare = []
+    for src in (a, b):
+        with uproot.open(src) as f:
+            arrays = f["showers"].arrays(["image", "energy"], library="np")
+        bare.append(tmp_path / f"bare_{src.name}")
+        with uproot.recreate(bare[-1]) as f:
+            f["showers"] = arrays
+    physnn.compare(*bare, out=tmp_path / "cmp_bare", classifier=[])
+    assert seen
+    assert not any("GeV" in s for s in seen), seen

@@ -211,3 +211,26 @@ def test_gan_evaluation_page(gan_run, tmp_path: Path) -> None:
     assert "physnn GAN (network only)" in " ".join(parser.text)
     assert "<h1>physnn evaluate: GAN run run against held-out showers</h1>" in page
     assert f"<td>run folder</td><td>{gan_run}</td>" in page
+
+
+def test_the_cli_prints_where_the_report_page_is(tmp_path: Path) -> None:
+    """evaluate and compare end with the page's path on a line of its own, the file a physicist opens."""
+    from test_evaluate import calorimeter_with_a_bad_bin, write_predictions
+    from typer.testing import CliRunner
+
+    from physnn.cli import app
+
+    runner = CliRunner()
+    e, pred, _ = calorimeter_with_a_bad_bin(600)
+    preds = write_predictions(tmp_path / "r.root", e, pred, run_dir=tmp_path / "run")
+    a, b = tmp_path / "a.root", tmp_path / "b.root"
+    physnn.simulate("showers", a, events=60, seed=1)
+    physnn.simulate("showers", b, events=60, seed=2)
+    for args, folder in ((["evaluate", str(preds), "--out", str(tmp_path / "rep")], tmp_path / "rep"),
+                         (["compare", str(a), str(b), "--out", str(tmp_path / "cmp"), "--classifier", "none"],
+                          tmp_path / "cmp")):
+        result = runner.invoke(app, args, env={"COLUMNS": "80"})
+        assert result.exit_code == 0, result.output
+        last = result.output.strip().splitlines()[-1]
+        assert last == f"report: {folder / 'report.html'}", result.output
+        assert (folder / "report.html").is_file()

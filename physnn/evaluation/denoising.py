@@ -36,6 +36,7 @@ from physnn.evaluation.fastsim import shower_shapes
 from physnn.evaluation.report import EvaluationResult, report_dir
 from physnn.inference.autoencode import reconstruct, reconstruction_task
 from physnn.inference.predict import LoadedRun, load_run, match_image_shape, prediction_config
+from physnn.io.metadata import declared_image_unit
 
 
 def _robust_spread(x: np.ndarray) -> float:
@@ -164,8 +165,9 @@ def evaluate_denoising(
         if plots:
             from physnn.evaluation import plots as P
 
+            unit = declared_image_unit(cfg.images.unit if cfg.images else None, cfg.files)
             written.append(P.plot_denoising_panels(noisy, denoised, truth, outdir / "denoising_panels.png",
-                                                   events=panels))
+                                                   events=panels, unit=unit))
             written.append(P.plot_energy_ratio(noisy, denoised, truth, outdir / "denoising_energy.png"))
         path = outdir / "metrics.json"
         path.write_text(json.dumps(figures, indent=1))

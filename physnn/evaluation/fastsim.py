@@ -37,6 +37,7 @@ import numpy as np
 
 from physnn.errors import ConfigError, InputFileError
 from physnn.evaluation.conditions import Match, condition_branches, condition_report
+from physnn.io.metadata import declared_image_unit, unit_of
 
 
 # -- features ---------------------------------------------------------------
@@ -613,8 +614,9 @@ def evaluate_generator(run: str | os.PathLike | Any, *, out: str | os.PathLike |
     where = f"{', '.join(cfg.files)} ({split} split)"
     shape = tuple(task.shape[1:] if task.squeeze else task.shape)
     n = len(incident) if incident is not None else len(join(parts["real"])["e_max"])
+    unit = declared_image_unit(cfg.images.unit if cfg.images else None, cfg.files)
     ref = ShowerSample(where, cfg.tree or "", task.layout["image"], shape, join(parts["real"]),
-                       np.concatenate(parts["real_cells"]), incident, {})
+                       np.concatenate(parts["real_cells"]), incident, {"units": {"image": unit}} if unit else {})
     cand = ShowerSample(f"{loaded.checkpoint} (generated)", cfg.tree or "", task.layout["image"], shape,
                         join(parts["fake"]), np.concatenate(parts["fake_cells"]), incident,
                         {"generator": "physnn GAN (network only)", "showers_per_s": n / max(forward, 1e-12)})
@@ -645,7 +647,8 @@ def _write_report(result: ComparisonResult, ref: ShowerSample, cand: ShowerSampl
         except ImportError:  # pragma: no cover - the plot extra is optional
             return files
         files += plot_feature_histograms(ref.features, cand.features, result.separation, outdir, bins=bins,
-                                         labels=(Path(ref.path).name, Path(cand.path).name))
+                                         labels=(Path(ref.path).name, Path(cand.path).name),
+                                         unit=unit_of("image", ref.meta, cand.meta))
         from physnn.evaluation.html_report import comparison_page
 
         files.append(comparison_page(outdir, figures, files, {"reference": ref.meta, "candidate": cand.meta}, run_dir))

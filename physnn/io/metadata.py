@@ -21,6 +21,10 @@ Each output file (``simulate``, ``predict``, ``denoise``, ``encode``,
 ``versions``
     python, torch, uproot, awkward and numpy versions.
 
+``units``
+    (where known) the unit of stored quantities, e.g. ``{"image": "GeV"}``
+    for the cell values; the plots read it (see :func:`unit_of`).
+
 Commands add their own keys (timings, MC-dropout samples, ...). In ROOT::
 
     TFile f("predictions.root");
@@ -109,6 +113,31 @@ def check_metadata(meta: Mapping[str, Any]) -> None:
     if missing:
         msg = f"physnn_meta lacks {', '.join(missing)}"
         raise ValueError(msg)
+
+
+def unit_of(what: str, *metas: Mapping[str, Any]) -> str | None:
+    """The unit the first of ``metas`` that declares one gives ``what`` (``"image"``: the cell values).
+
+    Examples
+    --------
+    >>> unit_of("image", {}, {"units": {"image": "GeV"}})
+    'GeV'
+    """
+    for meta in metas:
+        unit = (meta.get("units") or {}).get(what)
+        if unit:
+            return str(unit)
+    return None
+
+
+def declared_image_unit(unit: str | None, files: Sequence[str | os.PathLike]) -> str | None:
+    """``unit`` (a data config's ``images.unit``) or else the one the first file's ``physnn_meta`` declares."""
+    if unit or not files:
+        return unit
+    try:
+        return unit_of("image", read_metadata(files[0]))
+    except Exception:  # a unit is a label; an unreadable file is reported where it is read
+        return None
 
 
 def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
