@@ -124,6 +124,7 @@ else:
 @pytest.mark.parametrize("memory_budget", [None, "400 MB"])
 def test_torchrun_resume_is_exact(epi_file, tmp_path, memory_budget):
     cfg = run_config(epi_file, epochs=3, batch_size=16, memory_budget=memory_budget)
+    cfg["data"]["entry_stop"] = 600  # exactness needs steps, not statistics
     (tmp_path / "run.yaml").write_text(yaml.safe_dump(cfg))
     (tmp_path / "train.py").write_text(STREAMING_TRAIN)
     proc = torchrun(tmp_path, "train.py", "full", "0")
