@@ -270,6 +270,21 @@ def test_training_curves_loss_together_each_metric_apart_integer_epochs(tmp_path
     assert [p.name for p in plots.plot_training(run, tmp_path / "plots")] == ["loss.png"]
 
 
+def test_training_curves_mark_the_best_epoch_on_every_panel(ae_run):
+    """The epoch whose weights best.pt holds (what predict uses) is marked on every panel, and named once."""
+    history = [{"epoch": i, "train_loss": 1 / i, "val_loss": 1 / i + (i - 3) ** 2 / 10, "val_auc": 0.9}
+               for i in range(1, 6)]
+    fig = plots.training_figure(history, best_epoch=3)
+    check(fig, "loss_best")
+    for ax in fig.axes:
+        marks = [line for line in ax.get_lines() if set(np.atleast_1d(line.get_xdata())) == {3}]
+        assert len(marks) == 1, ax.get_title()
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert "best epoch 3 (best.pt)" in labels
+    assert plots.best_epoch(ae_run.run_dir) == ae_run.best["epoch"]
+    assert plots.best_epoch(ae_run.run_dir.parent / "nowhere") is None
+
+
 def test_training_curves_of_a_regression_give_the_rmse_in_the_targets_unit():
     history = [{"epoch": i, "train_loss": 1 / i, "val_loss": 1 / i, "val_rmse_energy": 3 / i,
                 "val_coverage_1sigma": 0.6} for i in (1, 2)]

@@ -35,12 +35,13 @@ from physnn.evaluation.plots_images import (
     plot_generated_samples,
 )
 from physnn.evaluation.plots_regression import plot_regression, pulls_figure, residuals_figure
-from physnn.evaluation.plots_training import plot_training, read_history, training_figure
+from physnn.evaluation.plots_training import best_epoch, plot_training, read_history, training_figure
 from physnn.evaluation.resolution_plot import resolution_figure
 
-__all__ = ["FEATURE_LABELS", "calibration_figure", "class_names", "confusion_figure", "denoising_figure",
-           "energy_ratio_figure", "features_figure", "generated_samples_figure", "mc_scores_figure",
-           "particle_label", "plot_calibration", "plot_confusion", "plot_denoising_panels", "plot_energy_ratio",
-           "plot_feature_histograms", "plot_generated_samples", "plot_mc_scores", "plot_regression", "plot_roc",
-           "plot_training", "pulls_figure", "read_history", "resolution_figure", "residuals_figure", "roc_figure",
+__all__ = ["FEATURE_LABELS", "best_epoch", "calibration_figure", "class_names", "confusion_figure",
+           "denoising_figure", "energy_ratio_figure", "features_figure", "generated_samples_figure",
+           "mc_scores_figure", "particle_label", "plot_calibration", "plot_confusion",
+           "plot_denoising_panels", "plot_energy_ratio", "plot_feature_histograms",
+           "plot_generated_samples", "plot_mc_scores", "plot_regression", "plot_roc", "plot_training",
+           "pulls_figure", "read_history", "residuals_figure", "resolution_figure", "roc_figure",
            "training_figure"]

@@ -1,7 +1,8 @@
 """Training curves: ``loss.png`` of a run folder.
 
 Training and validation loss share one panel; every other metric gets its
-own (its training and validation values together). A GAN run (its
+own (its training and validation values together). The epoch whose weights
+``best.pt`` holds (the one predict uses) is marked on every panel. A GAN run (its
 ``metrics.csv`` has ``train_generator_loss``) gets the critic, the generator
 and the validation separation power in separate panels. Epoch ticks are
 whole numbers.
@@ -86,9 +87,10 @@ def _panels(columns: Sequence[str], units: Mapping[str, str]) -> list[tuple[str,
     return panels
 
 
-def training_figure(history: Sequence[dict[str, Any]], *, units: Mapping[str, str] | None = None) -> Any:
+def training_figure(history: Sequence[dict[str, Any]], *, units: Mapping[str, str] | None = None,
+                    best_epoch: int | None = None) -> Any:
     """The loss and metric curves of a run's history (rows of :func:`read_history`); ``units``: each regression
-    target's unit (:func:`target_units`), for its RMSE axis."""
+    target's unit (:func:`target_units`), for its RMSE axis; ``best_epoch`` (:func:`best_epoch`) marked."""
     columns = list(dict.fromkeys(k for row in history for k in row if k not in SKIP))
     panels = _panels(columns, units or {})
     cols = 2 if len(panels) == 4 else min(len(panels), 3)
@@ -100,6 +102,9 @@ def training_figure(history: Sequence[dict[str, Any]], *, units: Mapping[str, st
             ax.plot(epoch, [row.get(column, np.nan) for row in history], f"{marker}-", label=label)
         if "val_coverage_1sigma" in drawn:
             ax.axhline(0.6827, color="grey", ls=":", label="Gaussian error bars: 0.683")
+        if best_epoch is not None:
+            ax.axvline(best_epoch, color="black", ls="--", lw=1,
+                       label=f"best epoch {best_epoch} (best.pt)" if ax is axes.flat[0] else None)
         ax.set_title(title, fontsize=18)
         ax.set_xlabel("epoch")
         ax.set_ylabel(ylabel)
@@ -110,9 +115,19 @@ def training_figure(history: Sequence[dict[str, Any]], *, units: Mapping[str, st
     return fig
 
 
+def best_epoch(run_dir: Path) -> int | None:
+    """The epoch of the run's ``best.pt`` (None without one)."""
+    from physnn.training.checkpoint import load_checkpoint
+
+    if not (Path(run_dir) / "best.pt").is_file():
+        return None
+    return int(load_checkpoint(Path(run_dir), "best.pt")["epoch"])
+
+
 def plot_training(run_dir: Path, out: Path) -> list[Path]:
     """Training and validation loss (and the validation metrics) per epoch, as ``loss.png``."""
     history = read_history(Path(run_dir))
     if not history:
         return []
-    return [save(training_figure(history, units=target_units(Path(run_dir))), Path(out) / "loss.png")]
+    fig = training_figure(history, units=target_units(Path(run_dir)), best_epoch=best_epoch(Path(run_dir)))
+    return [save(fig, Path(out) / "loss.png")]
