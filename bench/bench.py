@@ -87,7 +87,7 @@ def bare_sequences(path: Path, length: int) -> dict[str, torch.Tensor]:
 def mc_dropout_rows(repeat: int, events: int = 2000, samples: int = 50) -> list[tuple[str, str, str, str]]:
     """Prefix-cached MC dropout vs T full passes, on the demo's e/pi CNN (dropout in the dense head)."""
     from physnn.demo import EPI_MODEL
-    from physnn.inference.mc_dropout import mc_forward, naive_mc_forward
+    from physnn.models.mc_dropout import mc_forward, naive_mc_forward
 
     torch.manual_seed(0)
     model = physnn.build_model(physnn.ModelConfig(**EPI_MODEL), physnn.ModelIO(image=(3, 24, 24), outputs=1))

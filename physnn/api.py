@@ -9,6 +9,7 @@ Examples
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -37,7 +38,7 @@ from physnn.models.registry import available as _available
 from physnn.prefetch import prefetch
 from physnn.simulation import EventConfig, ShowerConfig, iter_events, iter_showers
 from physnn.training.config import RunConfig, load_run_config
-from physnn.training.run import train
+from physnn.training.run import train as _train
 from physnn.training.trainer import TrainResult
 
 __all__ = ["AutoencoderResult", "BranchScan", "ComparisonResult", "DataBundle", "EvaluationResult", "ExportResult",
@@ -46,6 +47,16 @@ __all__ = ["AutoencoderResult", "BranchScan", "ComparisonResult", "DataBundle", 
            "encode", "evaluate", "evaluate_denoising", "evaluate_generator", "export", "fit", "generate", "inspect",
            "list_models", "load", "load_run", "load_run_config", "predict", "read", "read_metadata", "scan",
            "simulate", "stream", "train"]
+
+@functools.wraps(_train)
+def train(config: Any = None, **kwargs: Any) -> TrainResult:
+    """:func:`physnn.training.run.train` with the loss curves (and a GAN's samples) drawn into ``out/plots``."""
+    if "plots" not in kwargs:
+        from physnn.evaluation.plots import training_plots
+
+        kwargs["plots"] = training_plots()
+    return _train(config, **kwargs)
+
 
 #: Tree names written by the simulator.
 TREE_NAMES = {"showers": "showers", "events": "events"}

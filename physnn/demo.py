@@ -84,9 +84,9 @@ def dimuon_mass(events: str | Path, entries: np.ndarray) -> np.ndarray:
     """The invariant mass of the two muons (``|pid| == 13``) of each event: what an analysis computes."""
     import awkward as ak
 
-    import physnn
+    from physnn import api
 
-    ev = physnn.read(str(events), ["part_pt", "part_eta", "part_phi", "part_e", "part_pid"], tree="events")
+    ev = api.read(str(events), ["part_pt", "part_eta", "part_phi", "part_e", "part_pid"], tree="events")
     muon = abs(ev["part_pid"]) == 13
     pt, eta, phi, e = (ev[f"part_{k}"][muon] for k in ("pt", "eta", "phi", "e"))
     px, py, pz = ak.sum(pt * np.cos(phi), axis=1), ak.sum(pt * np.sin(phi), axis=1), ak.sum(pt * np.sinh(eta), axis=1)
@@ -116,9 +116,9 @@ def energy_config(showers: str | Path, epochs: int = 20) -> dict[str, Any]:
 
 def calibrated_sum(showers: str | Path, entries: np.ndarray, split: np.ndarray) -> np.ndarray:
     """The classic estimator: sum of cell energies times one factor fitted on the training split."""
-    import physnn
+    from physnn import api
 
-    image = physnn.read(str(showers), ["image", "energy"])
+    image = api.read(str(showers), ["image", "energy"])
     total = np.asarray(image["image"]).reshape(len(image["energy"]), -1).sum(1)[entries]
     energy = np.asarray(image["energy"])[entries]
     train = split == 0
@@ -130,14 +130,14 @@ def run(out: Path, *, events: int = 10000, seed: int = 1, epochs: int | None = N
         mc_samples: int = 50, say: Callable[[str], None] = print) -> dict[str, Any]:
     """Run the demo into ``out``; returns the paths (``page``: each evaluation's ``report.html``) and the
     evaluation figures."""
-    import physnn
+    from physnn import api
 
     out.mkdir(parents=True, exist_ok=True)
     showers = out / "showers.root"
-    sim = physnn.simulate("showers", showers, events=events, seed=seed, overwrite=True)
+    sim = api.simulate("showers", showers, events=events, seed=seed, overwrite=True)
     say(f"simulated {sim.events:,} showers -> {sim.path} ({sim.rate:,.0f} showers/s)")
     events_file = out / "events.root"
-    ev = physnn.simulate("events", events_file, events=events, seed=seed, overwrite=True)
+    ev = api.simulate("events", events_file, events=events, seed=seed, overwrite=True)
     say(f"simulated {ev.events:,} collision events -> {ev.path} ({ev.rate:,.0f} events/s)")
     results: dict[str, Any] = {"showers": showers, "events": events_file}
     more = [epochs] if epochs else []
@@ -146,11 +146,11 @@ def run(out: Path, *, events: int = 10000, seed: int = 1, epochs: int | None = N
             ("events_mass", events_mass_config(events_file, *more)))
     for name, cfg in jobs:
         run_dir = out / f"run_{name}"
-        trained = physnn.train(cfg, out=run_dir, overwrite=True, progress=None)
+        trained = api.train(cfg, out=run_dir, overwrite=True, progress=None)
         say(f"trained {name}: {trained.task.describe()}, best epoch {trained.best['epoch']} -> {run_dir}")
         preds = out / f"predictions_{name}.root"
         source = events_file if name.startswith("events") else showers
-        pred = physnn.predict(run_dir, source, out=preds, mc_samples=mc_samples, keep_samples=name == "epi",
+        pred = api.predict(run_dir, source, out=preds, mc_samples=mc_samples, keep_samples=name == "epi",
                               overwrite=True, collect=name in ("energy", "events_mass"))
         say(f"predicted {pred.events:,} events with MC dropout (T = {mc_samples}) -> {preds} "
             f"({pred.rate:,.0f} events/s)")
@@ -162,7 +162,7 @@ def run(out: Path, *, events: int = 10000, seed: int = 1, epochs: int | None = N
         if name == "events_mass":
             assert pred.arrays is not None
             baselines = {"dimuon mass (muons identified)": {"mass": dimuon_mass(events_file, pred.arrays["entry"])}}
-        report = physnn.evaluate(preds, out=out / f"report_{name}", baselines=baselines)
+        report = api.evaluate(preds, out=out / f"report_{name}", baselines=baselines)
         page = next((p for p in report.files if p.name == "report.html"), None)
         say(f"evaluated {name} on {report.figures['events']:,} events ({report.figures['split']}) -> "
             f"{page or report.out}")

@@ -10,7 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from physnn.cli import app
-from physnn.evaluation.fastsim import classifier_test, high_level_features, separation_power
+from physnn.evaluation.fastsim import classifier_test
+from physnn.physics.showers import high_level_features, separation_power
 
 runner = CliRunner()
 

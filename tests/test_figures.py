@@ -331,7 +331,7 @@ def test_denoising_panels_and_energy_ratio():
 
 
 def test_feature_histograms_one_legend_outside_the_panels_units_on_the_axes(tmp_path):
-    from physnn.evaluation.fastsim import high_level_features, separation_power
+    from physnn.physics.showers import high_level_features, separation_power
 
     ref_images, energy = _showers(300, layers=2)
     cand_images = ref_images * RNG.uniform(0.9, 1.1, ref_images.shape)

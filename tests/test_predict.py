@@ -11,7 +11,7 @@ import uproot
 
 import physnn
 from physnn.errors import ConfigError, DataError, InputFileError, OutputError
-from physnn.inference.mc_dropout import mc_forward, naive_mc_forward
+from physnn.models.mc_dropout import mc_forward, naive_mc_forward
 from physnn.models.registry import ModelConfig, ModelIO, build_model
 
 

@@ -141,7 +141,7 @@ def test_scalars_are_extra_inputs(rng):
 
 
 def test_mc_dropout_caches_the_embedding_and_samples_rnn_dropout(rng):
-    from physnn.inference.mc_dropout import mc_forward
+    from physnn.models.mc_dropout import mc_forward
 
     content, counts = events(rng, [3, 8, 5])
     b = batch(content, counts, 10)

@@ -66,7 +66,7 @@ def test_one_mc_sample_is_refused(two_target_run, epi_file, tmp_path):
 
 
 def test_mc_forward_leaves_dropout_off_when_a_pass_fails():
-    from physnn.inference.mc_dropout import mc_forward
+    from physnn.models.mc_dropout import mc_forward
     from physnn.models.registry import ModelConfig, ModelIO, build_model
 
     model = build_model(ModelConfig.model_validate(TINY_CNN), ModelIO(image=(3, 24, 24), outputs=2))

@@ -36,7 +36,7 @@ import math
 import os
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -60,8 +60,19 @@ from physnn.io.read import Chunk, open_tree, parse_step_size, plan_chunks
 from physnn.io.selection import Selection
 from physnn.prefetch import prefetch
 
-if TYPE_CHECKING:
-    from physnn.training.distributed import Dist
+
+class Processes(Protocol):
+    """The processes of a distributed run as streaming needs them (``physnn.training.distributed.Dist``)."""
+
+    rank: int
+    world: int
+
+    @property
+    def enabled(self) -> bool: ...
+
+    def all_true(self, flag: bool) -> bool: ...
+
+    def reduce(self, value: int, op: str) -> int: ...
 
 #: Events kept per split to size the model and fit the task (target scaling, GAN priors, σ calibration).
 SAMPLE_EVENTS = 20_000
@@ -168,7 +179,7 @@ class StreamingSplit:
             self._trees.clear()
 
     def batches(self, batch_size: int, *, shuffle: bool = False, generator: torch.Generator | None = None,
-                dist: Dist | None = None) -> Iterator[dict[str, torch.Tensor]]:
+                dist: Processes | None = None) -> Iterator[dict[str, torch.Tensor]]:
         """Batches of the split: shuffled through the buffer, or in file order.
 
         Parameters
@@ -288,7 +299,7 @@ def _raw_nbytes(raw: RawChunk) -> int:
 
 
 def prepare(cfg: DataConfig, budget: str, *, transform: Transform | None = None,
-            dist: Dist | None = None) -> DataBundle | StreamingBundle:
+            dist: Processes | None = None) -> DataBundle | StreamingBundle:
     """Load the data for training within a memory budget: in memory when they fit, else streamed.
 
     Parameters

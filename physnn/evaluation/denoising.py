@@ -32,11 +32,11 @@ import torch
 from physnn.data.dataset import Tagging, finalize, iter_raw
 from physnn.data.split import SPLITS, describe_held_out, held_out
 from physnn.errors import ConfigError, DataError
-from physnn.evaluation.fastsim import shower_shapes
 from physnn.evaluation.report import EvaluationResult, report_dir
 from physnn.inference.autoencode import reconstruct, reconstruction_task
 from physnn.inference.predict import LoadedRun, load_run, match_image_shape, prediction_config
 from physnn.io.metadata import declared_image_unit
+from physnn.physics.showers import shower_shapes
 
 
 def _robust_spread(x: np.ndarray) -> float:

@@ -37,6 +37,7 @@ from physnn.evaluation.plots_images import (
 from physnn.evaluation.plots_regression import plot_regression, pulls_figure, residuals_figure
 from physnn.evaluation.plots_training import best_epoch, plot_training, read_history, training_figure
 from physnn.evaluation.resolution_plot import resolution_figure
+from physnn.training.trainer import Plots
 
 __all__ = ["FEATURE_LABELS", "best_epoch", "calibration_figure", "class_names", "confusion_figure",
            "denoising_figure", "energy_ratio_figure", "features_figure", "generated_samples_figure",
@@ -44,4 +45,9 @@ __all__ = ["FEATURE_LABELS", "best_epoch", "calibration_figure", "class_names", 
            "plot_denoising_panels", "plot_energy_ratio", "plot_feature_histograms",
            "plot_generated_samples", "plot_mc_scores", "plot_regression", "plot_roc", "plot_training",
            "pulls_figure", "read_history", "residuals_figure", "resolution_figure", "roc_figure",
-           "training_figure"]
+           "training_figure", "training_plots"]
+
+
+def training_plots() -> Plots:
+    """What training draws: the loss curves of the run and, for a GAN, generated showers during training."""
+    return Plots(curves=plot_training, samples=plot_generated_samples)

@@ -118,7 +118,7 @@ def features_figure(names: Sequence[str], reference: Mapping[str, np.ndarray], c
                     labels: tuple[str, str] = ("reference", "candidate"), unit: str | None = "GeV") -> Any:
     """One panel per feature: the unit-normalised histograms, a candidate/reference ratio below, the separation
     power S in the panel; one legend for the figure, above the panels."""
-    from physnn.evaluation.fastsim import feature_bins, normalized_histogram
+    from physnn.physics.showers import feature_bins, normalized_histogram
 
     cols = min(len(names), 3)
     rows = -(-len(names) // cols)

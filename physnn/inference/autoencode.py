@@ -33,13 +33,13 @@ import torch
 from physnn.data.convert import is_jagged
 from physnn.data.dataset import Tagging, TensorData, finalize, iter_raw, raw_from_arrays
 from physnn.errors import ConfigError, DataError
-from physnn.inference.mc_dropout import check_samples, mc_forward, seeded, set_dropout
 from physnn.inference.outputs import truth_branches
 from physnn.inference.predict import LoadedRun, _concat, load_run, match_image_shape, prediction_config
 from physnn.io.files import expand_files, open_root, resolve_tree
 from physnn.io.layout import Layout, as_written, plan_layout
 from physnn.io.metadata import provenance
 from physnn.io.read import plan_chunks, read_chunk
+from physnn.models.mc_dropout import check_samples, mc_forward, seeded, set_dropout
 from physnn.models.tasks import ReconstructionTask
 from physnn.training.device import autocast
 

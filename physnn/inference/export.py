@@ -60,11 +60,11 @@ import torch
 from torch import nn
 
 from physnn.errors import ConfigError
-from physnn.inference.mc_dropout import check_samples, regression_summary, repeat_rows
 from physnn.inference.predict import LoadedRun, load_run
 from physnn.io.metadata import META, provenance
 from physnn.io.write import atomic_path, check_output
 from physnn.models.base import dropout_always
+from physnn.models.mc_dropout import check_samples, regression_summary, repeat_rows
 
 FORMATS = ("onnx", "torchscript")
 SUFFIX = {"onnx": ".onnx", "torchscript": ".pt"}

@@ -11,8 +11,8 @@ import torch
 from physnn.config import DataConfig
 from physnn.data.dataset import TensorData
 from physnn.data.transform import Transform
-from physnn.inference.mc_dropout import mc_forward, regression_summary, set_dropout
 from physnn.models.base import StagedModel
+from physnn.models.mc_dropout import mc_forward, regression_summary, set_dropout
 from physnn.models.tasks import Task
 from physnn.training.device import autocast
 

@@ -21,7 +21,7 @@ regression, target ``t``    ``t_pred``; ``t_aleatoric`` (Gaussian heads: the
                             calibrated total error bar,
                             s_t x sqrt(aleatoric² + epistemic²) (Kendall &
                             Gal 2017), s_t the target's σ scale fitted on the
-                            validation split (:mod:`physnn.inference.calibration`;
+                            validation split (:mod:`physnn.training.calibration`;
                             ``sigma_scale`` in ``physnn_meta``)
 samples (``keep_samples``)  ``score_samples[T]``, ``prob_samples[T][K]`` or
                             ``t_samples[T]``
@@ -63,7 +63,6 @@ from physnn.data.transform import Transform
 from physnn.errors import BranchError, ConfigError, DataError, did_you_mean
 from physnn.inference.align import Aligner
 from physnn.inference.branch_map import check_mapping, map_config, parse_mapping, rename_expression
-from physnn.inference.mc_dropout import check_samples, seeded
 from physnn.inference.outputs import forward, output_branches, truth_branches
 from physnn.io.files import expand_files
 from physnn.io.metadata import META, provenance
@@ -71,6 +70,7 @@ from physnn.io.read import first_file_names, read
 from physnn.io.selection import Expression
 from physnn.io.write import write_tree
 from physnn.models.base import StagedModel
+from physnn.models.mc_dropout import check_samples, seeded
 from physnn.models.registry import ModelIO, build_model
 from physnn.models.tasks import Task
 from physnn.training.checkpoint import load_checkpoint

@@ -4,7 +4,7 @@
 
 Writing a network as a flat list of stages buys two things every family uses:
 
-- **MC dropout with prefix caching** (:mod:`physnn.inference.mc_dropout`):
+- **MC dropout with prefix caching** (:mod:`physnn.models.mc_dropout`):
   the stages before the first dropout are deterministic, so they run once per
   event and only the rest runs T times.
 - **Transfer learning** (:mod:`physnn.training.transfer`): the first

@@ -32,12 +32,13 @@ import torch
 
 from physnn.config import DataConfig
 from physnn.errors import ConfigError
-from physnn.models.tasks import Task, TaskConfig, class_counts
+from physnn.models.tasks import Task, TaskConfig, class_counts, register_task
 
 #: Quantile levels kept per condition, to sample conditions like the training split's.
 LEVELS = np.linspace(0.0, 1.0, 201)
 
 
+@register_task("generation")
 class GenerationTask(Task):
     """GANs: generate images given conditions (see the module docs).
 
@@ -430,7 +431,7 @@ class GenerationTask(Task):
         one of the total energy over the incident energy and ``sep_layers``
         the mean over the per-layer energies.
         """
-        from physnn.evaluation.fastsim import separation_powers
+        from physnn.physics.showers import separation_powers
 
         sep = separation_powers(real, fake)
         result = {"loss": float(np.mean(list(sep.values())))}

@@ -117,7 +117,8 @@ def register(name: str, params: type[BaseModel], *, reconstructs: bool = False,
     return decorate
 
 
-def _discover() -> None:
+def discover() -> None:
+    """Import every module of :mod:`physnn.models` once, so that each registers its models and tasks."""
     global _DISCOVERED
     if _DISCOVERED:
         return
@@ -131,7 +132,7 @@ def _discover() -> None:
 
 def available() -> dict[str, ModelEntry]:
     """Every registered model by name."""
-    _discover()
+    discover()
     return dict(sorted(_REGISTRY.items()))
 
 

@@ -24,8 +24,8 @@ predicts O(1) numbers whatever the units of the target.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from typing import Any, Literal
+from collections.abc import Callable, Mapping
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 import torch
@@ -125,6 +125,32 @@ def class_counts(classes: list[Any], train: Mapping[str, torch.Tensor],
     return torch.bincount(train["label"], minlength=len(classes))
 
 
+TaskT = TypeVar("TaskT", bound="Task")
+
+#: Task classes by kind beyond the discriminative ones (``reconstruction``, ``generation``, ...), each
+#: registered by its module with :func:`register_task`.
+TASK_TYPES: dict[str, type[Task]] = {}
+
+
+def register_task(kind: str) -> Callable[[type[TaskT]], type[TaskT]]:
+    """Class decorator: ``kind`` in a task config or a checkpoint is built by the decorated class."""
+
+    def decorate(cls: type[TaskT]) -> type[TaskT]:
+        TASK_TYPES[kind] = cls
+        return cls
+
+    return decorate
+
+
+def task_type(kind: str) -> type[Task] | None:
+    """The class registered for ``kind`` (None: a classification or regression, :class:`Task` itself)."""
+    if kind not in TASK_TYPES:
+        from physnn.models.registry import discover
+
+        discover()
+    return TASK_TYPES.get(kind)
+
+
 class Task:
     """A resolved task: knows the classes or targets and the target scaling.
 
@@ -148,7 +174,7 @@ class Task:
         self.gaussian_mean = gaussian_mean
         #: what the network regresses for each target: ``none`` or ``log`` (:mod:`physnn.data.targets`)
         self.transforms = list(transforms or ["none"] * len(self.targets))
-        #: σ scale factors per target, fitted on the validation split (physnn.inference.calibration):
+        #: σ scale factors per target, fitted on the validation split (physnn.training.calibration):
         #: ``{"deterministic": [s per target], "mc": [s per target]}``
         self.sigma_scale = dict(sigma_scale or {})
 
@@ -170,12 +196,9 @@ class Task:
         if kind == "auto":
             kind = ("classification" if data.label is not None else "regression" if data.targets
                     else "reconstruction")
-        if kind == "reconstruction":
-            return ReconstructionTask.from_config(cfg, data, train, transform)
-        if kind == "generation":
-            from physnn.models.generation import GenerationTask
-
-            return GenerationTask.from_config(cfg, data, classes, train, transform, summary)
+        special = task_type(kind)
+        if special is not None and special is not cls:
+            return special.from_config(cfg, data, classes, train, transform, summary)
         if cfg.noise or data.target_images is not None:
             msg = "task.noise and data.target_images are for task.kind reconstruction (autoencoders)"
             raise ConfigError(msg)
@@ -240,12 +263,9 @@ class Task:
     @classmethod
     def from_state(cls, state: Mapping[str, Any]) -> Task:
         """Rebuild from :meth:`state`."""
-        if state["kind"] == "reconstruction":
-            return ReconstructionTask.from_state(state)
-        if state["kind"] == "generation":
-            from physnn.models.generation import GenerationTask
-
-            return GenerationTask.from_state(state)
+        special = task_type(state["kind"])
+        if special is not None and special is not cls:
+            return special.from_state(state)
         return cls(state["kind"], state["loss"], classes=state["classes"], targets=state["targets"],
                    center=state["center"], scale=state["scale"], class_weight=state["class_weight"],
                    huber_delta=state.get("huber_delta", 1.0), sigma_scale=state.get("sigma_scale"),
@@ -392,6 +412,7 @@ class Task:
         return f"regression of {', '.join(self.targets)} ({self.loss_name} loss)"
 
 
+@register_task("reconstruction")
 class ReconstructionTask(Task):
     """Autoencoders: the model outputs (a clean version of) its own input.
 
@@ -423,8 +444,9 @@ class ReconstructionTask(Task):
         self.hit_threshold = hit_threshold
 
     @classmethod
-    def from_config(cls, cfg: TaskConfig, data: DataConfig, train: Mapping[str, torch.Tensor],  # type: ignore[override]
-                    transform: Any = None) -> ReconstructionTask:
+    def from_config(cls, cfg: TaskConfig, data: DataConfig, classes: list[Any] | None,
+                    train: Mapping[str, torch.Tensor], transform: Any = None,
+                    summary: Mapping[str, Any] | None = None) -> ReconstructionTask:
         """Pick the reconstructed input and read its standardisation from the transform."""
         key = cfg.reconstruct
         if key == "auto":

@@ -144,7 +144,7 @@ class TrainConfig(Strict):
     calibrate_sigma
         Regression: after training, fit one scale factor of the predicted σ
         (deterministic and MC dropout) on the validation split so the pulls
-        have unit width (see :mod:`physnn.inference.calibration`).
+        have unit width (see :mod:`physnn.training.calibration`).
     critic_optimizer
         GANs: the critic's optimiser (``optimizer`` is the generator's);
         None: the same settings as ``optimizer``.

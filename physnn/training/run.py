@@ -37,7 +37,7 @@ from physnn.training.distributed import Dist, device_for, setup, teardown
 from physnn.training.interrupt import EpochTracker, interrupted
 from physnn.training.progress import progress_interval
 from physnn.training.resume import check_resume_options, resume_run
-from physnn.training.trainer import EpochCallback, Trainer, TrainResult
+from physnn.training.trainer import EpochCallback, Plots, Trainer, TrainResult
 from physnn.training.transfer import describe_transfer, transfer_features
 
 RUN_FILES = ("config.yaml", "transform.json", "metrics.csv", "metrics.jsonl", BEST, LAST)
@@ -94,6 +94,7 @@ def train(
     progress: bool | None = None,
     on_epoch_end: EpochCallback | None = None,
     say: Callable[[str], None] | None = None,
+    plots: Plots | None = None,
 ) -> TrainResult:
     """Train a model from a run config and write a run folder.
 
@@ -129,6 +130,9 @@ def train(
         Called with one-line notes as training starts (what ``--init-from``
         transferred and froze, how a resumed run goes on); they are also in
         ``result.notes``.
+    plots
+        The figures to draw (:class:`~physnn.training.trainer.Plots`); ``physnn.train`` draws the loss
+        curves into ``out/plots`` (and a GAN's samples), this function alone none.
 
     Raises
     ------
@@ -166,7 +170,8 @@ def train(
     dev = resolve_device(cfg.train.device)
     dist = setup(dev)  # torchrun: join the process group, one GPU per process
     try:
-        return _train(cfg, out, state, device_for(dev, dist), dist, progress, on_epoch_end, Notes(notes, say))
+        return _train(cfg, out, state, device_for(dev, dist), dist, progress, on_epoch_end, Notes(notes, say),
+                      plots if dist.main else None)
     finally:
         teardown(dist)
 
@@ -186,7 +191,7 @@ class Notes:
 
 
 def _train(cfg: RunConfig, out: Path, state: dict[str, Any] | None, dev: torch.device, dist: Dist,
-           progress: bool, on_epoch_end: EpochCallback | None, notes: Notes) -> TrainResult:
+           progress: bool, on_epoch_end: EpochCallback | None, notes: Notes, plots: Plots | None) -> TrainResult:
     """The body of :func:`train`, in each process of a torchrun run."""
     torch.manual_seed(cfg.train.seed)
     data = _load_data(cfg, state, dist)
@@ -210,7 +215,7 @@ def _train(cfg: RunConfig, out: Path, state: dict[str, Any] | None, dev: torch.d
         base = {"config": cfg.model_dump(mode="json"), "transform": data.transform.state(), "task": task.state(),
                 "io": io.state(), "data_info": _plain(data.info)}
         trainer = Trainer(model, task, cfg.train, out, dev, checkpoint_base=base, transferred=transferred,
-                          progress=progress, dist=dist)
+                          progress=progress, dist=dist, plots=plots)
         result = trainer.fit(data.train, data.val, resume=state, on_epoch_end=tracker)
     except KeyboardInterrupt:
         raise interrupted(out, cfg.train.epochs, tracker.finished, new=state is None, created=created,
@@ -222,12 +227,13 @@ def _train(cfg: RunConfig, out: Path, state: dict[str, Any] | None, dev: torch.d
     if not dist.main:
         return result
     if task.kind == "regression" and cfg.train.calibrate_sigma and len(data.val):
-        from physnn.inference.calibration import fit_sigma_scale
+        from physnn.training.calibration import fit_sigma_scale
 
         task.sigma_scale = fit_sigma_scale(result.model, task, data.val.batches(1024), device=dev)
         best["task"] = task.state()
         save_checkpoint({k: v for k, v in best.items() if k not in ("path", "format", "physnn")}, out / BEST)
-    _plot_losses(out)
+    if plots is not None and plots.curves is not None:
+        plots.curves(out, out / "plots")
     return result
 
 
@@ -275,11 +281,3 @@ def _write_config(out: Path, cfg: RunConfig) -> None:
 
     (out / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
 
-
-def _plot_losses(run_dir: Path) -> None:
-    """Loss curves into ``run/plots/loss.png`` when matplotlib is installed."""
-    try:
-        from physnn.evaluation.plots import plot_training
-    except ImportError:  # pragma: no cover - the plot extra is optional
-        return
-    plot_training(run_dir, run_dir / "plots")

@@ -101,6 +101,24 @@ def epoch_seed(seed: int, epoch: int, rank: int) -> int:
     return int(np.random.SeedSequence([seed, epoch, rank]).generate_state(1, np.uint64)[0] >> 1)
 
 
+@dataclass(frozen=True)
+class Plots:
+    """The figures training draws, handed in by the layer that owns plotting (``physnn.api`` passes
+    :func:`physnn.evaluation.plots.training_plots`); training itself imports no plotting.
+
+    Attributes
+    ----------
+    curves
+        ``curves(run_dir, folder)``: the loss curves of a finished run.
+    samples
+        ``samples(model, task, path, device=, seed=, title=)``: a GAN's generated showers, every
+        ``train.samples_every`` epochs.
+    """
+
+    curves: Callable[[Path, Path], object] | None = None
+    samples: Callable[..., object] | None = None
+
+
 class MetricsLog:
     """The per-epoch metrics file (``metrics.csv`` or ``metrics.jsonl``), rewritten from the history."""
 
@@ -140,11 +158,14 @@ class Trainer:
         Whether the feature extractor came from another run (``features_lr``).
     progress
         Show the progress on stderr (:mod:`physnn.training.progress`).
+    plots
+        The figures to draw during training (none by default).
     """
 
     def __init__(self, model: StagedModel, task: Task, cfg: TrainConfig, run_dir: Path, device: torch.device, *,
                  checkpoint_base: Mapping[str, Any], transferred: bool = False, progress: bool = False,
-                 dist: Dist | None = None) -> None:
+                 dist: Dist | None = None, plots: Plots | None = None) -> None:
+        self.plots = plots or Plots()
         self.model = model.to(device)
         self.dist = dist or Dist()
         #: GANs train with two optimisers in the alternating scheme of :meth:`_train_epoch_adversarial`
@@ -370,7 +391,7 @@ class Trainer:
     def _evaluate_adversarial(self, tensors: Mapping[str, torch.Tensor] | StreamingSplit) -> dict[str, float]:
         """GAN validation: generate one shower per validation event (same conditions, fixed noise) and
         compare high-level features (``loss`` = mean separation power), plus the critic's distance."""
-        from physnn.evaluation.fastsim import high_level_features
+        from physnn.physics.showers import high_level_features
 
         model, task = self.model, self.task
         model.eval()
@@ -398,14 +419,10 @@ class Trainer:
     def _save_samples(self, epoch: int) -> None:
         """A figure of generated showers at fixed conditions (``plots/samples_epoch_NNN.png``)."""
         every = self.cfg.samples_every
-        if not self.adversarial or every == 0 or epoch % every:
+        if not self.adversarial or every == 0 or epoch % every or self.plots.samples is None:
             return
-        try:
-            from physnn.evaluation.plots import plot_generated_samples
-        except ImportError:  # pragma: no cover - the plot extra is optional
-            return
-        plot_generated_samples(self.model, self.task, self.run_dir / "plots" / f"samples_epoch_{epoch:03d}.png",
-                               device=self.device, seed=self.cfg.seed, title=f"epoch {epoch}")
+        self.plots.samples(self.model, self.task, self.run_dir / "plots" / f"samples_epoch_{epoch:03d}.png",
+                           device=self.device, seed=self.cfg.seed, title=f"epoch {epoch}")
 
     # -- the loop ------------------------------------------------------------
     def fit(self, train: TensorData | StreamingSplit, val: TensorData | StreamingSplit, *,

@@ -58,7 +58,7 @@ class Mutant:
     tests: tuple[str, ...]
 
 
-MC = "physnn/inference/mc_dropout.py"
+MC = "physnn/models/mc_dropout.py"
 MC_TESTS = ("tests/test_predict.py", "-k", "batch_norm or prefix_caching")
 CALIB_TESTS = ("tests/test_trust_errorbars.py", "-k", "sigma_scale or epistemic")
 SPLIT_TESTS = ("tests/test_data.py", "tests/test_trust_split.py", "tests/test_trust_safety.py", "-k", "split")
@@ -76,9 +76,9 @@ MUTANTS: tuple[Mutant, ...] = (
            "        model.train()\n        side =", MC_TESTS),
     Mutant("mc-repeat-interleaved", "MC: prefix caching", MC, "return x.repeat(times, *([1] * (x.dim() - 1)))",
            "return x.repeat_interleave(times, dim=0)", MC_TESTS),
-    Mutant("sigma-scale-one", "σ calibration", "physnn/inference/calibration.py",
+    Mutant("sigma-scale-one", "σ calibration", "physnn/training/calibration.py",
            "float(torch.quantile(pulls[:, j], ONE_SIGMA))", "1.0", CALIB_TESTS),
-    Mutant("sigma-pulls-variance", "σ calibration", "physnn/inference/calibration.py",
+    Mutant("sigma-pulls-variance", "σ calibration", "physnn/training/calibration.py",
            "pulls = residual.double().abs() / std.double()", "pulls = residual.double().abs() / std.double() ** 2",
            CALIB_TESTS),
     Mutant("sigma-std-is-variance", "σ calibration", MC, 'out["std"] = total.sqrt() * scale',

@@ -14,7 +14,7 @@ target's tails do not set another's error bar.)
 
 What is calibrated is the **total** error bar ``t_std``:
 ``s_t x sqrt(aleatoric² + epistemic²)`` (Kendall & Gal 2017, see
-:func:`physnn.inference.mc_dropout.regression_summary`); ``t_aleatoric`` and
+:func:`physnn.models.mc_dropout.regression_summary`); ``t_aleatoric`` and
 ``t_epistemic`` stay the raw predicted σ and the raw MC-dropout spread.
 Deterministic predictions have their own factor (the aleatoric σ alone).
 The factors are fitted on the whole validation split (streamed batch by batch
@@ -28,8 +28,8 @@ from collections.abc import Iterable, Mapping
 
 import torch
 
-from physnn.inference.mc_dropout import mc_forward, regression_summary, set_dropout
 from physnn.models.base import StagedModel
+from physnn.models.mc_dropout import mc_forward, regression_summary, set_dropout
 from physnn.models.tasks import ONE_SIGMA, Task
 
 CALIBRATION_SAMPLES = 30

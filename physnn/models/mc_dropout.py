@@ -120,7 +120,7 @@ def regression_summary(pred: Mapping[str, torch.Tensor], scale: torch.Tensor) ->
         target units and, for a Gaussian head, ``var`` (T, N, K).
     scale
         The σ scale factor of each target (K,), fitted on the validation split
-        (:mod:`physnn.inference.calibration`).
+        (:mod:`physnn.training.calibration`).
 
     Returns
     -------

@@ -1,0 +1,1 @@
+"""Physics shared across layers: shower shapes and features, separation power (:mod:`physnn.physics.showers`)."""

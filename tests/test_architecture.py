@@ -1,0 +1,120 @@
+"""The layout physnn promises: layers that import only downwards, no import cycles, small units.
+
+Every ``import`` in ``physnn/`` counts: module level, inside functions and
+under ``TYPE_CHECKING``. The layers, lowest first::
+
+    base (errors, fmt, _version, prefetch, extras) < io < config
+      < data, simulation, physics (siblings: none imports another)
+      < models < training < inference < evaluation < api < the package (its names are the api's)
+      < demo < cli < __main__
+
+A module may import its own package and any lower layer.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1] / "physnn"
+
+#: Layer rank of each top-level module or package of physnn.
+RANKS = {"_version": 0, "errors": 0, "fmt": 0, "prefetch": 0, "extras": 0, "io": 1, "config": 2,
+         "data": 3, "simulation": 3, "physics": 3, "models": 4, "training": 5, "inference": 6, "evaluation": 7,
+         "api": 8, "": 9, "demo": 9.5, "cli": 10, "__main__": 11}
+
+
+def modules() -> dict[str, Path]:
+    """Every module of physnn by dotted name (a package by its own name)."""
+    found = {}
+    for path in sorted(ROOT.rglob("*.py")):
+        parts = path.relative_to(ROOT.parent).with_suffix("").parts
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        found[".".join(parts)] = path
+    return found
+
+
+def imports(path: Path) -> Iterator[tuple[int, str]]:
+    """(line, module) of every absolute import of physnn in ``path``, wherever it stands."""
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            yield from ((node.lineno, alias.name) for alias in node.names if alias.name.startswith("physnn"))
+        elif isinstance(node, ast.ImportFrom):
+            assert node.level == 0, f"{path}:{node.lineno}: relative import; physnn imports absolutely"
+            if node.module and node.module.startswith("physnn"):
+                yield node.lineno, node.module
+                yield from ((node.lineno, f"{node.module}.{alias.name}") for alias in node.names)
+
+
+def unit(module: str) -> str:
+    """The top-level module or package under physnn (``""`` for the package itself)."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else ""
+
+
+def test_every_module_has_a_layer():
+    assert {unit(m) for m in modules()} <= set(RANKS), "a new top-level module needs a place in RANKS"
+
+
+def test_layers_import_only_downwards():
+    known = modules()
+    wrong = []
+    for name, path in known.items():
+        here = unit(name)
+        for line, target in imports(path):
+            if target not in known:  # `from physnn.x import name`: the name, not a module
+                continue
+            there = unit(target)
+            if there != here and (RANKS[there] > RANKS[here] or RANKS[there] == RANKS[here]):
+                wrong.append(f"{path.relative_to(ROOT.parent)}:{line}: {here or 'physnn'} imports {target}")
+    assert not wrong, "imports against the layers:\n" + "\n".join(wrong)
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one node (Tarjan), each sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for nxt in graph[node]:
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                top = stack.pop()
+                component.append(top)
+                if top == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in graph:
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_no_import_cycles_between_modules():
+    known = modules()
+    graph = {name: set() for name in known}
+    for name, path in known.items():
+        for _line, target in imports(path):
+            # a package's __init__ re-exports; importing it is not importing each of its modules
+            if target in known and target != name and not (name == "physnn" or target == "physnn"):
+                graph[name].add(target)
+    assert cycles(graph) == []
+
+
+def test_cycles_finds_a_cycle():
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert cycles({"a": {"b"}, "b": set()}) == []
