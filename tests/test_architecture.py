@@ -118,3 +118,9 @@ def test_no_import_cycles_between_modules():
 def test_cycles_finds_a_cycle():
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
     assert cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_every_package_is_a_regular_package_and_typed():
+    folders = {p.parent for p in ROOT.rglob("*.py")}
+    assert all((folder / "__init__.py").is_file() for folder in folders), "a namespace package"
+    assert (ROOT / "py.typed").is_file()
