@@ -46,6 +46,10 @@ class OutputError(PhysnnError, OSError):
     """An output path exists (without overwrite) or cannot be written."""
 
 
+class MissingDependency(PhysnnError, ImportError):
+    """An optional package is not installed (:mod:`physnn.extras` says which extra adds it)."""
+
+
 def did_you_mean(name: str, candidates: Iterable[str], n: int = 3) -> str:
     """Return ``" (did you mean 'a', 'b'?)"`` for close matches, or ``""``.
 

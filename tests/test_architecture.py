@@ -3,7 +3,7 @@
 Every ``import`` in ``physnn/`` counts: module level, inside functions and
 under ``TYPE_CHECKING``. The layers, lowest first::
 
-    base (errors, fmt, _version, prefetch, extras) < io < config
+    base (errors, fmt, _version, prefetch) < extras < io < config
       < data, simulation, physics (siblings: none imports another)
       < models < training < inference < evaluation < api < the package (its names are the api's)
       < demo < cli < __main__
@@ -14,17 +14,19 @@ A module may import its own package and any lower layer.
 from __future__ import annotations
 
 import ast
+import functools
 from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1] / "physnn"
 
 #: Layer rank of each top-level module or package of physnn.
-RANKS = {"_version": 0, "errors": 0, "fmt": 0, "prefetch": 0, "extras": 0, "io": 1, "config": 2,
+RANKS = {"_version": 0, "errors": 0, "fmt": 0, "prefetch": 0, "extras": 0.5, "io": 1, "config": 2,
          "data": 3, "simulation": 3, "physics": 3, "models": 4, "training": 5, "inference": 6, "evaluation": 7,
          "api": 8, "": 9, "demo": 9.5, "cli": 10, "__main__": 11}
 
 
+@functools.cache
 def modules() -> dict[str, Path]:
     """Every module of physnn by dotted name (a package by its own name)."""
     found = {}
@@ -37,15 +39,19 @@ def modules() -> dict[str, Path]:
 
 
 def imports(path: Path) -> Iterator[tuple[int, str]]:
-    """(line, module) of every absolute import of physnn in ``path``, wherever it stands."""
+    """(line, module) of every absolute import of physnn in ``path``, wherever it stands; ``from a import b``
+    imports ``a.b`` when that is a module, else ``a``."""
+    known = modules()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
             yield from ((node.lineno, alias.name) for alias in node.names if alias.name.startswith("physnn"))
         elif isinstance(node, ast.ImportFrom):
             assert node.level == 0, f"{path}:{node.lineno}: relative import; physnn imports absolutely"
             if node.module and node.module.startswith("physnn"):
-                yield node.lineno, node.module
-                yield from ((node.lineno, f"{node.module}.{alias.name}") for alias in node.names)
+                names = [f"{node.module}.{alias.name}" for alias in node.names]
+                yield from ((node.lineno, name) for name in names if name in known)
+                if not all(name in known for name in names):
+                    yield node.lineno, node.module
 
 
 def unit(module: str) -> str:
@@ -124,3 +130,31 @@ def test_every_package_is_a_regular_package_and_typed():
     folders = {p.parent for p in ROOT.rglob("*.py")}
     assert all((folder / "__init__.py").is_file() for folder in folders), "a namespace package"
     assert (ROOT / "py.typed").is_file()
+
+
+def test_optional_packages_are_imported_only_by_extras():
+    """onnx, onnxscript, onnxruntime and dask come through physnn.extras, which names the pip install."""
+    optional = ("onnx", "onnxscript", "onnxruntime", "dask", "dask_awkward")
+    wrong = []
+    for name, path in modules().items():
+        if name == "physnn.extras":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            found = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                     [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            wrong += [f"{name}:{node.lineno} imports {m}" for m in found if m.split(".")[0] in optional]
+    assert not wrong
+
+
+def test_a_missing_optional_package_names_its_install(monkeypatch):
+    import sys
+
+    import pytest
+
+    from physnn import extras
+    from physnn.errors import MissingDependency
+
+    monkeypatch.setitem(sys.modules, "dask_awkward", None)  # import fails as if not installed
+    with pytest.raises(MissingDependency, match=r"physnn scan needs the dask_awkward package: "
+                                                r"pip install 'physnn\[dask\]'"):
+        extras.dask()

@@ -533,10 +533,8 @@ def _write_report(result: ComparisonResult, ref: ShowerSample, cand: ShowerSampl
         writer.writerows((k, f"{v:.6f}") for k, v in result.separation.items())
     files.append(table)
     if plots:
-        try:
-            from physnn.evaluation.plots import plot_feature_histograms
-        except ImportError:  # pragma: no cover - the plot extra is optional
-            return files
+        from physnn.evaluation.plots import plot_feature_histograms
+
         files += plot_feature_histograms(ref.features, cand.features, result.separation, outdir, bins=bins,
                                          labels=(Path(ref.path).name, Path(cand.path).name),
                                          unit=unit_of("image", ref.meta, cand.meta))

@@ -15,15 +15,11 @@ import matplotlib as mpl
 
 mpl.use("Agg")
 import matplotlib.pyplot as plt
-
-try:
-    import mplhep
-
-    plt.style.use(mplhep.style.ROOT)
-except ImportError:  # pragma: no cover - mplhep is part of the plot extra
-    mplhep = None
+import mplhep
 
 from physnn.fmt import particle
+
+plt.style.use(mplhep.style.ROOT)
 
 #: Resolution of the PNG files.
 DPI = 90

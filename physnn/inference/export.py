@@ -59,6 +59,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from physnn import extras
 from physnn.errors import ConfigError
 from physnn.inference.predict import LoadedRun, load_run
 from physnn.io.metadata import META, provenance
@@ -312,20 +313,14 @@ def _traced_onnx(module: nn.Module, examples: tuple[torch.Tensor, ...], names: l
     as dynamic only in the first export of a process (pytorch/pytorch#126339), so a second export would fail."""
     import io
 
-    import onnx
-
     buffer = io.BytesIO()
     torch.onnx.export(module, examples, buffer, dynamo=False, input_names=names,
                       output_names=list(module.output_names), dynamic_axes=_dynamic(names), opset_version=OPSET)
-    return onnx.load_from_string(buffer.getvalue())
+    return extras.onnx().load_from_string(buffer.getvalue())
 
 
 def _write_onnx(module: nn.Module, examples: tuple[torch.Tensor, ...], path: Path, meta: Mapping[str, Any]) -> None:
-    try:
-        import onnx
-    except ImportError:
-        msg = "export --format onnx needs the onnx packages: pip install 'physnn[onnx]'"
-        raise ConfigError(msg) from None
+    onnx = extras.onnx()
     import logging
 
     logging.getLogger("torch.onnx").setLevel(logging.ERROR)  # "torchvision is not installed" notes

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from physnn import extras
 from physnn.errors import ConfigError
 from physnn.io.files import FileSpec, expand_files, open_root, resolve_tree
 
@@ -56,16 +57,6 @@ class BranchScan:
     maximum: float | None = None
     mean: float | None = None
     nonfinite: int = 0
-
-
-def _dask() -> Any:
-    try:
-        import dask
-        import dask_awkward  # noqa: F401  (uproot.dask builds on it)
-    except ImportError:
-        msg = "physnn scan needs dask-awkward: pip install 'physnn[dask]'"
-        raise ConfigError(msg) from None
-    return dask
 
 
 def _kind(type_text: str) -> str | None:
@@ -114,7 +105,7 @@ def scan(files: FileSpec, *, tree: str | None = None, branches: Sequence[str] | 
     >>> for b in physnn.scan("data/*.root", branches=["part_*"]):  # doctest: +SKIP
     ...     print(b.name, b.lengths.get("q99"))
     """
-    dask = _dask()
+    dask = extras.dask()
     import uproot
 
     paths = expand_files(files)
