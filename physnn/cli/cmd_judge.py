@@ -1,0 +1,91 @@
+"""Commands that judge: ``evaluate`` and ``compare``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from physnn.cli.app import (
+    SeedOpt,
+    console,
+    user_errors,
+)
+from physnn.cli.show import _print_comparison, _print_denoising, _print_evaluation, _print_page
+from physnn.fmt import plural
+
+
+@user_errors
+def evaluate(
+    predictions: Annotated[Path, typer.Argument(help="Predictions ROOT file from physnn predict, or an "
+                                                "autoencoder or GAN run folder.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for metrics.json and the plots.")] = Path(
+        "physnn-report"),
+    run: Annotated[Path | None, typer.Option(help="Run folder for the training curves.")] = None,
+    split: Annotated[str, typer.Option(help="Events evaluated: auto is the test split of the training files (all "
+                                       "events of other files).", metavar="<auto|all|train|val|test>")] = "auto",
+    bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for AUC intervals.", min=0)] = 200,
+    mc_samples: Annotated[int, typer.Option("--mc-samples", "-T", help="Autoencoders: MC-dropout passes.",
+                                            min=0)] = 0,
+    seed: SeedOpt = 0,
+) -> None:
+    """ROC/AUC, calibration, MC-dropout certainty; resolution, pulls, coverage; denoising gain; GAN vs test split."""
+    from physnn import api
+
+    if predictions.is_dir():  # a run folder: a GAN judged on held-out showers, an autoencoder on its clean truth
+        from physnn.training.checkpoint import load_checkpoint
+
+        if load_checkpoint(predictions)["task"]["kind"] == "generation":
+            compared = api.evaluate_generator(predictions, out=out, split="test" if split == "auto" else split,
+                                              seed=seed)
+            _print_comparison(compared)
+            console.print(f"wrote {plural(len(compared.files), 'file')} to {out}/ (metrics.json, separation.csv, "
+                          "histograms)")
+            _print_page(compared.files)
+            return
+        result = api.evaluate_denoising(predictions, out=out, split=split, seed=seed, mc_samples=mc_samples)
+        _print_denoising(result.figures)
+    else:
+        result = api.evaluate(predictions, out=out, run=run, split=split, n_boot=bootstrap)
+        _print_evaluation(result.figures)
+    console.print(f"wrote {plural(len(result.files), 'file')} to {out}/ (metrics.json and plots)")
+    _print_page(result.files)
+
+
+
+
+@user_errors
+def compare(
+    reference: Annotated[Path, typer.Argument(help="Reference showers ROOT file (e.g. full simulation).")],
+    candidate: Annotated[Path, typer.Argument(help="Candidate showers ROOT file (e.g. physnn generate output).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Report folder: metrics.json, separation.csv, "
+                                      "histograms.")] = Path("physnn-compare"),
+    tree: Annotated[str | None, typer.Option(help="Tree name (default: the file's only tree).")] = None,
+    image: Annotated[str | None, typer.Option(help="Image branch (default: the first 2D/3D array branch).")] = None,
+    energy: Annotated[str, typer.Option(help="Incident-energy branch; 'none' for none.")] = "auto",
+    classifier: Annotated[str, typer.Option(help="Classifier tests, comma-separated: low (on the cells), high (on "
+                                            "the shower features) or none.",
+                                            metavar="<low,high|low|high|none>")] = "low,high",
+    max_events: Annotated[int, typer.Option(help="Showers per sample for the classifier test.", min=10)] = 20000,
+    bins: Annotated[int, typer.Option(help="Histogram bins per feature.", min=2)] = 50,
+    seed: SeedOpt = 0,
+    match: Annotated[bool, typer.Option("--match", help="Keep only the reference showers within the candidate's "
+                                        "conditions: its particle types, incident-energy and impact-point "
+                                        "ranges.")] = False,
+) -> None:
+    """Judge a fast simulation against a reference like the CaloChallenge: features, separation power, AUC.
+
+    The conditions (particle types, incident energy, impact point) are compared first, with a warning if they differ.
+    """
+    from physnn import api
+
+    kinds = [] if classifier.strip().lower() == "none" else [c.strip() for c in classifier.split(",") if c.strip()]
+    result = api.compare(reference, candidate, out=out, tree=tree, image=image,
+                         energy=None if energy.lower() == "none" else energy, classifier=kinds,
+                         max_events=max_events, bins=bins, seed=seed, match=match)
+    _print_comparison(result)
+    console.print(f"wrote {plural(len(result.files), 'file')} to {out}/")
+    _print_page(result.files)
+
+
