@@ -23,7 +23,8 @@ from physnn.data.transform import Transform
 from physnn.errors import ConfigError
 from physnn.evaluation.denoising import evaluate_denoising
 from physnn.evaluation.fastsim import ComparisonResult, compare, evaluate_generator
-from physnn.evaluation.report import EvaluationResult, evaluate
+from physnn.evaluation.judge import judge as evaluate
+from physnn.evaluation.report import EvaluationResult
 from physnn.inference.autoencode import AutoencoderResult, denoise, encode
 from physnn.inference.export import ExportResult, export
 from physnn.inference.generate import GenerationResult, generate

@@ -141,15 +141,20 @@ def test_a_figure_just_below_one_is_never_rounded_up_to_one():
 
 
 def test_next_step_after_training_fits_the_task(tmp_path):
+    """Each task says which command uses its run (no kind strings in the command line)."""
     from physnn.cli import _next_step
+    from physnn.models.generation import GenerationTask
+    from physnn.models.tasks import ReconstructionTask, Task
 
-    def result(kind, key=None):
-        return SimpleNamespace(run_dir=tmp_path, task=SimpleNamespace(kind=kind, key=key))
+    def result(cls, key=None):
+        task = object.__new__(cls)  # the command depends on the task's class and what it reconstructs only
+        task.key = key
+        return SimpleNamespace(run_dir=tmp_path, task=task)
 
-    assert _next_step(result("binary")).startswith("physnn predict")
-    assert _next_step(result("generation")).startswith("physnn generate")
-    assert _next_step(result("reconstruction", "image")).startswith("physnn denoise")
-    assert _next_step(result("reconstruction", "scalars")).startswith("physnn encode")
+    assert _next_step(result(Task)) == f"physnn predict {tmp_path} FILE --mc-samples 50 --out preds.root"
+    assert _next_step(result(GenerationTask)).startswith(f"physnn generate {tmp_path} ")
+    assert _next_step(result(ReconstructionTask, "image")).startswith("physnn denoise")
+    assert _next_step(result(ReconstructionTask, "scalars")).startswith("physnn encode")
 
 
 def test_a_one_epoch_autoencoder_run_says_1_epoch_and_points_to_denoise(showers_file, tmp_path):

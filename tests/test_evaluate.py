@@ -272,3 +272,14 @@ def test_a_small_test_split_gets_fewer_bins_and_no_crash(tmp_path):
     assert all(b["events"] >= 10 for b in r["bins"])
     tiny = metrics.regression(true[:6], true[:6] * 1.01, kind="energy")
     assert tiny["bins"] == []
+
+
+def test_evaluate_takes_a_run_folder_and_picks_its_evaluator(ae_run, cls_run, tmp_path):
+    """Scripts judge a run folder as the command line does: the evaluator comes from the run's task."""
+    from physnn.errors import ConfigError
+
+    judged = physnn.evaluate(ae_run.run_dir, out=tmp_path / "ae", plots=False)
+    assert judged.judged == "denoising"
+    assert {"gain", "rmse_input", "rmse_output"} <= set(judged.figures)
+    with pytest.raises(ConfigError, match=r"a binary run is judged on its predictions: physnn predict .* FILE"):
+        physnn.evaluate(cls_run.run_dir, out=tmp_path / "cls")

@@ -12,7 +12,7 @@ from physnn.cli.app import (
     console,
     user_errors,
 )
-from physnn.cli.show import _print_comparison, _print_denoising, _print_evaluation, _print_page
+from physnn.cli.show import _print_comparison, _print_page, print_result
 from physnn.fmt import plural
 
 
@@ -33,24 +33,9 @@ def evaluate(
     """ROC/AUC, calibration, MC-dropout certainty; resolution, pulls, coverage; denoising gain; GAN vs test split."""
     from physnn import api
 
-    if predictions.is_dir():  # a run folder: a GAN judged on held-out showers, an autoencoder on its clean truth
-        from physnn.training.checkpoint import load_checkpoint
-
-        if load_checkpoint(predictions)["task"]["kind"] == "generation":
-            compared = api.evaluate_generator(predictions, out=out, split="test" if split == "auto" else split,
-                                              seed=seed)
-            _print_comparison(compared)
-            console.print(f"wrote {plural(len(compared.files), 'file')} to {out}/ (metrics.json, separation.csv, "
-                          "histograms)")
-            _print_page(compared.files)
-            return
-        result = api.evaluate_denoising(predictions, out=out, split=split, seed=seed, mc_samples=mc_samples)
-        _print_denoising(result.figures)
-    else:
-        result = api.evaluate(predictions, out=out, run=run, split=split, n_boot=bootstrap)
-        _print_evaluation(result.figures)
-    console.print(f"wrote {plural(len(result.files), 'file')} to {out}/ (metrics.json and plots)")
-    _print_page(result.files)
+    result = api.evaluate(predictions, out=out, run=run, split=split, n_boot=bootstrap, seed=seed,
+                          mc_samples=mc_samples)
+    print_result(result, out)
 
 
 

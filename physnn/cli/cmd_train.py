@@ -79,13 +79,7 @@ def train(
 def _next_step(result: Any) -> str:
     """The command that uses a finished run: generate for a GAN, denoise (or encode) for an autoencoder, else
     predict."""
-    run, kind = result.run_dir, result.task.kind
-    if kind == "generation":
-        return f"physnn generate {run} --events 10000 --out fastsim.root"
-    if kind == "reconstruction":
-        return (f"physnn denoise {run} FILE --out denoised.root" if getattr(result.task, "key", None) == "image"
-                else f"physnn encode {run} FILE --out codes.root")
-    return f"physnn predict {run} FILE --mc-samples 50 --out preds.root"
+    return result.task.next_command(result.run_dir)
 
 
 

@@ -144,3 +144,17 @@ def _print_evaluation(figures: dict[str, Any]) -> None:
         _print_bins(name, r)
 
 
+
+
+def print_result(result: Any, out: Path) -> None:
+    """What :func:`physnn.evaluate` judged, as tables, then the files written and the report page."""
+    printer, what = PRINTERS[result.judged]
+    printer(result)
+    console.print(f"wrote {plural(len(result.files), 'file')} to {out}/ ({what})")
+    _print_page(result.files)
+
+
+#: How each kind of judgement prints (``result.judged``), and what its folder holds.
+PRINTERS = {"predictions": (lambda r: _print_evaluation(r.figures), "metrics.json and plots"),
+            "denoising": (lambda r: _print_denoising(r.figures), "metrics.json and plots"),
+            "comparison": (_print_comparison, "metrics.json, separation.csv, histograms")}

@@ -32,6 +32,7 @@ import torch
 from physnn.data.dataset import Tagging, finalize, iter_raw
 from physnn.data.split import SPLITS, describe_held_out, held_out
 from physnn.errors import ConfigError, DataError
+from physnn.evaluation.registry import register_evaluator
 from physnn.evaluation.report import EvaluationResult, report_dir
 from physnn.inference.autoencode import reconstruct, reconstruction_task
 from physnn.inference.predict import LoadedRun, load_run, match_image_shape, prediction_config
@@ -78,6 +79,7 @@ def denoising_figures(noisy: np.ndarray, denoised: np.ndarray, truth: np.ndarray
     return figures
 
 
+@register_evaluator("reconstruction")
 def evaluate_denoising(
     run: str | os.PathLike | LoadedRun,
     files: str | os.PathLike | Sequence[str] | None = None,
@@ -176,4 +178,4 @@ def evaluate_denoising(
             from physnn.evaluation.html_report import denoising_page
 
             written.append(denoising_page(outdir, figures, written, loaded, files=list(cfg.files)))
-    return EvaluationResult(figures, outdir, written)
+    return EvaluationResult(figures, outdir, written, judged="denoising")

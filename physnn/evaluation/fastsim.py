@@ -37,6 +37,7 @@ import numpy as np
 
 from physnn.errors import ConfigError, InputFileError
 from physnn.evaluation.conditions import Match, condition_branches, condition_report
+from physnn.evaluation.registry import register_evaluator
 from physnn.io.metadata import declared_image_unit, unit_of
 from physnn.physics.showers import high_level_features, separation_power
 
@@ -333,6 +334,8 @@ class ComparisonResult:
     out: Path | None
     files: list[Path] = field(default_factory=list)
     conditions: dict[str, Any] | None = None
+    #: what was judged (as :attr:`physnn.evaluation.report.EvaluationResult.judged`)
+    judged: str = "comparison"
 
     def figures(self) -> dict[str, Any]:
         """Everything as plain types (the content of ``metrics.json``)."""
@@ -513,6 +516,16 @@ def evaluate_generator(run: str | os.PathLike | Any, *, out: str | os.PathLike |
                         {"generator": "physnn GAN (network only)", "showers_per_s": n / max(forward, 1e-12)})
     return compare_samples(ref, cand, out=outdir, classifier=classifier, max_events=max_events, bins=bins,
                            seed=seed, plots=plots, run_dir=Path(loaded.checkpoint).parent)
+
+
+@register_evaluator("generation")
+def _judge_generator(run: Path, *, out: str | os.PathLike | None, split: str, seed: int, mc_samples: int,
+                     plots: bool) -> ComparisonResult:
+    """:func:`evaluate_generator` as ``physnn evaluate RUN`` calls it (``auto``: the test split; no MC dropout)."""
+    if mc_samples:
+        msg = "--mc-samples: a GAN run is judged without MC dropout"
+        raise ConfigError(msg)
+    return evaluate_generator(run, out=out, split="test" if split == "auto" else split, seed=seed, plots=plots)
 
 
 def _write_report(result: ComparisonResult, ref: ShowerSample, cand: ShowerSample, outdir: Path, bins: int,

@@ -43,8 +43,8 @@ CAPTIONS: tuple[tuple[str, str], ...] = (
                       "mean score (sure predictions sit at the ends with a small spread); with the samples kept, "
                       "the T scores of a certain and of the most uncertain event."),
     ("loss.png", "Training and validation loss per epoch on one axis, each validation metric in its own panel "
-                 "(for a GAN: critic, generator and separation power apart): a validation loss that rises while "
-                 "the training loss falls means overfitting."),
+                 "(for a GAN: critic, generator and separation power apart), the dashed line at the epoch "
+                 "best.pt holds: a validation loss that rises while the training loss falls means overfitting."),
     ("*_residuals.png", "{}: histogram of predicted - true with the bias and the robust σ, and predicted against "
                         "true (dotted: a perfect prediction)."),
     ("*_resolution.png", "{}: resolution per bin of the true value, the model next to every baseline, the worst "

@@ -30,11 +30,13 @@ from physnn.io.metadata import META, config_hash
 
 @dataclass
 class EvaluationResult:
-    """The figures (also in ``metrics.json``) and the files written."""
+    """The figures (also in ``metrics.json``), the files written, and what was judged (``predictions`` of a
+    classifier or regressor, or ``denoising`` of an autoencoder run)."""
 
     figures: dict[str, Any]
     out: Path | None
     files: list[Path] = field(default_factory=list)
+    judged: str = "predictions"
 
 
 def report_dir(out: str | os.PathLike | None) -> Path | None:

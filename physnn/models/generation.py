@@ -176,6 +176,10 @@ class GenerationTask(Task):
             raise ConfigError(msg)
         return scalars.index(name)
 
+    def next_command(self, run: Any) -> str:
+        """A GAN generates showers."""
+        return f"physnn generate {run} --events 10000 --out fastsim.root"
+
     def state(self) -> dict[str, Any]:
         """Plain types for a checkpoint."""
         return {"kind": self.kind, "loss": self.loss_name, "shape": self.shape, "squeeze": self.squeeze,

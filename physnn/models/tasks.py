@@ -271,6 +271,10 @@ class Task:
                    huber_delta=state.get("huber_delta", 1.0), sigma_scale=state.get("sigma_scale"),
                    transforms=state.get("transforms"), gaussian_mean=state.get("gaussian_mean", "nll"))
 
+    def next_command(self, run: Any) -> str:
+        """The command that uses a finished run of this task (printed after training)."""
+        return f"physnn predict {run} FILE --mc-samples 50 --out preds.root"
+
     # -- shapes ------------------------------------------------------------
     @property
     def is_classification(self) -> bool:
@@ -478,6 +482,12 @@ class ReconstructionTask(Task):
         return cls(loss, key=key, shape=shape, center=center, scale=scale,
                    noise=[n.model_dump() for n in cfg.noise], paired=paired, hit_threshold=cfg.hit_threshold,
                    huber_delta=cfg.huber_delta, log_scale=cfg.log_scale, energy_weight=cfg.energy_weight)
+
+    def next_command(self, run: Any) -> str:
+        """An image autoencoder denoises files; one of other inputs writes their codes."""
+        if self.key == "image":
+            return f"physnn denoise {run} FILE --out denoised.root"
+        return f"physnn encode {run} FILE --out codes.root"
 
     def state(self) -> dict[str, Any]:
         """Plain types for a checkpoint."""

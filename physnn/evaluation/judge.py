@@ -1,0 +1,61 @@
+"""``physnn evaluate``: a predictions file, or a run folder by the kind of its task.
+
+Scripts and the command line take the same path: :func:`judge` picks the
+evaluator, so ``physnn.evaluate("runs/gan")`` judges a GAN on its test split
+as ``physnn evaluate runs/gan`` does.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from physnn.errors import ConfigError
+from physnn.evaluation import denoising, fastsim  # noqa: F401 - they register their evaluators
+from physnn.evaluation.fastsim import ComparisonResult
+from physnn.evaluation.registry import EVALUATORS
+from physnn.evaluation.report import EvaluationResult, evaluate
+from physnn.training.checkpoint import load_checkpoint
+
+
+def judge(source: str | os.PathLike, *, out: str | os.PathLike | None = None, run: str | os.PathLike | None = None,
+          split: str = "auto", n_boot: int = 200, seed: int = 0, plots: bool = True, mc_samples: int = 0,
+          baselines: Mapping[str, Mapping[str, np.ndarray]] | None = None,
+          targets: Mapping[str, Any] | None = None) -> EvaluationResult | ComparisonResult:
+    """Judge ``source``: a predictions file (:func:`~physnn.evaluation.report.evaluate`) or a run folder whose
+    task registered an evaluator (an autoencoder: denoising against the clean truth; a GAN: generated against
+    held-out showers).
+
+    Parameters
+    ----------
+    source
+        Predictions ROOT file, or a run folder.
+    out
+        Report folder (``metrics.json``, PNGs, ``report.html``); None computes only.
+    run, n_boot, baselines, targets
+        For a predictions file: the run folder (default: the checkpoint's), bootstrap resamples, baseline
+        predictions, target units and kinds (see :func:`~physnn.evaluation.report.evaluate`).
+    split
+        Events judged: ``auto`` (those training never saw), ``all``, ``train``, ``val`` or ``test``.
+    seed
+        Seed of the noise (autoencoders) or of the generated showers (GANs).
+    plots
+        Write the figures (and ``report.html``).
+    mc_samples
+        Autoencoders: MC-dropout passes.
+    """
+    path = Path(source)
+    if not path.is_dir():
+        return evaluate(path, out=out, run=run, split=split, n_boot=n_boot, seed=seed, plots=plots,
+                        baselines=baselines, targets=targets)
+    kind = load_checkpoint(path)["task"]["kind"]
+    evaluator = EVALUATORS.get(kind)
+    if evaluator is None:
+        msg = (f"{path}: a {kind} run is judged on its predictions: physnn predict {path} FILE --out preds.root, "
+               "then physnn evaluate preds.root")
+        raise ConfigError(msg)
+    return evaluator(path, out=out, split=split, seed=seed, mc_samples=mc_samples, plots=plots)
