@@ -12,8 +12,9 @@ from conftest import NOISE, TINY_AE
 
 import physnn
 from physnn.errors import ConfigError
+from physnn.models.reconstruction import ReconstructionTask
 from physnn.models.registry import ModelConfig, ModelIO, build_model
-from physnn.models.tasks import ReconstructionTask, Task, TaskConfig
+from physnn.models.tasks import Task, TaskConfig
 
 
 # -- models ---------------------------------------------------------------------------

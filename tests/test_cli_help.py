@@ -144,7 +144,8 @@ def test_next_step_after_training_fits_the_task(tmp_path):
     """Each task says which command uses its run (no kind strings in the command line)."""
     from physnn.cli import _next_step
     from physnn.models.generation import GenerationTask
-    from physnn.models.tasks import ReconstructionTask, Task
+    from physnn.models.reconstruction import ReconstructionTask
+    from physnn.models.tasks import Task
 
     def result(cls, key=None):
         task = object.__new__(cls)  # the command depends on the task's class and what it reconstructs only

@@ -40,7 +40,7 @@ from physnn.io.layout import Layout, as_written, plan_layout
 from physnn.io.metadata import provenance
 from physnn.io.read import plan_chunks, read_chunk
 from physnn.models.mc_dropout import check_samples, mc_forward, seeded, set_dropout
-from physnn.models.tasks import ReconstructionTask
+from physnn.models.reconstruction import ReconstructionTask
 from physnn.training.device import autocast
 
 CODES_TREE = "codes"
