@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from physnn.cli import app
-from physnn.evaluation.fastsim import classifier_test
+from physnn.evaluation.classifier_test import classifier_test
 from physnn.physics.showers import high_level_features, separation_power
 
 runner = CliRunner()
