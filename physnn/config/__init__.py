@@ -1,0 +1,32 @@
+"""Typed configuration objects, YAML loading and ``--set`` overrides.
+
+- :mod:`physnn.config.data`: :class:`DataConfig` and its parts (images,
+  sequences, standardisation, splits, targets, friends);
+- :mod:`physnn.config.files`: YAML files, overrides, paths relative to the
+  file, validation errors as one line.
+"""
+
+from __future__ import annotations
+
+from physnn.config.data import (
+    DataConfig,
+    FriendSpec,
+    ImageInput,
+    SequenceInput,
+    Split,
+    Standardize,
+    Strict,
+    TargetSpec,
+)
+from physnn.config.files import (
+    apply_overrides,
+    format_validation_error,
+    load_config,
+    read_yaml,
+    rebase_data_paths,
+    relative_to,
+)
+
+__all__ = ["DataConfig", "FriendSpec", "ImageInput", "SequenceInput", "Split", "Standardize", "Strict",
+           "TargetSpec", "apply_overrides", "format_validation_error", "load_config", "read_yaml",
+           "rebase_data_paths", "relative_to"]
