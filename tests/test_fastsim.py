@@ -37,6 +37,24 @@ def test_separation_power_limits(rng):
     assert disjoint == pytest.approx(1.0)
 
 
+def test_bins_of_a_discrete_feature_hold_whole_steps(rng):
+    """A fraction of 576 cells takes values k/576: bins must not alternate between one value and none (a comb
+    that looks like a disagreement), and the same sample must not separate from itself."""
+    from physnn.physics.showers import feature_bins, normalized_histogram
+
+    a, b = rng.binomial(576, 0.03, 20_000) / 576, rng.binomial(576, 0.03, 20_000) / 576
+    edges = feature_bins(a, b, 50)
+    counts = normalized_histogram(a, edges)
+    inside = counts[(edges[:-1] > np.quantile(a, 0.05)) & (edges[1:] < np.quantile(a, 0.95))]
+    assert inside.size >= 5
+    assert np.all(inside > 0), "empty bins between filled ones"
+    widths = np.diff(edges)
+    assert np.allclose(widths / (1 / 576), np.round(widths / (1 / 576)))  # whole steps per bin
+    assert separation_power(a, b, 50) < 0.005
+    continuous = feature_bins(rng.normal(size=1000), rng.normal(size=1000), 50)
+    assert len(continuous) == 51  # a continuous feature keeps its 50 equal bins
+
+
 def test_separation_power_formula():
     edges = np.array([0.0, 1.0, 2.0])
     a = np.array([0.5, 0.5, 0.5, 1.5])  # h1 = (0.75, 0.25)

@@ -15,6 +15,7 @@ here knows models, training or files.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 import numpy as np
@@ -90,14 +91,38 @@ def high_level_features(images: np.ndarray, incident: np.ndarray | None = None) 
 
 # -- separation power ---------------------------------------------------------
 def feature_bins(reference: np.ndarray, candidate: np.ndarray, bins: int = 50) -> np.ndarray:
-    """Common bin edges: ``bins`` equal bins over the 0.1-99.9 % range of both samples (NaNs ignored)."""
+    """Common bin edges: ``bins`` equal bins over the 0.1-99.9 % range of both samples (NaNs ignored).
+
+    A discrete feature (its values on a grid, e.g. the fraction of 576 cells
+    hit, k/576) gets bins of whole grid steps centred on the values, so that
+    no bin holds one value more than its neighbour (a comb of full and empty
+    bins that would look like a disagreement).
+    """
     both = np.concatenate([reference[np.isfinite(reference)], candidate[np.isfinite(candidate)]])
     if both.size == 0:
         return np.array([0.0, 1.0])
     lo, hi = np.quantile(both, [0.001, 0.999])
     if hi <= lo:
         lo, hi = lo - 0.5, hi + 0.5
+    step = _grid_step(both)
+    if step is not None and (hi - lo) / step < 50 * bins:
+        width = max(1, math.ceil((hi - lo) / bins / step)) * step
+        first = np.floor(lo / step) * step - step / 2
+        return first + width * np.arange(math.ceil((hi + step / 2 - first) / width) + 1)
     return np.linspace(lo, hi, bins + 1)
+
+
+def _grid_step(values: np.ndarray) -> float | None:
+    """The step of the grid all ``values`` lie on (their smallest gap, every gap a whole multiple of it), else
+    None."""
+    distinct = np.unique(values)
+    if distinct.size < 3 or distinct.size > 0.5 * values.size:
+        return None
+    gaps = np.diff(distinct)
+    step = float(gaps.min())
+    if step <= 0 or not np.allclose(gaps / step, np.round(gaps / step), atol=1e-3):
+        return None
+    return step
 
 
 def normalized_histogram(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
