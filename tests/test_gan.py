@@ -198,7 +198,7 @@ def test_generate_matches_the_simulator_layout(gan_run, showers_file, tmp_path):
     assert set(np.unique(arrays["pdgid"])) <= {11, 22, 211}
     np.testing.assert_array_equal(np.array([11, 22, 211])[arrays["label"]], arrays["pdgid"])
     assert abs(arrays["x0"]).max() <= 1.0 + 1e-6  # drawn like the training impact points (|x0| < 1 cm)
-    meta = physnn.evaluation.fastsim.read_meta(out)
+    meta = physnn.read_metadata(out)
     assert meta["generator"] == "physnn generate"
     assert meta["showers_per_s"] > 0
     assert meta["seed"] == 1

@@ -15,7 +15,7 @@ import physnn
 from physnn.cli import app
 from physnn.errors import ConfigError
 from physnn.training.checkpoint import load_checkpoint
-from physnn.training.trainer import Trainer
+from physnn.training.steps import SupervisedStep
 
 runner = CliRunner()
 
@@ -32,7 +32,7 @@ def epochs_in(run: Path) -> list[int]:
 def interrupt_in_epoch(monkeypatch: pytest.MonkeyPatch, epoch: int) -> None:
     """Ctrl-C in the training pass of ``epoch`` (1-based)."""
     calls = {"n": 0}
-    original = Trainer._train_epoch
+    original = SupervisedStep.train_epoch
 
     def step(self, *args, **kwargs):
         calls["n"] += 1
@@ -40,7 +40,7 @@ def interrupt_in_epoch(monkeypatch: pytest.MonkeyPatch, epoch: int) -> None:
             raise KeyboardInterrupt
         return original(self, *args, **kwargs)
 
-    monkeypatch.setattr(Trainer, "_train_epoch", step)
+    monkeypatch.setattr(SupervisedStep, "train_epoch", step)
 
 
 def write_config(tmp_path: Path, cfg: dict) -> Path:

@@ -31,7 +31,7 @@ def test_transfer_freezing_keeps_batch_norm_statistics_but_not_dropout(showers_f
     """Item 1: what transfer learning froze (weights and batch-norm statistics) stays; dropout still trains."""
     import torch
 
-    from physnn.training.trainer import frozen_norms
+    from physnn.training.steps import frozen_norms
 
     model = _with_feature_dropout(0.5)
     model["params"]["features"][0]["batch_norm"] = True

@@ -21,7 +21,7 @@ Two formulations that train stably are available (``loss``):
 
 The alternating scheme itself, one critic step on real vs generated showers
 for every batch and one generator step every ``n_critic`` batches, is
-:meth:`physnn.training.trainer.Trainer._train_epoch_adversarial`; the two
+:meth:`physnn.models.gan_step.AdversarialStep.train_epoch`; the two
 losses are :func:`critic_loss` and :func:`generator_loss` below.
 
 Energy-conservation and shower-shape aids: the generator makes each layer as

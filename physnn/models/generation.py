@@ -32,6 +32,7 @@ import torch
 
 from physnn.config import DataConfig
 from physnn.errors import ConfigError
+from physnn.models.gan_step import AdversarialStep
 from physnn.models.tasks import Task, TaskConfig, class_counts, register_task
 
 #: Quantile levels kept per condition, to sample conditions like the training split's.
@@ -175,6 +176,10 @@ class GenerationTask(Task):
             msg = f"task.incident_energy {name!r} is not among data.scalars {scalars}"
             raise ConfigError(msg)
         return scalars.index(name)
+
+    def training_step(self) -> Any:
+        """The alternating generator/critic scheme (:class:`~physnn.models.gan_step.AdversarialStep`)."""
+        return AdversarialStep()
 
     def next_command(self, run: Any) -> str:
         """A GAN generates showers."""
@@ -427,22 +432,3 @@ class GenerationTask(Task):
     def metric_goals(self) -> dict[str, str | float]:
         """Separation powers (0: identical histograms) and the critic's distance are minimised."""
         return {"loss": "min", "sep_energy": "min", "sep_layers": "min", "distance": "min"}
-
-    def generation_metrics(self, real: Mapping[str, np.ndarray], fake: Mapping[str, np.ndarray]) -> dict[str, float]:
-        """Separation powers of the high-level features of validation vs generated showers.
-
-        ``loss`` is their mean (0: identical histograms), ``sep_energy`` the
-        one of the total energy over the incident energy and ``sep_layers``
-        the mean over the per-layer energies.
-        """
-        from physnn.physics.showers import separation_powers
-
-        sep = separation_powers(real, fake)
-        result = {"loss": float(np.mean(list(sep.values())))}
-        if "e_ratio" in sep:
-            result["sep_energy"] = sep["e_ratio"]
-        layers = [v for k, v in sep.items() if k.startswith("e_layer")]
-        if layers:
-            result["sep_layers"] = float(np.mean(layers))
-        return result
-

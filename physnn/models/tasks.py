@@ -264,6 +264,10 @@ class Task:
                    huber_delta=state.get("huber_delta", 1.0), sigma_scale=state.get("sigma_scale"),
                    transforms=state.get("transforms"), gaussian_mean=state.get("gaussian_mean", "nll"))
 
+    def training_step(self) -> Any:
+        """How this task trains (a :class:`~physnn.models.steps.TrainingStep`); None: the supervised step."""
+        return None
+
     def next_command(self, run: Any) -> str:
         """The command that uses a finished run of this task (printed after training)."""
         return f"physnn predict {run} FILE --mc-samples 50 --out preds.root"
