@@ -304,3 +304,19 @@ def test_other_commands_refuse_gan_runs(gan_run, showers_file, tmp_path):
         assert res.exit_code == 2, res.output
         assert "physnn generate" in res.output
         assert not (tmp_path / "x.root").exists()
+
+
+def test_a_run_refuses_the_commands_its_task_does_not_serve(cls_run, ae_run, gan_run, showers_file, tmp_path):
+    """Each task names the commands its runs serve; any other is one line naming the run and the right command."""
+    import physnn
+    from physnn.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"not a classifier or regressor run \(reconstruction of image.*\); physnn "
+                                          r"predict needs one; use: physnn denoise "):
+        physnn.predict(ae_run.run_dir, showers_file)
+    with pytest.raises(ConfigError, match=r"not an autoencoder run \(.*\); physnn encode needs one; "
+                                          r"use: physnn generate "):
+        physnn.encode(gan_run, showers_file)
+    with pytest.raises(ConfigError, match=r"not a GAN run \(binary classification.*use: physnn predict "):
+        physnn.generate(cls_run.run_dir, tmp_path / "g.root", events=5)
+    assert not list(tmp_path.iterdir())

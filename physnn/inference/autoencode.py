@@ -358,9 +358,7 @@ def encode(
 
         check_output(out, overwrite=overwrite)
     loaded = _load(run, device)
-    if loaded.task.kind == "generation":
-        msg = f"encode: {loaded.checkpoint} is a GAN fast simulator; it has no encoder (use physnn generate)"
-        raise ConfigError(msg)
+    loaded.task.check_command("encode", loaded.checkpoint.parent)
     cfg = prediction_config(loaded.config.data, files, tree, None, mapping=mapping, image_shape=loaded.io.image)
     collect = out is None if collect is None else collect
     pieces: list[dict[str, Any]] = []

@@ -218,10 +218,7 @@ def generate(
         raise ConfigError(msg)
     check_output(out, overwrite=overwrite)
     loaded = load_run(run, device=device)
-    if loaded.task.kind != "generation":
-        msg = (f"{run}: not a GAN run (task {loaded.task.kind}); generate needs a model trained with "
-               f"task.kind generation")
-        raise ConfigError(msg)
+    loaded.task.check_command("generate", loaded.checkpoint.parent)
     fixed = _fixed_conditions(loaded, energy, spectrum, conditions)
     task = loaded.task
     # check the classes before starting the writer

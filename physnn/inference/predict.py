@@ -342,13 +342,7 @@ def predict(
 
         check_output(out, overwrite=overwrite)
     loaded = run if isinstance(run, LoadedRun) else load_run(run, device=device)
-    if loaded.task.kind == "reconstruction":
-        msg = (f"{loaded.checkpoint} is an autoencoder ({loaded.task.describe()}); use physnn denoise for its "
-               "outputs or physnn encode for its codes")
-        raise ConfigError(msg)
-    if loaded.task.kind == "generation":
-        msg = f"{loaded.checkpoint} is a GAN fast simulator; use physnn generate to make showers with it"
-        raise ConfigError(msg)
+    loaded.task.check_command("predict", loaded.checkpoint.parent)
     mapping = parse_mapping(mapping)
     cfg = prediction_config(loaded.config.data, files, tree, selection, mapping=mapping,
                             image_shape=loaded.io.image)

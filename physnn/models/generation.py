@@ -25,7 +25,7 @@ does not fix are drawn like the training showers', and the output layout
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -176,6 +176,8 @@ class GenerationTask(Task):
             msg = f"task.incident_energy {name!r} is not among data.scalars {scalars}"
             raise ConfigError(msg)
         return scalars.index(name)
+
+    COMMANDS: ClassVar[tuple[str, ...]] = ("generate",)
 
     def training_step(self) -> Any:
         """The alternating generator/critic scheme (:class:`~physnn.models.gan_step.AdversarialStep`)."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -93,11 +93,17 @@ class ReconstructionTask(Task):
                    noise=[n.model_dump() for n in cfg.noise], paired=paired, hit_threshold=cfg.hit_threshold,
                    huber_delta=cfg.huber_delta, log_scale=cfg.log_scale, energy_weight=cfg.energy_weight)
 
+    COMMANDS: ClassVar[tuple[str, ...]] = ("denoise", "encode")
+
     def next_command(self, run: Any) -> str:
         """An image autoencoder denoises files; one of other inputs writes their codes."""
         if self.key == "image":
             return f"physnn denoise {run} FILE --out denoised.root"
         return f"physnn encode {run} FILE --out codes.root"
+
+    def other_commands(self, run: Any) -> list[str]:
+        """An image autoencoder also writes codes."""
+        return [f"physnn encode {run} FILE --out codes.root"] if self.key == "image" else []
 
     def state(self) -> dict[str, Any]:
         """Plain types for a checkpoint."""

@@ -18,7 +18,7 @@ predicts O(1) numbers whatever the units of the target.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, Literal, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
 import numpy as np
 import torch
@@ -264,6 +264,20 @@ class Task:
                    huber_delta=state.get("huber_delta", 1.0), sigma_scale=state.get("sigma_scale"),
                    transforms=state.get("transforms"), gaussian_mean=state.get("gaussian_mean", "nll"))
 
+    #: The commands that use a run of this task (besides train, evaluate and export).
+    COMMANDS: ClassVar[tuple[str, ...]] = ("predict",)
+    #: What a run for each command is, in refusals ("not a GAN run ...").
+    RUN_FOR: ClassVar[dict[str, str]] = {"predict": "a classifier or regressor run",
+                                         "denoise": "an image autoencoder run", "encode": "an autoencoder run",
+                                         "generate": "a GAN run"}
+
+    def check_command(self, command: str, run: Any) -> None:
+        """Refuse, in one line, a command that does not use a run of this task, naming the one that does."""
+        if command not in self.COMMANDS:
+            uses = " or ".join([self.next_command(run), *self.other_commands(run)])
+            msg = f"{run}: not {self.RUN_FOR[command]} ({self.describe()}); physnn {command} needs one; use: {uses}"
+            raise ConfigError(msg)
+
     def training_step(self) -> Any:
         """How this task trains (a :class:`~physnn.models.steps.TrainingStep`); None: the supervised step."""
         return None
@@ -271,6 +285,10 @@ class Task:
     def next_command(self, run: Any) -> str:
         """The command that uses a finished run of this task (printed after training)."""
         return f"physnn predict {run} FILE --mc-samples 50 --out preds.root"
+
+    def other_commands(self, run: Any) -> list[str]:
+        """Further commands that use a run of this task (named in refusals after :meth:`next_command`)."""
+        return []
 
     # -- shapes ------------------------------------------------------------
     @property
