@@ -1,16 +1,7 @@
-"""Keras-style layer specifications (:mod:`physnn.models.layer_specs`) built into torch modules.
+"""Keras-style layer specifications (:mod:`physnn.models.layer_specs`, with a YAML example) built into torch modules.
 
-A YAML list such as::
-
-    - {type: conv, filters: 32, kernel_size: 3, padding: same, activation: relu}
-    - {type: pool, mode: max, pool_size: 2}
-    - {type: dropout, rate: 0.2, spatial: true}
-    - {type: flatten}
-    - {type: dense, units: 64, kernel_regularizer: {l2: 1.0e-4}}
-
-is validated (unknown keys are errors) and then built by :class:`StackBuilder`,
-which tracks the tensor shape so that every module gets its input size and
-``padding: same`` matches Keras exactly, strides included.
+:class:`StackBuilder` tracks the tensor shape so that every module gets its
+input size and ``padding: same`` matches Keras exactly, strides included.
 """
 
 from __future__ import annotations
