@@ -179,6 +179,10 @@ class GenerationTask(Task):
 
     COMMANDS: ClassVar[tuple[str, ...]] = ("generate",)
 
+    def io_fields(self) -> dict[str, Any]:
+        """The generator's conditions, and whether the incident energy is one of them."""
+        return {"conditions": self.n_conditions, "incident_energy": self.incident is not None}
+
     def training_step(self) -> Any:
         """The alternating generator/critic scheme (:class:`~physnn.models.gan_step.AdversarialStep`)."""
         return AdversarialStep()

@@ -101,6 +101,10 @@ class ReconstructionTask(Task):
             return f"physnn denoise {run} FILE --out denoised.root"
         return f"physnn encode {run} FILE --out codes.root"
 
+    def io_fields(self) -> dict[str, Any]:
+        """The model reconstructs its ``key`` input."""
+        return {"reconstruct": self.key}
+
     def other_commands(self, run: Any) -> list[str]:
         """An image autoencoder also writes codes."""
         return [f"physnn encode {run} FILE --out codes.root"] if self.key == "image" else []

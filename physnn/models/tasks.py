@@ -278,6 +278,15 @@ class Task:
             msg = f"{run}: not {self.RUN_FOR[command]} ({self.describe()}); physnn {command} needs one; use: {uses}"
             raise ConfigError(msg)
 
+    @property
+    def calibrated_error_bars(self) -> bool:
+        """Whether the predictions carry error bars whose scale is fitted on the validation split (regression)."""
+        return self.kind == "regression"
+
+    def io_fields(self) -> dict[str, Any]:
+        """What the model needs beyond the data's shapes and :attr:`n_outputs` (:class:`ModelIO` fields)."""
+        return {}
+
     def training_step(self) -> Any:
         """How this task trains (a :class:`~physnn.models.steps.TrainingStep`); None: the supervised step."""
         return None

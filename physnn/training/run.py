@@ -56,9 +56,7 @@ def model_io(data: DataBundle | StreamingBundle, task: Task) -> ModelIO:
     return ModelIO(image=tuple(inputs["image"].shape[1:]) if "image" in inputs else None,
                    sequence=tuple(inputs["sequence"].shape[1:]) if "sequence" in inputs else None,
                    scalars=int(inputs["scalars"].shape[1]) if "scalars" in inputs else 0,
-                   outputs=task.n_outputs, reconstruct=getattr(task, "key", None),
-                   conditions=task.n_conditions if task.kind == "generation" else None,  # type: ignore[attr-defined]
-                   incident_energy=getattr(task, "incident", None) is not None)
+                   outputs=task.n_outputs, **task.io_fields())
 
 
 def _check_dir(out: Path, overwrite: bool) -> None:
@@ -226,7 +224,7 @@ def _train(cfg: RunConfig, out: Path, state: dict[str, Any] | None, dev: torch.d
     result.model.load_state_dict(best["model"])
     if not dist.main:
         return result
-    if task.kind == "regression" and cfg.train.calibrate_sigma and len(data.val):
+    if task.calibrated_error_bars and cfg.train.calibrate_sigma and len(data.val):
         from physnn.training.calibration import fit_sigma_scale
 
         task.sigma_scale = fit_sigma_scale(result.model, task, data.val.batches(1024), device=dev)
