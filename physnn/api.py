@@ -49,6 +49,7 @@ __all__ = ["AutoencoderResult", "BranchScan", "ComparisonResult", "DataBundle", 
            "list_models", "load", "load_run", "load_run_config", "predict", "read", "read_metadata", "scan",
            "simulate", "stream", "train"]
 
+
 @functools.wraps(_train)
 def train(config: Any = None, **kwargs: Any) -> TrainResult:
     """:func:`physnn.training.run.train` with the loss curves (and a GAN's samples) drawn into ``out/plots``."""

@@ -154,8 +154,6 @@ SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Override a sett
                                                   metavar="<key=value>")]
 
 
-
-
 def main() -> None:
     """Entry point of the ``physnn`` console script."""
     app(prog_name="physnn")

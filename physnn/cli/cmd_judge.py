@@ -38,8 +38,6 @@ def evaluate(
     print_result(result, out)
 
 
-
-
 @user_errors
 def compare(
     reference: Annotated[Path, typer.Argument(help="Reference showers ROOT file (e.g. full simulation).")],

@@ -136,8 +136,6 @@ def encode(
                   f"in {num(result.seconds)} s")
 
 
-
-
 @user_errors
 def export_(
     run: Annotated[str, typer.Argument(help="Run folder or checkpoint (.pt).")],

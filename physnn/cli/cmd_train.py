@@ -82,8 +82,6 @@ def _next_step(result: Any) -> str:
     return result.task.next_command(result.run_dir)
 
 
-
-
 @user_errors
 def demo(
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the demo outputs.")] = Path("physnn-demo"),

@@ -7,9 +7,7 @@ from typing import Any
 
 from rich.table import Table
 
-from physnn.cli.app import (
-    console,
-)
+from physnn.cli.app import console
 from physnn.evaluation.summary import DASH, summary_rows
 from physnn.fmt import num, plural, with_interval
 
@@ -22,8 +20,6 @@ def _print_metrics(row: dict[str, Any], title: str) -> None:
         table.add_row(key, num(value) if isinstance(value, float) else f"{value:,}" if isinstance(value, int)
                       else str(value))
     console.print(table)
-
-
 
 
 def _print_page(files: list[Path]) -> None:
@@ -142,8 +138,6 @@ def _print_evaluation(figures: dict[str, Any]) -> None:
     console.print(table)
     for name, r in (figures.get("regression") or {}).items():
         _print_bins(name, r)
-
-
 
 
 def print_result(result: Any, out: Path) -> None:

@@ -14,6 +14,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from physnn.io.metadata import declared_image_unit
+
 
 class Strict(BaseModel):
     """Base of every config model: unknown keys are errors, values are checked."""
@@ -329,3 +331,7 @@ class DataConfig(Strict):
             msg = "target_images needs images: the inputs the targets correspond to"
             raise ValueError(msg)
         return self
+
+    def image_unit(self) -> str | None:
+        """The unit of the image cells: ``images.unit``, else what the first file's ``physnn_meta`` declares."""
+        return declared_image_unit(self.images.unit if self.images else None, self.files)

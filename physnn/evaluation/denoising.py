@@ -36,7 +36,6 @@ from physnn.evaluation.registry import register_evaluator
 from physnn.evaluation.report import EvaluationResult, report_dir
 from physnn.inference.autoencode import reconstruct, reconstruction_task
 from physnn.inference.predict import LoadedRun, load_run, match_image_shape, prediction_config
-from physnn.io.metadata import declared_image_unit
 from physnn.physics.showers import shower_shapes
 
 
@@ -167,7 +166,7 @@ def evaluate_denoising(
         if plots:
             from physnn.evaluation import plots as P
 
-            unit = declared_image_unit(cfg.images.unit if cfg.images else None, cfg.files)
+            unit = cfg.image_unit()
             written.append(P.plot_denoising_panels(noisy, denoised, truth, outdir / "denoising_panels.png",
                                                    events=panels, unit=unit))
             written.append(P.plot_energy_ratio(noisy, denoised, truth, outdir / "denoising_energy.png"))

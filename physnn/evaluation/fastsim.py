@@ -40,7 +40,7 @@ from physnn.evaluation.classifier_test import classifier_test
 from physnn.evaluation.conditions import Match, condition_report
 from physnn.evaluation.registry import register_evaluator
 from physnn.evaluation.samples import ShowerSample, _high_level, _low_level, read_sample, sample_layout
-from physnn.io.metadata import declared_image_unit, unit_of
+from physnn.io.metadata import unit_of
 from physnn.physics.showers import high_level_features, separation_power
 
 
@@ -237,7 +237,7 @@ def evaluate_generator(run: str | os.PathLike | Any, *, out: str | os.PathLike |
     where = f"{', '.join(cfg.files)} ({split} split)"
     shape = tuple(task.shape[1:] if task.squeeze else task.shape)
     n = len(incident) if incident is not None else len(join(parts["real"])["e_max"])
-    unit = declared_image_unit(cfg.images.unit if cfg.images else None, cfg.files)
+    unit = cfg.image_unit()
     ref = ShowerSample(where, cfg.tree or "", task.layout["image"], shape, join(parts["real"]),
                        np.concatenate(parts["real_cells"]), incident, {"units": {"image": unit}} if unit else {})
     cand = ShowerSample(f"{loaded.checkpoint} (generated)", cfg.tree or "", task.layout["image"], shape,
@@ -248,7 +248,7 @@ def evaluate_generator(run: str | os.PathLike | Any, *, out: str | os.PathLike |
 
 
 @register_evaluator("generation")
-def _judge_generator(run: Path, *, out: str | os.PathLike | None, split: str, seed: int, mc_samples: int,
+def _judge_generator(run: Any, *, out: str | os.PathLike | None, split: str, seed: int, mc_samples: int,
                      plots: bool) -> ComparisonResult:
     """:func:`evaluate_generator` as ``physnn evaluate RUN`` calls it (``auto``: the test split; no MC dropout)."""
     if mc_samples:

@@ -19,7 +19,7 @@ from physnn.evaluation import denoising, fastsim  # noqa: F401 - they register t
 from physnn.evaluation.fastsim import ComparisonResult
 from physnn.evaluation.registry import EVALUATORS
 from physnn.evaluation.report import EvaluationResult, evaluate
-from physnn.training.checkpoint import load_checkpoint
+from physnn.inference.predict import load_run
 
 
 def judge(source: str | os.PathLike, *, out: str | os.PathLike | None = None, run: str | os.PathLike | None = None,
@@ -52,10 +52,10 @@ def judge(source: str | os.PathLike, *, out: str | os.PathLike | None = None, ru
     if not path.is_dir():
         return evaluate(path, out=out, run=run, split=split, n_boot=n_boot, seed=seed, plots=plots,
                         baselines=baselines, targets=targets)
-    kind = load_checkpoint(path)["task"]["kind"]
-    evaluator = EVALUATORS.get(kind)
+    loaded = load_run(path)  # once: the evaluator takes the loaded run
+    evaluator = EVALUATORS.get(loaded.task.kind)
     if evaluator is None:
-        msg = (f"{path}: a {kind} run is judged on its predictions: physnn predict {path} FILE --out preds.root, "
-               "then physnn evaluate preds.root")
+        msg = (f"{path}: a {loaded.task.kind} run is judged on its predictions: physnn predict {path} FILE "
+               "--out preds.root, then physnn evaluate preds.root")
         raise ConfigError(msg)
-    return evaluator(path, out=out, split=split, seed=seed, mc_samples=mc_samples, plots=plots)
+    return evaluator(loaded, out=out, split=split, seed=seed, mc_samples=mc_samples, plots=plots)

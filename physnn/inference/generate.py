@@ -27,7 +27,7 @@ import torch
 
 from physnn.errors import ConfigError
 from physnn.inference.predict import LoadedRun, load_run
-from physnn.io.metadata import declared_image_unit, provenance
+from physnn.io.metadata import provenance
 from physnn.io.write import check_output, write_tree
 from physnn.prefetch import prefetch
 
@@ -230,8 +230,7 @@ def generate(
                       device=str(loaded.device), energy=energy, spectrum=spectrum,
                       classes=None if classes is None else list(classes), conditions=dict(conditions or {}),
                       model=loaded.config.model.name, training_files=list(loaded.config.data.files))
-    images = loaded.config.data.images
-    unit = declared_image_unit(images.unit if images else None, loaded.config.data.files)
+    unit = loaded.config.data.image_unit()
     if unit:
         meta["units"] = {"image": unit}
     start = time.perf_counter()

@@ -32,10 +32,9 @@ class AdversarialStep:
                 "critic_optimizer": loop.optimizer(loop.model.critic, loop.cfg.critic_optimizer)}
 
     def forward_model(self, loop: Loop) -> nn.Module:
-        """The bare model, its weights rank 0's in every process."""
-        if loop.dist.enabled and not getattr(self, "_synced", False):
+        """The bare model, its weights rank 0's in every process (the trainer asks once, before training)."""
+        if loop.dist.enabled:
             loop.dist.broadcast_state(loop.model)
-            self._synced = True
         return loop.model
 
     @staticmethod

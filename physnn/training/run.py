@@ -168,8 +168,7 @@ def train(
     dev = resolve_device(cfg.train.device)
     dist = setup(dev)  # torchrun: join the process group, one GPU per process
     try:
-        return _train(cfg, out, state, device_for(dev, dist), dist, progress, on_epoch_end, Notes(notes, say),
-                      plots if dist.main else None)
+        return _train(cfg, out, state, device_for(dev, dist), dist, progress, on_epoch_end, Notes(notes, say), plots)
     finally:
         teardown(dist)
 
