@@ -197,9 +197,16 @@ def test_a_generic_target_gets_resolution_in_its_unit_and_no_sqrt_e_fit():
     assert "fit" in metrics.regression(e, pred, kind="energy")
 
 
-def test_evaluate_reads_the_target_spec_from_the_run_config_and_prints_every_bin(tmp_path, capsys):
-    from physnn.cli import _print_evaluation
+def test_evaluate_reads_the_target_spec_from_the_run_config_and_prints_every_bin(tmp_path, capsys, monkeypatch):
+    from rich.console import Console
+
+    from physnn.cli import _print_evaluation, show
+    from physnn.cli.app import LOG_WIDTH
     from physnn.evaluation import plots
+
+    # as the command prints into a log (not a terminal); the shared console's width is whatever an earlier
+    # command-line test in this process left
+    monkeypatch.setattr(show, "console", Console(width=LOG_WIDTH))
 
     e, pred, base = calorimeter_with_a_bad_bin()
     std = np.abs(pred - e) + 0.01 * e
