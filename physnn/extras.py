@@ -23,7 +23,6 @@ from physnn.errors import MissingDependency
 OPTIONAL = {
     "onnx": ("physnn export --format onnx", "onnx"),
     "onnxscript": ("physnn export --format onnx", "onnx"),
-    "onnxruntime": ("running an exported ONNX model", "onnx"),
     "dask": ("physnn scan", "dask"),
     "dask_awkward": ("physnn scan", "dask"),
 }
@@ -43,11 +42,6 @@ def onnx() -> ModuleType:
     module = _require("onnx")
     _require("onnxscript")
     return module
-
-
-def onnxruntime() -> ModuleType:
-    """:mod:`onnxruntime` (``physnn[onnx]``)."""
-    return _require("onnxruntime")
 
 
 def dask() -> ModuleType:

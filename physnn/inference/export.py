@@ -308,7 +308,7 @@ def _padded_rnns(model: nn.Module, mc_dropout: bool) -> list[tuple[nn.Module, st
     return changed
 
 
-def _traced_onnx(module: nn.Module, examples: tuple[torch.Tensor, ...], names: list[str]) -> Any:
+def _traced_onnx(module: nn.Module, examples: tuple[torch.Tensor, ...], names: list[str]) -> bytes:
     """ONNX of a module with LSTM/GRU layers, by the tracing exporter: torch.export captures an RNN's time axis
     as dynamic only in the first export of a process (pytorch/pytorch#126339), so a second export would fail."""
     import io
@@ -316,7 +316,7 @@ def _traced_onnx(module: nn.Module, examples: tuple[torch.Tensor, ...], names: l
     buffer = io.BytesIO()
     torch.onnx.export(module, examples, buffer, dynamo=False, input_names=names,
                       output_names=list(module.output_names), dynamic_axes=_dynamic(names), opset_version=OPSET)
-    return extras.onnx().load_from_string(buffer.getvalue())
+    return buffer.getvalue()
 
 
 def _write_onnx(module: nn.Module, examples: tuple[torch.Tensor, ...], path: Path, meta: Mapping[str, Any]) -> None:
@@ -328,7 +328,7 @@ def _write_onnx(module: nn.Module, examples: tuple[torch.Tensor, ...], path: Pat
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch.export's own deprecation and tracing chatter
         if any(isinstance(m, nn.RNNBase) for m in module.modules()):
-            proto = _traced_onnx(module, examples, names)
+            proto = onnx.load_from_string(_traced_onnx(module, examples, names))
         else:
             dims = {name: dict.fromkeys(axes, torch.export.Dim.DYNAMIC) for name, axes in _dynamic(names).items()}
             proto = torch.onnx.export(module, examples, dynamo=True, input_names=names,
