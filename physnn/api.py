@@ -28,7 +28,8 @@ from physnn.evaluation.report import EvaluationResult
 from physnn.inference.autoencode import AutoencoderResult, denoise, encode
 from physnn.inference.export import ExportResult, export
 from physnn.inference.generate import GenerationResult, generate
-from physnn.inference.predict import LoadedRun, PredictionResult, load_run, predict
+from physnn.inference.loading import LoadedRun, load_run
+from physnn.inference.predict import PredictionResult, predict
 from physnn.io.inspect import TreeInfo, inspect_file
 from physnn.io.metadata import config_hash, provenance, read_metadata
 from physnn.io.read import read

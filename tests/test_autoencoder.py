@@ -14,7 +14,8 @@ import physnn
 from physnn.errors import ConfigError
 from physnn.models.reconstruction import ReconstructionTask
 from physnn.models.registry import ModelConfig, ModelIO, build_model
-from physnn.models.tasks import Task, TaskConfig
+from physnn.models.task_config import TaskConfig
+from physnn.models.tasks import Task
 
 
 # -- models ---------------------------------------------------------------------------

@@ -13,8 +13,7 @@ from typer.testing import CliRunner
 import physnn
 from physnn.data.dataset import iter_raw
 from physnn.errors import ConfigError
-from physnn.inference.export import GeneratorModel
-from physnn.inference.predict import load_run, prediction_config
+from physnn.inference.loading import load_run, prediction_config
 from physnn.io.metadata import config_hash
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")  # reading TorchScript back
@@ -138,7 +137,7 @@ def test_onnx_gan_generator_matches_pytorch(gan_run, tmp_path):
         traced = torch.jit.load(str(physnn.export(gan_run, tmp_path / "gan.pt", format="torchscript").path))
         (again,) = traced(torch.from_numpy(conditions[:4]), torch.from_numpy(classes[:4]), z[:4], noise[:4])
     np.testing.assert_allclose(again.numpy(), ref[:4], rtol=1e-4, atol=1e-5)
-    assert GeneratorModel(loaded).input_names == list(res.inputs)
+    assert loaded.task.graph(loaded.model, loaded.transform, loaded.io).input_names == list(res.inputs)
 
 
 def test_export_cli_and_errors(cls_run, tmp_path):

@@ -298,27 +298,9 @@ def _raw_nbytes(raw: RawChunk) -> int:
                                                   raw.target_image) if v is not None)
 
 
-def prepare(cfg: DataConfig, budget: str, *, transform: Transform | None = None,
-            dist: Processes | None = None) -> DataBundle | StreamingBundle:
-    """Load the data for training within a memory budget: in memory when they fit, else streamed.
-
-    Parameters
-    ----------
-    cfg
-        The data config.
-    budget
-        The peak resident memory allowed, e.g. ``"4 GB"``.
-    transform
-        A fitted transform (resuming a run); None fits one in the first pass.
-    dist
-        Under torchrun: the budget is per process, and the processes agree on
-        the largest starting footprint, so that they all plan the same chunks.
-
-    Raises
-    ------
-    ConfigError
-        When the budget is below what the process already uses.
-    """
+def _data_budget(budget: str, dist: Processes | None) -> tuple[int, float]:
+    """The process's starting footprint (the largest of all processes under torchrun) and the share of
+    ``budget`` left for data; one line when the budget is below what is already in use."""
     limit = parse_budget(budget)
     baseline = rss_bytes() if dist is None else dist.reduce(rss_bytes(), "max")
     data_budget = data_share(limit, baseline)
@@ -328,16 +310,19 @@ def prepare(cfg: DataConfig, budget: str, *, transform: Transform | None = None,
                f"torch) and training needs about {RESERVE / 2**20:.0f} MiB more; give at least "
                f"{math.ceil(need / 2**20)} MiB")
         raise ConfigError(msg)
-    # one pass: fit the transform on the training split, count the splits, keep a training sample and,
-    # while it stays small, the whole validation split
-    fitter = TransformFitter(cfg) if transform is None else None
-    stats = _Stats()
+    return baseline, data_budget
+
+
+def _first_pass(cfg: DataConfig, names: list[str], data_budget: float, fitter: TransformFitter | None,
+                stats: _Stats) -> tuple[dict[str, int], dict[str, Reservoir[RawChunk]], list[RawChunk] | None]:
+    """One pass over the files: fit the transform on the training split, count the splits, keep a uniform
+    sample of the training and validation splits and, while it stays small, the whole validation split
+    (None when it grew too large: it is streamed too)."""
     counts = dict.fromkeys(SPLITS, 0)
     rng = np.random.default_rng(cfg.split.seed)
     samples: dict[str, Reservoir[RawChunk]] = {}  # uniform samples of each split (sized by the first chunk)
     val_raw: list[RawChunk] | None = []
     val_bytes = 0
-    names = needed_branches(cfg, with_truth=True)
     selection = Selection(cfg.selection) if cfg.selection else None
     step = max(int(PASS_SHARE * data_budget), 2**20)
     for chunk, obj in plan_chunks(cfg.files, cfg.tree, names, step_size=f"{step} B", friends=cfg.friends,
@@ -361,6 +346,35 @@ def prepare(cfg: DataConfig, budget: str, *, transform: Transform | None = None,
                 if val_bytes > VAL_SHARE * data_budget:
                     val_raw = None  # too large: the validation split is streamed too
         del raw
+    return counts, samples, val_raw
+
+
+def prepare(cfg: DataConfig, budget: str, *, transform: Transform | None = None,
+            dist: Processes | None = None) -> DataBundle | StreamingBundle:
+    """Load the data for training within a memory budget: in memory when they fit, else streamed.
+
+    Parameters
+    ----------
+    cfg
+        The data config.
+    budget
+        The peak resident memory allowed, e.g. ``"4 GB"``.
+    transform
+        A fitted transform (resuming a run); None fits one in the first pass.
+    dist
+        Under torchrun: the budget is per process, and the processes agree on
+        the largest starting footprint, so that they all plan the same chunks.
+
+    Raises
+    ------
+    ConfigError
+        When the budget is below what the process already uses.
+    """
+    baseline, data_budget = _data_budget(budget, dist)
+    fitter = TransformFitter(cfg) if transform is None else None
+    stats = _Stats()
+    names = needed_branches(cfg, with_truth=True)
+    counts, samples, val_raw = _first_pass(cfg, names, data_budget, fitter, stats)
     release_memory()
     if counts["train"] == 0:
         msg = f"{', '.join(cfg.files)}: no event in the training split"

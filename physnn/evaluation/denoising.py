@@ -35,7 +35,7 @@ from physnn.errors import ConfigError, DataError
 from physnn.evaluation.registry import register_evaluator
 from physnn.evaluation.report import EvaluationResult, report_dir
 from physnn.inference.autoencode import reconstruct, reconstruction_task
-from physnn.inference.predict import LoadedRun, load_run, match_image_shape, prediction_config
+from physnn.inference.loading import LoadedRun, load_run, match_image_shape, prediction_config
 from physnn.physics.showers import shower_shapes
 
 

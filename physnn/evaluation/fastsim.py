@@ -189,7 +189,7 @@ def evaluate_generator(run: str | os.PathLike | Any, *, out: str | os.PathLike |
     from physnn.data.dataset import finalize, iter_raw
     from physnn.data.split import SPLITS
     from physnn.evaluation.report import report_dir
-    from physnn.inference.predict import LoadedRun, load_run
+    from physnn.inference.loading import LoadedRun, load_run
 
     loaded = run if isinstance(run, LoadedRun) else load_run(run, device=device)
     task = loaded.task

@@ -19,7 +19,7 @@ from physnn.evaluation import denoising, fastsim  # noqa: F401 - they register t
 from physnn.evaluation.fastsim import ComparisonResult
 from physnn.evaluation.registry import EVALUATORS
 from physnn.evaluation.report import EvaluationResult, evaluate
-from physnn.inference.predict import load_run
+from physnn.inference.loading import load_run
 
 
 def judge(source: str | os.PathLike, *, out: str | os.PathLike | None = None, run: str | os.PathLike | None = None,

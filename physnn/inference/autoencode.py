@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,17 +31,17 @@ import numpy as np
 import torch
 
 from physnn.data.convert import is_jagged
-from physnn.data.dataset import Tagging, TensorData, finalize, iter_raw, raw_from_arrays
+from physnn.data.dataset import Tagging, TensorData
 from physnn.errors import ConfigError, DataError
+from physnn.inference.loading import LoadedRun, load_run, prediction_config
 from physnn.inference.outputs import truth_branches
-from physnn.inference.predict import LoadedRun, _concat, load_run, match_image_shape, prediction_config
+from physnn.inference.pipeline import Sink, concat, drain, read_blocks, run_model
 from physnn.io.files import expand_files, open_root, resolve_tree
 from physnn.io.layout import Layout, as_written, plan_layout
 from physnn.io.metadata import provenance
-from physnn.io.read import plan_chunks, read_chunk
-from physnn.models.mc_dropout import check_samples, mc_forward, seeded, set_dropout
+from physnn.io.write import check_output
+from physnn.models.mc_dropout import check_samples, seeded
 from physnn.models.reconstruction import ReconstructionTask
-from physnn.training.device import autocast
 
 CODES_TREE = "codes"
 
@@ -106,22 +106,12 @@ def reconstruct(loaded: LoadedRun, image: torch.Tensor, *, mc_samples: int = 0,
         Events per forward pass.
     """
     task = reconstruction_task(loaded, "reconstruct")
-    means, stds = [], []
-    for lo in range(0, len(image), batch_size):
-        batch = {"image": image[lo:lo + batch_size].to(loaded.device, non_blocking=True)}
-        with autocast(loaded.device, loaded.device.type == "cuda"):
-            if mc_samples > 0:
-                rec = task.predict(mc_forward(loaded.model, batch, mc_samples))["reconstruction"]
-                means.append(rec.mean(0).cpu())
-                stds.append(rec.std(0).cpu())
-            else:
-                set_dropout(loaded.model, False)
-                with torch.no_grad():
-                    out = loaded.model(batch)
-                means.append(task.predict(out.flatten(1))["reconstruction"].cpu())
-    empty = torch.zeros((0, *task.shape))
-    mean = torch.cat(means) if means else empty
-    return mean, (torch.cat(stds) if stds else empty) if mc_samples > 0 else None
+    if len(image) == 0:
+        empty = torch.zeros((0, *task.shape))
+        return empty, (empty if mc_samples > 0 else None)
+    summary = run_model(loaded, TensorData({"image": image}), task.summarize, mc_samples=mc_samples,
+                        batch_size=batch_size)
+    return summary["reconstruction"], summary.get("reconstruction_std")
 
 
 def _image_like(original: Any, values: np.ndarray) -> Any:
@@ -238,8 +228,6 @@ def denoise(
     if mc_samples != 0:
         check_samples(mc_samples)
     if out is not None:
-        from physnn.io.write import check_output
-
         check_output(out, overwrite=overwrite)
     loaded = _load(run, device)
     task = reconstruction_task(loaded, "denoise")
@@ -253,61 +241,39 @@ def denoise(
     tree_name, layout, counters = _plan(cfg, images)
     if layout.skipped and on_skipped is not None:
         on_skipped(dict(layout.skipped))
-    generator = torch.Generator().manual_seed(seed) if add_noise else None
-    collect = out is None if collect is None else collect
-    pieces: list[dict[str, Any]] = []
-    count = 0
-    start = time.perf_counter()
-
-    def chunks() -> Iterator[dict[str, Any]]:
-        nonlocal count
-        for chunk, obj in plan_chunks(cfg.files, cfg.tree, images, step_size=step_size or cfg.step_size):
-            arrays = read_chunk(chunk, layout.branches, obj)
-            raw = raw_from_arrays(arrays, chunk, cfg, with_truth=False,
-                                  tagging=Tagging(known_files=set(loaded.training_files)))
-            if len(raw) == 0:
-                continue
-            match_image_shape(loaded, raw, chunk.where)  # written back in the input's own layout
-            td = finalize(raw, loaded.transform, cfg)
-            branches = _denoised_branches(loaded, arrays, td.inputs["image"], layout, images, noise=generator,
-                                          mc_samples=mc_samples, batch_size=batch_size)
-            count += len(td)
-            if collect:
-                pieces.append(branches)
-            yield branches
-        if count == 0:
-            msg = f"{', '.join(cfg.files)}: no event to denoise"
-            raise DataError(msg)
-
+    noise = torch.Generator().manual_seed(seed) if add_noise else None
     files = expand_files(cfg.files)
     meta = provenance("physnn denoise", config=loaded.config, seed=seed, inputs=[*files, loaded.checkpoint],
                       checkpoint=str(loaded.checkpoint), epoch=loaded.epoch, model=loaded.config.model.name,
                       files=files, tree=tree_name, images=images, mc_samples=mc_samples, add_noise=add_noise,
                       noise=[n.model_dump() for n in task.noise] if add_noise else [],
                       skipped_branches=list(layout.skipped))
+
+    def chunks() -> Iterator[dict[str, Any]]:
+        count = 0
+        for block in read_blocks(loaded, cfg, step_size=step_size, keep=layout.branches,
+                                 tagging=Tagging(known_files=set(loaded.training_files))):
+            if block.td is not None:
+                assert block.arrays is not None
+                count += len(block.td)
+                yield _denoised_branches(loaded, block.arrays, block.td.inputs["image"], layout, images, noise=noise,
+                                         mc_samples=mc_samples, batch_size=batch_size)
+        if count == 0:
+            msg = f"{', '.join(cfg.files)}: no event to denoise"
+            raise DataError(msg)
+
+    sink = Sink(out, tree_name, out is None if collect is None else collect, meta=meta, overwrite=overwrite,
+                compression=compression, title=f"denoised by physnn ({loaded.checkpoint})", counters=counters,
+                rntuple=layout.rntuple)
+    start = time.perf_counter()
     with seeded(seed, loaded.device):  # the dropout masks of --mc-samples
-        if out is not None:
-            from physnn.io.write import write_tree
-
-            write_tree(out, tree_name, chunks(), overwrite=overwrite, compression=compression,
-                       title=f"denoised by physnn ({loaded.checkpoint})", meta=meta, counters=counters,
-                       rntuple=layout.rntuple)
-        else:
-            for _ in chunks():
-                pass
-    arrays_out = _concat(pieces) if collect and pieces else None
-    return AutoencoderResult(None if out is None else Path(out), count, time.perf_counter() - start, arrays_out, meta)
+        events, arrays = drain(chunks(), sink)
+    return AutoencoderResult(None if out is None else Path(out), events, time.perf_counter() - start, arrays, meta)
 
 
-def _codes(loaded: LoadedRun, td: TensorData, batch_size: int) -> np.ndarray:
-    set_dropout(loaded.model, False)
-    parts = []
-    with torch.no_grad():
-        for batch in td.batches(batch_size):
-            batch = {k: v.to(loaded.device) for k, v in batch.items() if k not in ("label", "target", "weight")}
-            with autocast(loaded.device, loaded.device.type == "cuda"):
-                parts.append(loaded.model.encode(batch).float().cpu())
-    return torch.cat(parts).numpy()
+def _code(outs: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The feature extractor's output of one deterministic pass, (1, N, D) -> (N, D)."""
+    return {"code": outs[0]}
 
 
 def encode(
@@ -354,70 +320,59 @@ def encode(
         msg = f"--clusters must be 0 (off) or a positive number of clusters, got {clusters}"
         raise ConfigError(msg)
     if out is not None:
-        from physnn.io.write import check_output
-
         check_output(out, overwrite=overwrite)
     loaded = _load(run, device)
     loaded.task.check_command("encode", loaded.checkpoint.parent)
     cfg = prediction_config(loaded.config.data, files, tree, None, mapping=mapping, image_shape=loaded.io.image)
-    collect = out is None if collect is None else collect
-    pieces: list[dict[str, Any]] = []
-    count = 0
-    start = time.perf_counter()
+    files = expand_files(cfg.files)
+    meta = provenance("physnn encode", config=loaded.config, seed=seed, inputs=[*files, loaded.checkpoint],
+                      checkpoint=str(loaded.checkpoint), epoch=loaded.epoch, model=loaded.config.model.name,
+                      files=files, tree=cfg.tree, clusters=clusters)
 
     def chunks() -> Iterator[dict[str, Any]]:
-        nonlocal count
-        for raw in iter_raw(cfg, step_size=step_size or cfg.step_size,
-                            tagging=Tagging(known_files=set(loaded.training_files))):
-            if len(raw) == 0:
+        count = 0
+        for block in read_blocks(loaded, cfg, step_size=step_size,
+                                 tagging=Tagging(known_files=set(loaded.training_files))):
+            if block.td is None:
                 continue
-            match_image_shape(loaded, raw, ", ".join(cfg.files))
-            td = finalize(raw, loaded.transform, cfg.model_copy(update={"label": None}))
-            branches = truth_branches(loaded.task, cfg, loaded.transform, raw, td, {})
-            codes = _codes(loaded, td, batch_size)
+            branches = truth_branches(loaded.task, cfg, loaded.transform, block.raw, block.td, {})
+            codes = run_model(loaded, block.td, _code, batch_size=batch_size, call=loaded.model.encode)["code"]
             meta["code_size"] = int(codes.shape[1])
-            branches.update({f"code_{j}": np.ascontiguousarray(codes[:, j]) for j in range(codes.shape[1])})
-            count += len(td)
+            branches.update({f"code_{j}": np.ascontiguousarray(codes[:, j].numpy()) for j in range(codes.shape[1])})
+            count += len(block.td)
             yield branches
         if count == 0:
             msg = f"{', '.join(cfg.files)}: no event to encode"
             raise DataError(msg)
 
-    files = expand_files(cfg.files)
-    meta = provenance("physnn encode", config=loaded.config, seed=seed, inputs=[*files, loaded.checkpoint],
-                      checkpoint=str(loaded.checkpoint), epoch=loaded.epoch, model=loaded.config.model.name,
-                      files=files, tree=cfg.tree, clusters=clusters)
-    source: Iterator[dict[str, Any]] | list[dict[str, Any]] = chunks()
+    source: Iterable[dict[str, Any]] = chunks()
     if clusters:
-        source = list(source)
-        all_codes = _concat(source) if source else {}
-        names = sorted((k for k in all_codes if k.startswith("code_")), key=lambda k: int(k[5:]))
-        matrix = np.stack([all_codes[k] for k in names], axis=1)
-        if len(matrix) < clusters:
-            msg = f"--clusters {clusters}: only {len(matrix)} events to cluster"
-            raise ConfigError(msg)
-        labels, centers = _kmeans(matrix, clusters, seed)
-        meta["cluster_centers"] = centers.tolist()
-        lo = 0
-        for piece in source:
-            n = len(piece["entry"])
-            piece["cluster"] = labels[lo:lo + n].astype(np.int32)
-            lo += n
-    if out is not None:
-        from physnn.io.write import write_tree
+        source = _with_clusters(list(source), clusters, seed, meta)
+    sink = Sink(out, CODES_TREE, out is None if collect is None else collect, meta=meta, overwrite=overwrite,
+                compression=compression, title=f"physnn codes of {loaded.checkpoint}")
+    start = time.perf_counter()
+    events, arrays = drain(source, sink)
+    return AutoencoderResult(None if out is None else Path(out), events, time.perf_counter() - start, arrays, meta)
 
-        def tee() -> Iterator[dict[str, Any]]:
-            for piece in source:
-                if collect:
-                    pieces.append(piece)
-                yield piece
 
-        write_tree(out, CODES_TREE, tee(), overwrite=overwrite, compression=compression,
-                   title=f"physnn codes of {loaded.checkpoint}", meta=meta)
-    else:
-        pieces.extend(source)
-    arrays_out = _concat(pieces) if collect and pieces else None
-    return AutoencoderResult(None if out is None else Path(out), count, time.perf_counter() - start, arrays_out, meta)
+def _with_clusters(pieces: list[dict[str, Any]], clusters: int, seed: int, meta: dict[str, Any]
+                   ) -> list[dict[str, Any]]:
+    """The code blocks with a k-means ``cluster`` id per event (fitted on all of them); the centres go to
+    ``meta``."""
+    all_codes = concat(pieces) if pieces else {}
+    names = sorted((k for k in all_codes if k.startswith("code_")), key=lambda k: int(k[5:]))
+    matrix = np.stack([all_codes[k] for k in names], axis=1) if names else np.zeros((0, 0))
+    if len(matrix) < clusters:
+        msg = f"--clusters {clusters}: only {len(matrix)} events to cluster"
+        raise ConfigError(msg)
+    labels, centers = _kmeans(matrix, clusters, seed)
+    meta["cluster_centers"] = centers.tolist()
+    lo = 0
+    for piece in pieces:
+        n = len(piece["entry"])
+        piece["cluster"] = labels[lo:lo + n].astype(np.int32)
+        lo += n
+    return pieces
 
 
 def _kmeans(codes: np.ndarray, k: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

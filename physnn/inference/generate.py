@@ -26,9 +26,10 @@ import numpy as np
 import torch
 
 from physnn.errors import ConfigError
-from physnn.inference.predict import LoadedRun, load_run
+from physnn.inference.loading import LoadedRun, load_run
+from physnn.inference.pipeline import Sink, drain
 from physnn.io.metadata import provenance
-from physnn.io.write import check_output, write_tree
+from physnn.io.write import check_output
 from physnn.prefetch import prefetch
 
 #: Events per chunk written to the file.
@@ -244,7 +245,8 @@ def generate(
 
     chunks = prefetch(_chunks(loaded, events, fixed, classes, seed, batch_size, chunk_size, timer),
                       name="physnn-generate")
-    n = write_tree(out, tree, chunks, overwrite=overwrite, compression=compression,
-                   title=f"physnn generate: {loaded.config.model.name} from {loaded.checkpoint}", on_chunk=progress,
-                   meta=finish, identity=_identity(meta, events))
+    sink = Sink(out, tree, collect=False, overwrite=overwrite, compression=compression, meta=finish,
+                title=f"physnn generate: {loaded.config.model.name} from {loaded.checkpoint}", on_chunk=progress,
+                identity=_identity(meta, events))
+    n, _ = drain(chunks, sink)
     return GenerationResult(Path(out), tree, n, float(meta["seconds"]), float(meta["forward_seconds"]), meta)

@@ -47,69 +47,30 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from physnn.config import DataConfig
-from physnn.data.convert import is_jagged
-from physnn.data.dataset import Tagging, finalize, iter_raw_chunks
+from physnn.data.dataset import Tagging
 from physnn.data.split import SPLITS, UNKNOWN
-from physnn.data.transform import Transform
-from physnn.errors import BranchError, ConfigError, DataError, did_you_mean
+from physnn.errors import ConfigError, DataError
 from physnn.inference.align import Aligner
-from physnn.inference.branch_map import check_mapping, map_config, parse_mapping, rename_expression
-from physnn.inference.outputs import forward, output_branches, truth_branches
+from physnn.inference.branch_map import parse_mapping, rename_expression
+from physnn.inference.loading import LoadedRun, load_run, prediction_config
+from physnn.inference.outputs import truth_branches
+from physnn.inference.pipeline import Sink, drain, read_blocks, run_model
 from physnn.io.files import expand_files
-from physnn.io.metadata import META, provenance
-from physnn.io.read import first_file_names, read
-from physnn.io.selection import Expression
-from physnn.io.write import write_tree
-from physnn.models.base import StagedModel
+from physnn.io.metadata import provenance
+from physnn.io.write import check_output
 from physnn.models.mc_dropout import check_samples, seeded
-from physnn.models.registry import ModelIO, build_model
-from physnn.models.tasks import Task
-from physnn.training.checkpoint import load_checkpoint
-from physnn.training.config import RunConfig
-from physnn.training.device import resolve_device
 
 TREE = "predictions"
-__all__ = ["META", "TREE", "LoadedRun", "PredictionResult", "load_run", "predict"]
-
-
-@dataclass
-class LoadedRun:
-    """A trained model ready to predict, with everything it was trained with."""
-
-    model: StagedModel
-    task: Task
-    transform: Transform
-    config: RunConfig
-    io: ModelIO
-    checkpoint: Path
-    device: torch.device
-    epoch: int = 0
-    #: identities of the training files (``"<uuid>/<tree>"``); events of other files get split -1
-    training_files: list[str] = field(default_factory=list)
-
-
-def load_run(source: str | os.PathLike, *, device: str = "auto", which: str = "best.pt") -> LoadedRun:
-    """Rebuild the model of a run folder or checkpoint (weights-only load) on ``device``."""
-    ckpt = load_checkpoint(source, which)
-    cfg = RunConfig.model_validate(ckpt["config"])
-    io = ModelIO.from_state(ckpt["io"])
-    with torch.random.fork_rng(devices=[]):  # the random initialisation is overwritten: leave the caller's RNG be
-        model = build_model(cfg.model, io)
-    model.load_state_dict(ckpt["model"])
-    dev = resolve_device(device)
-    model.to(dev).eval()
-    return LoadedRun(model, Task.from_state(ckpt["task"]), Transform.from_state(ckpt["transform"]), cfg, io,
-                     Path(ckpt["path"]), dev, int(ckpt.get("epoch", 0)),
-                     list(ckpt.get("data_info", {}).get("file_ids", [])))
+__all__ = ["TREE", "PredictionResult", "predict"]
 
 
 @dataclass
@@ -148,91 +109,6 @@ class PredictionResult:
     def rate(self) -> float:
         """Events per second."""
         return self.events / self.seconds if self.seconds > 0 else float("inf")
-
-
-def prediction_config(cfg: DataConfig, files: str | Sequence[str] | None, tree: str | None,
-                      selection: str | None, *, mapping: Mapping[str, str] | Sequence[str] | None = None,
-                      image_shape: Sequence[int] | None = None) -> DataConfig:
-    """The training data config pointed at new files: no cut, truth only where present.
-
-    ``mapping`` (the run's branch -> the file's, :mod:`physnn.inference.branch_map`) renames every branch the
-    run reads; each new name must be in the (first) file. ``selection`` uses the file's names. ``image_shape``
-    (the run's) is the shape of image branches the file stores as a vector per event (an RDataFrame ``RVec``).
-    """
-    mapping = parse_mapping(mapping)
-    check_mapping(mapping, cfg)
-    data = map_config(cfg.model_dump(), mapping)
-    if files is not None:
-        data["files"] = [os.fspath(files)] if isinstance(files, (str, os.PathLike)) else [os.fspath(f) for f in files]
-        data["tree"] = tree
-    elif tree is not None:
-        data["tree"] = tree
-    if files is not None:  # a config friend's files belong to the training files, one by one
-        data["friends"] = [f for f in data["friends"] if not f.get("files")]
-    data.update(selection=selection, entry_start=None, entry_stop=None)
-    where, present = first_file_names(data["files"], data["tree"], data["friends"])
-    missing = [new for new in mapping.values() if new not in present]
-    if missing:  # a mapped branch is asked for by name: missing is an error, not "no truth in this file"
-        msg = f"{where}: no branch {missing[0]!r}{did_you_mean(missing[0], sorted(present))}"
-        raise BranchError(msg)
-    for name, expression in data["define"].items():  # a defined column exists where its branches do
-        if Expression(expression).branches <= present:
-            present.add(name)
-    if data["label"] not in present:
-        data["label"] = None
-    if not all(t in present for t in data["targets"]):
-        data["targets"] = []
-    if data["weight"] not in present:
-        data["weight"] = None
-    data["observers"] = [o for o in data["observers"] if o in present]
-    if image_shape is not None and data["images"] and data["images"]["shape"] is None:
-        data["images"]["shape"] = vector_image_shape(data, image_shape)
-    return DataConfig.model_validate(data)
-
-
-def vector_image_shape(data: Mapping[str, Any], image_shape: Sequence[int]) -> list[int] | None:
-    """The run's shape of one image branch when the file stores its images as a vector per event (RDataFrame
-    writes an ``RVec`` column so), else None; the cell count of every event is checked when it is read."""
-    branches = data["images"]["branches"]
-    first = read(data["files"], branches[:1], tree=data["tree"], entry_stop=1)[branches[0]]
-    if not is_jagged(first):
-        return None
-    shape = list(image_shape)
-    return shape[1:] if len(branches) > 1 or shape[0] == 1 else shape  # the channel axis is physnn's
-
-
-def match_image_shape(loaded: LoadedRun, raw: Any, where: str) -> str | None:
-    """Give the images of ``raw`` the run's shape when only their layout differs (RDataFrame's ``Snapshot``
-    writes ``img[3][16][16]`` as ``img[768]``); one line with both shapes when the cells cannot be the same.
-
-    Returns
-    -------
-    str or None
-        A note to show once when the images were reshaped.
-    """
-    want = None if loaded.io.image is None else tuple(loaded.io.image)
-    if want is None or raw.image is None or tuple(raw.image.shape[1:]) == want:
-        return None
-    got = tuple(raw.image.shape[1:])
-    if int(np.prod(got)) != int(np.prod(want)):
-        msg = (f"{where}: images of shape {list(got)} per event ({int(np.prod(got))} cells), but the run was "
-               f"trained on {list(want)} ({int(np.prod(want))} cells)")
-        raise DataError(msg)
-    raw.image = raw.image.reshape(len(raw.image), *want)
-    return f"images of shape {list(got)} reshaped to the run's {list(want)} (the same {int(np.prod(want))} cells)"
-
-
-def _predict_chunk(loaded: LoadedRun, cfg: DataConfig, raw: Any, notes: list[str], inverse: Mapping[str, str],
-                   *, mc_samples: int, keep_samples: bool, batch_size: int) -> dict[str, Any]:
-    """The output branches of the events of one raw block."""
-    note = match_image_shape(loaded, raw, ", ".join(cfg.files))
-    if note and note not in notes:
-        notes.append(note)
-    td = finalize(raw, loaded.transform, cfg.model_copy(update={"label": None}))
-    branches = truth_branches(loaded.task, cfg, loaded.transform, raw, td, inverse)
-    outs = forward(loaded.model, loaded.device, td, mc_samples, batch_size)
-    branches.update(output_branches(loaded.task, outs, mc=mc_samples > 0, keep_samples=keep_samples))
-    return branches
 
 
 def _meta(loaded: LoadedRun, cfg: DataConfig, files: list[str], mapping: dict[str, str], **settings: Any,
@@ -329,6 +205,34 @@ def predict(
     >>> res.arrays is None  # doctest: +SKIP
     True
     """
+    _check_settings(mc_samples, keep_samples, batch_size)
+    if out is not None:
+        check_output(out, overwrite=overwrite)
+    loaded = run if isinstance(run, LoadedRun) else load_run(run, device=device)
+    loaded.task.check_command("predict", loaded.checkpoint.parent)
+    mapping = parse_mapping(mapping)
+    cfg = prediction_config(loaded.config.data, files, tree, selection, mapping=mapping,
+                            image_shape=loaded.io.image)
+    files = expand_files(cfg.files)
+    meta = _meta(loaded, cfg, files, mapping, seed=seed, selection=selection, mc_samples=mc_samples, aligned=aligned)
+    tally = _Tally(dict.fromkeys([*SPLITS, "unknown"], 0), [])
+    tagging = Tagging(known_files=set(loaded.training_files),
+                      flag=rename_expression(loaded.config.data.selection, mapping))
+    blocks = _blocks(loaded, cfg, tagging, tally, mc_samples=mc_samples, keep_samples=keep_samples,
+                     batch_size=batch_size, step_size=step_size, progress=progress, aligned=aligned,
+                     inverse={new: old for old, new in mapping.items()})
+    sink = Sink(out, TREE, out is None if collect is None else collect, overwrite=overwrite, compression=compression,
+                title=f"physnn predictions of {loaded.checkpoint}",
+                meta=lambda: {**meta, "counts": tally.counts, "notes": tally.notes, "entries": tally.rows})
+    start = time.perf_counter()
+    with seeded(seed, loaded.device):
+        _, arrays = drain(blocks, sink)
+    meta.update(counts=tally.counts, notes=tally.notes, entries=tally.rows)
+    return PredictionResult(None if out is None else Path(out), tally.events, time.perf_counter() - start, arrays,
+                            meta, tally.counts, tally.rows)
+
+
+def _check_settings(mc_samples: int, keep_samples: bool, batch_size: int) -> None:
     if mc_samples != 0:
         check_samples(mc_samples)
     if keep_samples and mc_samples == 0:
@@ -337,61 +241,44 @@ def predict(
     if batch_size <= 0:
         msg = f"--batch-size must be positive, got {batch_size}"
         raise ConfigError(msg)
-    if out is not None:
-        from physnn.io.write import check_output
 
-        check_output(out, overwrite=overwrite)
-    loaded = run if isinstance(run, LoadedRun) else load_run(run, device=device)
-    loaded.task.check_command("predict", loaded.checkpoint.parent)
-    mapping = parse_mapping(mapping)
-    cfg = prediction_config(loaded.config.data, files, tree, selection, mapping=mapping,
-                            image_shape=loaded.io.image)
-    collect = out is None if collect is None else collect
-    files = expand_files(cfg.files)
-    meta = _meta(loaded, cfg, files, mapping, seed=seed, selection=selection, mc_samples=mc_samples, aligned=aligned)
-    counts = dict.fromkeys([*SPLITS, "unknown"], 0)
-    notes: list[str] = []
-    pieces: list[dict[str, Any]] = []
-    start = time.perf_counter()
-    done = {"events": 0, "rows": 0}
-    tagging = Tagging(known_files=set(loaded.training_files),
-                      flag=rename_expression(loaded.config.data.selection, mapping))
+
+@dataclass
+class _Tally:
+    """What a prediction has done so far: events per split, notes, events predicted and rows written."""
+
+    counts: dict[str, int]
+    notes: list[str]
+    events: int = 0
+    rows: int = 0
+
+
+def _blocks(loaded: LoadedRun, cfg: DataConfig, tagging: Tagging, tally: _Tally, *, mc_samples: int,
+            keep_samples: bool, batch_size: int, step_size: str | int | None, progress: Callable[[int], Any] | None,
+            aligned: bool, inverse: Mapping[str, str]) -> Iterator[dict[str, Any]]:
+    """The predictions file's branch blocks: truth and observers, then :meth:`~physnn.models.tasks.Task.
+    prediction_branches` of the model's summary; with ``aligned``, a row for every input entry."""
+    task = loaded.task
     aligner = Aligner(cfg, tagging.known_files) if aligned else None
-    inverse = {new: old for old, new in mapping.items()}
-
-    def chunks() -> Iterator[dict[str, Any]]:
-        for chunk, raw in iter_raw_chunks(cfg, step_size=step_size or cfg.step_size, tagging=tagging):
-            branches = None
-            if len(raw):
-                _count(counts, raw)
-                branches = _predict_chunk(loaded, cfg, raw, notes, inverse, mc_samples=mc_samples,
-                                          keep_samples=keep_samples, batch_size=batch_size)
-                done["events"] += len(branches["entry"])
-                if progress is not None:
-                    progress(len(branches["entry"]))
-            for block in (aligner.rows(chunk, branches) if aligner is not None
-                          else [] if branches is None else [branches]):
-                done["rows"] += len(block["entry"])
-                if collect:
-                    pieces.append(block)
-                yield block
-        if done["events"] == 0:
-            msg = f"{', '.join(cfg.files)}: no event to predict"
-            msg += f" after the selection {selection!r}" if selection else ""
-            raise DataError(msg)
-
-    with seeded(seed, loaded.device):
-        if out is not None:
-            title = f"physnn predictions of {loaded.checkpoint}"
-            write_tree(out, TREE, chunks(), overwrite=overwrite, compression=compression, title=title,
-                       meta=lambda: {**meta, "counts": counts, "notes": notes, "entries": done["rows"]})
-        else:
-            for _ in chunks():
-                pass
-    arrays = _concat(pieces) if collect else None
-    meta.update(counts=counts, notes=notes, entries=done["rows"])
-    return PredictionResult(None if out is None else Path(out), done["events"], time.perf_counter() - start, arrays,
-                            meta, counts, done["rows"])
+    summarize = partial(task.summarize, keep_samples=keep_samples)
+    for block in read_blocks(loaded, cfg, step_size=step_size, tagging=tagging, notes=tally.notes):
+        branches = None
+        if block.td is not None:
+            _count(tally.counts, block.raw)
+            branches = truth_branches(task, cfg, loaded.transform, block.raw, block.td, inverse)
+            summary = run_model(loaded, block.td, summarize, mc_samples=mc_samples, batch_size=batch_size)
+            branches.update(task.prediction_branches(summary))
+            tally.events += len(block.td)
+            if progress is not None:
+                progress(len(block.td))
+        rows = aligner.rows(block.chunk, branches) if aligner is not None else [] if branches is None else [branches]
+        for row_block in rows:
+            tally.rows += len(row_block["entry"])
+            yield row_block
+    if tally.events == 0:  # raised inside the writer's loop: nothing is left at the output path
+        msg = f"{', '.join(cfg.files)}: no event to predict"
+        msg += f" after the selection {cfg.selection!r}" if cfg.selection else ""
+        raise DataError(msg)
 
 
 def _count(counts: dict[str, int], raw: Any) -> None:
@@ -401,14 +288,3 @@ def _count(counts: dict[str, int], raw: Any) -> None:
     if "in_selection" in raw.observers:
         counts["outside_selection"] = counts.get("outside_selection", 0) + int(
             np.count_nonzero(raw.observers["in_selection"] == 0))
-
-
-def _concat(pieces: list[dict[str, Any]]) -> dict[str, Any]:
-    import awkward as ak
-
-    out = {}
-    for key in pieces[0]:
-        values = [p[key] for p in pieces]
-        out[key] = np.concatenate(values) if isinstance(values[0], np.ndarray) else ak.concatenate(values)
-    return out
-

@@ -32,8 +32,10 @@ import torch
 
 from physnn.config import DataConfig
 from physnn.errors import ConfigError
+from physnn.models.gan_graph import GeneratorModel
 from physnn.models.gan_step import AdversarialStep
-from physnn.models.tasks import Task, TaskConfig, class_counts, register_task
+from physnn.models.task_config import TaskConfig
+from physnn.models.tasks import Task, class_counts, register_task
 
 #: Quantile levels kept per condition, to sample conditions like the training split's.
 LEVELS = np.linspace(0.0, 1.0, 201)
@@ -190,6 +192,14 @@ class GenerationTask(Task):
     def next_command(self, run: Any) -> str:
         """A GAN generates showers."""
         return f"physnn generate {run} --events 10000 --out fastsim.root"
+
+    def graph(self, model: Any, transform: Any, io: Any, mc_samples: int = 0) -> torch.nn.Module:
+        """The generator as an exportable graph of its conditions and random numbers
+        (:class:`~physnn.models.gan_graph.GeneratorModel`); a GAN has no MC-dropout graph."""
+        if mc_samples:
+            msg = "export --mc-samples: MC dropout is for classifiers and regressors, not a generation run"
+            raise ConfigError(msg)
+        return GeneratorModel(model, self)
 
     def state(self) -> dict[str, Any]:
         """Plain types for a checkpoint."""

@@ -23,7 +23,8 @@ import torch.nn.functional as F
 from physnn.config import DataConfig
 from physnn.data.noise import NoiseSpec, apply_noise, check_noise
 from physnn.errors import ConfigError
-from physnn.models.tasks import Task, TaskConfig, register_task
+from physnn.models.task_config import TaskConfig
+from physnn.models.tasks import Task, register_task
 
 
 @register_task("reconstruction")
@@ -214,6 +215,22 @@ class ReconstructionTask(Task):
         shaped = out.dim() > n and tuple(out.shape[-n:]) == tuple(self.shape)
         lead = out.shape[:-n] if shaped else out.shape[:-1]
         return {"reconstruction": self.to_phys(out.reshape(*lead, *self.shape))}
+
+    def summarize(self, outs: torch.Tensor, *, keep_samples: bool = False) -> dict[str, torch.Tensor]:
+        """Outputs of T passes (T, N, ...) -> ``reconstruction`` (N, *shape), their mean in physical units, and
+        with T >= 2 ``reconstruction_std``, the per-cell spread (an uncertainty map)."""
+        rec = self.predict(outs)["reconstruction"]
+        out = {"reconstruction": rec.mean(0)}
+        if rec.shape[0] > 1:
+            out["reconstruction_std"] = rec.std(0)
+        return out
+
+    def export_outputs(self, mc: bool) -> dict[str, str]:
+        """An exported autoencoder returns its deterministic ``reconstruction``."""
+        if mc:
+            msg = "export --mc-samples: MC dropout is for classifiers and regressors, not a reconstruction run"
+            raise ConfigError(msg)
+        return {"reconstruction": "reconstruction"}
 
     def record(self, out: torch.Tensor, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Per-event squared errors of output and noisy input against the clean target, and energy sums."""

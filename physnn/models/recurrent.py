@@ -31,7 +31,8 @@ Both give the same outputs (tested).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+from collections.abc import Iterator, Mapping
 from typing import Literal
 
 import torch
@@ -105,6 +106,23 @@ class RecurrentEncoder(SideInput):
         """Run the RNN layer by layer without packing (exact; for export): see the module docs."""
         self.layerwise_rnn = LayerwiseRNN(self.rnn, mc_dropout=mc_dropout)
         self.packing = "layerwise"
+
+    @contextlib.contextmanager
+    def exporting(self, *, mc_dropout: bool) -> Iterator[None]:
+        """Calls without packing while a graph is traced (:class:`~physnn.models.graph.ExportSwitch`), both
+        exact: ``padded`` for a forward RNN, ``layerwise`` for a bidirectional one and, with MC dropout, for
+        one with dropout between its layers (drawn in the graph). The trained call is back on exit."""
+        packing = self.packing
+        if self.rnn.bidirectional or (mc_dropout and self.rnn.dropout > 0):
+            self.use_layerwise(mc_dropout=mc_dropout)
+        else:
+            self.packing = "padded"
+        try:
+            yield
+        finally:
+            self.packing = packing
+            if hasattr(self, "layerwise_rnn"):
+                del self.layerwise_rnn
 
     def forward(self, x: torch.Tensor, side: Mapping[str, torch.Tensor]) -> torch.Tensor:
         mask, length = masks(side, x)

@@ -18,94 +18,22 @@ predicts O(1) numbers whatever the units of the target.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, ClassVar, Literal, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import Field, NonNegativeFloat, PositiveFloat
 
-from physnn.config import DataConfig, Strict
-from physnn.data.noise import NoiseSpec
+from physnn.config import DataConfig
 from physnn.data.targets import forward, target_transforms
 from physnn.errors import ConfigError
+from physnn.models.graph import PhysicsModel
+from physnn.models.mc_dropout import regression_summary
+from physnn.models.task_config import TaskConfig
 
 MIN_VAR = 1e-6
 #: the probability inside ±1σ of a Gaussian: the nominal coverage of an error bar
 ONE_SIGMA = 0.682689492
-
-
-class TaskConfig(Strict):
-    """The learning task.
-
-    Attributes
-    ----------
-    kind
-        ``classification``, ``regression``, ``reconstruction`` or ``auto``
-        (classification when the data config has a ``label``, regression
-        when it has only ``targets``, reconstruction when it has neither).
-    loss
-        ``auto`` (cross-entropy / gaussian / balanced), or ``cross_entropy``,
-        ``mse``, ``huber``, ``gaussian``, ``balanced`` (reconstruction).
-    class_weight
-        ``balanced`` (inverse class frequency in the training split), a list
-        of one weight per class, or None. Multiplies per-event weights.
-    gaussian_mean
-        Regression with the ``gaussian`` loss: how the mean is trained.
-        ``nll``: mean and variance by the Gaussian negative log-likelihood.
-        ``mse``: the mean by its squared error, the variance by the NLL of
-        the (detached) mean. The plain NLL lets a network give up on events
-        it finds hard by predicting a large variance for them, and then
-        barely fits their mean (the lowest-energy showers: the demo's energy
-        CNN predicted ~5 GeV for every 1-2 GeV electron); with ``mse`` every
-        event pulls on the mean as in an ordinary regression, and the error
-        bar still comes from the variance head. Validation reports the plain
-        NLL either way.
-    reconstruct
-        Reconstruction: which input the model outputs, ``image``,
-        ``sequence`` or ``scalars``; ``auto`` takes the first present.
-    noise
-        Reconstruction: noise models applied to the input on the fly
-        (:mod:`physnn.data.noise`); the target stays clean.
-    hit_threshold
-        Reconstruction with the ``balanced`` loss: a truth cell above this
-        value (physical units) counts as hit.
-    log_scale
-        Reconstruction: compare output and target on the log-like scale
-        ``asinh(x / log_scale)`` (physical units) instead of linearly, so that
-        errors on a 0.1 GeV halo cell count next to those on a 30 GeV core;
-        None: linear.
-    energy_weight
-        Reconstruction of images: add ``energy_weight`` times the squared
-        relative difference of the total (summed) energy of output and
-        target per event, an energy-conservation aid against a denoiser
-        that trims the low-energy halo.
-    incident_energy
-        Generation: the scalar holding the incident energy (conditioned on
-        as ``log E``; the critic sees energies over it); ``auto``: ``energy``
-        when it is among ``data.scalars``; None: no incident energy.
-    cell_scale
-        Generation: ``eps`` of the cell representation ``log(1 + E / eps)``
-        (physical units); ``auto``: the zero-suppression threshold.
-    zero_suppression
-        Generation: generated cells below this value (physical units) are
-        set to zero; ``auto``: the smallest non-zero cell of the training
-        images when they hold zeros (a zero-suppressed readout), else 0.
-    """
-
-    kind: Literal["auto", "classification", "regression", "reconstruction", "generation"] = "auto"
-    loss: Literal["auto", "cross_entropy", "mse", "huber", "gaussian", "balanced"] = "auto"
-    class_weight: Literal["balanced"] | list[float] | None = None
-    huber_delta: float = Field(default=1.0, gt=0.0)
-    gaussian_mean: Literal["nll", "mse"] = "nll"
-    reconstruct: Literal["auto", "image", "sequence", "scalars"] = "auto"
-    noise: list[NoiseSpec] = Field(default_factory=list)
-    hit_threshold: float = 0.0
-    log_scale: float | None = Field(default=None, gt=0.0)
-    energy_weight: float = Field(default=0.0, ge=0.0)
-    incident_energy: str | None = "auto"
-    cell_scale: Literal["auto"] | PositiveFloat = "auto"
-    zero_suppression: Literal["auto"] | NonNegativeFloat = "auto"
 
 
 def class_counts(classes: list[Any], train: Mapping[str, torch.Tensor],
@@ -394,6 +322,65 @@ class Task:
         values = value if isinstance(value, list) else [float(value)] * len(self.targets)
         return torch.tensor(values, dtype=torch.float32)
 
+    # -- what predict writes and export returns ------------------------------
+    def summarize(self, outs: torch.Tensor, *, keep_samples: bool = False) -> dict[str, torch.Tensor]:
+        """The per-event summary of raw outputs of T passes (T, N, outputs), T = 1 without MC dropout: the one
+        place where ``physnn predict`` and an exported graph compute their outputs.
+
+        Returns
+        -------
+        dict
+            Classification: ``prob`` (N, K) the mean class probabilities, ``pred`` their argmax, ``score``
+            (binary: P(class 1)); with T >= 2 ``prob_std`` (and ``score_std``), the spread of the T passes.
+            Regression: :func:`~physnn.models.mc_dropout.regression_summary` of the targets, (N, K) each.
+            ``keep_samples``: also the T passes per event, ``score_samples`` (N, T), ``prob_samples``
+            (N, T, K) or ``samples`` (N, T, targets).
+        """
+        pred = self.predict(outs)
+        mc = outs.shape[0] > 1
+        if not self.is_classification:
+            out = regression_summary(pred, self.sigma_scales(mc))
+            if keep_samples:
+                out["samples"] = pred["mean"].transpose(0, 1)
+            return out
+        prob, binary = pred["prob"], self.kind == "binary"
+        out = {"prob": prob.mean(0)}
+        out["pred"] = out["prob"].argmax(-1)
+        if binary:
+            out["score"] = out["prob"][..., 1]
+        if mc:
+            out["prob_std"] = prob.std(0)
+            if binary:
+                out["score_std"] = out["prob_std"][..., 1]
+        if keep_samples:
+            if self.kind == "binary":
+                out["score_samples"] = prob[..., 1].transpose(0, 1)
+            else:
+                out["prob_samples"] = prob.transpose(0, 1)
+        return out
+
+    def prediction_branches(self, summary: Mapping[str, torch.Tensor]) -> dict[str, np.ndarray]:
+        """The branches ``physnn predict`` writes per event from :meth:`summarize`: a classifier's under
+        their own names, a regressor's per target as ``<target>_<key>`` (``energy_pred``, ``energy_std``)."""
+        if self.is_classification:
+            return {key: _column(value) for key, value in summary.items()}
+        return {f"{name}_{key}": _column(value[..., j]) for j, name in enumerate(self.targets)
+                for key, value in summary.items()}
+
+    def export_outputs(self, mc: bool) -> dict[str, str]:
+        """The outputs of an exported graph: graph output name -> :meth:`summarize` key, in order."""
+        if self.is_classification:
+            names = ["prob", "score"] if self.kind == "binary" else ["prob"]
+            return {name: name for name in names + ([f"{n}_std" for n in names] if mc else [])}
+        if not mc:  # one pass: the calibrated σ of a Gaussian head as ``sigma``
+            return {"pred": "pred", **({"sigma": "std"} if self.gaussian else {})}
+        return {key: key for key in ["pred", *(["aleatoric"] if self.gaussian else []), "epistemic", "std"]}
+
+    def graph(self, model: Any, transform: Any, io: Any, mc_samples: int = 0) -> torch.nn.Module:
+        """The run as an exportable graph (:class:`~physnn.models.graph.ExportGraph`) from physical inputs to
+        :meth:`export_outputs`; ``mc_samples`` T > 0: with T MC-dropout passes inside."""
+        return PhysicsModel(model, self, transform, io, mc_samples)
+
     def record(self, out: torch.Tensor, batch: Mapping[str, torch.Tensor]) -> Any:
         """What validation keeps of one batch for :meth:`metrics_of` (here: the outputs, on the CPU)."""
         return out.float().cpu()
@@ -438,3 +425,9 @@ class Task:
         if self.is_classification:
             return f"{self.kind} classification of {len(self.classes or [])} classes {self.classes}"
         return f"regression of {', '.join(self.targets)} ({self.loss_name} loss)"
+
+
+def _column(value: torch.Tensor) -> np.ndarray:
+    """A branch of per-event values: float32, or int32 for an index."""
+    dtype = np.float32 if value.is_floating_point() else np.int32
+    return np.ascontiguousarray(value.detach().cpu().numpy(), dtype=dtype)

@@ -38,6 +38,7 @@ Detector response
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -133,99 +134,13 @@ def _sample_radius(rng: np.random.Generator, core: np.ndarray, tail: np.ndarray,
 
 
 def _simulate_chunk(cfg: ShowerConfig, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    n_layers, height, width = cfg.shape
-    bounds = np.concatenate([[0.0], np.cumsum(cfg.layers_x0)])
-    t_lo, t_hi = bounds[:-1][None, :], bounds[1:][None, :]
-    t_mid = 0.5 * (t_lo + t_hi)
-    lam = cfg.lambda_cm / cfg.x0_cm  # interaction length in X0
-
-    kind = rng.integers(0, len(cfg.particles), size=n)
-    pdgid = np.array([PARTICLES[p] for p in cfg.particles])[kind]
-    if cfg.spectrum == "uniform":
-        energy = rng.uniform(cfg.energy_min, cfg.energy_max, size=n)
-    else:
-        energy = np.exp(rng.uniform(np.log(cfg.energy_min), np.log(cfg.energy_max), size=n))
-    x0 = rng.uniform(-cfg.impact_jitter, cfg.impact_jitter, size=n)
-    y0 = rng.uniform(-cfg.impact_jitter, cfg.impact_jitter, size=n)
-    is_had = pdgid == 211
-    is_gamma = pdgid == 22
-
-    # --- where each shower starts (X0) ------------------------------------------
-    start = np.where(is_gamma, rng.exponential(9.0 / 7.0, size=n), 0.0)
-    start = np.where(is_had, rng.exponential(lam, size=n), start)
-
-    # --- energy split: EM part (visible), hadronic part (h/e visible) -------------
-    f_em_mean = 1.0 - np.power(np.maximum(energy, 1.0), 0.82 - 1.0)
-    f_em = np.clip(f_em_mean + rng.normal(0.0, 0.12, size=n), 0.0, 0.95)
-    f_em = np.where(is_had, f_em, 1.0)
-    mip_total = np.where(is_had, cfg.mip_per_x0 * np.minimum(start, bounds[-1]), 0.0)
-    available = np.clip(energy - mip_total, 0.0, None)
-    e_em = available * f_em
-    e_had = available * (1.0 - f_em) * cfg.h_over_e
-
-    # --- longitudinal profiles -> energy per layer -----------------------------------
-    tmax_em = np.log(np.maximum(e_em, 2 * cfg.critical_energy) / cfg.critical_energy) - 0.5
-    tmax_em = np.maximum(tmax_em * np.exp(rng.normal(0.0, 0.12, size=n)), 0.3)
-    b_em = np.full(n, 0.5)
-    a_em = 1.0 + b_em * tmax_em
-    frac_em = _profile_fraction(t_lo, t_hi, start[:, None], a_em[:, None], b_em[:, None])
-
-    tmax_had = np.maximum((0.2 * np.log(np.maximum(energy, 1.0)) + 0.7) * np.exp(rng.normal(0, 0.2, n)), 0.2)
-    b_had = np.full(n, 1.0)
-    a_had = 1.0 + b_had * tmax_had
-    frac_had = _profile_fraction(t_lo / lam, t_hi / lam, start[:, None] / lam, a_had[:, None], b_had[:, None])
-
-    e_layer_em = e_em[:, None] * frac_em        # (n, L)
-    e_layer_had = e_had[:, None] * frac_had
-    path_before_interaction = np.clip(np.minimum(t_hi, start[:, None]) - t_lo, 0, None)
-    mip_layer = np.where(is_had[:, None], cfg.mip_per_x0 * path_before_interaction, 0.0)
-
-    # --- lateral widths (cm) per layer ----------------------------------------------
-    rm = cfg.moliere_cm
-    depth_em = np.clip((t_mid - start[:, None]) / tmax_em[:, None], 0.0, 4.0)
-    core_em = rm * (0.10 + 0.08 * depth_em) * np.where(is_had, 1.5, 1.0)[:, None]
-    tail_em = rm * (0.55 + 0.35 * depth_em) * np.where(is_had, 1.5, 1.0)[:, None]
-    pcore_em = np.clip(0.85 - 0.12 * depth_em, 0.3, 0.95)
-    depth_had = np.clip((t_mid - start[:, None]) / lam, 0.0, 6.0)
-    core_had = cfg.lambda_cm * (0.06 + 0.04 * depth_had)
-    tail_had = cfg.lambda_cm * (0.25 + 0.10 * depth_had)
-    pcore_had = np.full_like(core_had, 0.6)
-
-    # --- spots: (event, layer, component) groups --------------------------------------
-    e_groups = np.stack([e_layer_em, e_layer_had, mip_layer], axis=-1).reshape(-1)
-    eps = np.array([cfg.stochastic_em**2, cfg.stochastic_had**2, 0.25 * cfg.mip_per_x0])
-    eps_groups = np.broadcast_to(eps, (n, n_layers, 3)).reshape(-1)
-    core = np.stack([core_em, core_had, np.full_like(core_em, 0.05 * rm)], axis=-1).reshape(-1)
-    tail = np.stack([tail_em, tail_had, np.full_like(core_em, 0.05 * rm)], axis=-1).reshape(-1)
-    pcore = np.stack([pcore_em, pcore_had, np.ones_like(core_em)], axis=-1).reshape(-1)
-    n_spots = np.where(e_groups > 1e-6, np.clip(np.ceil(e_groups / cfg.spot_energy), 1, cfg.max_spots), 0)
-    n_spots = n_spots.astype(np.int64)
-    # Spot energies ~ Gamma(k) * eps: total mean E, relative spread sqrt(eps / E).
-    k = np.divide(e_groups, eps_groups * np.maximum(n_spots, 1), out=np.zeros_like(e_groups),
-                  where=eps_groups > 0)
-    group = np.repeat(np.arange(e_groups.size), n_spots)
-    # A component with eps = 0 (no sampling fluctuations asked for) shares its energy evenly.
-    spot_e = np.where(eps_groups[group] > 0,
-                      rng.gamma(np.maximum(k[group], 1e-12)) * eps_groups[group],
-                      e_groups[group] / np.maximum(n_spots[group], 1))
-    r = _sample_radius(rng, core[group], tail[group], pcore[group])
-    phi = rng.uniform(0.0, 2.0 * np.pi, size=group.size)
-    event = group // (n_layers * 3)
-    layer = (group // 3) % n_layers
-    x = x0[event] + r * np.cos(phi)
-    y = y0[event] + r * np.sin(phi)
-    ix = np.floor(x / cfg.cell_size + width / 2.0).astype(np.int64)
-    iy = np.floor(y / cfg.cell_size + height / 2.0).astype(np.int64)
-    inside = (ix >= 0) & (ix < width) & (iy >= 0) & (iy < height)
-    flat = ((event * n_layers + layer) * height + iy) * width + ix
-    image = np.bincount(flat[inside], weights=spot_e[inside], minlength=n * n_layers * height * width)
-    image = image.astype(np.float32).reshape(n, n_layers, height, width)
-
-    # --- electronics: noise and zero suppression -------------------------------------
-    if cfg.noise > 0:
+    """``n`` showers: primaries, energy per layer and component, lateral spread, then the readout."""
+    kind, pdgid, energy, x0, y0 = _primaries(cfg, n, rng)
+    groups = _layer_energies(cfg, pdgid, energy, rng)
+    image = _deposit(cfg, groups, x0, y0, rng)
+    if cfg.noise > 0:  # electronics: noise and zero suppression
         image += rng.standard_normal(size=image.shape, dtype=np.float32) * np.float32(cfg.noise)
     image[image < cfg.threshold] = 0.0
-
     return {
         "image": image,
         "energy": energy.astype(np.float32),
@@ -234,6 +149,101 @@ def _simulate_chunk(cfg: ShowerConfig, n: int, rng: np.random.Generator) -> dict
         "x0": x0.astype(np.float32),
         "y0": y0.astype(np.float32),
     }
+
+
+def _primaries(cfg: ShowerConfig, n: int, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
+    """The particle type (index into ``cfg.particles`` and PDG id), energy and impact point of each shower."""
+    kind = rng.integers(0, len(cfg.particles), size=n)
+    pdgid = np.array([PARTICLES[p] for p in cfg.particles])[kind]
+    if cfg.spectrum == "uniform":
+        energy = rng.uniform(cfg.energy_min, cfg.energy_max, size=n)
+    else:
+        energy = np.exp(rng.uniform(np.log(cfg.energy_min), np.log(cfg.energy_max), size=n))
+    x0 = rng.uniform(-cfg.impact_jitter, cfg.impact_jitter, size=n)
+    y0 = rng.uniform(-cfg.impact_jitter, cfg.impact_jitter, size=n)
+    return kind, pdgid, energy, x0, y0
+
+
+@dataclass
+class _Groups:
+    """Energy deposits per (shower, layer, component: EM, hadronic, MIP) and their lateral shape (cm)."""
+
+    energy: np.ndarray  # (n, L, 3)
+    core: np.ndarray
+    tail: np.ndarray
+    pcore: np.ndarray
+
+
+def _layer_energies(cfg: ShowerConfig, pdgid: np.ndarray, energy: np.ndarray, rng: np.random.Generator) -> _Groups:
+    """Where each shower starts, its EM/hadronic split, longitudinal profiles and lateral widths per layer."""
+    n = len(energy)
+    bounds = np.concatenate([[0.0], np.cumsum(cfg.layers_x0)])
+    t_lo, t_hi = bounds[:-1][None, :], bounds[1:][None, :]
+    t_mid = 0.5 * (t_lo + t_hi)
+    lam = cfg.lambda_cm / cfg.x0_cm  # interaction length in X0
+    is_had = pdgid == 211
+    start = np.where(pdgid == 22, rng.exponential(9.0 / 7.0, size=n), 0.0)  # photons convert first
+    start = np.where(is_had, rng.exponential(lam, size=n), start)
+    # energy split: EM part (visible), hadronic part (h/e visible)
+    f_em_mean = 1.0 - np.power(np.maximum(energy, 1.0), 0.82 - 1.0)
+    f_em = np.where(is_had, np.clip(f_em_mean + rng.normal(0.0, 0.12, size=n), 0.0, 0.95), 1.0)
+    mip_total = np.where(is_had, cfg.mip_per_x0 * np.minimum(start, bounds[-1]), 0.0)
+    available = np.clip(energy - mip_total, 0.0, None)
+    e_em = available * f_em
+    e_had = available * (1.0 - f_em) * cfg.h_over_e
+    # longitudinal profiles -> energy per layer
+    tmax_em = np.log(np.maximum(e_em, 2 * cfg.critical_energy) / cfg.critical_energy) - 0.5
+    tmax_em = np.maximum(tmax_em * np.exp(rng.normal(0.0, 0.12, size=n)), 0.3)
+    frac_em = _profile_fraction(t_lo, t_hi, start[:, None], (1.0 + 0.5 * tmax_em)[:, None], np.full((n, 1), 0.5))
+    tmax_had = np.maximum((0.2 * np.log(np.maximum(energy, 1.0)) + 0.7) * np.exp(rng.normal(0, 0.2, n)), 0.2)
+    frac_had = _profile_fraction(t_lo / lam, t_hi / lam, start[:, None] / lam, (1.0 + tmax_had)[:, None],
+                                 np.ones((n, 1)))
+    path_before_interaction = np.clip(np.minimum(t_hi, start[:, None]) - t_lo, 0, None)
+    mip_layer = np.where(is_had[:, None], cfg.mip_per_x0 * path_before_interaction, 0.0)
+    # lateral widths (cm) per layer
+    rm = cfg.moliere_cm
+    depth_em = np.clip((t_mid - start[:, None]) / tmax_em[:, None], 0.0, 4.0)
+    wider = np.where(is_had, 1.5, 1.0)[:, None]
+    depth_had = np.clip((t_mid - start[:, None]) / lam, 0.0, 6.0)
+    core_had = cfg.lambda_cm * (0.06 + 0.04 * depth_had)
+    mip_width = np.full_like(core_had, 0.05 * rm)
+    return _Groups(
+        energy=np.stack([e_em[:, None] * frac_em, e_had[:, None] * frac_had, mip_layer], axis=-1),
+        core=np.stack([rm * (0.10 + 0.08 * depth_em) * wider, core_had, mip_width], axis=-1),
+        tail=np.stack([rm * (0.55 + 0.35 * depth_em) * wider, cfg.lambda_cm * (0.25 + 0.10 * depth_had),
+                       mip_width], axis=-1),
+        pcore=np.stack([np.clip(0.85 - 0.12 * depth_em, 0.3, 0.95), np.full_like(core_had, 0.6),
+                        np.ones_like(core_had)], axis=-1))
+
+
+def _deposit(cfg: ShowerConfig, groups: _Groups, x0: np.ndarray, y0: np.ndarray,
+             rng: np.random.Generator) -> np.ndarray:
+    """The cells (n, layers, H, W): each group's energy in spots around the impact point, sampling
+    fluctuations as Gamma-distributed spot energies (total mean E, relative spread sqrt(eps / E))."""
+    n, n_layers, height, width = len(x0), *cfg.shape
+    e_groups = groups.energy.reshape(-1)
+    eps = np.array([cfg.stochastic_em**2, cfg.stochastic_had**2, 0.25 * cfg.mip_per_x0])
+    eps_groups = np.broadcast_to(eps, (n, n_layers, 3)).reshape(-1)
+    n_spots = np.where(e_groups > 1e-6, np.clip(np.ceil(e_groups / cfg.spot_energy), 1, cfg.max_spots), 0)
+    n_spots = n_spots.astype(np.int64)
+    k = np.divide(e_groups, eps_groups * np.maximum(n_spots, 1), out=np.zeros_like(e_groups),
+                  where=eps_groups > 0)
+    group = np.repeat(np.arange(e_groups.size), n_spots)
+    # A component with eps = 0 (no sampling fluctuations asked for) shares its energy evenly.
+    spot_e = np.where(eps_groups[group] > 0,
+                      rng.gamma(np.maximum(k[group], 1e-12)) * eps_groups[group],
+                      e_groups[group] / np.maximum(n_spots[group], 1))
+    r = _sample_radius(rng, groups.core.reshape(-1)[group], groups.tail.reshape(-1)[group],
+                       groups.pcore.reshape(-1)[group])
+    phi = rng.uniform(0.0, 2.0 * np.pi, size=group.size)
+    event = group // (n_layers * 3)
+    layer = (group // 3) % n_layers
+    ix = np.floor((x0[event] + r * np.cos(phi)) / cfg.cell_size + width / 2.0).astype(np.int64)
+    iy = np.floor((y0[event] + r * np.sin(phi)) / cfg.cell_size + height / 2.0).astype(np.int64)
+    inside = (ix >= 0) & (ix < width) & (iy >= 0) & (iy < height)
+    flat = ((event * n_layers + layer) * height + iy) * width + ix
+    image = np.bincount(flat[inside], weights=spot_e[inside], minlength=n * n_layers * height * width)
+    return image.astype(np.float32).reshape(n, n_layers, height, width)
 
 
 def iter_showers(n: int, cfg: ShowerConfig | None = None, *, seed: int = 0) -> Iterator[dict[str, np.ndarray]]:

@@ -33,7 +33,7 @@ from physnn.config import (
 )
 from physnn.errors import ConfigError
 from physnn.models.registry import ModelConfig
-from physnn.models.tasks import TaskConfig
+from physnn.models.task_config import TaskConfig
 
 SECTIONS = ("data", "model", "task", "train")
 

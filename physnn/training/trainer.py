@@ -241,23 +241,7 @@ class Trainer:
         stop = cfg.early_stopping
         monitor = Monitor.resolve(stop.monitor if val_t is not None else "train_loss", stop.mode,
                                   self.task.metric_goals(), TRAIN_GOALS)
-        history: list[dict[str, Any]] = []
-        best: dict[str, Any] = {}
-        waited = 0
-        start = 0
-        if resume is not None:
-            self.model.load_state_dict(resume["model"])
-            for name, o in optimizers.items():
-                o.load_state_dict(resume[name])
-            for name, sc in schedulers.items():
-                if sc is not None and resume.get(name) is not None:
-                    restore_scheduler(sc, resume[name])  # stretched when the run is extended
-            torch.set_rng_state(resume["rng"]["torch"])
-            self.generator.set_state(resume["rng"]["shuffle"])
-            if self.device.type == "cuda" and resume["rng"].get("cuda"):
-                torch.cuda.set_rng_state_all(resume["rng"]["cuda"])
-            history, best, waited = list(resume["history"]), dict(resume["best"]), int(resume["waited"])
-            start = int(resume["epoch"])
+        history, best, waited, start = self._restore(resume, optimizers, schedulers) if resume else ([], {}, 0, 0)
         stopped = False
         onecycle = [sc for sc in schedulers.values() if sc is not None] if cfg.scheduler.name == "onecycle" else []
 
@@ -280,12 +264,7 @@ class Trainer:
                     row.update({f"val_{k}": v for k, v in self.evaluate(val_t).items()})
                 row.update({"lr": opt.param_groups[0]["lr"], "seconds": round(seconds, 3),
                             "samples_per_s": round(len(train) / max(seconds, 1e-9), 1)})
-                if monitor.name not in row:
-                    msg = (f"train.early_stopping.monitor {monitor.name!r} was not computed in epoch {epoch + 1} "
-                           f"(e.g. an AUC needs every class in the validation split); "
-                           f"computed: {', '.join(k for k in row if k.startswith(('val_', 'train_')))}")
-                    raise ConfigError(msg)
-                value = monitor.score(row[monitor.name])  # lower is better, whatever the metric
+                value = _monitored(row, monitor)  # lower is better, whatever the metric
                 if cfg.scheduler.name != "onecycle":
                     for sc in schedulers.values():
                         if sc is not None:
@@ -300,13 +279,7 @@ class Trainer:
                 stopped = patience is not None and waited >= patience and epoch + 1 < cfg.epochs
                 if self.dist.main:  # under torchrun only rank 0 writes
                     self.log.write(history)
-                    state = {"model": self.model.state_dict(), "epoch": epoch + 1, "history": history, "best": best}
-                    if improved:
-                        save_checkpoint({**self.base, **state}, self.run_dir / BEST)
-                    save_checkpoint({**self.base, **state, **{k: o.state_dict() for k, o in optimizers.items()},
-                                     **{k: None if sc is None else sc.state_dict() for k, sc in schedulers.items()},
-                                     "rng": self._rng_state(), "waited": waited, "stopped": stopped},
-                                    self.run_dir / LAST)
+                    self._save(history, best, improved, {**optimizers, **schedulers}, waited=waited, stopped=stopped)
                     self.step.after_epoch(self, epoch + 1)
                 progress.epoch_end(row, improved)
                 if on_epoch_end is not None:
@@ -317,8 +290,45 @@ class Trainer:
             progress.stop()
         return TrainResult(self.run_dir, history, best, stopped, self.model, self.task)
 
+    def _restore(self, resume: Mapping[str, Any], optimizers: Mapping[str, Any], schedulers: Mapping[str, Any]
+                 ) -> tuple[list[dict[str, Any]], dict[str, Any], int, int]:
+        """Put the model, optimisers, schedules and random streams of a ``last.pt`` back; its history, best
+        epoch, epochs waited without improvement and the epoch to start from."""
+        self.model.load_state_dict(resume["model"])
+        for name, o in optimizers.items():
+            o.load_state_dict(resume[name])
+        for name, sc in schedulers.items():
+            if sc is not None and resume.get(name) is not None:
+                restore_scheduler(sc, resume[name])  # stretched when the run is extended
+        torch.set_rng_state(resume["rng"]["torch"])
+        self.generator.set_state(resume["rng"]["shuffle"])
+        if self.device.type == "cuda" and resume["rng"].get("cuda"):
+            torch.cuda.set_rng_state_all(resume["rng"]["cuda"])
+        return list(resume["history"]), dict(resume["best"]), int(resume["waited"]), int(resume["epoch"])
+
+    def _save(self, history: list[dict[str, Any]], best: dict[str, Any], improved: bool,
+              stateful: Mapping[str, Any], *, waited: int, stopped: bool) -> None:
+        """``best.pt`` when the epoch improved, ``last.pt`` always (with the optimisers and schedules of
+        ``stateful`` and the random streams, for ``--resume``)."""
+        state = {"model": self.model.state_dict(), "epoch": history[-1]["epoch"], "history": history, "best": best}
+        if improved:
+            save_checkpoint({**self.base, **state}, self.run_dir / BEST)
+        states = {k: None if o is None else o.state_dict() for k, o in stateful.items()}
+        save_checkpoint({**self.base, **state, **states, "rng": self._rng_state(), "waited": waited,
+                         "stopped": stopped}, self.run_dir / LAST)
+
     def _rng_state(self) -> dict[str, Any]:
         state: dict[str, Any] = {"torch": torch.get_rng_state(), "shuffle": self.generator.get_state()}
         if self.device.type == "cuda":
             state["cuda"] = torch.cuda.get_rng_state_all()
         return state
+
+
+def _monitored(row: Mapping[str, Any], monitor: Monitor) -> float:
+    """The epoch's score of the early-stopping metric (lower is better); one line when it was not computed."""
+    if monitor.name not in row:
+        msg = (f"train.early_stopping.monitor {monitor.name!r} was not computed in epoch {row['epoch']} "
+               f"(e.g. an AUC needs every class in the validation split); "
+               f"computed: {', '.join(k for k in row if k.startswith(('val_', 'train_')))}")
+        raise ConfigError(msg)
+    return monitor.score(row[monitor.name])

@@ -1,0 +1,138 @@
+"""A trained run loaded for inference, and the training data config pointed at new files.
+
+Every inference command starts here: :func:`load_run` rebuilds the model of a
+run folder or checkpoint (a weights-only load), :func:`prediction_config`
+points the run's data config at the files to process (branch mapping, truth
+only where present, no cut unless asked for), :func:`match_image_shape`
+accepts images stored with another layout of the same cells.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from physnn.config import DataConfig
+from physnn.data.convert import is_jagged
+from physnn.data.transform import Transform
+from physnn.errors import BranchError, DataError, did_you_mean
+from physnn.inference.branch_map import check_mapping, map_config, parse_mapping
+from physnn.io.read import first_file_names, read
+from physnn.io.selection import Expression
+from physnn.models.base import StagedModel
+from physnn.models.registry import ModelIO, build_model
+from physnn.models.tasks import Task
+from physnn.training.checkpoint import load_checkpoint
+from physnn.training.config import RunConfig
+from physnn.training.device import resolve_device
+
+__all__ = ["LoadedRun", "load_run", "match_image_shape", "prediction_config"]
+
+
+@dataclass
+class LoadedRun:
+    """A trained model ready to predict, with everything it was trained with."""
+
+    model: StagedModel
+    task: Task
+    transform: Transform
+    config: RunConfig
+    io: ModelIO
+    checkpoint: Path
+    device: torch.device
+    epoch: int = 0
+    #: identities of the training files (``"<uuid>/<tree>"``); events of other files get split -1
+    training_files: list[str] = field(default_factory=list)
+
+
+def load_run(source: str | os.PathLike, *, device: str = "auto", which: str = "best.pt") -> LoadedRun:
+    """Rebuild the model of a run folder or checkpoint (weights-only load) on ``device``."""
+    ckpt = load_checkpoint(source, which)
+    cfg = RunConfig.model_validate(ckpt["config"])
+    io = ModelIO.from_state(ckpt["io"])
+    with torch.random.fork_rng(devices=[]):  # the random initialisation is overwritten: leave the caller's RNG be
+        model = build_model(cfg.model, io)
+    model.load_state_dict(ckpt["model"])
+    dev = resolve_device(device)
+    model.to(dev).eval()
+    return LoadedRun(model, Task.from_state(ckpt["task"]), Transform.from_state(ckpt["transform"]), cfg, io,
+                     Path(ckpt["path"]), dev, int(ckpt.get("epoch", 0)),
+                     list(ckpt.get("data_info", {}).get("file_ids", [])))
+
+
+def prediction_config(cfg: DataConfig, files: str | Sequence[str] | None, tree: str | None,
+                      selection: str | None, *, mapping: Mapping[str, str] | Sequence[str] | None = None,
+                      image_shape: Sequence[int] | None = None) -> DataConfig:
+    """The training data config pointed at new files: no cut, truth only where present.
+
+    ``mapping`` (the run's branch -> the file's, :mod:`physnn.inference.branch_map`) renames every branch the
+    run reads; each new name must be in the (first) file. ``selection`` uses the file's names. ``image_shape``
+    (the run's) is the shape of image branches the file stores as a vector per event (an RDataFrame ``RVec``).
+    """
+    mapping = parse_mapping(mapping)
+    check_mapping(mapping, cfg)
+    data = map_config(cfg.model_dump(), mapping)
+    if files is not None:
+        data["files"] = [os.fspath(files)] if isinstance(files, (str, os.PathLike)) else [os.fspath(f) for f in files]
+        data["tree"] = tree
+    elif tree is not None:
+        data["tree"] = tree
+    if files is not None:  # a config friend's files belong to the training files, one by one
+        data["friends"] = [f for f in data["friends"] if not f.get("files")]
+    data.update(selection=selection, entry_start=None, entry_stop=None)
+    where, present = first_file_names(data["files"], data["tree"], data["friends"])
+    missing = [new for new in mapping.values() if new not in present]
+    if missing:  # a mapped branch is asked for by name: missing is an error, not "no truth in this file"
+        msg = f"{where}: no branch {missing[0]!r}{did_you_mean(missing[0], sorted(present))}"
+        raise BranchError(msg)
+    for name, expression in data["define"].items():  # a defined column exists where its branches do
+        if Expression(expression).branches <= present:
+            present.add(name)
+    if data["label"] not in present:
+        data["label"] = None
+    if not all(t in present for t in data["targets"]):
+        data["targets"] = []
+    if data["weight"] not in present:
+        data["weight"] = None
+    data["observers"] = [o for o in data["observers"] if o in present]
+    if image_shape is not None and data["images"] and data["images"]["shape"] is None:
+        data["images"]["shape"] = vector_image_shape(data, image_shape)
+    return DataConfig.model_validate(data)
+
+
+def vector_image_shape(data: Mapping[str, Any], image_shape: Sequence[int]) -> list[int] | None:
+    """The run's shape of one image branch when the file stores its images as a vector per event (RDataFrame
+    writes an ``RVec`` column so), else None; the cell count of every event is checked when it is read."""
+    branches = data["images"]["branches"]
+    first = read(data["files"], branches[:1], tree=data["tree"], entry_stop=1)[branches[0]]
+    if not is_jagged(first):
+        return None
+    shape = list(image_shape)
+    return shape[1:] if len(branches) > 1 or shape[0] == 1 else shape  # the channel axis is physnn's
+
+
+def match_image_shape(loaded: LoadedRun, raw: Any, where: str) -> str | None:
+    """Give the images of ``raw`` the run's shape when only their layout differs (RDataFrame's ``Snapshot``
+    writes ``img[3][16][16]`` as ``img[768]``); one line with both shapes when the cells cannot be the same.
+
+    Returns
+    -------
+    str or None
+        A note to show once when the images were reshaped.
+    """
+    want = None if loaded.io.image is None else tuple(loaded.io.image)
+    if want is None or raw.image is None or tuple(raw.image.shape[1:]) == want:
+        return None
+    got = tuple(raw.image.shape[1:])
+    if int(np.prod(got)) != int(np.prod(want)):
+        msg = (f"{where}: images of shape {list(got)} per event ({int(np.prod(got))} cells), but the run was "
+               f"trained on {list(want)} ({int(np.prod(want))} cells)")
+        raise DataError(msg)
+    raw.image = raw.image.reshape(len(raw.image), *want)
+    return f"images of shape {list(got)} reshaped to the run's {list(want)} (the same {int(np.prod(want))} cells)"
