@@ -190,11 +190,12 @@ def evaluate_generator(run: str | os.PathLike | Any, *, out: str | os.PathLike |
     from physnn.data.split import SPLITS
     from physnn.evaluation.report import report_dir
     from physnn.inference.loading import LoadedRun, load_run
+    from physnn.models.generation import GenerationTask
 
     loaded = run if isinstance(run, LoadedRun) else load_run(run, device=device)
     task = loaded.task
-    if task.kind != "generation":
-        msg = f"{loaded.checkpoint}: not a GAN run (task {task.kind}); this evaluation needs task.kind generation"
+    if not isinstance(task, GenerationTask):
+        msg = f"{loaded.checkpoint}: not a GAN run ({task.describe()}); this evaluation needs task.kind generation"
         raise ConfigError(msg)
     if split != "all" and split not in SPLITS:
         msg = f"--split {split!r}: expected all, {', '.join(SPLITS)}"

@@ -123,7 +123,7 @@ def _meta(loaded: LoadedRun, cfg: DataConfig, files: list[str], mapping: dict[st
                       targets=[inverse.get(t, t) for t in cfg.targets],
                       weight=inverse.get(cfg.weight, cfg.weight) if cfg.weight else None, mapping=mapping)
     meta["training_selection"] = loaded.config.data.selection
-    if loaded.task.kind == "regression":  # the factor applied to each target's total error bar t_std
+    if loaded.task.calibrated_error_bars:  # the factor applied to each target's total error bar t_std
         meta["sigma_scale"] = dict(zip(loaded.task.targets,
                                        loaded.task.sigma_scales(settings["mc_samples"] > 0).tolist(), strict=True))
     return meta
