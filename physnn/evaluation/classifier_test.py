@@ -56,8 +56,8 @@ def classifier_test(reference: np.ndarray, candidate: np.ndarray, *, seed: int =
     for label, sample in ((0, reference), (1, candidate)):
         idx = rng.permutation(len(sample))[:n]
         fit, test = np.split(idx, [int(0.8 * n)])
-        fit_x.append(np.nan_to_num(np.asarray(sample[fit], dtype=np.float64)))
-        test_x.append(np.nan_to_num(np.asarray(sample[test], dtype=np.float64)))
+        fit_x.append(np.nan_to_num(np.asarray(sample[fit], dtype=np.float32)))
+        test_x.append(np.nan_to_num(np.asarray(sample[test], dtype=np.float32)))
         fit_y.append(np.full(len(fit), label))
         test_y.append(np.full(len(test), label))
     mlp = MLPClassifier(hidden_layer_sizes=tuple(hidden), alpha=alpha, batch_size=min(batch_size, n),
