@@ -119,3 +119,59 @@ def test_bad_config_rejected():
         ShowerConfig(energy_min=10, energy_max=5)
     with pytest.raises(ConfigError):
         simulate_showers(-1)
+
+
+# -- π0 -> γγ ------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def photons_and_pi0s():
+    from physnn.physics.photon_id import photon_id_variables
+
+    out = simulate_showers(4000, ShowerConfig(particles=["gamma", "pi0"]), seed=5)
+    return out, photon_id_variables(out["image"])
+
+
+def test_pi0_decays_to_two_photons_with_its_mass_and_energy(rng):
+    from physnn.simulation.showers import PI0_MASS, pi0_decay
+
+    energy = rng.uniform(1, 100, size=500)
+    g1, g2 = pi0_decay(energy, rng)
+    np.testing.assert_allclose((g1 + g2).mass, PI0_MASS, rtol=1e-6)
+    np.testing.assert_allclose(g1.E + g2.E, energy, rtol=1e-9)
+    np.testing.assert_allclose(g1.mass, 0.0, atol=1e-5)  # massless, up to rounding of sqrt(E² - p²) at 100 GeV
+    assert (np.asarray(g1.E) > 0).all() and (np.asarray(g2.E) > 0).all()
+
+
+def test_pi0_opening_angle_follows_the_decay_kinematics(photons_and_pi0s):
+    from physnn.simulation.showers import PI0_MASS
+
+    out, _ = photons_and_pi0s
+    pi0 = out["pdgid"] == 111
+    assert 1500 < pi0.sum() < 2500
+    assert (out["opening_angle"][~pi0] == 0).all()
+    angle, energy = out["opening_angle"][pi0].astype(np.float64), out["energy"][pi0].astype(np.float64)
+    minimum = 2 * PI0_MASS / energy  # the analytic minimum (small-angle), reached when the photons share E
+    assert (angle >= minimum * (1 - 1e-4)).all()
+    # isotropic decay: theta ~ theta_min / sqrt(1 - (beta cos theta*)^2), so P(theta < 2 theta_min) = sqrt(3)/2/beta
+    beta = np.sqrt(1 - (PI0_MASS / energy) ** 2)
+    expected = np.mean(np.minimum(np.sqrt(3) / 2 / beta, 1.0))
+    assert np.mean(angle < 2 * minimum) == pytest.approx(expected, abs=0.03)
+
+
+def test_pi0_photons_are_resolved_at_low_energy_and_merge_at_high(photons_and_pi0s):
+    out, shapes = photons_and_pi0s
+    pi0, energy = out["pdgid"] == 111, out["energy"]
+    two_maxima = shapes["eratio1"] < 0.6  # a second maximum above a quarter of the first in the middle layer
+    fractions = [np.mean(two_maxima[pi0 & (energy >= lo) & (energy < hi)]) for lo, hi in ((5, 20), (20, 40), (40, 100))]
+    assert fractions[0] > 0.35 and fractions[2] < 0.05, fractions  # 4 cm apart at 10 GeV, < 1 cell above 40 GeV
+    assert fractions[0] > fractions[1] > fractions[2], fractions
+    assert np.mean(two_maxima[~pi0 & (energy >= 5)]) < 0.05  # a photon has one maximum
+
+
+def test_a_farther_calorimeter_resolves_the_photons_of_energetic_pi0s():
+    from physnn.physics.photon_id import photon_id_variables
+
+    cfg = {"particles": ["pi0"], "energy_min": 40.0, "energy_max": 60.0}
+    near = photon_id_variables(simulate_showers(400, ShowerConfig(**cfg), seed=6)["image"])
+    far = photon_id_variables(simulate_showers(400, ShowerConfig(**cfg, front_cm=600.0), seed=6)["image"])
+    assert np.mean(near["eratio1"] < 0.6) < 0.05
+    assert np.mean(far["eratio1"] < 0.6) > 0.3  # 4x the distance: the photons 4x farther apart

@@ -48,8 +48,8 @@ def simulate_showers(
     events: EventsOpt = 1000,
     seed: SeedOpt = 0,
     particles: Annotated[str | None, typer.Option(
-        help="Particle types, comma-separated, some of e-, gamma, pi+; an event's label is its type's position in "
-             "this list.", metavar="<list>", show_default="e-,gamma,pi+")] = None,
+        help="Particle types, comma-separated, some of e-, gamma, pi0 (decays to two photons), pi+; an event's "
+             "label is its type's position in this list.", metavar="<list>", show_default="e-,gamma,pi+")] = None,
     energy: Annotated[str | None, typer.Option(help="Incident energy in GeV: MIN:MAX or one value.",
                                                metavar="<min:max>", show_default="1:100")] = None,
     config: ConfigOpt = None,
@@ -57,7 +57,8 @@ def simulate_showers(
     overwrite: OverwriteOpt = False,
     compression: CompressionOpt = None,
 ) -> None:
-    """Calorimeter showers: TTree 'showers' with image[L][H][W] (GeV), energy, pdgid, label, x0, y0."""
+    """Calorimeter showers: TTree 'showers' with image[L][H][W] (GeV), energy, pdgid, label, x0, y0 (+ opening_angle
+    with pi0)."""
     overrides = list(set_ or [])
     if particles:
         overrides.append(f"particles=[{', '.join(repr(p.strip()) for p in particles.split(','))}]")
