@@ -228,7 +228,7 @@ def pi0_decay(energy: np.ndarray, rng: np.random.Generator) -> tuple[Any, Any]:
     Examples
     --------
     >>> g1, g2 = pi0_decay(np.array([10.0]), np.random.default_rng(0))
-    >>> round(float((g1 + g2).mass), 4), round(float(g1.E + g2.E), 4)
+    >>> round(float((g1 + g2).mass[0]), 4), round(float((g1.E + g2.E)[0]), 4)
     (0.135, 10.0)
     """
     import vector
