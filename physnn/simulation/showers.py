@@ -296,6 +296,17 @@ def _layer_energies(cfg: ShowerConfig, pdgid: np.ndarray, energy: np.ndarray, rn
                         np.ones_like(core_had)], axis=-1))
 
 
+def _spot_size(cfg: ShowerConfig, energy: np.ndarray, showers: _Showers, events: int) -> np.ndarray:
+    """The energy of one spot per group: ``spot_energy``, coarser where an event's (layer, component) would need
+    more than ``max_spots``. The budget is the event's, shared by its showers, so that a π0's two photons are
+    drawn as finely as one photon of the same energy (a cap per shower would give them twice the spots, and a
+    network would tell π0s by their smoother cells alone)."""
+    per_event = np.zeros((events, *energy.shape[1:]))
+    np.add.at(per_event, showers.owner, energy)
+    size = np.maximum(cfg.spot_energy, per_event[showers.owner] / cfg.max_spots)
+    return size.reshape(-1)
+
+
 def _deposit(cfg: ShowerConfig, groups: _Groups, showers: _Showers, events: int,
              rng: np.random.Generator) -> np.ndarray:
     """The cells (events, layers, H, W): each group's energy in spots around its shower's impact point,
@@ -304,8 +315,8 @@ def _deposit(cfg: ShowerConfig, groups: _Groups, showers: _Showers, events: int,
     e_groups = groups.energy.reshape(-1)
     eps = np.array([cfg.stochastic_em**2, cfg.stochastic_had**2, 0.25 * cfg.mip_per_x0])
     eps_groups = np.broadcast_to(eps, (n, n_layers, 3)).reshape(-1)
-    n_spots = np.where(e_groups > 1e-6, np.clip(np.ceil(e_groups / cfg.spot_energy), 1, cfg.max_spots), 0)
-    n_spots = n_spots.astype(np.int64)
+    n_spots = np.where(e_groups > 1e-6, np.ceil(e_groups / _spot_size(cfg, groups.energy, showers, events)), 0)
+    n_spots = np.clip(n_spots, 0, cfg.max_spots).astype(np.int64)
     k = np.divide(e_groups, eps_groups * np.maximum(n_spots, 1), out=np.zeros_like(e_groups),
                   where=eps_groups > 0)
     group = np.repeat(np.arange(e_groups.size), n_spots)
