@@ -1,6 +1,6 @@
 """physnn benchmarks: each figure beside its anchor, printed as one table.
 
-Run with ``bench/run`` (or ``python bench/bench.py --quick``; ``--only quality|training|mcdropout`` for the
+Run with ``bench/run`` (or ``python bench/bench.py --quick``; ``--only quality|training|mcdropout|photon_id`` for the
 demo job's model-quality rows, the training rows or the MC-dropout rows alone). Figures:
 
 - simulator rates (showers/s, events/s), on one core, with and without ROOT writing;
@@ -21,6 +21,8 @@ demo job's model-quality rows, the training rows or the MC-dropout rows alone). 
 - recurrent models on padded sequences: training and inference samples/s of
   the same LSTM/GRU (same weights) run on padded batches with masking vs
   packed sequences, and the 1D-conv baseline;
+- photon vs π0 -> two photons per energy bin: the CNN of ``configs/train/gamma_pi0.yaml``
+  against the experiments' shower-shape BDT (``examples/gamma_pi0.py``);
 - model quality of the ``physnn demo`` jobs: e/pi AUC and ECE, energy
   resolution of the CNN vs the calibrated cell sum, ±1σ/±2σ coverage; on
   simulated events the GRU's signal/background AUC and its mass resolution
@@ -216,6 +218,28 @@ def quality_rows(tmp: Path, quick: bool) -> list[tuple[str, str, str, str]]:
     ]
 
 
+def photon_id_rows(tmp: Path, quick: bool) -> list[tuple[str, str, str, str]]:
+    """Photon vs π0 -> two photons per energy bin: the CNN of configs/train/gamma_pi0.yaml against the shower-shape BDT
+    (``examples/gamma_pi0.py``), AUC and π0 rejection at 80% photon efficiency on the test split."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gamma_pi0", Path(__file__).parents[1] / "examples" / "gamma_pi0.py")
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    torch.set_num_threads(os.cpu_count() or 1)
+    rows = example.compare(tmp / "gamma_pi0", events=4000 if quick else 20000,
+                           overrides=["train.epochs=3"] if quick else [], progress=False)
+    torch.set_num_threads(1)
+    out = []
+    for low in sorted({r["low"] for r in rows}):
+        cnn, bdt = ({r["score"]: r for r in rows if r["low"] == low}[k] for k in (example.CNN, example.BASELINE))
+        out.append((f"photon/π0 {low:g}-{cnn['high']:g} GeV: CNN AUC, π0 rejection at 80% photon efficiency",
+                    f"{cnn['auc']:.3f} [{cnn['auc_low']:.3f}, {cnn['auc_high']:.3f}], {cnn['rejection']:.1f}",
+                    f"BDT {bdt['auc']:.3f} [{bdt['auc_low']:.3f}, {bdt['auc_high']:.3f}], {bdt['rejection']:.1f}",
+                    example.verdict([cnn, bdt])[0].split(": ", 1)[1].split(" (")[0]))
+    return out
+
+
 def _lowest_bin(r: dict, baseline: str) -> str:
     """``1-13 GeV: 0.15 vs 0.26``: σ/E of the model and of a baseline in the lowest-energy bin."""
     b = r["bins"][0]
@@ -369,6 +393,8 @@ def only_rows(which: str, quick: bool) -> list[tuple[str, str, str, str]]:
             return quality_rows(Path(tmp), quick)
         if which == "mcdropout":
             return mc_dropout_rows(3 if quick else 5)
+        if which == "photon_id":
+            return photon_id_rows(Path(tmp), quick)
         showers = Path(tmp) / "showers.root"
         physnn.simulate("showers", showers, events=4000 if quick else 20000, seed=1)
         return training_rows(Path(tmp), showers, quick)
@@ -377,9 +403,10 @@ def only_rows(which: str, quick: bool) -> list[tuple[str, str, str, str]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smaller samples (for a smoke run)")
-    parser.add_argument("--only", choices=["quality", "training", "mcdropout"],
+    parser.add_argument("--only", choices=["quality", "training", "mcdropout", "photon_id"],
                         help="only these rows (quality: the demo job's figures; training: the CNN epoch vs a "
-                             "hand-written loop and torchrun; mcdropout: prefix-cached MC dropout)")
+                             "hand-written loop and torchrun; mcdropout: prefix-cached MC dropout; photon_id: "
+                             "the photon/π0 CNN against the shower-shape BDT per energy bin)")
     args = parser.parse_args()
     if args.only:
         _print(only_rows(args.only, args.quick), f"{'quick' if args.quick else 'full'}, {args.only} rows")
@@ -433,6 +460,7 @@ def main() -> None:
         rows += sequence_rows(events, repeat, n=4000 if args.quick else 8000)
         rows += memory_rows(Path(tmp), args.quick)
         rows += quality_rows(Path(tmp), args.quick)
+        rows += photon_id_rows(Path(tmp), args.quick)
 
     _print(rows, "quick" if args.quick else "full")
 

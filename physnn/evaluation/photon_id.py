@@ -56,27 +56,34 @@ def shower_shape_scores(images: np.ndarray, labels: np.ndarray, train: np.ndarra
 
 
 def rejection(y: np.ndarray, score: np.ndarray, efficiency: float = 0.8) -> float:
-    """1 / ε_B: the class-1 events kept by the cut ``score <= q`` that keeps ``efficiency`` of class 0
-    (the photons, the low-score class); inf when none is kept."""
-    keep = np.quantile(score[y == 0], efficiency)
-    passed = np.mean(score[y == 1] <= keep)
+    """1 / ε_B: the inverse of the fraction of class-1 events kept by the cut ``score <= q`` that keeps
+    ``efficiency`` of class 0 (the photons, the low-score class); inf when none is kept."""
+    passed = _background_efficiency(y, score, efficiency)
     return float(1.0 / passed) if passed > 0 else float("inf")
+
+
+def _background_efficiency(y: np.ndarray, score: np.ndarray, efficiency: float) -> float:
+    keep = np.quantile(score[y == 0], efficiency)
+    return float(np.mean(score[y == 1] <= keep))
 
 
 def _bootstrap(y: np.ndarray, score: np.ndarray, efficiency: float, n_boot: int,
                rng: np.random.Generator) -> dict[str, float]:
+    """68% intervals of the AUC and of the rejection (from those of ε_B, so that a resample that rejects
+    every background event gives an infinite upper bound, not a NaN)."""
     from sklearn.metrics import roc_auc_score
 
-    aucs, rejections = [], []
+    aucs, kept = [], []
     for _ in range(n_boot):
         idx = rng.integers(0, len(y), len(y))
         if y[idx].min() == y[idx].max():
             continue
         aucs.append(roc_auc_score(y[idx], score[idx]))
-        rejections.append(rejection(y[idx], score[idx], efficiency))
+        kept.append(_background_efficiency(y[idx], score[idx], efficiency))
     lo, hi = np.percentile(aucs, [16, 84])
-    r_lo, r_hi = np.percentile(rejections, [16, 84])
-    return {"auc_low": float(lo), "auc_high": float(hi), "rejection_low": float(r_lo), "rejection_high": float(r_hi)}
+    e_lo, e_hi = np.percentile(kept, [16, 84])
+    return {"auc_low": float(lo), "auc_high": float(hi), "rejection_low": float(1 / e_hi) if e_hi > 0 else np.inf,
+            "rejection_high": float(1 / e_lo) if e_lo > 0 else np.inf}
 
 
 def discrimination_by_bin(y: np.ndarray, scores: dict[str, np.ndarray], energy: np.ndarray, edges: Sequence[float],

@@ -8,6 +8,11 @@ names in brackets, Phys. Rev. D 2019, arXiv:1810.05087):
 - ``f{l}``: the fraction of the energy in layer ``l`` (f1);
 - ``width{l}``: the energy-weighted RMS width of layer ``l`` in cells,
   sqrt(width_x² + width_y²) (w_eta2, w_s,tot);
+- ``lambda0_{l}``, ``lambda1_{l}``: the larger and smaller eigenvalue of the
+  energy-weighted covariance of the cell positions (cells²) in the 7x7 cells
+  around the hottest cell, the long and short axis of the cluster (ALICE's
+  λ0², λ1²): two merged photons make an elongated cluster along their decay
+  plane, a photon a round one;
 - ``eratio{l}``: (E1 - E2) / (E1 + E2) of the two highest local maxima in
   layer ``l`` (Eratio; 1 without a second maximum);
 - ``e2nd{l}``: the second local maximum over the layer's energy (ΔE);
@@ -46,20 +51,39 @@ def local_maxima(layer: np.ndarray, min_energy: float = MAXIMUM_ENERGY) -> tuple
     return peak.reshape(len(x), -1).sum(1), top
 
 
-def _core_fraction(layer: np.ndarray) -> np.ndarray:
-    """E(3x3) / E(7x7) around each event's hottest cell (cells beyond the grid count as empty)."""
+def _window(layer: np.ndarray, half: int = 3) -> np.ndarray:
+    """The (2 half + 1)² cells around each event's hottest cell, (N, 2 half + 1, 2 half + 1) (cells beyond the
+    grid count as empty): the cluster the shapes are computed on, so that noise cells far away do not count."""
     n, w = len(layer), layer.shape[2]
-    padded = np.pad(layer, ((0, 0), (3, 3), (3, 3)))
-    hottest = layer.reshape(n, -1).argmax(1)
-    iy, ix = np.divmod(hottest, w)
-    rows = np.arange(n)[:, None, None]
-    offsets = np.arange(-3, 4)
-    ys = (iy + 3)[:, None, None] + offsets[None, :, None]
-    xs = (ix + 3)[:, None, None] + offsets[None, None, :]
-    window = padded[rows, ys, xs]
-    outer = window.sum((1, 2))
-    inner = window[:, 2:5, 2:5].sum((1, 2))
-    return np.divide(inner, outer, out=np.zeros(n), where=outer > 0)
+    padded = np.pad(layer, ((0, 0), (half, half), (half, half)))
+    iy, ix = np.divmod(layer.reshape(n, -1).argmax(1), w)
+    offsets = np.arange(-half, half + 1)
+    ys = (iy + half)[:, None, None] + offsets[None, :, None]
+    xs = (ix + half)[:, None, None] + offsets[None, None, :]
+    return padded[np.arange(n)[:, None, None], ys, xs]
+
+
+def _core_fraction(cluster: np.ndarray) -> np.ndarray:
+    """E(3x3) / E(7x7) around the hottest cell, from its 7x7 cluster."""
+    outer = cluster.sum((1, 2))
+    inner = cluster[:, 2:5, 2:5].sum((1, 2))
+    return np.divide(inner, outer, out=np.zeros(len(cluster)), where=outer > 0)
+
+
+def _axes(cluster: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The eigenvalues (larger, smaller) of the energy-weighted covariance of the cell positions in each
+    cluster, positive cells as weights (0 for an empty one)."""
+    _, h, w = cluster.shape
+    weights = np.clip(cluster, 0.0, None)
+    total = weights.sum((1, 2))
+    safe = np.where(total > 0, total, 1.0)
+    ys, xs = np.meshgrid(np.arange(h, dtype=np.float64), np.arange(w, dtype=np.float64), indexing="ij")
+    mx, my = (weights * xs).sum((1, 2)) / safe, (weights * ys).sum((1, 2)) / safe
+    sxx = (weights * xs**2).sum((1, 2)) / safe - mx**2
+    syy = (weights * ys**2).sum((1, 2)) / safe - my**2
+    sxy = (weights * xs * ys).sum((1, 2)) / safe - mx * my
+    half_trace, root = (sxx + syy) / 2, np.sqrt(np.clip(((sxx - syy) / 2) ** 2 + sxy**2, 0.0, None))
+    return np.clip(half_trace + root, 0.0, None), np.clip(half_trace - root, 0.0, None)
 
 
 def photon_id_variables(images: np.ndarray) -> dict[str, np.ndarray]:
@@ -90,6 +114,8 @@ def photon_id_variables(images: np.ndarray) -> dict[str, np.ndarray]:
         pair = top.sum(1)
         out[f"eratio{l}"] = np.divide(top[:, 0] - top[:, 1], pair, out=np.ones(len(layer)), where=pair > 0)
         out[f"e2nd{l}"] = np.divide(top[:, 1], energy, out=np.zeros(len(layer)), where=energy > 0)
-        out[f"core{l}"] = _core_fraction(layer)
+        cluster = _window(layer)
+        out[f"core{l}"] = _core_fraction(cluster)
+        out[f"lambda0_{l}"], out[f"lambda1_{l}"] = _axes(cluster)
         out[f"maxima{l}"] = count.astype(np.float64)
     return out
