@@ -79,7 +79,7 @@ def verdict(rows: list[dict[str, Any]]) -> list[str]:
         elif bdt["auc_low"] > cnn["auc_high"]:
             word = "baseline better"
         else:
-            word = "the same within the intervals"
+            word = f"{'CNN' if cnn['auc'] > bdt['auc'] else 'baseline'} higher, the intervals overlap"
         lines.append(f"{low:g}-{cnn['high']:g} GeV: {word} (AUC {cnn['auc']:.3f} vs {bdt['auc']:.3f})")
     return lines
 
