@@ -142,6 +142,8 @@ def simulate(
         meta["showers_per_s" if kind == "showers" else "events_per_s"] = events / seconds
         meta["config"] = cfg.model_dump(mode="json")
         meta["units"] = {"image": "GeV", "energy": "GeV"} if kind == "showers" else {"momentum": "GeV", "mass": "GeV"}
+        if isinstance(cfg, ShowerConfig):  # the electronics, for the GAN, the denoiser and evaluation to read
+            meta["readout"] = cfg.readout()
         return meta
 
     # the next chunk is simulated while this one is compressed into the file (both release the GIL)

@@ -186,3 +186,52 @@ def test_a_pi0_is_sampled_as_finely_as_a_photon():
     hits = (out["image"][:, 1] > 0).reshape(len(out["image"]), -1).sum(1)
     pi0 = out["pdgid"] == 111
     assert hits[pi0].mean() / hits[~pi0].mean() == pytest.approx(1.0, abs=0.1)
+
+
+# -- the readout: noise and zero suppression ---------------------------------------
+def _electron_sums(energy: float, n: int = 300, **readout) -> np.ndarray:
+    cfg = ShowerConfig(particles=["e-"], energy_min=energy, energy_max=energy, **readout)
+    return simulate_showers(n, cfg, seed=int(energy * 10))["image"].sum(axis=(1, 2, 3)).astype(np.float64)
+
+
+def test_symmetric_zero_suppression_keeps_the_electron_response_linear():
+    symmetric = {"suppression": "symmetric", "threshold_sigma": 3.0}
+    response = np.array([_electron_sums(e, **symmetric).mean() / e for e in (2, 5, 10, 20, 50, 100)])
+    assert response.max() / response.min() < 1.02, response  # within 2% from 2 to 100 GeV
+    assert np.all(np.abs(response - 1) < 0.03), response
+    # the positive-only cut of the default adds noise and never removes it: 2 GeV electrons read ~1.45x
+    assert _electron_sums(2.0).mean() / 2 > 1.3
+
+
+def test_the_threshold_is_in_units_of_the_noise_and_noise_survives_with_both_signs():
+    cfg = ShowerConfig(particles=["e-"], noise=0.02, threshold_sigma=3.0, suppression="symmetric")
+    assert cfg.cut == pytest.approx(0.06)
+    cells = simulate_showers(200, cfg, seed=3)["image"]
+    kept = cells[cells != 0]
+    assert np.abs(kept).min() >= 0.06 - 1e-6
+    assert (kept < 0).sum() > 100  # noise fluctuations below -3σ are kept, as real readouts keep them
+    assert ShowerConfig(noise=0.02, threshold=0.05).cut == 0.05  # or in GeV
+
+
+def test_the_noise_term_falls_like_one_over_e():
+    quiet = {"suppression": "symmetric", "threshold_sigma": 3.0, "noise": 0.005}
+    noisy = {**quiet, "noise": 0.05}
+
+    def noise_term(energy: float) -> float:  # what the noise adds to σ/E, in quadrature
+        sigma = [_electron_sums(energy, **readout).std() for readout in (quiet, noisy)]
+        return float(np.sqrt(sigma[1] ** 2 - sigma[0] ** 2) / energy)
+
+    low, high = noise_term(2.0), noise_term(100.0)
+    assert low > 0.1  # 2 GeV: 0.23
+    assert low / high > 10  # 100 GeV: 0.007; c/E, tempered by the cells a larger shower keeps (c ~ sqrt(cells))
+
+
+def test_a_simulated_file_records_its_readout(tmp_path):
+    import physnn
+    from physnn.io.metadata import read_metadata
+
+    path = tmp_path / "s.root"
+    physnn.simulate("showers", path, events=20, overrides=["suppression=symmetric", "threshold_sigma=3"])
+    readout = read_metadata(path)["readout"]
+    assert readout == {"noise": 0.01, "threshold": pytest.approx(0.03), "threshold_sigma": pytest.approx(3.0),
+                       "suppression": "symmetric"}

@@ -41,8 +41,19 @@ Detector response
     Energy is deposited by discrete "spots" whose energies are Gamma
     distributed such that each shower component has the sampling resolution
     ``sigma/E = a/sqrt(E)`` (``stochastic_em``, ``stochastic_had``). Gaussian
-    electronic noise of ``noise`` GeV is added to every cell and cells below
-    ``threshold`` GeV are zero-suppressed.
+    electronic noise of ``noise`` GeV (σ) is added to every cell, then cells
+    are zero-suppressed at ``threshold`` GeV, or at ``threshold_sigma`` times
+    the noise σ. ``suppression: positive`` (the default today) keeps the cells
+    above the threshold, so noise only ever adds energy: electrons of 2 GeV
+    read 1.45x their energy with the default 2σ cut, 1.01x at 100 GeV.
+    ``symmetric`` keeps the cells with |E| above it, as real calorimeters do:
+    noise survives with both signs and averages out, and with a 3σ cut the
+    electron cell sum is linear within 1.1% from 2 to 100 GeV
+    (``tests/test_simulate_showers.py``). The resolution of the cell sum is
+    then ``σ/E = a/√E ⊕ b ⊕ c/E``: the sampling term ``a`` (``stochastic_em``),
+    a constant term ``b`` from leakage and profile fluctuations, and the noise
+    term ``c = noise x sqrt(cells kept)``, explicit in ``physnn_meta["readout"]``
+    (noise, threshold in GeV and in σ, suppression) of every simulated file.
 """
 
 from __future__ import annotations
@@ -91,6 +102,8 @@ class ShowerConfig(Strict):
     h_over_e: float = Field(default=0.6, gt=0, le=1)
     noise: float = Field(default=0.010, ge=0, description="GeV per cell")
     threshold: float = Field(default=0.020, ge=0, description="GeV, zero suppression")
+    threshold_sigma: float | None = Field(default=None, ge=0, description="zero suppression in units of noise")
+    suppression: Literal["positive", "symmetric"] = "positive"
     spot_energy: float = Field(default=0.1, gt=0, description="GeV per spot (shape sampling)")
     max_spots: int = Field(default=300, gt=0)
     front_cm: float = Field(default=150.0, gt=0, description="cm from the pi0 decay to the calorimeter front")
@@ -121,6 +134,18 @@ class ShowerConfig(Strict):
             msg = f"energy_max ({self.energy_max}) is below energy_min ({self.energy_min})"
             raise ValueError(msg)
         return self
+
+    @property
+    def cut(self) -> float:
+        """The zero-suppression threshold in GeV: ``threshold_sigma`` x ``noise`` when given, else ``threshold``."""
+        return self.threshold if self.threshold_sigma is None else self.threshold_sigma * self.noise
+
+    def readout(self) -> dict[str, float | str]:
+        """The electronics as recorded in a file's ``physnn_meta["readout"]``: the noise σ per cell (GeV), the
+        zero-suppression threshold (GeV and in units of σ) and which cells it removes."""
+        return {"noise": self.noise, "threshold": self.cut,
+                "threshold_sigma": self.cut / self.noise if self.noise > 0 else float("inf"),
+                "suppression": self.suppression}
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -155,7 +180,7 @@ def _simulate_chunk(cfg: ShowerConfig, n: int, rng: np.random.Generator) -> dict
     image = _deposit(cfg, groups, showers, n, rng)
     if cfg.noise > 0:  # electronics: noise and zero suppression
         image += rng.standard_normal(size=image.shape, dtype=np.float32) * np.float32(cfg.noise)
-    image[image < cfg.threshold] = 0.0
+    image[(np.abs(image) if cfg.suppression == "symmetric" else image) < cfg.cut] = 0.0
     out = {
         "image": image,
         "energy": energy.astype(np.float32),
