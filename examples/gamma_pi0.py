@@ -96,7 +96,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     console.print(table(rows))
     for line in verdict(rows):
         console.print(line, highlight=False)
-    (args.out / "photon_id.json").write_text(json.dumps(rows, indent=1))
+    finite = [{k: None if isinstance(v, float) and not np.isfinite(v) else v for k, v in r.items()} for r in rows]
+    (args.out / "photon_id.json").write_text(json.dumps(finite, indent=1, allow_nan=False))  # inf: null
     console.print(f"table: {args.out / 'photon_id.json'}", highlight=False)
 
 

@@ -284,3 +284,15 @@ def test_an_rnn_run_exports_twice_in_one_process(seq_run, events_file, tmp_path)
         seq, counts = _padded(raw, length, 0.0)
         a, b = (_session(r.path).run(None, {"sequence": seq, "length": counts})[0] for r in (first, second))
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_a_refused_dropout_layer_leaves_the_model_as_it_was():
+    from torch import nn
+
+    from physnn.errors import ConfigError
+    from physnn.inference.export import _stochastic_dropout
+
+    model = nn.Sequential(nn.Linear(3, 3), nn.Dropout(0.2), nn.AlphaDropout(0.2))
+    with pytest.raises(ConfigError, match="AlphaDropout is not supported"):
+        _stochastic_dropout(model)
+    assert type(model[1]) is nn.Dropout  # swapped before the refusal, put back

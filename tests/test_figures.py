@@ -429,3 +429,17 @@ def test_image_plots_take_the_cell_unit_from_the_data_config_or_the_file(tmp_pat
     physnn.compare(*bare, out=tmp_path / "cmp_bare", classifier=[])
     assert seen
     assert not any("GeV" in s for s in seen), seen
+
+
+def test_the_roc_of_a_perfect_classifier_draws(tmp_path):
+    # a small test split can be separated perfectly: every bootstrap curve at 1 made the zoomed panel's y range
+    # empty (matplotlib's "identical low and high ylims" warning, an error in the tests; seen in test_evaluate)
+    from physnn.evaluation import metrics
+    from physnn.evaluation.plots_classification import roc_figure
+
+    y = np.r_[np.zeros(50), np.ones(50)]
+    roc = metrics.roc_with_band(y, y + 0.01 * np.arange(100) / 100, n_boot=20)
+    assert roc["auc"] == 1.0
+    fig = roc_figure(roc)
+    bottom, top = fig.axes[1].get_ylim()
+    assert bottom < 1.0 < top

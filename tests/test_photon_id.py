@@ -38,6 +38,13 @@ def test_rejection_at_a_photon_efficiency(rng):
     assert rejection(y, np.r_[photons, pi0 + 2], 0.8) == np.inf
 
 
+def test_without_resamples_there_is_no_interval(rng):
+    y = np.r_[np.zeros(100), np.ones(100)]
+    rows = discrimination_by_bin(y, {"s": y + rng.normal(0, 1, 200)}, np.full(200, 10.0), [1, 100], n_boot=0)
+    assert "auc_low" not in rows[0]
+    assert 0.6 < rows[0]["auc"] < 0.9
+
+
 def test_discrimination_by_bin_gives_every_score_the_same_resamples(rng):
     n = 4000
     energy = rng.uniform(1, 100, n)
@@ -76,6 +83,7 @@ def test_the_gamma_pi0_example_runs_scaled_down(tmp_path):
     assert {r["score"] for r in rows} == {example.CNN, example.BASELINE}
     assert len(rows) == 2 * (len(example.EDGES) - 1)
     assert all(r["auc_low"] <= r["auc"] <= r["auc_high"] for r in rows)
-    low = [r for r in rows if r["score"] == example.BASELINE and r["high"] <= 20]
-    assert np.mean([r["auc"] for r in low]) > 0.75  # resolved π0s are easy for shower shapes, even on 400 events
+    baseline = [r for r in rows if r["score"] == example.BASELINE]
+    weights = [r["n_signal"] + r["n_background"] for r in baseline]
+    assert np.average([r["auc"] for r in baseline], weights=weights) > 0.6  # ~15 test showers a bin: loose
     assert (tmp_path / "predictions.root").is_file()

@@ -235,3 +235,8 @@ def test_a_simulated_file_records_its_readout(tmp_path):
     readout = read_metadata(path)["readout"]
     assert readout == {"noise": 0.01, "threshold": pytest.approx(0.03), "threshold_sigma": pytest.approx(3.0),
                        "suppression": "symmetric"}
+
+
+def test_a_pi0_below_its_mass_is_refused():
+    with pytest.raises(ValueError, match="below the pi0 mass"):
+        ShowerConfig(particles=["pi0"], energy_min=0.1)

@@ -7,7 +7,7 @@ them apart and 1 when it always can.
 
 from __future__ import annotations
 
-import warnings
+import copy
 from collections.abc import Sequence
 from typing import Any
 
@@ -23,8 +23,9 @@ def classifier_test(reference: np.ndarray, candidate: np.ndarray, *, seed: int =
 
     The network is scikit-learn's :class:`~sklearn.neural_network.MLPClassifier` (ReLU layers of ``hidden``
     widths, Adam, L2 penalty ``alpha``), on inputs standardised with the training split's mean and width. The
-    events of each sample are split 60/20/20 into train, validation (early stopping: training ends when the
-    validation accuracy has not improved for ``patience`` epochs) and test.
+    events of each sample are split 60/20/20 into train, validation and test; training stops when the
+    validation log-loss has not improved for ``patience`` epochs, and the epoch with the lowest one is kept
+    (a loss, not the accuracy: near AUC 0.5 the accuracy is too coarse to pick an epoch by).
 
     Parameters
     ----------
@@ -40,9 +41,6 @@ def classifier_test(reference: np.ndarray, candidate: np.ndarray, *, seed: int =
         (``auc_low``, ``auc_high``), ``epochs`` trained, ``events``
         (train/val/test per sample), ``inputs``.
     """
-    from sklearn.exceptions import ConvergenceWarning
-    from sklearn.neural_network import MLPClassifier
-    from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
     from physnn.evaluation.metrics import roc_with_band
@@ -51,26 +49,46 @@ def classifier_test(reference: np.ndarray, candidate: np.ndarray, *, seed: int =
     if n < 10:
         msg = f"the classifier test needs at least 10 events of each sample, got {len(reference)} and {len(candidate)}"
         raise ConfigError(msg)
-    rng = np.random.default_rng(seed)
-    fit_x, fit_y, test_x, test_y = [], [], [], []
+    x, y = _split(reference, candidate, n, np.random.default_rng(seed))
+    scaler = StandardScaler().fit(x["train"])
+    x = {name: scaler.transform(part) for name, part in x.items()}
+    mlp, trained = _fit(x, y, hidden=hidden, alpha=alpha, epochs=epochs, patience=patience,
+                        batch_size=min(batch_size, len(y["train"])), lr=lr, seed=seed)
+    roc = roc_with_band(y["test"], mlp.predict_proba(x["test"])[:, 1], n_boot=n_boot, seed=seed)
+    return {"auc": roc["auc"], "auc_low": roc.get("auc_low"), "auc_high": roc.get("auc_high"), "epochs": trained,
+            "events": {name: len(part) // 2 for name, part in y.items()}, "inputs": int(x["train"].shape[1])}
+
+
+def _split(reference: np.ndarray, candidate: np.ndarray, n: int, rng: np.random.Generator
+           ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """``n`` events of each sample, 60/20/20 into train, val and test (inputs float32, NaN -> 0; labels)."""
+    parts: dict[str, list[np.ndarray]] = {"train": [], "val": [], "test": []}
+    labels: dict[str, list[np.ndarray]] = {"train": [], "val": [], "test": []}
     for label, sample in ((0, reference), (1, candidate)):
         idx = rng.permutation(len(sample))[:n]
-        fit, test = np.split(idx, [int(0.8 * n)])
-        fit_x.append(np.nan_to_num(np.asarray(sample[fit], dtype=np.float32)))
-        test_x.append(np.nan_to_num(np.asarray(sample[test], dtype=np.float32)))
-        fit_y.append(np.full(len(fit), label))
-        test_y.append(np.full(len(test), label))
-    mlp = MLPClassifier(hidden_layer_sizes=tuple(hidden), alpha=alpha, batch_size=min(batch_size, n),
-                        learning_rate_init=lr, max_iter=epochs, early_stopping=True, validation_fraction=0.25,
-                        n_iter_no_change=patience, random_state=seed)
-    model = make_pipeline(StandardScaler(), mlp)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)  # max_iter reached: the epochs asked for are done
-        model.fit(np.concatenate(fit_x), np.concatenate(fit_y))
-    score = model.predict_proba(np.concatenate(test_x))[:, 1]
-    roc = roc_with_band(np.concatenate(test_y), score, n_boot=n_boot, seed=seed)
-    n_fit, n_test = len(fit_y[0]), len(test_y[0])
-    n_val = int(np.ceil(0.25 * 2 * n_fit)) // 2  # scikit-learn's stratified validation share, per sample
-    return {"auc": roc["auc"], "auc_low": roc.get("auc_low"), "auc_high": roc.get("auc_high"),
-            "epochs": int(mlp.n_iter_), "events": {"train": n_fit - n_val, "val": n_val, "test": n_test},
-            "inputs": int(fit_x[0].shape[1])}
+        for name, part in zip(parts, np.split(idx, [int(0.6 * n), int(0.8 * n)]), strict=True):
+            parts[name].append(np.nan_to_num(np.asarray(sample[part], dtype=np.float32)))
+            labels[name].append(np.full(len(part), label))
+    return ({k: np.concatenate(v) for k, v in parts.items()}, {k: np.concatenate(v) for k, v in labels.items()})
+
+
+def _fit(x: dict[str, np.ndarray], y: dict[str, np.ndarray], *, hidden: Sequence[int], alpha: float, epochs: int,
+         patience: int, batch_size: int, lr: float, seed: int) -> tuple[Any, int]:
+    """The MLP trained epoch by epoch (``partial_fit``), the epoch of lowest validation log-loss kept."""
+    from sklearn.metrics import log_loss
+    from sklearn.neural_network import MLPClassifier
+
+    mlp = MLPClassifier(hidden_layer_sizes=tuple(hidden), alpha=alpha, batch_size=batch_size,
+                        learning_rate_init=lr, random_state=seed)
+    best, best_model, waited, trained = np.inf, None, 0, 0
+    for _ in range(epochs):
+        mlp.partial_fit(x["train"], y["train"], classes=np.array([0, 1]))
+        trained += 1
+        loss = log_loss(y["val"], mlp.predict_proba(x["val"]), labels=[0, 1])
+        if loss < best - 1e-4:
+            best, best_model, waited = loss, copy.deepcopy(mlp), 0
+        else:
+            waited += 1
+            if waited >= patience:
+                break
+    return (best_model if best_model is not None else mlp), trained

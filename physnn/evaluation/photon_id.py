@@ -80,6 +80,8 @@ def _bootstrap(y: np.ndarray, score: np.ndarray, efficiency: float, n_boot: int,
             continue
         aucs.append(roc_auc_score(y[idx], score[idx]))
         kept.append(_background_efficiency(y[idx], score[idx], efficiency))
+    if not aucs:  # no resample (n_boot 0), or none with both classes: no interval
+        return {}
     lo, hi = np.percentile(aucs, [16, 84])
     e_lo, e_hi = np.percentile(kept, [16, 84])
     return {"auc_low": float(lo), "auc_high": float(hi), "rejection_low": float(1 / e_hi) if e_hi > 0 else np.inf,
@@ -109,7 +111,8 @@ def discrimination_by_bin(y: np.ndarray, scores: dict[str, np.ndarray], energy: 
     -------
     list of dict
         Per bin and score: ``low``, ``high``, ``score``, ``n_signal`` (class 0), ``n_background``, ``auc``,
-        ``rejection``, and their ``_low``/``_high`` bounds.
+        ``rejection`` (inf when every class-1 event is rejected), and their ``_low``/``_high`` bounds (left
+        out without resamples).
     """
     from sklearn.metrics import roc_auc_score
 

@@ -35,7 +35,7 @@ def _roc_floor(roc: Mapping[str, Any], fpr: np.ndarray) -> float:
 def _zoom_low(values: np.ndarray) -> float:
     """Where an efficiency axis starts: 0, or just below the smallest value drawn when that is above 0.5."""
     low = float(np.min(values))
-    return 0.0 if low < 0.5 else max(0.0, low - 0.05 * (1 - low))
+    return 0.0 if low < 0.5 else min(low - 0.05 * (1 - low), 0.99)  # a perfect curve (all 1) still gets a range
 
 
 def roc_figure(roc: Mapping[str, Any], *, name: str = "classifier", classes: Sequence[str] | None = None) -> Any:

@@ -105,7 +105,17 @@ class _AlwaysDropout(nn.Module):
 
 def _stochastic_dropout(model: nn.Module) -> list[tuple[nn.Module, str, nn.Module]]:
     """Swap the dropout layers of ``model`` for :class:`_AlwaysDropout`; return what to put back."""
-    swapped = []
+    swapped: list[tuple[nn.Module, str, nn.Module]] = []
+    try:
+        _swap_dropout(model, swapped)
+    except BaseException:
+        for parent, name, layer in swapped:  # a refused layer leaves the model as it was
+            setattr(parent, name, layer)
+        raise
+    return swapped
+
+
+def _swap_dropout(model: nn.Module, swapped: list[tuple[nn.Module, str, nn.Module]]) -> None:
     for parent in list(model.modules()):
         for name, child in list(parent.named_children()):
             if isinstance(child, nn.RNNBase) and child.dropout > 0 and not isinstance(parent, ExportSwitch):
@@ -117,7 +127,6 @@ def _stochastic_dropout(model: nn.Module) -> list[tuple[nn.Module, str, nn.Modul
             if isinstance(child, (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d)):
                 setattr(parent, name, _AlwaysDropout(child))
                 swapped.append((parent, name, child))
-    return swapped
 
 
 def _dynamic(names: list[str]) -> dict[str, dict[int, str]]:
@@ -131,9 +140,13 @@ def _switched(module: nn.Module, mc_dropout: bool) -> contextlib.ExitStack:
     """Every :class:`~physnn.models.graph.ExportSwitch` layer of ``module`` in its traceable computation until
     the returned stack closes (an RNN without packing: exact, see :mod:`physnn.models.recurrent`)."""
     stack = contextlib.ExitStack()
-    for layer in module.modules():
-        if isinstance(layer, ExportSwitch):
-            stack.enter_context(layer.exporting(mc_dropout=mc_dropout))
+    try:
+        for layer in list(module.modules()):
+            if isinstance(layer, ExportSwitch):
+                stack.enter_context(layer.exporting(mc_dropout=mc_dropout))
+    except BaseException:
+        stack.close()  # the layers switched so far go back
+        raise
     return stack
 
 

@@ -112,7 +112,7 @@ class RecurrentEncoder(SideInput):
         """Calls without packing while a graph is traced (:class:`~physnn.models.graph.ExportSwitch`), both
         exact: ``padded`` for a forward RNN, ``layerwise`` for a bidirectional one and, with MC dropout, for
         one with dropout between its layers (drawn in the graph). The trained call is back on exit."""
-        packing = self.packing
+        packing, layerwise = self.packing, getattr(self, "layerwise_rnn", None)
         if self.rnn.bidirectional or (mc_dropout and self.rnn.dropout > 0):
             self.use_layerwise(mc_dropout=mc_dropout)
         else:
@@ -121,7 +121,9 @@ class RecurrentEncoder(SideInput):
             yield
         finally:
             self.packing = packing
-            if hasattr(self, "layerwise_rnn"):
+            if layerwise is not None:
+                self.layerwise_rnn = layerwise
+            elif hasattr(self, "layerwise_rnn"):
                 del self.layerwise_rnn
 
     def forward(self, x: torch.Tensor, side: Mapping[str, torch.Tensor]) -> torch.Tensor:

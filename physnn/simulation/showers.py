@@ -133,6 +133,9 @@ class ShowerConfig(Strict):
         if self.energy_max < self.energy_min:
             msg = f"energy_max ({self.energy_max}) is below energy_min ({self.energy_min})"
             raise ValueError(msg)
+        if "pi0" in self.particles and self.energy_min < PI0_MASS:
+            msg = f"energy_min ({self.energy_min}) is below the pi0 mass ({PI0_MASS} GeV)"
+            raise ValueError(msg)
         return self
 
     @property
@@ -140,11 +143,11 @@ class ShowerConfig(Strict):
         """The zero-suppression threshold in GeV: ``threshold_sigma`` x ``noise`` when given, else ``threshold``."""
         return self.threshold if self.threshold_sigma is None else self.threshold_sigma * self.noise
 
-    def readout(self) -> dict[str, float | str]:
+    def readout(self) -> dict[str, float | str | None]:
         """The electronics as recorded in a file's ``physnn_meta["readout"]``: the noise σ per cell (GeV), the
         zero-suppression threshold (GeV and in units of σ) and which cells it removes."""
         return {"noise": self.noise, "threshold": self.cut,
-                "threshold_sigma": self.cut / self.noise if self.noise > 0 else float("inf"),
+                "threshold_sigma": self.cut / self.noise if self.noise > 0 else None,
                 "suppression": self.suppression}
 
     @property
