@@ -231,12 +231,11 @@ def photon_id_rows(tmp: Path, quick: bool) -> list[tuple[str, str, str, str]]:
                            overrides=["train.epochs=3"] if quick else [], progress=False)
     torch.set_num_threads(1)
     out = []
-    for low in sorted({r["low"] for r in rows}):
-        cnn, bdt = ({r["score"]: r for r in rows if r["low"] == low}[k] for k in (example.CNN, example.BASELINE))
-        out.append((f"photon/π0 {low:g}-{cnn['high']:g} GeV: CNN AUC, π0 rejection at 80% photon efficiency",
+    for cnn, bdt in example.pairs(rows):
+        out.append((f"photon/π0 {cnn['low']:g}-{cnn['high']:g} GeV: CNN AUC, π0 rejection at 80% photon efficiency",
                     f"{cnn['auc']:.3f} [{cnn['auc_low']:.3f}, {cnn['auc_high']:.3f}], {cnn['rejection']:.1f}",
                     f"BDT {bdt['auc']:.3f} [{bdt['auc_low']:.3f}, {bdt['auc_high']:.3f}], {bdt['rejection']:.1f}",
-                    example.verdict([cnn, bdt])[0].split(": ", 1)[1].split(" (")[0]))
+                    example.verdict(cnn, bdt)))
     return out
 
 

@@ -69,19 +69,19 @@ def table(rows: list[dict[str, Any]]) -> Table:
     return out
 
 
-def verdict(rows: list[dict[str, Any]]) -> list[str]:
-    """Per bin, whether the CNN's AUC interval lies above the baseline's (non-overlapping bands), in words."""
-    lines = []
-    for low in sorted({r["low"] for r in rows}):
-        cnn, bdt = ({r["score"]: r for r in rows if r["low"] == low}[k] for k in (CNN, BASELINE))
-        if cnn["auc_low"] > bdt["auc_high"]:
-            word = "CNN better"
-        elif bdt["auc_low"] > cnn["auc_high"]:
-            word = "baseline better"
-        else:
-            word = f"{'CNN' if cnn['auc'] > bdt['auc'] else 'baseline'} higher, the intervals overlap"
-        lines.append(f"{low:g}-{cnn['high']:g} GeV: {word} (AUC {cnn['auc']:.3f} vs {bdt['auc']:.3f})")
-    return lines
+def pairs(rows: list[dict[str, Any]]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """The rows of each energy bin as (CNN, baseline), lowest bin first."""
+    by_bin = [{r["score"]: r for r in rows if r["low"] == low} for low in sorted({r["low"] for r in rows})]
+    return [(b[CNN], b[BASELINE]) for b in by_bin]
+
+
+def verdict(cnn: dict[str, Any], bdt: dict[str, Any]) -> str:
+    """Whether the CNN's AUC interval lies above the baseline's (non-overlapping bands), in words."""
+    if cnn["auc_low"] > bdt["auc_high"]:
+        return "CNN better"
+    if bdt["auc_low"] > cnn["auc_high"]:
+        return "baseline better"
+    return f"{'CNN' if cnn['auc'] > bdt['auc'] else 'baseline'} higher, the intervals overlap"
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -94,8 +94,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     rows = compare(args.out, events=args.events, overrides=args.overrides)
     console = Console()
     console.print(table(rows))
-    for line in verdict(rows):
-        console.print(line, highlight=False)
+    for cnn, bdt in pairs(rows):
+        console.print(f"{cnn['low']:g}-{cnn['high']:g} GeV: {verdict(cnn, bdt)} (AUC {cnn['auc']:.3f} vs "
+                      f"{bdt['auc']:.3f})", highlight=False)
     finite = [{k: None if isinstance(v, float) and not np.isfinite(v) else v for k, v in r.items()} for r in rows]
     (args.out / "photon_id.json").write_text(json.dumps(finite, indent=1, allow_nan=False))  # inf: null
     console.print(f"table: {args.out / 'photon_id.json'}", highlight=False)

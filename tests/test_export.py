@@ -290,9 +290,9 @@ def test_a_refused_dropout_layer_leaves_the_model_as_it_was():
     from torch import nn
 
     from physnn.errors import ConfigError
-    from physnn.inference.export import _stochastic_dropout
+    from physnn.inference.export import _dropout_drawn_in_graph
 
     model = nn.Sequential(nn.Linear(3, 3), nn.Dropout(0.2), nn.AlphaDropout(0.2))
-    with pytest.raises(ConfigError, match="AlphaDropout is not supported"):
-        _stochastic_dropout(model)
+    with pytest.raises(ConfigError, match="AlphaDropout is not supported"), _dropout_drawn_in_graph(model, True):
+        pass
     assert type(model[1]) is nn.Dropout  # swapped before the refusal, put back

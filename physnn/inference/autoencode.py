@@ -357,11 +357,11 @@ def encode(
 
 def _with_clusters(pieces: list[dict[str, Any]], clusters: int, seed: int, meta: dict[str, Any]
                    ) -> list[dict[str, Any]]:
-    """The code blocks with a k-means ``cluster`` id per event (fitted on all of them); the centres go to
-    ``meta``."""
-    all_codes = concat(pieces) if pieces else {}
+    """The code blocks (at least one: an empty input is refused before) with a k-means ``cluster`` id per
+    event (fitted on all of them); the centres go to ``meta``."""
+    all_codes = concat(pieces)
     names = sorted((k for k in all_codes if k.startswith("code_")), key=lambda k: int(k[5:]))
-    matrix = np.stack([all_codes[k] for k in names], axis=1) if names else np.zeros((0, 0))
+    matrix = np.stack([all_codes[k] for k in names], axis=1)
     if len(matrix) < clusters:
         msg = f"--clusters {clusters}: only {len(matrix)} events to cluster"
         raise ConfigError(msg)

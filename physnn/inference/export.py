@@ -103,19 +103,9 @@ class _AlwaysDropout(nn.Module):
         return dropout_always(x, self.p, channels=self.channels)
 
 
-def _stochastic_dropout(model: nn.Module) -> list[tuple[nn.Module, str, nn.Module]]:
-    """Swap the dropout layers of ``model`` for :class:`_AlwaysDropout`; return what to put back."""
-    swapped: list[tuple[nn.Module, str, nn.Module]] = []
-    try:
-        _swap_dropout(model, swapped)
-    except BaseException:
-        for parent, name, layer in swapped:  # a refused layer leaves the model as it was
-            setattr(parent, name, layer)
-        raise
-    return swapped
-
-
 def _swap_dropout(model: nn.Module, swapped: list[tuple[nn.Module, str, nn.Module]]) -> None:
+    """Swap the dropout layers of ``model`` for :class:`_AlwaysDropout`, recording in ``swapped`` what to put
+    back; refuse the layers an exported graph cannot draw."""
     for parent in list(model.modules()):
         for name, child in list(parent.named_children()):
             if isinstance(child, nn.RNNBase) and child.dropout > 0 and not isinstance(parent, ExportSwitch):
@@ -136,18 +126,15 @@ def _dynamic(names: list[str]) -> dict[str, dict[int, str]]:
     return axes
 
 
-def _switched(module: nn.Module, mc_dropout: bool) -> contextlib.ExitStack:
+@contextlib.contextmanager
+def _switched(module: nn.Module, mc_dropout: bool) -> Iterator[None]:
     """Every :class:`~physnn.models.graph.ExportSwitch` layer of ``module`` in its traceable computation until
-    the returned stack closes (an RNN without packing: exact, see :mod:`physnn.models.recurrent`)."""
-    stack = contextlib.ExitStack()
-    try:
+    exit, also when a later layer refuses (an RNN without packing: exact, see :mod:`physnn.models.recurrent`)."""
+    with contextlib.ExitStack() as stack:
         for layer in list(module.modules()):
             if isinstance(layer, ExportSwitch):
                 stack.enter_context(layer.exporting(mc_dropout=mc_dropout))
-    except BaseException:
-        stack.close()  # the layers switched so far go back
-        raise
-    return stack
+        yield
 
 
 def _traced_onnx(module: nn.Module, examples: tuple[torch.Tensor, ...], names: list[str]) -> bytes:
@@ -248,9 +235,12 @@ def export(run: str | os.PathLike | LoadedRun, out: str | os.PathLike | None = N
 
 @contextlib.contextmanager
 def _dropout_drawn_in_graph(module: nn.Module, mc_dropout: bool) -> Iterator[None]:
-    """With MC dropout, the dropout layers draw their masks inside the graph until exit."""
-    swapped = _stochastic_dropout(module) if mc_dropout else []
+    """With MC dropout, the dropout layers draw their masks inside the graph until exit; those swapped are put
+    back on exit, also when a later layer is refused."""
+    swapped: list[tuple[nn.Module, str, nn.Module]] = []
     try:
+        if mc_dropout:
+            _swap_dropout(module, swapped)
         yield
     finally:
         for parent, name, layer in swapped:

@@ -353,7 +353,7 @@ class Task:
             if binary:
                 out["score_std"] = out["prob_std"][..., 1]
         if keep_samples:
-            if self.kind == "binary":
+            if binary:
                 out["score_samples"] = prob[..., 1].transpose(0, 1)
             else:
                 out["prob_samples"] = prob.transpose(0, 1)

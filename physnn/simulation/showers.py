@@ -45,10 +45,10 @@ Detector response
     are zero-suppressed at ``threshold`` GeV, or at ``threshold_sigma`` times
     the noise σ. ``suppression: positive`` (the default today) keeps the cells
     above the threshold, so noise only ever adds energy: electrons of 2 GeV
-    read 1.45x their energy with the default 2σ cut, 1.01x at 100 GeV.
+    read 1.45x their energy with the default 2σ cut, 1.005x at 100 GeV.
     ``symmetric`` keeps the cells with |E| above it, as real calorimeters do:
     noise survives with both signs and averages out, and with a 3σ cut the
-    electron cell sum is linear within 1.1% from 2 to 100 GeV
+    electron cell sum is linear within 1% from 2 to 100 GeV (0.987 to 0.996)
     (``tests/test_simulate_showers.py``). The resolution of the cell sum is
     then ``σ/E = a/√E ⊕ b ⊕ c/E``: the sampling term ``a`` (``stochastic_em``),
     a constant term ``b`` from leakage and profile fluctuations, and the noise
