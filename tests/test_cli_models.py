@@ -95,14 +95,17 @@ def test_device_cuda_without_cuda_is_a_clear_error(epi_file, tmp_path):
 def test_demo_runs_end_to_end(tmp_path):
     result = invoke("demo", "--out", tmp_path, "-n", "1500", "--epochs", "2", "-T", "5")
     assert result.exit_code == 0, result.output
-    for name in ("showers.root", "predictions_epi.root", "predictions_energy.root", "report_epi/roc.png",
-                 "report_energy/energy_pulls.png", "run_epi/best.pt", "events.root", "run_events_cls/best.pt",
+    for name in ("showers.root", "gamma_pi0.root", "predictions_photon.root", "predictions_energy.root",
+                 "report_photon/roc.png", "report_photon/mc_scores.png",
+                 "report_energy/energy_pulls.png", "run_photon/best.pt", "events.root", "run_events_cls/best.pt",
                  "predictions_events_mass.root", "report_events_cls/roc.png", "report_events_mass/mass_pulls.png"):
         assert (tmp_path / name).exists(), name
     text = " ".join(result.output.split())
     assert "calibrated cell sum" in text
     assert "dimuon mass (muons identified)" in text
-    for name in ("epi", "energy", "events_cls", "events_mass"):  # where each evaluation's page is
+    for pdgid in (11, 22, 211):  # the energy regression per particle type
+        assert f"energy, pdgid {pdgid}:" in text or f"energy, pdgid {pdgid} " in text, pdgid
+    for name in ("photon", "energy", "events_cls", "events_mass"):  # where each evaluation's page is
         page = tmp_path / f"report_{name}" / "report.html"
         assert page.is_file(), name
         assert str(page) in text, name

@@ -7,6 +7,7 @@ import re
 
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 
 import physnn
 from physnn.errors import ConfigError, InputFileError
@@ -100,7 +101,8 @@ def test_evaluate_refuses_a_file_that_is_not_predictions(showers_file):
         physnn.evaluate(showers_file)
 
 
-def write_predictions(path, true, pred, *, std=None, name="energy", run_dir=None, data=None, hash_ok=True):
+def write_predictions(path, true, pred, *, std=None, name="energy", run_dir=None, data=None, hash_ok=True,
+                      extra=None):
     """A predictions file as physnn.predict writes it, with a run folder whose config.yaml declares the target."""
     import uproot
     import yaml
@@ -118,6 +120,7 @@ def write_predictions(path, true, pred, *, std=None, name="energy", run_dir=None
                 f"{name}_pred": pred}
     if std is not None:
         branches[f"{name}_std"] = std
+    branches.update(extra or {})
     with uproot.recreate(path) as f:
         f["predictions"] = branches
         f["physnn_meta"] = json.dumps(meta)
@@ -249,6 +252,42 @@ def test_evaluate_reads_the_target_spec_from_the_run_config_and_prints_every_bin
     assert given["energy"]["target"] == {"unit": "GeV", "kind": "energy", "transform": "none", "source": "given"}
     with pytest.raises(ConfigError, match="unknown key 'unti'"):
         physnn.evaluate(other, targets={"energy": {"unti": "GeV"}})
+
+
+def test_evaluate_by_particle_type_separates_two_resolutions(tmp_path):
+    """Electrons at σ/E 5% and pions at 20% mixed: overall one σ, --by pdgid gives each its own."""
+    from physnn.cli import app
+
+    rng = np.random.default_rng(5)
+    e = rng.uniform(1, 100, 6000)
+    pdgid = np.where(np.arange(6000) % 2 == 0, 11, 211).astype(np.int32)
+    pred = e * (1 + rng.normal(0, 1, 6000) * np.where(pdgid == 11, 0.05, 0.20))
+    std = e * np.where(pdgid == 11, 0.05, 0.20)
+    base = e * (1 + rng.normal(0, 0.1, 6000))
+    preds = write_predictions(tmp_path / "p.root", e, pred, std=std, run_dir=tmp_path / "run",
+                              data={"targets": {"energy": {"unit": "GeV", "kind": "energy"}}}, extra={"pdgid": pdgid})
+    ev = physnn.evaluate(preds, baselines={"sum": {"energy": base}}, by="pdgid")
+    by = ev.figures["regression"]["energy"]["by"]
+    assert by["name"] == "pdgid"
+    assert set(by["groups"]) == {"11", "211"}
+    electrons, pions = by["groups"]["11"], by["groups"]["211"]
+    assert electrons["events"] == pions["events"] == 3000
+    assert electrons["sigma_rel"] == pytest.approx(0.05, rel=0.1)
+    assert pions["sigma_rel"] == pytest.approx(0.20, rel=0.1)
+    assert electrons["baselines"]["sum"]["sigma_rel"] == pytest.approx(0.10, rel=0.1)
+    assert electrons["coverage_1sigma"] == pytest.approx(0.683, abs=0.03)
+    assert electrons["fit"]["constant"] == pytest.approx(0.05, rel=0.2)  # σ/E flat at 5%: the constant term
+    result = CliRunner().invoke(app, ["evaluate", str(preds), "--out", str(tmp_path / "rep"), "--by", "pdgid"],
+                                env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "energy, pdgid 211" in result.output
+    assert "3,000 events" in result.output
+    bad = CliRunner().invoke(app, ["evaluate", str(preds), "--out", str(tmp_path / "rep2"), "--by", "nosuch"])
+    assert bad.exit_code == 2
+    assert "--by nosuch" in bad.output
+    assert "pdgid" in bad.output
+    assert "Traceback" not in bad.output
+    assert not (tmp_path / "rep2").exists()  # nothing half-written
 
 
 def test_a_mass_target_is_not_plotted_as_sigma_over_e(tmp_path):

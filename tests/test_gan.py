@@ -59,12 +59,17 @@ def test_layer_energies_conserve_the_requested_energy():
     torch.testing.assert_close(model.generator(z, cond, offset), model.generator(z, cond, offset))
 
 
-def test_readout_noise_speckles_the_grid_and_keeps_the_layer_energy():
+@pytest.mark.parametrize("signed", [False, True])
+def test_readout_noise_speckles_the_grid_and_keeps_the_layer_energy(signed):
     """The readout stage adds noise cells above threshold all over the grid (more with a wider noise) while
-    the layer energy after zero suppression stays what the shower was asked for."""
+    the layer energy after zero suppression stays what the shower was asked for. A symmetric readout
+    (signed code) keeps noise cells below -cut too."""
+    from physnn.models.cells import CellCode
+
     torch.manual_seed(0)
     model = build_gan(GANParams(latent_dim=4, generator_channels=[4, 4], critic_channels=[4]),
                       ModelIO(image=(1, 24, 24), conditions=0))
+    code = CellCode(scale=1.0, threshold=1.0, signed=signed)
     shower = torch.zeros(200, 1, 24, 24)
     shower[:, :, 11:13, 11:13] = torch.log1p(torch.tensor(250.0))  # 1000 eps in the 4 central cells
     noise = torch.randn(200, 1, 24, 24)
@@ -72,12 +77,13 @@ def test_readout_noise_speckles_the_grid_and_keeps_the_layer_energy():
     for log_scale in (-2.0, -0.7):  # noise widths of 0.14 and 0.5 eps
         model.generator.noise_scale.data.fill_(log_scale)
         with torch.no_grad():
-            x = model.generator.readout(shower, noise, cut=1.0)
-        cells = torch.expm1(x) * (x > np.log(2.0))  # zero suppression at 1 eps
-        counts.append(float((cells > 0).sum((1, 2, 3)).float().mean()))
+            cells = code.decode(code.suppress(model.generator.readout(shower, noise, code)))
+        counts.append(float((cells != 0).sum((1, 2, 3)).float().mean()))
         assert float(cells.sum((1, 2, 3)).mean()) == pytest.approx(1000.0, rel=0.01)
+        assert bool((cells < 0).any()) == (signed and log_scale > -1)
     assert counts[0] == pytest.approx(4.0, abs=0.1)  # the shower's 4 cells: noise at 7 sigma never passes
-    assert counts[1] > counts[0] + 8  # noise at 2 sigma: ~13 speckles (2.3% of 572 cells)
+    # noise at 2 sigma: ~13 speckles (2.3% of 572 cells) above the cut, as many again below -cut when signed
+    assert counts[1] > counts[0] + (20 if signed else 8)
 
 
 def test_energy_density_learns_a_conditional_correlated_distribution():
@@ -154,7 +160,9 @@ def test_gan_training_writes_a_run(gan_run):
     assert loaded.task.kind == "generation"
     assert loaded.task.scalars == ["energy", "x0", "y0"]
     assert loaded.task.classes == [11, 22, 211]
-    assert loaded.task.threshold == pytest.approx(0.02, rel=0.2)  # the simulator's zero suppression
+    # the readout the simulated file declares: zero suppression of |E| < 3 sigma = 30 MeV, negative cells kept
+    assert loaded.task.threshold == 0.03
+    assert loaded.task.cells.signed
 
 
 def test_gan_resume_matches_uninterrupted_training(showers_file, tmp_path):
@@ -190,9 +198,9 @@ def test_generate_matches_the_simulator_layout(gan_run, showers_file, tmp_path):
     assert [b.typename for b in gen.branches] == [b.typename for b in sim.branches]
     arrays = gen.arrays(library="np")
     assert arrays["image"].shape == (250, 3, 24, 24)
-    assert arrays["image"].min() >= 0.0
-    nonzero = arrays["image"][arrays["image"] > 0]
-    assert nonzero.min() >= 0.02 * 0.999  # zero suppression at the training data's threshold
+    nonzero = arrays["image"][arrays["image"] != 0]
+    assert np.abs(nonzero).min() >= 0.03 * 0.999  # zero suppression of |E| at the training data's threshold
+    assert (nonzero < 0).sum() > 0  # noise below -3 sigma, as the symmetric readout of the simulation keeps
     assert arrays["energy"].min() >= 5.0
     assert arrays["energy"].max() <= 50.0
     assert set(np.unique(arrays["pdgid"])) <= {11, 22, 211}

@@ -104,7 +104,7 @@ def test_shower_max_grows_logarithmically():
 
 
 def test_noise_and_zero_suppression():
-    cfg = ShowerConfig(noise=0.01, threshold=0.03)
+    cfg = ShowerConfig(noise=0.01, threshold=0.03, suppression="positive")
     out = simulate_showers(200, cfg, seed=0)
     img = out["image"]
     assert np.all((img == 0) | (img >= 0.03))
@@ -194,13 +194,14 @@ def _electron_sums(energy: float, n: int = 300, **readout) -> np.ndarray:
     return simulate_showers(n, cfg, seed=int(energy * 10))["image"].sum(axis=(1, 2, 3)).astype(np.float64)
 
 
-def test_symmetric_zero_suppression_keeps_the_electron_response_linear():
-    symmetric = {"suppression": "symmetric", "threshold_sigma": 3.0}
-    response = np.array([_electron_sums(e, **symmetric).mean() / e for e in (2, 5, 10, 20, 50, 100)])
+def test_the_default_readout_keeps_the_electron_response_linear():
+    assert ShowerConfig().suppression == "symmetric"
+    assert ShowerConfig().cut == pytest.approx(0.03)
+    response = np.array([_electron_sums(e).mean() / e for e in (2, 5, 10, 20, 50, 100)])
     assert response.max() / response.min() < 1.02, response  # within 2% from 2 to 100 GeV
     assert np.all(np.abs(response - 1) < 0.03), response
-    # the positive-only cut of the default adds noise and never removes it: 2 GeV electrons read ~1.45x
-    assert _electron_sums(2.0).mean() / 2 > 1.3
+    # a positive-only cut adds noise and never removes it: 2 GeV electrons read ~1.45x at 2σ
+    assert _electron_sums(2.0, suppression="positive", threshold_sigma=2.0).mean() / 2 > 1.3
 
 
 def test_the_threshold_is_in_units_of_the_noise_and_noise_survives_with_both_signs():
@@ -231,7 +232,7 @@ def test_a_simulated_file_records_its_readout(tmp_path):
     from physnn.io.metadata import read_metadata
 
     path = tmp_path / "s.root"
-    physnn.simulate("showers", path, events=20, overrides=["suppression=symmetric", "threshold_sigma=3"])
+    physnn.simulate("showers", path, events=20)
     readout = read_metadata(path)["readout"]
     assert readout == {"noise": 0.01, "threshold": pytest.approx(0.03), "threshold_sigma": pytest.approx(3.0),
                        "suppression": "symmetric"}

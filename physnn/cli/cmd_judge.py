@@ -29,12 +29,14 @@ def evaluate(
     mc_samples: Annotated[int, typer.Option("--mc-samples", "-T", help="Autoencoders: MC-dropout passes.",
                                             min=0)] = 0,
     seed: SeedOpt = 0,
+    by: Annotated[str | None, typer.Option(help="Regressions: judge each value of this integer branch on its own "
+                                           "too (e.g. pdgid: σ/E per particle type).")] = None,
 ) -> None:
     """ROC/AUC, calibration, MC-dropout certainty; resolution, pulls, coverage; denoising gain; GAN vs test split."""
     from physnn import api
 
     result = api.evaluate(predictions, out=out, run=run, split=split, n_boot=bootstrap, seed=seed,
-                          mc_samples=mc_samples)
+                          mc_samples=mc_samples, by=by)
     print_result(result, out)
 
 

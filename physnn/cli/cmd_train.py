@@ -91,14 +91,14 @@ def demo(
     epochs: Annotated[int | None, typer.Option(help="Epochs per model (default: the demo configs').", min=1)] = None,
     mc_samples: Annotated[int, typer.Option("--mc-samples", "-T", help="MC-dropout passes.", min=2)] = 50,
 ) -> None:
-    """The main job on built-in demo data: simulate showers and collision events, train CNN (e/pi, energy) and
+    """The main job on built-in demo data: simulate showers and collision events, train CNN (photon/pi0, energy) and
     GRU (signal/background, resonance mass) models, predict with MC-dropout error bars, evaluate, and say where
     the outputs are."""
     from physnn.demo import run
 
     results = run(out, events=events, seed=seed, epochs=epochs, mc_samples=mc_samples,
                   say=lambda text: console.print(text, highlight=False))
-    jobs = (("epi", "e/pi classifier (CNN)"), ("energy", "energy regressor (CNN)"),
+    jobs = (("photon", "photon/pi0 classifier (CNN)"), ("energy", "energy regressor (CNN)"),
             ("events_cls", "signal/background classifier (GRU)"), ("events_mass", "mass regressor (GRU)"))
     for name, _ in jobs:
         _print_evaluation(results[name]["figures"])
@@ -111,6 +111,7 @@ def demo(
     table.add_column("what")
     table.add_column("where")
     table.add_row("simulated showers (ROOT)", str(results["showers"]))
+    table.add_row("simulated photons and pi0s (ROOT)", str(results["gamma_pi0"]))
     table.add_row("simulated collision events (ROOT)", str(results["events"]))
     for name, label in jobs:
         table.add_row(f"{label}: run (checkpoints, metrics)", str(results[name]["run"]))

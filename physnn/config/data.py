@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from physnn.io.metadata import declared_image_unit
+from physnn.io.metadata import declared_image_unit, declared_readout
 
 
 class Strict(BaseModel):
@@ -335,3 +335,8 @@ class DataConfig(Strict):
     def image_unit(self) -> str | None:
         """The unit of the image cells: ``images.unit``, else what the first file's ``physnn_meta`` declares."""
         return declared_image_unit(self.images.unit if self.images else None, self.files)
+
+    def readout(self) -> dict[str, Any] | None:
+        """The readout (noise, zero-suppression threshold and its kind) the first file's ``physnn_meta``
+        declares, as physnn's simulator records it; None when it declares none."""
+        return declared_readout(self.files)

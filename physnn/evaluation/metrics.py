@@ -28,7 +28,7 @@ from physnn.evaluation.resolution import (
 from physnn.evaluation.summary import comparison_line
 
 __all__ = ["binomial_interval", "calibration", "classification", "mc_categories", "regression", "resolution_fit",
-           "robust_sigma", "roc_with_band"]
+           "regression_by", "robust_sigma", "roc_with_band"]
 
 #: Background efficiencies the ROC is given at: linear steps of 0.01 and log steps down to 1e-6, so that the
 #: background rejection of a near-perfect classifier (AUC 0.9999) can be read off.
@@ -269,3 +269,33 @@ def regression(true: np.ndarray, pred: np.ndarray, *, std: np.ndarray | None = N
             base["comparison"] = comparison
             result["baselines"][label] = base
     return result
+
+
+def regression_by(true: np.ndarray, pred: np.ndarray, groups: np.ndarray, *, std: np.ndarray | None = None,
+                  kind: str = "generic", unit: str | None = None,
+                  baselines: Mapping[str, np.ndarray] | None = None, bins: int = 5) -> dict[str, dict[str, Any]]:
+    """The headline regression figures for each value of ``groups`` (an integer observer such as ``pdgid``).
+
+    Each group is judged by :func:`regression` on its own events (``bins`` quantile bins of the true value;
+    groups with fewer than ``2 * MIN_BIN_EVENTS`` events are left out). Returns, per group value (a string),
+    ``events``, ``bias``, ``sigma``, for energies ``sigma_rel`` (robust σ of (pred - true)/true) and ``fit``
+    (σ/E = a/√E ⊕ b), ``coverage_1sigma`` with error bars, and each baseline's ``sigma_rel``/``sigma`` and fit.
+    """
+    true, pred, groups = np.asarray(true, dtype=np.float64), np.asarray(pred, dtype=np.float64), np.asarray(groups)
+    energy = kind == "energy"
+    out: dict[str, dict[str, Any]] = {}
+    for value in np.unique(groups):
+        g = groups == value
+        if g.sum() < 2 * MIN_BIN_EVENTS:
+            continue
+        others = {label: np.asarray(v, dtype=np.float64)[g] for label, v in (baselines or {}).items()}
+        fig = regression(true[g], pred[g], std=None if std is None else np.asarray(std)[g], bins=bins, kind=kind,
+                         unit=unit, baselines=others)
+        row = {k: fig[k] for k in ("events", "bias", "sigma", "fit", "coverage_1sigma") if k in fig}
+        if energy:
+            row["sigma_rel"] = robust_sigma((pred[g] - true[g]) / true[g])
+        row["baselines"] = {label: {"sigma_rel": robust_sigma((v - true[g]) / true[g]) if energy else None,
+                                    "sigma": fig["baselines"][label]["sigma"],
+                                    "fit": fig["baselines"][label].get("fit")} for label, v in others.items()}
+        out[str(value.item() if hasattr(value, "item") else value)] = row
+    return out

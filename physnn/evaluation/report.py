@@ -120,7 +120,7 @@ def target_specs(meta: Mapping[str, Any], run_dir: Path | None,
 
 def _judge_target(predictions: str | os.PathLike, arrays: Mapping[str, np.ndarray], keep: np.ndarray, name: str,
                   spec: Mapping[str, Any], baselines: Mapping[str, Mapping[str, np.ndarray]] | None,
-                  ) -> tuple[dict[str, Any], np.ndarray, np.ndarray, np.ndarray | None]:
+                  by: str | None = None) -> tuple[dict[str, Any], np.ndarray, np.ndarray, np.ndarray | None]:
     """The regression figures of one target (model and baselines), and the arrays judged."""
     if name not in arrays:
         msg = f"{predictions}: no true {name!r} branch in the predictions; predict on a file with the target"
@@ -133,13 +133,18 @@ def _judge_target(predictions: str | os.PathLike, arrays: Mapping[str, np.ndarra
     for part in ("aleatoric", "epistemic"):
         if f"{name}_{part}" in arrays:
             fig[f"mean_{part}"] = float(np.mean(arrays[f"{name}_{part}"][keep]))
+    if by is not None:
+        fig["by"] = {"name": by, "groups": metrics.regression_by(true, pred, arrays[by][keep], std=std,
+                                                                 kind=spec["kind"], unit=spec["unit"],
+                                                                 baselines=others)}
     return fig, true, pred, std
 
 
 def evaluate(predictions: str | os.PathLike, *, out: str | os.PathLike | None = None,
              run: str | os.PathLike | None = None, split: str = "auto", n_boot: int = 200, seed: int = 0,
              plots: bool = True, baselines: Mapping[str, Mapping[str, np.ndarray]] | None = None,
-             targets: Mapping[str, TargetSpec | Mapping[str, Any]] | None = None) -> EvaluationResult:
+             targets: Mapping[str, TargetSpec | Mapping[str, Any]] | None = None,
+             by: str | None = None) -> EvaluationResult:
     """Judge predictions against the truth stored next to them.
 
     Parameters
@@ -167,11 +172,18 @@ def evaluate(predictions: str | os.PathLike, *, out: str | os.PathLike | None = 
         Unit and kind of each regression target (:class:`TargetSpec` or
         its dict), overriding the run config's ``targets:``; a target
         declared nowhere is ``kind: generic`` without a unit.
+    by
+        Regression: also judge each value of this integer branch of the predictions (an observer such as
+        ``pdgid``) on its own: bias, σ (σ/E and its fit for energies), coverage, each baseline's σ.
     """
     arrays, meta = read_predictions(predictions)
     task = meta["task"]
     run_dir = Path(run) if run is not None else (Path(meta["checkpoint"]).parent if meta.get("checkpoint") else None)
     keep, split = _select(arrays, meta, split)
+    if by is not None and (by not in arrays or arrays[by].ndim != 1 or arrays[by].dtype.kind not in "iub"):
+        have = ", ".join(k for k, v in arrays.items() if v.ndim == 1 and v.dtype.kind in "iub")
+        msg = f"--by {by}: {predictions} has no integer branch {by!r} to group by (it has: {have})"
+        raise ConfigError(msg)
     if "selected" in arrays:  # predict --aligned: the rows outside its selection hold fill values, not predictions
         keep = keep & arrays["selected"].astype(bool)
     figures: dict[str, Any] = {"predictions": os.fspath(predictions), "checkpoint": meta.get("checkpoint"),
@@ -213,7 +225,7 @@ def evaluate(predictions: str | os.PathLike, *, out: str | os.PathLike | None = 
         specs = target_specs(meta, run_dir, targets)
         figures["regression"] = {}
         for name in task["targets"]:
-            fig, true, pred, std = _judge_target(predictions, arrays, keep, name, specs[name], baselines)
+            fig, true, pred, std = _judge_target(predictions, arrays, keep, name, specs[name], baselines, by)
             figures["regression"][name] = fig
             if draw:
                 written += P.plot_regression(name, true, pred, std, fig, outdir)

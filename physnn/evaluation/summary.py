@@ -121,7 +121,22 @@ def regression_rows(name: str, r: Mapping[str, Any]) -> list[tuple[str, str]]:
         rows += [(f"{name} pull std", num(r["pull_std"])),
                  (f"{name} coverage ±1σ / ±2σ", f"{num(r['coverage_1sigma'])} / {num(r['coverage_2sigma'])} "
                                                 "(Gaussian: 0.683 / 0.954)")]
+    by = r.get("by") or {}
+    for value, group in (by.get("groups") or {}).items():
+        rows.append((f"{name}, {by['name']} {value}", group_line(group, unit, r.get("kind") == "energy")))
     return rows
+
+
+def group_line(group: Mapping[str, Any], unit: str | None, energy: bool) -> str:
+    """One group of :func:`~physnn.evaluation.metrics.regression_by`: events, bias, σ (σ/E), each baseline's,
+    coverage."""
+    key = "sigma_rel" if energy else "sigma"
+    text = f"{group['events']:,} events, bias {with_unit(num(group['bias']), unit)}, {key_name(key)} {num(group[key])}"
+    for label, base in group["baselines"].items():
+        text += f" ({label} {num(base[key])})"
+    if "coverage_1sigma" in group:
+        text += f", ±1σ coverage {num(group['coverage_1sigma'])}"
+    return text
 
 
 def bin_table(name: str, r: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:

@@ -140,6 +140,27 @@ def declared_image_unit(unit: str | None, files: Sequence[str | os.PathLike]) ->
         return None
 
 
+def declared_readout(files: Sequence[str | os.PathLike]) -> dict[str, Any] | None:
+    """The readout the first of ``files`` declares in ``physnn_meta["readout"]`` (noise σ per cell, the
+    zero-suppression threshold, ``suppression``: ``symmetric`` or ``positive``), as physnn's simulator
+    writes it; None when it declares none.
+
+    Examples
+    --------
+    >>> declared_readout(["showers.root"])  # doctest: +SKIP
+    {'noise': 0.01, 'threshold': 0.03, 'threshold_sigma': 3.0, 'suppression': 'symmetric'}
+    """
+    if not files:
+        return None
+    try:
+        readout = read_metadata(files[0]).get("readout")
+    except Exception:  # metadata is a hint; an unreadable file is reported where it is read
+        return None
+    if not isinstance(readout, dict) or not isinstance(readout.get("threshold"), (int, float)):
+        return None
+    return readout
+
+
 def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
     """The ``physnn_meta`` of a ROOT file as a dict (empty when absent or not JSON).
 

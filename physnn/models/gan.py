@@ -50,6 +50,7 @@ from pydantic import Field, PositiveInt
 from torch import nn
 
 from physnn.config import Strict
+from physnn.models.cells import CellCode
 from physnn.models.registry import ModelIO, register
 
 Critic = Callable[[torch.Tensor], torch.Tensor]
@@ -277,22 +278,22 @@ class Generator(nn.Module):
             log_energy = self.energy(torch.cat([z, cond], dim=1)) + offset
         return F.softplus(log_energy[:, :, None, None] + log_shape)
 
-    def readout(self, x: torch.Tensor, noise: torch.Tensor, cut: float) -> torch.Tensor:
-        """Add the readout noise to generated cells (model space), keeping each layer's energy.
+    def readout(self, x: torch.Tensor, noise: torch.Tensor, code: CellCode) -> torch.Tensor:
+        """Add the readout noise to generated cells (model space ``code``), keeping each layer's energy.
 
-        ``noise`` is standard normal (N, L, H, W); ``cut`` the zero-suppression threshold over eps. The
-        energy that the noise alone would read out (cells above ``cut``) is taken from the shower's, so that
-        shower plus noise still has the layer energy the generator was asked for. Without
-        ``readout_noise`` the cells are returned as they are.
+        ``noise`` is standard normal (N, L, H, W). The energy that the noise alone would read out (the
+        cells the zero suppression keeps: above the cut, or beyond it on either side for a ``signed``
+        code) is taken from the shower's, so that shower plus noise still has the layer energy the
+        generator was asked for. Without ``readout_noise`` the cells are returned as they are.
         """
         if self.noise_scale is None:
             return x
-        cells = torch.expm1(x)  # units of eps
+        cells = torch.expm1(x)  # units of eps; the generator's cells are non-negative
         total = cells.flatten(2).sum(2)
         noise = self.noise_scale.exp().to(x.dtype)[None, :, None, None] * noise.to(x.dtype)
-        alone = (noise * (noise > cut)).flatten(2).sum(2)
+        alone = (noise * ~code.below_cut(noise)).flatten(2).sum(2)
         keep = ((total - alone) / total.clamp(min=1e-6)).clamp(min=0.0)
-        return torch.log1p((cells * keep[:, :, None, None] + noise).clamp(min=0.0))
+        return code.from_scale_units(cells * keep[:, :, None, None] + noise)
 
 
 class CriticNet(nn.Module):

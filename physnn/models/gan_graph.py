@@ -65,5 +65,5 @@ class GeneratorModel(nn.Module):
         prior = None if task.shape_prior is None else task.shape_prior.to(z.device)
         x = self.model.generator(z, cond, task.offset(incident), prior, None)
         if self.readout_noise:
-            x = self.model.generator.readout(x, given["noise"], task.threshold / task.cell_scale)
+            x = self.model.generator.readout(x, given["noise"], task.cells)
         return (task.to_phys(task.suppress(x)),)

@@ -9,12 +9,14 @@ The task turns them into the two things a GAN needs:
   (``task.incident_energy``) enters as ``log E``, every scalar is
   standardised with the training split's mean and width, and the label is
   one-hot;
-- **cell representation**: ``x = log(1 + E / eps)`` with ``eps`` the cell
-  scale (``task.cell_scale``, by default the zero-suppression threshold), so
-  that core and halo cells are O(1) numbers for the networks; generated
-  cells below the threshold (``task.zero_suppression``, by default the
-  smallest non-zero cell of the training images) are set to exactly zero,
-  as the detector's readout does.
+- **cell representation** (:mod:`physnn.models.cells`): ``x = log(1 + E / eps)``
+  with ``eps`` the cell scale (``task.cell_scale``, by default the
+  zero-suppression threshold), so that core and halo cells are O(1) numbers
+  for the networks, signed when the readout keeps negative noise cells;
+  generated cells below the threshold (``task.zero_suppression``, by default
+  what the files' ``physnn_meta["readout"]`` declares, else the smallest
+  non-zero cell of the training images) are set to exactly zero, as the
+  detector's readout does.
 
 To generate new samples the task also keeps the training distribution of
 every condition (quantiles, class frequencies), so conditions that the user
@@ -32,6 +34,7 @@ import torch
 
 from physnn.config import DataConfig
 from physnn.errors import ConfigError
+from physnn.models.cells import CellCode, fit_cell_code, mean_shower
 from physnn.models.gan_graph import GeneratorModel
 from physnn.models.gan_step import AdversarialStep
 from physnn.models.task_config import TaskConfig
@@ -55,7 +58,8 @@ class GenerationTask(Task):
                  data_center: Mapping[str, list[float]], data_scale: Mapping[str, list[float]],
                  cond_center: list[float], cond_scale: list[float], quantiles: Mapping[str, list[float]],
                  class_freq: list[float] | None, layout: Mapping[str, Any],
-                 layer_prior: list[float] | None = None, shape_prior: list[float] | None = None) -> None:
+                 layer_prior: list[float] | None = None, shape_prior: list[float] | None = None,
+                 signed: bool = False) -> None:
         super().__init__("generation", "adversarial")
         self.shape = [int(s) for s in shape]
         self.squeeze = squeeze
@@ -63,8 +67,8 @@ class GenerationTask(Task):
         self.classes = None if classes is None else list(classes)
         self.label = label
         self.incident = incident
-        self.cell_scale = float(cell_scale)
-        self.threshold = float(threshold)
+        #: the cell representation and the readout's zero suppression in it
+        self.cells = CellCode(scale=float(cell_scale), threshold=float(threshold), signed=bool(signed))
         self.data_center = {k: list(v) for k, v in data_center.items()}
         self.data_scale = {k: list(v) for k, v in data_scale.items()}
         self.cond_center = torch.tensor(cond_center, dtype=torch.float32)
@@ -119,19 +123,10 @@ class GenerationTask(Task):
             msg = f"task.incident_energy {data.scalars[incident]!r}: the incident energy must be positive"
             raise ConfigError(msg)
         cells = probe.phys_image(train["image"])
-        positive = cells[cells > 0]
-        zero_fraction = 1.0 - positive.numel() / max(cells.numel(), 1)
-        if positive.numel() == 0:
+        if not bool((cells != 0).any()):
             msg = f"{', '.join(data.files)}: every training image is empty; nothing to learn"
             raise ConfigError(msg)
-        if cfg.zero_suppression == "auto":
-            threshold = float(positive.min()) if zero_fraction > 0.01 else 0.0
-        else:
-            threshold = float(cfg.zero_suppression)
-        if cfg.cell_scale == "auto":
-            cell_scale = threshold if threshold > 0 else float(torch.quantile(positive[:1_000_000].double(), 0.05))
-        else:
-            cell_scale = float(cfg.cell_scale)
+        code = fit_cell_code(cells, data.readout(), cfg.zero_suppression, cfg.cell_scale)
         cond = raw_scalars.clone()
         if incident is not None:
             cond[:, incident] = cond[:, incident].log()
@@ -144,29 +139,15 @@ class GenerationTask(Task):
         if classes is not None:
             counts = class_counts(classes, train, summary).double()
             class_freq = (counts / counts.sum()).tolist()
-        layer_prior, shape_prior = cls._priors(cells.unsqueeze(1) if squeeze else cells, cell_scale,
+        layer_prior, shape_prior = mean_shower(cells.unsqueeze(1) if squeeze else cells, code.scale,
                                                raw_scalars[:, incident] if incident is not None else None)
         layout = {"tree": data.tree, "image": data.images.branches[0], "scalars": list(data.scalars),
                   "label": data.label, "class_index": "label" if data.label not in (None, "label") else None}
         return cls(shape=shape, squeeze=squeeze, scalars=data.scalars, classes=classes, label=data.label,
-                   incident=incident, cell_scale=cell_scale, threshold=threshold, data_center=center,
-                   data_scale=scale, cond_center=cond_center.tolist(), cond_scale=cond_scale.tolist(),
-                   quantiles=quantiles, class_freq=class_freq, layout=layout, layer_prior=layer_prior,
-                   shape_prior=shape_prior)
-
-    @staticmethod
-    def _priors(cells: torch.Tensor, cell_scale: float,
-                incident: torch.Tensor | None) -> tuple[list[float], list[float]]:
-        """The log mean energy fraction of each layer (of E_inc, else in units of eps) and the log mean
-        normalised shape of each layer, (L, H, W), floored at 1e-6 of the layer's energy."""
-        layer = cells.double().flatten(2).sum(2)  # (N, L)
-        if incident is not None:
-            mean = (layer / incident.double()[:, None]).mean(0)
-        else:
-            mean = layer.mean(0) / cell_scale
-        shape = (cells.double() / layer.clamp(min=1e-12)[:, :, None, None]).mean(0)
-        shape = shape / shape.flatten(1).sum(1).clamp(min=1e-12)[:, None, None]
-        return mean.clamp(min=1e-6).log().tolist(), shape.clamp(min=1e-6).log().flatten().tolist()
+                   incident=incident, cell_scale=code.scale, threshold=code.threshold, signed=code.signed,
+                   data_center=center, data_scale=scale, cond_center=cond_center.tolist(),
+                   cond_scale=cond_scale.tolist(), quantiles=quantiles, class_freq=class_freq, layout=layout,
+                   layer_prior=layer_prior, shape_prior=shape_prior)
 
     @staticmethod
     def _incident_index(name: str | None, scalars: list[str]) -> int | None:
@@ -205,7 +186,8 @@ class GenerationTask(Task):
         """Plain types for a checkpoint."""
         return {"kind": self.kind, "loss": self.loss_name, "shape": self.shape, "squeeze": self.squeeze,
                 "scalars": self.scalars, "classes": self.classes, "label": self.label, "incident": self.incident,
-                "cell_scale": self.cell_scale, "threshold": self.threshold, "data_center": self.data_center,
+                "cell_scale": self.cell_scale, "threshold": self.threshold, "signed": self.cells.signed,
+                "data_center": self.data_center,
                 "data_scale": self.data_scale, "cond_center": self.cond_center.tolist(),
                 "cond_scale": self.cond_scale.tolist(), "quantiles": self.quantiles, "class_freq": self.class_freq,
                 "layout": self.layout, "layer_prior": self.layer_prior.tolist(),
@@ -217,7 +199,7 @@ class GenerationTask(Task):
         keys = ("shape", "squeeze", "scalars", "classes", "label", "incident", "cell_scale", "threshold",
                 "data_center", "data_scale", "cond_center", "cond_scale", "quantiles", "class_freq", "layout",
                 "layer_prior", "shape_prior")
-        return cls(**{k: state[k] for k in keys})
+        return cls(**{k: state[k] for k in keys}, signed=state.get("signed", False))
 
     # -- shapes ------------------------------------------------------------
     @property
@@ -232,7 +214,7 @@ class GenerationTask(Task):
     def describe(self) -> str:
         cond = [*self.scalars, *([f"{self.label} (one-hot)"] if self.label else [])]
         return (f"generation of {tuple(self.shape)} images given {', '.join(cond) or 'nothing'} "
-                f"(cells log(1 + E/{self.cell_scale:.3g}), zero suppression below {self.threshold:.3g})")
+                f"({self.cells.describe()})")
 
     # -- units -------------------------------------------------------------
     def _affine(self, key: str, trailing: list[int]) -> tuple[torch.Tensor, torch.Tensor] | None:
@@ -264,22 +246,29 @@ class GenerationTask(Task):
         center, scale = self._scalar_affine
         return x * scale.to(x.device) + center.to(x.device)
 
+    @property
+    def cell_scale(self) -> float:
+        """``eps`` of the cell representation (physical units)."""
+        return self.cells.scale
+
+    @property
+    def threshold(self) -> float:
+        """The readout's zero-suppression threshold (physical units)."""
+        return self.cells.threshold
+
     def to_model(self, phys: torch.Tensor) -> torch.Tensor:
-        """Cells in physical units -> the networks' representation ``log(1 + E / eps)``, (N, L, H, W)."""
-        x = torch.log1p(phys.float().clamp(min=0.0) / self.cell_scale)
+        """Cells in physical units -> the networks' representation (:class:`CellCode`), (N, L, H, W)."""
+        x = self.cells.encode(phys)
         return x.unsqueeze(1) if self.squeeze else x
 
     def to_phys(self, x: torch.Tensor) -> torch.Tensor:
         """The networks' representation -> cells in physical units (the data's image shape)."""
-        phys = torch.expm1(x.float()) * self.cell_scale
+        phys = self.cells.decode(x)
         return phys[:, 0] if self.squeeze else phys
 
     def suppress(self, x: torch.Tensor) -> torch.Tensor:
         """Zero suppression of generated cells (model space); straight-through gradient."""
-        if self.threshold <= 0:
-            return x
-        cut = float(np.log1p(self.threshold / self.cell_scale))
-        return x + (torch.where(x < cut, torch.zeros_like(x), x) - x).detach()
+        return self.cells.suppress(x)
 
     # -- conditions --------------------------------------------------------
     def encode_conditions(self, scalars: torch.Tensor, label: torch.Tensor | None) -> torch.Tensor:
@@ -330,12 +319,12 @@ class GenerationTask(Task):
         if model.generator.noise_scale is not None and self.threshold > 0:
             where = z.device if generator is None else generator.device
             noise = torch.randn(x.shape, generator=generator, device=where).to(x.device)
-            x = model.generator.readout(x, noise, self.threshold / self.cell_scale)
+            x = model.generator.readout(x, noise, self.cells)
         return self.suppress(x)
 
     def layer_energies(self, x: torch.Tensor) -> torch.Tensor:
         """The layer energies of images in model space as ``log(1 + E_l / eps)``, (N, L)."""
-        return torch.log1p(torch.expm1(x.float()).flatten(2).sum(2))
+        return self.cells.layer_energies(x)
 
     def incident_of(self, raw: Mapping[str, np.ndarray], device: torch.device | str = "cpu") -> torch.Tensor:
         """The incident energies of :meth:`sample_conditions` output (ones without an incident energy)."""
@@ -349,7 +338,7 @@ class GenerationTask(Task):
         over the incident energy (over eps without one), the energy-weighted centroid and width in x and y
         (in units of the grid's half size, from its centre), then the total energy over the incident energy.
         Without an incident energy, ``log(1 + E / eps)`` replaces the energy fractions."""
-        cells = torch.expm1(x) * self.cell_scale  # (N, L, H, W), GeV
+        cells = self.cells.in_scale_units(x) * self.cell_scale  # (N, L, H, W), GeV
         height, width = cells.shape[-2:]
         ys = (torch.arange(height, device=x.device, dtype=x.dtype) - (height - 1) / 2) / (height / 2)
         xs = (torch.arange(width, device=x.device, dtype=x.dtype) - (width - 1) / 2) / (width / 2)

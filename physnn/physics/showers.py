@@ -79,7 +79,7 @@ def high_level_features(images: np.ndarray, incident: np.ndarray | None = None) 
         out["e_ratio"] = total / np.asarray(incident, dtype=np.float64)
     else:
         out["e_total"] = total.astype(np.float64)
-    nonzero = (images.reshape(n, layers, -1) > 0).mean(-1)
+    nonzero = (images.reshape(n, layers, -1) != 0).mean(-1)  # cells read out (negative noise cells too)
     for layer in range(layers):
         out[f"e_layer{layer}"] = shapes["energy"][:, layer].astype(np.float64)
         for key in ("centroid_x", "centroid_y", "width_x", "width_y"):

@@ -41,15 +41,16 @@ Detector response
     Energy is deposited by discrete "spots" whose energies are Gamma
     distributed such that each shower component has the sampling resolution
     ``sigma/E = a/sqrt(E)`` (``stochastic_em``, ``stochastic_had``). Gaussian
-    electronic noise of ``noise`` GeV (σ) is added to every cell, then cells
-    are zero-suppressed at ``threshold`` GeV, or at ``threshold_sigma`` times
-    the noise σ. ``suppression: positive`` (the default today) keeps the cells
-    above the threshold, so noise only ever adds energy: electrons of 2 GeV
-    read 1.45x their energy with the default 2σ cut, 1.005x at 100 GeV.
-    ``symmetric`` keeps the cells with |E| above it, as real calorimeters do:
-    noise survives with both signs and averages out, and with a 3σ cut the
-    electron cell sum is linear within 1% from 2 to 100 GeV (0.987 to 0.996)
-    (``tests/test_simulate_showers.py``). The resolution of the cell sum is
+    electronic noise of ``noise`` GeV (σ, default 10 MeV) is added to every
+    cell, then cells are zero-suppressed at ``threshold_sigma`` times the
+    noise σ (default 3), or at ``threshold`` GeV when that is given.
+    ``suppression: symmetric`` (the default) keeps the cells with |E| above the
+    cut, as real calorimeters do: noise survives with both signs, so a file
+    has a few negative cells per event, and it averages out; the electron
+    cell sum is linear within 1% from 2 to 100 GeV (0.987 to 0.996).
+    ``positive`` keeps only the cells above the cut, so noise only ever adds
+    energy: electrons of 2 GeV read 1.45x their energy with a 2σ cut, 1.005x
+    at 100 GeV (``tests/test_simulate_showers.py``). The resolution of the cell sum is
     then ``σ/E = a/√E ⊕ b ⊕ c/E``: the sampling term ``a`` (``stochastic_em``),
     a constant term ``b`` from leakage and profile fluctuations, and the noise
     term ``c = noise x sqrt(cells kept)``, explicit in ``physnn_meta["readout"]``
@@ -101,9 +102,9 @@ class ShowerConfig(Strict):
     stochastic_had: float = Field(default=0.50, ge=0, description="GeV^0.5")
     h_over_e: float = Field(default=0.6, gt=0, le=1)
     noise: float = Field(default=0.010, ge=0, description="GeV per cell")
-    threshold: float = Field(default=0.020, ge=0, description="GeV, zero suppression")
-    threshold_sigma: float | None = Field(default=None, ge=0, description="zero suppression in units of noise")
-    suppression: Literal["positive", "symmetric"] = "positive"
+    threshold: float | None = Field(default=None, ge=0, description="GeV, zero suppression (overrides threshold_sigma)")
+    threshold_sigma: float = Field(default=3.0, ge=0, description="zero suppression in units of the noise")
+    suppression: Literal["symmetric", "positive"] = "symmetric"
     spot_energy: float = Field(default=0.1, gt=0, description="GeV per spot (shape sampling)")
     max_spots: int = Field(default=300, gt=0)
     front_cm: float = Field(default=150.0, gt=0, description="cm from the pi0 decay to the calorimeter front")
@@ -140,8 +141,8 @@ class ShowerConfig(Strict):
 
     @property
     def cut(self) -> float:
-        """The zero-suppression threshold in GeV: ``threshold_sigma`` x ``noise`` when given, else ``threshold``."""
-        return self.threshold if self.threshold_sigma is None else self.threshold_sigma * self.noise
+        """The zero-suppression threshold in GeV: ``threshold`` when given, else ``threshold_sigma`` x ``noise``."""
+        return self.threshold_sigma * self.noise if self.threshold is None else self.threshold
 
     def readout(self) -> dict[str, float | str | None]:
         """The electronics as recorded in a file's ``physnn_meta["readout"]``: the noise σ per cell (GeV), the
