@@ -23,7 +23,8 @@ def unlike(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     files = {"ref": ({"particles": ["e-", "pi+"]}, 1000, 21), "electrons": ({"particles": ["e-"]}, 600, 22),
              "electrons2": ({"particles": ["e-"]}, 500, 25),
              "narrow": ({"particles": ["e-"], "energy_min": 20.0, "energy_max": 50.0}, 400, 23),
-             "photons": ({"particles": ["gamma"]}, 200, 24)}
+             "photons": ({"particles": ["gamma"]}, 200, 24),
+             "positive": ({"particles": ["e-"], "suppression": "positive", "threshold_sigma": 2.0}, 500, 26)}
     for name, (config, events, seed) in files.items():
         physnn.simulate("showers", folder / f"{name}.root", events=events, seed=seed, config=config)
     return {name: folder / f"{name}.root" for name in files}
@@ -94,13 +95,30 @@ def test_identical_conditions_give_no_warning(unlike, tmp_path):
     result = physnn.compare(unlike["electrons"], unlike["electrons2"], classifier=[])
     assert result.conditions["matched"] is True
     assert result.conditions["differences"] == []
-    assert result.conditions["checked"] == ["particles", "energy", "x0", "y0"]
+    assert result.conditions["checked"] == ["particles", "energy", "x0", "y0", "readout"]
     assert min(t["ks_pvalue"] for k, t in result.conditions["tests"].items() if k != "particles") > 1e-3
     res = runner.invoke(app, ["compare", str(unlike["electrons"]), str(unlike["electrons2"]), "--classifier", "none",
                               "--out", str(tmp_path / "r")])
     assert res.exit_code == 0, res.output
     assert "warning" not in res.output.lower()
     assert "conditions match" in res.output
+
+
+def test_an_unlike_readout_is_reported(unlike, tmp_path):
+    """Same particles and ranges, but one file suppresses E > 2 sigma and the other |E| > 3 sigma: the cells hit
+    and the soft showers' energy differ whatever a generator does, so the comparison says so."""
+    import physnn
+
+    result = physnn.compare(unlike["electrons"], unlike["positive"], classifier=[])
+    assert result.conditions["matched"] is False
+    assert "readout" in result.conditions["checked"]
+    assert result.conditions["differences"] == [
+        "readout: zero suppression |E| > 0.03 in the reference, E > 0.02 in the candidate"]
+    res = runner.invoke(app, ["compare", str(unlike["electrons"]), str(unlike["positive"]), "--classifier", "none",
+                              "--out", str(tmp_path / "r")], env={"COLUMNS": "200"})
+    assert res.exit_code == 0, res.output
+    assert "warning: the samples were made under different conditions" in res.output
+    assert "|E| > 0.03 in the reference" in res.output
 
 
 def test_cli_warns_about_unlike_samples_and_matches(unlike, tmp_path):

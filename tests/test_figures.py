@@ -178,6 +178,19 @@ def test_mc_scores_name_the_true_classes():
     assert "P(π+)" in fig.axes[0].get_xlabel()
 
 
+def test_the_surest_event_of_a_class_is_far_from_the_boundary_not_just_narrow():
+    """A negative at 0.45 ± 0.01 is MC-certain (0.5 lies outside its 2σ band) and has the smallest spread, but
+    the example of a sure photon is the one at 0.05 ± 0.02."""
+    score = np.array([0.45, 0.05, 0.30, 0.95, 0.60, 0.50])
+    std = np.array([0.01, 0.02, 0.05, 0.01, 0.01, 0.30])
+    true = np.array([0, 0, 0, 1, 1, 1])
+    samples = np.clip(score[:, None] + std[:, None] * RNG.normal(size=(6, 20)), 0, 1)
+    fig = plots.mc_scores_figure(score, std, true, samples, classes=["γ", "π0"])
+    labels = fig.axes[2].get_legend_handles_labels()[1]
+    assert labels == ["surest γ: 0.05 ± 0.02", "surest π0: 0.95 ± 0.01", "most uncertain: 0.50 ± 0.30"]
+    plt.close(fig)
+
+
 # -- regression ---------------------------------------------------------------------------------------------
 def _energy_case(n: int = 3000):
     e = RNG.uniform(1, 100, n)

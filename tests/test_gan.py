@@ -201,6 +201,10 @@ def test_generate_matches_the_simulator_layout(gan_run, showers_file, tmp_path):
     nonzero = arrays["image"][arrays["image"] != 0]
     assert np.abs(nonzero).min() >= 0.03 * 0.999  # zero suppression of |E| at the training data's threshold
     assert (nonzero < 0).sum() > 0  # noise below -3 sigma, as the symmetric readout of the simulation keeps
+    from physnn.io.metadata import read_metadata
+
+    readout = read_metadata(out)["readout"]  # the generated file declares its readout, as the simulation's does
+    assert (readout["suppression"], readout["threshold"]) == ("symmetric", 0.03)
     assert arrays["energy"].min() >= 5.0
     assert arrays["energy"].max() <= 50.0
     assert set(np.unique(arrays["pdgid"])) <= {11, 22, 211}

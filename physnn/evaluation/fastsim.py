@@ -37,7 +37,7 @@ import numpy as np
 
 from physnn.errors import ConfigError, InputFileError
 from physnn.evaluation.classifier_test import classifier_test
-from physnn.evaluation.conditions import Match, condition_report
+from physnn.evaluation.conditions import Match, add_readout_check, condition_report
 from physnn.evaluation.registry import register_evaluator
 from physnn.evaluation.samples import ShowerSample, _high_level, _low_level, read_sample, sample_layout
 from physnn.io.metadata import unit_of
@@ -148,6 +148,7 @@ def compare(reference: str | os.PathLike, candidate: str | os.PathLike, *, out: 
                f"has {list(ref.shape)}; compare needs the same grid")
         raise InputFileError(msg)
     conditions = condition_report(ref.conditions, cand.conditions, ref.kept, keep)
+    add_readout_check(conditions, ref.meta, cand.meta)
     result = compare_samples(ref, cand, out=report_dir(out), classifier=classifier, max_events=max_events,
                              bins=bins, seed=seed, plots=plots, conditions=conditions)
     result.timing["compare_seconds"] = round(time.perf_counter() - start, 2)

@@ -279,7 +279,9 @@ def regression_by(true: np.ndarray, pred: np.ndarray, groups: np.ndarray, *, std
     Each group is judged by :func:`regression` on its own events (``bins`` quantile bins of the true value;
     groups with fewer than ``2 * MIN_BIN_EVENTS`` events are left out). Returns, per group value (a string),
     ``events``, ``bias``, ``sigma``, for energies ``sigma_rel`` (robust σ of (pred - true)/true) and ``fit``
-    (σ/E = a/√E ⊕ b), ``coverage_1sigma`` with error bars, and each baseline's ``sigma_rel``/``sigma`` and fit.
+    (σ/E = a/√E ⊕ b), ``coverage_1sigma`` with error bars, and each baseline's ``bias``, ``sigma_rel``/``sigma``
+    and fit. A baseline calibrated on the mixture (one factor for all types) is biased per type: its σ is
+    around its own median, so read the two together.
     """
     true, pred, groups = np.asarray(true, dtype=np.float64), np.asarray(pred, dtype=np.float64), np.asarray(groups)
     energy = kind == "energy"
@@ -295,7 +297,7 @@ def regression_by(true: np.ndarray, pred: np.ndarray, groups: np.ndarray, *, std
         if energy:
             row["sigma_rel"] = robust_sigma((pred[g] - true[g]) / true[g])
         row["baselines"] = {label: {"sigma_rel": robust_sigma((v - true[g]) / true[g]) if energy else None,
-                                    "sigma": fig["baselines"][label]["sigma"],
+                                    "bias": fig["baselines"][label]["bias"], "sigma": fig["baselines"][label]["sigma"],
                                     "fit": fig["baselines"][label].get("fit")} for label, v in others.items()}
         out[str(value.item() if hasattr(value, "item") else value)] = row
     return out

@@ -190,10 +190,10 @@ def mc_scores_figure(score: np.ndarray, score_std: np.ndarray, true_class: np.nd
     if samples is not None:
         cat = mc_categories(score, score_std)
         picks = []
-        for c, what in ((0, f"certain {names[0]}"), (1, f"certain {sig}")):
+        for c, what in ((0, f"surest {names[0]}"), (1, f"surest {sig}")):
             idx = np.flatnonzero(cat == c)
-            if idx.size:
-                picks.append((idx[np.argmin(score_std[idx])], what))
+            if idx.size:  # the band score ± 2 std farthest from 0.5 (the smallest spread alone can sit at 0.45)
+                picks.append((idx[np.argmax(np.abs(score[idx] - 0.5) - 2 * score_std[idx])], what))
         picks.append((int(np.argmax(score_std)), "most uncertain"))
         for i, what in picks:
             axes[2].hist(samples[i], bins=bins, histtype="stepfilled", alpha=0.5,
@@ -211,7 +211,7 @@ def plot_mc_scores(score: np.ndarray, score_std: np.ndarray, true_class: np.ndar
 
     Left: the mean score per true class. Middle: spread vs mean score (sure
     predictions sit at the ends with a small spread). Right (when the samples
-    were kept): the T sampled scores of a certain negative, a certain positive
-    and the most uncertain event.
+    were kept): the T sampled scores of the surest negative and positive (the
+    score ± 2 std band farthest from 0.5) and of the most uncertain event.
     """
     return save(mc_scores_figure(score, score_std, true_class, samples, classes=classes), path)

@@ -133,7 +133,7 @@ def group_line(group: Mapping[str, Any], unit: str | None, energy: bool) -> str:
     key = "sigma_rel" if energy else "sigma"
     text = f"{group['events']:,} events, bias {with_unit(num(group['bias']), unit)}, {key_name(key)} {num(group[key])}"
     for label, base in group["baselines"].items():
-        text += f" ({label} {num(base[key])})"
+        text += f" ({label}: bias {with_unit(num(base['bias']), unit)}, {key_name(key)} {num(base[key])})"
     if "coverage_1sigma" in group:
         text += f", ±1σ coverage {num(group['coverage_1sigma'])}"
     return text

@@ -234,6 +234,7 @@ def generate(
     unit = loaded.config.data.image_unit()
     if unit:
         meta["units"] = {"image": unit}
+    meta["readout"] = task.cells.readout()  # type: ignore[attr-defined]
     start = time.perf_counter()
 
     def finish() -> dict[str, Any]:

@@ -88,6 +88,11 @@ class CellCode:
         """The layer energies of images (N, L, H, W) as ``log(1 + E_l / eps)``, E_l floored at 0, (N, L)."""
         return torch.log1p(self.in_scale_units(x.float()).flatten(2).sum(2).clamp(min=0.0))
 
+    def readout(self) -> dict[str, float | str | None]:
+        """The zero suppression as a file's ``physnn_meta["readout"]`` records it (the noise is learnt)."""
+        return {"noise": None, "threshold": self.threshold, "threshold_sigma": None,
+                "suppression": "symmetric" if self.signed else "positive"}
+
     def describe(self) -> str:
         """One phrase for a run's description."""
         if self.signed:
