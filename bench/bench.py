@@ -240,7 +240,7 @@ def photon_baseline_auc(showers: Path, predictions: Path) -> float:
 
 def _per_type_rows(r: dict) -> list[tuple[str, str, str, str]]:
     """The energy CNN per particle type (``evaluate --by pdgid``): σ/E and bias against the cell sum's, coverage."""
-    names = {"11": "e-", "22": "γ", "211": "π+"}
+    names = {"11": "e-", "22": "\N{GREEK SMALL LETTER GAMMA}", "211": "π+"}
     rows = []
     for value, g in (r.get("by") or {}).get("groups", {}).items():
         base = g["baselines"]["calibrated cell sum"]
