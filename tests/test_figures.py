@@ -187,7 +187,8 @@ def test_the_surest_event_of_a_class_is_far_from_the_boundary_not_just_narrow():
     samples = np.clip(score[:, None] + std[:, None] * RNG.normal(size=(6, 20)), 0, 1)
     fig = plots.mc_scores_figure(score, std, true, samples, classes=["\N{GREEK SMALL LETTER GAMMA}", "π0"])
     labels = fig.axes[2].get_legend_handles_labels()[1]
-    assert labels == ["surest \N{GREEK SMALL LETTER GAMMA}: 0.05 ± 0.02", "surest π0: 0.95 ± 0.01", "most uncertain: 0.50 ± 0.30"]
+    assert labels == ["surest \N{GREEK SMALL LETTER GAMMA}: 0.05 ± 0.02", "surest π0: 0.95 ± 0.01",
+                      "most uncertain: 0.50 ± 0.30"]
     plt.close(fig)
 
 
