@@ -75,6 +75,9 @@ def test_inspect_table(showers_file, events_file):
     assert "3x24x24" in result.output
     assert "sequence" in result.output
     assert "part_pt" in result.output
+    # the simulator's readout, from physnn_meta (the events file has none)
+    assert result.output.count("readout: ") == 1
+    assert "readout: noise 0.01 GeV per cell; cells with |E| > 0.03 GeV (3σ) kept, noise of both signs" in result.output
 
 
 def test_load_command(tmp_path, events_file):

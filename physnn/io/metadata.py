@@ -161,6 +161,22 @@ def declared_readout(files: Sequence[str | os.PathLike]) -> dict[str, Any] | Non
     return readout
 
 
+def readout_line(readout: Mapping[str, Any]) -> str:
+    """A declared readout in words.
+
+    Examples
+    --------
+    >>> readout_line({"noise": 0.01, "threshold": 0.03, "threshold_sigma": 3.0, "suppression": "symmetric"})
+    'readout: noise 0.01 GeV per cell; cells with |E| > 0.03 GeV (3σ) kept, noise of both signs'
+    """
+    noise = readout.get("noise")
+    sigma = readout.get("threshold_sigma")
+    symmetric = readout.get("suppression") == "symmetric"
+    cut = f"cells with {'|E|' if symmetric else 'E'} > {readout.get('threshold'):.3g} GeV"
+    return (f"readout: {f'noise {noise:.3g} GeV per cell' if noise else 'noise not declared'}; {cut}"
+            f"{f' ({sigma:.3g}σ)' if sigma else ''} kept{', noise of both signs' if symmetric else ''}")
+
+
 def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
     """The ``physnn_meta`` of a ROOT file as a dict (empty when absent or not JSON).
 
