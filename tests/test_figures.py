@@ -201,6 +201,32 @@ def _energy_case(n: int = 3000):
     return e, pred, base
 
 
+def test_the_resolution_per_particle_type_shows_each_type_against_its_baseline():
+    """Electrons at 2% and pions at 15%, the baseline at 10% for both: each type gets its own model and baseline
+    series in one colour, so the type where the model is worse than the baseline is visible."""
+    n = 4000
+    e = RNG.uniform(1, 100, n)
+    pdgid = np.where(np.arange(n) % 2 == 0, 11, 211)
+    pred = e * (1 + RNG.normal(0, 1, n) * np.where(pdgid == 11, 0.02, 0.15))
+    base = e * (1 + RNG.normal(0, 0.10, n))
+    r = metrics.regression(e, pred, kind="energy", unit="GeV", baselines={"cell sum": base})
+    r["by"] = {"name": "pdgid", "groups": metrics.regression_by(e, pred, pdgid, kind="energy", unit="GeV",
+                                                                   baselines={"cell sum": base})}
+    fig = plots.resolution_by_figure("energy", r)
+    check(fig, "resolution_by")
+    ax = fig.axes[0]
+    labels = ax.get_legend_handles_labels()[1]
+    assert labels == ["e\N{MINUS SIGN}: model", "e\N{MINUS SIGN}: cell sum", "π+: model", "π+: cell sum"]
+    assert ax.get_yscale() == "log"
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    assert lines  # the model of e- and of pi+ in different colours, each baseline in its type's colour
+    colors = [c.get_color() for c in ax.containers[0].lines[:1] + ax.containers[2].lines[:1]]
+    assert colors[0] != colors[1]
+    electrons = r["by"]["groups"]["11"]
+    assert all(row["sigma_rel"] < row["baselines"]["cell sum"]["sigma_rel"] for row in electrons["bins"])
+    plt.close(fig)
+
+
 def test_residuals_are_log_scale_with_units_a_colour_bar_and_the_outliers_counted():
     e, pred, base = _energy_case()
     r = metrics.regression(e, pred, kind="energy", unit="GeV", baselines={"cell sum": base})

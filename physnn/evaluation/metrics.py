@@ -279,9 +279,10 @@ def regression_by(true: np.ndarray, pred: np.ndarray, groups: np.ndarray, *, std
     Each group is judged by :func:`regression` on its own events (``bins`` quantile bins of the true value;
     groups with fewer than ``2 * MIN_BIN_EVENTS`` events are left out). Returns, per group value (a string),
     ``events``, ``bias``, ``sigma``, for energies ``sigma_rel`` (robust σ of (pred - true)/true) and ``fit``
-    (σ/E = a/√E ⊕ b), ``coverage_1sigma`` with error bars, and each baseline's ``bias``, ``sigma_rel``/``sigma``
-    and fit. A baseline calibrated on the mixture (one factor for all types) is biased per type: its σ is
-    around its own median, so read the two together.
+    (σ/E = a/√E ⊕ b), ``coverage_1sigma`` with error bars, each baseline's ``bias``, ``sigma_rel``/``sigma``
+    and fit, and the group's ``bins`` (as :func:`regression` gives them). A baseline calibrated on the
+    mixture (one factor for all types) is biased per type: its σ is around its own median, so read the
+    two together.
     """
     true, pred, groups = np.asarray(true, dtype=np.float64), np.asarray(pred, dtype=np.float64), np.asarray(groups)
     energy = kind == "energy"
@@ -293,7 +294,7 @@ def regression_by(true: np.ndarray, pred: np.ndarray, groups: np.ndarray, *, std
         others = {label: np.asarray(v, dtype=np.float64)[g] for label, v in (baselines or {}).items()}
         fig = regression(true[g], pred[g], std=None if std is None else np.asarray(std)[g], bins=bins, kind=kind,
                          unit=unit, baselines=others)
-        row = {k: fig[k] for k in ("events", "bias", "sigma", "fit", "coverage_1sigma") if k in fig}
+        row = {k: fig[k] for k in ("events", "bias", "sigma", "fit", "coverage_1sigma", "bins") if k in fig}
         if energy:
             row["sigma_rel"] = robust_sigma((pred[g] - true[g]) / true[g])
         row["baselines"] = {label: {"sigma_rel": robust_sigma((v - true[g]) / true[g]) if energy else None,

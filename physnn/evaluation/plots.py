@@ -36,7 +36,7 @@ from physnn.evaluation.plots_images import (
 )
 from physnn.evaluation.plots_regression import plot_regression, pulls_figure, residuals_figure
 from physnn.evaluation.plots_training import best_epoch, plot_training, read_history, training_figure
-from physnn.evaluation.resolution_plot import resolution_figure
+from physnn.evaluation.resolution_plot import resolution_by_figure, resolution_figure
 from physnn.training.trainer import Plots
 
 __all__ = ["FEATURE_LABELS", "best_epoch", "calibration_figure", "class_names", "confusion_figure",
@@ -44,8 +44,8 @@ __all__ = ["FEATURE_LABELS", "best_epoch", "calibration_figure", "class_names", 
            "mc_scores_figure", "particle_label", "plot_calibration", "plot_confusion",
            "plot_denoising_panels", "plot_energy_ratio", "plot_feature_histograms",
            "plot_generated_samples", "plot_mc_scores", "plot_regression", "plot_roc", "plot_training",
-           "pulls_figure", "read_history", "residuals_figure", "resolution_figure", "roc_figure",
-           "training_figure", "training_plots"]
+           "pulls_figure", "read_history", "residuals_figure", "resolution_by_figure", "resolution_figure",
+           "roc_figure", "training_figure", "training_plots"]
 
 
 def training_plots() -> Plots:

@@ -2,7 +2,8 @@
 and coverage.
 
 Each ``*_figure`` function returns the matplotlib figure; :func:`plot_regression`
-writes ``{name}_residuals.png``, ``{name}_resolution.png`` and ``{name}_pulls.png``.
+writes ``{name}_residuals.png``, ``{name}_resolution.png`` and ``{name}_pulls.png``, and with
+``evaluate --by B`` ``{name}_resolution_by_B.png``.
 Values are in the target's unit (``figures["unit"]``, from its ``TargetSpec``).
 """
 
@@ -17,7 +18,7 @@ import numpy as np
 
 from physnn.evaluation.plots_common import corner_text, plt, save
 from physnn.evaluation.resolution import OUTLIER_CUT
-from physnn.evaluation.resolution_plot import resolution_figure
+from physnn.evaluation.resolution_plot import resolution_by_figure, resolution_figure
 from physnn.evaluation.summary import bracket, num, with_unit
 
 
@@ -100,6 +101,9 @@ def plot_regression(name: str, true: np.ndarray, pred: np.ndarray, std: np.ndarr
     paths = [save(residuals_figure(name, true, pred, figures), out / f"{name}_residuals.png")]
     if figures["bins"]:  # no bin holds enough events when only a handful are judged
         paths.append(save(resolution_figure(name, figures), out / f"{name}_resolution.png"))
+    if any(g.get("bins") for g in ((figures.get("by") or {}).get("groups") or {}).values()):
+        by = figures["by"]["name"]
+        paths.append(save(resolution_by_figure(name, figures), out / f"{name}_resolution_by_{by}.png"))
     if std is not None and "pull_std" in figures:
         paths.append(save(pulls_figure(name, true, pred, std, figures), out / f"{name}_pulls.png"))
     return paths

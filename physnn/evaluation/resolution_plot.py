@@ -125,3 +125,31 @@ def resolution_figure(name: str, r: Mapping[str, Any]) -> Any:
         _ratio_panel(axes[1, 0], rows, labels, key)
     axes[-1, 0].set_xlabel(f"true {name}{bracket(unit)}")
     return fig
+
+
+def resolution_by_figure(name: str, r: Mapping[str, Any]) -> Any:
+    """The resolution per bin of true ``name`` for each group of ``r["by"]`` (``evaluate --by``): the model
+    (filled markers, solid line) and each baseline (open markers, dashed) in the group's colour, so a type
+    for which the model is worse than the baseline shows, whatever the overall figure says."""
+    from physnn.evaluation.plots_common import class_names
+
+    unit, key, by = r.get("unit"), r["key"], r["by"]
+    groups = {value: g for value, g in by["groups"].items() if g.get("bins")}
+    names = class_names([int(v) if v.lstrip("-").isdigit() else v for v in groups], by["name"])
+    fig, ax = plt.subplots(layout="constrained", figsize=(13, 6.5))
+    for g, label, color in zip(groups.values(), names, plt.rcParams["axes.prop_cycle"].by_key()["color"],
+                                        strict=False):
+        x, xerr = _bars(g["bins"])
+        ax.errorbar(x, [row[key] for row in g["bins"]], xerr=xerr, yerr=[row[f"{key}_err"] for row in g["bins"]],
+                    fmt="o-", color=color, label=f"{label}: model")
+        for marker, base in zip(MARKERS, g.get("baselines") or {}, strict=False):
+            ax.errorbar(x, [row["baselines"][base][key] for row in g["bins"]], xerr=xerr,
+                        yerr=[row["baselines"][base][f"{key}_err"] for row in g["bins"]], fmt=marker, ls="--",
+                        color=color, mfc="white", label=f"{label}: {base}")
+    ax.set_yscale("log")
+    _plain_log(ax.yaxis)
+    ax.set_ylabel("relative resolution σ/E" if key == "sigma_rel" else f"resolution σ{bracket(unit)}")
+    ax.set_xlabel(f"true {name}{bracket(unit)}")
+    ax.legend(fontsize=14, loc="upper left", bbox_to_anchor=(1.02, 1.0), title=f"per {by['name']}",
+              title_fontsize=14, alignment="left")
+    return fig
