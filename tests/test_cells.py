@@ -37,3 +37,27 @@ def test_without_a_declaration_the_code_is_guessed_from_the_cells():
     dense = fit_cell_code(torch.rand(10, 100) + 0.1, None, "auto", "auto")  # no zeros: no zero suppression
     assert dense.threshold == 0.0
     assert dense.scale > 0
+
+
+def test_the_critic_features_stay_bounded_on_a_layer_of_noise_of_both_signs():
+    """A layer holding only noise cells of both signs sums to ~0; its centroid and width must stay on the
+    grid (weights: the positive cells) and their gradients finite, or the critic's loss explodes (the
+    fast-simulation GAN's critic loss reached 1e14 when the centroids divided by the signed sum)."""
+    import numpy as np
+
+    from physnn.models.generation import GenerationTask
+
+    task = GenerationTask(shape=[2, 8, 8], squeeze=False, scalars=["energy"], classes=None, label=None,
+                          incident=0, cell_scale=0.03, threshold=0.03, signed=True, data_center={}, data_scale={},
+                          cond_center=[0.0], cond_scale=[1.0], quantiles={"energy": np.linspace(1, 100, 201)},
+                          class_freq=None, layout={})
+    cells = torch.zeros(4, 2, 8, 8)
+    cells[:, 0, 0, 0], cells[:, 0, 7, 7] = 0.0400001, -0.04  # layer 0: two noise cells that cancel
+    cells[:, 1, 3:5, 3:5] = 2.0  # layer 1: a shower in the centre
+    x = task.to_model(cells).requires_grad_(True)
+    features = task.critic_features(x, torch.full((4,), 10.0))
+    assert torch.isfinite(features).all()
+    centroid_widths = features[:, 2:10]  # cx, cy, wx, wy of both layers
+    assert centroid_widths.abs().max() <= 1.0 + 1e-4, centroid_widths
+    features.sum().backward()
+    assert torch.isfinite(x.grad).all() and x.grad.abs().max() < 1e4

@@ -343,8 +343,11 @@ class GenerationTask(Task):
         ys = (torch.arange(height, device=x.device, dtype=x.dtype) - (height - 1) / 2) / (height / 2)
         xs = (torch.arange(width, device=x.device, dtype=x.dtype) - (width - 1) / 2) / (width / 2)
         energy = cells.sum((2, 3))
-        safe = energy + 1e-3 * self.cell_scale
-        px, py = cells.sum(2), cells.sum(3)  # (N, L, W), (N, L, H)
+        # centroids and widths weigh the positive cells only (as physnn.physics.showers does): a layer of
+        # noise cells of both signs sums to ~0, and dividing by it sends the features to infinity
+        weights = cells.clamp(min=0.0)
+        safe = weights.sum((2, 3)) + 1e-3 * self.cell_scale
+        px, py = weights.sum(2), weights.sum(3)  # (N, L, W), (N, L, H)
         cx, cy = (px * xs).sum(2) / safe, (py * ys).sum(2) / safe
         wx = ((px * xs**2).sum(2) / safe - cx**2).clamp(min=0.0).add(1e-6).sqrt()
         wy = ((py * ys**2).sum(2) / safe - cy**2).clamp(min=0.0).add(1e-6).sqrt()
