@@ -60,4 +60,5 @@ def test_the_critic_features_stay_bounded_on_a_layer_of_noise_of_both_signs():
     centroid_widths = features[:, 2:10]  # cx, cy, wx, wy of both layers
     assert centroid_widths.abs().max() <= 1.0 + 1e-4, centroid_widths
     features.sum().backward()
-    assert torch.isfinite(x.grad).all() and x.grad.abs().max() < 1e4
+    assert torch.isfinite(x.grad).all()
+    assert x.grad.abs().max() < 1e4
