@@ -20,7 +20,7 @@ from physnn.cli.app import (
     err_console,
     user_errors,
 )
-from physnn.fmt import num, plural
+from physnn.fmt import num, percent, plural
 
 
 @user_errors
@@ -64,8 +64,25 @@ def predict(
                       f"{result.events:,} predicted (friend it: AddFriend(\"nn=predictions\", \"{result.path}\"))",
                       highlight=False)
     console.print(_split_summary(result.counts))
+    _domain_lines(result.events, result.counts, result.meta)
     for note in result.meta.get("notes", []):
         console.print(f"note: {note}", highlight=False)
+
+
+#: The fraction of events outside the training domain above which predict, denoise and encode warn.
+DOMAIN_WARNING = 0.05
+
+
+def _domain_lines(events: int, counts: dict[str, int], meta: dict) -> None:
+    """How many events lie outside the run's training domain, and a warning when many do."""
+    if "domain" not in meta:
+        return
+    outside = counts.get("out_of_domain", 0)
+    console.print(f"domain: {outside:,} of {events:,} events outside the training inputs' domain "
+                  f"(in_domain 0; {meta['domain']['description']})", highlight=False)
+    if events and outside >= DOMAIN_WARNING * events:
+        console.print(f"warning: {percent(outside / events)} of the events lie outside the domain of the training "
+                      "inputs: their outputs are extrapolations (see ood_score)", highlight=False)
 
 
 def _split_summary(counts: dict[str, int]) -> str:
@@ -106,6 +123,7 @@ def denoise(
                          compression=compression, on_skipped=skipped, mapping=mapping)
     console.print(f"wrote {plural(result.events, 'denoised event')} to {result.path}:{result.meta['tree']} "
                   f"in {num(result.seconds)} s ({num(result.rate)} events/s)")
+    _domain_lines(result.events, result.meta["counts"], result.meta)
 
 
 @user_errors
@@ -134,6 +152,7 @@ def encode(
     groups = f", {plural(clusters, 'k-means cluster')}" if clusters else ""
     console.print(f"wrote codes of {plural(result.events, 'event')} to {result.path}:codes{each}{groups} "
                   f"in {num(result.seconds)} s")
+    _domain_lines(result.events, result.meta["counts"], result.meta)
 
 
 @user_errors

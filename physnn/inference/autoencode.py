@@ -35,7 +35,7 @@ from physnn.data.dataset import Tagging, TensorData
 from physnn.errors import ConfigError, DataError
 from physnn.inference.loading import LoadedRun, load_run, prediction_config
 from physnn.inference.outputs import truth_branches
-from physnn.inference.pipeline import Sink, concat, drain, read_blocks, run_model
+from physnn.inference.pipeline import Sink, concat, domain_branches, domain_meta, drain, read_blocks, run_model
 from physnn.io.files import expand_files, open_root, resolve_tree
 from physnn.io.layout import Layout, as_written, plan_layout
 from physnn.io.metadata import provenance
@@ -247,7 +247,7 @@ def denoise(
                       checkpoint=str(loaded.checkpoint), epoch=loaded.epoch, model=loaded.config.model.name,
                       files=files, tree=tree_name, images=images, mc_samples=mc_samples, add_noise=add_noise,
                       noise=[n.model_dump() for n in task.noise] if add_noise else [],
-                      skipped_branches=list(layout.skipped))
+                      skipped_branches=list(layout.skipped), counts={}, **domain_meta(loaded))
 
     def chunks() -> Iterator[dict[str, Any]]:
         count = 0
@@ -256,8 +256,9 @@ def denoise(
             if block.td is not None:
                 assert block.arrays is not None
                 count += len(block.td)
-                yield _denoised_branches(loaded, block.arrays, block.td.inputs["image"], layout, images, noise=noise,
-                                         mc_samples=mc_samples, batch_size=batch_size)
+                branches = _denoised_branches(loaded, block.arrays, block.td.inputs["image"], layout, images,
+                                              noise=noise, mc_samples=mc_samples, batch_size=batch_size)
+                yield branches | domain_branches(loaded, block.td, meta["counts"])
         if count == 0:
             msg = f"{', '.join(cfg.files)}: no event to denoise"
             raise DataError(msg)
@@ -327,7 +328,7 @@ def encode(
     files = expand_files(cfg.files)
     meta = provenance("physnn encode", config=loaded.config, seed=seed, inputs=[*files, loaded.checkpoint],
                       checkpoint=str(loaded.checkpoint), epoch=loaded.epoch, model=loaded.config.model.name,
-                      files=files, tree=cfg.tree, clusters=clusters)
+                      files=files, tree=cfg.tree, clusters=clusters, counts={}, **domain_meta(loaded))
 
     def chunks() -> Iterator[dict[str, Any]]:
         count = 0
@@ -339,6 +340,7 @@ def encode(
             codes = run_model(loaded, block.td, _code, batch_size=batch_size, call=loaded.model.encode)["code"]
             meta["code_size"] = int(codes.shape[1])
             branches.update({f"code_{j}": np.ascontiguousarray(codes[:, j].numpy()) for j in range(codes.shape[1])})
+            branches.update(domain_branches(loaded, block.td, meta["counts"]))
             count += len(block.td)
             yield branches
         if count == 0:

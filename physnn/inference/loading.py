@@ -20,6 +20,7 @@ import torch
 
 from physnn.config import DataConfig
 from physnn.data.convert import is_jagged
+from physnn.data.domain import Domain
 from physnn.data.transform import Transform
 from physnn.errors import BranchError, DataError, did_you_mean
 from physnn.inference.branch_map import check_mapping, map_config, parse_mapping
@@ -49,6 +50,8 @@ class LoadedRun:
     epoch: int = 0
     #: identities of the training files (``"<uuid>/<tree>"``); events of other files get split -1
     training_files: list[str] = field(default_factory=list)
+    #: what the training inputs looked like (None for runs trained before physnn recorded it)
+    domain: Domain | None = None
 
 
 def load_run(source: str | os.PathLike, *, device: str = "auto", which: str = "best.pt") -> LoadedRun:
@@ -63,7 +66,8 @@ def load_run(source: str | os.PathLike, *, device: str = "auto", which: str = "b
     model.to(dev).eval()
     return LoadedRun(model, Task.from_state(ckpt["task"]), Transform.from_state(ckpt["transform"]), cfg, io,
                      Path(ckpt["path"]), dev, int(ckpt.get("epoch", 0)),
-                     list(ckpt.get("data_info", {}).get("file_ids", [])))
+                     list(ckpt.get("data_info", {}).get("file_ids", [])),
+                     Domain.from_state(ckpt["domain"]) if "domain" in ckpt else None)
 
 
 def prediction_config(cfg: DataConfig, files: str | Sequence[str] | None, tree: str | None,

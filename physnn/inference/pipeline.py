@@ -140,6 +140,25 @@ def run_model(loaded: LoadedRun, td: TensorData, reduce: Callable[[torch.Tensor]
     return {key: torch.cat(values) for key, values in parts.items()}
 
 
+def domain_branches(loaded: LoadedRun, td: TensorData, counts: dict[str, int]) -> dict[str, np.ndarray]:
+    """``ood_score`` and ``in_domain`` of a block against the run's training domain
+    (:mod:`physnn.data.domain`), adding the events outside to ``counts["out_of_domain"]``; nothing for a run
+    trained before physnn recorded its domain."""
+    if loaded.domain is None:
+        return {}
+    score = loaded.domain.scores(td.inputs)
+    inside = score == 0
+    counts["out_of_domain"] = counts.get("out_of_domain", 0) + int(np.count_nonzero(~inside))
+    return {"ood_score": score.astype(np.float32), "in_domain": inside}
+
+
+def domain_meta(loaded: LoadedRun) -> dict[str, Any]:
+    """The run's domain for an output's ``physnn_meta`` (empty without one)."""
+    if loaded.domain is None:
+        return {}
+    return {"domain": loaded.domain.state() | {"description": loaded.domain.describe()}}
+
+
 @dataclass
 class Sink:
     """Where a pipeline's branches go: a ROOT tree written atomically (``path``), memory (``collect``), both.

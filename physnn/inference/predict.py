@@ -63,7 +63,7 @@ from physnn.inference.align import Aligner
 from physnn.inference.branch_map import parse_mapping, rename_expression
 from physnn.inference.loading import LoadedRun, load_run, prediction_config
 from physnn.inference.outputs import truth_branches
-from physnn.inference.pipeline import Sink, drain, read_blocks, run_model
+from physnn.inference.pipeline import Sink, domain_branches, domain_meta, drain, read_blocks, run_model
 from physnn.io.files import expand_files
 from physnn.io.metadata import provenance
 from physnn.io.write import check_output
@@ -123,6 +123,7 @@ def _meta(loaded: LoadedRun, cfg: DataConfig, files: list[str], mapping: dict[st
                       targets=[inverse.get(t, t) for t in cfg.targets],
                       weight=inverse.get(cfg.weight, cfg.weight) if cfg.weight else None, mapping=mapping)
     meta["training_selection"] = loaded.config.data.selection
+    meta.update(domain_meta(loaded))  # counts["out_of_domain"] says how many events lie outside it
     if loaded.task.calibrated_error_bars:  # the factor applied to each target's total error bar t_std
         meta["sigma_scale"] = dict(zip(loaded.task.targets,
                                        loaded.task.sigma_scales(settings["mc_samples"] > 0).tolist(), strict=True))
@@ -268,6 +269,7 @@ def _blocks(loaded: LoadedRun, cfg: DataConfig, tagging: Tagging, tally: _Tally,
             branches = truth_branches(task, cfg, loaded.transform, block.raw, block.td, inverse)
             summary = run_model(loaded, block.td, summarize, mc_samples=mc_samples, batch_size=batch_size)
             branches.update(task.prediction_branches(summary))
+            branches.update(domain_branches(loaded, block.td, tally.counts))
             tally.events += len(block.td)
             if progress is not None:
                 progress(len(block.td))

@@ -24,6 +24,7 @@ from typing import Any
 import torch
 
 from physnn.data.dataset import DataBundle, TensorData, load
+from physnn.data.domain import Domain
 from physnn.data.streaming import StreamingBundle, StreamingSplit, prepare
 from physnn.data.transform import Transform
 from physnn.errors import ConfigError, OutputError
@@ -210,7 +211,8 @@ def _train(cfg: RunConfig, out: Path, state: dict[str, Any] | None, dev: torch.d
             _write_config(out, cfg)
         dist.barrier()
         base = {"config": cfg.model_dump(mode="json"), "transform": data.transform.state(), "task": task.state(),
-                "io": io.state(), "data_info": _plain(data.info)}
+                "io": io.state(), "data_info": _plain(data.info),
+                "domain": Domain.fit(_in_memory(data.train).inputs).state()}
         trainer = Trainer(model, task, cfg.train, out, dev, checkpoint_base=base, transferred=transferred,
                           progress=progress, dist=dist, plots=plots)
         result = trainer.fit(data.train, data.val, resume=state, on_epoch_end=tracker)
