@@ -69,7 +69,9 @@ def denoising_figures(noisy: np.ndarray, denoised: np.ndarray, truth: np.ndarray
                 s, t = shapes[name], shapes["truth"]
                 for axis in ("x", "y"):
                     shift = np.abs(s[f"centroid_{axis}"][sel, layer] - t[f"centroid_{axis}"][sel, layer])
-                    ratio = s[f"width_{axis}"][sel, layer] / t[f"width_{axis}"][sel, layer]
+                    width = t[f"width_{axis}"][sel, layer]  # 0 for a layer with one positive cell
+                    ratio = np.divide(s[f"width_{axis}"][sel, layer], width, out=np.full_like(width, np.nan),
+                                      where=width > 0)
                     row[f"{name}_centroid_shift_{axis}"] = float(np.nanmean(shift)) if sel.any() else float("nan")
                     good = ratio[np.isfinite(ratio)]
                     row[f"{name}_width_ratio_{axis}"] = float(np.median(good)) if good.size else float("nan")
