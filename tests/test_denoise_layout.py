@@ -103,8 +103,13 @@ def ae8(nano_file: Path, tmp_path_factory: pytest.TempPathFactory):
     return physnn.train(cfg, out=tmp_path_factory.mktemp("layout") / "ae", progress=False)
 
 
-def _branches(path: Path, tree: str = "events") -> list[tuple[str, str, str, str]]:
-    """(name, class name, leaf type, leaf count) of every branch, in order, as ROOT sees them."""
+#: The branches every physnn output adds after the file's own: the run's training-domain check.
+DOMAIN = ("ood_score", "in_domain")
+
+
+def _branches(path: Path, tree: str = "events", *, domain: bool = False) -> list[tuple[str, str, str, str]]:
+    """(name, class name, leaf type, leaf count) of every branch, in order, as ROOT sees them (without the
+    domain branches unless ``domain``)."""
     f = ROOT.TFile.Open(str(path))
     t = f.Get(tree)
     out = []
@@ -113,12 +118,12 @@ def _branches(path: Path, tree: str = "events") -> list[tuple[str, str, str, str
         count = leaf.GetLeafCount()
         out.append((b.GetName(), b.GetClassName(), leaf.GetTypeName(), count.GetName() if count else ""))
     f.Close()
-    return out
+    return [b for b in out if domain or b[0] not in DOMAIN]
 
 
 def _columns(path: Path, tree: str = "events") -> dict[str, str]:
     df = ROOT.RDataFrame(tree, str(path))
-    return {str(c): str(df.GetColumnType(c)) for c in df.GetColumnNames()}
+    return {str(c): str(df.GetColumnType(c)) for c in df.GetColumnNames() if str(c) not in DOMAIN}
 
 
 def _meta(path: Path) -> dict:
@@ -135,6 +140,8 @@ def test_denoise_keeps_a_root_written_tree(ae8, nano_file: Path, tmp_path: Path)
     # same order; std::vector<float> gets its counter n_hits just before it; the unwritable branch is gone
     assert [b[0] for b in after] == ["run", "n_hits", "hits", "nMuon", "Muon_pt", "Muon_eta", "image", "tag",
                                      "energy"]
+    assert [b[:3] for b in _branches(out, domain=True)[-2:]] == [("ood_score", "", "Float_t"),
+                                                                  ("in_domain", "", "Bool_t")]  # appended
     kinds = {b[0]: b[1:] for b in after}
     assert kinds["Muon_pt"] == kinds["Muon_eta"] == ("", "Float_t", "nMuon")  # the shared counter stays shared
     assert kinds["nMuon"] == ("", "Int_t", "")
@@ -210,7 +217,7 @@ def test_denoise_command_line_says_what_it_skips_first(ae8, nano_file: Path, tmp
 def test_denoise_in_memory_keeps_the_order(ae8, nano_file: Path) -> None:
     result = physnn.denoise(ae8.run_dir, nano_file, add_noise=True, mc_samples=2)
     assert list(result.arrays) == ["run", "hits", "nMuon", "Muon_pt", "Muon_eta", "image", "tag", "energy",
-                                   "image_noisy", "image_std"]
+                                   "image_noisy", "image_std", *DOMAIN]
     assert ak.to_list(result.arrays["tag"][:2]) == ["ev0", "ev1"]
 
 
@@ -222,8 +229,9 @@ def test_denoise_keeps_an_uproot_zipped_collection(ae8, zipped_file: Path, tmp_p
     with uproot.open(zipped_file) as fin, uproot.open(out) as fout:
         tin, tout = fin["events"], fout["events"]
         assert type(tout).__name__ == type(tin).__name__  # an RNTuple stays an RNTuple
-        assert tout.keys(recursive=False) == tin.keys(recursive=False)
-        assert str(tout.arrays(entry_stop=0).type) == str(tin.arrays(entry_stop=0).type)
+        assert tout.keys(recursive=False) == [*tin.keys(recursive=False), *DOMAIN]
+        assert str(tout.arrays(filter_name=tin.keys(recursive=False), entry_stop=0).type) == str(
+            tin.arrays(entry_stop=0).type)
         assert ak.to_list(tout["Muon"].array()) == ak.to_list(tin["Muon"].array())
     assert _columns(out) == _columns(zipped_file)
     assert _meta(out)["tree"] == "events"

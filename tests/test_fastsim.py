@@ -120,7 +120,7 @@ def test_compare_two_simulator_samples_is_indistinguishable(sim_pair, tmp_path):
     assert stored["separation_power"]["e_ratio"] == pytest.approx(result.separation["e_ratio"])
     # same simulator settings: e-, gamma, pi+ in equal shares, 1-100 GeV, same impact spread
     assert stored["conditions"]["matched"] is True, stored["conditions"]["differences"]
-    assert stored["conditions"]["checked"] == ["particles", "energy", "x0", "y0"]
+    assert stored["conditions"]["checked"] == ["particles", "energy", "x0", "y0", "readout"]
 
 
 def test_compare_sees_a_wrong_energy_scale(sim_pair, tmp_path):
