@@ -62,3 +62,35 @@ def test_the_critic_features_stay_bounded_on_a_layer_of_noise_of_both_signs():
     features.sum().backward()
     assert torch.isfinite(x.grad).all()
     assert x.grad.abs().max() < 1e4
+
+
+def test_the_mean_shower_prior_stays_bounded_when_a_layer_holds_only_noise():
+    """Low-energy electrons leave the last layer with a few noise cells of both signs, whose sum is often <= 0:
+    the prior shape (log of the mean normalised shape) must stay a shape, not +-1e10 at random cells."""
+    from physnn.models.cells import mean_shower
+
+    rng = torch.Generator().manual_seed(0)
+    cells = torch.zeros(200, 2, 6, 6)
+    cells[:, 0, 2:4, 2:4] = 1.0  # layer 0: the shower
+    noise = torch.randn(200, 6, 6, generator=rng) * 0.01
+    cells[:, 1] = torch.where(noise.abs() > 0.03, noise, torch.zeros_like(noise))  # layer 1: noise beyond 3 sigma
+    _, shape = mean_shower(cells, 0.03, torch.full((200,), 4.0))
+    shape = torch.tensor(shape).reshape(2, 6, 6)
+    assert torch.isfinite(shape).all()
+    assert shape.max() <= 0.0  # the log of a normalised shape: every cell at most the whole layer
+    assert torch.logsumexp(shape[1].flatten(), 0) <= 1e-3  # sums to 1 (plus the 1e-6 floor of empty cells)
+
+
+def test_the_critic_features_without_an_incident_energy_stay_finite_on_a_negative_layer():
+    import numpy as np
+
+    from physnn.models.generation import GenerationTask
+
+    task = GenerationTask(shape=[1, 4, 4], squeeze=False, scalars=[], classes=None, label=None, incident=None,
+                          cell_scale=0.03, threshold=0.03, signed=True, data_center={}, data_scale={},
+                          cond_center=[], cond_scale=[], quantiles={}, class_freq=None, layout={})
+    cells = torch.zeros(2, 1, 4, 4)
+    cells[0, 0, 1, 1] = -0.06  # one negative noise cell: the layer sums to -2 eps
+    features = task.critic_features(task.to_model(cells), torch.ones(2))
+    assert torch.isfinite(features).all(), features
+    assert np.isfinite(features.detach().numpy()).all()

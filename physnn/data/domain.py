@@ -15,13 +15,16 @@ transform, the same at training and prediction):
 - scalars: each scalar.
 
 The domain keeps the central interval ``[lo, hi]`` of every quantity that holds
-all but a fraction ``tail`` of the training events on each side (default
-0.001). An event is **in domain** when every quantity lies within its
-interval; its ``ood_score`` is its largest excess beyond an interval, in units
-of that interval's width (0 inside; 0.5 for an event half an interval's width
-above the highest training events). With ``k`` quantities, about
-``2 k tail`` of fresh events like the training ones are flagged (a false-flag
-rate measured in ``tests/test_domain.py``).
+all but a fraction ``tail`` of the training events on each side, with
+``tail = false_flags / (2 k)`` for ``k`` quantities, so that about
+``false_flags`` (default 1%) of fresh events like the training ones are
+flagged, however many quantities there are (measured in
+``tests/test_domain.py``; with fewer than ``2 k / false_flags`` training events
+the intervals are the sample's extremes and the rate is about ``2 k / n``). An
+event is **in domain** when every quantity lies within its interval; its
+``ood_score`` is its largest excess beyond an interval, in units of that
+interval's width (0 inside; 0.5 for an event half an interval's width above
+the highest training events).
 """
 
 from __future__ import annotations
@@ -33,16 +36,17 @@ from typing import Any
 import numpy as np
 import torch
 
-#: Fraction of the training events left outside each interval, on each side.
-TAIL = 1e-3
+#: Fraction of fresh events like the training ones that are flagged, over all quantities.
+FALSE_FLAGS = 0.01
 
 
 def domain_quantities(inputs: Mapping[str, torch.Tensor]) -> dict[str, np.ndarray]:
     """The per-event quantities a domain describes (see the module docs), float64 arrays of length N."""
     out: dict[str, np.ndarray] = {}
     if "image" in inputs:
-        image = inputs["image"].double()
-        per_channel = image.flatten(2).sum(2) if image.ndim > 2 else image.reshape(len(image), 1, -1).sum(2)
+        image = inputs["image"]  # summed in float64 without a float64 copy of the images
+        flat = image.flatten(2) if image.ndim > 2 else image.reshape(len(image), 1, -1)
+        per_channel = flat.sum(2, dtype=torch.float64)
         if per_channel.shape[1] > 1:
             for c in range(per_channel.shape[1]):
                 out[f"image sum, channel {c}"] = per_channel[:, c].numpy()
@@ -73,20 +77,21 @@ class Domain:
     >>> train = {"scalars": torch.linspace(0, 1, 1001)[:, None]}
     >>> domain = Domain.fit(train)
     >>> domain.scores({"scalars": torch.tensor([[0.5], [1.5]])}).round(2).tolist()
-    [0.0, 0.5]
+    [0.0, 0.51]
     """
 
     names: list[str]
     lo: list[float]
     hi: list[float]
-    tail: float = TAIL
+    tail: float = FALSE_FLAGS / 2
     events: int = 0
 
     @classmethod
-    def fit(cls, inputs: Mapping[str, torch.Tensor], tail: float = TAIL) -> Domain:
+    def fit(cls, inputs: Mapping[str, torch.Tensor], false_flags: float = FALSE_FLAGS) -> Domain:
         """The domain of the training inputs (the run's training split, or a uniform sample of it)."""
         quantities = domain_quantities(inputs)
         names = list(quantities)
+        tail = false_flags / (2 * max(len(names), 1))
         lo = [float(np.quantile(quantities[k], tail)) for k in names]
         hi = [float(np.quantile(quantities[k], 1 - tail)) for k in names]
         n = len(next(iter(quantities.values()))) if quantities else 0
@@ -116,5 +121,5 @@ class Domain:
 
     def describe(self) -> str:
         """One line: how many quantities, from how many training events."""
-        return (f"the central {100 * (1 - 2 * self.tail):.1f}% of {len(self.names)} input quantities over "
+        return (f"the central {100 * (1 - 2 * self.tail):.2f}% of {len(self.names)} input quantities over "
                 f"{self.events:,} training events")

@@ -139,12 +139,17 @@ def fit_cell_code(cells: torch.Tensor, readout: dict | None, zero_suppression: s
 def mean_shower(cells: torch.Tensor, cell_scale: float,
                 incident: torch.Tensor | None) -> tuple[list[float], list[float]]:
     """The log mean energy fraction of each layer (of E_inc, else in units of eps) and the log mean
-    normalised shape of each layer, (L, H, W), floored at 1e-6 of the layer's energy."""
+    normalised shape of each layer, (L, H, W), floored at 1e-6 of the layer's energy.
+
+    The shape is that of the positive cells: with a symmetric readout a layer of noise alone sums to ~0 or
+    less, and normalising the signed cells by it sends the shape to infinity."""
     layer = cells.double().flatten(2).sum(2)  # (N, L)
     if incident is not None:
         mean = (layer / incident.double()[:, None]).mean(0)
     else:
         mean = layer.mean(0) / cell_scale
-    shape = (cells.double() / layer.clamp(min=1e-12)[:, :, None, None]).mean(0)
+    positive = cells.double().clamp(min=0.0)
+    per_layer = positive.flatten(2).sum(2)
+    shape = (positive / per_layer.clamp(min=1e-12)[:, :, None, None]).mean(0)
     shape = shape / shape.flatten(1).sum(1).clamp(min=1e-12)[:, None, None]
     return mean.clamp(min=1e-6).log().tolist(), shape.clamp(min=1e-6).log().flatten().tolist()

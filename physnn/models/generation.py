@@ -354,7 +354,7 @@ class GenerationTask(Task):
         if self.incident is not None:
             fraction = energy / incident[:, None]
         else:  # no incident energy: the log of the layer energy over eps
-            fraction = torch.log1p(energy / self.cell_scale)
+            fraction = torch.log1p((energy / self.cell_scale).clamp(min=0.0))  # a layer of noise sums to < 0
         return torch.cat([fraction, cx, cy, wx, wy, fraction.sum(1, keepdim=True)], dim=1)
 
     @property
