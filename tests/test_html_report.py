@@ -198,7 +198,9 @@ def test_a_png_name_is_escaped_and_an_unknown_one_still_shown(tmp_path: Path) ->
 @pytest.mark.parametrize(("name", "words"), [("energy_pulls.png", "energy: pulls"),
                                               ("mass_resolution.png", "mass: resolution"),
                                               ("features_width.png", "width features"), ("roc.png", "ROC"),
-                                              ("samples_epoch_003.png", "Generated showers")])
+                                              ("samples_epoch_003.png", "Generated showers"),
+                                              ("energy_resolution_by_pdgid.png", "energy: resolution per bin of the "
+                                               "true value for each group")])
 def test_captions(name: str, words: str) -> None:
     assert words in (caption(name) or "")
 

@@ -41,7 +41,7 @@ CAPTIONS: tuple[tuple[str, str], ...] = (
                       "is the fraction of each class classified correctly."),
     ("mc_scores.png", "MC dropout: the mean score of each true class, and the spread of the T passes against the "
                       "mean score (sure predictions sit at the ends with a small spread); with the samples kept, "
-                      "the T scores of a certain and of the most uncertain event."),
+                      "the T scores of the surest event of each class and of the most uncertain one."),
     ("loss.png", "Training and validation loss per epoch on one axis, each validation metric in its own panel "
                  "(for a GAN: critic, generator and separation power apart), the dashed line at the epoch "
                  "best.pt holds: a validation loss that rises while the training loss falls means overfitting."),
@@ -50,6 +50,9 @@ CAPTIONS: tuple[tuple[str, str], ...] = (
     ("*_resolution.png", "{}: resolution per bin of the true value, the model next to every baseline, the worst "
                          "bin marked; lower is better, and the ratio panel is model / baseline (below 1: the "
                          "model is better)."),
+    ("*_resolution_by_*.png", "{}: resolution per bin of the true value for each group (evaluate --by), the model "
+                              "(filled markers) and every baseline (open) in the group's colour: a group where the "
+                              "model is worse than the baseline shows here even when the overall figure hides it."),
     ("*_pulls.png", "{}: pulls (predicted - true) / σ against N(0, 1), and the fraction of events within ±kσ "
                     "against the Gaussian expectation: a pull std above 1 (coverage below the curve) means error "
                     "bars too small."),
@@ -96,7 +99,9 @@ def caption(name: str) -> str | None:
     for pattern, text in CAPTIONS:
         if fnmatch.fnmatchcase(name, pattern):
             head, _, tail = pattern.partition("*")
-            return text.format(name[len(head):len(name) - len(tail)] if "*" in pattern else "")
+            literal = tail.split("*", 1)[0]  # what follows the first * up to a second one
+            end = name.find(literal, len(head)) if literal else len(name)
+            return text.format(name[len(head):end] if "*" in pattern else "")
     return None
 
 
