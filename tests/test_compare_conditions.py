@@ -119,6 +119,7 @@ def test_an_unlike_readout_is_reported(unlike, tmp_path):
     assert res.exit_code == 0, res.output
     assert "warning: the samples were made under different conditions" in res.output
     assert "|E| > 0.03 in the reference" in res.output
+    assert "--match cannot remove a different readout" in " ".join(res.output.split())
 
 
 def test_cli_warns_about_unlike_samples_and_matches(unlike, tmp_path):

@@ -212,6 +212,9 @@ def test_the_threshold_is_in_units_of_the_noise_and_noise_survives_with_both_sig
     assert np.abs(kept).min() >= 0.06 - 1e-6
     assert (kept < 0).sum() > 100  # noise fluctuations below -3σ are kept, as real readouts keep them
     assert ShowerConfig(noise=0.02, threshold=0.05).cut == 0.05  # or in GeV
+    assert ShowerConfig(threshold=0.02, threshold_sigma=None).cut == 0.02  # as configs of before 2026-12-03 say
+    with pytest.raises(ValueError, match="give the zero suppression"):
+        ShowerConfig(threshold_sigma=None)
 
 
 def test_the_noise_term_falls_like_one_over_e():

@@ -49,9 +49,11 @@ def _print_conditions(cond: dict[str, Any]) -> None:
     elif cond["matched"]:
         _say(f"conditions match ({', '.join(cond['checked'])} compared)")
     else:
+        readout_only = all(line.startswith("readout:") for line in cond["differences"])
         why = (" even after --match (it keeps the candidate's types and ranges but does not reweight)"
-               if match is not None else "")
-        advice = "" if match is not None else "; rerun with --match to compare like with like"
+               if match is not None and not readout_only else "")
+        advice = ("" if match is not None else "; --match cannot remove a different readout" if readout_only
+                  else "; rerun with --match to compare like with like")
         _say(f"warning: the samples were made under different conditions{why}, so the separation powers and "
              f"the AUC below measure that too{advice}:")
         for line in cond["differences"]:

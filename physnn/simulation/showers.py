@@ -103,7 +103,8 @@ class ShowerConfig(Strict):
     h_over_e: float = Field(default=0.6, gt=0, le=1)
     noise: float = Field(default=0.010, ge=0, description="GeV per cell")
     threshold: float | None = Field(default=None, ge=0, description="GeV, zero suppression (overrides threshold_sigma)")
-    threshold_sigma: float = Field(default=3.0, ge=0, description="zero suppression in units of the noise")
+    threshold_sigma: float | None = Field(default=3.0, ge=0, description="zero suppression in units of the noise "
+                                          "(null: the threshold in GeV, as configs written before 2026-12-03)")
     suppression: Literal["symmetric", "positive"] = "symmetric"
     spot_energy: float = Field(default=0.1, gt=0, description="GeV per spot (shape sampling)")
     max_spots: int = Field(default=300, gt=0)
@@ -134,6 +135,9 @@ class ShowerConfig(Strict):
         if self.energy_max < self.energy_min:
             msg = f"energy_max ({self.energy_max}) is below energy_min ({self.energy_min})"
             raise ValueError(msg)
+        if self.threshold is None and self.threshold_sigma is None:
+            msg = "give the zero suppression: threshold (GeV) or threshold_sigma (in units of the noise)"
+            raise ValueError(msg)
         if "pi0" in self.particles and self.energy_min < PI0_MASS:
             msg = f"energy_min ({self.energy_min}) is below the pi0 mass ({PI0_MASS} GeV)"
             raise ValueError(msg)
@@ -142,7 +146,10 @@ class ShowerConfig(Strict):
     @property
     def cut(self) -> float:
         """The zero-suppression threshold in GeV: ``threshold`` when given, else ``threshold_sigma`` x ``noise``."""
-        return self.threshold_sigma * self.noise if self.threshold is None else self.threshold
+        if self.threshold is not None:
+            return self.threshold
+        assert self.threshold_sigma is not None  # the validator refuses neither
+        return self.threshold_sigma * self.noise
 
     def readout(self) -> dict[str, float | str | None]:
         """The electronics as recorded in a file's ``physnn_meta["readout"]``: the noise σ per cell (GeV), the
