@@ -8,7 +8,7 @@
 3. Per case: the fraction flagged out of the training domain (``in_domain`` 0), the
    bias, the mean error bar and the fraction of events within ±1σ.
 
-Run: python examples/domain_shift.py [--out physnn-shift]   (about 3 minutes on 2 CPU cores)
+Run: python examples/domain_shift.py [--out physnn-shift]   (about 1 minute on 2 CPU cores)
 """
 
 from __future__ import annotations
