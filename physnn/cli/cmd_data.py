@@ -122,10 +122,11 @@ def inspect(
             console.print(f"written by physnn {meta.get('physnn')} ({meta.get('command')}) on {meta.get('created')}: "
                           f"config {meta.get('config_hash')}, seed {meta.get('seed')}, "
                           f"inputs {', '.join(meta.get('inputs') or []) or 'none'}", soft_wrap=True)
-            if isinstance(meta.get("readout"), dict) and isinstance(meta["readout"].get("threshold"), (int, float)):
-                from physnn.io.metadata import readout_line
+            from physnn.io.metadata import readout_line, readout_of
 
-                console.print(readout_line(meta["readout"]), soft_wrap=True)
+            readout = readout_of(meta)
+            if readout is not None:
+                console.print(readout_line(readout), soft_wrap=True)
 
 
 @user_errors

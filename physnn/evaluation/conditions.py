@@ -25,6 +25,7 @@ import numpy as np
 
 from physnn.errors import ConfigError, DataError
 from physnn.fmt import particle
+from physnn.io.metadata import readout_of, suppression_text
 
 #: A condition test with a p-value below this is reported as a difference.
 ALPHA = 1e-3
@@ -242,18 +243,12 @@ def condition_report(ref: Mapping[str, np.ndarray], cand: Mapping[str, np.ndarra
     return report
 
 
-def _readout_text(readout: Mapping[str, Any]) -> str:
-    cut = "|E|" if readout.get("suppression") == "symmetric" else "E"
-    return f"{cut} > {readout['threshold']:.3g}"
-
-
 def add_readout_check(report: dict[str, Any], ref_meta: Mapping[str, Any], cand_meta: Mapping[str, Any]) -> None:
     """Compare the readouts the two files declare (``physnn_meta["readout"]``: the zero-suppression threshold
     and whether it keeps negative cells) and add the result to a :func:`condition_report`: a different
     readout changes the number of cells hit and the energy of soft showers, whatever the generator does."""
-    readouts = [meta.get("readout") if isinstance(meta.get("readout"), Mapping) else None
-                for meta in (ref_meta, cand_meta)]
-    if not all(r is not None and isinstance(r.get("threshold"), (int, float)) for r in readouts):
+    readouts = [readout_of(meta) for meta in (ref_meta, cand_meta)]
+    if not all(readouts):
         if any(readouts):
             report["unchecked"].append("readout: only one file declares it in physnn_meta")
         return
@@ -262,6 +257,6 @@ def add_readout_check(report: dict[str, Any], ref_meta: Mapping[str, Any], cand_
     same = (ref.get("suppression") == cand.get("suppression")
             and abs(ref["threshold"] - cand["threshold"]) <= 0.01 * max(abs(ref["threshold"]), 1e-12))
     if not same:
-        report["differences"].append(f"readout: zero suppression {_readout_text(ref)} in the reference, "
-                                     f"{_readout_text(cand)} in the candidate")
+        report["differences"].append(f"readout: zero suppression {suppression_text(ref)} in the reference, "
+                                     f"{suppression_text(cand)} in the candidate")
     report["matched"] = bool(report["matched"] is not False and same)

@@ -140,6 +140,22 @@ def declared_image_unit(unit: str | None, files: Sequence[str | os.PathLike]) ->
         return None
 
 
+def readout_of(meta: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The readout a ``physnn_meta`` document declares (a mapping with a numeric ``threshold``), else None.
+
+    Examples
+    --------
+    >>> readout_of({"readout": {"threshold": 0.03, "suppression": "symmetric"}})["threshold"]
+    0.03
+    >>> readout_of({"readout": {"threshold": None}}) is None
+    True
+    """
+    readout = meta.get("readout")
+    if not isinstance(readout, Mapping) or not isinstance(readout.get("threshold"), (int, float)):
+        return None
+    return dict(readout)
+
+
 def declared_readout(files: Sequence[str | os.PathLike]) -> dict[str, Any] | None:
     """The readout the first of ``files`` declares in ``physnn_meta["readout"]`` (noise σ per cell, the
     zero-suppression threshold, ``suppression``: ``symmetric`` or ``positive``), as physnn's simulator
@@ -153,12 +169,16 @@ def declared_readout(files: Sequence[str | os.PathLike]) -> dict[str, Any] | Non
     if not files:
         return None
     try:
-        readout = read_metadata(files[0]).get("readout")
+        meta = read_metadata(files[0])
     except Exception:  # metadata is a hint; an unreadable file is reported where it is read
         return None
-    if not isinstance(readout, dict) or not isinstance(readout.get("threshold"), (int, float)):
-        return None
-    return readout
+    return readout_of(meta)
+
+
+def suppression_text(readout: Mapping[str, Any]) -> str:
+    """Which cells a readout keeps: ``|E| > 0.03`` (symmetric) or ``E > 0.03`` (positive), in its units."""
+    cut = "|E|" if readout.get("suppression") == "symmetric" else "E"
+    return f"{cut} > {readout['threshold']:.3g}"
 
 
 def readout_line(readout: Mapping[str, Any]) -> str:
@@ -172,7 +192,7 @@ def readout_line(readout: Mapping[str, Any]) -> str:
     noise = readout.get("noise")
     sigma = readout.get("threshold_sigma")
     symmetric = readout.get("suppression") == "symmetric"
-    cut = f"cells with {'|E|' if symmetric else 'E'} > {readout.get('threshold'):.3g} GeV"
+    cut = f"cells with {suppression_text(readout)} GeV"
     return (f"readout: {f'noise {noise:.3g} GeV per cell' if noise else 'noise not declared'}; {cut}"
             f"{f' ({sigma:.3g}σ)' if sigma else ''} kept{', noise of both signs' if symmetric else ''}")
 
