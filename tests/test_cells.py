@@ -94,3 +94,19 @@ def test_the_critic_features_without_an_incident_energy_stay_finite_on_a_negativ
     features = task.critic_features(task.to_model(cells), torch.ones(2))
     assert torch.isfinite(features).all(), features
     assert np.isfinite(features.detach().numpy()).all()
+
+
+def test_layer_energies_of_a_signed_readout_stay_continuous_through_zero():
+    """A layer of noise alone sums to about 0, either sign (16% of photons' first layers). Clamped at 0,
+    those layers are a point mass at y = 0 that the layer-energy mixture cannot fit; signed, y is
+    continuous, and its sign says which side of zero the sum fell."""
+    code = CellCode(scale=0.03, threshold=0.03, signed=True)
+    sums = torch.tensor([-0.06, -0.03, 0.0, 0.03, 0.06])
+    images = torch.zeros(5, 1, 2, 2)
+    images[:, 0, 0, 0] = sums
+    y = code.layer_energies(code.encode(images))[:, 0]
+    expected = torch.sign(sums) * torch.log1p(sums.abs() / 0.03)
+    assert torch.allclose(y, expected, atol=1e-5)
+    assert len(set(y.tolist())) == 5  # no two sums collapse onto one value
+    positive = CellCode(scale=0.03, threshold=0.03, signed=False)  # a positive readout has no negative sums
+    assert torch.all(positive.layer_energies(positive.encode(images)) >= 0)

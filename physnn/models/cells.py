@@ -85,8 +85,15 @@ class CellCode:
         return x + (kept - x).detach()
 
     def layer_energies(self, x: torch.Tensor) -> torch.Tensor:
-        """The layer energies of images (N, L, H, W) as ``log(1 + E_l / eps)``, E_l floored at 0, (N, L)."""
-        return torch.log1p(self.in_scale_units(x.float()).flatten(2).sum(2).clamp(min=0.0))
+        """The layer energies of images (N, L, H, W) as ``log(1 + E_l / eps)``, (N, L).
+
+        With a signed code, ``sign(E_l) log(1 + |E_l| / eps)``: a layer of noise alone sums to about
+        zero with either sign, and flooring it at 0 would make a point mass at ``y = 0`` that a
+        density of the layer energies cannot fit. A positive code floors ``E_l`` at 0."""
+        total = self.in_scale_units(x.float()).flatten(2).sum(2)
+        if self.signed:
+            return torch.sign(total) * torch.log1p(total.abs())
+        return torch.log1p(total.clamp(min=0.0))
 
     def readout(self) -> dict[str, float | str | None]:
         """The zero suppression as a file's ``physnn_meta["readout"]`` records it (the noise is learnt)."""

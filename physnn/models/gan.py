@@ -150,7 +150,9 @@ def _maps(cond: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 
 
 class LayerEnergyDensity(nn.Module):
-    """The conditional density of the layer energies, ``p(y | c)``, with ``y_l = log(1 + E_l / eps)``.
+    """The conditional density of the layer energies, ``p(y | c)``, with ``y_l = log(1 + E_l / eps)``
+    (signed, ``sign(E_l) log(1 + |E_l| / eps)``, for a readout that keeps negative cells, so that layers of
+    noise alone are a continuous tail below 0, not a point mass at 0).
 
     A mixture of ``components`` Gaussians with full covariance (so the
     correlations between layers, e.g. a late-starting pion's small first and
