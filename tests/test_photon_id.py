@@ -30,6 +30,20 @@ def test_local_maxima_find_two_separated_peaks_and_ignore_a_plateau_edge():
     assert all(np.isfinite(v).all() for v in shapes.values())
 
 
+def test_ratios_stay_bounded_on_a_layer_whose_noise_of_both_signs_sums_to_almost_nothing():
+    """With a symmetric readout a layer of noise alone sums to ~0 (16% of photons' first layers): the
+    second maximum and the core fraction are then ratios of the positive cells, in [0, 1], not of the
+    signed sum, which sent them to 15 and beyond."""
+    layer = np.zeros((1, 1, 9, 9))
+    layer[0, 0, 4, 4], layer[0, 0, 4, 6] = 0.20, 0.15  # two maxima of noise
+    layer[0, 0, 2, 2], layer[0, 0, 6, 6] = -0.19, -0.15  # and two negative cells: the layer sums to 0.01
+    v = photon_id_variables(layer)
+    assert 0.0 <= v["e2nd0"][0] <= 1.0
+    assert 0.0 <= v["core0"][0] <= 1.0
+    assert v["e2nd0"][0] == pytest.approx(0.15 / 0.35)
+    assert v["core0"][0] == pytest.approx(0.20 / 0.35)
+
+
 def test_rejection_at_a_photon_efficiency(rng):
     photons = rng.uniform(0.0, 1.0, 200_000)
     pi0 = rng.uniform(0.5, 1.5, 200_000)  # the cut at 0.8 keeps 80% of the photons and 30% of the π0s

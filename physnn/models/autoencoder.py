@@ -118,7 +118,8 @@ class DenseAEParams(Strict):
         Activation of the code layer (``linear``: an unbounded code).
     output_activation
         Activation of the output layer: ``linear`` for standardised inputs,
-        ``relu`` for energies >= 0.
+        ``relu`` for cell energies (a cell's expected readout is >= 0 even
+        when a symmetric readout keeps single negative cells).
     batch_norm
         Batch normalisation after each hidden dense layer.
     dropout

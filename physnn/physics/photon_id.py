@@ -15,9 +15,11 @@ names in brackets, Phys. Rev. D 2019, arXiv:1810.05087):
   plane, a photon a round one;
 - ``eratio{l}``: (E1 - E2) / (E1 + E2) of the two highest local maxima in
   layer ``l`` (Eratio; 1 without a second maximum);
-- ``e2nd{l}``: the second local maximum over the layer's energy (ΔE);
+- ``e2nd{l}``: the second local maximum over the layer's energy in positive
+  cells (ΔE);
 - ``core{l}``: the energy of the 3x3 cells around the hottest cell over the
-  7x7 (R_eta);
+  7x7 (R_eta), positive cells (these two ratios stay in [0, 1] when noise of
+  both signs brings a layer's sum to ~0);
 - ``maxima{l}``: the number of local maxima above :data:`MAXIMUM_ENERGY`;
 - ``log_energy``: log of the total energy (the response depends on it).
 
@@ -64,9 +66,11 @@ def _window(layer: np.ndarray, half: int = 3) -> np.ndarray:
 
 
 def _core_fraction(cluster: np.ndarray) -> np.ndarray:
-    """E(3x3) / E(7x7) around the hottest cell, from its 7x7 cluster."""
-    outer = cluster.sum((1, 2))
-    inner = cluster[:, 2:5, 2:5].sum((1, 2))
+    """E(3x3) / E(7x7) around the hottest cell, from its 7x7 cluster, of the positive cells (noise of both
+    signs can bring the signed 7x7 sum to ~0, and the ratio beyond any bound)."""
+    positive = np.clip(cluster, 0.0, None)
+    outer = positive.sum((1, 2))
+    inner = positive[:, 2:5, 2:5].sum((1, 2))
     return np.divide(inner, outer, out=np.zeros(len(cluster)), where=outer > 0)
 
 
@@ -113,7 +117,8 @@ def photon_id_variables(images: np.ndarray) -> dict[str, np.ndarray]:
         out[f"width{l}"] = np.nan_to_num(np.hypot(shapes["width_x"][:, l], shapes["width_y"][:, l]))
         pair = top.sum(1)
         out[f"eratio{l}"] = np.divide(top[:, 0] - top[:, 1], pair, out=np.ones(len(layer)), where=pair > 0)
-        out[f"e2nd{l}"] = np.divide(top[:, 1], energy, out=np.zeros(len(layer)), where=energy > 0)
+        positive = np.clip(layer, 0.0, None).sum((1, 2))  # not the signed sum: noise alone sums to ~0
+        out[f"e2nd{l}"] = np.divide(top[:, 1], positive, out=np.zeros(len(layer)), where=positive > 0)
         cluster = _window(layer)
         out[f"core{l}"] = _core_fraction(cluster)
         out[f"lambda0_{l}"], out[f"lambda1_{l}"] = _axes(cluster)
