@@ -32,6 +32,9 @@ def predict(
                                             min=0)] = 0,
     keep_samples: Annotated[bool, typer.Option("--keep-samples", help="Also write all T samples.")] = False,
     seed: Annotated[int, typer.Option(help="Seed of the MC-dropout masks.")] = 0,
+    conformal: Annotated[float | None, typer.Option(help="Regression: also write t_low and t_high, the split-"
+                                                    "conformal interval at this coverage (0.6827, 0.8, 0.9, 0.95 "
+                                                    "or 0.99), fitted on the validation split.")] = None,
     tree: Annotated[str | None, typer.Option(help="Input tree (default: the training config's).")] = None,
     selection: Annotated[str | None, typer.Option(help="Cut applied before predicting, in the file's branch names "
                                                   "(default: none); only selected events are written unless "
@@ -55,8 +58,10 @@ def predict(
         result = api.predict(run, files or None, out=out, mc_samples=mc_samples, keep_samples=keep_samples,
                              tree=tree, selection=selection, aligned=aligned, mapping=mapping,
                              batch_size=batch_size, device=device, overwrite=overwrite, compression=compression,
-                             progress=lambda n: bar.advance(task, n), seed=seed)
+                             progress=lambda n: bar.advance(task, n), seed=seed, conformal=conformal)
     mode = f"MC dropout, T = {mc_samples}" if mc_samples else "deterministic"
+    if result.meta.get("members", 1) > 1:
+        mode = f"ensemble of {result.meta['members']}, " + mode
     console.print(f"wrote {plural(result.events, 'prediction')} ({mode}) to {result.path}:predictions "
                   f"in {num(result.seconds)} s ({num(result.rate)} events/s)")
     if aligned:

@@ -41,6 +41,8 @@ def train(
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing run folder.")] = False,
     memory_budget: Annotated[str | None, typer.Option("--memory-budget", help="Peak memory, e.g. '4 GB': stream "
                                                       "the data from the files when they do not fit.")] = None,
+    ensemble: Annotated[int | None, typer.Option("--ensemble", help="Train N members with seeds seed, seed+1, ... "
+                                                 "into one run folder (a deep ensemble).", min=2)] = None,
 ) -> None:
     """Train a model (CNN, ...) from ROOT files; writes checkpoints, metrics and loss plots to --out."""
     from physnn import api
@@ -55,6 +57,7 @@ def train(
     sections = {"data": data, "model": model, "train": train_cfg}
     source = config if config is not None else ({} if not resume else None)
     extra = [f"train.memory_budget={memory_budget}"] if memory_budget is not None else []
+    extra += [f"train.ensemble={ensemble}"] if ensemble is not None else []
     say = functools.partial(err_console.print, soft_wrap=True, highlight=False, markup=False)
     try:
         result = api.train(source, out=out, overrides=[*(set_ or []), *extra], sections=sections, resume=resume,
@@ -67,13 +70,25 @@ def train(
 
     if not from_environment().main:
         return  # torchrun: rank 0 reports
-    stop = "stopped early" if result.stopped_early else "finished"
-    console.print(f"{stop} after {plural(len(result.history), 'epoch')}; task: {result.task.describe()}")
-    _print_metrics(result.best, "best epoch")
+    if result.members:
+        _print_members(result)
+    else:
+        stop = "stopped early" if result.stopped_early else "finished"
+        console.print(f"{stop} after {plural(len(result.history), 'epoch')}; task: {result.task.describe()}")
+        _print_metrics(result.best, "best epoch")
     # soft wrap: long paths stay whole in a log (not wrapped at the width of a terminal there is none of)
     console.print(f"best checkpoint: {result.run_dir / 'best.pt'}", soft_wrap=True, highlight=False, markup=False)
     console.print(f"run folder: {result.run_dir}  (next: {_next_step(result)})", soft_wrap=True, highlight=False,
                   markup=False)
+
+
+def _print_members(result: Any) -> None:
+    """An ensemble: one line per member, then the mean of their best metrics."""
+    console.print(f"ensemble of {len(result.members)} members; task: {result.task.describe()}")
+    for index, member in enumerate(result.members):
+        console.print(f"member {index}: best epoch {member.best.get('epoch', '?')} of {len(member.history)}, "
+                      f"{member.run_dir}", soft_wrap=True, highlight=False, markup=False)
+    _print_metrics(result.best, "members' mean at their best epochs")
 
 
 def _next_step(result: Any) -> str:

@@ -220,7 +220,7 @@ def export(run: str | os.PathLike | LoadedRun, out: str | os.PathLike | None = N
     if out is None:
         out = Path(loaded.checkpoint).parent / f"model{SUFFIX[format]}"
     check_output(out, overwrite=overwrite)
-    module = loaded.task.graph(loaded.model, loaded.transform, loaded.io, mc_samples)
+    module = loaded.task.graph(loaded.members or loaded.model, loaded.transform, loaded.io, mc_samples)
     module.eval()
     with _switched(module, mc_samples > 0), _dropout_drawn_in_graph(module, mc_samples > 0):
         examples = module.examples()

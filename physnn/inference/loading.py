@@ -52,22 +52,34 @@ class LoadedRun:
     training_files: list[str] = field(default_factory=list)
     #: what the training inputs looked like (None for runs trained before physnn recorded it)
     domain: Domain | None = None
+    #: an ensemble's members (``model`` is the first); empty for a single run
+    members: list[StagedModel] = field(default_factory=list)
+
+    @property
+    def models(self) -> list[StagedModel]:
+        """The networks whose outputs are stacked: an ensemble's members, else the one model."""
+        return self.members or [self.model]
 
 
 def load_run(source: str | os.PathLike, *, device: str = "auto", which: str = "best.pt") -> LoadedRun:
-    """Rebuild the model of a run folder or checkpoint (weights-only load) on ``device``."""
+    """Rebuild the model of a run folder or checkpoint (weights-only load) on ``device``; every member of an
+    ensemble (``physnn train --ensemble N``)."""
     ckpt = load_checkpoint(source, which)
     cfg = RunConfig.model_validate(ckpt["config"])
     io = ModelIO.from_state(ckpt["io"])
-    with torch.random.fork_rng(devices=[]):  # the random initialisation is overwritten: leave the caller's RNG be
-        model = build_model(cfg.model, io)
-    model.load_state_dict(ckpt["model"])
     dev = resolve_device(device)
-    model.to(dev).eval()
-    return LoadedRun(model, Task.from_state(ckpt["task"]), Transform.from_state(ckpt["transform"]), cfg, io,
+    states = ckpt["ensemble"]["models"] if "ensemble" in ckpt else [ckpt["model"]]
+    models = []
+    for state in states:
+        with torch.random.fork_rng(devices=[]):  # the random initialisation is overwritten: leave the RNG be
+            model = build_model(cfg.model, io)
+        model.load_state_dict(state)
+        models.append(model.to(dev).eval())
+    return LoadedRun(models[0], Task.from_state(ckpt["task"]), Transform.from_state(ckpt["transform"]), cfg, io,
                      Path(ckpt["path"]), dev, int(ckpt.get("epoch", 0)),
                      list(ckpt.get("data_info", {}).get("file_ids", [])),
-                     Domain.from_state(ckpt["domain"]) if "domain" in ckpt else None)
+                     Domain.from_state(ckpt["domain"]) if "domain" in ckpt else None,
+                     models if len(models) > 1 else [])
 
 
 def prediction_config(cfg: DataConfig, files: str | Sequence[str] | None, tree: str | None,

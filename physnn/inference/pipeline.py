@@ -25,7 +25,8 @@ from physnn.data.dataset import RawChunk, Tagging, TensorData, finalize, iter_ra
 from physnn.inference.loading import LoadedRun, match_image_shape
 from physnn.io.read import Chunk, plan_chunks, read_chunk
 from physnn.io.write import write_tree
-from physnn.models.mc_dropout import mc_forward, set_dropout
+from physnn.models.ensemble import stacked_outputs
+from physnn.models.mc_dropout import set_dropout
 from physnn.training.device import autocast
 
 __all__ = ["Block", "Sink", "concat", "drain", "read_blocks", "run_model"]
@@ -111,13 +112,14 @@ def run_model(loaded: LoadedRun, td: TensorData, reduce: Callable[[torch.Tensor]
         The events' tensors.
     reduce
         Raw outputs of one batch, (T, B, ...) with T = 1 without MC dropout, -> per-event tensors (B, ...),
-        e.g. :meth:`~physnn.models.tasks.Task.summarize`.
+        e.g. :meth:`~physnn.models.tasks.Task.summarize`. An ensemble's members are stacked on the first
+        axis, (M x T, B, ...) (:mod:`physnn.models.ensemble`).
     mc_samples
         T >= 2: MC dropout (:func:`~physnn.models.mc_dropout.mc_forward`); 0: one deterministic pass.
     batch_size
         Events per forward pass (times T rows with MC dropout).
     call
-        What to run instead of the model's forward (deterministic only), e.g. ``model.encode``.
+        What to run instead of the model's forward (deterministic, one model only), e.g. ``model.encode``.
 
     Returns
     -------
@@ -129,12 +131,12 @@ def run_model(loaded: LoadedRun, td: TensorData, reduce: Callable[[torch.Tensor]
     for batch in td.batches(batch_size):
         batch = {k: v.to(device, non_blocking=True) for k, v in batch.items() if k not in TRUTH}
         with autocast(device, device.type == "cuda"):
-            if mc_samples > 0:
-                outs = mc_forward(model, batch, mc_samples)
-            else:
+            if call is not None:
                 set_dropout(model, False)
                 with torch.no_grad():
-                    outs = (call or model)(batch)[None]
+                    outs = call(batch)[None]
+            else:  # one run, or every member of an ensemble stacked like MC-dropout passes
+                outs = stacked_outputs(loaded.models, batch, mc_samples)
         for key, value in reduce(outs.float()).items():
             parts.setdefault(key, []).append(value.detach().cpu())
     return {key: torch.cat(values) for key, values in parts.items()}

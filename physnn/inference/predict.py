@@ -14,10 +14,13 @@ names. Per event:
 ==========================  ===================================================
 classification              ``prob[K]`` (mean class probabilities), ``pred``
                             (argmax), ``score`` (P(class 1), binary only);
-                            with MC dropout also ``prob_std[K]``/``score_std``
+                            with MC dropout or an ensemble also
+                            ``prob_std[K]``/``score_std`` (the spread)
 regression, target ``t``    ``t_pred``; ``t_aleatoric`` (Gaussian heads: the
                             predicted σ, raw); with MC dropout ``t_epistemic``
-                            (the spread of the T means, raw); ``t_std`` the
+                            (the spread of the T means, raw; of an ensemble:
+                            of its members' means, times T with MC dropout,
+                            :mod:`physnn.models.ensemble`); ``t_std`` the
                             calibrated total error bar,
                             s_t x sqrt(aleatoric² + epistemic²) (Kendall &
                             Gal 2017), s_t the target's σ scale fitted on the
@@ -123,6 +126,7 @@ def _meta(loaded: LoadedRun, cfg: DataConfig, files: list[str], mapping: dict[st
                       targets=[inverse.get(t, t) for t in cfg.targets],
                       weight=inverse.get(cfg.weight, cfg.weight) if cfg.weight else None, mapping=mapping)
     meta["training_selection"] = loaded.config.data.selection
+    meta["members"] = len(loaded.models)  # > 1: an ensemble, its members' spread in the error bars
     meta.update(domain_meta(loaded))  # counts["out_of_domain"] says how many events lie outside it
     if loaded.task.calibrated_error_bars:  # the factor applied to each target's total error bar t_std
         meta["sigma_scale"] = dict(zip(loaded.task.targets,
@@ -149,6 +153,7 @@ def predict(
     collect: bool | None = None,
     progress: Any = None,
     seed: int = 0,
+    conformal: float | None = None,
 ) -> PredictionResult:
     """Predict every event of ``files`` with a trained run, optionally with MC dropout.
 
@@ -195,6 +200,12 @@ def predict(
     seed
         Seed of the MC-dropout masks: the same seed gives the same file (on
         the same device). The caller's global torch RNG is left as it was.
+    conformal
+        Regression: also write ``t_low`` and ``t_high``, the split-conformal
+        interval at this coverage level (one of
+        :data:`physnn.models.conformal.LEVELS`), fitted on the validation
+        split for this prediction mode; guaranteed for events exchangeable
+        with the validation events only (:mod:`physnn.models.conformal`).
 
     Returns
     -------
@@ -211,16 +222,20 @@ def predict(
         check_output(out, overwrite=overwrite)
     loaded = run if isinstance(run, LoadedRun) else load_run(run, device=device)
     loaded.task.check_command("predict", loaded.checkpoint.parent)
+    if conformal is not None:
+        _check_conformal(loaded, conformal, mc_samples)
     mapping = parse_mapping(mapping)
     cfg = prediction_config(loaded.config.data, files, tree, selection, mapping=mapping,
                             image_shape=loaded.io.image)
     files = expand_files(cfg.files)
-    meta = _meta(loaded, cfg, files, mapping, seed=seed, selection=selection, mc_samples=mc_samples, aligned=aligned)
+    meta = _meta(loaded, cfg, files, mapping, seed=seed, selection=selection, mc_samples=mc_samples, aligned=aligned,
+                 conformal=conformal)
     tally = _Tally(dict.fromkeys([*SPLITS, "unknown"], 0), [])
     tagging = Tagging(known_files=set(loaded.training_files),
                       flag=rename_expression(loaded.config.data.selection, mapping))
     blocks = _blocks(loaded, cfg, tagging, tally, mc_samples=mc_samples, keep_samples=keep_samples,
-                     batch_size=batch_size, step_size=step_size, progress=progress, aligned=aligned,
+                     conformal=conformal, batch_size=batch_size, step_size=step_size, progress=progress,
+                     aligned=aligned,
                      inverse={new: old for old, new in mapping.items()})
     sink = Sink(out, TREE, out is None if collect is None else collect, overwrite=overwrite, compression=compression,
                 title=f"physnn predictions of {loaded.checkpoint}",
@@ -231,6 +246,17 @@ def predict(
     meta.update(counts=tally.counts, notes=tally.notes, entries=tally.rows)
     return PredictionResult(None if out is None else Path(out), tally.events, time.perf_counter() - start, arrays,
                             meta, tally.counts, tally.rows)
+
+
+def _check_conformal(loaded: LoadedRun, level: float, mc_samples: int) -> None:
+    """Refuse ``conformal`` for a classifier, a level the run did not fit, or a run without quantiles."""
+    from physnn.models.conformal import check_level
+
+    if not loaded.task.calibrated_error_bars:
+        msg = f"--conformal: intervals are for regression runs; {loaded.checkpoint} is {loaded.task.describe()}"
+        raise ConfigError(msg)
+    check_level(level, loaded.task.conformal.get("mc" if mc_samples > 0 else "deterministic"),
+                str(loaded.checkpoint))
 
 
 def _check_settings(mc_samples: int, keep_samples: bool, batch_size: int) -> None:
@@ -255,13 +281,14 @@ class _Tally:
 
 
 def _blocks(loaded: LoadedRun, cfg: DataConfig, tagging: Tagging, tally: _Tally, *, mc_samples: int,
-            keep_samples: bool, batch_size: int, step_size: str | int | None, progress: Callable[[int], Any] | None,
+            keep_samples: bool, conformal: float | None, batch_size: int, step_size: str | int | None,
+            progress: Callable[[int], Any] | None,
             aligned: bool, inverse: Mapping[str, str]) -> Iterator[dict[str, Any]]:
     """The predictions file's branch blocks: truth and observers, then :meth:`~physnn.models.tasks.Task.
     prediction_branches` of the model's summary; with ``aligned``, a row for every input entry."""
     task = loaded.task
     aligner = Aligner(cfg, tagging.known_files) if aligned else None
-    summarize = partial(task.summarize, keep_samples=keep_samples)
+    summarize = partial(task.summarize, keep_samples=keep_samples, mc=mc_samples > 0, conformal=conformal)
     for block in read_blocks(loaded, cfg, step_size=step_size, tagging=tagging, notes=tally.notes):
         branches = None
         if block.td is not None:

@@ -161,6 +161,7 @@ class GenerationTask(Task):
         return scalars.index(name)
 
     COMMANDS: ClassVar[tuple[str, ...]] = ("generate",)
+    ENSEMBLES: ClassVar[bool] = False
 
     def io_fields(self) -> dict[str, Any]:
         """The generator's conditions, and whether the incident energy is one of them."""

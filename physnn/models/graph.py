@@ -16,7 +16,7 @@ sequences) follow :class:`ExportSwitch`: the exporter enters their
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
 import torch
@@ -57,9 +57,10 @@ class ExportSwitch(Protocol):
 class SummarizingTask(Protocol):
     """What :class:`PhysicsModel` asks of its task (:class:`~physnn.models.tasks.Task` has it)."""
 
-    def summarize(self, outs: torch.Tensor, *, keep_samples: bool = False) -> dict[str, torch.Tensor]: ...
+    def summarize(self, outs: torch.Tensor, *, keep_samples: bool = False,
+                  mc: bool | None = None) -> dict[str, torch.Tensor]: ...
 
-    def export_outputs(self, mc: bool) -> dict[str, str]: ...
+    def export_outputs(self, spread: bool) -> dict[str, str]: ...
 
 
 def _affine(transform: Transform, key: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -74,17 +75,20 @@ class PhysicsModel(nn.Module):
     Parameters
     ----------
     model, task, transform, io
-        The run's network, task, fitted preprocessing and shapes.
+        The run's network (or an ensemble's members, :mod:`physnn.models.ensemble`), task, fitted
+        preprocessing and shapes.
     mc_samples
         T > 0: T stochastic passes per event in the graph (the part before the first dropout once), and the
-        spreads among the outputs, as ``physnn predict --mc-samples T``.
+        spreads among the outputs, as ``physnn predict --mc-samples T``. An ensemble's graph runs every
+        member (T times each) and returns their spread, as ``physnn predict`` of an ensemble does.
     """
 
-    def __init__(self, model: StagedModel, task: SummarizingTask, transform: Transform, io: ModelIO,
-                 mc_samples: int = 0) -> None:
+    def __init__(self, model: StagedModel | Sequence[StagedModel], task: SummarizingTask, transform: Transform,
+                 io: ModelIO, mc_samples: int = 0) -> None:
         super().__init__()
-        self.model, self.task, self.io, self.mc_samples = model, task, io, mc_samples
-        self.heads = task.export_outputs(mc_samples > 0)
+        self.members = nn.ModuleList(model if isinstance(model, Sequence) else [model])
+        self.task, self.io, self.mc_samples = task, io, mc_samples
+        self.heads = task.export_outputs(mc_samples > 0 or len(self.members) > 1)
         self.output_names = list(self.heads)
         self.input_names = [*(["image"] if io.image is not None else []),
                             *(["sequence", "length"] if io.sequence is not None else []),
@@ -94,8 +98,8 @@ class PhysicsModel(nn.Module):
             self.register_buffer(f"{key}_center", center, persistent=False)
             self.register_buffer(f"{key}_scale", scale, persistent=False)
         #: the stage from which the MC passes run T times (computed before the dropout layers are swapped)
-        self.first_stochastic = model.first_stochastic_stage()
-        if mc_samples and self.first_stochastic >= len(model.stages):
+        self.first_stochastic = self.members[0].first_stochastic_stage()
+        if mc_samples and self.first_stochastic >= len(self.members[0].stages):
             msg = "export --mc-samples: the model has no dropout layer, its MC-dropout spread would be zero"
             raise ConfigError(msg)
         self.max_length = int(transform.max_length or 1)
@@ -137,14 +141,14 @@ class PhysicsModel(nn.Module):
 
     def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
         batch = self.standardized(dict(zip(self.input_names, inputs, strict=True)))
-        raw = self._passes(batch) if self.mc_samples else self.model(batch)[None]
-        summary = self.task.summarize(raw)
+        raw = [self._passes(model, batch) if self.mc_samples else model(batch)[None] for model in self.members]
+        summary = self.task.summarize(torch.cat(raw) if len(raw) > 1 else raw[0], mc=self.mc_samples > 0)
         return tuple(summary[key] for key in self.heads.values())
 
-    def _passes(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    def _passes(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """T passes with dropout on (the layers are in training mode in the graph), (T, N, outputs): the part
         before the first dropout once, the rest on T x N rows, as :func:`~physnn.models.mc_dropout.mc_forward`."""
-        model, t, first = self.model, self.mc_samples, self.first_stochastic
+        t, first = self.mc_samples, self.first_stochastic
         side = model.side(batch)
         if first < 0:  # dropout in the adapter (an RNN): T full passes
             x, first = model.adapt({k: repeat_rows(v, t) for k, v in batch.items()}), 0

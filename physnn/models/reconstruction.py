@@ -95,6 +95,7 @@ class ReconstructionTask(Task):
                    huber_delta=cfg.huber_delta, log_scale=cfg.log_scale, energy_weight=cfg.energy_weight)
 
     COMMANDS: ClassVar[tuple[str, ...]] = ("denoise", "encode")
+    ENSEMBLES: ClassVar[bool] = False
 
     def next_command(self, run: Any) -> str:
         """An image autoencoder denoises files; one of other inputs writes their codes."""
@@ -216,7 +217,8 @@ class ReconstructionTask(Task):
         lead = out.shape[:-n] if shaped else out.shape[:-1]
         return {"reconstruction": self.to_phys(out.reshape(*lead, *self.shape))}
 
-    def summarize(self, outs: torch.Tensor, *, keep_samples: bool = False) -> dict[str, torch.Tensor]:
+    def summarize(self, outs: torch.Tensor, *, keep_samples: bool = False,
+                  mc: bool | None = None) -> dict[str, torch.Tensor]:
         """Outputs of T passes (T, N, ...) -> ``reconstruction`` (N, *shape), their mean in physical units, and
         with T >= 2 ``reconstruction_std``, the per-cell spread (an uncertainty map)."""
         rec = self.predict(outs)["reconstruction"]
@@ -225,9 +227,9 @@ class ReconstructionTask(Task):
             out["reconstruction_std"] = rec.std(0)
         return out
 
-    def export_outputs(self, mc: bool) -> dict[str, str]:
+    def export_outputs(self, spread: bool) -> dict[str, str]:
         """An exported autoencoder returns its deterministic ``reconstruction``."""
-        if mc:
+        if spread:
             msg = "export --mc-samples: MC dropout is for classifiers and regressors, not a reconstruction run"
             raise ConfigError(msg)
         return {"reconstruction": "reconstruction"}

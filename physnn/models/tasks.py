@@ -27,8 +27,9 @@ import torch.nn.functional as F
 from physnn.config import DataConfig
 from physnn.data.targets import forward, target_transforms
 from physnn.errors import ConfigError
+from physnn.models.conformal import conformal_bounds
 from physnn.models.graph import PhysicsModel
-from physnn.models.mc_dropout import regression_summary
+from physnn.models.mc_dropout import classification_summary, regression_summary
 from physnn.models.task_config import TaskConfig
 
 MIN_VAR = 1e-6
@@ -83,7 +84,8 @@ class Task:
                  targets: list[str] | None = None, center: list[float] | None = None,
                  scale: list[float] | None = None, class_weight: list[float] | None = None,
                  huber_delta: float = 1.0, sigma_scale: dict[str, Any] | None = None,
-                 transforms: list[str] | None = None, gaussian_mean: str = "nll") -> None:
+                 transforms: list[str] | None = None, gaussian_mean: str = "nll",
+                 conformal: dict[str, Any] | None = None) -> None:
         self.kind = kind  # "binary" | "multiclass" | "regression"
         self.loss_name = loss
         self.classes = classes
@@ -98,6 +100,8 @@ class Task:
         #: σ scale factors per target, fitted on the validation split (physnn.training.calibration):
         #: ``{"deterministic": [s per target], "mc": [s per target]}``
         self.sigma_scale = dict(sigma_scale or {})
+        #: split-conformal quantiles per mode, fitted on the validation split (physnn.models.conformal)
+        self.conformal = dict(conformal or {})
 
     # -- construction and storage ------------------------------------------
     @classmethod
@@ -113,10 +117,7 @@ class Task:
         split; without it they come from the ``train`` tensors (which, when
         streaming, are only a sample).
         """
-        kind = cfg.kind
-        if kind == "auto":
-            kind = ("classification" if data.label is not None else "regression" if data.targets
-                    else "reconstruction")
+        kind = cls.resolved_kind(cfg.kind, data)
         special = task_type(kind)
         if special is not None and special is not cls:
             return special.from_config(cfg, data, classes, train, transform, summary)
@@ -162,6 +163,14 @@ class Task:
                    huber_delta=cfg.huber_delta, transforms=transforms, gaussian_mean=cfg.gaussian_mean)
 
     @staticmethod
+    def resolved_kind(kind: str, data: DataConfig) -> str:
+        """``task.kind`` with ``auto`` resolved from the data: classification with a label, regression with
+        targets, else reconstruction (a GAN model makes it generation, see :func:`physnn.training.run.train`)."""
+        if kind != "auto":
+            return kind
+        return "classification" if data.label is not None else "regression" if data.targets else "reconstruction"
+
+    @staticmethod
     def _class_weights(cfg: TaskConfig, classes: list[Any], counts: torch.Tensor) -> list[float] | None:
         if cfg.class_weight is None:
             return None
@@ -179,7 +188,7 @@ class Task:
                 "center": self.center.tolist(), "scale": self.scale.tolist(),
                 "class_weight": None if self.class_weight is None else self.class_weight.tolist(),
                 "huber_delta": self.huber_delta, "sigma_scale": self.sigma_scale, "transforms": self.transforms,
-                "gaussian_mean": self.gaussian_mean}
+                "gaussian_mean": self.gaussian_mean, "conformal": self.conformal}
 
     @classmethod
     def from_state(cls, state: Mapping[str, Any]) -> Task:
@@ -190,10 +199,14 @@ class Task:
         return cls(state["kind"], state["loss"], classes=state["classes"], targets=state["targets"],
                    center=state["center"], scale=state["scale"], class_weight=state["class_weight"],
                    huber_delta=state.get("huber_delta", 1.0), sigma_scale=state.get("sigma_scale"),
-                   transforms=state.get("transforms"), gaussian_mean=state.get("gaussian_mean", "nll"))
+                   transforms=state.get("transforms"), gaussian_mean=state.get("gaussian_mean", "nll"),
+                   conformal=state.get("conformal"))
 
     #: The commands that use a run of this task (besides train, evaluate and export).
     COMMANDS: ClassVar[tuple[str, ...]] = ("predict",)
+    #: whether ``physnn train --ensemble N`` may train several members of a run of this task (their outputs
+    #: stacked like MC-dropout passes: :mod:`physnn.models.ensemble`)
+    ENSEMBLES: ClassVar[bool] = True
     #: What a run for each command is, in refusals ("not a GAN run ...").
     RUN_FOR: ClassVar[dict[str, str]] = {"predict": "a classifier or regressor run",
                                          "denoise": "an image autoencoder run", "encode": "an autoencoder run",
@@ -323,41 +336,34 @@ class Task:
         return torch.tensor(values, dtype=torch.float32)
 
     # -- what predict writes and export returns ------------------------------
-    def summarize(self, outs: torch.Tensor, *, keep_samples: bool = False) -> dict[str, torch.Tensor]:
+    def summarize(self, outs: torch.Tensor, *, keep_samples: bool = False, mc: bool | None = None,
+                  conformal: float | None = None) -> dict[str, torch.Tensor]:
         """The per-event summary of raw outputs of T passes (T, N, outputs), T = 1 without MC dropout: the one
-        place where ``physnn predict`` and an exported graph compute their outputs.
+        place where ``physnn predict`` and an exported graph compute their outputs. An ensemble's members are
+        stacked on the first axis (M x T, N, outputs), and their spread enters as MC dropout's does.
+
+        ``mc`` says whether the passes had dropout on, which picks the σ scale factor (``"mc"`` or
+        ``"deterministic"``, fitted for this run or ensemble); default: T > 1. ``conformal`` (regression): also
+        ``low`` and ``high``, the split-conformal interval at that level (:mod:`physnn.models.conformal`).
 
         Returns
         -------
         dict
-            Classification: ``prob`` (N, K) the mean class probabilities, ``pred`` their argmax, ``score``
-            (binary: P(class 1)); with T >= 2 ``prob_std`` (and ``score_std``), the spread of the T passes.
-            Regression: :func:`~physnn.models.mc_dropout.regression_summary` of the targets, (N, K) each.
-            ``keep_samples``: also the T passes per event, ``score_samples`` (N, T), ``prob_samples``
-            (N, T, K) or ``samples`` (N, T, targets).
+            Classification: :func:`~physnn.models.mc_dropout.classification_summary`. Regression:
+            :func:`~physnn.models.mc_dropout.regression_summary` of the targets, (N, K) each, and with
+            ``keep_samples`` the T passes per event, ``samples`` (N, T, targets).
         """
         pred = self.predict(outs)
-        mc = outs.shape[0] > 1
         if not self.is_classification:
+            mc = outs.shape[0] > 1 if mc is None else mc
             out = regression_summary(pred, self.sigma_scales(mc))
+            if conformal is not None:
+                fitted = self.conformal.get("mc" if mc else "deterministic")
+                out["low"], out["high"] = conformal_bounds(out, fitted, conformal, self.sigma_scales(mc))
             if keep_samples:
                 out["samples"] = pred["mean"].transpose(0, 1)
             return out
-        prob, binary = pred["prob"], self.kind == "binary"
-        out = {"prob": prob.mean(0)}
-        out["pred"] = out["prob"].argmax(-1)
-        if binary:
-            out["score"] = out["prob"][..., 1]
-        if mc:
-            out["prob_std"] = prob.std(0)
-            if binary:
-                out["score_std"] = out["prob_std"][..., 1]
-        if keep_samples:
-            if binary:
-                out["score_samples"] = prob[..., 1].transpose(0, 1)
-            else:
-                out["prob_samples"] = prob.transpose(0, 1)
-        return out
+        return classification_summary(pred["prob"], binary=self.kind == "binary", keep_samples=keep_samples)
 
     def prediction_branches(self, summary: Mapping[str, torch.Tensor]) -> dict[str, np.ndarray]:
         """The branches ``physnn predict`` writes per event from :meth:`summarize`: a classifier's under
@@ -367,12 +373,13 @@ class Task:
         return {f"{name}_{key}": _column(value[..., j]) for j, name in enumerate(self.targets)
                 for key, value in summary.items()}
 
-    def export_outputs(self, mc: bool) -> dict[str, str]:
-        """The outputs of an exported graph: graph output name -> :meth:`summarize` key, in order."""
+    def export_outputs(self, spread: bool) -> dict[str, str]:
+        """The outputs of an exported graph: graph output name -> :meth:`summarize` key, in order; ``spread``:
+        the graph stacks several passes (MC dropout, an ensemble's members) and returns their spread too."""
         if self.is_classification:
             names = ["prob", "score"] if self.kind == "binary" else ["prob"]
-            return {name: name for name in names + ([f"{n}_std" for n in names] if mc else [])}
-        if not mc:  # one pass: the calibrated σ of a Gaussian head as ``sigma``
+            return {name: name for name in names + ([f"{n}_std" for n in names] if spread else [])}
+        if not spread:  # one pass: the calibrated σ of a Gaussian head as ``sigma``
             return {"pred": "pred", **({"sigma": "std"} if self.gaussian else {})}
         return {key: key for key in ["pred", *(["aleatoric"] if self.gaussian else []), "epistemic", "std"]}
 

@@ -24,26 +24,28 @@ recorded in ``physnn_meta`` and judged on the test split by ``evaluate``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 import torch
 
 from physnn.models.base import StagedModel
-from physnn.models.mc_dropout import mc_forward, regression_summary, set_dropout
+from physnn.models.ensemble import stacked_outputs
+from physnn.models.mc_dropout import regression_summary
 from physnn.models.tasks import ONE_SIGMA, Task
 
 CALIBRATION_SAMPLES = 30
 
 
 @torch.no_grad()
-def fit_sigma_scale(model: StagedModel, task: Task, batches: Iterable[Mapping[str, torch.Tensor]], *,
-                    device: torch.device, samples: int = CALIBRATION_SAMPLES) -> dict[str, list[float]]:
-    """Per-target scale factors of the deterministic and the MC-dropout total σ.
+def fit_sigma_scale(model: StagedModel | Sequence[StagedModel], task: Task,
+                    batches: Iterable[Mapping[str, torch.Tensor]], *, device: torch.device,
+                    samples: int = CALIBRATION_SAMPLES) -> tuple[dict[str, list[float]], dict[str, dict]]:
+    """Per-target scale factors of the deterministic and the MC-dropout total σ, and the conformal quantiles.
 
     Parameters
     ----------
     model, task
-        The trained model (best weights) and its regression task.
+        The trained model (best weights), or an ensemble's members, and its regression task.
     batches
         The validation split, batch by batch (with ``target``).
     device
@@ -53,27 +55,33 @@ def fit_sigma_scale(model: StagedModel, task: Task, batches: Iterable[Mapping[st
 
     Returns
     -------
-    dict
-        ``{"deterministic": [s per target], "mc": [s per target]}`` (a mode
-        is missing when its σ is not defined, e.g. no Gaussian head and no dropout).
+    tuple of dict
+        The σ scales ``{"deterministic": [s per target], "mc": [s per target]}`` (a mode is missing when its
+        σ is not defined, e.g. no Gaussian head and no dropout),
+        and the split-conformal quantiles of each mode (:func:`physnn.models.conformal.conformal_quantiles`).
     """
+    from physnn.models.conformal import conformal_quantiles
+
+    models = list(model) if isinstance(model, Sequence) else [model]
     ones = torch.ones(len(task.targets))
     det, mc, targets = [], [], []
     for batch in batches:
         inputs = {k: v.to(device) for k, v in batch.items() if k not in ("label", "weight", "target")}
-        set_dropout(model, False)
-        det.append(regression_summary(task.predict(model(inputs).float().cpu()[None]), ones))
-        mc.append(regression_summary(task.predict(mc_forward(model, inputs, samples).float().cpu()), ones))
+        det.append(regression_summary(task.predict(stacked_outputs(models, inputs).float().cpu()), ones))
+        mc.append(regression_summary(task.predict(stacked_outputs(models, inputs, samples).float().cpu()), ones))
         targets.append(batch["target"].double().cpu())
-    set_dropout(model, False)
     target = torch.cat(targets)
     scales: dict[str, list[float]] = {}
+    conformal: dict[str, dict] = {}
     for mode, parts in (("deterministic", det), ("mc", mc)):
-        if "std" in parts[0]:
-            pred, std = (torch.cat([p[k] for p in parts]) for k in ("pred", "std"))
-            if bool((std > 0).all()):
-                scales[mode] = _scales(target - pred, std)
-    return scales
+        pred = torch.cat([p["pred"] for p in parts])
+        std = torch.cat([p["std"] for p in parts]) if "std" in parts[0] else None
+        if std is not None and bool((std > 0).all()):
+            scales[mode] = _scales(target - pred, std)
+            conformal[mode] = conformal_quantiles(target - pred, std)
+        elif std is None:  # no σ: intervals of constant width, from the absolute residuals
+            conformal[mode] = conformal_quantiles(target - pred, None)
+    return scales, conformal
 
 
 def _scales(residual: torch.Tensor, std: torch.Tensor) -> list[float]:

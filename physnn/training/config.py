@@ -157,6 +157,11 @@ class TrainConfig(Strict):
         files every epoch through a shuffle buffer sized to the budget
         (:mod:`physnn.data.streaming`); None (default) loads every split
         into memory.
+    ensemble
+        Train this many members with seeds ``seed``, ``seed + 1``, ... into
+        one run folder (a deep ensemble, :mod:`physnn.training.ensemble`):
+        their spread is an epistemic error bar that grows where they
+        extrapolate; 1: one model.
     """
 
     epochs: int = Field(default=20, gt=0)
@@ -177,6 +182,7 @@ class TrainConfig(Strict):
     critic_optimizer: OptimizerConfig | None = None
     samples_every: int = Field(default=1, ge=0)
     memory_budget: str | None = None
+    ensemble: int = Field(default=1, ge=1)
 
     @field_validator("memory_budget")
     @classmethod

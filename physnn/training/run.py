@@ -35,6 +35,7 @@ from physnn.training.checkpoint import BEST, LAST, load_checkpoint, save_checkpo
 from physnn.training.config import RunConfig, load_run_config
 from physnn.training.device import resolve_device
 from physnn.training.distributed import Dist, device_for, setup, teardown
+from physnn.training.ensemble import MEMBERS, check_ensemble, check_not_ensemble, train_ensemble
 from physnn.training.interrupt import EpochTracker, interrupted
 from physnn.training.progress import progress_interval
 from physnn.training.resume import check_resume_options, resume_run
@@ -77,6 +78,12 @@ def _prepare_dir(out: Path) -> None:
         (out / name).unlink(missing_ok=True)
     shutil.rmtree(out / "plots", ignore_errors=True)
     out.mkdir(parents=True, exist_ok=True)
+
+
+def _prepare_ensemble_dir(out: Path) -> None:
+    """Empty (of physnn's files and members) or create an ensemble's folder."""
+    _prepare_dir(out)
+    shutil.rmtree(out / MEMBERS, ignore_errors=True)
 
 
 def train(
@@ -153,6 +160,7 @@ def train(
     state, notes = None, []
     if resume:
         check_resume_options(config, sections, init_from, freeze)
+        check_not_ensemble(out)
         cfg, state, notes = resume_run(out, overrides)
     else:
         if config is None:
@@ -164,6 +172,15 @@ def train(
         # the run folder travels: its config names the data by absolute paths (predict's default input)
         cfg.data.files = [os.path.abspath(os.path.expanduser(f)) for f in cfg.data.files]
         _check_dir(out, overwrite)
+    if cfg.train.ensemble > 1:
+        check_ensemble(cfg, get_model(cfg.model.name).generates)
+        _prepare_ensemble_dir(out)
+
+        def member(member_cfg: RunConfig, folder: Path) -> TrainResult:
+            return train(member_cfg, out=folder, device=device, overwrite=True, progress=progress,
+                         on_epoch_end=on_epoch_end, say=say, plots=plots)
+
+        return train_ensemble(cfg, out, member, device=device)
     if device is not None:
         cfg.train.device = device
     dev = resolve_device(cfg.train.device)
@@ -228,7 +245,7 @@ def _train(cfg: RunConfig, out: Path, state: dict[str, Any] | None, dev: torch.d
     if task.calibrated_error_bars and cfg.train.calibrate_sigma and len(data.val):
         from physnn.training.calibration import fit_sigma_scale
 
-        task.sigma_scale = fit_sigma_scale(result.model, task, data.val.batches(1024), device=dev)
+        task.sigma_scale, task.conformal = fit_sigma_scale(result.model, task, data.val.batches(1024), device=dev)
         best["task"] = task.state()
         save_checkpoint({k: v for k, v in best.items() if k not in ("path", "format", "physnn")}, out / BEST)
     if plots is not None and plots.curves is not None:

@@ -60,6 +60,10 @@ class TrainResult:
     notes
         What the run said as it started: the transferred and frozen layers
         (``--init-from``), how an extended run's schedule goes on.
+    members
+        An ensemble's members' results (``train.ensemble`` >= 2); then
+        ``best`` is the mean of their best metrics and ``history`` the first
+        member's.
     """
 
     run_dir: Path
@@ -69,6 +73,7 @@ class TrainResult:
     model: StagedModel = field(repr=False)
     task: Task = field(repr=False)
     notes: list[str] = field(default_factory=list)
+    members: list[TrainResult] = field(default_factory=list, repr=False)
 
     @property
     def checkpoint(self) -> Path:
