@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from physnn.errors import DataError
+from physnn.evaluation.coverage import interval_coverage
 from physnn.evaluation.resolution import (
     MIN_BIN_EVENTS,
     bin_edges,
@@ -253,6 +254,11 @@ def regression(true: np.ndarray, pred: np.ndarray, *, std: np.ndarray | None = N
     for row in rows:
         row["outliers"] = result["outliers"]["per_bin"][row["bin"]] if row["bin"] < len(
             result["outliers"]["per_bin"]) else 0
+    if std is not None:  # per bin: an error bar fitted on all events can hold overall and fail in a bin
+        for row in rows:
+            sel = which == row["bin"]
+            cov = interval_coverage(true[sel], pred[sel], std=std[sel])
+            row.update(coverage_1sigma=cov.get("coverage_1sigma"), pull_std=cov.get("pull_std"))
     result["worst_bin"] = worst_bin(rows, key)
     if energy:
         result["fit"] = _fit(true, edges, rows, None)

@@ -23,6 +23,7 @@ from physnn.config import DataConfig, TargetSpec, format_validation_error
 from physnn.data.split import SPLITS, describe_held_out, held_out
 from physnn.errors import ConfigError, DataError, InputFileError
 from physnn.evaluation import metrics
+from physnn.evaluation.coverage import coverage_by_domain, interval_coverage
 from physnn.inference.predict import TREE
 from physnn.io.files import open_root
 from physnn.io.metadata import META, config_hash
@@ -118,9 +119,23 @@ def target_specs(meta: Mapping[str, Any], run_dir: Path | None,
     return out
 
 
+def _coverage(arrays: Mapping[str, np.ndarray], keep: np.ndarray, name: str, true: np.ndarray, pred: np.ndarray,
+              std: np.ndarray | None, level: float | None) -> dict[str, Any]:
+    """The conformal interval's coverage (``predict --conformal``) and every interval's in and out of the
+    training domain (``in_domain``), when the predictions have them."""
+    out: dict[str, Any] = {}
+    low, high = (arrays[f"{name}_{side}"][keep] if f"{name}_{side}" in arrays else None for side in ("low", "high"))
+    if low is not None and high is not None:
+        out["conformal"] = {"level": level, **interval_coverage(true, pred, low=low, high=high)}
+    if "in_domain" in arrays:
+        out["domain"] = coverage_by_domain(true, pred, arrays["in_domain"][keep], std=std, low=low, high=high)
+    return out
+
+
 def _judge_target(predictions: str | os.PathLike, arrays: Mapping[str, np.ndarray], keep: np.ndarray, name: str,
                   spec: Mapping[str, Any], baselines: Mapping[str, Mapping[str, np.ndarray]] | None,
-                  by: str | None = None) -> tuple[dict[str, Any], np.ndarray, np.ndarray, np.ndarray | None]:
+                  by: str | None = None, level: float | None = None,
+                  ) -> tuple[dict[str, Any], np.ndarray, np.ndarray, np.ndarray | None]:
     """The regression figures of one target (model and baselines), and the arrays judged."""
     if name not in arrays:
         msg = f"{predictions}: no true {name!r} branch in the predictions; predict on a file with the target"
@@ -133,6 +148,7 @@ def _judge_target(predictions: str | os.PathLike, arrays: Mapping[str, np.ndarra
     for part in ("aleatoric", "epistemic"):
         if f"{name}_{part}" in arrays:
             fig[f"mean_{part}"] = float(np.mean(arrays[f"{name}_{part}"][keep]))
+    fig.update(_coverage(arrays, keep, name, true, pred, std, level))
     if by is not None:
         fig["by"] = {"name": by, "groups": metrics.regression_by(true, pred, arrays[by][keep], std=std,
                                                                  kind=spec["kind"], unit=spec["unit"],
@@ -225,7 +241,8 @@ def evaluate(predictions: str | os.PathLike, *, out: str | os.PathLike | None = 
         specs = target_specs(meta, run_dir, targets)
         figures["regression"] = {}
         for name in task["targets"]:
-            fig, true, pred, std = _judge_target(predictions, arrays, keep, name, specs[name], baselines, by)
+            fig, true, pred, std = _judge_target(predictions, arrays, keep, name, specs[name], baselines, by,
+                                                 meta.get("conformal"))
             figures["regression"][name] = fig
             if draw:
                 written += P.plot_regression(name, true, pred, std, fig, outdir)

@@ -121,9 +121,31 @@ def regression_rows(name: str, r: Mapping[str, Any]) -> list[tuple[str, str]]:
         rows += [(f"{name} pull std", num(r["pull_std"])),
                  (f"{name} coverage ±1σ / ±2σ", f"{num(r['coverage_1sigma'])} / {num(r['coverage_2sigma'])} "
                                                 "(Gaussian: 0.683 / 0.954)")]
+    rows += coverage_rows(name, r)
     by = r.get("by") or {}
     for value, group in (by.get("groups") or {}).items():
         rows.append((f"{name}, {by['name']} {value}", group_line(group, unit, r.get("kind") == "energy")))
+    return rows
+
+
+def coverage_rows(name: str, r: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The conformal interval's coverage, and every interval's in and out of the training domain."""
+    unit, rows = r.get("unit"), []
+    conformal = r.get("conformal")
+    if conformal:
+        level = conformal.get("level")
+        claim = f" (guaranteed >= {num(level)} for events like the validation split)" if level else ""
+        width = with_unit(num(conformal["conformal_half_width"]), unit)
+        rows.append((f"{name} conformal interval",
+                     f"coverage {num(conformal['conformal_coverage'])}{claim}, mean half width {width}"))
+    for part, figs in (r.get("domain") or {}).items():
+        text = f"{figs['events']:,} events, bias {with_unit(num(figs['bias']), unit)}"
+        if "coverage_1sigma" in figs:
+            text += (f", mean σ {with_unit(num(figs['mean_std']), unit)}, ±1σ coverage "
+                     f"{num(figs['coverage_1sigma'])}, pull std {num(figs['pull_std'])}")
+        if "conformal_coverage" in figs:
+            text += f", conformal coverage {num(figs['conformal_coverage'])}"
+        rows.append((f"{name} {'in' if part == 'in' else 'out of'} the training domain", text))
     return rows
 
 
@@ -147,6 +169,8 @@ def bin_table(name: str, r: Mapping[str, Any]) -> tuple[list[str], list[list[str
     columns = [f"true {name}{bracket(unit)}", "events", f"bias{bracket(unit)}", f"σ{bracket(unit)}"]
     columns += ["σ/E"] if energy else []
     columns += [f"{label} {key_name(key)}{bracket(None if energy else unit)}" for label in labels]
+    covered = any(b.get("coverage_1sigma") is not None for b in r["bins"])
+    columns += ["±1σ cov."] if covered else []
     columns += ["outliers", "note"]
     worst = (r.get("worst_bin") or {}).get("index")
     rows = []
@@ -154,6 +178,7 @@ def bin_table(name: str, r: Mapping[str, Any]) -> tuple[list[str], list[list[str
         cells = [fmt_range(*b["range"]), f"{b['events']:,}", num(b["bias"]), num(b["sigma"])]
         cells += [num(b["sigma_rel"])] if energy else []
         cells += [num(b["baselines"][label][key]) for label in labels]
+        cells += [num(b["coverage_1sigma"]) if b.get("coverage_1sigma") is not None else "-"] if covered else []
         worse = [label for label in labels if b[key] > b["baselines"][label][key]]
         note = "worst" if i == worst else ""
         if worse:  # with one baseline its column is beside the note: "worse" says enough at 80 columns
