@@ -67,7 +67,9 @@ def test_predict_flags_showers_beyond_the_training_energies(energy_domain):
     fresh = physnn.predict(run, energy_domain / "fresh.root", collect=True)
     high = physnn.predict(run, energy_domain / "high.root", collect=True)
     assert fresh.arrays["in_domain"].dtype == bool
-    assert (fresh.arrays["ood_score"] > 0).tolist() == (~fresh.arrays["in_domain"]).tolist()
+    outside = (fresh.arrays["ood_score"] > 0) | (fresh.arrays["feature_score"] > 1)
+    assert outside.tolist() == (~fresh.arrays["in_domain"]).tolist()
+    assert fresh.counts["out_of_feature_domain"] == int((fresh.arrays["feature_score"] > 1).sum())
     assert fresh.counts["out_of_domain"] <= 0.02 * fresh.events
     assert high.counts["out_of_domain"] >= 0.95 * high.events
     assert high.meta["domain"]["names"][-1] == "image sum"
@@ -81,13 +83,14 @@ def test_the_command_line_warns_when_many_events_are_outside(energy_domain, tmp_
                                    str(tmp_path / "p.root")], env={"COLUMNS": "200"})
     assert out.exit_code == 0, out.output
     assert "domain: " in out.output
-    assert "of 300 events outside the training inputs' domain" in out.output
+    assert "of 300 events outside the training domain (in_domain 0)" in out.output
+    assert "features: " in out.output
     assert "warning: " in out.output
     assert "extrapolations" in out.output
     import uproot
 
     tree = uproot.open(tmp_path / "p.root")["predictions"]
-    assert {"ood_score", "in_domain"} <= set(tree.keys())
+    assert {"ood_score", "feature_score", "in_domain"} <= set(tree.keys())
     fresh = CliRunner().invoke(app, ["predict", str(run), str(energy_domain / "fresh.root"), "--out",
                                      str(tmp_path / "q.root")], env={"COLUMNS": "200"})
     assert fresh.exit_code == 0, fresh.output
@@ -113,5 +116,22 @@ def test_denoise_and_encode_flag_their_events_too(energy_domain, tmp_path):
     out = CliRunner().invoke(app, ["denoise", str(tmp_path / "ae"), str(energy_domain / "high.root"), "--out",
                                    str(tmp_path / "c2.root")], env={"COLUMNS": "200"})
     assert out.exit_code == 0, out.output
-    assert "of 300 events outside the training inputs' domain" in out.output
+    assert "of 300 events outside the training domain (in_domain 0)" in out.output
+    assert "features: " in out.output
     assert "warning: " in out.output
+
+
+def test_the_feature_distance_sees_a_broken_correlation_that_no_single_quantity_shows():
+    """Two correlated features: events with each feature in its usual range but the two anti-correlated are
+    ordinary one by one (the input domain's view) and far in Mahalanobis distance."""
+    from physnn.models.feature_domain import FeatureDomain
+
+    rng = np.random.default_rng(0)
+    cov = np.array([[1.0, 0.95], [0.95, 1.0]])
+    train, val, fresh = (rng.multivariate_normal([0, 0], cov, size=n) for n in (20_000, 20_000, 20_000))
+    domain = FeatureDomain.fit(train, val)
+    assert 0.002 < float((domain.scores(fresh) > 1).mean()) < 0.01  # 0.5% of fresh events
+    broken = rng.multivariate_normal([0, 0], [[1.0, -0.95], [-0.95, 1.0]], size=2000)
+    assert np.all(np.abs(broken) < 5)  # each feature alone stays in range
+    assert float((domain.scores(broken) > 1).mean()) > 0.5  # those near the centre stay inside
+    assert FeatureDomain.from_state(domain.state()).cut == domain.cut

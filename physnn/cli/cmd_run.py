@@ -83,11 +83,15 @@ def _domain_lines(events: int, counts: dict[str, int], meta: dict) -> None:
     if "domain" not in meta:
         return
     outside = counts.get("out_of_domain", 0)
-    console.print(f"domain: {outside:,} of {events:,} events outside the training inputs' domain "
-                  f"(in_domain 0; {meta['domain']['description']})", highlight=False)
+    console.print(f"domain: {outside:,} of {events:,} events outside the training domain (in_domain 0)",
+                  highlight=False)
+    console.print(f"  inputs: {meta['domain']['description']} (ood_score > 0)", highlight=False)
+    if "feature_domain" in meta:
+        console.print(f"  features: {counts.get('out_of_feature_domain', 0):,} events beyond "
+                      f"{meta['feature_domain']['description']} (feature_score > 1)", highlight=False)
     if events and outside >= DOMAIN_WARNING * events:
-        console.print(f"warning: {percent(outside / events)} of the events lie outside the domain of the training "
-                      "inputs: their outputs are extrapolations (see ood_score)", highlight=False)
+        console.print(f"warning: {percent(outside / events)} of the events lie outside the training domain: their "
+                      "outputs are extrapolations (see ood_score, feature_score)", highlight=False)
 
 
 def _split_summary(counts: dict[str, int]) -> str:

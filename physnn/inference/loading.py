@@ -27,6 +27,7 @@ from physnn.inference.branch_map import check_mapping, map_config, parse_mapping
 from physnn.io.read import first_file_names, read
 from physnn.io.selection import Expression
 from physnn.models.base import StagedModel
+from physnn.models.feature_domain import FeatureDomain
 from physnn.models.registry import ModelIO, build_model
 from physnn.models.tasks import Task
 from physnn.training.checkpoint import load_checkpoint
@@ -52,6 +53,8 @@ class LoadedRun:
     training_files: list[str] = field(default_factory=list)
     #: what the training inputs looked like (None for runs trained before physnn recorded it)
     domain: Domain | None = None
+    #: the domain of the network's features (None for runs trained before physnn fitted it)
+    feature_domain: FeatureDomain | None = None
     #: an ensemble's members (``model`` is the first); empty for a single run
     members: list[StagedModel] = field(default_factory=list)
 
@@ -79,6 +82,7 @@ def load_run(source: str | os.PathLike, *, device: str = "auto", which: str = "b
                      Path(ckpt["path"]), dev, int(ckpt.get("epoch", 0)),
                      list(ckpt.get("data_info", {}).get("file_ids", [])),
                      Domain.from_state(ckpt["domain"]) if "domain" in ckpt else None,
+                     FeatureDomain.from_state(ckpt["feature_domain"]) if "feature_domain" in ckpt else None,
                      models if len(models) > 1 else [])
 
 

@@ -26,6 +26,7 @@ from physnn.inference.loading import LoadedRun, match_image_shape
 from physnn.io.read import Chunk, plan_chunks, read_chunk
 from physnn.io.write import write_tree
 from physnn.models.ensemble import stacked_outputs
+from physnn.models.feature_domain import features
 from physnn.models.mc_dropout import set_dropout
 from physnn.training.device import autocast
 
@@ -143,22 +144,35 @@ def run_model(loaded: LoadedRun, td: TensorData, reduce: Callable[[torch.Tensor]
 
 
 def domain_branches(loaded: LoadedRun, td: TensorData, counts: dict[str, int]) -> dict[str, np.ndarray]:
-    """``ood_score`` and ``in_domain`` of a block against the run's training domain
-    (:mod:`physnn.data.domain`), adding the events outside to ``counts["out_of_domain"]``; nothing for a run
-    trained before physnn recorded its domain."""
+    """``ood_score``, ``feature_score`` and ``in_domain`` of a block against the run's training domain
+    (:mod:`physnn.data.domain`: its inputs; :mod:`physnn.models.feature_domain`: its features), adding the
+    events outside to ``counts["out_of_domain"]`` (and those outside the feature domain to
+    ``counts["out_of_feature_domain"]``); nothing for a run trained before physnn recorded its domain."""
     if loaded.domain is None:
         return {}
     score = loaded.domain.scores(td.inputs)
     inside = score == 0
+    out = {"ood_score": score.astype(np.float32)}
+    if loaded.feature_domain is not None:
+        batches = td.batches(1024)
+        feature = loaded.feature_domain.scores(features(loaded.model, batches, loaded.device))
+        out["feature_score"] = feature.astype(np.float32)
+        counts["out_of_feature_domain"] = counts.get("out_of_feature_domain", 0) + int(np.sum(feature > 1))
+        inside &= feature <= 1
     counts["out_of_domain"] = counts.get("out_of_domain", 0) + int(np.count_nonzero(~inside))
-    return {"ood_score": score.astype(np.float32), "in_domain": inside}
+    return out | {"in_domain": inside}
 
 
 def domain_meta(loaded: LoadedRun) -> dict[str, Any]:
     """The run's domain for an output's ``physnn_meta`` (empty without one)."""
     if loaded.domain is None:
         return {}
-    return {"domain": loaded.domain.state() | {"description": loaded.domain.describe()}}
+    meta = {"domain": loaded.domain.state() | {"description": loaded.domain.describe()}}
+    if loaded.feature_domain is not None:
+        fd = loaded.feature_domain
+        meta["feature_domain"] = {"cut": fd.cut, "false_flags": fd.false_flags, "events": fd.events,
+                                  "description": fd.describe()}
+    return meta
 
 
 @dataclass

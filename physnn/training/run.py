@@ -28,6 +28,8 @@ from physnn.data.domain import Domain
 from physnn.data.streaming import StreamingBundle, StreamingSplit, prepare
 from physnn.data.transform import Transform
 from physnn.errors import ConfigError, OutputError
+from physnn.models.base import StagedModel
+from physnn.models.feature_domain import FeatureDomain
 from physnn.models.registry import ModelIO, build_model
 from physnn.models.registry import get as get_model
 from physnn.models.tasks import Task
@@ -242,15 +244,31 @@ def _train(cfg: RunConfig, out: Path, state: dict[str, Any] | None, dev: torch.d
     result.model.load_state_dict(best["model"])
     if not dist.main:
         return result
+    fitted = False  # what best.pt gains from the validation split
     if task.calibrated_error_bars and cfg.train.calibrate_sigma and len(data.val):
         from physnn.training.calibration import fit_sigma_scale
 
         task.sigma_scale, task.conformal = fit_sigma_scale(result.model, task, data.val.batches(1024), device=dev)
-        best["task"] = task.state()
+        best["task"], fitted = task.state(), True
+    if isinstance(result.model, StagedModel) and len(data.val):  # the feature extractor's domain
+        best["feature_domain"], fitted = _fit_feature_domain(result.model, data, dev).state(), True
+    if fitted:
         save_checkpoint({k: v for k, v in best.items() if k not in ("path", "format", "physnn")}, out / BEST)
     if plots is not None and plots.curves is not None:
         plots.curves(out, out / "plots")
     return result
+
+
+def _fit_feature_domain(model: StagedModel, data: DataBundle | StreamingBundle, dev: torch.device) -> FeatureDomain:
+    """The Mahalanobis domain of the trained model's features: fitted on (at most 20,000 of) the training
+    events, its cut set on the validation split (:mod:`physnn.models.feature_domain`)."""
+    from physnn.models.feature_domain import MAX_EVENTS, features
+
+    with torch.random.fork_rng(devices=[]):
+        train = _in_memory(data.train).batches(1024, shuffle=True, generator=torch.Generator().manual_seed(0))
+        fitted = features(model, train, dev, limit=MAX_EVENTS)
+        val = features(model, data.val.batches(1024), dev, limit=5 * MAX_EVENTS)
+    return FeatureDomain.fit(fitted, val)
 
 
 def _load_data(cfg: RunConfig, state: dict[str, Any] | None, dist: Dist) -> DataBundle | StreamingBundle:
