@@ -26,7 +26,8 @@ event is **in domain** when every quantity lies within its interval; its
 interval's width (0 inside; 0.5 for an event half an interval's width above
 the highest training events). A run also checks its events in the network's
 feature space (:mod:`physnn.models.feature_domain`, another 0.5%), so that
-about 1% of fresh events are flagged in all.
+about 1% of fresh events are flagged in all (0.5% for runs without a feature
+domain: GANs, and denoisers trained on noisy copies of their inputs).
 """
 
 from __future__ import annotations

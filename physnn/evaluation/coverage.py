@@ -10,12 +10,10 @@ separately for the events inside and outside the training domain (the
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-
-from physnn.evaluation.resolution import bin_index
 
 __all__ = ["coverage_by_bin", "coverage_by_domain", "interval_coverage"]
 
@@ -50,10 +48,14 @@ def coverage_by_domain(true: np.ndarray, pred: np.ndarray, in_domain: np.ndarray
             for name, sel in parts.items() if sel.any()}
 
 
-def coverage_by_bin(true: np.ndarray, pred: np.ndarray, edges: np.ndarray,
+def coverage_by_bin(true: np.ndarray, pred: np.ndarray, ranges: Sequence[Sequence[float]],
                     **intervals: np.ndarray | None) -> list[dict[str, Any]]:
-    """:func:`interval_coverage` per bin of the true value (``edges`` as the resolution's bins)."""
-    which = bin_index(true, edges)
-    return [{"range": [float(edges[b]), float(edges[b + 1])],
-             **interval_coverage(true[which == b], pred[which == b], **_subset(intervals, which == b))}
-            for b in range(len(edges) - 1) if (which == b).any()]
+    """:func:`interval_coverage` per bin ``[lo, hi)`` of the true value (the last bin includes its top), e.g.
+    the resolution's bins (their ``range``)."""
+    rows = []
+    for i, (lo, hi) in enumerate(ranges):
+        sel = (true >= lo) & ((true <= hi) if i == len(ranges) - 1 else (true < hi))
+        if sel.any():
+            rows.append({"range": [float(lo), float(hi)], **interval_coverage(true[sel], pred[sel],
+                                                                            **_subset(intervals, sel))})
+    return rows

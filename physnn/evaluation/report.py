@@ -23,7 +23,7 @@ from physnn.config import DataConfig, TargetSpec, format_validation_error
 from physnn.data.split import SPLITS, describe_held_out, held_out
 from physnn.errors import ConfigError, DataError, InputFileError
 from physnn.evaluation import metrics
-from physnn.evaluation.coverage import coverage_by_domain, interval_coverage
+from physnn.evaluation.coverage import coverage_by_bin, coverage_by_domain, interval_coverage
 from physnn.inference.predict import TREE
 from physnn.io.files import open_root
 from physnn.io.metadata import META, config_hash
@@ -120,13 +120,15 @@ def target_specs(meta: Mapping[str, Any], run_dir: Path | None,
 
 
 def _coverage(arrays: Mapping[str, np.ndarray], keep: np.ndarray, name: str, true: np.ndarray, pred: np.ndarray,
-              std: np.ndarray | None, level: float | None) -> dict[str, Any]:
-    """The conformal interval's coverage (``predict --conformal``) and every interval's in and out of the
-    training domain (``in_domain``), when the predictions have them."""
+              std: np.ndarray | None, level: float | None, ranges: list[list[float]]) -> dict[str, Any]:
+    """The conformal interval's coverage (``predict --conformal``), overall and per bin of the truth (the
+    resolution's bins), and every interval's in and out of the training domain (``in_domain``), when the
+    predictions have them."""
     out: dict[str, Any] = {}
     low, high = (arrays[f"{name}_{side}"][keep] if f"{name}_{side}" in arrays else None for side in ("low", "high"))
     if low is not None and high is not None:
-        out["conformal"] = {"level": level, **interval_coverage(true, pred, low=low, high=high)}
+        out["conformal"] = {"level": level, **interval_coverage(true, pred, low=low, high=high),
+                            "bins": coverage_by_bin(true, pred, ranges, low=low, high=high)}
     if "in_domain" in arrays:
         out["domain"] = coverage_by_domain(true, pred, arrays["in_domain"][keep], std=std, low=low, high=high)
     return out
@@ -148,7 +150,7 @@ def _judge_target(predictions: str | os.PathLike, arrays: Mapping[str, np.ndarra
     for part in ("aleatoric", "epistemic"):
         if f"{name}_{part}" in arrays:
             fig[f"mean_{part}"] = float(np.mean(arrays[f"{name}_{part}"][keep]))
-    fig.update(_coverage(arrays, keep, name, true, pred, std, level))
+    fig.update(_coverage(arrays, keep, name, true, pred, std, level, [row["range"] for row in fig["bins"]]))
     if by is not None:
         fig["by"] = {"name": by, "groups": metrics.regression_by(true, pred, arrays[by][keep], std=std,
                                                                  kind=spec["kind"], unit=spec["unit"],

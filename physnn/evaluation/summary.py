@@ -138,6 +138,9 @@ def coverage_rows(name: str, r: Mapping[str, Any]) -> list[tuple[str, str]]:
         width = with_unit(num(conformal["conformal_half_width"]), unit)
         rows.append((f"{name} conformal interval",
                      f"coverage {num(conformal['conformal_coverage'])}{claim}, mean half width {width}"))
+        if conformal.get("bins"):
+            rows.append((f"{name} conformal coverage per bin",
+                         ", ".join(num(b["conformal_coverage"]) for b in conformal["bins"]) + " (bins as below)"))
     for part, figs in (r.get("domain") or {}).items():
         text = f"{figs['events']:,} events, bias {with_unit(num(figs['bias']), unit)}"
         if "coverage_1sigma" in figs:

@@ -40,6 +40,8 @@ unless the graph is exported with ``mc_samples=T`` (``--mc-samples T``):
 then it runs T stochastic passes per event and also returns the spread
 (``prob_std``/``score_std``; for regressors ``aleatoric`` and ``epistemic``,
 raw, and ``std``, the calibrated total: the branches of ``physnn predict``).
+An ensemble's graph (``physnn train --ensemble N``) runs every member and
+returns the same outputs as MC dropout, the members' mean and spread.
 The GAN takes its random numbers as inputs, so the C++ side owns the seeding.
 A ``physnn_meta`` JSON (provenance, input and output names and shapes, the
 branch names each input stacks, classes, targets) is stored in the ONNX
@@ -262,7 +264,7 @@ def _meta(loaded: LoadedRun, format: str, mc_samples: int, shapes: Mapping[str, 
     sequence = data.sequence
     return provenance(f"physnn export --format {format}", config=loaded.config, seed=None,
                       inputs=[loaded.checkpoint], epoch=loaded.epoch, model=loaded.config.model.name,
-                      task=task.kind, mc_samples=mc_samples, graph_inputs=shapes["inputs"],
+                      task=task.kind, mc_samples=mc_samples, members=len(loaded.models), graph_inputs=shapes["inputs"],
                       graph_outputs=shapes["outputs"],
                       branches={"image": None if data.images is None else data.images.branches,
                                 "sequence": None if sequence is None else sequence.features,

@@ -19,6 +19,11 @@ under a shift of the energy range or of the detector it holds no more than
 any other error bar (``physnn evaluate`` measures coverage per bin and
 in and out of the training domain; ``examples/domain_shift.py`` under shift).
 
+The MC-dropout quantiles are fitted with T = 30 passes
+(:data:`physnn.training.calibration.CALIBRATION_SAMPLES`); another T changes
+the spread a little, and the scores with it. The validation split also chose
+the best epoch, a mild use of the same events twice.
+
 The quantiles are fitted at the end of training for the levels of
 :data:`LEVELS`, per target and per prediction mode (deterministic, MC
 dropout; an ensemble's own), by :mod:`physnn.training.calibration`, stored
@@ -77,6 +82,10 @@ def check_level(level: float, fitted: dict[str, Any] | None, what: str) -> None:
         raise ConfigError(msg)
     if level_key(level) not in fitted["quantiles"]:
         msg = f"--conformal {level:g}: expected one of the fitted levels {', '.join(map(level_key, LEVELS))}"
+        raise ConfigError(msg)
+    if not all(math.isfinite(q) for q in fitted["quantiles"][level_key(level)]):
+        msg = (f"--conformal {level:g}: {what} has {fitted['n']} validation events, too few for this level "
+               f"(it needs at least {math.ceil(level / (1 - level))}); take a lower level")
         raise ConfigError(msg)
 
 

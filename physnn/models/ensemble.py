@@ -12,8 +12,9 @@ use, (M x T, B, outputs) with T = 1 without MC dropout, so that
 :meth:`~physnn.models.tasks.Task.summarize` computes the ensemble mean and
 spread in the same branches as MC dropout: for a Gaussian regressor,
 ``aleatoric`` is the root mean predicted variance and ``epistemic`` the
-spread of all M x T means, which by the law of total variance holds both the
-members' disagreement and each member's dropout spread. ``physnn train
+spread of all M x T means (the sample standard deviation), which by the law
+of total variance holds both the members' disagreement and each member's
+dropout spread. ``physnn train
 --ensemble N`` trains the members (:mod:`physnn.training.ensemble`).
 """
 

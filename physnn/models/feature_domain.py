@@ -15,11 +15,16 @@ those of fresh events (on the training events they are tighter): ``d²`` above
 the validation events' ``ceil((n + 1)(1 - false_flags))``-th smallest is out
 of the domain, so that at most ``false_flags`` of events like the validation
 ones are flagged, on average over validation samples (split conformal, as
-:mod:`physnn.models.conformal`); with a few hundred validation events the
-realised rate scatters by about as much again. ``predict``,
+:mod:`physnn.models.conformal`; below ``1 / false_flags`` validation events
+the cut is their largest distance, and the rate is about ``1 / (n + 1)``);
+with a few hundred validation events the realised rate scatters by about as
+much again. ``predict``,
 ``denoise`` and ``encode`` write ``feature_score = d² / cut`` (1 at the cut).
-Features wider than :data:`MAX_DIMENSIONS` are first projected on their
-leading principal components.
+Feature maps are averaged over their positions (one number per channel), and
+features wider than :data:`MAX_DIMENSIONS` are first projected on their
+leading principal components. A run trained on altered inputs (a denoiser fed
+noisy copies) gets no feature domain: the files' events are not what its
+network saw.
 """
 
 from __future__ import annotations
@@ -35,13 +40,13 @@ import torch
 from physnn.models.base import StagedModel
 from physnn.models.mc_dropout import set_dropout
 
-__all__ = ["FEATURE_FALSE_FLAGS", "FeatureDomain"]
+__all__ = ["FEATURE_FALSE_FLAGS", "FeatureDomain", "features"]
 
 #: The fraction of events like the validation ones that the feature distance flags.
 FEATURE_FALSE_FLAGS = 0.005
-#: Features wider than this are projected on this many principal components first.
-MAX_DIMENSIONS = 512
-#: The training events the Gaussian is fitted on at most (a uniform choice among them).
+#: Features wider than this are projected on this many principal components (fitted on a subset) first.
+MAX_DIMENSIONS = 256
+#: The training events the Gaussian is fitted on, and the validation events the cut is set on, at most.
 MAX_EVENTS = 20_000
 TRUTH = ("label", "target", "weight")
 
@@ -49,12 +54,18 @@ TRUTH = ("label", "target", "weight")
 @torch.no_grad()
 def features(model: StagedModel, batches: Iterable[Mapping[str, torch.Tensor]], device: torch.device,
              limit: int | None = None) -> np.ndarray:
-    """The feature extractor's output of every event of ``batches`` (dropout off), (N, D) float64."""
+    """The feature extractor's output of every event of ``batches`` (dropout off), (N, D) float32.
+
+    A feature map (a CNN's convolutions, a convolutional autoencoder's code) is averaged over its positions,
+    one number per channel (as Lee et al. do): the domain is then about what the network saw, not where,
+    and a map of 32 x 24 x 24 numbers per event is 32 numbers, not 18,432."""
     set_dropout(model, False)
     out, n = [], 0
     for batch in batches:
         inputs = {k: v.to(device) for k, v in batch.items() if k not in TRUTH}
-        out.append(model.encode(inputs).double().cpu().numpy())
+        x = model.run(model.adapt(inputs), model.side(inputs), 0, model.n_features)
+        x = x.flatten(2).mean(2) if x.dim() > 2 else x
+        out.append(x.float().cpu().numpy())
         n += len(out[-1])
         if limit is not None and n >= limit:
             break
@@ -81,14 +92,24 @@ class FeatureDomain:
 
     @classmethod
     def fit(cls, train: np.ndarray, val: np.ndarray, false_flags: float = FEATURE_FALSE_FLAGS) -> FeatureDomain:
-        """Fit on training features (N, D), set the cut on validation features (M, D)."""
+        """Fit on training features (N, D), set the cut on validation features (M, D).
+
+        Features constant over the training events (a dead unit) are left out; wider than
+        :data:`MAX_DIMENSIONS`, the features are projected on their leading principal components (of at most
+        5,000 training events). Raises ``ValueError`` when nothing is left to fit (no varying feature, or
+        non-finite features)."""
         from sklearn.covariance import LedoitWolf
 
+        train, val = train.astype(np.float64), val.astype(np.float64)
+        if not (np.isfinite(train).all() and np.isfinite(val).all()):
+            raise ValueError("non-finite features")
         center = train.mean(0)
-        basis = np.eye(train.shape[1])
-        if train.shape[1] > MAX_DIMENSIONS:  # the leading principal components
-            _, _, vt = np.linalg.svd(train - center, full_matrices=False)
-            basis = vt[:MAX_DIMENSIONS].T
+        basis = np.eye(train.shape[1])[:, train.std(0) > 1e-12 * (1 + np.abs(center))]
+        if basis.shape[1] == 0:
+            raise ValueError("no feature varies over the training events")
+        if basis.shape[1] > MAX_DIMENSIONS:  # the leading principal components
+            _, _, vt = np.linalg.svd((train - center)[:5000] @ basis, full_matrices=False)
+            basis = basis @ vt[:MAX_DIMENSIONS].T
         precision = LedoitWolf().fit((train - center) @ basis).precision_
         factor = np.linalg.cholesky((precision + precision.T) / 2)  # precision = L L^T: d² = |x L|²
         domain = cls(torch.from_numpy(center), torch.from_numpy(basis @ factor), 0.0, false_flags, len(train))

@@ -324,7 +324,8 @@ class GenerationTask(Task):
         return self.suppress(x)
 
     def layer_energies(self, x: torch.Tensor) -> torch.Tensor:
-        """The layer energies of images in model space as ``log(1 + E_l / eps)``, (N, L)."""
+        """The layer energies of images in model space, (N, L): :meth:`~physnn.models.cells.CellCode.layer_energies`
+        (``log(1 + E_l / eps)``, signed for a readout that keeps negative cells)."""
         return self.cells.layer_energies(x)
 
     def incident_of(self, raw: Mapping[str, np.ndarray], device: torch.device | str = "cpu") -> torch.Tensor:

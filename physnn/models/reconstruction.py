@@ -154,6 +154,11 @@ class ReconstructionTask(Task):
         return self.to_model(phys).to(x.dtype)
 
     # -- training ----------------------------------------------------------
+    @property
+    def alters_inputs(self) -> bool:
+        """Training adds ``task.noise`` to the inputs."""
+        return bool(self.noise)
+
     def augment(self, batch: dict[str, torch.Tensor], generator: torch.Generator | None = None
                 ) -> dict[str, torch.Tensor]:
         """Set ``clean`` (the target) and make the input noisy."""

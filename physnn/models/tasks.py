@@ -264,6 +264,12 @@ class Task:
         """The batch the model trains on (reconstruction adds noise here); as it is by default."""
         return batch
 
+    @property
+    def alters_inputs(self) -> bool:
+        """Whether training feeds the network other inputs than the files' (:meth:`augment` adds noise): then
+        the network's features of the files' events are not those it learnt on."""
+        return False
+
     def weights(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor | None:
         """Per-event weights: the weight branch times the class weight (None if neither)."""
         w = batch.get("weight")

@@ -16,10 +16,13 @@ What is calibrated is the **total** error bar ``t_std``:
 ``s_t x sqrt(aleatoric² + epistemic²)`` (Kendall & Gal 2017, see
 :func:`physnn.models.mc_dropout.regression_summary`); ``t_aleatoric`` and
 ``t_epistemic`` stay the raw predicted σ and the raw MC-dropout spread.
-Deterministic predictions have their own factor (the aleatoric σ alone).
-The factors are fitted on the whole validation split (streamed batch by batch
-when it is), stored in the task, applied by ``predict`` and ``export``,
-recorded in ``physnn_meta`` and judged on the test split by ``evaluate``.
+Deterministic predictions have their own factor (the aleatoric σ alone; for
+an ensemble, with the members' spread). An ensemble's factors are fitted for
+the ensemble (:mod:`physnn.training.ensemble`). The factors are fitted on the
+whole validation split (streamed batch by batch when it is), stored in the
+task, applied by ``predict`` and ``export``, recorded in ``physnn_meta`` and
+judged on the test split by ``evaluate``. The same pass gives the split-
+conformal quantiles (:mod:`physnn.models.conformal`).
 """
 
 from __future__ import annotations

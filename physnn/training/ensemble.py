@@ -32,6 +32,7 @@ from physnn.models.tasks import Task
 from physnn.training.checkpoint import BEST, load_checkpoint, save_checkpoint
 from physnn.training.config import RunConfig
 from physnn.training.device import resolve_device
+from physnn.training.interrupt import TrainingInterrupted
 from physnn.training.trainer import TrainResult
 
 __all__ = ["MEMBERS", "check_ensemble", "check_not_ensemble", "member_dir", "train_ensemble"]
@@ -69,8 +70,7 @@ def check_ensemble(cfg: RunConfig, generates: bool) -> None:
 def check_not_ensemble(out: Path) -> None:
     """Refuse ``--resume`` of an ensemble's folder in one line."""
     if (out / MEMBERS).is_dir():
-        msg = (f"{out}: an ensemble; --resume its members one by one (physnn train --resume --out "
-               f"{out / MEMBERS}/member-i), or train the ensemble again with --overwrite")
+        msg = f"{out}: an ensemble, which --resume does not continue; train it again with --overwrite"
         raise ConfigError(msg)
 
 
@@ -101,7 +101,13 @@ def train_ensemble(cfg: RunConfig, out: Path, member: Callable[[RunConfig, Path]
     for index in range(size):
         member_cfg = cfg.model_copy(deep=True)
         member_cfg.train.ensemble, member_cfg.train.seed = 1, seed + index
-        results.append(member(member_cfg, member_dir(out, index)))
+        try:
+            results.append(member(member_cfg, member_dir(out, index)))
+        except TrainingInterrupted as stopped:  # the member's own advice would leave the ensemble ungathered
+            msg = (f"interrupted in member {index} of {size} ({stopped.run_dir}): {out} holds no ensemble; "
+                   f"train it again with --overwrite")
+            raise TrainingInterrupted(msg, out, stopped.epoch, stopped.finished, False) from None
+        results[-1].model.to("cpu")  # N trained members need not stay on the accelerator
     checkpoint = _gather(cfg, out, size)
     task = Task.from_state(checkpoint["task"])
     if task.calibrated_error_bars and cfg.train.calibrate_sigma:

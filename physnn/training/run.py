@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from physnn.data.dataset import DataBundle, TensorData, load
@@ -250,8 +251,10 @@ def _train(cfg: RunConfig, out: Path, state: dict[str, Any] | None, dev: torch.d
 
         task.sigma_scale, task.conformal = fit_sigma_scale(result.model, task, data.val.batches(1024), device=dev)
         best["task"], fitted = task.state(), True
-    if isinstance(result.model, StagedModel) and len(data.val):  # the feature extractor's domain
-        best["feature_domain"], fitted = _fit_feature_domain(result.model, data, dev).state(), True
+    if isinstance(result.model, StagedModel) and len(data.val) and not task.alters_inputs:
+        feature_domain = _fit_feature_domain(result.model, data, dev, notes)
+        if feature_domain is not None:
+            best["feature_domain"], fitted = feature_domain.state(), True
     if fitted:
         save_checkpoint({k: v for k, v in best.items() if k not in ("path", "format", "physnn")}, out / BEST)
     if plots is not None and plots.curves is not None:
@@ -259,16 +262,25 @@ def _train(cfg: RunConfig, out: Path, state: dict[str, Any] | None, dev: torch.d
     return result
 
 
-def _fit_feature_domain(model: StagedModel, data: DataBundle | StreamingBundle, dev: torch.device) -> FeatureDomain:
+def _fit_feature_domain(model: StagedModel, data: DataBundle | StreamingBundle, dev: torch.device,
+                        notes: Notes) -> FeatureDomain | None:
     """The Mahalanobis domain of the trained model's features: fitted on (at most 20,000 of) the training
-    events, its cut set on the validation split (:mod:`physnn.models.feature_domain`)."""
+    events, its cut set on (at most 20,000 of) the validation events (:mod:`physnn.models.feature_domain`);
+    None, with a note, when the features cannot be fitted (the run is kept either way)."""
     from physnn.models.feature_domain import MAX_EVENTS, features
 
     with torch.random.fork_rng(devices=[]):
-        train = _in_memory(data.train).batches(1024, shuffle=True, generator=torch.Generator().manual_seed(0))
-        fitted = features(model, train, dev, limit=MAX_EVENTS)
-        val = features(model, data.val.batches(1024), dev, limit=5 * MAX_EVENTS)
-    return FeatureDomain.fit(fitted, val)
+        gen = torch.Generator().manual_seed(0)
+        train = features(model, _in_memory(data.train).batches(1024, shuffle=True, generator=gen), dev, MAX_EVENTS)
+        val = features(model, _in_memory(data.val).batches(1024, shuffle=True, generator=gen), dev, MAX_EVENTS)
+    try:
+        return FeatureDomain.fit(train, val)
+    except (ValueError, np.linalg.LinAlgError) as err:
+        line = f"no feature domain for this run ({err}): predictions flag events by their inputs only"
+        notes.lines.append(line)
+        if notes.say is not None:
+            notes.say(line)
+        return None
 
 
 def _load_data(cfg: RunConfig, state: dict[str, Any] | None, dist: Dist) -> DataBundle | StreamingBundle:
