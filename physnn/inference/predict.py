@@ -39,6 +39,13 @@ with a training selection   ``in_selection`` (1 if the training selection
                             keeps the event, 0 if training never saw such
                             events)
 ``aligned``                 ``selected`` (bool: the event was predicted)
+a run with a domain         ``ood_score`` (the largest excess of an input
+                            quantity beyond the training interval, 0 inside),
+                            ``feature_score`` (the features' Mahalanobis d²
+                            over its cut, <= 1 inside) and ``in_domain``
+                            (:mod:`physnn.data.domain`,
+                            :mod:`physnn.models.feature_domain`)
+``conformal``               ``t_low``, ``t_high`` (:mod:`physnn.models.conformal`)
 ==========================  ===================================================
 
 A ``physnn_meta`` string (JSON, :mod:`physnn.io.metadata`) next to the tree
