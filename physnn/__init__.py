@@ -14,10 +14,10 @@ from typing import Any
 from physnn._version import __version__
 
 _API = ("AutoencoderResult", "BranchScan", "ComparisonResult", "DataBundle", "EvaluationResult", "ExportResult",
-        "GenerationResult", "LoadedRun", "ModelConfig", "ModelIO", "PredictionResult", "RunConfig",
+        "GenerationResult", "LoadedRun", "ModelConfig", "ModelIO", "PredictionResult", "RunConfig", "SideBySide",
         "SimulationResult", "TensorData", "TrainResult", "Transform", "build_model", "compare", "denoise", "encode",
-        "evaluate", "evaluate_denoising", "evaluate_generator", "export", "fit", "generate", "inspect",
-        "list_models", "load", "load_run", "load_run_config", "predict", "read", "read_metadata", "scan", "simulate",
+        "evaluate", "evaluate_denoising", "evaluate_generator", "export", "fit", "generate", "inspect", "list_models",
+        "load", "load_run", "load_run_config", "predict", "read", "read_metadata", "scan", "side_by_side", "simulate",
         "stream", "train")
 
 __all__ = ["__version__", *_API]

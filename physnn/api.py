@@ -25,6 +25,7 @@ from physnn.evaluation.denoising import evaluate_denoising
 from physnn.evaluation.fastsim import ComparisonResult, compare, evaluate_generator
 from physnn.evaluation.judge import judge as evaluate
 from physnn.evaluation.report import EvaluationResult
+from physnn.evaluation.side_by_side import SideBySide, side_by_side
 from physnn.inference.autoencode import AutoencoderResult, denoise, encode
 from physnn.inference.export import ExportResult, export
 from physnn.inference.generate import GenerationResult, generate
@@ -44,11 +45,11 @@ from physnn.training.run import train as _train
 from physnn.training.trainer import TrainResult
 
 __all__ = ["AutoencoderResult", "BranchScan", "ComparisonResult", "DataBundle", "EvaluationResult", "ExportResult",
-           "GenerationResult", "LoadedRun", "ModelConfig", "ModelIO", "PredictionResult", "RunConfig",
-           "SimulationResult", "TensorData", "TrainResult", "Transform", "build_model", "compare", "denoise",
-           "encode", "evaluate", "evaluate_denoising", "evaluate_generator", "export", "fit", "generate", "inspect",
+           "GenerationResult", "LoadedRun", "ModelConfig", "ModelIO", "PredictionResult", "RunConfig", "SideBySide",
+           "SimulationResult", "TensorData", "TrainResult", "Transform", "build_model", "compare", "denoise", "encode",
+           "evaluate", "evaluate_denoising", "evaluate_generator", "export", "fit", "generate", "inspect",
            "list_models", "load", "load_run", "load_run_config", "predict", "read", "read_metadata", "scan",
-           "simulate", "stream", "train"]
+           "side_by_side", "simulate", "stream", "train"]
 
 
 @functools.wraps(_train)

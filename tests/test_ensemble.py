@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -141,3 +142,28 @@ def test_bad_ensemble_and_conformal_requests_are_one_line_each(showers_file, ene
     assert not (tmp_path / "gan").exists()
     assert not (tmp_path / "c.root").exists()
     assert not (tmp_path / "d.root").exists()
+
+
+def test_evaluate_puts_the_error_bars_of_several_files_side_by_side(energy_ensemble, showers_file, cls_run,
+                                                                     tmp_path):
+    member = energy_ensemble.run_dir / "members" / "member-0"
+    files = [tmp_path / "mc.root", tmp_path / "ens.root"]
+    physnn.predict(member, showers_file, out=files[0], mc_samples=3, conformal=0.9)
+    physnn.predict(energy_ensemble.run_dir, showers_file, out=files[1])
+    result = runner.invoke(app, ["evaluate", *map(str, files), "--split", "all", "--out", str(tmp_path / "side")],
+                           env={"COLUMNS": "160"})
+    assert result.exit_code == 0, result.output
+    assert "error bars side by side" in result.output
+    rows = json.loads((tmp_path / "side" / "side_by_side.json").read_text())
+    assert [(r["label"], r["interval"]) for r in rows] == [("MC dropout, T = 3", "±1σ"),
+                                                           ("MC dropout, T = 3", "conformal 0.9"),
+                                                           ("ensemble of 3", "±1σ")]
+    single = physnn.evaluate(files[1], split="all", plots=False).figures["regression"]["energy"]
+    assert rows[2]["coverage"] == single["coverage_1sigma"]
+    assert rows[2]["half_width"] == pytest.approx(single["mean_std"])
+    assert rows[1]["nominal"] == 0.9
+    physnn.predict(cls_run.run_dir, showers_file, out=tmp_path / "cls.root")
+    refused = runner.invoke(app, ["evaluate", str(files[0]), str(tmp_path / "cls.root"), "--out",
+                                  str(tmp_path / "side2")])
+    assert refused.exit_code == 2
+    assert "side by side compares the error bars of regressions" in refused.output

@@ -18,8 +18,9 @@ from physnn.fmt import plural
 
 @user_errors
 def evaluate(
-    predictions: Annotated[Path, typer.Argument(help="Predictions ROOT file from physnn predict, or an "
-                                                "autoencoder or GAN run folder.")],
+    predictions: Annotated[list[Path], typer.Argument(help="Predictions ROOT file from physnn predict, or an "
+                                                      "autoencoder or GAN run folder; several predictions files "
+                                                      "of a regression: their error bars side by side.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for metrics.json and the plots.")] = Path(
         "physnn-report"),
     run: Annotated[Path | None, typer.Option(help="Run folder for the training curves.")] = None,
@@ -35,7 +36,10 @@ def evaluate(
     """ROC/AUC, calibration, MC-dropout certainty; resolution, pulls, coverage; denoising gain; GAN vs test split."""
     from physnn import api
 
-    result = api.evaluate(predictions, out=out, run=run, split=split, n_boot=bootstrap, seed=seed,
+    if len(predictions) > 1:
+        print_result(api.side_by_side(predictions, out=out, split=split), out)
+        return
+    result = api.evaluate(predictions[0], out=out, run=run, split=split, n_boot=bootstrap, seed=seed,
                           mc_samples=mc_samples, by=by)
     print_result(result, out)
 

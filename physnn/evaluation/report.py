@@ -147,7 +147,7 @@ def _judge_target(predictions: str | os.PathLike, arrays: Mapping[str, np.ndarra
     others = {label: np.asarray(values[name])[keep] for label, values in (baselines or {}).items() if name in values}
     fig = {"target": dict(spec), **metrics.regression(true, pred, std=std, kind=spec["kind"], unit=spec["unit"],
                                                       baselines=others)}
-    for part in ("aleatoric", "epistemic"):
+    for part in ("aleatoric", "epistemic", "std"):
         if f"{name}_{part}" in arrays:
             fig[f"mean_{part}"] = float(np.mean(arrays[f"{name}_{part}"][keep]))
     fig.update(_coverage(arrays, keep, name, true, pred, std, level, [row["range"] for row in fig["bins"]]))
@@ -205,7 +205,8 @@ def evaluate(predictions: str | os.PathLike, *, out: str | os.PathLike | None = 
     if "selected" in arrays:  # predict --aligned: the rows outside its selection hold fill values, not predictions
         keep = keep & arrays["selected"].astype(bool)
     figures: dict[str, Any] = {"predictions": os.fspath(predictions), "checkpoint": meta.get("checkpoint"),
-                               "split": split, "mc_samples": meta.get("mc_samples", 0)}
+                               "split": split, "mc_samples": meta.get("mc_samples", 0),
+                               "members": meta.get("members", 1)}
     written: list[Path] = []
     outdir = report_dir(out)
     draw = plots and outdir is not None
