@@ -167,3 +167,9 @@ def test_evaluate_puts_the_error_bars_of_several_files_side_by_side(energy_ensem
                                   str(tmp_path / "side2")])
     assert refused.exit_code == 2
     assert "side by side compares the error bars of regressions" in refused.output
+
+
+def test_transfer_from_an_ensemble_says_it_takes_member_zero(energy_ensemble, showers_file, tmp_path):
+    cfg = run_config(showers_file, task="regression", epochs=1)
+    result = physnn.train(cfg, out=tmp_path / "t", init_from=energy_ensemble.run_dir, progress=False)
+    assert "(member 0 of its ensemble)" in result.notes[0]

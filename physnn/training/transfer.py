@@ -60,7 +60,8 @@ def transfer_features(model: StagedModel, source: str | os.PathLike, *, freeze: 
             module.requires_grad_(False)
     params = {id(p): p for m in model.feature_modules() for p in m.parameters()}
     layers = [m for f in model.feature_modules() for m in f.modules() if any(True for _ in m.parameters(recurse=False))]
-    return {"source": ckpt["path"], "model": ckpt["config"]["model"]["name"], "tensors": len(keys),
+    source = f"{ckpt['path']} (member 0 of its ensemble)" if "ensemble" in ckpt else ckpt["path"]
+    return {"source": source, "model": ckpt["config"]["model"]["name"], "tensors": len(keys),
             "prefixes": [p for p in prefixes if any(k.startswith(p) for k in keys)],
             "head": sum(not k.startswith(prefixes) for k in src), "layers": len(layers),
             "parameters": sum(p.numel() for p in params.values()), "frozen": freeze}
