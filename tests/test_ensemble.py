@@ -173,3 +173,21 @@ def test_transfer_from_an_ensemble_says_it_takes_member_zero(energy_ensemble, sh
     cfg = run_config(showers_file, task="regression", epochs=1)
     result = physnn.train(cfg, out=tmp_path / "t", init_from=energy_ensemble.run_dir, progress=False)
     assert "(member 0 of its ensemble)" in result.notes[0]
+
+
+def test_a_bad_config_with_overwrite_leaves_an_earlier_ensemble_whole(energy_ensemble, tmp_path):
+    import shutil
+
+    import yaml
+
+    out = tmp_path / "ens"
+    shutil.copytree(energy_ensemble.run_dir, out)
+    cfg = run_config(tmp_path / "no_such_file.root", task="regression", epochs=1)
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(cfg))
+    result = runner.invoke(app, ["train", str(tmp_path / "bad.yaml"), "--ensemble", "2", "--out", str(out),
+                                 "--overwrite"])
+    assert result.exit_code == 2, result.output
+    assert "no_such_file.root" in result.output
+    assert (out / "best.pt").is_file()
+    assert sorted(p.name for p in (out / "members").iterdir()) == ["member-0", "member-1", "member-2"]
+    assert (out / "members" / "member-0" / "best.pt").is_file()

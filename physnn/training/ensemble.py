@@ -108,6 +108,8 @@ def train_ensemble(cfg: RunConfig, out: Path, member: Callable[[RunConfig, Path]
                    f"train it again with --overwrite")
             raise TrainingInterrupted(msg, out, stopped.epoch, stopped.finished, False) from None
         results[-1].model.to("cpu")  # N trained members need not stay on the accelerator
+        if index == 0:  # the data and model are good: now what an earlier ensemble left here can go
+            _clear_stale(out, keep=member_dir(out, 0))
     checkpoint = _gather(cfg, out, size)
     task = Task.from_state(checkpoint["task"])
     if task.calibrated_error_bars and cfg.train.calibrate_sigma:
@@ -118,6 +120,20 @@ def train_ensemble(cfg: RunConfig, out: Path, member: Callable[[RunConfig, Path]
     shutil.copyfile(member_dir(out, 0) / "transform.json", out / "transform.json")  # the same for every member
     best = _mean_best([r.best for r in results])
     return replace(results[0], run_dir=out, best=best, task=task, members=results, history=results[0].history)
+
+
+#: The files of a run folder (an earlier ensemble's, or a single run's) that a new ensemble replaces.
+STALE = ("config.yaml", "transform.json", "metrics.csv", "metrics.jsonl", "best.pt", "last.pt")
+
+
+def _clear_stale(out: Path, keep: Path) -> None:
+    """Remove an earlier run's files from ``out``, and every member folder but ``keep``."""
+    for name in STALE:
+        (out / name).unlink(missing_ok=True)
+    shutil.rmtree(out / "plots", ignore_errors=True)
+    for folder in (out / MEMBERS).glob("member-*"):
+        if folder != keep:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _gather(cfg: RunConfig, out: Path, size: int) -> dict[str, Any]:

@@ -38,7 +38,7 @@ from physnn.training.checkpoint import BEST, LAST, load_checkpoint, save_checkpo
 from physnn.training.config import RunConfig, load_run_config
 from physnn.training.device import resolve_device
 from physnn.training.distributed import Dist, device_for, setup, teardown
-from physnn.training.ensemble import MEMBERS, check_ensemble, check_not_ensemble, train_ensemble
+from physnn.training.ensemble import check_ensemble, check_not_ensemble, train_ensemble
 from physnn.training.interrupt import EpochTracker, interrupted
 from physnn.training.progress import progress_interval
 from physnn.training.resume import check_resume_options, resume_run
@@ -81,12 +81,6 @@ def _prepare_dir(out: Path) -> None:
         (out / name).unlink(missing_ok=True)
     shutil.rmtree(out / "plots", ignore_errors=True)
     out.mkdir(parents=True, exist_ok=True)
-
-
-def _prepare_ensemble_dir(out: Path) -> None:
-    """Empty (of physnn's files and members) or create an ensemble's folder."""
-    _prepare_dir(out)
-    shutil.rmtree(out / MEMBERS, ignore_errors=True)
 
 
 def train(
@@ -177,7 +171,6 @@ def train(
         _check_dir(out, overwrite)
     if cfg.train.ensemble > 1:
         check_ensemble(cfg, get_model(cfg.model.name).generates)
-        _prepare_ensemble_dir(out)
 
         def member(member_cfg: RunConfig, folder: Path) -> TrainResult:
             return train(member_cfg, out=folder, device=device, overwrite=True, progress=progress,
