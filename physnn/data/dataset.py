@@ -44,6 +44,10 @@ from physnn.io.selection import Selection
 ConfigLike = DataConfig | Mapping[str, Any] | str | os.PathLike
 
 
+#: The batch entries that are truth, never model inputs.
+TRUTH = ("label", "target", "weight")
+
+
 class TensorData(torch.utils.data.Dataset):
     """Tensors of a set of events, ready for a model.
 
@@ -83,7 +87,7 @@ class TensorData(torch.utils.data.Dataset):
     def tensors(self) -> dict[str, torch.Tensor]:
         """Inputs plus ``label``/``target``/``weight`` where present."""
         out = dict(self.inputs)
-        for key in ("label", "target", "weight"):
+        for key in TRUTH:
             value = getattr(self, key)
             if value is not None:
                 out[key] = value

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from physnn.config import DataConfig
-from physnn.data.dataset import RawChunk, Tagging, TensorData, finalize, iter_raw_chunks, raw_from_arrays
+from physnn.data.dataset import TRUTH, RawChunk, Tagging, TensorData, finalize, iter_raw_chunks, raw_from_arrays
 from physnn.inference.loading import LoadedRun, match_image_shape
 from physnn.io.read import Chunk, plan_chunks, read_chunk
 from physnn.io.write import write_tree
@@ -32,8 +32,6 @@ from physnn.training.device import autocast
 
 __all__ = ["Block", "Sink", "concat", "drain", "read_blocks", "run_model"]
 
-#: batch entries that are truth, never model inputs
-TRUTH = ("label", "target", "weight")
 
 
 @dataclass

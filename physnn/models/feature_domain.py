@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from physnn.data.dataset import TRUTH
 from physnn.models.base import StagedModel
 from physnn.models.mc_dropout import set_dropout
 
@@ -48,7 +49,6 @@ FEATURE_FALSE_FLAGS = 0.005
 MAX_DIMENSIONS = 256
 #: The training events the Gaussian is fitted on, and the validation events the cut is set on, at most.
 MAX_EVENTS = 20_000
-TRUTH = ("label", "target", "weight")
 
 
 @torch.no_grad()

@@ -31,6 +31,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import torch
 
+from physnn.data.dataset import TRUTH
 from physnn.models.base import StagedModel
 from physnn.models.ensemble import stacked_outputs
 from physnn.models.mc_dropout import regression_summary
@@ -69,7 +70,7 @@ def fit_sigma_scale(model: StagedModel | Sequence[StagedModel], task: Task,
     ones = torch.ones(len(task.targets))
     det, mc, targets = [], [], []
     for batch in batches:
-        inputs = {k: v.to(device) for k, v in batch.items() if k not in ("label", "weight", "target")}
+        inputs = {k: v.to(device) for k, v in batch.items() if k not in TRUTH}
         det.append(regression_summary(task.predict(stacked_outputs(models, inputs).float().cpu()), ones))
         mc.append(regression_summary(task.predict(stacked_outputs(models, inputs, samples).float().cpu()), ones))
         targets.append(batch["target"].double().cpu())

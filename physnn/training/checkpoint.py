@@ -16,6 +16,7 @@ which refuses anything that would run code. It holds:
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,15 @@ from physnn.io.write import atomic_path
 
 FORMAT = "physnn-checkpoint-1"
 BEST, LAST = "best.pt", "last.pt"
+#: The files physnn writes into a run folder (besides ``plots/``), which a new run in the folder replaces.
+RUN_FILES = ("config.yaml", "transform.json", "metrics.csv", "metrics.jsonl", BEST, LAST)
+
+
+def clear_run_files(out: Path) -> None:
+    """Remove physnn's files (:data:`RUN_FILES`) and ``plots/`` from a run folder; nothing else in it."""
+    for name in RUN_FILES:
+        (out / name).unlink(missing_ok=True)
+    shutil.rmtree(out / "plots", ignore_errors=True)
 
 
 def save_checkpoint(payload: dict[str, Any], path: str | os.PathLike) -> Path:

@@ -268,3 +268,10 @@ def _rebase(key: str, section: Mapping[str, Any], base: Path) -> dict[str, Any]:
     if key == "train" and section.get("init_from"):
         section["init_from"] = relative_to(base, section["init_from"])
     return section
+
+
+def write_config(out: Path, cfg: RunConfig) -> None:
+    """The resolved run config as ``out/config.yaml``."""
+    import yaml
+
+    (out / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))

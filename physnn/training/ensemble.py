@@ -27,10 +27,10 @@ import torch
 from physnn.data.dataset import load
 from physnn.data.transform import Transform
 from physnn.errors import ConfigError
-from physnn.models.registry import ModelIO, build_model
+from physnn.models.base import StagedModel
 from physnn.models.tasks import Task
-from physnn.training.checkpoint import BEST, load_checkpoint, save_checkpoint
-from physnn.training.config import RunConfig
+from physnn.training.checkpoint import BEST, clear_run_files, load_checkpoint, save_checkpoint
+from physnn.training.config import RunConfig, write_config
 from physnn.training.device import resolve_device
 from physnn.training.interrupt import TrainingInterrupted
 from physnn.training.trainer import TrainResult
@@ -113,24 +113,20 @@ def train_ensemble(cfg: RunConfig, out: Path, member: Callable[[RunConfig, Path]
     checkpoint = _gather(cfg, out, size)
     task = Task.from_state(checkpoint["task"])
     if task.calibrated_error_bars and cfg.train.calibrate_sigma:
-        task.sigma_scale, task.conformal = _fit_error_bars(cfg, checkpoint, task, device)
+        models = [r.model for r in results]  # each holds its best weights
+        task.sigma_scale, task.conformal = _fit_error_bars(cfg, checkpoint, models, task, device)
         checkpoint["task"] = task.state()
     save_checkpoint(checkpoint, out / BEST)
-    _write_config(out, cfg)
+    write_config(out, cfg)
     shutil.copyfile(member_dir(out, 0) / "transform.json", out / "transform.json")  # the same for every member
     best = _mean_best([r.best for r in results])
     return replace(results[0], run_dir=out, best=best, task=task, members=results, history=results[0].history)
 
 
-#: The files of a run folder (an earlier ensemble's, or a single run's) that a new ensemble replaces.
-STALE = ("config.yaml", "transform.json", "metrics.csv", "metrics.jsonl", "best.pt", "last.pt")
-
-
 def _clear_stale(out: Path, keep: Path) -> None:
-    """Remove an earlier run's files from ``out``, and every member folder but ``keep``."""
-    for name in STALE:
-        (out / name).unlink(missing_ok=True)
-    shutil.rmtree(out / "plots", ignore_errors=True)
+    """Remove an earlier run's files from ``out`` (an earlier ensemble's, or a single run's), and every member
+    folder but ``keep``."""
+    clear_run_files(out)
     for folder in (out / MEMBERS).glob("member-*"):
         if folder != keep:
             shutil.rmtree(folder, ignore_errors=True)
@@ -147,18 +143,13 @@ def _gather(cfg: RunConfig, out: Path, size: int) -> dict[str, Any]:
     return base
 
 
-def _fit_error_bars(cfg: RunConfig, checkpoint: dict[str, Any], task: Task, device: str | None
-                    ) -> tuple[dict[str, list[float]], dict[str, dict]]:
-    """The ensemble's σ scales and conformal quantiles on the validation split."""
+def _fit_error_bars(cfg: RunConfig, checkpoint: dict[str, Any], models: list[StagedModel], task: Task,
+                    device: str | None) -> tuple[dict[str, list[float]], dict[str, dict]]:
+    """The ensemble's σ scales and conformal quantiles on the validation split (the members back on the CPU
+    after)."""
     from physnn.training.calibration import fit_sigma_scale
 
     dev = resolve_device(device or cfg.train.device)
-    io = ModelIO.from_state(checkpoint["io"])
-    models = []
-    for state in checkpoint["ensemble"]["models"]:
-        model = build_model(cfg.model, io)
-        model.load_state_dict(state)
-        models.append(model.to(dev).eval())
     transform = Transform.from_state(checkpoint["transform"])
     if cfg.train.memory_budget is not None:  # the validation split streamed, as the members trained
         from physnn.data.streaming import prepare
@@ -168,17 +159,15 @@ def _fit_error_bars(cfg: RunConfig, checkpoint: dict[str, Any], task: Task, devi
         data = load(cfg.data, transform=transform)
     if len(data.val) == 0:
         return task.sigma_scale, task.conformal
-    with torch.random.fork_rng(devices=[]):
-        return fit_sigma_scale(models, task, data.val.batches(1024), device=dev)
+    try:
+        with torch.random.fork_rng(devices=[]):
+            return fit_sigma_scale([m.to(dev) for m in models], task, data.val.batches(1024), device=dev)
+    finally:
+        for model in models:
+            model.to("cpu")
 
 
 def _mean_best(bests: list[dict[str, Any]]) -> dict[str, Any]:
     """The mean over members of each numeric best metric (the epoch too: the members' mean best epoch)."""
     keys = [k for k, v in bests[0].items() if isinstance(v, (int, float)) and all(k in b for b in bests)]
     return {k: sum(float(b[k]) for b in bests) / len(bests) for k in keys}
-
-
-def _write_config(out: Path, cfg: RunConfig) -> None:
-    import yaml
-
-    (out / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -34,8 +33,8 @@ from physnn.models.feature_domain import FeatureDomain
 from physnn.models.registry import ModelIO, build_model
 from physnn.models.registry import get as get_model
 from physnn.models.tasks import Task
-from physnn.training.checkpoint import BEST, LAST, load_checkpoint, save_checkpoint
-from physnn.training.config import RunConfig, load_run_config
+from physnn.training.checkpoint import BEST, RUN_FILES, clear_run_files, load_checkpoint, save_checkpoint
+from physnn.training.config import RunConfig, load_run_config, write_config
 from physnn.training.device import resolve_device
 from physnn.training.distributed import Dist, device_for, setup, teardown
 from physnn.training.ensemble import check_ensemble, check_not_ensemble, train_ensemble
@@ -44,8 +43,6 @@ from physnn.training.progress import progress_interval
 from physnn.training.resume import check_resume_options, resume_run
 from physnn.training.trainer import EpochCallback, Plots, Trainer, TrainResult
 from physnn.training.transfer import describe_transfer, transfer_features
-
-RUN_FILES = ("config.yaml", "transform.json", "metrics.csv", "metrics.jsonl", BEST, LAST)
 
 ConfigSource = RunConfig | Mapping[str, Any] | str | os.PathLike
 
@@ -77,9 +74,7 @@ def _check_dir(out: Path, overwrite: bool) -> None:
 
 def _prepare_dir(out: Path) -> None:
     """Empty (of physnn's files) or create the run folder, once the data and model are known to be good."""
-    for name in RUN_FILES:
-        (out / name).unlink(missing_ok=True)
-    shutil.rmtree(out / "plots", ignore_errors=True)
+    clear_run_files(out)
     out.mkdir(parents=True, exist_ok=True)
 
 
@@ -221,7 +216,7 @@ def _train(cfg: RunConfig, out: Path, state: dict[str, Any] | None, dev: torch.d
             _prepare_dir(out)
             _write_run_files(out, cfg, data.transform)
         elif dist.main and cfg.model_dump(mode="json") != state["config"]:  # extended: config.yaml says how long
-            _write_config(out, cfg)
+            write_config(out, cfg)
         dist.barrier()
         base = {"config": cfg.model_dump(mode="json"), "transform": data.transform.state(), "task": task.state(),
                 "io": io.state(), "data_info": _plain(data.info),
@@ -311,12 +306,6 @@ def _plain(value: Any) -> Any:
 
 
 def _write_run_files(out: Path, cfg: RunConfig, transform: Transform) -> None:
-    _write_config(out, cfg)
+    write_config(out, cfg)
     (out / "transform.json").write_text(json.dumps(transform.state(), indent=1))
-
-
-def _write_config(out: Path, cfg: RunConfig) -> None:
-    import yaml
-
-    (out / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
 
