@@ -132,6 +132,12 @@ def test_evaluate_on_predictions_without_truth_says_so_in_one_line(run, files, t
     assert len(result.output.strip().splitlines()) == 1, result.output
     assert "p.root" in result.output
     assert "no truth" in result.output
+    cfg = {"data": {"files": str(files["full"]), "images": {"branches": ["image"]}, "targets": ["energy"]},
+           "model": TINY_CNN, "task": {"kind": "regression"}, "train": TRAIN}
+    reg = physnn.train(cfg, out=tmp_path / "reg", progress=False).run_dir
+    physnn.predict(reg, files["data"], mapping=MAP, out=tmp_path / "r.root")
+    with pytest.raises(DataError, match=r"r\.root: holds no truth \(.*data\.root has no targets 'energy'\)"):
+        physnn.evaluate(tmp_path / "r.root")
 
 
 def test_denoise_and_encode_on_data(ae, files, tmp_path):

@@ -9,7 +9,10 @@ and ``aligned`` every entry still gets a row, ``selected`` and fill values
 outside the selection: :mod:`physnn.inference.align`). A file whose branches
 are named otherwise is read through a ``mapping`` of the run's names to the
 file's (:mod:`physnn.inference.branch_map`); the outputs keep the run's
-names. Per event:
+names. A file of data needs only the model's inputs: the truth and
+observers it lacks are left out and a training selection that reads an
+absent branch is not applied (:mod:`physnn.inference.plan`; ``left_out``
+and ``not_applied`` in ``physnn_meta``). Per event:
 
 ==========================  ===================================================
 classification              ``prob[K]`` (mean class probabilities), ``pred``
@@ -37,7 +40,8 @@ always                      ``entry``, ``split`` (0 train, 1 val, 2 test: the
                             the training files), the observer branches
 with a training selection   ``in_selection`` (1 if the training selection
                             keeps the event, 0 if training never saw such
-                            events)
+                            events; absent when the file lacks a branch
+                            the selection reads)
 ``aligned``                 ``selected`` (bool: the event was predicted)
 a run with a domain         ``ood_score`` (the largest excess of an input
                             quantity beyond the training interval, 0 inside),
