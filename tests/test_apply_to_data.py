@@ -141,6 +141,9 @@ def test_evaluate_on_predictions_without_truth_says_so_in_one_line(run, files, t
 
 
 def test_denoise_and_encode_on_data(ae, files, tmp_path):
+    with pytest.raises(BranchError, match=r"data\.root:events: no branch 'image', an input of the model; "
+                                          r"the tree has cells$"):
+        physnn.denoise(ae, files["data"])
     ref = physnn.denoise(ae, files["full"])
     res = physnn.denoise(ae, files["data"], mapping=MAP)
     np.testing.assert_allclose(res.arrays["cells"], ref.arrays["image"], rtol=1e-5, atol=1e-6)
