@@ -136,7 +136,7 @@ def test_evaluate_on_predictions_without_truth_says_so_in_one_line(run, files, t
            "model": TINY_CNN, "task": {"kind": "regression"}, "train": TRAIN}
     reg = physnn.train(cfg, out=tmp_path / "reg", progress=False).run_dir
     physnn.predict(reg, files["data"], mapping=MAP, out=tmp_path / "r.root")
-    with pytest.raises(DataError, match=r"r\.root: holds no truth \(.*data\.root has no targets 'energy'\)"):
+    with pytest.raises(DataError, match=r"r\.root: holds no truth \(.*data\.root has no target 'energy'\)"):
         physnn.evaluate(tmp_path / "r.root")
 
 

@@ -72,7 +72,8 @@ def _check_truth(predictions: str | os.PathLike, meta: Mapping[str, Any]) -> Non
         return
     names = left_out[role] if isinstance(left_out[role], list) else [left_out[role]]
     files = ", ".join(os.fspath(f) for f in meta.get("files", [])) or "its input"
-    msg = (f"{predictions}: holds no truth ({files} has no {role} {', '.join(repr(n) for n in names)}); "
+    what = role if len(names) > 1 else role.rstrip("s")
+    msg = (f"{predictions}: holds no truth ({files} has no {what} {', '.join(repr(n) for n in names)}); "
            "evaluate needs predictions of a file with the truth")
     raise DataError(msg)
 
