@@ -26,7 +26,8 @@ from physnn.config import DataConfig
 from physnn.data.convert import is_jagged
 from physnn.errors import BranchError, did_you_mean
 from physnn.inference.branch_map import check_mapping, map_config, parse_mapping
-from physnn.io.read import first_file_names, read
+from physnn.io.files import expand_files
+from physnn.io.read import first_file_names, plan_chunks, read, read_chunk
 from physnn.io.selection import Expression
 
 __all__ = ["PredictionPlan", "plan_prediction", "vector_image_shape"]
@@ -143,7 +144,7 @@ def plan_prediction(cfg: DataConfig, files: str | Sequence[str] | None, tree: st
             msg = f"{where}: no branch {new!r} (the run's {old!r}){why}{did_you_mean(new, sorted(present))}"
             raise BranchError(msg)
     defines, skipped = _defines(data["define"], present)
-    _check_inputs(inputs, data["define"], skipped, present, where)
+    _check_inputs(data, inputs, skipped, present)
     available = present | defines.keys()
     data["define"] = defines
     inverse = {new: old for old, new in mapping.items()}
@@ -191,25 +192,28 @@ def _roots(missing: set[str], skipped: Mapping[str, list[str]]) -> list[str]:
     return list(dict.fromkeys(out))
 
 
-def _check_inputs(inputs: Sequence[str], define: Mapping[str, str], skipped: Mapping[str, list[str]],
-                  present: set[str], where: str) -> None:
+def _check_inputs(data: Mapping[str, Any], inputs: Sequence[str], skipped: Mapping[str, list[str]],
+                  present: set[str]) -> None:
     """One line naming a missing input branch, or the branch a define that builds an input lacks."""
+    define = data["define"]
     for name in inputs:
         if name in skipped:
-            branch = skipped[name][0]
-            msg = (f"{where}: no branch {branch!r}, which define {name!r} = {define[name]!r} reads to build an "
-                   f"input of the model{_hint(branch, present)}")
-            raise BranchError(msg)
+            why = f"which define {name!r} = {define[name]!r} reads to build an input of the model"
+            raise _missing(data, skipped[name][0], why)
         if name not in define and name not in present:
-            raise BranchError(f"{where}: no branch {name!r}, an input of the model{_hint(name, present)}")
+            raise _missing(data, name, "an input of the model")
 
 
-def _hint(name: str, present: set[str]) -> str:
-    hint = did_you_mean(name, sorted(present))
-    if hint:
-        return hint
-    shown = sorted(present)
-    return "; the tree has " + ", ".join(shown[:12]) + (", ..." if len(shown) > 12 else "")
+def _missing(data: Mapping[str, Any], name: str, why: str) -> BranchError:
+    """The reader's one line for a missing branch (suggestions, the tree's branches, a lost friend tree) with
+    ``why`` it is needed."""
+    for chunk, obj in plan_chunks(expand_files(data["files"])[:1], data["tree"], [], friends=data["friends"]):
+        try:
+            read_chunk(chunk, [name], obj)
+        except BranchError as err:
+            return BranchError(str(err).replace(f"no branch {name!r}", f"no branch {name!r}, {why}", 1))
+        break
+    return BranchError(f"{', '.join(data['files'])}: no branch {name!r}, {why}")
 
 
 def _leave_out(data: dict[str, Any], available: set[str], inverse: Mapping[str, str]) -> dict[str, Any]:
