@@ -26,7 +26,7 @@ SCALE = [
     (r"-T 20\b", "-T 3"),
     (r"train\.epochs=5\b", "train.epochs=1"),
     (r"(--resume --set )train\.epochs=8\b", r"\g<1>train.epochs=2"),
-    (r"^physnn demo$", "physnn demo -n 300 --epochs 1 -T 2"),
+    (r"^physnn demo --overwrite$", "physnn demo --overwrite -n 300 --epochs 1 -T 2"),
 ]
 
 

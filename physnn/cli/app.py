@@ -80,7 +80,7 @@ def user_errors(func: F) -> F:
         except PhysnnError as err:
             if debugging():
                 raise
-            err_console.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
+            err_console.print(f"[bold red]error:[/] {err.command_line()}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
             err_console.print("interrupted: no partial output was left behind")

@@ -67,9 +67,9 @@ def _check_dir(out: Path, overwrite: bool) -> None:
         msg = f"{out}: exists and is not a folder; give a folder for the run"
         raise OutputError(msg)
     if not overwrite and out.is_dir() and any(out.iterdir()):
-        msg = (f"{out}: the run folder exists and is not empty; pass --overwrite to replace it, "
-               f"or --resume to continue it")
-        raise OutputError(msg)
+        msg = (f"{out}: the run folder exists and is not empty; pass overwrite=True to replace it, "
+               f"or resume=True to continue it")
+        raise OutputError(msg, options=["overwrite", "resume"])
 
 
 def _prepare_dir(out: Path) -> None:
