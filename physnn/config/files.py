@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from physnn.config.package_data import resolve_config_path
 from physnn.errors import ConfigError, did_you_mean
 
 M = TypeVar("M", bound=BaseModel)
@@ -184,7 +185,8 @@ def load_config(
     Parameters
     ----------
     source
-        Path to a YAML file, a mapping, or an instance of ``model``.
+        Path to a YAML file (``physnn:NAME``: a config shipped with physnn, :mod:`physnn.config.package_data`), a
+        mapping, or an instance of ``model``.
     model
         The pydantic class to validate against, e.g. :class:`DataConfig`.
     overrides
@@ -202,7 +204,8 @@ def load_config(
     elif isinstance(source, Mapping):
         data, name = dict(source), "config"
     else:  # a file: its paths are relative to it; paths in overrides are relative to the current folder
-        data, name = read_yaml(source), os.fspath(source)
+        name, source = os.fspath(source), resolve_config_path(source)
+        data = read_yaml(source)
         if model.__name__ == "DataConfig":
             data = rebase_data_paths(data, Path(source).parent)
     data = apply_overrides(data, overrides)
