@@ -14,6 +14,7 @@ from pydantic import BaseModel, ValidationError
 
 from physnn.config.package_data import resolve_config_path
 from physnn.errors import ConfigError, did_you_mean
+from physnn.io.files import TESTDATA
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -133,6 +134,8 @@ def read_yaml(path: str | os.PathLike) -> dict[str, Any]:
 def relative_to(base: Path, paths: Any) -> Any:
     """Relative paths (a string or a list of them; globs too) taken from the folder ``base``, the folder of the
     config file that names them: every path in a config file is relative to that file."""
+    if isinstance(paths, str) and paths.startswith(TESTDATA):  # a package's file, not a path
+        return paths
     if isinstance(paths, str) and paths and not os.path.isabs(os.path.expanduser(paths)):
         return os.path.normpath(os.path.join(base, paths))
     if isinstance(paths, list):

@@ -27,6 +27,7 @@ from physnn.data.domain import Domain
 from physnn.data.streaming import StreamingBundle, StreamingSplit, prepare
 from physnn.data.transform import Transform
 from physnn.errors import ConfigError, OutputError
+from physnn.io.files import absolute_file
 from physnn.models.base import StagedModel
 from physnn.models.feature_domain import FeatureDomain
 from physnn.models.registry import ModelIO, build_model
@@ -164,7 +165,7 @@ def train(
         extra += [f"train.freeze={freeze}"] if freeze is not None else []
         cfg = load_run_config(config, [*overrides, *extra], sections=sections)
         # the run folder travels: its config names the data by absolute paths (predict's default input)
-        cfg.data.files = [os.path.abspath(os.path.expanduser(f)) for f in cfg.data.files]
+        cfg.data.files = [absolute_file(f) for f in cfg.data.files]
         _check_dir(out, overwrite)
     if cfg.train.ensemble > 1:
         check_ensemble(cfg, get_model(cfg.model.name).generates)
