@@ -21,7 +21,9 @@ BAND = "bootstrap 68% band"
 
 
 def _names(classes: Sequence[str] | None, k: int = 2) -> list[str]:
-    return [str(c) for c in classes] if classes is not None else [f"class {i}" for i in range(k)]
+    if classes is not None:
+        return [str(c) for c in classes]
+    return ["background", "signal"] if k == 2 else [f"class {i}" for i in range(k)]
 
 
 def _roc_floor(roc: Mapping[str, Any], fpr: np.ndarray) -> float:
@@ -42,7 +44,7 @@ def roc_figure(roc: Mapping[str, Any], *, name: str = "classifier", classes: Seq
     """The ROC three ways: linear; with a log background-efficiency axis (readable at AUC 0.9999); and the
     HEP form, background rejection 1/ε_B (log) vs signal efficiency. The bootstrap band in each.
 
-    ``classes``: the names of class 0 (background) and class 1 (signal, the score's class).
+    ``classes``: the names of the background and of the signal (the score's class), in this order.
     """
     bkg, sig = _names(classes)[:2]
     fpr, tpr = np.asarray(roc["fpr"], float), np.asarray(roc["tpr"], float)
@@ -81,7 +83,7 @@ def roc_figure(roc: Mapping[str, Any], *, name: str = "classifier", classes: Seq
     cx.set_xlabel(f"signal efficiency ε$_S$ ({sig})")
     cx.set_ylabel(f"background rejection 1/ε$_B$ ({bkg})")
     cx.legend(loc="best", fontsize=12)
-    fig.suptitle(f"signal: {sig} (class 1, the score is P({sig})); background: {bkg} (class 0)", fontsize=18)
+    fig.suptitle(f"signal: {sig} (the score is P({sig})); background: {bkg}", fontsize=18)
     return fig
 
 

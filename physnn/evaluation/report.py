@@ -24,6 +24,7 @@ from physnn.data.split import SPLITS, describe_held_out, held_out
 from physnn.errors import ConfigError, DataError, InputFileError
 from physnn.evaluation import metrics
 from physnn.evaluation.coverage import coverage_by_bin, coverage_by_domain, interval_coverage
+from physnn.evaluation.summary import class_names
 from physnn.inference.predict import TREE
 from physnn.io.files import open_root
 from physnn.io.metadata import META, config_hash
@@ -158,6 +159,54 @@ def _judge_target(predictions: str | os.PathLike, arrays: Mapping[str, np.ndarra
     return fig, true, pred, std
 
 
+def class_labels(meta: Mapping[str, Any], k: int) -> tuple[list[str], int]:
+    """The names of the classes of a predictions file in index order (those its data config gave, else PDG
+    ids as particle symbols, else ``label value``) and the index of the signal of a binary classifier (the
+    config's ``signal``, else class 1)."""
+    names = class_names(meta["task"].get("classes"), meta.get("label"), k, meta.get("class_names"))
+    signal = meta.get("signal")
+    return names, 1 if signal is None else int(signal)
+
+
+def _judge_classes(predictions: str | os.PathLike, arrays: Mapping[str, np.ndarray], keep: np.ndarray,
+                   meta: Mapping[str, Any], split: str, *, n_boot: int, seed: int,
+                   outdir: Path | None) -> tuple[dict[str, Any], list[Path]]:
+    """The classification figures, with the classes named and the signal as the config says; the plots when
+    ``outdir`` is given."""
+    if "true_class" not in arrays:
+        msg = f"{predictions}: no truth (label branch) in the predictions; predict on a file with the label"
+        raise DataError(msg)
+    sel = keep & (arrays["true_class"] >= 0)
+    if not sel.any():
+        msg = f"{predictions}: no event with a known class in the {split} split"
+        raise DataError(msg)
+    prob = arrays["prob"][sel]
+    std = arrays["prob_std"][sel] if "prob_std" in arrays else None
+    truth = arrays["true_class"][sel]
+    weight = arrays[meta["weight"]][sel] if meta.get("weight") and meta["weight"] in arrays else None
+    names, s = class_labels(meta, prob.shape[1])
+    binary = prob.shape[1] == 2
+    fig = metrics.classification(truth, prob, weight=weight, prob_std=std, classes=meta["task"]["classes"],
+                                 n_boot=n_boot, seed=seed, signal=s if binary else 1, names=names)
+    written: list[Path] = []
+    if outdir is None:
+        return fig, written
+    from physnn.evaluation import plots as P
+
+    if "roc" in fig:  # background first, then the signal
+        written.append(P.plot_roc(fig["roc"], outdir / "roc.png", classes=[names[1 - s], names[s]]))
+    written.append(P.plot_calibration(fig["calibration"], outdir / "calibration.png",
+                                      signal=names[s] if binary else None))
+    written.append(P.plot_confusion(fig["confusion"], names, outdir / "confusion.png"))
+    if std is not None and binary:
+        samples = arrays["score_samples"][sel] if "score_samples" in arrays else None  # P(class 1) per pass
+        if samples is not None and s == 0:
+            samples = 1 - samples
+        written.append(P.plot_mc_scores(prob[:, s], std[:, s], (truth == s).astype(int), samples,
+                                        outdir / "mc_scores.png", classes=[names[1 - s], names[s]]))
+    return fig, written
+
+
 def evaluate(predictions: str | os.PathLike, *, out: str | os.PathLike | None = None,
              run: str | os.PathLike | None = None, split: str = "auto", n_boot: int = 200, seed: int = 0,
              plots: bool = True, baselines: Mapping[str, Mapping[str, np.ndarray]] | None = None,
@@ -214,32 +263,10 @@ def evaluate(predictions: str | os.PathLike, *, out: str | os.PathLike | None = 
         from physnn.evaluation import plots as P
 
     if task["kind"] != "regression":
-        if "true_class" not in arrays:
-            msg = f"{predictions}: no truth (label branch) in the predictions; predict on a file with the label"
-            raise DataError(msg)
-        sel = keep & (arrays["true_class"] >= 0)
-        if not sel.any():
-            msg = f"{predictions}: no event with a known class in the {split} split"
-            raise DataError(msg)
-        prob = arrays["prob"][sel]
-        std = arrays["prob_std"][sel] if "prob_std" in arrays else None
-        truth = arrays["true_class"][sel]
-        weight = arrays[meta["weight"]][sel] if meta.get("weight") and meta["weight"] in arrays else None
-        fig = metrics.classification(truth, prob, weight=weight, prob_std=std, classes=task["classes"],
-                                     n_boot=n_boot, seed=seed)
+        fig, written = _judge_classes(predictions, arrays, keep, meta, split, n_boot=n_boot, seed=seed,
+                                      outdir=outdir if draw else None)
         figures["classification"] = fig
-        figures["events"] = int(sel.sum())
-        if draw:
-            names = P.class_names(task["classes"], meta.get("label"), prob.shape[1])  # e-, pi+ for PDG ids
-            if "roc" in fig:
-                written.append(P.plot_roc(fig["roc"], outdir / "roc.png", classes=names))
-            written.append(P.plot_calibration(fig["calibration"], outdir / "calibration.png",
-                                              signal=names[1] if prob.shape[1] == 2 else None))
-            written.append(P.plot_confusion(fig["confusion"], names, outdir / "confusion.png"))
-            if std is not None and prob.shape[1] == 2:
-                samples = arrays["score_samples"][sel] if "score_samples" in arrays else None
-                written.append(P.plot_mc_scores(prob[:, 1], std[:, 1], truth, samples, outdir / "mc_scores.png",
-                                                classes=names))
+        figures["events"] = fig["events"]
     else:
         specs = target_specs(meta, run_dir, targets)
         figures["regression"] = {}

@@ -8,18 +8,60 @@ worse; a rejected σ/E fit is printed as rejected, with its χ²/ndf.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from physnn.fmt import num, percent, with_interval
+from physnn.fmt import num, particle, percent, with_interval
 
-__all__ = ["DASH", "NAMED_BINS", "bin_table", "bracket", "comparison_line", "fit_line", "fmt_range", "key_name", "num",
-           "percent", "ratio", "regression_rows", "summary_rows", "verdict", "with_unit", "worst_line"]
+__all__ = ["DASH", "NAMED_BINS", "bin_table", "bracket", "class_names", "class_rows", "comparison_line", "fit_line",
+           "fmt_range", "key_name", "num", "percent", "ratio", "regression_rows", "summary_rows", "verdict",
+           "with_unit", "worst_line"]
 
 #: Bins named one by one in a comparison line before "... and N more".
 NAMED_BINS = 3
 #: Between the edges of a range (not a hyphen: a range of negative values stays readable).
 DASH = "\N{EN DASH}"
+
+
+#: Label branches holding PDG ids (``pdgid``, ``part_pid``, ``pdg``).
+_PDG_BRANCH = re.compile(r"pdg|(^|_)pid$", re.IGNORECASE)
+
+
+def class_names(classes: Sequence[Any] | None, label: str | None = None, k: int = 2,
+                names: Sequence[str] | None = None) -> list[str]:
+    """What to call each class on a plot or in a table.
+
+    Parameters
+    ----------
+    classes
+        The run's class values (``meta["task"]["classes"]``); None: ``0 .. k-1``.
+    label
+        The label branch (``meta["label"]``): a PDG-id branch (``pdgid``)
+        turns 11, -211, 22 into e-, pi-, gamma (:data:`physnn.fmt.PARTICLES`); another
+        branch names the raw value (``is_signal 1``, as the condition checks
+        of ``physnn compare`` do); without a label, the raw values.
+    k
+        The number of classes when ``classes`` is None.
+    names
+        The names the data config gave the classes (``classes: {22: photon, 111: pi0}``): they win.
+    """
+    if names:
+        return [str(n) for n in names]
+    values = list(classes) if classes is not None else list(range(k))
+    if label is None:
+        return [str(v) for v in values]
+    if _PDG_BRANCH.search(str(label)):
+        return [particle(int(v), symbol=True) if _integer(v) else str(v) for v in values]
+    return [f"{label} {v}" for v in values]
+
+
+def _integer(value: Any) -> bool:
+    try:
+        int(value)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def with_unit(text: str, unit: str | None) -> str:
@@ -191,12 +233,29 @@ def bin_table(name: str, r: Mapping[str, Any]) -> tuple[list[str], list[list[str
     return columns, rows
 
 
+def class_rows(c: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The classes by name, the signal of a binary classifier and the background rejection at 80% of it."""
+    names = c.get("class_names")
+    if not names:
+        return []
+    if "signal" not in c:
+        return [("classes", ", ".join(names))]
+    rows = [("signal", f"{c['signal']} (background: {c['background']}; the score is P({c['signal']}))")]
+    r = c.get("rejection")
+    if r:
+        value = "∞ (no background event passes)" if math.isinf(r["rejection"]) else num(r["rejection"])
+        rows.append((f"{c['background']} rejection at {r['efficiency']:.0%} {c['signal']} efficiency",
+                     f"{value} (1/ε_B, ε_B = {num(r['background_efficiency'])})"))
+    return rows
+
+
 def summary_rows(figures: Mapping[str, Any]) -> list[tuple[str, str]]:
     """The headline figures of an evaluation as (name, value) rows: ``physnn evaluate`` prints them and
     ``report.html`` shows them."""
     rows: list[tuple[str, str]] = [("events", f"{figures['events']:,} ({figures['split']})")]
     c = figures.get("classification")
     if c:
+        rows += class_rows(c)
         if "roc" in c and "auc_low" in c["roc"]:
             auc, low, high = with_interval(c["auc"], c["roc"]["auc_low"], c["roc"]["auc_high"])
             rows.append(("AUC", f"{auc} (68% bootstrap interval {low}{DASH}{high})"))

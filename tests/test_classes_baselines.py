@@ -1,0 +1,139 @@
+"""Issue 29, item 3: named classes and the signal, per-group verdicts against baselines, the cell-sum baseline
+outside the demo, and the side-by-side report."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from pydantic import ValidationError
+
+import physnn
+from physnn.config import DataConfig
+from physnn.evaluation import metrics
+
+
+def photons_and_pi0s(n: int = 4000, seed: int = 2):
+    """Class 0 photons, class 1 pi0s; P(pi0) from two unequal Gaussians (the ROC is not symmetric)."""
+    rng = np.random.default_rng(seed)
+    truth = (np.arange(n) % 2).astype(np.int64)
+    logit = np.where(truth == 1, rng.normal(1.5, 2.0, n), rng.normal(-1.0, 0.6, n))
+    p1 = 1 / (1 + np.exp(-logit))
+    return truth, np.stack([1 - p1, p1], axis=1)
+
+
+def test_a_data_config_names_its_classes_and_its_signal():
+    cfg = DataConfig(files="x.root", scalars=["a"], label="pdgid", classes={22: "photon", 111: "pi0"},
+                     signal="photon")
+    assert cfg.class_values() == [22, 111]
+    assert cfg.class_labels() == ["photon", "pi0"]
+    assert cfg.signal_index() == 0
+    assert DataConfig(files="x.root", scalars=["a"], label="pdgid", classes=[22, 111], signal=111).signal_index() == 1
+    assert DataConfig(files="x.root", scalars=["a"], label="pdgid", classes={11: 1, 211: 0}).class_values() == [211, 11]
+    with pytest.raises(ValidationError, match=r"signal: 'gamma' is not one of the classes \(photon, pi0\)"):
+        DataConfig(files="x.root", scalars=["a"], label="pdgid", classes={22: "photon", 111: "pi0"}, signal="gamma")
+    with pytest.raises(ValidationError, match="signal: 'photon' needs a label and its classes"):
+        DataConfig(files="x.root", scalars=["a"], signal="photon")
+    with pytest.raises(ValidationError, match="not both"):
+        DataConfig(files="x.root", scalars=["a"], label="pdgid", classes={22: "photon", 111: 1})
+
+
+def test_the_named_signal_is_the_roc_signal_and_its_rejection_is_the_benchmarks():
+    """Photon (class 0) as signal: the AUC is that of P(photon) for photons, and the π0 rejection at 80% photon
+    efficiency is the photon/π0 benchmark's (evaluation.photon_id.rejection, score P(π0), photons class 0)."""
+    from sklearn.metrics import roc_auc_score
+
+    from physnn.evaluation.photon_id import rejection
+
+    truth, prob = photons_and_pi0s()
+    fig = metrics.classification(truth, prob, n_boot=0, signal=0, names=["photon", "pi0"])
+    assert fig["signal"] == "photon"
+    assert fig["background"] == "pi0"
+    assert fig["roc"]["n_signal"] == int(np.sum(truth == 0))
+    assert fig["auc"] == pytest.approx(roc_auc_score(truth == 0, prob[:, 0]))
+    assert fig["auc"] > 0.8  # P(pi0) as the photons' score would give 1 - AUC
+    assert fig["rejection"]["rejection"] == pytest.approx(rejection(truth, prob[:, 1], 0.8), rel=0.02)
+    assert fig["rejection"]["signal_efficiency"] == pytest.approx(0.8, abs=0.002)
+    pi0 = metrics.classification(truth, prob, n_boot=0, names=["photon", "pi0"])  # the default: class 1
+    assert pi0["signal"] == "pi0"
+    assert pi0["rejection"]["rejection"] != pytest.approx(fig["rejection"]["rejection"], rel=0.1)
+    # calibration judges P(photon): its observed fraction is of photons
+    assert fig["calibration"] == metrics.calibration(truth == 0, prob[:, 0])
+
+
+def write_classifier_predictions(path, truth, prob, *, meta_extra=None):
+    """A classifier's predictions file as physnn.predict writes it (classes 22, 111 of the label pdgid)."""
+    import uproot
+
+    meta = {"command": "physnn predict", "task": {"kind": "binary", "classes": [22, 111]}, "label": "pdgid",
+            "mc_samples": 0, **(meta_extra or {})}
+    branches = {"entry": np.arange(len(truth)), "split": np.full(len(truth), -1, np.int8), "prob": prob,
+                "pred": prob.argmax(1), "score": prob[:, 1], "true_class": truth.astype(np.int32),
+                "pdgid": np.where(truth == 0, 22, 111).astype(np.int32)}
+    with uproot.recreate(path) as f:
+        f["predictions"] = branches
+        f["physnn_meta"] = json.dumps(meta)
+    return path
+
+
+def test_evaluate_names_the_classes_and_judges_the_configured_signal(tmp_path):
+    from physnn.evaluation import plots
+    from physnn.evaluation.report import class_labels
+    from physnn.evaluation.summary import summary_rows
+
+    truth, prob = photons_and_pi0s()
+    meta = {"class_names": ["photon", "pi0"], "signal": 0}
+    preds = write_classifier_predictions(tmp_path / "p.root", truth, prob, meta_extra=meta)
+    ev = physnn.evaluate(preds, out=tmp_path / "rep", n_boot=10)
+    c = ev.figures["classification"]
+    assert c["signal"] == "photon"
+    assert c["roc"]["n_signal"] == int(np.sum(truth == 0))
+    assert json.loads((tmp_path / "rep" / "metrics.json").read_text())["classification"]["signal"] == "photon"
+    table = " ".join(f"{k} {v}" for k, v in summary_rows(ev.figures))
+    assert "pi0 rejection at 80% photon efficiency" in table
+    assert "signal photon (background: pi0" in table
+    names, s = class_labels({"task": {"classes": [22, 111]}, "label": "pdgid", **meta}, 2)
+    fig = plots.roc_figure(c["roc"], classes=[names[1 - s], names[s]])
+    text = " ".join([fig._suptitle.get_text()] + [a.get_xlabel() + " " + a.get_ylabel() for a in fig.axes])
+    assert "signal: photon" in text
+    assert "(pi0)" in text
+    assert "label 0" not in text
+    assert "class 1" not in text
+    page = (tmp_path / "rep" / "report.html").read_text()
+    assert "pi0 rejection at 80% photon efficiency" in page
+
+
+def test_an_event_classifier_says_background_and_signal(tmp_path):
+    from physnn.evaluation.summary import summary_rows
+
+    truth, prob = photons_and_pi0s()
+    meta = {"task": {"kind": "binary", "classes": [0, 1]}, "label": "label", "class_names": ["background", "signal"],
+            "signal": 1}
+    preds = write_classifier_predictions(tmp_path / "p.root", truth, prob, meta_extra=meta)
+    ev = physnn.evaluate(preds, n_boot=0)
+    table = " ".join(f"{k} {v}" for k, v in summary_rows(ev.figures))
+    assert "signal signal (background: background" in table
+    assert "label 0" not in table
+    assert "label 1" not in table
+
+
+def test_a_trained_run_carries_its_class_names_to_the_report(epi_file, tmp_path):
+    """From the data config to the predictions file to evaluate: classes {11: electron, 211: pion}, signal the
+    electron (class 0)."""
+    from conftest import run_config
+
+    cfg = run_config(epi_file, epochs=1)
+    cfg["data"].update(classes={11: "electron", 211: "pion"}, signal="electron")
+    run = physnn.train(cfg, out=tmp_path / "run", progress=False)
+    preds = physnn.predict(run.run_dir, epi_file, out=tmp_path / "p.root")
+    meta = physnn.read_metadata(tmp_path / "p.root")
+    assert meta["class_names"] == ["electron", "pion"]
+    assert meta["signal"] == 0
+    ev = physnn.evaluate(preds.path, n_boot=0, split="all")
+    c = ev.figures["classification"]
+    assert c["signal"] == "electron"
+    import uproot
+
+    truth = uproot.open(preds.path)["predictions"]["true_class"].array(library="np")
+    assert c["roc"]["n_signal"] == np.sum(truth == 0) != np.sum(truth == 1)  # the electrons
