@@ -21,9 +21,11 @@ from physnn.evaluation.resolution import (
     binned,
     compare,
     fold_samples,
+    interval_verdict,
     outliers,
     resolution_fit,
     robust_sigma,
+    robust_sigma_error,
     worst_bin,
 )
 from physnn.evaluation.summary import comparison_line
@@ -320,7 +322,9 @@ def regression_by(true: np.ndarray, pred: np.ndarray, groups: np.ndarray, *, std
     (σ/E = a/√E ⊕ b), ``coverage_1sigma`` with error bars, each baseline's ``bias``, ``sigma_rel``/``sigma``
     and fit, and the group's ``bins`` (as :func:`regression` gives them). A baseline calibrated on the
     mixture (one factor for all types) is biased per type: its σ is around its own median, so read the
-    two together.
+    two together. Each baseline of a group gets a ``verdict`` (:func:`~physnn.evaluation.resolution.
+    interval_verdict`): ``better``, ``worse`` or ``not resolved``, the σ (σ/E) ± its statistical error
+    (``sigma_err``/``sigma_rel_err``) of the model against the baseline's.
     """
     true, pred, groups = np.asarray(true, dtype=np.float64), np.asarray(pred, dtype=np.float64), np.asarray(groups)
     energy = kind == "energy"
@@ -335,8 +339,15 @@ def regression_by(true: np.ndarray, pred: np.ndarray, groups: np.ndarray, *, std
         row = {k: fig[k] for k in ("events", "bias", "sigma", "fit", "coverage_1sigma", "bins") if k in fig}
         if energy:
             row["sigma_rel"] = robust_sigma((pred[g] - true[g]) / true[g])
-        row["baselines"] = {label: {"sigma_rel": robust_sigma((v - true[g]) / true[g]) if energy else None,
-                                    "bias": fig["baselines"][label]["bias"], "sigma": fig["baselines"][label]["sigma"],
-                                    "fit": fig["baselines"][label].get("fit")} for label, v in others.items()}
+        key = "sigma_rel" if energy else "sigma"
+        row[f"{key}_err"] = robust_sigma_error(row[key], int(g.sum()))
+        row["baselines"] = {}
+        for label, v in others.items():
+            base = {"sigma_rel": robust_sigma((v - true[g]) / true[g]) if energy else None,
+                    "bias": fig["baselines"][label]["bias"], "sigma": fig["baselines"][label]["sigma"],
+                    "fit": fig["baselines"][label].get("fit")}
+            base[f"{key}_err"] = robust_sigma_error(base[key], int(np.isfinite(v).sum()))
+            base["verdict"] = interval_verdict(row[key], row[f"{key}_err"], base[key], base[f"{key}_err"])
+            row["baselines"][label] = base
         out[str(value.item() if hasattr(value, "item") else value)] = row
     return out

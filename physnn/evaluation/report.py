@@ -24,7 +24,7 @@ from physnn.data.split import SPLITS, describe_held_out, held_out
 from physnn.errors import ConfigError, DataError, InputFileError
 from physnn.evaluation import metrics
 from physnn.evaluation.coverage import coverage_by_bin, coverage_by_domain, interval_coverage
-from physnn.evaluation.summary import class_names
+from physnn.evaluation.summary import class_names, judge_groups
 from physnn.inference.predict import TREE
 from physnn.io.files import open_root
 from physnn.io.metadata import META, config_hash
@@ -156,6 +156,7 @@ def _judge_target(predictions: str | os.PathLike, arrays: Mapping[str, np.ndarra
         fig["by"] = {"name": by, "groups": metrics.regression_by(true, pred, arrays[by][keep], std=std,
                                                                  kind=spec["kind"], unit=spec["unit"],
                                                                  baselines=others)}
+        judge_groups(fig)  # per group, better / worse / not resolved; no overall claim a group contradicts
     return fig, true, pred, std
 
 

@@ -14,9 +14,9 @@ from typing import Any
 
 from physnn.fmt import num, particle, percent, with_interval
 
-__all__ = ["DASH", "NAMED_BINS", "bin_table", "bracket", "class_names", "class_rows", "comparison_line", "fit_line",
-           "fmt_range", "key_name", "num", "percent", "ratio", "regression_rows", "summary_rows", "verdict",
-           "with_unit", "worst_line"]
+__all__ = ["DASH", "NAMED_BINS", "bin_table", "bracket", "class_names", "class_rows", "comparison_line",
+           "fit_line", "fmt_range", "group_comparison", "group_names", "judge_groups", "key_name", "num",
+           "percent", "ratio", "regression_rows", "summary_rows", "verdict", "with_unit", "worst_line"]
 
 #: Bins named one by one in a comparison line before "... and N more".
 NAMED_BINS = 3
@@ -198,12 +198,65 @@ def group_line(group: Mapping[str, Any], unit: str | None, energy: bool) -> str:
     """One group of :func:`~physnn.evaluation.metrics.regression_by`: events, bias, σ (σ/E), each baseline's,
     coverage."""
     key = "sigma_rel" if energy else "sigma"
-    text = f"{group['events']:,} events, bias {with_unit(num(group['bias']), unit)}, {key_name(key)} {num(group[key])}"
+    text = (f"{group['events']:,} events, bias {with_unit(num(group['bias']), unit)}, {key_name(key)} "
+            f"{_pm(group, key)}")
     for label, base in group["baselines"].items():
-        text += f" ({label}: bias {with_unit(num(base['bias']), unit)}, {key_name(key)} {num(base[key])})"
+        said = {"better": "the model is better", "worse": "the model is worse",
+                "not resolved": "not resolved by the errors"}.get(base.get("verdict", ""), "")
+        text += (f" ({label}: bias {with_unit(num(base['bias']), unit)}, {key_name(key)} {_pm(base, key)}"
+                 f"{': ' + said if said else ''})")
     if "coverage_1sigma" in group:
         text += f", ±1σ coverage {num(group['coverage_1sigma'])}"
     return text
+
+
+def _pm(figures: Mapping[str, Any], key: str) -> str:
+    """``0.057 ± 0.002``: a σ with its statistical error when there is one."""
+    err = figures.get(f"{key}_err")
+    return f"{num(figures[key])} ± {num(err, 1)}" if err is not None else num(figures[key])
+
+
+def group_names(by: str, values: Sequence[str]) -> dict[str, str]:
+    """``pdgid 11 (e-)`` for a particle-type branch, ``flag 1`` for another, per group value."""
+    ints = [int(v) if v.lstrip("-").isdigit() else v for v in values]
+    names = class_names(ints, by)
+    return {v: f"{by} {v}" + (f" ({n})" if n not in (str(v), f"{by} {v}") else "")
+            for v, n in zip(values, names, strict=True)}
+
+
+def group_comparison(r: Mapping[str, Any], label: str) -> str:
+    """The headline of the model against the baseline ``label`` when the events are grouped (``by``): never
+    "better" overall while a group says worse, and each group's verdict named."""
+    by = r["by"]
+    groups = {v: g["baselines"][label]["verdict"] for v, g in by["groups"].items() if label in g["baselines"]}
+    names = group_names(by["name"], list(groups))
+    base = r["baselines"][label]
+    comparison, key, unit = base["comparison"], r["key"], r.get("unit")
+    kinds = {what: [names[v] for v, said in groups.items() if said == what]
+             for what in ("better", "worse", "not resolved")}
+    per_group = "; ".join(f"{what} for {', '.join(who)}" for what, who in kinds.items() if who)
+    overall = ratio(r["sigma"], base["sigma"])
+    if kinds["worse"] and overall < 1:  # the overall lead is the mixture's, not the model's
+        detail = ", ".join(f"{names[v]} with {key_name(key)} {num(by['groups'][v][key])} vs "
+                           f"{num(by['groups'][v]['baselines'][label][key])}"
+                           for v in groups if groups[v] == "worse")
+        return (f"σ {num(r['sigma'])} vs {with_unit(num(base['sigma']), unit)} overall, but the model is worse "
+                f"for {detail}: no overall verdict, the smaller overall σ comes "
+                f"from mixing the {by['name']} groups (σ smaller in {comparison['better']} of {comparison['bins']} "
+                f"bins of the true value); per group: {per_group}")
+    return f"{comparison['summary']}; per group ({key_name(key)} ± its error): {per_group}"
+
+
+def judge_groups(r: dict[str, Any]) -> None:
+    """With groups (``r["by"]``), give each baseline its per-group verdicts (``groups``) and rewrite its
+    comparison headline (:func:`group_comparison`)."""
+    if not r.get("by") or not r.get("baselines"):
+        return
+    for label, base in r["baselines"].items():
+        base["groups"] = {v: g["baselines"][label]["verdict"] for v, g in r["by"]["groups"].items()
+                          if label in g["baselines"]}
+        if base["groups"]:
+            base["comparison"]["summary"] = group_comparison(r, label)
 
 
 def bin_table(name: str, r: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
