@@ -145,15 +145,14 @@ def energy_config(showers: str | Path, epochs: int = 20) -> dict[str, Any]:
 
 
 def calibrated_sum(showers: str | Path, entries: np.ndarray, split: np.ndarray) -> np.ndarray:
-    """The classic estimator: sum of cell energies times one factor fitted on the training split."""
+    """The classic estimator: sum of cell energies times one factor fitted on the training split (as
+    ``evaluate(..., baseline="cell-sum")`` without ``by`` calibrates it)."""
     from physnn import api
+    from physnn.evaluation.baselines import calibrate
 
     image = api.read(str(showers), ["image", "energy"])
     total = np.asarray(image["image"]).reshape(len(image["energy"]), -1).sum(1)[entries]
-    energy = np.asarray(image["energy"])[entries]
-    train = split == 0
-    factor = float(np.sum(energy[train] * total[train]) / np.sum(total[train] ** 2))
-    return factor * total
+    return calibrate(total, np.asarray(image["energy"])[entries], split == 0)[0]
 
 
 def run(out: Path, *, events: int = 10000, seed: int = 1, epochs: int | None = None,

@@ -195,3 +195,87 @@ def test_no_overall_claim_that_a_group_contradicts(tmp_path):
     electrons = dict(summary_rows(ev.figures))["energy, pdgid 11"]
     assert "the model is worse" in electrons
     assert " ± " in electrons
+
+
+@pytest.fixture(scope="module")
+def energy_predictions(showers_file, tmp_path_factory):
+    """An energy regressor's predictions on its training file, as physnn.predict writes them (entry, split,
+    truth, pdgid; physnn_meta naming the file, tree and run), with a run folder whose config.yaml reads the
+    image: the model's σ/E is 5%, 70% of the showers are its training split."""
+    import uproot
+    import yaml
+
+    from physnn.io.metadata import config_hash
+
+    out = tmp_path_factory.mktemp("cellsum")
+    config = {"data": {"files": str(showers_file), "images": {"branches": ["image"]},
+                       "targets": {"energy": {"unit": "GeV", "kind": "energy"}}, "observers": ["pdgid"]}}
+    (out / "run").mkdir()
+    (out / "run" / "config.yaml").write_text(yaml.safe_dump(config))
+    truth = physnn.read(str(showers_file), ["energy", "pdgid"])
+    e, pdgid = np.asarray(truth["energy"], np.float64), np.asarray(truth["pdgid"], np.int32)
+    n = len(e)
+    rng = np.random.default_rng(4)
+    meta = {"command": "physnn predict", "task": {"kind": "regression", "targets": ["energy"]},
+            "targets": ["energy"], "mc_samples": 0, "checkpoint": str(out / "run" / "best.pt"),
+            "config_hash": config_hash(config), "files": [str(showers_file)], "tree": "showers", "mapping": {}}
+    branches = {"entry": np.arange(n), "split": np.where(np.arange(n) % 10 < 7, 0, 2).astype(np.int8),
+                "energy": e, "energy_pred": e * (1 + 0.05 * rng.normal(0, 1, n)), "pdgid": pdgid}
+    with uproot.recreate(out / "preds.root") as f:
+        f["predictions"] = branches
+        f["physnn_meta"] = json.dumps(meta)
+    return out / "preds.root"
+
+
+def test_the_cell_sum_baseline_is_calibrated_on_the_training_split(energy_predictions, showers_file, tmp_path):
+    """evaluate(baseline="cell-sum"): one factor Σ E·S / Σ S² on the split-0 rows, or one per group with by."""
+    import uproot
+
+    from physnn.demo import calibrated_sum
+    from physnn.evaluation.summary import summary_rows
+
+    rows = uproot.open(energy_predictions)["predictions"].arrays(["entry", "split", "energy", "pdgid"], library="np")
+    cells = physnn.read(str(showers_file), ["image"])["image"]
+    total = np.asarray(cells).reshape(len(cells), -1).sum(1)[rows["entry"]]
+    train = rows["split"] == 0
+
+    def factor(sel):
+        return np.sum(rows["energy"][sel] * total[sel]) / np.sum(total[sel] ** 2)
+
+    one = physnn.evaluate(energy_predictions, baseline="cell-sum", split="test")
+    made = one.figures["baselines"]["calibrated cell sum"]["energy"]
+    assert made["factors"] == {"all": pytest.approx(factor(train))}
+    assert made["training_events"] == int(train.sum())
+    assert "one factor for all events" in dict(summary_rows(one.figures))["calibrated cell sum"]
+    r = one.figures["regression"]["energy"]
+    assert "calibrated cell sum" in r["baselines"]
+    assert r["by"]["name"] == "pdgid"  # verdicts per particle type without being asked
+    demo = calibrated_sum(showers_file, rows["entry"], rows["split"])  # the demo's: the same numbers
+    test = rows["split"] == 2
+    residual = (demo[test] - rows["energy"][test])
+    assert r["baselines"]["calibrated cell sum"]["bias"] == pytest.approx(residual.mean(), rel=1e-4)
+    grouped = physnn.evaluate(energy_predictions, baseline="cell-sum", by="pdgid", split="test")
+    factors = grouped.figures["baselines"]["calibrated cell sum"]["energy"]["factors"]
+    assert set(factors) == {str(v) for v in np.unique(rows["pdgid"])}
+    for value, f in factors.items():
+        assert f == pytest.approx(factor(train & (rows["pdgid"] == int(value))))
+    assert "one factor per pdgid group" in dict(summary_rows(grouped.figures))["calibrated cell sum"]
+
+
+def test_an_unknown_baseline_is_one_line_listing_the_known_ones(energy_predictions, tmp_path):
+    from typer.testing import CliRunner
+
+    from physnn.cli import app
+
+    bad = CliRunner().invoke(app, ["evaluate", str(energy_predictions), "--baseline", "nosuch", "--out",
+                                   str(tmp_path / "rep")])
+    assert bad.exit_code == 2
+    assert "baseline 'nosuch' is unknown" in bad.output
+    assert "cell-sum" in bad.output
+    assert "Traceback" not in bad.output
+    assert not (tmp_path / "rep").exists()
+    good = CliRunner().invoke(app, ["evaluate", str(energy_predictions), "--baseline", "cell-sum", "--by", "pdgid",
+                                    "--out", str(tmp_path / "ok")], env={"COLUMNS": "200"})
+    assert good.exit_code == 0, good.output
+    assert "one factor per pdgid group" in good.output
+    assert "energy vs calibrated cell sum" in good.output

@@ -32,6 +32,10 @@ def evaluate(
     seed: SeedOpt = 0,
     by: Annotated[str | None, typer.Option(help="Regressions: judge each value of this integer branch on its own "
                                            "too (e.g. pdgid: σ/E per particle type).")] = None,
+    baseline: Annotated[list[str] | None, typer.Option(help="Regressions: compare with this baseline too (cell-sum: "
+                                                       "the image cells summed and calibrated on the training "
+                                                       "split, one factor per --by group); repeatable.",
+                                                       metavar="<cell-sum>")] = None,
 ) -> None:
     """ROC/AUC, calibration, MC-dropout certainty; resolution, pulls, coverage; denoising gain; GAN vs test split."""
     from physnn import api
@@ -40,7 +44,7 @@ def evaluate(
         print_result(api.side_by_side(predictions, out=out, split=split), out)
         return
     result = api.evaluate(predictions[0], out=out, run=run, split=split, n_boot=bootstrap, seed=seed,
-                          mc_samples=mc_samples, by=by)
+                          mc_samples=mc_samples, by=by, baseline=baseline)
     print_result(result, out)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,15 +19,17 @@ from typing import Any
 import numpy as np
 from pydantic import ValidationError
 
-from physnn.config import DataConfig, TargetSpec, format_validation_error
+from physnn.config import TargetSpec, format_validation_error
 from physnn.data.split import SPLITS, describe_held_out, held_out
 from physnn.errors import ConfigError, DataError, InputFileError
 from physnn.evaluation import metrics
+from physnn.evaluation.baselines import Baseline, BaselineInput, get_baselines
 from physnn.evaluation.coverage import coverage_by_bin, coverage_by_domain, interval_coverage
-from physnn.evaluation.summary import class_names, judge_groups
+from physnn.evaluation.run_config import run_data_config
+from physnn.evaluation.summary import PDG_BRANCH, class_names, judge_groups
 from physnn.inference.predict import TREE
 from physnn.io.files import open_root
-from physnn.io.metadata import META, config_hash
+from physnn.io.metadata import META
 
 
 @dataclass
@@ -98,18 +100,9 @@ def target_specs(meta: Mapping[str, Any], run_dir: Path | None,
     file's ``physnn_meta``), else ``kind: generic`` without a unit.
     """
     names = list(meta["task"].get("targets") or [])
-    found: dict[str, TargetSpec] = {}
-    source = "default"
-    config = run_dir / "config.yaml" if run_dir is not None else None
-    if config is not None and config.is_file() and meta.get("config_hash"):
-        import yaml
-
-        try:
-            saved = yaml.safe_load(config.read_text())
-            if config_hash(saved) == meta["config_hash"]:
-                found, source = DataConfig.model_validate(saved["data"]).target_specs, "run config"
-        except (yaml.YAMLError, ValidationError, KeyError, TypeError):
-            pass
+    data = run_data_config(meta, run_dir)
+    found: dict[str, TargetSpec] = data.target_specs if data is not None else {}
+    source = "run config"
     out = {n: {**(found[n] if n in found else TargetSpec()).model_dump(), "source": source if n in found else
                "default"} for n in names}
     for name, spec in (given or {}).items():
@@ -208,11 +201,37 @@ def _judge_classes(predictions: str | os.PathLike, arrays: Mapping[str, np.ndarr
     return fig, written
 
 
+def _named_baselines(predictions: str | os.PathLike, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any],
+                     run_dir: Path | None, specs: Mapping[str, Mapping[str, Any]], chosen: Sequence[Baseline],
+                     by: str | None) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, Any]]:
+    """The estimates of the baselines chosen by name, for every target of a kind each estimates, and how each
+    was made (its calibration)."""
+    estimates: dict[str, dict[str, np.ndarray]] = {}
+    made: dict[str, Any] = {}
+    for base in chosen:
+        names = [t for t in meta["task"]["targets"] if specs[t]["kind"] in base.kinds]
+        if not names:
+            have = ", ".join(f"{t} (kind {specs[t]['kind']})" for t in meta["task"]["targets"])
+            msg = (f"baseline {base.name!r} estimates a target of kind {' or '.join(base.kinds)}; {predictions} "
+                   f"has {have}: declare the kind in the run's data config (targets: {{energy: {{kind: energy}}}})")
+            raise ConfigError(msg)
+        for name in names:
+            if name not in arrays:
+                msg = f"{predictions}: no true {name!r} branch to calibrate the baseline {base.name!r} on"
+                raise DataError(msg)
+            inp = BaselineInput(os.fspath(predictions), arrays, meta, run_dir, name,
+                                arrays[by] if by is not None else None, by)
+            values, info = base.compute(inp)
+            estimates.setdefault(base.label, {})[name] = values
+            made.setdefault(base.label, {})[name] = {"baseline": base.name, **info}
+    return estimates, made
+
+
 def evaluate(predictions: str | os.PathLike, *, out: str | os.PathLike | None = None,
              run: str | os.PathLike | None = None, split: str = "auto", n_boot: int = 200, seed: int = 0,
              plots: bool = True, baselines: Mapping[str, Mapping[str, np.ndarray]] | None = None,
              targets: Mapping[str, TargetSpec | Mapping[str, Any]] | None = None,
-             by: str | None = None) -> EvaluationResult:
+             by: str | None = None, baseline: str | Sequence[str] | None = None) -> EvaluationResult:
     """Judge predictions against the truth stored next to them.
 
     Parameters
@@ -242,8 +261,15 @@ def evaluate(predictions: str | os.PathLike, *, out: str | os.PathLike | None = 
         declared nowhere is ``kind: generic`` without a unit.
     by
         Regression: also judge each value of this integer branch of the predictions (an observer such as
-        ``pdgid``) on its own: bias, σ (σ/E and its fit for energies), coverage, each baseline's σ.
+        ``pdgid``) on its own: bias, σ (σ/E and its fit for energies), coverage, each baseline's σ and
+        whether the model beats it. None: with a baseline, the predictions' particle-type branch (``pdgid``)
+        when they carry one.
+    baseline
+        Baselines by name (:data:`physnn.evaluation.baselines.BASELINES`), e.g. ``"cell-sum"``: the sum of
+        the image cells calibrated on the training split of the predictions, one factor for all events or,
+        with ``by``, one per group (``metrics.json`` says which, under ``baselines``).
     """
+    chosen = get_baselines(baseline)  # an unknown name fails before anything is read or written
     arrays, meta = read_predictions(predictions)
     task = meta["task"]
     run_dir = Path(run) if run is not None else (Path(meta["checkpoint"]).parent if meta.get("checkpoint") else None)
@@ -257,6 +283,19 @@ def evaluate(predictions: str | os.PathLike, *, out: str | os.PathLike | None = 
     figures: dict[str, Any] = {"predictions": os.fspath(predictions), "checkpoint": meta.get("checkpoint"),
                                "split": split, "mc_samples": meta.get("mc_samples", 0),
                                "members": meta.get("members", 1)}
+    if task["kind"] == "regression":
+        specs = target_specs(meta, run_dir, targets)
+        named, made = _named_baselines(predictions, arrays, meta, run_dir, specs, chosen, by)
+        baselines = {**(baselines or {}), **named}
+        if made:
+            figures["baselines"] = made
+        if by is None and baselines:  # verdicts per particle type when the predictions carry one
+            by = next((k for k, v in arrays.items() if PDG_BRANCH.search(k) and v.ndim == 1
+                       and v.dtype.kind in "iu" and k != meta.get("label")), None)
+    elif chosen:
+        msg = (f"baseline {chosen[0].name!r} estimates a regression target ({', '.join(chosen[0].kinds)}); "
+               f"{predictions} holds a classifier's predictions")
+        raise ConfigError(msg)
     written: list[Path] = []
     outdir = report_dir(out)
     draw = plots and outdir is not None
@@ -269,7 +308,6 @@ def evaluate(predictions: str | os.PathLike, *, out: str | os.PathLike | None = 
         figures["classification"] = fig
         figures["events"] = fig["events"]
     else:
-        specs = target_specs(meta, run_dir, targets)
         figures["regression"] = {}
         for name in task["targets"]:
             fig, true, pred, std = _judge_target(predictions, arrays, keep, name, specs[name], baselines, by,

@@ -14,7 +14,7 @@ from typing import Any
 
 from physnn.fmt import num, particle, percent, with_interval
 
-__all__ = ["DASH", "NAMED_BINS", "bin_table", "bracket", "class_names", "class_rows", "comparison_line",
+__all__ = ["DASH", "NAMED_BINS", "PDG_BRANCH", "bin_table", "bracket", "class_names", "class_rows", "comparison_line",
            "fit_line", "fmt_range", "group_comparison", "group_names", "judge_groups", "key_name", "num",
            "percent", "ratio", "regression_rows", "summary_rows", "verdict", "with_unit", "worst_line"]
 
@@ -25,7 +25,7 @@ DASH = "\N{EN DASH}"
 
 
 #: Label branches holding PDG ids (``pdgid``, ``part_pid``, ``pdg``).
-_PDG_BRANCH = re.compile(r"pdg|(^|_)pid$", re.IGNORECASE)
+PDG_BRANCH = re.compile(r"pdg|(^|_)pid$", re.IGNORECASE)
 
 
 def class_names(classes: Sequence[Any] | None, label: str | None = None, k: int = 2,
@@ -51,7 +51,7 @@ def class_names(classes: Sequence[Any] | None, label: str | None = None, k: int 
     values = list(classes) if classes is not None else list(range(k))
     if label is None:
         return [str(v) for v in values]
-    if _PDG_BRANCH.search(str(label)):
+    if PDG_BRANCH.search(str(label)):
         return [particle(int(v), symbol=True) if _integer(v) else str(v) for v in values]
     return [f"{label} {v}" for v in values]
 
@@ -321,6 +321,9 @@ def summary_rows(figures: Mapping[str, Any]) -> list[tuple[str, str]]:
                 a = acc[name]
                 rows.append((f"MC {name.replace('_', ' ')}",
                              f"{percent(frac[name])} of events" + ("" if a is None else f", accuracy {num(a)}")))
+    for label, made in (figures.get("baselines") or {}).items():
+        rows += [(label if len(made) == 1 else f"{label} ({target})", info["description"])
+                 for target, info in made.items()]
     for name, r in (figures.get("regression") or {}).items():
         rows += regression_rows(name, r)
     if figures.get("training"):
