@@ -279,3 +279,63 @@ def test_an_unknown_baseline_is_one_line_listing_the_known_ones(energy_predictio
     assert good.exit_code == 0, good.output
     assert "one factor per pdgid group" in good.output
     assert "energy vs calibrated cell sum" in good.output
+
+
+def predictions_with_a_run(path, run_dir, true, pred, std, *, low=None, high=None, mc_samples=0):
+    """A regression predictions file whose run folder declares the target (energy, GeV)."""
+    import uproot
+    import yaml
+
+    from physnn.io.metadata import config_hash
+
+    config = {"data": {"files": "x.root", "scalars": ["a"], "targets": {"energy": {"unit": "GeV", "kind": "energy"}}}}
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(config))
+    meta = {"command": "physnn predict", "task": {"kind": "regression", "targets": ["energy"]}, "targets": ["energy"],
+            "mc_samples": mc_samples, "checkpoint": str(run_dir / "best.pt"), "config_hash": config_hash(config)}
+    branches = {"entry": np.arange(len(true)), "split": np.full(len(true), -1, np.int8), "energy": true,
+                "energy_pred": pred, "energy_std": std}
+    if low is not None:
+        branches.update(energy_low=low, energy_high=high)
+        meta["conformal"] = 0.9
+    with uproot.recreate(path) as f:
+        f["predictions"] = branches
+        f["physnn_meta"] = json.dumps(meta)
+    return path
+
+
+def test_side_by_side_has_units_a_plot_and_a_report_page(tmp_path):
+    from typer.testing import CliRunner
+
+    from physnn.cli import app
+
+    rng = np.random.default_rng(3)
+    e = rng.uniform(1, 100, 3000)
+    sigma = 0.05 * e
+    pred = e + rng.normal(0, 1, 3000) * sigma
+    a = predictions_with_a_run(tmp_path / "a.root", tmp_path / "ra", e, pred, sigma, mc_samples=20)
+    b = predictions_with_a_run(tmp_path / "b.root", tmp_path / "rb", e, pred, 0.5 * sigma,  # too small error bars
+                               low=pred - 1.645 * sigma, high=pred + 1.645 * sigma)
+    result = physnn.side_by_side([a, b], out=tmp_path / "side")
+    names = {p.name for p in result.files}
+    assert {"side_by_side.json", "energy_side_by_side.png", "report.html"} <= names
+    from physnn.evaluation.side_by_side import side_by_side_table
+
+    columns, rows = side_by_side_table(result.rows)
+    assert "bias [GeV]" in columns
+    assert "half width [GeV]" in columns
+    assert len(rows) == 3
+    page = (tmp_path / "side" / "report.html").read_text()
+    assert "data:image/png;base64" in page
+    assert "energy_side_by_side.png" in page
+    assert "half width [GeV]" in page
+    assert "b.root" in page
+    bins = result.rows[1]["bins"]  # b's ±1σ per bin of the truth: half the true σ covers ~38%
+    assert len(bins) >= 5
+    assert all(0.25 < row["coverage"] < 0.5 for row in bins)
+    cli = CliRunner().invoke(app, ["evaluate", str(a), str(b), "--out", str(tmp_path / "side2")],
+                             env={"COLUMNS": "80"})
+    assert cli.exit_code == 0, cli.output
+    assert "GeV" in cli.output
+    assert "report: " in cli.output
+    assert (tmp_path / "side2" / "report.html").is_file()

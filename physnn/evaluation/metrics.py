@@ -292,7 +292,8 @@ def regression(true: np.ndarray, pred: np.ndarray, *, std: np.ndarray | None = N
         for row in rows:
             sel = which == row["bin"]
             cov = interval_coverage(true[sel], pred[sel], std=std[sel])
-            row.update(coverage_1sigma=cov.get("coverage_1sigma"), pull_std=cov.get("pull_std"))
+            row.update(coverage_1sigma=cov.get("coverage_1sigma"), pull_std=cov.get("pull_std"),
+                       mean_std=cov.get("mean_std"))
     result["worst_bin"] = worst_bin(rows, key)
     if energy:
         result["fit"] = _fit(true, edges, rows, None)
