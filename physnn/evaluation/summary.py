@@ -293,7 +293,7 @@ def class_rows(c: Mapping[str, Any]) -> list[tuple[str, str]]:
         return []
     if "signal" not in c:
         return [("classes", ", ".join(names))]
-    rows = [("signal", f"{c['signal']} (background: {c['background']}; the score is P({c['signal']}))")]
+    rows = [("signal", f"{c['signal']} (background: {c['background']}; judged on P({c['signal']}))")]
     r = c.get("rejection")
     if r:
         value = "∞ (no background event passes)" if math.isinf(r["rejection"]) else num(r["rejection"])
