@@ -339,3 +339,20 @@ def test_side_by_side_has_units_a_plot_and_a_report_page(tmp_path):
     assert "GeV" in cli.output
     assert "report: " in cli.output
     assert (tmp_path / "side2" / "report.html").is_file()
+
+
+def test_a_baseline_that_does_not_fit_the_predictions_is_one_clear_error(tmp_path):
+    from physnn.errors import ConfigError, DataError
+
+    truth, prob = photons_and_pi0s(400)
+    classifier = write_classifier_predictions(tmp_path / "c.root", truth, prob)
+    with pytest.raises(ConfigError, match="baseline 'cell-sum' estimates a regression target"):
+        physnn.evaluate(classifier, baseline="cell-sum", out=tmp_path / "c")
+    e = np.linspace(1, 100, 400)
+    generic = write_regression_predictions(tmp_path / "g.root", e, e)  # no run config: kind generic
+    with pytest.raises(ConfigError, match=r"estimates a target of kind energy; .* has energy \(kind generic\)"):
+        physnn.evaluate(generic, baseline="cell-sum", out=tmp_path / "g")
+    with pytest.raises(DataError, match="no training event"):  # split -1 everywhere: nothing to calibrate on
+        physnn.evaluate(generic, baseline="cell-sum", targets={"energy": {"kind": "energy", "unit": "GeV"}})
+    assert not (tmp_path / "c").exists()
+    assert not (tmp_path / "g").exists()
