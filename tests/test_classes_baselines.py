@@ -356,3 +356,23 @@ def test_a_baseline_that_does_not_fit_the_predictions_is_one_clear_error(tmp_pat
         physnn.evaluate(generic, baseline="cell-sum", targets={"energy": {"kind": "energy", "unit": "GeV"}})
     assert not (tmp_path / "c").exists()
     assert not (tmp_path / "g").exists()
+
+
+def test_load_names_the_classes_and_the_signal(epi_file, tmp_path):
+    import yaml
+    from typer.testing import CliRunner
+
+    from physnn.cli import app
+
+    config = {"files": str(epi_file), "images": {"branches": ["image"]}, "label": "pdgid",
+              "classes": {11: "electron", 211: "pion"}, "signal": "electron"}
+    (tmp_path / "d.yaml").write_text(yaml.safe_dump(config))
+    result = CliRunner().invoke(app, ["load", str(tmp_path / "d.yaml")], env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    assert "classes: 0=11 (electron), 1=211 (pion); signal: electron" in result.output
+    config["signal"] = "muon"
+    (tmp_path / "d.yaml").write_text(yaml.safe_dump(config))
+    bad = CliRunner().invoke(app, ["load", str(tmp_path / "d.yaml")], env={"COLUMNS": "80"})
+    assert bad.exit_code == 2
+    assert "signal: 'muon' is not one of the classes (electron, pion)" in bad.output
+    assert "Traceback" not in bad.output
