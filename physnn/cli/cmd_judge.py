@@ -31,7 +31,8 @@ def evaluate(
                                             min=0)] = 0,
     seed: SeedOpt = 0,
     by: Annotated[str | None, typer.Option(help="Regressions: judge each value of this integer branch on its own "
-                                           "too (e.g. pdgid: σ/E per particle type).")] = None,
+                                           "too (e.g. pdgid: σ/E per particle type); with a "
+                                           "baseline, the predictions' pdgid branch when they have one.")] = None,
     baseline: Annotated[list[str] | None, typer.Option(help="Regressions: compare with this baseline too (cell-sum: "
                                                        "the image cells summed and calibrated on the training "
                                                        "split, one factor per --by group); repeatable.",
