@@ -2,8 +2,9 @@
 confusion matrix and MC-dropout scores.
 
 Each ``*_figure`` function returns the matplotlib figure; each ``plot_*``
-function draws it into a PNG. Classes are named (``class_names``: e- and pi+ for
-PDG ids 11 and 211); the signal is class 1, the class whose probability is the score.
+function draws it into a PNG. Classes are named (``class_names``: the names the data config
+gave them, else e- and pi+ for PDG ids 11 and 211); the callers pass the background's name and
+the signal's, and the signal's probability as the score (the data config's ``signal``, else class 1).
 """
 
 from __future__ import annotations
