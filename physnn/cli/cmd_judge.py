@@ -33,7 +33,12 @@ def evaluate(
                                             min=0)] = 0,
     seed: SeedOpt = 0,
     by: Annotated[str | None, typer.Option(help="Regressions: judge each value of this integer branch on its own "
-                                           "too (e.g. pdgid: σ/E per particle type).")] = None,
+                                           "too (e.g. pdgid: σ/E per particle type); with a "
+                                           "baseline, the predictions' pdgid branch when they have one.")] = None,
+    baseline: Annotated[list[str] | None, typer.Option(help="Regressions: compare with this baseline too (cell-sum: "
+                                                       "the image cells summed and calibrated on the training "
+                                                       "split, one factor per --by group); repeatable.",
+                                                       metavar="<cell-sum>")] = None,
 ) -> None:
     """ROC/AUC, calibration, MC-dropout certainty; resolution, pulls, coverage; denoising gain; GAN vs test split."""
     from physnn import api
@@ -42,7 +47,7 @@ def evaluate(
         print_result(api.side_by_side(predictions, out=out, split=split), out)
         return
     result = api.evaluate(predictions[0], out=out, run=run, split=split, n_boot=bootstrap, seed=seed,
-                          mc_samples=mc_samples, by=by)
+                          mc_samples=mc_samples, by=by, baseline=baseline)
     print_result(result, out)
 
 

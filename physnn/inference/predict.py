@@ -54,7 +54,8 @@ a run with a domain         ``ood_score`` (the largest excess of an input
 
 A ``physnn_meta`` string (JSON, :mod:`physnn.io.metadata`) next to the tree
 records the physnn version, the run's config hash, the seed, the input files
-and checkpoint, the classes/targets and the settings.
+and checkpoint, the classes/targets (with the names the data config gave the
+classes, ``class_names``, and the index of its ``signal``) and the settings.
 """
 
 from __future__ import annotations
@@ -145,6 +146,8 @@ def _meta(loaded: LoadedRun, cfg: DataConfig, files: list[str], mapping: dict[st
                       targets=[inverse.get(t, t) for t in cfg.targets],
                       weight=inverse.get(cfg.weight, cfg.weight) if cfg.weight else None, mapping=mapping)
     meta["training_selection"] = loaded.config.data.selection
+    # the names the data config gave the classes, and the signal's index: evaluate names and judges them so
+    meta["class_names"], meta["signal"] = loaded.config.data.class_labels(), loaded.config.data.signal_index()
     meta["members"] = len(loaded.models)  # > 1: an ensemble, its members' spread in the error bars
     meta.update(domain_meta(loaded))  # counts["out_of_domain"] says how many events lie outside it
     if loaded.task.calibrated_error_bars:  # the factor applied to each target's total error bar t_std
