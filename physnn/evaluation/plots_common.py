@@ -16,6 +16,7 @@ import matplotlib as mpl
 mpl.use("Agg")
 import matplotlib.pyplot as plt
 import mplhep
+import numpy as np
 
 from physnn.fmt import particle
 
@@ -34,6 +35,19 @@ def save(fig: Any, path: Path) -> Path:
     fig.savefig(path, dpi=DPI)
     plt.close(fig)
     return path
+
+
+def reference_x(low: float, high: float, *, log: bool = False, points: int = 400) -> np.ndarray:
+    """Dense x values for a reference curve (random classifier, 1/x, a fit) from ``low`` to ``high``.
+
+    Matplotlib joins the points with straight segments in display space: a reference drawn from its two end
+    points on a log axis is a chord, not the curve. These points are spaced evenly in the plotted coordinate
+    (logarithmically on a log axis, where ``low`` must be above 0), so the line reads right everywhere.
+
+    >>> reference_x(1e-3, 1.0, log=True)[[0, 133, -1]].round(4).tolist()
+    [0.001, 0.01, 1.0]
+    """
+    return np.geomspace(low, high, points) if log else np.linspace(low, high, points)
 
 
 def particle_label(value: Any) -> str:
