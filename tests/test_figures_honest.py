@@ -46,3 +46,70 @@ def test_the_random_roc_reads_eps_s_equal_eps_b_on_the_log_panel():
     for eps in (0.2, 0.5, 0.9):  # the rejection panel: random is 1/ε_B = 1/ε_S
         assert _read(_line(rejection, "random"), eps, logy=True) == pytest.approx(1 / eps, rel=0.02), eps
     plt.close(fig)
+
+
+# -- images: what a log colour scale or a histogram range cannot show is said -------------------------------
+def _showers(n: int, seed: int = 5) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:8, :8] - 3.5
+    core = np.exp(-(xx**2 + yy**2) / 3)
+    energy = rng.uniform(1, 50, n)
+    return np.stack([core * energy[:, None, None] * f / core.sum() for f in (0.7, 0.3)], 1)
+
+
+def test_the_denoising_panels_count_the_negative_cells_the_log_scale_cannot_show():
+    truth = _showers(6)
+    noisy = truth + np.random.default_rng(1).normal(0, 0.05, truth.shape)  # a readout keeps cells of both signs
+    denoised = np.clip(noisy, 0, None)
+    fig = plots.denoising_figure(noisy, denoised, truth, events=3)
+    panels = [ax for ax in fig.axes if ax.images]
+    assert len(panels) == 9
+    for ax in panels:
+        title = ax.get_title()
+        what = title.split("\n")[0].rsplit(", ", 1)[1]  # "event 3, noisy" -> noisy
+        idx = int(title.split(",")[0].split()[1])
+        picture = {"noisy": noisy, "denoised": denoised, "truth": truth}[what][idx].sum(0)
+        negative = int((picture < 0).sum())
+        if negative:
+            assert f"{negative} cells < 0" in title, title
+        else:
+            assert "< 0" not in title, title
+    assert "lowest colour" in fig.get_suptitle()
+    plt.close(fig)
+
+
+def test_the_energy_ratio_counts_what_lies_at_zero_and_in_the_edge_bins():
+    truth = _showers(40)
+    denoised = truth.copy()
+    denoised[:5] = 0.0  # five events where nothing is left: E_sum = 0, the spike at 0
+    noisy = truth * 1.0
+    noisy[5:8] *= -0.2  # three negative sums, clipped into the first bin
+    noisy[8:10] *= 3.0  # two beyond 2, clipped into the last bin
+    truth[10] = 0.0  # no true energy: no ratio
+    fig = plots.energy_ratio_figure(noisy, denoised, truth)
+    ax = fig.axes[0]
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    denoised_text = next(t for t in legend if t.startswith("denoised"))
+    noisy_text = next(t for t in legend if t.startswith("noisy"))
+    assert "5 at 0" in denoised_text, denoised_text
+    assert "3 below 0" in noisy_text, noisy_text
+    assert "2 above 2" in noisy_text, noisy_text
+    assert "below" not in denoised_text, denoised_text
+    assert "above" not in denoised_text, denoised_text
+    assert "1 event without true energy" in ax.get_title(), ax.get_title()
+    drawn = {p.get_label().split(":")[0]: p.get_data().values for p in ax.patches if p.get_label()}
+    assert drawn["denoised"][0] == 5  # the spike at 0 is the five events the legend counts
+    assert drawn["noisy input"][0] == 3
+    assert drawn["noisy input"][-1] == 2
+    assert drawn["noisy input"].sum() == drawn["denoised"].sum() == 39  # every event with true energy drawn
+    plt.close(fig)
+
+
+def test_the_feature_histograms_say_the_edge_bins_hold_the_under_and_overflow():
+    rng = np.random.default_rng(2)
+    ref = {"e_ratio": rng.normal(1, 0.1, 2000)}
+    cand = {"e_ratio": np.r_[rng.normal(1, 0.1, 1900), np.full(100, 5.0)]}  # a tail beyond the range
+    fig = plots.features_figure(["e_ratio"], ref, cand, {"e_ratio": 0.1})
+    title = fig.legends[0].get_title().get_text()
+    assert "edge bins" in title, title
+    plt.close(fig)
