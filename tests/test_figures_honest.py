@@ -113,3 +113,22 @@ def test_the_feature_histograms_say_the_edge_bins_hold_the_under_and_overflow():
     title = fig.legends[0].get_title().get_text()
     assert "edge bins" in title, title
     plt.close(fig)
+
+
+# -- what is shown is defined --------------------------------------------------------------------------------
+def test_the_mc_dropout_categories_are_defined_by_the_rule_the_code_uses():
+    from physnn.evaluation.html_report import caption
+    from physnn.evaluation.summary import summary_rows
+
+    # the rule: certain when the score ± 2σ band lies on one side of 0.5
+    score, std = np.array([0.3, 0.3, 0.7, 0.7]), np.array([0.09, 0.11, 0.09, 0.11])
+    assert metrics.mc_categories(score, std).tolist() == [0, 2, 1, 2]
+    rng = np.random.default_rng(4)
+    y = np.r_[np.zeros(200), np.ones(200)].astype(int)
+    p1 = np.clip(np.r_[rng.uniform(0, 0.6, 200), rng.uniform(0.4, 1, 200)], 0, 1)
+    fig = metrics.classification(y, np.c_[1 - p1, p1], prob_std=np.c_[0.05 + 0 * p1, 0.05 + 0 * p1], n_boot=0)
+    rows = dict(summary_rows({"events": 400, "split": "test", "classification": fig}))
+    definition = next(value for name, value in rows.items() if "MC" in name and "categor" in name)
+    for words in ("score ± 2σ", "one side of 0.5", "T passes"):
+        assert words in definition, definition
+        assert words in caption("mc_scores.png"), caption("mc_scores.png")

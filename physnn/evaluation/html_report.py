@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from physnn._version import __version__
+from physnn.evaluation.metrics import mc_rule
 from physnn.evaluation.summary import bin_table, summary_rows
 
 #: The page's file name, written beside the PNGs.
@@ -41,7 +42,8 @@ CAPTIONS: tuple[tuple[str, str], ...] = (
                       "is the fraction of each class classified correctly."),
     ("mc_scores.png", "MC dropout: the mean score of each true class, and the spread of the T passes against the "
                       "mean score (sure predictions sit at the ends with a small spread); with the samples kept, "
-                      "the T scores of the surest event of each class and of the most uncertain one."),
+                      "the T scores of the surest event of each class and of the most uncertain one. Categories (the "
+                      f"summary's MC rows): {mc_rule()}."),
     ("loss.png", "Training and validation loss per epoch on one axis, each validation metric in its own panel "
                  "(for a GAN: critic, generator and separation power apart), the dashed line at the epoch "
                  "best.pt holds: a validation loss that rises while the training loss falls means overfitting."),
@@ -60,9 +62,12 @@ CAPTIONS: tuple[tuple[str, str], ...] = (
                        "candidate / reference below (1: agreement); S is the separation power (0: identical, 1: "
                        "disjoint)."),
     ("denoising_panels.png", "Example events from low to high energy, one per row: noisy input, denoised output "
-                             "and truth (layers summed, log colour scale, titles: total energy)."),
+                             "and truth (layers summed, log colour scale, titles: total energy); cells below the "
+                             "scale, negative ones included, take its lowest colour, and the titles count the negative "
+                             "cells."),
     ("denoising_energy.png", "Total energy over the true total energy per event, noisy input against denoised "
-                             "output: a narrow peak at 1 means the energy is kept."),
+                             "output: a narrow peak at 1 means the energy is kept; the legend counts what the edge "
+                             "bins hold besides their range (events whose sum is 0, below 0 or above 2)."),
     ("*samples*.png", "Generated showers at fixed conditions: one row per (particle type, energy), one column "
                       "per layer (log colour scale)."),
 )

@@ -139,8 +139,18 @@ def calibration(y: np.ndarray, prob: np.ndarray, *, bins: int = 10) -> dict[str,
             "observed_low": low.tolist(), "observed_high": high.tolist()}
 
 
-def mc_categories(score: np.ndarray, score_std: np.ndarray, *, z: float = 2.0) -> np.ndarray:
-    """0 certain negative, 1 certain positive, 2 uncertain: is 0.5 outside score ± z·std?"""
+#: How many MC-dropout spreads the score's band spans in :func:`mc_categories`.
+MC_Z = 2.0
+
+
+def mc_rule(z: float = MC_Z) -> str:
+    """The definition of the MC-dropout categories that :func:`mc_categories` applies, for captions and tables."""
+    return (f"certain: the score ± {z:g}σ (σ: the spread of the T passes) lies entirely on one side of 0.5, "
+            "negative below, positive above; uncertain: the band holds 0.5")
+
+
+def mc_categories(score: np.ndarray, score_std: np.ndarray, *, z: float = MC_Z) -> np.ndarray:
+    """0 certain negative, 1 certain positive, 2 uncertain: is 0.5 outside score ± z·std (:func:`mc_rule`)?"""
     cat = np.full(len(score), 2, dtype=np.int8)
     cat[score + z * score_std < 0.5] = 0
     cat[score - z * score_std > 0.5] = 1
@@ -180,6 +190,7 @@ def classification(true_class: np.ndarray, prob: np.ndarray, *, weight: np.ndarr
             "accuracy": {n: float(np.mean(pred[cat == i] == true_class[cat == i])) if np.any(cat == i) else None
                          for i, n in enumerate(names)},
             "mean_std": float(np.mean(prob_std[:, 1])),
+            "rule": mc_rule(),
         }
     return result
 

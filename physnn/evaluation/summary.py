@@ -209,6 +209,7 @@ def summary_rows(figures: Mapping[str, Any]) -> list[tuple[str, str]]:
                 a = acc[name]
                 rows.append((f"MC {name.replace('_', ' ')}",
                              f"{percent(frac[name])} of events" + ("" if a is None else f", accuracy {num(a)}")))
+            rows.append(("MC categories", c["mc"].get("rule", "certain: 0.5 outside the score ± 2σ band")))
     for name, r in (figures.get("regression") or {}).items():
         rows += regression_rows(name, r)
     if figures.get("training"):
