@@ -12,10 +12,12 @@ from rich.table import Table
 from physnn.cli.app import (
     DEVICE_HELP,
     DEVICES,
+    FormatOpt,
     SeedOpt,
     SetOpt,
     console,
     err_console,
+    image_format,
     user_errors,
 )
 from physnn.cli.show import _print_evaluation, _print_metrics
@@ -43,10 +45,12 @@ def train(
                                                       "the data from the files when they do not fit.")] = None,
     ensemble: Annotated[int | None, typer.Option("--ensemble", help="Train N members with seeds seed, seed+1, ... "
                                                  "into one run folder (a deep ensemble).", min=2)] = None,
+    fmt: FormatOpt = "png",
 ) -> None:
     """Train a model (CNN, ...) from ROOT files; writes checkpoints, metrics and loss plots to --out."""
     from physnn import api
 
+    fmt = image_format(fmt)
     if config is None and not resume and data is None:
         from physnn.errors import ConfigError
 
@@ -62,7 +66,7 @@ def train(
     try:
         result = api.train(source, out=out, overrides=[*(set_ or []), *extra], sections=sections, resume=resume,
                            init_from=init_from, freeze=freeze, device=device, overwrite=overwrite, progress=True,
-                           say=say)
+                           say=say, image_format=fmt)
     except TrainingInterrupted as stopped:  # what Ctrl-C left: a resumable run, or nothing
         say(str(stopped))
         raise typer.Exit(130) from None

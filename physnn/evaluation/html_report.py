@@ -2,11 +2,12 @@
 
 The page holds a header (what was judged, the run folder, the split, the
 number of events, the date, the physnn version), the summary tables (the
-figures of ``metrics.json``, formatted as the terminal prints them), every PNG
-the command wrote (embedded as ``data:image/png;base64`` URIs, each with a
+figures of ``metrics.json``, formatted as the terminal prints them), every figure
+the command wrote (PNG and SVG embedded as ``data:`` URIs, each with a
 one-line caption saying what it shows and how to read it), the run's
 ``config.yaml`` and the provenance of the inputs (their ``physnn_meta``).
-Nothing outside the page is referenced: it can be mailed or attached as is.
+Nothing outside the page is referenced, so it can be mailed or attached as is;
+except PDF figures (``image_format="pdf"``), which the page links to beside it.
 Built with the standard library only.
 """
 
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from physnn._version import __version__
+from physnn.evaluation.image_format import FORMATS
 from physnn.evaluation.metrics import mc_rule
 from physnn.evaluation.summary import bin_table, summary_rows
 
@@ -100,7 +102,10 @@ class Table(NamedTuple):
 
 
 def caption(name: str) -> str | None:
-    """The caption of a PNG file name, None when none is known."""
+    """The caption of a figure's file name (``roc.png``, ``roc.svg``, ``roc.pdf``), None when none is known."""
+    stem, dot, suffix = name.rpartition(".")
+    if dot and suffix.lower() in FORMATS:  # the captions are written for the PNG names
+        name = f"{stem}.png"
     for pattern, text in CAPTIONS:
         if fnmatch.fnmatchcase(name, pattern):
             head, _, tail = pattern.partition("*")
@@ -124,11 +129,18 @@ def _table(table: Table) -> str:
     return f"{title}<table>{head}<tbody>{''.join(body)}</tbody></table>{note}"
 
 
+#: How the page shows a figure of each format: embedded as an image (PNG, SVG), or linked (PDF, beside the page).
+MIME = {".png": "image/png", ".svg": "image/svg+xml"}
+
+
 def _figure(path: Path) -> str:
-    data = base64.b64encode(path.read_bytes()).decode("ascii")
     text = caption(path.name) or "(no caption known for this figure)"
-    return (f'<figure><img src="data:image/png;base64,{data}" alt="{escape(path.name)}">'
-            f"<figcaption><b>{escape(path.name)}</b>: {escape(text)}</figcaption></figure>")
+    label = f"<figcaption><b>{escape(path.name)}</b>: {escape(text)}</figcaption></figure>"
+    name = escape(path.name)
+    if path.suffix.lower() == ".pdf":  # browsers do not show a PDF inline reliably: a link to the file beside
+        return f'<figure><p><a href="{name}">{name}</a> (PDF, beside this page)</p>{label}'
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return f'<figure><img src="data:{MIME[path.suffix.lower()]};base64,{data}" alt="{name}">{label}'
 
 
 def _value(value: Any) -> str:
@@ -159,7 +171,7 @@ def write_page(out: Path, *, title: str, header: Sequence[tuple[str, str]], tabl
     header
         (name, value) rows before the date and the physnn version.
     images
-        PNG files to embed, in this order.
+        Figures to show, in this order: PNG and SVG embedded, PDF linked (the files beside the page).
     run_dir
         The run folder whose ``config.yaml`` is shown.
     provenance
@@ -170,7 +182,7 @@ def write_page(out: Path, *, title: str, header: Sequence[tuple[str, str]], tabl
     parts = [f"<h1>{escape(title)}</h1>", _table(Table("", [], [list(r) for r in rows])), "<h2>Summary</h2>"]
     parts += [_table(t) for t in tables]
     parts.append("<h2>Plots</h2>")
-    parts += [_figure(p) for p in images if p.suffix.lower() == ".png"] or ["<p>no plots</p>"]
+    parts += [_figure(p) for p in images if p.suffix.lower().lstrip(".") in FORMATS] or ["<p>no plots</p>"]
     config = run_dir / "config.yaml" if run_dir is not None else None
     parts.append("<h2>Run config</h2>")
     if config is not None and config.is_file():

@@ -29,7 +29,8 @@ _PDG_BRANCH = re.compile(r"pdg|(^|_)pid$", re.IGNORECASE)
 
 
 def save(fig: Any, path: Path) -> Path:
-    """Write ``fig`` as a PNG (folders created) and close it."""
+    """Write ``fig`` (folders created) in the format of the path's suffix (``.png``, ``.svg``, ``.pdf``; PNG at
+    :data:`DPI`) and close it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=DPI)

@@ -186,14 +186,14 @@ def features_figure(names: Sequence[str], reference: Mapping[str, np.ndarray], c
 def plot_feature_histograms(reference: Mapping[str, np.ndarray], candidate: Mapping[str, np.ndarray],
                             separation: Mapping[str, float], out: Path, *, bins: int = 50,
                             labels: tuple[str, str] = ("reference", "candidate"),
-                            unit: str | None = "GeV") -> list[Path]:
+                            unit: str | None = "GeV", fmt: str = "png") -> list[Path]:
     """Overlaid unit-normalised histograms of each high-level feature with a candidate/reference ratio panel.
 
-    One figure per feature group (``features_energy.png``, ``features_centroid.png``, ...), one panel per
-    feature, the separation power in each panel.
+    One figure per feature group (``features_energy.png``, ``features_centroid.png``, ...; ``fmt``: png, svg or
+    pdf), one panel per feature, the separation power in each panel.
     """
     return [save(features_figure(names, reference, candidate, separation, bins=bins, labels=labels, unit=unit),
-                 Path(out) / f"features_{group}.png")
+                 Path(out) / f"features_{group}.{fmt}")
             for group, names in feature_groups(list(reference)).items()]
 
 

@@ -95,15 +95,16 @@ def pulls_figure(name: str, true: np.ndarray, pred: np.ndarray, std: np.ndarray,
 
 
 def plot_regression(name: str, true: np.ndarray, pred: np.ndarray, std: np.ndarray | None,
-                    figures: dict[str, Any], out: Path) -> list[Path]:
-    """Residuals, resolution per bin of the true value (model and baselines, worst bin marked), pulls, coverage."""
+                    figures: dict[str, Any], out: Path, *, fmt: str = "png") -> list[Path]:
+    """Residuals, resolution per bin of the true value (model and baselines, worst bin marked), pulls, coverage;
+    ``fmt``: the file format (png, svg or pdf)."""
     out = Path(out)
-    paths = [save(residuals_figure(name, true, pred, figures), out / f"{name}_residuals.png")]
+    paths = [save(residuals_figure(name, true, pred, figures), out / f"{name}_residuals.{fmt}")]
     if figures["bins"]:  # no bin holds enough events when only a handful are judged
-        paths.append(save(resolution_figure(name, figures), out / f"{name}_resolution.png"))
+        paths.append(save(resolution_figure(name, figures), out / f"{name}_resolution.{fmt}"))
     if any(g.get("bins") for g in ((figures.get("by") or {}).get("groups") or {}).values()):
         by = figures["by"]["name"]
-        paths.append(save(resolution_by_figure(name, figures), out / f"{name}_resolution_by_{by}.png"))
+        paths.append(save(resolution_by_figure(name, figures), out / f"{name}_resolution_by_{by}.{fmt}"))
     if std is not None and "pull_std" in figures:
-        paths.append(save(pulls_figure(name, true, pred, std, figures), out / f"{name}_pulls.png"))
+        paths.append(save(pulls_figure(name, true, pred, std, figures), out / f"{name}_pulls.{fmt}"))
     return paths

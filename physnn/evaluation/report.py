@@ -4,7 +4,7 @@ Reads the ``predictions`` tree and its ``physnn_meta`` written by
 :func:`physnn.predict`, picks the events to judge (by default the test split
 when the predictions were made on the training files, so that no training
 event is counted), computes the figures (:mod:`physnn.evaluation.metrics`)
-and writes ``metrics.json`` and PNG plots.
+and writes ``metrics.json`` and the plots (PNG, SVG or PDF).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from physnn.data.split import SPLITS, describe_held_out, held_out
 from physnn.errors import ConfigError, DataError, InputFileError
 from physnn.evaluation import metrics
 from physnn.evaluation.coverage import coverage_by_bin, coverage_by_domain, interval_coverage
+from physnn.evaluation.image_format import check_format
 from physnn.inference.predict import TREE
 from physnn.io.files import open_root
 from physnn.io.metadata import META, config_hash
@@ -162,7 +163,7 @@ def evaluate(predictions: str | os.PathLike, *, out: str | os.PathLike | None = 
              run: str | os.PathLike | None = None, split: str = "auto", n_boot: int = 200, seed: int = 0,
              plots: bool = True, baselines: Mapping[str, Mapping[str, np.ndarray]] | None = None,
              targets: Mapping[str, TargetSpec | Mapping[str, Any]] | None = None,
-             by: str | None = None) -> EvaluationResult:
+             by: str | None = None, image_format: str = "png") -> EvaluationResult:
     """Judge predictions against the truth stored next to them.
 
     Parameters
@@ -180,7 +181,7 @@ def evaluate(predictions: str | os.PathLike, *, out: str | os.PathLike | None = 
     n_boot
         Bootstrap resamples for the AUC interval and the ROC band.
     plots
-        Write PNG plots (needs matplotlib).
+        Write the plots (needs matplotlib) and ``report.html``.
     baselines
         Other estimators to compare resolutions with:
         ``{"calibrated cell sum": {"energy": array}}``, each array aligned
@@ -193,7 +194,11 @@ def evaluate(predictions: str | os.PathLike, *, out: str | os.PathLike | None = 
     by
         Regression: also judge each value of this integer branch of the predictions (an observer such as
         ``pdgid``) on its own: bias, σ (σ/E and its fit for energies), coverage, each baseline's σ.
+    image_format
+        ``png``, or vector ``svg`` or ``pdf``: the file format of every plot. ``report.html`` embeds PNG and SVG
+        figures and links to PDF files beside it.
     """
+    fmt = check_format(image_format)
     arrays, meta = read_predictions(predictions)
     task = meta["task"]
     run_dir = Path(run) if run is not None else (Path(meta["checkpoint"]).parent if meta.get("checkpoint") else None)
@@ -232,13 +237,13 @@ def evaluate(predictions: str | os.PathLike, *, out: str | os.PathLike | None = 
         if draw:
             names = P.class_names(task["classes"], meta.get("label"), prob.shape[1])  # e-, pi+ for PDG ids
             if "roc" in fig:
-                written.append(P.plot_roc(fig["roc"], outdir / "roc.png", classes=names))
-            written.append(P.plot_calibration(fig["calibration"], outdir / "calibration.png",
+                written.append(P.plot_roc(fig["roc"], outdir / f"roc.{fmt}", classes=names))
+            written.append(P.plot_calibration(fig["calibration"], outdir / f"calibration.{fmt}",
                                               signal=names[1] if prob.shape[1] == 2 else None))
-            written.append(P.plot_confusion(fig["confusion"], names, outdir / "confusion.png"))
+            written.append(P.plot_confusion(fig["confusion"], names, outdir / f"confusion.{fmt}"))
             if std is not None and prob.shape[1] == 2:
                 samples = arrays["score_samples"][sel] if "score_samples" in arrays else None
-                written.append(P.plot_mc_scores(prob[:, 1], std[:, 1], truth, samples, outdir / "mc_scores.png",
+                written.append(P.plot_mc_scores(prob[:, 1], std[:, 1], truth, samples, outdir / f"mc_scores.{fmt}",
                                                 classes=names))
     else:
         specs = target_specs(meta, run_dir, targets)
@@ -248,7 +253,7 @@ def evaluate(predictions: str | os.PathLike, *, out: str | os.PathLike | None = 
                                                  meta.get("conformal"))
             figures["regression"][name] = fig
             if draw:
-                written += P.plot_regression(name, true, pred, std, fig, outdir)
+                written += P.plot_regression(name, true, pred, std, fig, outdir, fmt=fmt)
     figures.setdefault("events", int(keep.sum()))
     if run_dir is not None and run_dir.is_dir():
         from physnn.evaluation.plots import read_history
@@ -257,7 +262,7 @@ def evaluate(predictions: str | os.PathLike, *, out: str | os.PathLike | None = 
         if history:
             figures["training"] = {"epochs": len(history), "last": history[-1]}
             if draw:
-                written += P.plot_training(run_dir, outdir)
+                written += P.plot_training(run_dir, outdir, fmt=fmt)
     if outdir is not None:
         path = outdir / "metrics.json"
         path.write_text(json.dumps(figures, indent=1))
