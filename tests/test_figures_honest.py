@@ -132,3 +132,42 @@ def test_the_mc_dropout_categories_are_defined_by_the_rule_the_code_uses():
     for words in ("score ± 2σ", "one side of 0.5", "T passes"):
         assert words in definition, definition
         assert words in caption("mc_scores.png"), caption("mc_scores.png")
+
+
+# -- digits: a value beside its error is rounded by the PDG rule --------------------------------------------
+def _places(number: str) -> int:
+    return len(number.split(".")[1]) if "." in number else 0
+
+
+def _same_decimals(text: str) -> bool:
+    value, error = (part.strip().split()[0] for part in text.split("±"))
+    return _places(value) == _places(error)
+
+
+def test_a_small_bias_is_shown_with_its_error_not_as_bare_digits():
+    from physnn.evaluation.summary import bin_table, fit_line, group_line, regression_rows
+    from physnn.fmt import with_error
+
+    rng = np.random.default_rng(11)
+    true = rng.uniform(1, 100, 1200)
+    pred = true + 0.003 + rng.normal(0, 1, true.size) * 0.3 * np.sqrt(true)
+    groups = np.repeat([11, 22], 600)
+    r = metrics.regression(true, pred, kind="energy", unit="GeV", baselines={"sum": true * rng.normal(1, 0.05, 1200)})
+    assert r["bias_err"] == pytest.approx(r["sigma"] / np.sqrt(1200), rel=0.5)
+    rows = dict(regression_rows("energy", r))
+    assert rows["energy bias"] == f"{with_error(r['bias'], r['bias_err'])} GeV"
+    assert _same_decimals(rows["energy bias"]), rows["energy bias"]
+    assert "±" in rows["energy resolution σ (robust)"]
+    assert _same_decimals(rows["energy resolution σ (robust)"])
+    if r["fit"] and r["fit"]["accepted"]:
+        assert fit_line(r["fit"]).count("±") == 2, fit_line(r["fit"])
+    columns, cells = bin_table("energy", r)
+    bias = columns.index("bias [GeV]")
+    assert all("±" in row[bias] and _same_decimals(row[bias]) for row in cells), [row[bias] for row in cells]
+    by = metrics.regression_by(true, pred, groups, kind="energy", unit="GeV")
+    assert all("bias" in line and "±" in line.split("bias")[1].split(",")[0]
+               for line in (group_line(g, "GeV", True) for g in by.values()))
+    fig = plots.residuals_figure("energy", true, pred, r)
+    corner = "\n".join(t.get_text() for t in fig.axes[0].texts)
+    assert f"bias {with_error(r['bias'], r['bias_err'])} GeV" in corner, corner
+    plt.close(fig)

@@ -24,6 +24,7 @@ from physnn.evaluation.resolution import (
     outliers,
     resolution_fit,
     robust_sigma,
+    robust_sigma_error,
     worst_bin,
 )
 from physnn.evaluation.summary import comparison_line
@@ -196,11 +197,14 @@ def classification(true_class: np.ndarray, prob: np.ndarray, *, weight: np.ndarr
 
 
 def _overall(true: np.ndarray, estimate: np.ndarray) -> dict[str, Any]:
-    """Bias, RMSE, robust σ and residual quantiles over all events (non-finite estimates left out)."""
+    """Bias (the mean residual) and its error, RMSE, robust σ and its error, and residual quantiles over all events
+    (non-finite estimates left out)."""
     ok = np.isfinite(estimate)
     res = estimate[ok] - true[ok]
-    return {"events": int(ok.sum()), "bias": float(res.mean()), "rmse": float(np.sqrt(np.mean(res**2))),
-            "sigma": robust_sigma(res), "residual_quantiles": np.percentile(res, [2.5, 16, 50, 84, 97.5]).tolist()}
+    sigma, n = robust_sigma(res), int(ok.sum())
+    return {"events": n, "bias": float(res.mean()), "bias_err": float(res.std() / np.sqrt(max(n, 1))),
+            "rmse": float(np.sqrt(np.mean(res**2))), "sigma": sigma, "sigma_err": robust_sigma_error(sigma, n),
+            "residual_quantiles": np.percentile(res, [2.5, 16, 50, 84, 97.5]).tolist()}
 
 
 def _pulls(res: np.ndarray, std: np.ndarray) -> dict[str, Any]:
@@ -311,11 +315,13 @@ def regression_by(true: np.ndarray, pred: np.ndarray, groups: np.ndarray, *, std
         others = {label: np.asarray(v, dtype=np.float64)[g] for label, v in (baselines or {}).items()}
         fig = regression(true[g], pred[g], std=None if std is None else np.asarray(std)[g], bins=bins, kind=kind,
                          unit=unit, baselines=others)
-        row = {k: fig[k] for k in ("events", "bias", "sigma", "fit", "coverage_1sigma", "bins") if k in fig}
+        row = {k: fig[k] for k in ("events", "bias", "bias_err", "sigma", "fit", "coverage_1sigma", "bins") if k in fig}
         if energy:
             row["sigma_rel"] = robust_sigma((pred[g] - true[g]) / true[g])
         row["baselines"] = {label: {"sigma_rel": robust_sigma((v - true[g]) / true[g]) if energy else None,
-                                    "bias": fig["baselines"][label]["bias"], "sigma": fig["baselines"][label]["sigma"],
+                                    "bias": fig["baselines"][label]["bias"],
+                                    "bias_err": fig["baselines"][label]["bias_err"],
+                                    "sigma": fig["baselines"][label]["sigma"],
                                     "fit": fig["baselines"][label].get("fit")} for label, v in others.items()}
         out[str(value.item() if hasattr(value, "item") else value)] = row
     return out

@@ -19,7 +19,8 @@ import numpy as np
 from physnn.evaluation.plots_common import corner_text, plt, save
 from physnn.evaluation.resolution import OUTLIER_CUT
 from physnn.evaluation.resolution_plot import resolution_by_figure, resolution_figure
-from physnn.evaluation.summary import bracket, num, with_unit
+from physnn.evaluation.summary import bracket, with_unit
+from physnn.fmt import with_error
 
 
 def _outlier_line(figures: Mapping[str, Any]) -> str:
@@ -45,7 +46,8 @@ def residuals_figure(name: str, true: np.ndarray, pred: np.ndarray, figures: Map
     ax.set_ylim(0.5, max(float(np.max(counts, initial=1)), 1) * 40)  # headroom for the text
     ax.set_xlabel(f"{name} predicted \N{MINUS SIGN} true{bracket(unit)}")
     ax.set_ylabel("events")
-    lines = [f"bias {with_unit(num(figures['bias']), unit)}", f"σ (robust) {with_unit(num(figures['sigma']), unit)}",
+    lines = [f"bias {with_unit(with_error(figures['bias'], figures.get('bias_err')), unit)}",
+             f"σ (robust) {with_unit(with_error(figures['sigma'], figures.get('sigma_err')), unit)}",
              _outlier_line(figures)]
     if beyond:
         lines.append(f"{beyond:,} beyond the axis, in the edge bins")

@@ -11,7 +11,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from physnn.fmt import num, percent, with_interval
+from physnn.fmt import num, percent, with_error, with_interval
 
 __all__ = ["DASH", "NAMED_BINS", "bin_table", "bracket", "comparison_line", "fit_line", "fmt_range", "key_name", "num",
            "percent", "ratio", "regression_rows", "summary_rows", "verdict", "with_unit", "worst_line"]
@@ -90,7 +90,14 @@ def fit_line(fit: Mapping[str, Any] | None) -> str:
     if not fit["accepted"]:
         return (f"fit rejected: {quality} (p = {fit['p_value']:.1g} < {fit.get('p_min', 1e-3):g}): σ/E does not "
                 "follow a/√E ⊕ b, see the bins")
-    return f"{num(fit['stochastic'], 3)}/√E ⊕ {num(fit['constant'], 2)} ({quality})"
+    return f"{fit_terms(fit)} ({quality})"
+
+
+def fit_terms(fit: Mapping[str, Any]) -> str:
+    """``(0.42 ± 0.03)/√E ⊕ (0.011 ± 0.004)``: the σ/E fit's terms with their errors (PDG rounding)."""
+    a = with_error(fit["stochastic"], fit.get("stochastic_err"))
+    b = with_error(fit["constant"], fit.get("constant_err"))
+    return f"({a})/√E ⊕ ({b})" if "±" in a + b else f"{num(fit['stochastic'], 3)}/√E ⊕ {num(fit['constant'], 2)}"
 
 
 def worst_line(worst: Mapping[str, Any], key: str, unit: str | None) -> str:
@@ -105,8 +112,8 @@ def worst_line(worst: Mapping[str, Any], key: str, unit: str | None) -> str:
 def regression_rows(name: str, r: Mapping[str, Any]) -> list[tuple[str, str]]:
     """The headline rows of one regression target: bias, σ, the fit, each comparison, worst bin, outliers."""
     unit = r.get("unit")
-    rows = [(f"{name} bias", with_unit(num(r["bias"]), unit)),
-            (f"{name} resolution σ (robust)", with_unit(num(r["sigma"]), unit))]
+    rows = [(f"{name} bias", with_unit(with_error(r["bias"], r.get("bias_err")), unit)),
+            (f"{name} resolution σ (robust)", with_unit(with_error(r["sigma"], r.get("sigma_err")), unit))]
     if r.get("kind") == "energy":
         rows.append((f"{name} σ/E fit a/√E ⊕ b", fit_line(r.get("fit"))))
     for label, base in (r.get("baselines") or {}).items():
@@ -156,9 +163,11 @@ def group_line(group: Mapping[str, Any], unit: str | None, energy: bool) -> str:
     """One group of :func:`~physnn.evaluation.metrics.regression_by`: events, bias, σ (σ/E), each baseline's,
     coverage."""
     key = "sigma_rel" if energy else "sigma"
-    text = f"{group['events']:,} events, bias {with_unit(num(group['bias']), unit)}, {key_name(key)} {num(group[key])}"
+    bias = with_unit(with_error(group["bias"], group.get("bias_err")), unit)
+    text = f"{group['events']:,} events, bias {bias}, {key_name(key)} {num(group[key])}"
     for label, base in group["baselines"].items():
-        text += f" ({label}: bias {with_unit(num(base['bias']), unit)}, {key_name(key)} {num(base[key])})"
+        bias = with_unit(with_error(base["bias"], base.get("bias_err")), unit)
+        text += f" ({label}: bias {bias}, {key_name(key)} {num(base[key])})"
     if "coverage_1sigma" in group:
         text += f", ±1σ coverage {num(group['coverage_1sigma'])}"
     return text
@@ -178,7 +187,7 @@ def bin_table(name: str, r: Mapping[str, Any]) -> tuple[list[str], list[list[str
     worst = (r.get("worst_bin") or {}).get("index")
     rows = []
     for i, b in enumerate(r["bins"]):
-        cells = [fmt_range(*b["range"]), f"{b['events']:,}", num(b["bias"]), num(b["sigma"])]
+        cells = [fmt_range(*b["range"]), f"{b['events']:,}", with_error(b["bias"], b.get("bias_err")), num(b["sigma"])]
         cells += [num(b["sigma_rel"])] if energy else []
         cells += [num(b["baselines"][label][key]) for label in labels]
         cells += [num(b["coverage_1sigma"]) if b.get("coverage_1sigma") is not None else "-"] if covered else []
