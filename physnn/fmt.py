@@ -83,7 +83,7 @@ def with_error(value: float, error: float | None) -> str:
         return f"({scaled})e{power:+03d}"
     decimals = error_decimals(error)
     step = Decimal(1).scaleb(-decimals)  # rounded half up from the shortest repr: 0.95 is 1.0, not 0.9
-    shown, err = (float(Decimal(repr(v)).quantize(step, rounding=ROUND_HALF_UP)) + 0.0 for v in (value, error))
+    shown, err = (float(Decimal(repr(float(v))).quantize(step, rounding=ROUND_HALF_UP)) + 0.0 for v in (value, error))
     places = max(decimals, 0)  # + 0.0 above: no "-0.00"
     return f"{shown:,.{places}f} ± {err:,.{places}f}"
 

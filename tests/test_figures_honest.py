@@ -171,3 +171,20 @@ def test_a_small_bias_is_shown_with_its_error_not_as_bare_digits():
     corner = "\n".join(t.get_text() for t in fig.axes[0].texts)
     assert f"bias {with_error(r['bias'], r['bias_err'])} GeV" in corner, corner
     plt.close(fig)
+
+
+def test_the_pulls_show_their_mean_and_width_with_errors():
+    from physnn.evaluation.summary import regression_rows
+
+    rng = np.random.default_rng(12)
+    true = rng.uniform(1, 100, 900)
+    std = np.full(true.size, 2.0)
+    pred = true + rng.normal(0, 2.1, true.size)
+    r = metrics.regression(true, pred, std=std)
+    fig = plots.pulls_figure("energy", true, pred, std, r)
+    corner = fig.axes[0].texts[0].get_text()
+    mean, width = corner.split("\n")[:2]
+    assert "±" in mean, corner
+    assert "±" in width, corner
+    assert "±" in dict(regression_rows("energy", r))["energy pull std"]
+    plt.close(fig)

@@ -83,7 +83,10 @@ def pulls_figure(name: str, true: np.ndarray, pred: np.ndarray, std: np.ndarray,
     ax.set_ylabel("density")
     ax.legend(loc="upper right", fontsize=14)
     out = figures["outliers"]
-    corner_text(ax, f"mean {figures['pull_mean']:.3f}\nstd {figures['pull_std']:.3f}\n|pull| > {OUTLIER_CUT:g}: "
+    n = max(pull.size, 1)  # the statistical errors of a mean and a standard deviation of n values
+    mean = with_error(figures["pull_mean"], figures["pull_std"] / np.sqrt(n))
+    spread = with_error(figures["pull_std"], figures["pull_std"] / np.sqrt(2 * n))
+    corner_text(ax, f"mean {mean}\nstd {spread}\n|pull| > {OUTLIER_CUT:g}: "
                     f"{out['count']:,} ({100 * out['fraction']:.2f}%)", fontsize=15)
     curve = figures["coverage_curve"]
     z = np.array(curve["z"])
