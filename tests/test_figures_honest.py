@@ -188,3 +188,18 @@ def test_the_pulls_show_their_mean_and_width_with_errors():
     assert "±" in width, corner
     assert "±" in dict(regression_rows("energy", r))["energy pull std"]
     plt.close(fig)
+
+
+def test_the_bias_in_and_out_of_the_training_domain_carries_its_error():
+    from physnn.evaluation.coverage import coverage_by_domain
+    from physnn.evaluation.summary import coverage_rows
+
+    rng = np.random.default_rng(13)
+    true = rng.uniform(1, 100, 500)
+    pred = true + 0.004 + rng.normal(0, 1, 500)
+    domain = coverage_by_domain(true, pred, np.arange(500) < 450, std=np.ones(500))
+    rows = dict(coverage_rows("energy", {"unit": "GeV", "domain": domain}))
+    for key in ("energy in the training domain", "energy out of the training domain"):
+        bias = rows[key].split("bias ")[1].split(",")[0]
+        assert "±" in bias, rows[key]
+        assert _same_decimals(bias), bias

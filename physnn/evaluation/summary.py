@@ -150,7 +150,7 @@ def coverage_rows(name: str, r: Mapping[str, Any]) -> list[tuple[str, str]]:
             rows.append((f"{name} conformal coverage per bin",
                          ", ".join(num(b["conformal_coverage"]) for b in conformal["bins"]) + " (bins as below)"))
     for part, figs in (r.get("domain") or {}).items():
-        text = f"{figs['events']:,} events, bias {with_unit(num(figs['bias']), unit)}"
+        text = f"{figs['events']:,} events, bias {with_unit(with_error(figs['bias'], figs.get('bias_err')), unit)}"
         if "coverage_1sigma" in figs:
             text += (f", mean σ {with_unit(num(figs['mean_std']), unit)}, ±1σ coverage "
                      f"{num(figs['coverage_1sigma'])}, pull std {num(figs['pull_std'])}")
