@@ -203,3 +203,21 @@ def test_the_bias_in_and_out_of_the_training_domain_carries_its_error():
         bias = rows[key].split("bias ")[1].split(",")[0]
         assert "±" in bias, rows[key]
         assert _same_decimals(bias), bias
+
+
+def test_the_feature_ratio_marks_the_bins_beyond_its_axis():
+    rng = np.random.default_rng(3)
+    ref = {"e_ratio": rng.normal(1, 0.1, 5000)}
+    cand = {"e_ratio": np.r_[rng.normal(1, 0.1, 4000), rng.normal(1.2, 0.02, 1000)]}  # bins near 1.2: ratio >> 2
+    fig = plots.features_figure(["e_ratio"], ref, cand, {"e_ratio": 0.1})
+    top, ratio = fig.axes[0], fig.axes[1]
+    drawn = ratio.patches[0].get_data()
+    values, edges = drawn.values, drawn.edges
+    beyond = (values > ratio.get_ylim()[1]) | (np.isnan(values) & (top.patches[1].get_data().values > 0))
+    assert beyond.any()  # the case this test is about
+    marks = [line for line in ratio.get_lines() if line.get_marker() == "^"]
+    assert marks, "no mark for the ratios above the axis"
+    centres = 0.5 * (edges[1:] + edges[:-1])
+    np.testing.assert_allclose(np.sort(marks[0].get_xdata()), np.sort(centres[beyond]))
+    assert "triangles: above 2" in fig.legends[0].get_title().get_text()
+    plt.close(fig)

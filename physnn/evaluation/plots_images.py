@@ -170,6 +170,9 @@ def features_figure(names: Sequence[str], reference: Mapping[str, np.ndarray], c
         ratio = np.divide(h_cand, h_ref, out=np.full_like(h_ref, np.nan), where=h_ref > 0)
         rx.stairs(ratio, edges, color="tab:red", linewidth=1.2)
         rx.axhline(1.0, color="grey", linestyle=":")
+        beyond = (ratio > 2.0) | ((h_ref == 0) & (h_cand > 0))  # off the axis, or no reference to divide by
+        if beyond.any():
+            rx.plot(0.5 * (edges[1:] + edges[:-1])[beyond], np.full(int(beyond.sum()), 1.85), "^", color="tab:red")
         rx.set_ylim(0.0, 2.0)
         rx.set_ylabel("ratio", fontsize=14)
         rx.set_xlabel(_feature_label(name, unit), fontsize=15)
@@ -178,7 +181,7 @@ def features_figure(names: Sequence[str], reference: Mapping[str, np.ndarray], c
     handles, texts = fig.axes[0].get_legend_handles_labels()
     fig.legend(handles, [*texts[:2]], loc="outside upper center", ncols=2, fontsize=15,
                title="unit-normalised histograms, under- and overflow in the edge bins\n"
-                     "ratio = candidate / reference; S = separation power",
+                     "ratio = candidate / reference (triangles: above 2); S = separation power",
                title_fontsize=14)
     return fig
 
