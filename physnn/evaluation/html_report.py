@@ -61,8 +61,8 @@ CAPTIONS: tuple[tuple[str, str], ...] = (
                     "against the Gaussian expectation: a pull std above 1 (coverage below the curve) means error "
                     "bars too small."),
     ("features_*.png", "{} features: unit-normalised histograms of the reference (black) and the candidate (red), "
-                       "candidate / reference below (1: agreement); S is the separation power (0: identical, 1: "
-                       "disjoint)."),
+                       "candidate / reference below (1: agreement; triangles at the top: above 2); under- and "
+                       "overflow in the edge bins; S is the separation power (0: identical, 1: disjoint)."),
     ("denoising_panels.png", "Example events from low to high energy, one per row: noisy input, denoised output "
                              "and truth (layers summed, log colour scale, titles: total energy); cells below the "
                              "scale, negative ones included, take its lowest colour, and the titles count the negative "
