@@ -221,3 +221,13 @@ def test_the_feature_ratio_marks_the_bins_beyond_its_axis():
     np.testing.assert_allclose(np.sort(marks[0].get_xdata()), np.sort(centres[beyond]))
     assert "triangles: above 2" in fig.legends[0].get_title().get_text()
     plt.close(fig)
+
+
+def test_generated_showers_count_the_negative_cells_per_layer():
+    images = _showers(2)
+    images[0, 1, :2, :3] = -0.01  # a signed readout: six negative cells in layer 1 of the first row
+    fig = plots.generated_samples_figure(images, ["energy = 10 GeV", "energy = 50 GeV"])
+    titles = [ax.get_title() for ax in fig.axes if ax.images]
+    assert titles == ["layer 0", "layer 1, 6 cells < 0", "layer 0", "layer 1"]
+    assert "lowest colour" in fig.get_suptitle()
+    plt.close(fig)
