@@ -153,12 +153,41 @@ def calibrated_sum(showers: str | Path, entries: np.ndarray, split: np.ndarray) 
     return factor * total
 
 
+#: The demo's jobs, in order: each a run folder ``run_NAME``, predictions ``predictions_NAME.root`` and a report.
+JOBS = ("photon", "energy", "events_cls", "events_mass")
+#: The files the demo simulates.
+SIMULATED = ("showers.root", "gamma_pi0.root", "events.root")
+
+
+def check_outputs(out: Path, *, overwrite: bool = False) -> None:
+    """Refuse, before any work, a folder that holds what an earlier demo wrote: its simulated files, run folders
+    and predictions. Report folders are rewritten, as ``physnn evaluate`` rewrites its own.
+
+    Raises
+    ------
+    OutputError
+        Without ``overwrite``, naming the outputs found.
+    """
+    from physnn.errors import OutputError
+
+    if overwrite:
+        return
+    names = [*SIMULATED, *(f"run_{job}" for job in JOBS), *(f"predictions_{job}.root" for job in JOBS)]
+    found = [name for name in names if (out / name).exists() and not ((out / name).is_dir()
+                                                                      and not any((out / name).iterdir()))]
+    if found:
+        msg = f"{out}: holds the outputs of an earlier demo ({', '.join(found)}); pass overwrite=True to replace them"
+        raise OutputError(msg, options=["overwrite"])
+
+
 def run(out: Path, *, events: int = 10000, seed: int = 1, epochs: int | None = None,
-        mc_samples: int = 50, say: Callable[[str], None] = print) -> dict[str, Any]:
+        mc_samples: int = 50, overwrite: bool = False, say: Callable[[str], None] = print) -> dict[str, Any]:
     """Run the demo into ``out``; returns the paths (``page``: each evaluation's ``report.html``) and the
-    evaluation figures."""
+    evaluation figures. Without ``overwrite``, a folder that holds an earlier demo's outputs is refused before any
+    work (:func:`check_outputs`)."""
     from physnn import api
 
+    check_outputs(out, overwrite=overwrite)
     out.mkdir(parents=True, exist_ok=True)
     showers = out / "showers.root"
     sim = api.simulate("showers", showers, events=events, seed=seed, overwrite=True)
@@ -172,9 +201,8 @@ def run(out: Path, *, events: int = 10000, seed: int = 1, epochs: int | None = N
     say(f"simulated {ev.events:,} collision events -> {ev.path} ({ev.rate:,.0f} events/s)")
     results: dict[str, Any] = {"showers": showers, "gamma_pi0": photons, "events": events_file}
     more = [epochs] if epochs else []
-    jobs = (("photon", photon_config(photons, *more)), ("energy", energy_config(showers, *more)),
-            ("events_cls", events_cls_config(events_file, *more)),
-            ("events_mass", events_mass_config(events_file, *more)))
+    jobs = zip(JOBS, (photon_config(photons, *more), energy_config(showers, *more),
+                      events_cls_config(events_file, *more), events_mass_config(events_file, *more)), strict=True)
     for name, cfg in jobs:
         run_dir = out / f"run_{name}"
         trained = api.train(cfg, out=run_dir, overwrite=True, progress=None)

@@ -109,13 +109,16 @@ def demo(
     seed: SeedOpt = 1,
     epochs: Annotated[int | None, typer.Option(help="Epochs per model (default: the demo configs').", min=1)] = None,
     mc_samples: Annotated[int, typer.Option("--mc-samples", "-T", help="MC-dropout passes.", min=2)] = 50,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an earlier demo's simulated files, runs "
+                                            "and predictions in --out (its reports are rewritten in any case).")]
+    = False,
 ) -> None:
     """The main job on built-in demo data: simulate showers and collision events, train CNN (photon/pi0, energy) and
     GRU (signal/background, resonance mass) models, predict with MC-dropout error bars, evaluate, and say where
     the outputs are."""
     from physnn.demo import run
 
-    results = run(out, events=events, seed=seed, epochs=epochs, mc_samples=mc_samples,
+    results = run(out, events=events, seed=seed, epochs=epochs, mc_samples=mc_samples, overwrite=overwrite,
                   say=lambda text: console.print(text, highlight=False))
     jobs = (("photon", "photon/pi0 classifier (CNN)"), ("energy", "energy regressor (CNN)"),
             ("events_cls", "signal/background classifier (GRU)"), ("events_mass", "mass regressor (GRU)"))

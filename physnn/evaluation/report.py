@@ -65,6 +65,20 @@ def read_predictions(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], di
     return arrays, meta
 
 
+def _check_truth(predictions: str | os.PathLike, meta: Mapping[str, Any]) -> None:
+    """One line when the predictions were made on files without the truth (``left_out`` in ``physnn_meta``)."""
+    left_out = meta.get("left_out") or {}
+    role = "targets" if meta["task"]["kind"] == "regression" else "label"
+    if role not in left_out:
+        return
+    names = left_out[role] if isinstance(left_out[role], list) else [left_out[role]]
+    files = ", ".join(os.fspath(f) for f in meta.get("files", [])) or "its input"
+    what = role if len(names) > 1 else role.rstrip("s")
+    msg = (f"{predictions}: holds no truth ({files} has no {what} {', '.join(repr(n) for n in names)}); "
+           "evaluate needs predictions of a file with the truth")
+    raise DataError(msg)
+
+
 def _select(arrays: dict[str, np.ndarray], meta: dict[str, Any], split: str) -> tuple[np.ndarray, str]:
     """The events to judge and a description of them.
 
@@ -201,6 +215,7 @@ def evaluate(predictions: str | os.PathLike, *, out: str | os.PathLike | None = 
     fmt = check_format(image_format)
     arrays, meta = read_predictions(predictions)
     task = meta["task"]
+    _check_truth(predictions, meta)
     run_dir = Path(run) if run is not None else (Path(meta["checkpoint"]).parent if meta.get("checkpoint") else None)
     keep, split = _select(arrays, meta, split)
     if by is not None and (by not in arrays or arrays[by].ndim != 1 or arrays[by].dtype.kind not in "iub"):

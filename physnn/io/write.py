@@ -73,8 +73,8 @@ def check_output(path: str | os.PathLike, *, overwrite: bool = False) -> Path:
         msg = f"{path}: is a directory, expected a file name for the output"
         raise OutputError(msg)
     if path.exists() and not overwrite:
-        msg = f"{path}: the output exists; pass --overwrite (overwrite=True) to replace it"
-        raise OutputError(msg)
+        msg = f"{path}: the output exists; pass overwrite=True to replace it"
+        raise OutputError(msg, options=["overwrite"])
     parent = path.parent if str(path.parent) else Path(".")
     existing = next(p for p in (parent, *parent.parents) if p.exists())  # missing folders are created on writing
     if not existing.is_dir():
