@@ -98,3 +98,15 @@ def _data_yaml(files: Path, folder: Path) -> Path:
     path = folder / "data.yaml"
     path.write_text(yaml.safe_dump(run_config(files)["data"]))
     return path
+
+
+def test_demo_refuses_a_bad_format_before_any_work(tmp_path):
+    result = CliRunner().invoke(app, ["demo", "--out", str(tmp_path / "demo"), "-n", "200", "--format", "jpg"])
+    assert result.exit_code == 2
+    assert "--format 'jpg': expected png, svg or pdf" in result.output
+    assert not (tmp_path / "demo").exists()
+    from physnn.demo import run
+
+    with pytest.raises(ConfigError, match="image_format='jpg'"):
+        run(tmp_path / "py", events=200, image_format="jpg")
+    assert not (tmp_path / "py").exists()

@@ -112,14 +112,16 @@ def demo(
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an earlier demo's simulated files, runs "
                                             "and predictions in --out (its reports are rewritten in any case).")]
     = False,
+    fmt: FormatOpt = "png",
 ) -> None:
     """The main job on built-in demo data: simulate showers and collision events, train CNN (photon/pi0, energy) and
     GRU (signal/background, resonance mass) models, predict with MC-dropout error bars, evaluate, and say where
     the outputs are."""
     from physnn.demo import run
 
+    fmt = image_format(fmt)
     results = run(out, events=events, seed=seed, epochs=epochs, mc_samples=mc_samples, overwrite=overwrite,
-                  say=lambda text: console.print(text, highlight=False))
+                  say=lambda text: console.print(text, highlight=False), image_format=fmt)
     jobs = (("photon", "photon/pi0 classifier (CNN)"), ("energy", "energy regressor (CNN)"),
             ("events_cls", "signal/background classifier (GRU)"), ("events_mass", "mass regressor (GRU)"))
     for name, _ in jobs:
