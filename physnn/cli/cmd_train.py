@@ -45,7 +45,8 @@ def train(
                                                       "the data from the files when they do not fit.")] = None,
     ensemble: Annotated[int | None, typer.Option("--ensemble", help="Train N members with seeds seed, seed+1, ... "
                                                  "into one run folder (a deep ensemble).", min=2)] = None,
-    fmt: FormatOpt = "png",
+    fmt: Annotated[str, typer.Option("--format", metavar="<png|svg|pdf>", help="File format of the loss curves "
+                                     "(and a GAN's samples): png, or vector svg or pdf.")] = "png",
 ) -> None:
     """Train a model (CNN, ...) from ROOT files; writes checkpoints, metrics and loss plots to --out."""
     from physnn import api
