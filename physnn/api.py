@@ -53,12 +53,13 @@ __all__ = ["AutoencoderResult", "BranchScan", "ComparisonResult", "DataBundle", 
 
 
 @functools.wraps(_train)
-def train(config: Any = None, **kwargs: Any) -> TrainResult:
-    """:func:`physnn.training.run.train` with the loss curves (and a GAN's samples) drawn into ``out/plots``."""
+def train(config: Any = None, *, image_format: str = "png", **kwargs: Any) -> TrainResult:
+    """:func:`physnn.training.run.train` with the loss curves (and a GAN's samples) drawn into ``out/plots`` as
+    ``image_format`` files: ``png``, or vector ``svg`` or ``pdf``."""
     if "plots" not in kwargs:
         from physnn.evaluation.plots import training_plots
 
-        kwargs["plots"] = training_plots()
+        kwargs["plots"] = training_plots(image_format)
     return _train(config, **kwargs)
 
 

@@ -183,12 +183,15 @@ def check_outputs(out: Path, *, overwrite: bool = False) -> None:
 
 
 def run(out: Path, *, events: int = 10000, seed: int = 1, epochs: int | None = None,
-        mc_samples: int = 50, overwrite: bool = False, say: Callable[[str], None] = print) -> dict[str, Any]:
+        mc_samples: int = 50, overwrite: bool = False, say: Callable[[str], None] = print,
+        image_format: str = "png") -> dict[str, Any]:
     """Run the demo into ``out``; returns the paths (``page``: each evaluation's ``report.html``) and the
     evaluation figures. Without ``overwrite``, a folder that holds an earlier demo's outputs is refused before any
-    work (:func:`check_outputs`)."""
+    work (:func:`check_outputs`). ``image_format``: the figures' file format, ``png``, ``svg`` or ``pdf``."""
     from physnn import api
+    from physnn.evaluation.image_format import check_format
 
+    check_format(image_format)  # before any work
     check_outputs(out, overwrite=overwrite)
     out.mkdir(parents=True, exist_ok=True)
     showers = out / "showers.root"
@@ -207,7 +210,7 @@ def run(out: Path, *, events: int = 10000, seed: int = 1, epochs: int | None = N
                       events_cls_config(events_file, *more), events_mass_config(events_file, *more)), strict=True)
     for name, cfg in jobs:
         run_dir = out / f"run_{name}"
-        trained = api.train(cfg, out=run_dir, overwrite=True, progress=None)
+        trained = api.train(cfg, out=run_dir, overwrite=True, progress=None, image_format=image_format)
         say(f"trained {name}: {trained.task.describe()}, best epoch {trained.best['epoch']} -> {run_dir}")
         preds = out / f"predictions_{name}.root"
         source = events_file if name.startswith("events") else photons if name == "photon" else showers
@@ -224,7 +227,7 @@ def run(out: Path, *, events: int = 10000, seed: int = 1, epochs: int | None = N
             assert pred.arrays is not None
             baselines = {"dimuon mass (muons identified)": {"mass": dimuon_mass(events_file, pred.arrays["entry"])}}
         report = api.evaluate(preds, out=out / f"report_{name}", baselines=baselines,
-                              by="pdgid" if name == "energy" else None)
+                              by="pdgid" if name == "energy" else None, image_format=image_format)
         page = next((p for p in report.files if p.name == "report.html"), None)
         say(f"evaluated {name} on {report.figures['events']:,} events ({report.figures['split']}) -> "
             f"{page or report.out}")

@@ -8,6 +8,7 @@ imports nothing of physnn: any module may use it.
 from __future__ import annotations
 
 import math
+from decimal import ROUND_HALF_UP, Decimal
 
 
 def _decimals(value: float, digits: int) -> int:
@@ -42,6 +43,49 @@ def with_interval(value: float, low: float, high: float, digits: int = 3) -> tup
         return num(value, digits), num(low, digits), num(high, digits)
     decimals = max(_decimals(v, digits) for v in (value, low, high))
     return tuple(f"{v:,.{decimals}f}" for v in (value, low, high))  # type: ignore[return-value]
+
+
+def error_decimals(error: float) -> int:
+    """The decimal place the PDG rounding rule gives an uncertainty (negative: tens, hundreds): the three leading
+    digits of ``error`` from 100 to 354 keep two significant digits, 355 to 949 one, and 950 to 999 round up to
+    1000 with two (Review of Particle Physics, Introduction, 5.3).
+
+    >>> error_decimals(0.05), error_decimals(0.0123), error_decimals(0.0356), error_decimals(0.097), error_decimals(96)
+    (2, 3, 2, 2, -1)
+    """
+    exponent = math.floor(math.log10(abs(error)))
+    leading = round(abs(error) / 10.0 ** (exponent - 2))  # 100 .. 1000
+    if leading >= 1000:
+        exponent, leading = exponent + 1, 100
+    # 100-354: two digits; 355-949: one; 950-999: 1000 with two digits, the same decimal place as one digit
+    return 1 - exponent if leading <= 354 else -exponent
+
+
+def with_error(value: float, error: float | None) -> str:
+    """``value ± error`` by the PDG rule: the error to one or two significant digits (:func:`error_decimals`), the
+    value to the same decimal place; below 1e-4 in powers of ten. Without a finite, positive error: the value as
+    :func:`num` gives it, alone.
+
+    >>> with_error(0.003, 0.05)
+    '0.00 ± 0.05'
+    >>> with_error(0.0031, 0.0123)
+    '0.003 ± 0.012'
+    >>> with_error(5.678, 0.0356), with_error(1234.5, 96), with_error(-0.001, 0.05), with_error(12.34, 0.95)
+    ('5.68 ± 0.04', '1,230 ± 100', '0.00 ± 0.05', '12.3 ± 1.0')
+    >>> with_error(2.5e-7, 3.1e-8), with_error(0.8, None)
+    ('(2.50 ± 0.31)e-07', '0.800')
+    """
+    if error is None or not (math.isfinite(error) and error > 0) or not math.isfinite(value):
+        return num(value)
+    if error < 1e-4:  # in powers of ten, the value's (or the error's, if larger)
+        power = math.floor(math.log10(max(abs(value), error)))
+        scaled = with_error(value / 10.0**power, error / 10.0**power)
+        return f"({scaled})e{power:+03d}"
+    decimals = error_decimals(error)
+    step = Decimal(1).scaleb(-decimals)  # rounded half up from the shortest repr: 0.95 is 1.0, not 0.9
+    shown, err = (float(Decimal(repr(float(v))).quantize(step, rounding=ROUND_HALF_UP)) + 0.0 for v in (value, error))
+    places = max(decimals, 0)  # + 0.0 above: no "-0.00"
+    return f"{shown:,.{places}f} ± {err:,.{places}f}"
 
 
 def percent(fraction: float) -> str:

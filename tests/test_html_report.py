@@ -15,6 +15,7 @@ import yaml
 import physnn
 from physnn.evaluation.html_report import caption, write_page
 from physnn.evaluation.summary import num, regression_rows
+from physnn.fmt import with_error
 
 VOID = {"meta", "img", "br", "hr", "link", "input", "col", "wbr"}
 
@@ -137,7 +138,7 @@ def test_evaluate_regression_page(tmp_path: Path) -> None:
     page, parser = check_page(tmp_path / "rep")
     r = json.loads((tmp_path / "rep" / "metrics.json").read_text())["regression"]["energy"]
     text = " ".join(parser.text)
-    assert f"{num(r['sigma'])} GeV" in text
+    assert f"{with_error(r['sigma'], r['sigma_err'])} GeV" in text  # σ with its error (PDG rounding) and unit
     for label, value in regression_rows("energy", r):  # every headline row as the terminal prints it
         assert f"{label} {value}" in text
     assert "true energy [GeV]" in text

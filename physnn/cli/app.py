@@ -137,6 +137,19 @@ def _range(text: str | None, option: str) -> tuple[float, float] | None:
     return low, high
 
 
+def image_format(text: str) -> str:
+    """``--format``: png, svg or pdf (any case), else a one-line error in the command line's terms."""
+    from physnn.errors import ConfigError
+
+    if text.lower() not in ("png", "svg", "pdf"):
+        msg = f"--format {text!r}: expected png, svg or pdf"
+        raise ConfigError(msg)
+    return text.lower()
+
+
+FormatOpt = Annotated[str, typer.Option("--format", metavar="<png|svg|pdf>", help="File format of the figures: "
+                                        "png, or vector svg or pdf; report.html shows PNG and SVG figures and "
+                                        "links to PDF files beside it.")]
 OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Output ROOT file (written atomically).")]
 EventsOpt = Annotated[int, typer.Option("--events", "-n", help="Number of events.", min=1)]
 SeedOpt = Annotated[int, typer.Option(help="Random seed.")]

@@ -8,8 +8,10 @@ from typing import Annotated
 import typer
 
 from physnn.cli.app import (
+    FormatOpt,
     SeedOpt,
     console,
+    image_format,
     user_errors,
 )
 from physnn.cli.show import _print_comparison, _print_page, print_result
@@ -39,15 +41,17 @@ def evaluate(
                                                        "the image cells summed and calibrated on the training "
                                                        "split, one factor per --by group); repeatable.",
                                                        metavar="<cell-sum>")] = None,
+    fmt: FormatOpt = "png",
 ) -> None:
     """ROC/AUC, calibration, MC-dropout certainty; resolution, pulls, coverage; denoising gain; GAN vs test split."""
     from physnn import api
 
+    fmt = image_format(fmt)
     if len(predictions) > 1:
-        print_result(api.side_by_side(predictions, out=out, split=split), out)
+        print_result(api.side_by_side(predictions, out=out, split=split, image_format=fmt), out)
         return
     result = api.evaluate(predictions[0], out=out, run=run, split=split, n_boot=bootstrap, seed=seed,
-                          mc_samples=mc_samples, by=by, baseline=baseline)
+                          mc_samples=mc_samples, by=by, baseline=baseline, image_format=fmt)
     print_result(result, out)
 
 
@@ -70,6 +74,7 @@ def compare(
     match: Annotated[bool, typer.Option("--match", help="Keep only the reference showers within the candidate's "
                                         "conditions: its particle types, incident-energy and impact-point "
                                         "ranges.")] = False,
+    fmt: FormatOpt = "png",
 ) -> None:
     """Judge a fast simulation against a reference like the CaloChallenge: features, separation power, AUC.
 
@@ -77,10 +82,11 @@ def compare(
     """
     from physnn import api
 
+    fmt = image_format(fmt)
     kinds = [] if classifier.strip().lower() == "none" else [c.strip() for c in classifier.split(",") if c.strip()]
     result = api.compare(reference, candidate, out=out, tree=tree, image=image,
                          energy=None if energy.lower() == "none" else energy, classifier=kinds,
-                         max_events=max_events, bins=bins, seed=seed, match=match)
+                         max_events=max_events, bins=bins, seed=seed, match=match, image_format=fmt)
     _print_comparison(result)
     console.print(f"wrote {plural(len(result.files), 'file')} to {out}/")
     _print_page(result.files)

@@ -12,10 +12,12 @@ from rich.table import Table
 from physnn.cli.app import (
     DEVICE_HELP,
     DEVICES,
+    FormatOpt,
     SeedOpt,
     SetOpt,
     console,
     err_console,
+    image_format,
     user_errors,
 )
 from physnn.cli.show import _print_evaluation, _print_metrics
@@ -43,10 +45,13 @@ def train(
                                                       "the data from the files when they do not fit.")] = None,
     ensemble: Annotated[int | None, typer.Option("--ensemble", help="Train N members with seeds seed, seed+1, ... "
                                                  "into one run folder (a deep ensemble).", min=2)] = None,
+    fmt: Annotated[str, typer.Option("--format", metavar="<png|svg|pdf>", help="File format of the loss curves "
+                                     "(and a GAN's samples): png, or vector svg or pdf.")] = "png",
 ) -> None:
     """Train a model (CNN, ...) from ROOT files; writes checkpoints, metrics and loss plots to --out."""
     from physnn import api
 
+    fmt = image_format(fmt)
     if config is None and not resume and data is None:
         from physnn.errors import ConfigError
 
@@ -62,7 +67,7 @@ def train(
     try:
         result = api.train(source, out=out, overrides=[*(set_ or []), *extra], sections=sections, resume=resume,
                            init_from=init_from, freeze=freeze, device=device, overwrite=overwrite, progress=True,
-                           say=say)
+                           say=say, image_format=fmt)
     except TrainingInterrupted as stopped:  # what Ctrl-C left: a resumable run, or nothing
         say(str(stopped))
         raise typer.Exit(130) from None
@@ -108,14 +113,16 @@ def demo(
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an earlier demo's simulated files, runs "
                                             "and predictions in --out (its reports are rewritten in any case).")]
     = False,
+    fmt: FormatOpt = "png",
 ) -> None:
     """The main job on built-in demo data: simulate showers and collision events, train CNN (photon/pi0, energy) and
     GRU (signal/background, resonance mass) models, predict with MC-dropout error bars, evaluate, and say where
     the outputs are."""
     from physnn.demo import run
 
+    fmt = image_format(fmt)
     results = run(out, events=events, seed=seed, epochs=epochs, mc_samples=mc_samples, overwrite=overwrite,
-                  say=lambda text: console.print(text, highlight=False))
+                  say=lambda text: console.print(text, highlight=False), image_format=fmt)
     jobs = (("photon", "photon/pi0 classifier (CNN)"), ("energy", "energy regressor (CNN)"),
             ("events_cls", "signal/background classifier (GRU)"), ("events_mass", "mass regressor (GRU)"))
     for name, _ in jobs:

@@ -23,7 +23,8 @@ def interval_coverage(true: np.ndarray, pred: np.ndarray, *, std: np.ndarray | N
     """Bias, the mean σ, ±1σ coverage and pull width, and a conformal interval's coverage and mean half width,
     of one set of events (the figures of what is given)."""
     res = pred - true
-    out: dict[str, Any] = {"events": len(true), "bias": float(np.mean(res)) if len(res) else float("nan")}
+    out: dict[str, Any] = {"events": len(true), "bias": float(np.mean(res)) if len(res) else float("nan"),
+                           "bias_err": float(np.std(res) / np.sqrt(len(res))) if len(res) else float("nan")}
     if std is not None and len(res):
         pull = res / np.where(std > 0, std, np.nan)
         out.update(mean_std=float(np.mean(std)), coverage_1sigma=float(np.mean(np.abs(res) <= std)),

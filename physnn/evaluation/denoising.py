@@ -32,6 +32,7 @@ import torch
 from physnn.data.dataset import Tagging, finalize, iter_raw
 from physnn.data.split import SPLITS, describe_held_out, held_out
 from physnn.errors import ConfigError, DataError
+from physnn.evaluation.image_format import check_format
 from physnn.evaluation.registry import register_evaluator
 from physnn.evaluation.report import EvaluationResult, report_dir
 from physnn.inference.autoencode import reconstruct, reconstruction_task
@@ -94,6 +95,7 @@ def evaluate_denoising(
     batch_size: int = 256,
     device: str = "auto",
     plots: bool = True,
+    image_format: str = "png",
 ) -> EvaluationResult:
     """Judge a denoising autoencoder against the clean truth.
 
@@ -117,7 +119,10 @@ def evaluate_denoising(
         Example events drawn (noisy / denoised / truth).
     min_layer_energy
         Layers below this true energy are left out of the shape figures.
+    image_format
+        The plots' file format: ``png``, ``svg`` or ``pdf``.
     """
+    fmt = check_format(image_format)
     loaded = run if isinstance(run, LoadedRun) else load_run(run, device=device)
     task = reconstruction_task(loaded, "evaluate")
     if not task.noise and not task.paired:
@@ -171,9 +176,9 @@ def evaluate_denoising(
             from physnn.evaluation import plots as P
 
             unit = cfg.image_unit()
-            written.append(P.plot_denoising_panels(noisy, denoised, truth, outdir / "denoising_panels.png",
+            written.append(P.plot_denoising_panels(noisy, denoised, truth, outdir / f"denoising_panels.{fmt}",
                                                    events=panels, unit=unit))
-            written.append(P.plot_energy_ratio(noisy, denoised, truth, outdir / "denoising_energy.png"))
+            written.append(P.plot_energy_ratio(noisy, denoised, truth, outdir / f"denoising_energy.{fmt}"))
         path = outdir / "metrics.json"
         path.write_text(json.dumps(figures, indent=1))
         written.insert(0, path)

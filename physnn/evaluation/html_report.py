@@ -2,11 +2,12 @@
 
 The page holds a header (what was judged, the run folder, the split, the
 number of events, the date, the physnn version), the summary tables (the
-figures of ``metrics.json``, formatted as the terminal prints them), every PNG
-the command wrote (embedded as ``data:image/png;base64`` URIs, each with a
+figures of ``metrics.json``, formatted as the terminal prints them), every figure
+the command wrote (PNG and SVG embedded as ``data:`` URIs, each with a
 one-line caption saying what it shows and how to read it), the run's
 ``config.yaml`` and the provenance of the inputs (their ``physnn_meta``).
-Nothing outside the page is referenced: it can be mailed or attached as is.
+Nothing outside the page is referenced, so it can be mailed or attached as is;
+except PDF figures (``image_format="pdf"``), which the page links to beside it.
 Built with the standard library only.
 """
 
@@ -22,6 +23,8 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from physnn._version import __version__
+from physnn.evaluation.image_format import FORMATS
+from physnn.evaluation.metrics import mc_rule
 from physnn.evaluation.summary import bin_table, summary_rows
 
 #: The page's file name, written beside the PNGs.
@@ -41,7 +44,8 @@ CAPTIONS: tuple[tuple[str, str], ...] = (
                       "is the fraction of each class classified correctly."),
     ("mc_scores.png", "MC dropout: the mean score of each true class, and the spread of the T passes against the "
                       "mean score (sure predictions sit at the ends with a small spread); with the samples kept, "
-                      "the T scores of the surest event of each class and of the most uncertain one."),
+                      "the T scores of the surest event of each class and of the most uncertain one. Categories (the "
+                      f"summary's MC rows): {mc_rule()}."),
     ("loss.png", "Training and validation loss per epoch on one axis, each validation metric in its own panel "
                  "(for a GAN: critic, generator and separation power apart), the dashed line at the epoch "
                  "best.pt holds: a validation loss that rises while the training loss falls means overfitting."),
@@ -61,12 +65,15 @@ CAPTIONS: tuple[tuple[str, str], ...] = (
                            "interval's nominal coverage dashed in its colour: an interval is honest in a bin "
                            "where it covers its nominal there, however wide it is."),
     ("features_*.png", "{} features: unit-normalised histograms of the reference (black) and the candidate (red), "
-                       "candidate / reference below (1: agreement); S is the separation power (0: identical, 1: "
-                       "disjoint)."),
+                       "candidate / reference below (1: agreement; triangles at the top: above 2); under- and "
+                       "overflow in the edge bins; S is the separation power (0: identical, 1: disjoint)."),
     ("denoising_panels.png", "Example events from low to high energy, one per row: noisy input, denoised output "
-                             "and truth (layers summed, log colour scale, titles: total energy)."),
+                             "and truth (layers summed, log colour scale, titles: total energy); cells below the "
+                             "scale, negative ones included, take its lowest colour, and the titles count the negative "
+                             "cells."),
     ("denoising_energy.png", "Total energy over the true total energy per event, noisy input against denoised "
-                             "output: a narrow peak at 1 means the energy is kept."),
+                             "output: a narrow peak at 1 means the energy is kept; the legend counts what the edge "
+                             "bins hold besides their range (events whose sum is 0, below 0 or above 2)."),
     ("*samples*.png", "Generated showers at fixed conditions: one row per (particle type, energy), one column "
                       "per layer (log colour scale)."),
 )
@@ -99,7 +106,10 @@ class Table(NamedTuple):
 
 
 def caption(name: str) -> str | None:
-    """The caption of a PNG file name, None when none is known."""
+    """The caption of a figure's file name (``roc.png``, ``roc.svg``, ``roc.pdf``), None when none is known."""
+    stem, dot, suffix = name.rpartition(".")
+    if dot and suffix.lower() in FORMATS:  # the captions are written for the PNG names
+        name = f"{stem}.png"
     for pattern, text in CAPTIONS:
         if fnmatch.fnmatchcase(name, pattern):
             head, _, tail = pattern.partition("*")
@@ -123,11 +133,18 @@ def _table(table: Table) -> str:
     return f"{title}<table>{head}<tbody>{''.join(body)}</tbody></table>{note}"
 
 
+#: How the page shows a figure of each format: embedded as an image (PNG, SVG), or linked (PDF, beside the page).
+MIME = {".png": "image/png", ".svg": "image/svg+xml"}
+
+
 def _figure(path: Path) -> str:
-    data = base64.b64encode(path.read_bytes()).decode("ascii")
     text = caption(path.name) or "(no caption known for this figure)"
-    return (f'<figure><img src="data:image/png;base64,{data}" alt="{escape(path.name)}">'
-            f"<figcaption><b>{escape(path.name)}</b>: {escape(text)}</figcaption></figure>")
+    label = f"<figcaption><b>{escape(path.name)}</b>: {escape(text)}</figcaption></figure>"
+    name = escape(path.name)
+    if path.suffix.lower() == ".pdf":  # browsers do not show a PDF inline reliably: a link to the file beside
+        return f'<figure><p><a href="{name}">{name}</a> (PDF, beside this page)</p>{label}'
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return f'<figure><img src="data:{MIME[path.suffix.lower()]};base64,{data}" alt="{name}">{label}'
 
 
 def _value(value: Any) -> str:
@@ -158,7 +175,7 @@ def write_page(out: Path, *, title: str, header: Sequence[tuple[str, str]], tabl
     header
         (name, value) rows before the date and the physnn version.
     images
-        PNG files to embed, in this order.
+        Figures to show, in this order: PNG and SVG embedded, PDF linked (the files beside the page).
     run_dir
         The run folder whose ``config.yaml`` is shown.
     provenance
@@ -169,7 +186,7 @@ def write_page(out: Path, *, title: str, header: Sequence[tuple[str, str]], tabl
     parts = [f"<h1>{escape(title)}</h1>", _table(Table("", [], [list(r) for r in rows])), "<h2>Summary</h2>"]
     parts += [_table(t) for t in tables]
     parts.append("<h2>Plots</h2>")
-    parts += [_figure(p) for p in images if p.suffix.lower() == ".png"] or ["<p>no plots</p>"]
+    parts += [_figure(p) for p in images if p.suffix.lower().lstrip(".") in FORMATS] or ["<p>no plots</p>"]
     config = run_dir / "config.yaml" if run_dir is not None else None
     parts.append("<h2>Run config</h2>")
     if config is not None and config.is_file():

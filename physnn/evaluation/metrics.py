@@ -141,8 +141,18 @@ def calibration(y: np.ndarray, prob: np.ndarray, *, bins: int = 10) -> dict[str,
             "observed_low": low.tolist(), "observed_high": high.tolist()}
 
 
-def mc_categories(score: np.ndarray, score_std: np.ndarray, *, z: float = 2.0) -> np.ndarray:
-    """0 certain negative, 1 certain positive, 2 uncertain: is 0.5 outside score ± z·std?"""
+#: How many MC-dropout spreads the score's band spans in :func:`mc_categories`.
+MC_Z = 2.0
+
+
+def mc_rule(z: float = MC_Z) -> str:
+    """The definition of the MC-dropout categories that :func:`mc_categories` applies, for captions and tables."""
+    return (f"certain: the score ± {z:g}σ (σ: the spread of the T passes) lies entirely on one side of 0.5, "
+            "negative below, positive above; uncertain: the band holds 0.5")
+
+
+def mc_categories(score: np.ndarray, score_std: np.ndarray, *, z: float = MC_Z) -> np.ndarray:
+    """0 certain negative, 1 certain positive, 2 uncertain: is 0.5 outside score ± z·std (:func:`mc_rule`)?"""
     cat = np.full(len(score), 2, dtype=np.int8)
     cat[score + z * score_std < 0.5] = 0
     cat[score - z * score_std > 0.5] = 1
@@ -214,16 +224,20 @@ def classification(true_class: np.ndarray, prob: np.ndarray, *, weight: np.ndarr
             "accuracy": {n: float(np.mean(pred[cat == i] == true_class[cat == i])) if np.any(cat == i) else None
                          for i, n in enumerate(names_mc)},
             "mean_std": float(np.mean(prob_std[:, signal])),
+            "rule": mc_rule(),
         }
     return result
 
 
 def _overall(true: np.ndarray, estimate: np.ndarray) -> dict[str, Any]:
-    """Bias, RMSE, robust σ and residual quantiles over all events (non-finite estimates left out)."""
+    """Bias (the mean residual) and its error, RMSE, robust σ and its error, and residual quantiles over all events
+    (non-finite estimates left out)."""
     ok = np.isfinite(estimate)
     res = estimate[ok] - true[ok]
-    return {"events": int(ok.sum()), "bias": float(res.mean()), "rmse": float(np.sqrt(np.mean(res**2))),
-            "sigma": robust_sigma(res), "residual_quantiles": np.percentile(res, [2.5, 16, 50, 84, 97.5]).tolist()}
+    sigma, n = robust_sigma(res), int(ok.sum())
+    return {"events": n, "bias": float(res.mean()), "bias_err": float(res.std() / np.sqrt(max(n, 1))),
+            "rmse": float(np.sqrt(np.mean(res**2))), "sigma": sigma, "sigma_err": robust_sigma_error(sigma, n),
+            "residual_quantiles": np.percentile(res, [2.5, 16, 50, 84, 97.5]).tolist()}
 
 
 def _pulls(res: np.ndarray, std: np.ndarray) -> dict[str, Any]:
@@ -337,7 +351,7 @@ def regression_by(true: np.ndarray, pred: np.ndarray, groups: np.ndarray, *, std
         others = {label: np.asarray(v, dtype=np.float64)[g] for label, v in (baselines or {}).items()}
         fig = regression(true[g], pred[g], std=None if std is None else np.asarray(std)[g], bins=bins, kind=kind,
                          unit=unit, baselines=others)
-        row = {k: fig[k] for k in ("events", "bias", "sigma", "fit", "coverage_1sigma", "bins") if k in fig}
+        row = {k: fig[k] for k in ("events", "bias", "bias_err", "sigma", "fit", "coverage_1sigma", "bins") if k in fig}
         if energy:
             row["sigma_rel"] = robust_sigma((pred[g] - true[g]) / true[g])
         key = "sigma_rel" if energy else "sigma"
@@ -345,8 +359,8 @@ def regression_by(true: np.ndarray, pred: np.ndarray, groups: np.ndarray, *, std
         row["baselines"] = {}
         for label, v in others.items():
             base = {"sigma_rel": robust_sigma((v - true[g]) / true[g]) if energy else None,
-                    "bias": fig["baselines"][label]["bias"], "sigma": fig["baselines"][label]["sigma"],
-                    "fit": fig["baselines"][label].get("fit")}
+                    "bias": fig["baselines"][label]["bias"], "bias_err": fig["baselines"][label]["bias_err"],
+                    "sigma": fig["baselines"][label]["sigma"], "fit": fig["baselines"][label].get("fit")}
             base[f"{key}_err"] = robust_sigma_error(base[key], int(np.isfinite(v).sum()))
             base["verdict"] = interval_verdict(row[key], row[f"{key}_err"], base[key], base[f"{key}_err"])
             row["baselines"][label] = base

@@ -12,6 +12,11 @@ matplotlib figure, for tests and notebooks) and saves it. They live in
 
 from __future__ import annotations
 
+import functools
+from pathlib import Path
+from typing import Any
+
+from physnn.evaluation.image_format import FORMATS, check_format
 from physnn.evaluation.plots_classification import (
     calibration_figure,
     confusion_figure,
@@ -39,8 +44,8 @@ from physnn.evaluation.plots_training import best_epoch, plot_training, read_his
 from physnn.evaluation.resolution_plot import resolution_by_figure, resolution_figure
 from physnn.training.trainer import Plots
 
-__all__ = ["FEATURE_LABELS", "best_epoch", "calibration_figure", "class_names", "confusion_figure",
-           "denoising_figure", "energy_ratio_figure", "features_figure", "generated_samples_figure",
+__all__ = ["FEATURE_LABELS", "FORMATS", "best_epoch", "calibration_figure", "check_format", "class_names",
+           "confusion_figure", "denoising_figure", "energy_ratio_figure", "features_figure", "generated_samples_figure",
            "mc_scores_figure", "particle_label", "plot_calibration", "plot_confusion",
            "plot_denoising_panels", "plot_energy_ratio", "plot_feature_histograms",
            "plot_generated_samples", "plot_mc_scores", "plot_regression", "plot_roc", "plot_training",
@@ -48,6 +53,12 @@ __all__ = ["FEATURE_LABELS", "best_epoch", "calibration_figure", "class_names", 
            "roc_figure", "training_figure", "training_plots"]
 
 
-def training_plots() -> Plots:
-    """What training draws: the loss curves of the run and, for a GAN, generated showers during training."""
-    return Plots(curves=plot_training, samples=plot_generated_samples)
+def training_plots(image_format: str = "png") -> Plots:
+    """What training draws: the loss curves of the run and, for a GAN, generated showers during training, as
+    ``image_format`` files (png, svg or pdf)."""
+    fmt = check_format(image_format)
+
+    def samples(model: Any, task: Any, path: Path, **kwargs: Any) -> Path:
+        return plot_generated_samples(model, task, Path(path).with_suffix(f".{fmt}"), **kwargs)
+
+    return Plots(curves=functools.partial(plot_training, fmt=fmt), samples=samples)

@@ -16,7 +16,7 @@ from typing import Any
 import matplotlib as mpl
 import numpy as np
 
-from physnn.evaluation.plots_common import colorbar, plt, save
+from physnn.evaluation.plots_common import colorbar, plt, reference_x, save
 
 BAND = "bootstrap 68% band"
 
@@ -57,11 +57,12 @@ def roc_figure(roc: Mapping[str, Any], *, name: str = "classifier", classes: Seq
         auc += f" [{roc['auc_low']:.4f}, {roc['auc_high']:.4f}]"
     floor = _roc_floor(roc, fpr)
     fig, (ax, bx, cx) = plt.subplots(1, 3, layout="constrained", figsize=(20, 6.8))
-    for axis in (ax, bx):
+    for axis, log in ((ax, False), (bx, True)):
         if band:
             axis.fill_between(fpr, low, high, color="tab:orange", alpha=0.45, lw=0, label=BAND)
         axis.plot(fpr, tpr, color="tab:blue", lw=1.5, label=f"{name}: {auc}")
-        axis.plot([floor, 1], [floor, 1], "k:", label="random")
+        diagonal = reference_x(floor if log else 0.0, 1.0, log=log)  # dense: a straight line on a log axis
+        axis.plot(diagonal, diagonal, "k:", label="random")  # is a curve
         axis.set_xlabel(f"background efficiency ε$_B$ ({bkg})")
         axis.set_ylabel(f"signal efficiency ε$_S$ ({sig})")
     ax.set(xlim=(0, 1), ylim=(0, 1.02))
@@ -77,7 +78,7 @@ def roc_figure(roc: Mapping[str, Any], *, name: str = "classifier", classes: Seq
         cx.fill_betweenx(rejection, low[ok], high[ok], color="tab:orange", alpha=0.45, lw=0, label=BAND)
     cx.plot(tpr[ok], rejection, color="tab:blue", lw=1.5, label=name)
     left = _zoom_low(low[ok]) if ok.any() else 0.0  # a near-perfect classifier lives at ε_S near 1
-    eff = np.linspace(max(floor, 0.01, left), 1, 100)
+    eff = reference_x(max(floor, 0.01, left), 1.0)
     cx.plot(eff, 1 / eff, "k:", label="random")
     cx.set_yscale("log")
     cx.set_xlim(left, 1.0 + 0.02 * (1 - left))

@@ -17,6 +17,7 @@ import matplotlib as mpl
 mpl.use("Agg")
 import matplotlib.pyplot as plt
 import mplhep
+import numpy as np
 
 from physnn.evaluation.summary import class_names
 from physnn.fmt import particle
@@ -28,7 +29,8 @@ DPI = 90
 
 
 def save(fig: Any, path: Path) -> Path:
-    """Write ``fig`` as a PNG (folders created) and close it."""
+    """Write ``fig`` (folders created) in the format of the path's suffix (``.png``, ``.svg``, ``.pdf``; PNG at
+    :data:`DPI`) and close it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=DPI)
@@ -36,7 +38,21 @@ def save(fig: Any, path: Path) -> Path:
     return path
 
 
-__all__ = ["DPI", "class_names", "colorbar", "corner_text", "integer_ticks", "particle_label", "plt", "save"]
+__all__ = ["DPI", "class_names", "colorbar", "corner_text", "integer_ticks", "particle_label", "plt", "reference_x",
+           "save"]
+
+
+def reference_x(low: float, high: float, *, log: bool = False, points: int = 400) -> np.ndarray:
+    """Dense x values for a reference curve (random classifier, 1/x, a fit) from ``low`` to ``high``.
+
+    Matplotlib joins the points with straight segments in display space: a reference drawn from its two end
+    points on a log axis is a chord, not the curve. These points are spaced evenly in the plotted coordinate
+    (logarithmically on a log axis, where ``low`` must be above 0), so the line reads right everywhere.
+
+    >>> reference_x(1e-3, 1.0, log=True)[[0, 133, -1]].round(4).tolist()
+    [0.001, 0.01, 1.0]
+    """
+    return np.geomspace(low, high, points) if log else np.linspace(low, high, points)
 
 
 def particle_label(value: Any) -> str:

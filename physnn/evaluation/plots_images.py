@@ -17,6 +17,7 @@ from matplotlib.colors import LogNorm
 
 from physnn.evaluation.plots_common import class_names, colorbar, plt, save
 from physnn.evaluation.summary import bracket, with_unit
+from physnn.fmt import plural
 
 
 def _layer_sum(images: np.ndarray) -> np.ndarray:
@@ -31,6 +32,16 @@ def _layer_sum(images: np.ndarray) -> np.ndarray:
 def _log_norm(top: float) -> LogNorm:
     top = max(top, 2e-3)
     return LogNorm(vmin=max(top * 1e-4, 1e-3), vmax=top)
+
+
+#: Said on every log-colour image figure: what the scale cannot show.
+FLOOR = "cells below the scale, negative ones included, in its lowest colour"
+
+
+def _negative(picture: np.ndarray) -> str:
+    """``, 25 cells < 0`` for a title: the cells a log colour scale cannot show as what they are; empty if none."""
+    n = int(np.sum(picture < 0))
+    return f", {n:,} cells < 0" if n else ""
 
 
 def denoising_figure(noisy: np.ndarray, denoised: np.ndarray, truth: np.ndarray, *, events: int = 4,
@@ -49,13 +60,14 @@ def denoising_figure(noisy: np.ndarray, denoised: np.ndarray, truth: np.ndarray,
         for col, (title, pic) in enumerate(zip(("noisy", "denoised", "truth"), pictures, strict=True)):
             ax = axes[row, col]
             shown = ax.imshow(np.clip(pic, norm.vmin, None), origin="lower", norm=norm, cmap="viridis")
-            ax.set_title(f"event {idx}, {title}\nsum {with_unit(f'{pic.sum():.3g}', unit)}", fontsize=11)
+            ax.set_title(f"event {idx}, {title}\nsum {with_unit(f'{pic.sum():.3g}', unit)}{_negative(pic)}",
+                         fontsize=11)
             ax.set_xticks([])
             ax.set_yticks([])
-        colorbar(fig, shown, axes[row].tolist(), f"cell energy{bracket(unit)}", fraction=0.03)
+        colorbar(fig, shown, axes[row].tolist(), f"cell energy{bracket(unit)}", fraction=0.03, extend="min")
     for ax in axes.flat[3 * n:]:
         ax.remove()
-    fig.suptitle(f"cell energies, {what} (log colour scale)", fontsize=13)
+    fig.suptitle(f"cell energies, {what} (log colour scale)\n{FLOOR}", fontsize=13)
     return fig
 
 
@@ -65,21 +77,39 @@ def plot_denoising_panels(noisy: np.ndarray, denoised: np.ndarray, truth: np.nda
     return save(denoising_figure(noisy, denoised, truth, events=events, unit=unit), path)
 
 
+def _edge_counts(ratio: np.ndarray, high: float) -> str:
+    """What the edge bins of a histogram of E_sum / E_sum,true from 0 to ``high`` hold besides their own range,
+    for the legend: ``5 at 0 (E_sum = 0), 3 below 0, 2 above 2``; empty when nothing."""
+    parts = [(int(np.sum(ratio == 0)), r"at 0 (E$_{\mathrm{sum}}$ = 0)"), (int(np.sum(ratio < 0)), "below 0"),
+             (int(np.sum(ratio > high)), f"above {high:g}")]
+    return ", ".join(f"{n:,} {what}" for n, what in parts if n)
+
+
 def energy_ratio_figure(noisy: np.ndarray, denoised: np.ndarray, truth: np.ndarray) -> Any:
-    """Histograms of the total energy over the true total energy, noisy input vs denoised output."""
+    """Histograms of the total energy over the true total energy, noisy input vs denoised output.
+
+    Ratios below 0 (a negative sum) and above 2 are drawn in the first and last bins; the legend counts them
+    and the events whose sum is exactly 0 (nothing left), which make a spike at 0. Events without true energy
+    have no ratio: the title counts them.
+    """
     e_true = truth.reshape(len(truth), -1).sum(1)
     ok = e_true > 0
     fig, ax = plt.subplots(figsize=(9, 6.5), layout="constrained")
     bins = np.linspace(0.0, 2.0, 81)
     for label, images in (("noisy input", noisy), ("denoised", denoised)):
         ratio = images.reshape(len(images), -1).sum(1)[ok] / e_true[ok]
-        ax.hist(np.clip(ratio, bins[0], bins[-1]), bins=bins, histtype="step", linewidth=1.5,
-                label=f"{label}: median {np.median(ratio):.3f}" if ratio.size else label)
+        counts = np.histogram(np.clip(ratio, bins[0], bins[-1]), bins=bins)[0]
+        edges = _edge_counts(ratio, bins[-1])
+        text = f"{label}: median {np.median(ratio):.3f}" if ratio.size else label
+        ax.stairs(counts, bins, linewidth=1.5, label=f"{text}\n  edge bins: {edges}" if edges else text)
     ax.axvline(1.0, color="grey", linestyle=":", label="1: energy kept")
-    ax.set_xlabel(r"$E_{\mathrm{sum}} / E_{\mathrm{sum,\,true}}$ (beyond 2 in the last bin)")
+    ax.set_xlabel(r"$E_{\mathrm{sum}} / E_{\mathrm{sum,\,true}}$ (edge bins: < 0 and > 2)")
     ax.set_ylabel("events")
-    ax.set_title(f"total energy over the true total energy ({int(ok.sum())} events)", fontsize=16)
-    ax.legend(fontsize=14, loc="upper left")
+    left_out = int((~ok).sum())
+    without = f";\n{plural(left_out, 'event')} without true energy left out" if left_out else ""
+    ax.set_title(f"total energy over the true total energy ({int(ok.sum()):,} events{without})", fontsize=16)
+    ax.set_ylim(top=ax.get_ylim()[1] * 1.25)  # room for the legend
+    ax.legend(fontsize=13, loc="upper left")
     return fig
 
 
@@ -140,6 +170,9 @@ def features_figure(names: Sequence[str], reference: Mapping[str, np.ndarray], c
         ratio = np.divide(h_cand, h_ref, out=np.full_like(h_ref, np.nan), where=h_ref > 0)
         rx.stairs(ratio, edges, color="tab:red", linewidth=1.2)
         rx.axhline(1.0, color="grey", linestyle=":")
+        beyond = (ratio > 2.0) | ((h_ref == 0) & (h_cand > 0))  # off the axis, or no reference to divide by
+        if beyond.any():
+            rx.plot(0.5 * (edges[1:] + edges[:-1])[beyond], np.full(int(beyond.sum()), 1.85), "^", color="tab:red")
         rx.set_ylim(0.0, 2.0)
         rx.set_ylabel("ratio", fontsize=14)
         rx.set_xlabel(_feature_label(name, unit), fontsize=15)
@@ -147,7 +180,8 @@ def features_figure(names: Sequence[str], reference: Mapping[str, np.ndarray], c
         rx.set_yticks([0.5, 1.0, 1.5])  # no label on the edges, where the panels meet
     handles, texts = fig.axes[0].get_legend_handles_labels()
     fig.legend(handles, [*texts[:2]], loc="outside upper center", ncols=2, fontsize=15,
-               title="unit-normalised histograms; ratio = candidate / reference; S = separation power",
+               title="unit-normalised histograms, under- and overflow in the edge bins\n"
+                     "ratio = candidate / reference (triangles: above 2); S = separation power",
                title_fontsize=14)
     return fig
 
@@ -155,14 +189,14 @@ def features_figure(names: Sequence[str], reference: Mapping[str, np.ndarray], c
 def plot_feature_histograms(reference: Mapping[str, np.ndarray], candidate: Mapping[str, np.ndarray],
                             separation: Mapping[str, float], out: Path, *, bins: int = 50,
                             labels: tuple[str, str] = ("reference", "candidate"),
-                            unit: str | None = "GeV") -> list[Path]:
+                            unit: str | None = "GeV", fmt: str = "png") -> list[Path]:
     """Overlaid unit-normalised histograms of each high-level feature with a candidate/reference ratio panel.
 
-    One figure per feature group (``features_energy.png``, ``features_centroid.png``, ...), one panel per
-    feature, the separation power in each panel.
+    One figure per feature group (``features_energy.png``, ``features_centroid.png``, ...; ``fmt``: png, svg or
+    pdf), one panel per feature, the separation power in each panel.
     """
     return [save(features_figure(names, reference, candidate, separation, bins=bins, labels=labels, unit=unit),
-                 Path(out) / f"features_{group}.png")
+                 Path(out) / f"features_{group}.{fmt}")
             for group, names in feature_groups(list(reference)).items()]
 
 
@@ -212,10 +246,11 @@ def generated_samples_figure(images: np.ndarray, rows: Sequence[str], *, title: 
             shown = ax.imshow(np.clip(images[r, layer], norm.vmin, None), origin="lower", norm=norm, cmap="viridis")
             ax.set_xticks([])
             ax.set_yticks([])
-            ax.set_title(f"layer {layer}", fontsize=10)
+            ax.set_title(f"layer {layer}{_negative(images[r, layer])}", fontsize=10)
         axes[r, 0].set_ylabel(text, fontsize=10)
-        colorbar(fig, shown, axes[r].tolist(), f"cell energy{bracket(unit)}", fontsize=10, fraction=0.03)
-    fig.suptitle(f"generated showers{': ' + title if title else ''} (log colour scale)", fontsize=12)
+        colorbar(fig, shown, axes[r].tolist(), f"cell energy{bracket(unit)}", fontsize=10, fraction=0.03,
+                 extend="min")
+    fig.suptitle(f"generated showers{': ' + title if title else ''} (log colour scale)\n{FLOOR}", fontsize=12)
     return fig
 
 

@@ -19,7 +19,8 @@ import numpy as np
 from physnn.evaluation.plots_common import corner_text, plt, save
 from physnn.evaluation.resolution import OUTLIER_CUT
 from physnn.evaluation.resolution_plot import resolution_by_figure, resolution_figure
-from physnn.evaluation.summary import bracket, num, with_unit
+from physnn.evaluation.summary import bracket, with_unit
+from physnn.fmt import with_error
 
 
 def _outlier_line(figures: Mapping[str, Any]) -> str:
@@ -45,7 +46,8 @@ def residuals_figure(name: str, true: np.ndarray, pred: np.ndarray, figures: Map
     ax.set_ylim(0.5, max(float(np.max(counts, initial=1)), 1) * 40)  # headroom for the text
     ax.set_xlabel(f"{name} predicted \N{MINUS SIGN} true{bracket(unit)}")
     ax.set_ylabel("events")
-    lines = [f"bias {with_unit(num(figures['bias']), unit)}", f"σ (robust) {with_unit(num(figures['sigma']), unit)}",
+    lines = [f"bias {with_unit(with_error(figures['bias'], figures.get('bias_err')), unit)}",
+             f"σ (robust) {with_unit(with_error(figures['sigma'], figures.get('sigma_err')), unit)}",
              _outlier_line(figures)]
     if beyond:
         lines.append(f"{beyond:,} beyond the axis, in the edge bins")
@@ -81,7 +83,10 @@ def pulls_figure(name: str, true: np.ndarray, pred: np.ndarray, std: np.ndarray,
     ax.set_ylabel("density")
     ax.legend(loc="upper right", fontsize=14)
     out = figures["outliers"]
-    corner_text(ax, f"mean {figures['pull_mean']:.3f}\nstd {figures['pull_std']:.3f}\n|pull| > {OUTLIER_CUT:g}: "
+    n = max(pull.size, 1)  # the statistical errors of a mean and a standard deviation of n values
+    mean = with_error(figures["pull_mean"], figures["pull_std"] / np.sqrt(n))
+    spread = with_error(figures["pull_std"], figures["pull_std"] / np.sqrt(2 * n))
+    corner_text(ax, f"mean {mean}\nstd {spread}\n|pull| > {OUTLIER_CUT:g}: "
                     f"{out['count']:,} ({100 * out['fraction']:.2f}%)", fontsize=15)
     curve = figures["coverage_curve"]
     z = np.array(curve["z"])
@@ -95,15 +100,16 @@ def pulls_figure(name: str, true: np.ndarray, pred: np.ndarray, std: np.ndarray,
 
 
 def plot_regression(name: str, true: np.ndarray, pred: np.ndarray, std: np.ndarray | None,
-                    figures: dict[str, Any], out: Path) -> list[Path]:
-    """Residuals, resolution per bin of the true value (model and baselines, worst bin marked), pulls, coverage."""
+                    figures: dict[str, Any], out: Path, *, fmt: str = "png") -> list[Path]:
+    """Residuals, resolution per bin of the true value (model and baselines, worst bin marked), pulls, coverage;
+    ``fmt``: the file format (png, svg or pdf)."""
     out = Path(out)
-    paths = [save(residuals_figure(name, true, pred, figures), out / f"{name}_residuals.png")]
+    paths = [save(residuals_figure(name, true, pred, figures), out / f"{name}_residuals.{fmt}")]
     if figures["bins"]:  # no bin holds enough events when only a handful are judged
-        paths.append(save(resolution_figure(name, figures), out / f"{name}_resolution.png"))
+        paths.append(save(resolution_figure(name, figures), out / f"{name}_resolution.{fmt}"))
     if any(g.get("bins") for g in ((figures.get("by") or {}).get("groups") or {}).values()):
         by = figures["by"]["name"]
-        paths.append(save(resolution_by_figure(name, figures), out / f"{name}_resolution_by_{by}.png"))
+        paths.append(save(resolution_by_figure(name, figures), out / f"{name}_resolution_by_{by}.{fmt}"))
     if std is not None and "pull_std" in figures:
-        paths.append(save(pulls_figure(name, true, pred, std, figures), out / f"{name}_pulls.png"))
+        paths.append(save(pulls_figure(name, true, pred, std, figures), out / f"{name}_pulls.{fmt}"))
     return paths

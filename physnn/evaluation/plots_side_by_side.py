@@ -49,5 +49,5 @@ def side_by_side_figure(rows: Sequence[Mapping[str, Any]], target: str, files: S
 
 
 def plot_side_by_side(rows: Sequence[Mapping[str, Any]], target: str, files: Sequence[str], path: Path) -> Path:
-    """:func:`side_by_side_figure` as a PNG."""
+    """:func:`side_by_side_figure` in the format of the path's suffix."""
     return save(side_by_side_figure(rows, target, files), path)

@@ -124,10 +124,11 @@ def best_epoch(run_dir: Path) -> int | None:
     return int(load_checkpoint(Path(run_dir), "best.pt")["epoch"])
 
 
-def plot_training(run_dir: Path, out: Path) -> list[Path]:
-    """Training and validation loss (and the validation metrics) per epoch, as ``loss.png``."""
+def plot_training(run_dir: Path, out: Path, *, fmt: str = "png") -> list[Path]:
+    """Training and validation loss (and the validation metrics) per epoch, as ``loss.png`` (``fmt``: png, svg or
+    pdf)."""
     history = read_history(Path(run_dir))
     if not history:
         return []
     fig = training_figure(history, units=target_units(Path(run_dir)), best_epoch=best_epoch(Path(run_dir)))
-    return [save(fig, Path(out) / "loss.png")]
+    return [save(fig, Path(out) / f"loss.{fmt}")]

@@ -4,7 +4,7 @@ Reads the ``predictions`` tree and its ``physnn_meta`` written by
 :func:`physnn.predict`, picks the events to judge (by default the test split
 when the predictions were made on the training files, so that no training
 event is counted), computes the figures (:mod:`physnn.evaluation.metrics`)
-and writes ``metrics.json`` and PNG plots.
+and writes ``metrics.json`` and the plots (PNG, SVG or PDF).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from physnn.errors import ConfigError, DataError, InputFileError
 from physnn.evaluation import metrics
 from physnn.evaluation.baselines import Baseline, BaselineInput, get_baselines
 from physnn.evaluation.coverage import coverage_by_bin, coverage_by_domain, interval_coverage
+from physnn.evaluation.image_format import check_format
 from physnn.evaluation.run_config import run_data_config
 from physnn.evaluation.summary import PDG_BRANCH, class_names, judge_groups
 from physnn.inference.predict import TREE
@@ -178,7 +179,7 @@ def class_labels(meta: Mapping[str, Any], k: int) -> tuple[list[str], int]:
 
 def _judge_classes(predictions: str | os.PathLike, arrays: Mapping[str, np.ndarray], keep: np.ndarray,
                    meta: Mapping[str, Any], split: str, *, n_boot: int, seed: int,
-                   outdir: Path | None) -> tuple[dict[str, Any], list[Path]]:
+                   outdir: Path | None, fmt: str = "png") -> tuple[dict[str, Any], list[Path]]:
     """The classification figures, with the classes named and the signal as the config says; the plots when
     ``outdir`` is given."""
     if "true_class" not in arrays:
@@ -202,16 +203,16 @@ def _judge_classes(predictions: str | os.PathLike, arrays: Mapping[str, np.ndarr
     from physnn.evaluation import plots as P
 
     if "roc" in fig:  # background first, then the signal
-        written.append(P.plot_roc(fig["roc"], outdir / "roc.png", classes=[names[1 - s], names[s]]))
-    written.append(P.plot_calibration(fig["calibration"], outdir / "calibration.png",
+        written.append(P.plot_roc(fig["roc"], outdir / f"roc.{fmt}", classes=[names[1 - s], names[s]]))
+    written.append(P.plot_calibration(fig["calibration"], outdir / f"calibration.{fmt}",
                                       signal=names[s] if binary else None))
-    written.append(P.plot_confusion(fig["confusion"], names, outdir / "confusion.png"))
+    written.append(P.plot_confusion(fig["confusion"], names, outdir / f"confusion.{fmt}"))
     if std is not None and binary:
         samples = arrays["score_samples"][sel] if "score_samples" in arrays else None  # P(class 1) per pass
         if samples is not None and s == 0:
             samples = 1 - samples
         written.append(P.plot_mc_scores(prob[:, s], std[:, s], (truth == s).astype(int), samples,
-                                        outdir / "mc_scores.png", classes=[names[1 - s], names[s]]))
+                                        outdir / f"mc_scores.{fmt}", classes=[names[1 - s], names[s]]))
     return fig, written
 
 
@@ -245,7 +246,8 @@ def evaluate(predictions: str | os.PathLike, *, out: str | os.PathLike | None = 
              run: str | os.PathLike | None = None, split: str = "auto", n_boot: int = 200, seed: int = 0,
              plots: bool = True, baselines: Mapping[str, Mapping[str, np.ndarray]] | None = None,
              targets: Mapping[str, TargetSpec | Mapping[str, Any]] | None = None,
-             by: str | None = None, baseline: str | Sequence[str] | None = None) -> EvaluationResult:
+             by: str | None = None, baseline: str | Sequence[str] | None = None,
+             image_format: str = "png") -> EvaluationResult:
     """Judge predictions against the truth stored next to them.
 
     Parameters
@@ -263,7 +265,7 @@ def evaluate(predictions: str | os.PathLike, *, out: str | os.PathLike | None = 
     n_boot
         Bootstrap resamples for the AUC interval and the ROC band.
     plots
-        Write PNG plots (needs matplotlib).
+        Write the plots (needs matplotlib) and ``report.html``.
     baselines
         Other estimators to compare resolutions with:
         ``{"calibrated cell sum": {"energy": array}}``, each array aligned
@@ -282,7 +284,11 @@ def evaluate(predictions: str | os.PathLike, *, out: str | os.PathLike | None = 
         Baselines by name (:data:`physnn.evaluation.baselines.BASELINES`), e.g. ``"cell-sum"``: the sum of
         the image cells calibrated on the training split of the predictions, one factor for all events or,
         with ``by``, one per group (``metrics.json`` says which, under ``baselines``).
+    image_format
+        ``png``, or vector ``svg`` or ``pdf``: the file format of every plot. ``report.html`` embeds PNG and SVG
+        figures and links to PDF files beside it.
     """
+    fmt = check_format(image_format)
     chosen = get_baselines(baseline)  # an unknown name fails before anything is read or written
     arrays, meta = read_predictions(predictions)
     task = meta["task"]
@@ -319,7 +325,7 @@ def evaluate(predictions: str | os.PathLike, *, out: str | os.PathLike | None = 
 
     if task["kind"] != "regression":
         fig, written = _judge_classes(predictions, arrays, keep, meta, split, n_boot=n_boot, seed=seed,
-                                      outdir=outdir if draw else None)
+                                      outdir=outdir if draw else None, fmt=fmt)
         figures["classification"] = fig
         figures["events"] = fig["events"]
     else:
@@ -329,7 +335,7 @@ def evaluate(predictions: str | os.PathLike, *, out: str | os.PathLike | None = 
                                                  meta.get("conformal"))
             figures["regression"][name] = fig
             if draw:
-                written += P.plot_regression(name, true, pred, std, fig, outdir)
+                written += P.plot_regression(name, true, pred, std, fig, outdir, fmt=fmt)
     figures.setdefault("events", int(keep.sum()))
     if run_dir is not None and run_dir.is_dir():
         from physnn.evaluation.plots import read_history
@@ -338,7 +344,7 @@ def evaluate(predictions: str | os.PathLike, *, out: str | os.PathLike | None = 
         if history:
             figures["training"] = {"epochs": len(history), "last": history[-1]}
             if draw:
-                written += P.plot_training(run_dir, outdir)
+                written += P.plot_training(run_dir, outdir, fmt=fmt)
     if outdir is not None:
         path = outdir / "metrics.json"
         path.write_text(json.dumps(figures, indent=1))

@@ -52,6 +52,11 @@ def robust_sigma_error(sigma: float, n: int) -> float:
     return float(sigma * _SIGMA_ERR / np.sqrt(max(n, 1)))
 
 
+def median_error(sigma: float, n: int) -> float:
+    """Statistical error of the median of ``n`` Gaussian values of width ``sigma``: √(π/2) σ/√n."""
+    return float(np.sqrt(np.pi / 2) * sigma / np.sqrt(max(n, 1)))
+
+
 def bin_edges(true: np.ndarray, bins: int) -> np.ndarray:
     """Quantile bin edges of the true value (equal populations; repeated edges merged)."""
     return np.unique(np.quantile(true, np.linspace(0, 1, bins + 1)))
@@ -67,8 +72,8 @@ def _stats(true: np.ndarray, estimate: np.ndarray, relative: bool) -> dict[str, 
     ok = np.isfinite(estimate)
     res = estimate[ok] - true[ok]
     s = robust_sigma(res)
-    out = {"events": int(ok.sum()), "bias": float(np.median(res)) if res.size else float("nan"), "sigma": s,
-           "sigma_err": robust_sigma_error(s, res.size)}
+    out = {"events": int(ok.sum()), "bias": float(np.median(res)) if res.size else float("nan"),
+           "bias_err": median_error(s, res.size), "sigma": s, "sigma_err": robust_sigma_error(s, res.size)}
     if relative:
         rel = res / true[ok]
         s = robust_sigma(rel)

@@ -17,7 +17,7 @@ import numpy as np
 from matplotlib.ticker import FuncFormatter
 
 from physnn.evaluation.plots_common import plt
-from physnn.evaluation.summary import bracket, fmt_range, num
+from physnn.evaluation.summary import bracket, fit_terms, fmt_range, num
 
 MARKERS = ("s", "^", "v", "D", "P")
 
@@ -40,9 +40,9 @@ def _fit_curve(ax: Any, fit: Mapping[str, Any] | None, rows: list[Mapping[str, A
         return f"{who}: fit a/√E $\\oplus$ b rejected: {quality}"
     lo, hi = rows[0]["range"][0], rows[-1]["range"][1]
     e = np.geomspace(max(lo, 1e-9), hi, 200)
+    terms = fit_terms(fit).replace("⊕", r"$\oplus$")
     ax.plot(e, np.sqrt(fit["stochastic"] ** 2 / e + fit["constant"] ** 2), color=color, lw=1,
-            ls="-" if who == "model" else "--",
-            label=f"{who} fit {num(fit['stochastic'], 3)}/√E $\\oplus$ {num(fit['constant'], 2)}, {quality}")
+            ls="-" if who == "model" else "--", label=f"{who} fit {terms}, {quality}")
     return None
 
 

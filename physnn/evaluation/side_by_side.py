@@ -23,9 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from physnn.errors import ConfigError
+from physnn.evaluation.image_format import check_format
 from physnn.evaluation.report import EvaluationResult, evaluate, report_dir
 from physnn.evaluation.summary import bracket, with_unit
-from physnn.fmt import num
+from physnn.fmt import num, with_error
 from physnn.models.tasks import ONE_SIGMA
 
 __all__ = ["SideBySide", "side_by_side", "side_by_side_table", "table_note"]
@@ -54,7 +55,7 @@ def _rows(path: str, result: EvaluationResult, label: str) -> list[dict[str, Any
     rows = []
     for target, fig in (result.figures.get("regression") or {}).items():
         base = {"file": path, "label": label, "target": target, "events": fig["events"], "bias": fig["bias"],
-                "unit": fig.get("unit")}
+                "bias_err": fig.get("bias_err"), "unit": fig.get("unit")}
         domain = fig.get("domain") or {}
         if "coverage_1sigma" in fig:
             bins = [{"range": b["range"], "events": b["events"], "half_width": b["mean_std"],
@@ -88,13 +89,14 @@ def side_by_side_table(rows: Sequence[dict[str, Any]]) -> tuple[list[str], list[
     columns = ["", *(["target"] if several else []), "interval", f"bias{head}", f"half width{head}", "covered",
                "nominal", *({"coverage_in": "in domain", "coverage_out": "outside"}[k] for k in domain)]
 
-    def value(v: float | None, unit: str | None) -> str:
-        return "-" if v is None else num(v) if shared or not unit else with_unit(num(v), unit)
+    def value(v: float | None, unit: str | None, err: float | None = None) -> str:
+        return "-" if v is None else with_error(v, err) if shared or not unit else with_unit(with_error(v, err), unit)
 
     cells = []
     for r in rows:
         cells.append([f"[{files.index(r['file']) + 1}]", *([r["target"]] if several else []), r["interval"],
-                      value(r["bias"], r.get("unit")), value(r["half_width"], r.get("unit")), num(r["coverage"]),
+                      value(r["bias"], r.get("unit"), r.get("bias_err")), value(r["half_width"], r.get("unit")),
+                      num(r["coverage"]),
                       num(r["nominal"]), *("-" if r.get(k) is None else num(r[k]) for k in domain)])
     return columns, cells
 
@@ -126,7 +128,7 @@ def _page(outdir: Path, rows: list[dict[str, Any]], files: list[str], images: li
 
 
 def side_by_side(predictions: Sequence[str | os.PathLike], *, out: str | os.PathLike | None = None,
-                 split: str = "auto", plots: bool = True) -> SideBySide:
+                 split: str = "auto", plots: bool = True, image_format: str = "png") -> SideBySide:
     """The error bars of several regression predictions files side by side (see the module docs).
 
     Parameters
@@ -140,7 +142,10 @@ def side_by_side(predictions: Sequence[str | os.PathLike], *, out: str | os.Path
         Events judged in each file, as :func:`~physnn.evaluation.report.evaluate` takes it.
     plots
         Write the plots (needs matplotlib) and ``report.html``.
+    image_format
+        ``png``, ``svg`` or ``pdf``: the file format of the plots (as :func:`~physnn.evaluation.report.evaluate`).
     """
+    fmt = check_format(image_format)
     rows = []
     judged = ""
     for path in predictions:
@@ -161,6 +166,6 @@ def side_by_side(predictions: Sequence[str | os.PathLike], *, out: str | os.Path
             names = list(dict.fromkeys(r["file"] for r in rows))
             for target in dict.fromkeys(r["target"] for r in rows):
                 if any(r["target"] == target and r["bins"] for r in rows):
-                    files.append(plot_side_by_side(rows, target, names, outdir / f"{target}_side_by_side.png"))
+                    files.append(plot_side_by_side(rows, target, names, outdir / f"{target}_side_by_side.{fmt}"))
             files.append(_page(outdir, rows, names, files[1:], judged))
     return SideBySide(rows, outdir, files)

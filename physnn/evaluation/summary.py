@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from physnn.fmt import num, particle, percent, with_interval
+from physnn.fmt import num, particle, percent, with_error, with_interval
 
 __all__ = ["DASH", "NAMED_BINS", "PDG_BRANCH", "bin_table", "bracket", "class_names", "class_rows", "comparison_line",
            "fit_line", "fmt_range", "group_comparison", "group_names", "judge_groups", "key_name", "num",
@@ -132,7 +132,14 @@ def fit_line(fit: Mapping[str, Any] | None) -> str:
     if not fit["accepted"]:
         return (f"fit rejected: {quality} (p = {fit['p_value']:.1g} < {fit.get('p_min', 1e-3):g}): σ/E does not "
                 "follow a/√E ⊕ b, see the bins")
-    return f"{num(fit['stochastic'], 3)}/√E ⊕ {num(fit['constant'], 2)} ({quality})"
+    return f"{fit_terms(fit)} ({quality})"
+
+
+def fit_terms(fit: Mapping[str, Any]) -> str:
+    """``(0.42 ± 0.03)/√E ⊕ (0.011 ± 0.004)``: the σ/E fit's terms with their errors (PDG rounding)."""
+    a = with_error(fit["stochastic"], fit.get("stochastic_err"))
+    b = with_error(fit["constant"], fit.get("constant_err"))
+    return f"({a})/√E ⊕ ({b})" if "±" in a + b else f"{num(fit['stochastic'], 3)}/√E ⊕ {num(fit['constant'], 2)}"
 
 
 def worst_line(worst: Mapping[str, Any], key: str, unit: str | None) -> str:
@@ -147,8 +154,8 @@ def worst_line(worst: Mapping[str, Any], key: str, unit: str | None) -> str:
 def regression_rows(name: str, r: Mapping[str, Any]) -> list[tuple[str, str]]:
     """The headline rows of one regression target: bias, σ, the fit, each comparison, worst bin, outliers."""
     unit = r.get("unit")
-    rows = [(f"{name} bias", with_unit(num(r["bias"]), unit)),
-            (f"{name} resolution σ (robust)", with_unit(num(r["sigma"]), unit))]
+    rows = [(f"{name} bias", with_unit(with_error(r["bias"], r.get("bias_err")), unit)),
+            (f"{name} resolution σ (robust)", with_unit(with_error(r["sigma"], r.get("sigma_err")), unit))]
     if r.get("kind") == "energy":
         rows.append((f"{name} σ/E fit a/√E ⊕ b", fit_line(r.get("fit"))))
     for label, base in (r.get("baselines") or {}).items():
@@ -160,7 +167,8 @@ def regression_rows(name: str, r: Mapping[str, Any]) -> list[tuple[str, str]]:
     rows.append((f"{name} catastrophic outliers", f"{out['count']:,} of {out['events']:,} "
                                                   f"({percent(out['fraction'])}): {out['criterion']}"))
     if "coverage_1sigma" in r:
-        rows += [(f"{name} pull std", num(r["pull_std"])),
+        spread = with_error(r["pull_std"], r["pull_std"] / math.sqrt(2 * max(r.get("events", 0), 1)))
+        rows += [(f"{name} pull std", spread),
                  (f"{name} coverage ±1σ / ±2σ", f"{num(r['coverage_1sigma'])} / {num(r['coverage_2sigma'])} "
                                                 "(Gaussian: 0.683 / 0.954)")]
     rows += coverage_rows(name, r)
@@ -184,7 +192,7 @@ def coverage_rows(name: str, r: Mapping[str, Any]) -> list[tuple[str, str]]:
             rows.append((f"{name} conformal coverage per bin",
                          ", ".join(num(b["conformal_coverage"]) for b in conformal["bins"]) + " (bins as below)"))
     for part, figs in (r.get("domain") or {}).items():
-        text = f"{figs['events']:,} events, bias {with_unit(num(figs['bias']), unit)}"
+        text = f"{figs['events']:,} events, bias {with_unit(with_error(figs['bias'], figs.get('bias_err')), unit)}"
         if "coverage_1sigma" in figs:
             text += (f", mean σ {with_unit(num(figs['mean_std']), unit)}, ±1σ coverage "
                      f"{num(figs['coverage_1sigma'])}, pull std {num(figs['pull_std'])}")
@@ -198,13 +206,13 @@ def group_line(group: Mapping[str, Any], unit: str | None, energy: bool) -> str:
     """One group of :func:`~physnn.evaluation.metrics.regression_by`: events, bias, σ (σ/E), each baseline's,
     coverage."""
     key = "sigma_rel" if energy else "sigma"
-    text = (f"{group['events']:,} events, bias {with_unit(num(group['bias']), unit)}, {key_name(key)} "
-            f"{_pm(group, key)}")
+    bias = with_unit(with_error(group["bias"], group.get("bias_err")), unit)
+    text = f"{group['events']:,} events, bias {bias}, {key_name(key)} {_pm(group, key)}"
     for label, base in group["baselines"].items():
         said = {"better": "the model is better", "worse": "the model is worse",
                 "not resolved": "not resolved by the errors"}.get(base.get("verdict", ""), "")
-        text += (f" ({label}: bias {with_unit(num(base['bias']), unit)}, {key_name(key)} {_pm(base, key)}"
-                 f"{': ' + said if said else ''})")
+        bias = with_unit(with_error(base["bias"], base.get("bias_err")), unit)
+        text += f" ({label}: bias {bias}, {key_name(key)} {_pm(base, key)}{': ' + said if said else ''})"
     if "coverage_1sigma" in group:
         text += f", ±1σ coverage {num(group['coverage_1sigma'])}"
     return text
@@ -212,8 +220,7 @@ def group_line(group: Mapping[str, Any], unit: str | None, energy: bool) -> str:
 
 def _pm(figures: Mapping[str, Any], key: str) -> str:
     """``0.057 ± 0.002``: a σ with its statistical error when there is one."""
-    err = figures.get(f"{key}_err")
-    return f"{num(figures[key])} ± {num(err, 1)}" if err is not None else num(figures[key])
+    return with_error(figures[key], figures.get(f"{key}_err"))
 
 
 def group_names(by: str, values: Sequence[str]) -> dict[str, str]:
@@ -273,7 +280,7 @@ def bin_table(name: str, r: Mapping[str, Any]) -> tuple[list[str], list[list[str
     worst = (r.get("worst_bin") or {}).get("index")
     rows = []
     for i, b in enumerate(r["bins"]):
-        cells = [fmt_range(*b["range"]), f"{b['events']:,}", num(b["bias"]), num(b["sigma"])]
+        cells = [fmt_range(*b["range"]), f"{b['events']:,}", with_error(b["bias"], b.get("bias_err")), num(b["sigma"])]
         cells += [num(b["sigma_rel"])] if energy else []
         cells += [num(b["baselines"][label][key]) for label in labels]
         cells += [num(b["coverage_1sigma"]) if b.get("coverage_1sigma") is not None else "-"] if covered else []
@@ -321,6 +328,7 @@ def summary_rows(figures: Mapping[str, Any]) -> list[tuple[str, str]]:
                 a = acc[name]
                 rows.append((f"MC {name.replace('_', ' ')}",
                              f"{percent(frac[name])} of events" + ("" if a is None else f", accuracy {num(a)}")))
+            rows.append(("MC categories", c["mc"].get("rule", "certain: 0.5 outside the score ± 2σ band")))
     for label, made in (figures.get("baselines") or {}).items():
         rows += [(label if len(made) == 1 else f"{label} ({target})", info["description"])
                  for target, info in made.items()]
