@@ -63,19 +63,25 @@ def debugging() -> bool:
     return os.environ.get("PHYSNN_DEBUG", "") not in ("", "0")
 
 
+def _cli_exits() -> tuple[type[BaseException], ...]:
+    """The exceptions by which typer ends a command on purpose (its exit, abort and usage errors), taken from
+    what typer exposes: typer 0.29 carries its own copy of click and no longer installs click, older typers
+    re-export click's classes, so physnn imports no ``click`` (``pip install physnn`` does not bring it)."""
+    usage = next(cls for cls in typer.BadParameter.__mro__ if cls.__name__ == "ClickException")
+    return typer.Exit, typer.Abort, usage
+
+
 def user_errors(func: F) -> F:
     """Turn :class:`PhysnnError` into one line on stderr and exit code 2; anything unforeseen too, with a hint
     (``--debug`` shows the traceback, for a bug report)."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        import click
-
         from physnn.errors import PhysnnError
 
         try:
             return func(*args, **kwargs)
-        except (click.exceptions.Exit, click.exceptions.ClickException, typer.Exit):  # a command's own exit
+        except _cli_exits():  # a command's own exit
             raise
         except PhysnnError as err:
             if debugging():
