@@ -39,6 +39,40 @@ def test_help_shows_flags_as_flags(path):
     assert "--help" in text
 
 
+#: What typer prints for a value without a metavar, or an argument on the usage line, in Python's terms.
+PYTHON_TYPES = re.compile(r"<(?:str|int|float|bool|bytes|path|list|dict|tuple)\b[^>]*>|\b(?:list|dict|tuple)\[|"
+                          r"\{[a-z_]+\}")
+
+
+def help_at_80(*path: str) -> str:
+    result = runner.invoke(app, [*path, "--help"], env={"COLUMNS": "80", "TERMINAL_WIDTH": "80"})
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+@pytest.mark.parametrize("path", [(), *commands()], ids=lambda p: " ".join(p) or "physnn")
+def test_help_names_values_in_words_at_80_columns(path):
+    """Issue 29: no ``<list[str]>``, ``<int range>``, ``<path>`` or ``{run}``: a value says what it is
+    (``<file>``, ``<folder>``, ``<integer>``, a metavar of its own), an argument is named like click's ``RUN``."""
+    text = help_at_80(*path)
+    assert PYTHON_TYPES.findall(text) == [], text
+    assert max(len(line) for line in text.splitlines()) <= 80
+
+
+def test_help_lists_simulate_first_then_the_commands_in_order():
+    """Issue 29: the order a user needs them; each command's description fits two lines at 80 columns."""
+    from physnn.cli import COMMANDS
+
+    rows = [line.strip("│ ") for line in help_at_80().split("Commands")[1].splitlines()[1:]
+            if line.startswith("│")]
+    names = [row.split()[0] for row in rows if not row.startswith(" ") and row[:1].isalpha()
+             and row.split()[0] in {"simulate", *dict(COMMANDS)}]
+    assert names == ["simulate", *dict(COMMANDS)]
+    lines = [line for line in help_at_80().split("Commands")[1].splitlines() if line.startswith("│")]
+    starts = [i for i, line in enumerate(lines) if line[2:3].isalpha()]
+    assert all(b - a <= 2 for a, b in zip(starts, [*starts[1:], len(lines)])), "\n".join(lines)
+
+
 def test_help_lists_the_choices():
     for command in ("train", "predict", "denoise", "encode", "generate"):
         assert DEVICES in help_of(command), command

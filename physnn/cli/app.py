@@ -20,6 +20,7 @@ import typer
 from rich.console import Console
 
 from physnn._version import __version__
+from physnn.cli.helptext import FirstThingsFirst, shape_help
 
 app = typer.Typer(
     name="physnn",
@@ -27,6 +28,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=FirstThingsFirst,  # simulate first: the order a user needs the commands in
 )
 simulate_app = typer.Typer(help="Simulate demo data with the built-in detector simulator.", no_args_is_help=True)
 app.add_typer(simulate_app, name="simulate")
@@ -39,23 +41,7 @@ LOG_WIDTH = 200
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _flags_take_no_value() -> None:
-    """Show a flag in ``--help`` as a flag: typer 0.29's rich help prints ``<bool>`` after every boolean option,
-    ``--help`` included, as if it took a value (its plain help and click do not)."""
-    from typer.core import TyperOption
-
-    shown = getattr(TyperOption, "display_type_rich", None)
-    if shown is None or getattr(shown, "physnn", False):
-        return
-
-    def display_type_rich(self: Any, ctx: Any) -> str | None:
-        return None if self.is_flag and self.metavar is None else shown(self, ctx)
-
-    display_type_rich.physnn = True  # type: ignore[attr-defined]
-    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
-
-
-_flags_take_no_value()
+shape_help()
 
 
 def debugging() -> bool:
@@ -141,7 +127,8 @@ def _range(text: str | None, option: str) -> tuple[float, float] | None:
     return low, high
 
 
-OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Output ROOT file (written atomically).")]
+OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Output ROOT file (written atomically).",
+                                     metavar="<file>")]
 EventsOpt = Annotated[int, typer.Option("--events", "-n", help="Number of events.", min=1)]
 SeedOpt = Annotated[int, typer.Option(help="Random seed.")]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace an existing output file.")]
@@ -155,7 +142,8 @@ DeviceOpt = Annotated[str, typer.Option(help=DEVICE_HELP, metavar=DEVICES)]
 MapOpt = Annotated[list[str] | None, typer.Option("--map", metavar="<old=new>", help="Read the run's branch OLD "
                                                   "from the file's NEW (repeatable or comma separated); predict's "
                                                   "outputs keep the run's names, denoise keeps the file's layout.")]
-ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML file of simulator settings.")]
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML file of simulator settings.",
+                                                  metavar="<file>")]
 SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Override a setting: KEY=VALUE (repeatable).",
                                                   metavar="<key=value>")]
 

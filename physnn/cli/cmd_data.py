@@ -49,7 +49,7 @@ def simulate_showers(
     seed: SeedOpt = 0,
     particles: Annotated[str | None, typer.Option(
         help="Particle types, comma-separated, some of e-, gamma, pi0 (decays to two photons), pi+; an event's "
-             "label is its type's position in this list.", metavar="<list>", show_default="e-,gamma,pi+")] = None,
+             "label is its type's position in this list.", metavar="<name,...>", show_default="e-,gamma,pi+")] = None,
     energy: Annotated[str | None, typer.Option(help="Incident energy in GeV: MIN:MAX or one value.",
                                                metavar="<min:max>", show_default="1:100")] = None,
     config: ConfigOpt = None,

@@ -21,9 +21,10 @@ def evaluate(
     predictions: Annotated[list[Path], typer.Argument(help="Predictions ROOT file from physnn predict, or an "
                                                       "autoencoder or GAN run folder; several predictions files "
                                                       "of a regression: their error bars side by side.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for metrics.json and the plots.")] = Path(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for metrics.json and the plots.",
+                                      metavar="<folder>")] = Path(
         "physnn-report"),
-    run: Annotated[Path | None, typer.Option(help="Run folder for the training curves.")] = None,
+    run: Annotated[Path | None, typer.Option(help="Run folder for the training curves.", metavar="<folder>")] = None,
     split: Annotated[str, typer.Option(help="Events evaluated: auto is the test split of the training files (all "
                                        "events of other files).", metavar="<auto|all|train|val|test>")] = "auto",
     bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for AUC intervals.", min=0)] = 200,
@@ -49,7 +50,7 @@ def compare(
     reference: Annotated[Path, typer.Argument(help="Reference showers ROOT file (e.g. full simulation).")],
     candidate: Annotated[Path, typer.Argument(help="Candidate showers ROOT file (e.g. physnn generate output).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Report folder: metrics.json, separation.csv, "
-                                      "histograms.")] = Path("physnn-compare"),
+                                      "histograms.", metavar="<folder>")] = Path("physnn-compare"),
     tree: Annotated[str | None, typer.Option(help="Tree name (default: the file's only tree).")] = None,
     image: Annotated[str | None, typer.Option(help="Image branch (default: the first 2D/3D array branch).")] = None,
     energy: Annotated[str, typer.Option(help="Incident-energy branch; 'none' for none.")] = "auto",
