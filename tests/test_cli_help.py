@@ -63,14 +63,10 @@ def test_help_lists_simulate_first_then_the_commands_in_order():
     """Issue 29: the order a user needs them; each command's description fits two lines at 80 columns."""
     from physnn.cli import COMMANDS
 
-    rows = [line.strip("│ ") for line in help_at_80().split("Commands")[1].splitlines()[1:]
-            if line.startswith("│")]
-    names = [row.split()[0] for row in rows if not row.startswith(" ") and row[:1].isalpha()
-             and row.split()[0] in {"simulate", *dict(COMMANDS)}]
-    assert names == ["simulate", *dict(COMMANDS)]
-    lines = [line for line in help_at_80().split("Commands")[1].splitlines() if line.startswith("│")]
-    starts = [i for i, line in enumerate(lines) if line[2:3].isalpha()]
-    assert all(b - a <= 2 for a, b in zip(starts, [*starts[1:], len(lines)])), "\n".join(lines)
+    lines = [line[2:] for line in help_at_80().split("Commands")[1].splitlines() if line.startswith("│ ")]
+    starts = [i for i, line in enumerate(lines) if line[:1].isalpha()]  # a command's first line: its name
+    assert [lines[i].split()[0] for i in starts] == ["simulate", *dict(COMMANDS)]
+    assert all(b - a <= 2 for a, b in zip(starts, [*starts[1:], len(lines)], strict=True)), "\n".join(lines)
 
 
 def test_help_lists_the_choices():

@@ -266,3 +266,32 @@ def test_an_unforeseen_error_is_one_line_with_a_hint_and_debug_shows_it(monkeypa
     assert "Traceback" not in result.output
     debug = runner.invoke(app, ["--debug", "inspect", str(showers_file)])
     assert isinstance(debug.exception, ValueError)
+
+
+def _small_tree_files(tmp_path):
+    """A TTree and an RNTuple file written by uproot, a hundred entries each."""
+    ttree, rntuple = tmp_path / "ttree.root", tmp_path / "rntuple.root"
+    with uproot.recreate(ttree) as f:
+        f.mktree("t", {"x": np.float32, "v": "var * float32"})
+        f["t"].extend({"x": np.arange(100, dtype=np.float32), "v": [[1.0] * (i % 3) for i in range(100)]})
+    with uproot.recreate(rntuple) as f:
+        f["t"] = {"x": np.arange(100, dtype=np.float32), "y": np.arange(100)}
+    return ttree, rntuple
+
+
+def test_a_file_cut_inside_its_tree_header_says_truncated_or_corrupt(tmp_path):
+    """Issue 29: a file cut inside the tree's streamed header (the RNTuple's here) said "unexpected OSError:
+    expected Chunk of length 148"; every cut after the file's header is "truncated or corrupt", naming the file,
+    for inspect and for reading (the check is where physnn opens a file)."""
+    cut = tmp_path / "cut.root"
+    for whole in _small_tree_files(tmp_path):
+        data = whole.read_bytes()
+        header_of_t = uproot.open(whole).key("t").data_cursor.index  # where the tree object's bytes start
+        for end in sorted({*range(header_of_t, header_of_t + 60, 5), *range(100, len(data), len(data) // 40)}):
+            cut.write_bytes(data[:end])
+            for call in (physnn.inspect, lambda p: physnn.load({"files": str(p), "tree": "t", "scalars": ["x"]})):
+                with pytest.raises(InputFileError, match="truncated or corrupt") as err:
+                    call(cut)
+                assert str(cut) in str(err.value), (whole.name, end)
+    cut.write_bytes(data[:header_of_t + 20])
+    assert f"{cut}: the file is truncated or corrupt" in cli_error(["inspect", str(cut)])

@@ -91,7 +91,32 @@ def open_root(path: str | os.PathLike) -> Any:
         handle.keys()  # forces reading the directory: catches truncation early
     except Exception as err:  # uproot raises ValueError/OSError/struct.error...
         raise InputFileError(describe_read_error(path, err)) from err
+    check_length(path)
     return handle
+
+
+def check_length(path: str | os.PathLike) -> None:
+    """Refuse a ROOT file shorter than its header says (``fEND``, where ROOT's last record ends): cut short while
+    copied or written. Without this, a cut inside a tree's header or its baskets surfaces later as uproot's
+    "expected Chunk of length N", or not at all when it falls after the entries read. Reads 21 bytes.
+
+    Raises
+    ------
+    InputFileError
+        Naming the file, its size and the size its header announces.
+    """
+    path = os.fspath(path)
+    with open(path, "rb") as stream:
+        header = stream.read(21)
+    if len(header) < 16 or header[:4] != b"root":
+        return  # not ROOT's header: open_root says what the file is
+    version = struct.unpack(">i", header[4:8])[0]
+    big = version >= 1000000 and len(header) == 21  # fEND takes 8 bytes in large files
+    end = struct.unpack(">q", header[12:20])[0] if big else struct.unpack(">i", header[12:16])[0]
+    size = os.path.getsize(path)
+    if size < end:
+        msg = f"{path}: the file is truncated or corrupt: it has {size} bytes, its header says {end}"
+        raise InputFileError(msg)
 
 
 def is_damage(err: BaseException) -> bool:
