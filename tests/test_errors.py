@@ -295,3 +295,29 @@ def test_a_file_cut_inside_its_tree_header_says_truncated_or_corrupt(tmp_path):
                 assert str(cut) in str(err.value), (whole.name, end)
     cut.write_bytes(data[:header_of_t + 20])
     assert f"{cut}: the file is truncated or corrupt" in cli_error(["inspect", str(cut)])
+
+
+def test_an_output_folder_that_cannot_be_created_is_one_line(tmp_path, showers_file):
+    """Issue 29: "unexpected FileNotFoundError" (or NotADirectoryError, OSError) when an output folder cannot be
+    made; every writer (ROOT outputs, run folders, report folders) says "cannot create output folder ..."."""
+    import os
+    import re
+
+    from conftest import run_config
+
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("x")
+    long_name = tmp_path / ("x" * 300)  # longer than a file name may be
+    msg = cli_error(["simulate", "showers", "-n", "50", "-o", str(long_name / "s.root")])
+    assert f"cannot create output folder {long_name}: File name too long" in msg
+    if os.access("/proc", os.W_OK):  # as root /proc looks writable, yet no folder can be made in it
+        msg = cli_error(["simulate", "showers", "-n", "50", "-o", "/proc/physnn-test/s.root"])
+        assert "cannot create output folder /proc/physnn-test: No such file or directory" in msg
+    is_a_file = f": {re.escape(str(blocker))} is a file, not a folder"
+    with pytest.raises(OutputError, match=f"cannot create output folder {re.escape(str(blocker / 'run'))}{is_a_file}"):
+        physnn.train(run_config(showers_file, epochs=1), out=blocker / "run", progress=False)
+    with pytest.raises(OutputError, match=f"cannot create output folder {re.escape(str(blocker / 'cmp'))}{is_a_file}"):
+        physnn.compare(showers_file, showers_file, out=blocker / "cmp", classifier=(), plots=False)
+    assert "cannot create output folder" in cli_error(["compare", str(showers_file), str(showers_file),
+                                                       "-o", str(long_name / "cmp"), "--classifier", "none"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file.txt"]

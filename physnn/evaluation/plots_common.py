@@ -18,6 +18,7 @@ import matplotlib.pyplot as plt
 import mplhep
 
 from physnn.fmt import particle
+from physnn.io.write import make_folder
 
 plt.style.use(mplhep.style.ROOT)
 
@@ -30,7 +31,7 @@ _PDG_BRANCH = re.compile(r"pdg|(^|_)pid$", re.IGNORECASE)
 def save(fig: Any, path: Path) -> Path:
     """Write ``fig`` as a PNG (folders created) and close it."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(path.parent)
     fig.savefig(path, dpi=DPI)
     plt.close(fig)
     return path

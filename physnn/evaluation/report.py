@@ -27,6 +27,7 @@ from physnn.evaluation.coverage import coverage_by_bin, coverage_by_domain, inte
 from physnn.inference.predict import TREE
 from physnn.io.files import open_root
 from physnn.io.metadata import META, config_hash
+from physnn.io.write import check_folder, make_folder
 
 
 @dataclass
@@ -41,15 +42,11 @@ class EvaluationResult:
 
 
 def report_dir(out: str | os.PathLike | None) -> Path | None:
-    """The report folder, created if needed (None stays None); a one-line error if it is a file."""
+    """The report folder, created if needed (None stays None); a one-line error when it cannot be."""
     if out is None:
         return None
-    outdir = Path(out)
-    if outdir.exists() and not outdir.is_dir():
-        msg = f"{outdir}: exists and is not a folder"
-        raise ConfigError(msg)
-    outdir.mkdir(parents=True, exist_ok=True)
-    return outdir
+    check_folder(out)  # a file in its place: "cannot create output folder OUT: OUT is a file, not a folder"
+    return make_folder(out)
 
 
 def read_predictions(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
