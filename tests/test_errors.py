@@ -321,3 +321,29 @@ def test_an_output_folder_that_cannot_be_created_is_one_line(tmp_path, showers_f
     assert "cannot create output folder" in cli_error(["compare", str(showers_file), str(showers_file),
                                                        "-o", str(long_name / "cmp"), "--classifier", "none"])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file.txt"]
+
+
+def test_an_rntuple_with_damaged_header_or_footer_is_one_line(tmp_path):
+    """uproot reads an RNTuple's header and footer only when asked for its entries: damaged bytes there were an
+    "unexpected AssertionError/DeserializationError"; they are said where the tree is opened, naming the file."""
+    _, rntuple = _small_tree_files(tmp_path)
+    data = rntuple.read_bytes()
+    damaged = tmp_path / "damaged.root"
+    anchor = uproot.open(rntuple)["t"]
+    start = anchor.member("fSeekHeader")
+    end = anchor.member("fSeekFooter") + anchor.member("fNBytesFooter")
+    said = []
+    for offset in range(start, end, 8):
+        damaged.write_bytes(data[:offset] + b"\xff\xff\xff\xff" + data[offset + 4:])
+        said.append(_what_inspect_says(damaged))  # anything but an InputFileError fails the test
+    assert all(str(damaged) in text for text in said if text)
+    assert sum("truncated or corrupt" in (text or "") for text in said) > len(said) / 2
+
+
+def _what_inspect_says(path) -> str | None:
+    """The InputFileError of physnn.inspect(path), or None when it reads the file."""
+    try:
+        physnn.inspect(path)
+    except InputFileError as err:
+        return str(err)
+    return None

@@ -133,15 +133,16 @@ def describe_read_error(path: str, err: BaseException) -> str:
     """One line describing why reading ``path`` failed, from the exception itself.
 
     Only failures that mean damage (:func:`is_damage`, or uproot failing to
-    deserialise the file's own structures) call the file truncated or
-    corrupt; a format uproot does not support says so.
+    deserialise the file's own structures or to check them: an
+    AssertionError) call the file truncated or corrupt; a format uproot
+    does not support says so.
     """
     text = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
     if "not a ROOT file" in text:
         return f"{path}: not a ROOT file (expected the 'root' magic bytes at its start)"
     if isinstance(err, PermissionError):
         return f"{path}: permission denied"
-    if is_damage(err) or type(err).__name__ == "DeserializationError":
+    if is_damage(err) or type(err).__name__ == "DeserializationError" or isinstance(err, AssertionError):
         return f"{path}: cannot be read as a ROOT file, it may be truncated or corrupt ({text})"
     if isinstance(err, NotImplementedError):
         return f"{path}: uproot does not support what the file holds ({text})"
@@ -208,6 +209,8 @@ def resolve_tree(handle: Any, path: str, tree: str | None) -> tuple[str, Any]:
         raise TreeError(msg)
     try:
         obj = handle[name]
+        if is_rntuple(obj):
+            obj.num_entries  # noqa: B018  # reads the RNTuple's header and footer, which uproot reads lazily
     except Exception as err:
         raise InputFileError(describe_read_error(path, err)) from err
     return name, obj
