@@ -97,10 +97,10 @@ def _rows(obj: Any, path: str, where: str, stop: int, prefix: str = "") -> list[
     failed: set[str] = set()
     for column in columns:
         name = prefix + column.name
-        if column.name in failures:
-            if column.branch not in failed:
-                failed.add(column.branch)
-                rows.append(BranchInfo(prefix + member_name(column.branch), column.typename or "?", "unreadable",
+        if column.name in failures:  # one row per branch read: a member of a split class by its own name
+            if column.read not in failed:
+                failed.add(column.read)
+                rows.append(BranchInfo(prefix + member_name(column.read), column.typename or "?", "unreadable",
                                        note=failures[column.name].reason))
             continue
         row = _describe(name, arrays[column.name])
