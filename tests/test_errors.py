@@ -347,3 +347,31 @@ def _what_inspect_says(path) -> str | None:
     except InputFileError as err:
         return str(err)
     return None
+
+
+def test_inspect_shows_a_type_with_brackets_as_written(monkeypatch):
+    """A std::bitset member reads as ``[var * bool, parameters={"__array__": "bitset"}]``: rich took the brackets
+    for markup and the type cell came out empty; names, types and notes are shown as text."""
+    from physnn import api
+    from physnn.io.inspect import BranchInfo, TreeInfo
+
+    tree = TreeInfo("f.root", "events", "TTree", 3, 3, branches=[
+        BranchInfo("info.trig", '[var * bool, parameters={"__array__": "bitset"}]', "sequence",
+                   lengths={"median": 16, "q95": 16, "max": 16}),
+        BranchInfo("info.hits", "std::vector<Hit>", "unreadable", note="uproot cannot [bold]read[/bold] it")])
+    monkeypatch.setattr(api, "inspect", lambda files, probe: [tree])
+    result = runner.invoke(app, ["inspect", "f.root"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert '[var * bool, parameters={"__array__": "bitset"}]' in result.output
+    assert "uproot cannot [bold]read[/bold] it" in result.output
+
+
+def test_a_bitset_member_is_typed_var_bool():
+    """What uproot reads for a std::bitset member: its type without awkward's parameters."""
+    import awkward as ak
+
+    from physnn.io.inspect import _describe
+
+    bits = ak.with_parameter(ak.Array([[True, False, True], [False, False, True]]), "__array__", "bitset")
+    row = _describe("info.trig", bits)
+    assert (row.type, row.role, row.lengths["max"]) == ("var * bool", "sequence", 3)

@@ -177,7 +177,8 @@ def test_vector_of_tlorentzvector_members_are_a_sequence(layouts):
 def test_a_branch_with_members_named_whole_is_one_line_naming_its_members(layouts, tmp_path):
     with pytest.raises(BranchError, match=r"'pos' holds a record.*pos\.x, pos\.y, pos\.z"):
         _all({"files": str(layouts), "scalars": ["pos"]})
-    with pytest.raises(BranchError, match=r"'jets' holds a record.*jets\.fP\.fX, jets\.fP\.fY, jets\.fP\.fZ, jets\.fE$"):
+    with pytest.raises(BranchError, match=r"'jets' holds a record.*: jets\.fP\.fX, jets\.fP\.fY, jets\.fP\.fZ, "
+                                          r"jets\.fE$"):
         _all({"files": str(layouts), "sequence": {"features": ["jets"]}})
     with pytest.raises(BranchError, match=r"'hit' holds a record.*hit\.e, hit\.id, hit\.cells"):
         _all({"files": str(layouts), "scalars": ["hit"]})

@@ -69,7 +69,7 @@ def _describe(name: str, arr: Any) -> BranchInfo:
         return BranchInfo(name, f"TH2 {arr.shape[1]}x{arr.shape[2]}" if arr.ndim == 3 else str(arr.dtype),
                           "image", shape=list(arr.shape[1:]))
     layout = ak.to_layout(arr)
-    text = str(arr.type.content)
+    text = str(ak.without_parameters(arr).type.content)  # a bitset: var * bool, not [var * bool, parameters=...]
     if layout.parameter("__array__") == "string":
         return BranchInfo(name, "string", "scalar")
     depth = layout.purelist_depth - 1
