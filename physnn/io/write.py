@@ -105,7 +105,9 @@ def check_folder(folder: str | os.PathLike) -> None:
     if not existing.is_dir():
         raise _cannot_create(folder, f"{existing} is a file, not a folder")
     if not os.access(existing, os.W_OK):
-        raise _cannot_create(folder, f"the folder {existing} is not writable")
+        msg = (f"output folder {folder}: not writable" if existing == folder else
+               f"cannot create output folder {folder}: the folder {existing} is not writable")
+        raise OutputError(msg)
 
 
 def make_folder(folder: str | os.PathLike) -> Path:
