@@ -69,6 +69,19 @@ def test_help_lists_simulate_first_then_the_commands_in_order():
     assert all(b - a <= 2 for a, b in zip(starts, [*starts[1:], len(lines)], strict=True)), "\n".join(lines)
 
 
+@pytest.mark.parametrize("group", [(), ("simulate",)], ids=["physnn", "simulate"])
+def test_a_command_listing_reads_as_sentences(group):
+    """Each command's description in a listing is one sentence reflowed to the width (a docstring's line break
+    is not a line break in the listing), at most two lines at 80 columns."""
+    lines = [line[2:].rstrip(" │") for line in help_at_80(*group).split("Commands")[1].splitlines()
+             if line.startswith("│ ")]
+    starts = [i for i, line in enumerate(lines) if line[:1].isalpha()]
+    for a, b in zip(starts, [*starts[1:], len(lines)], strict=True):
+        assert b - a <= 2, "\n".join(lines[a:b])
+        if b - a == 2:  # reflowed: the next word would not have fitted on the first line (76 columns inside the box)
+            assert len(lines[a]) + 1 + len(lines[a + 1].split()[0]) > 76, "\n".join(lines[a:b])
+
+
 def test_help_lists_the_choices():
     for command in ("train", "predict", "denoise", "encode", "generate"):
         assert DEVICES in help_of(command), command

@@ -30,7 +30,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     cls=FirstThingsFirst,  # simulate first: the order a user needs the commands in
 )
-simulate_app = typer.Typer(help="Simulate demo data with the built-in detector simulator.", no_args_is_help=True)
+simulate_app = typer.Typer(help="Simulate demo data with the built-in detector simulator.", no_args_is_help=True,
+                           cls=FirstThingsFirst)
 app.add_typer(simulate_app, name="simulate")
 
 console = Console()

@@ -11,6 +11,7 @@ names a metavar (``<file>``, ``<folder>``), so that tests/test_cli_help.py point
 
 from __future__ import annotations
 
+import inspect
 import re
 from typing import Any
 
@@ -21,7 +22,14 @@ WORDS = {"str": "text", "int": "integer", "int range": "integer", "float": "numb
 
 
 class FirstThingsFirst(TyperGroup):
-    """A command group that lists its sub-groups (``simulate``) before its commands, each in the order added."""
+    """A command group that lists its sub-groups (``simulate``) before its commands, each in the order added, each
+    by its docstring's first paragraph reflowed (rich's listing keeps a docstring's line breaks)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for command in self.commands.values():  # a listing shows the first paragraph, its line breaks reflowed
+            if command.help and not command.short_help:
+                command.short_help = " ".join(inspect.cleandoc(command.help).split("\n\n")[0].split())
 
     def list_commands(self, ctx: Any) -> list[str]:
         names = super().list_commands(ctx)
