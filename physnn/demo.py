@@ -85,7 +85,8 @@ def events_data(events: str | Path) -> dict[str, Any]:
 
 def events_cls_config(events: str | Path, epochs: int = 10) -> dict[str, Any]:
     """Signal (a resonance to two muons) against background (a Drell-Yan-like continuum)."""
-    return {"data": {**events_data(events), "label": "label", "observers": ["mass"]},
+    return {"data": {**events_data(events), "label": "label", "classes": {0: "background", 1: "signal"},
+                     "signal": "signal", "observers": ["mass"]},
             "model": EVENTS_MODEL, "task": {"kind": "classification"},
             "train": {"epochs": epochs, "batch_size": 128, "optimizer": {"lr": 2e-3},
                       "scheduler": {"name": "cosine"}, "early_stopping": {"patience": None}}}
@@ -124,9 +125,11 @@ def epi_config(showers: str | Path, epochs: int = 12) -> dict[str, Any]:
 
 
 def photon_config(showers: str | Path, epochs: int = 12) -> dict[str, Any]:
-    """Photon/pi0 classification from the calorimeter image (class 1 = pi0, the score is P(pi0))."""
+    """Photon/pi0 classification from the calorimeter image: the photon is the signal (the benchmark's
+    convention: pi0 rejection at fixed photon efficiency); class 1 = pi0, the score branch is P(pi0)."""
     return {"data": {"files": str(showers), "images": {"branches": ["image"]}, "label": "pdgid",
-                     "classes": [22, 111], "observers": ["energy", "opening_angle"]},
+                     "classes": {22: "photon", 111: "pi0"}, "signal": "photon",
+                     "observers": ["energy", "opening_angle"]},
             "model": PHOTON_MODEL, "task": {"kind": "classification"},
             "train": {"epochs": epochs, "batch_size": 128, "optimizer": {"lr": 1e-3},
                       "scheduler": {"name": "cosine"}, "early_stopping": {"patience": 4}}}
@@ -144,23 +147,51 @@ def energy_config(showers: str | Path, epochs: int = 20) -> dict[str, Any]:
 
 
 def calibrated_sum(showers: str | Path, entries: np.ndarray, split: np.ndarray) -> np.ndarray:
-    """The classic estimator: sum of cell energies times one factor fitted on the training split."""
+    """The classic estimator: sum of cell energies times one factor fitted on the training split (as
+    ``evaluate(..., baseline="cell-sum")`` without ``by`` calibrates it)."""
     from physnn import api
+    from physnn.evaluation.baselines import calibrate
 
     image = api.read(str(showers), ["image", "energy"])
     total = np.asarray(image["image"]).reshape(len(image["energy"]), -1).sum(1)[entries]
-    energy = np.asarray(image["energy"])[entries]
-    train = split == 0
-    factor = float(np.sum(energy[train] * total[train]) / np.sum(total[train] ** 2))
-    return factor * total
+    return calibrate(total, np.asarray(image["energy"])[entries], split == 0)[0]
+
+
+#: The demo's jobs, in order: each a run folder ``run_NAME``, predictions ``predictions_NAME.root`` and a report.
+JOBS = ("photon", "energy", "events_cls", "events_mass")
+#: The files the demo simulates.
+SIMULATED = ("showers.root", "gamma_pi0.root", "events.root")
+
+
+def check_outputs(out: Path, *, overwrite: bool = False) -> None:
+    """Refuse, before any work, a folder that holds what an earlier demo wrote: its simulated files, run folders
+    and predictions. Report folders are rewritten, as ``physnn evaluate`` rewrites its own.
+
+    Raises
+    ------
+    OutputError
+        Without ``overwrite``, naming the outputs found.
+    """
+    from physnn.errors import OutputError
+
+    if overwrite:
+        return
+    names = [*SIMULATED, *(f"run_{job}" for job in JOBS), *(f"predictions_{job}.root" for job in JOBS)]
+    found = [name for name in names if (out / name).exists() and not ((out / name).is_dir()
+                                                                      and not any((out / name).iterdir()))]
+    if found:
+        msg = f"{out}: holds the outputs of an earlier demo ({', '.join(found)}); pass overwrite=True to replace them"
+        raise OutputError(msg, options=["overwrite"])
 
 
 def run(out: Path, *, events: int = 10000, seed: int = 1, epochs: int | None = None,
-        mc_samples: int = 50, say: Callable[[str], None] = print) -> dict[str, Any]:
+        mc_samples: int = 50, overwrite: bool = False, say: Callable[[str], None] = print) -> dict[str, Any]:
     """Run the demo into ``out``; returns the paths (``page``: each evaluation's ``report.html``) and the
-    evaluation figures."""
+    evaluation figures. Without ``overwrite``, a folder that holds an earlier demo's outputs is refused before any
+    work (:func:`check_outputs`)."""
     from physnn import api
 
+    check_outputs(out, overwrite=overwrite)
     make_folder(out)
     showers = out / "showers.root"
     sim = api.simulate("showers", showers, events=events, seed=seed, overwrite=True)
@@ -174,9 +205,8 @@ def run(out: Path, *, events: int = 10000, seed: int = 1, epochs: int | None = N
     say(f"simulated {ev.events:,} collision events -> {ev.path} ({ev.rate:,.0f} events/s)")
     results: dict[str, Any] = {"showers": showers, "gamma_pi0": photons, "events": events_file}
     more = [epochs] if epochs else []
-    jobs = (("photon", photon_config(photons, *more)), ("energy", energy_config(showers, *more)),
-            ("events_cls", events_cls_config(events_file, *more)),
-            ("events_mass", events_mass_config(events_file, *more)))
+    jobs = zip(JOBS, (photon_config(photons, *more), energy_config(showers, *more),
+                      events_cls_config(events_file, *more), events_mass_config(events_file, *more)), strict=True)
     for name, cfg in jobs:
         run_dir = out / f"run_{name}"
         trained = api.train(cfg, out=run_dir, overwrite=True, progress=None)

@@ -13,7 +13,27 @@ from collections.abc import Iterable
 
 
 class PhysnnError(Exception):
-    """Base class of every user-facing physnn error."""
+    """Base class of every user-facing physnn error.
+
+    Parameters
+    ----------
+    *args
+        The message (one line).
+    options
+        The keyword arguments the message names, each as ``name=True`` (Python's spelling, e.g.
+        ``overwrite=True``); :meth:`command_line` words them as the command line spells them (``--overwrite``).
+    """
+
+    def __init__(self, *args: object, options: Iterable[str] = ()) -> None:
+        super().__init__(*args)
+        self.options = tuple(options)
+
+    def command_line(self) -> str:
+        """The message as the ``physnn`` command says it: ``--overwrite`` where Python reads ``overwrite=True``."""
+        text = str(self)
+        for name in self.options:
+            text = text.replace(f"{name}=True", f"--{name.replace('_', '-')}")
+        return text
 
 
 class ConfigError(PhysnnError, ValueError):
@@ -43,7 +63,11 @@ class DataError(PhysnnError, ValueError):
 
 
 class OutputError(PhysnnError, OSError):
-    """An output path exists (without overwrite) or cannot be written."""
+    """An output path exists (without overwrite) or cannot be written.
+
+    A refusal to replace an output names ``overwrite=True`` and carries ``options=("overwrite",)``, so that the
+    command line says ``--overwrite`` instead (:meth:`PhysnnError.command_line`).
+    """
 
 
 class MissingDependency(PhysnnError, ImportError):

@@ -25,6 +25,7 @@ OPTIONAL = {
     "onnxscript": ("physnn export --format onnx", "onnx"),
     "dask": ("physnn scan", "dask"),
     "dask_awkward": ("physnn scan", "dask"),
+    "skhep_testdata": ("a file named skhep_testdata:NAME (the real-data configs)", "testdata"),
 }
 
 
@@ -49,3 +50,8 @@ def dask() -> ModuleType:
     module = _require("dask")
     _require("dask_awkward")
     return module
+
+
+def skhep_testdata() -> ModuleType:
+    """:mod:`skhep_testdata`: the scikit-hep-testdata files named ``skhep_testdata:NAME`` (``physnn[testdata]``)."""
+    return _require("skhep_testdata")

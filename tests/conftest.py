@@ -46,6 +46,20 @@ def real_dir() -> Path:
     return REAL
 
 
+@pytest.fixture
+def skhep_cache(real_dir: Path, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """scikit-hep-testdata's cache (``~/.local/skhepdata``) in a fresh home, filled with the real files: the
+    package finds them there and downloads nothing."""
+    pytest.importorskip("skhep_testdata")
+    home = tmp_path_factory.mktemp("home")
+    cache = home / ".local" / "skhepdata"
+    cache.mkdir(parents=True)
+    for path in real_dir.glob("*.root"):
+        (cache / path.name).symlink_to(path)
+    monkeypatch.setenv("HOME", str(home))
+    return cache
+
+
 @pytest.fixture(scope="session")
 def showers_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import physnn

@@ -24,11 +24,12 @@ def test_simulator_config_validates():
 
 
 @pytest.mark.parametrize("name", ["cms_dimuon_rntuple.yaml", "hzz_leptons.yaml", "th2_images.yaml"])
-def test_real_data_configs_load(name, real_dir, monkeypatch):
+def test_real_data_configs_load(name, skhep_cache, tmp_path, monkeypatch):
+    """From any folder, through scikit-hep-testdata (its cache filled from ../shared/data/real: no download)."""
     import physnn
 
-    monkeypatch.chdir(CONFIGS.parent)
-    data = physnn.load(CONFIGS / "data" / name)
+    monkeypatch.chdir(tmp_path)
+    data = physnn.load(f"physnn:data/{name}")
     assert len(data.train) > 0
 
 

@@ -136,6 +136,6 @@ def test_predict_errors(cls_run, showers_file, tmp_path):
     assert not out.exists()
     assert not list(tmp_path.glob(".p.root*"))  # no temporary file left either
     out.write_text("old")
-    with pytest.raises(OutputError, match="pass --overwrite"):
+    with pytest.raises(OutputError, match="pass overwrite=True"):
         physnn.predict(cls_run.run_dir, showers_file, out=out)
     assert out.read_text() == "old"

@@ -1,4 +1,5 @@
-"""Every line of the README's command-line section runs, in order, in a fresh folder (scaled down).
+"""Every line of the README's command-line section runs, in order, in a fresh folder (scaled down); so do its
+Python snippets.
 
 The lines are taken from README.md itself, so an edit that breaks one (a file no earlier line makes, a
 folder that does not exist yet, a flag that was renamed) fails here. Only sizes are scaled: showers,
@@ -14,6 +15,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -26,7 +28,7 @@ SCALE = [
     (r"-T 20\b", "-T 3"),
     (r"train\.epochs=5\b", "train.epochs=1"),
     (r"(--resume --set )train\.epochs=8\b", r"\g<1>train.epochs=2"),
-    (r"^physnn demo$", "physnn demo -n 300 --epochs 1 -T 2"),
+    (r"^physnn demo --overwrite$", "physnn demo --overwrite -n 300 --epochs 1 -T 2"),
 ]
 
 
@@ -86,3 +88,43 @@ def test_every_readme_command_line_runs_in_a_fresh_folder(tmp_path, monkeypatch)
     for made in ("preds.root", "clean.root", "codes.root", "fastsim.root", "epi.onnx", "runs/e/best.pt",
                  "report/epi/metrics.json", "report/fastsim", "physnn-demo/showers.root"):
         assert (tmp_path / made).exists(), made
+
+
+#: (pattern, replacement) for the Python snippets: the sizes only. Each must match.
+SCALE_PYTHON = [
+    (r"events=10_000\b", "events=600"),
+    (r"train\.epochs=5\b", "train.epochs=1"),
+    (r"mc_samples=50\b", "mc_samples=3"),
+]
+
+
+def readme_python_snippets() -> list[str]:
+    """The README's ``python`` blocks in order, but the PyROOT one (``tests/test_predict_workflows.py`` runs it)."""
+    blocks = re.findall(r"^```python\n(.*?)^```", (REPO / "README.md").read_text(), flags=re.DOTALL | re.MULTILINE)
+    return [block for block in blocks if "ROOT.RDataFrame" not in block]
+
+
+def test_the_readme_python_snippets_are_found():
+    snippets = readme_python_snippets()
+    assert len(snippets) >= 2
+    assert any("physnn.train(" in s for s in snippets)
+
+
+@pytest.mark.slow
+def test_the_readme_python_snippets_run_in_a_fresh_folder(tmp_path, monkeypatch):
+    """In order, in one namespace, in a folder that is not the repository: shipped configs are found as
+    ``physnn:NAME``, and the snippet trains on what it simulated."""
+    code = "\n".join(readme_python_snippets())
+    for pattern, repl in SCALE_PYTHON:
+        code, n = re.subn(pattern, repl, code)
+        assert n, f"scaling rule that no README snippet matches any more: {pattern}"
+    monkeypatch.chdir(tmp_path)
+    assert not (tmp_path / "configs").exists()
+    namespace: dict = {}
+    exec(compile(code, "README.md (python snippets)", "exec"), namespace)
+    assert namespace["run"].run_dir == Path("runs/epi")
+    assert (tmp_path / "runs/epi/best.pt").exists()
+    trained_on = yaml.safe_load((tmp_path / "runs/epi/config.yaml").read_text())["data"]["files"]
+    assert trained_on == [str(tmp_path / "showers.root")]
+    assert 0.0 <= namespace["report"].figures["classification"]["auc"] <= 1.0
+    assert namespace["prob"].shape[0] == 600

@@ -105,7 +105,7 @@ def test_class_weights_balanced(showers_file, tmp_path):
 
 
 def test_existing_run_folder_needs_overwrite(cls_run):
-    with pytest.raises(OutputError, match="not empty; pass --overwrite"):
+    with pytest.raises(OutputError, match="not empty; pass overwrite=True"):
         physnn.train(run_config("x.root"), out=cls_run.run_dir, progress=False)
 
 

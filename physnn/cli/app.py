@@ -73,7 +73,9 @@ def user_errors(func: F) -> F:
         except PhysnnError as err:
             if debugging():
                 raise
-            err_console.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
+            from rich.markup import escape  # a message's [brackets] are text: pip install 'physnn[onnx]'
+
+            err_console.print(f"[bold red]error:[/] {escape(err.command_line())}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
             err_console.print("interrupted: no partial output was left behind")

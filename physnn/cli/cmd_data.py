@@ -183,7 +183,11 @@ def _print_bundle(bundle: Any) -> None:
                  if "median" in li else "")
         console.print(f"sequences padded to {info['max_length']} ({li.get('source')}){extra}")
     if info["classes"] is not None:
-        console.print(f"classes: {', '.join(f'{i}={c}' for i, c in enumerate(info['classes']))}")
+        names = bundle.config.class_labels() or []  # classes: {22: photon, 111: pi0} names them
+        listed = ", ".join(f"{i}={c}" + (f" ({names[i]})" if i < len(names) else "")
+                           for i, c in enumerate(info["classes"]))
+        signal = f"; signal: {bundle.config.signal}" if bundle.config.signal is not None else ""
+        console.print(f"classes: {listed}{signal}")
 
 
 @user_errors

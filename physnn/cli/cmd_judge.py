@@ -21,8 +21,9 @@ def evaluate(
     predictions: Annotated[list[Path], typer.Argument(help="Predictions ROOT file from physnn predict, or an "
                                                       "autoencoder or GAN run folder; several predictions files "
                                                       "of a regression: their error bars side by side.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for metrics.json and the plots.",
-                                      metavar="<folder>")] = Path(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for metrics.json and the plots, "
+                                      "rewritten in place if it exists (a report is redone from its inputs: no "
+                                      "--overwrite).", metavar="<folder>")] = Path(
         "physnn-report"),
     run: Annotated[Path | None, typer.Option(help="Run folder for the training curves.", metavar="<folder>")] = None,
     split: Annotated[str, typer.Option(help="Events evaluated: auto is the test split of the training files (all "
@@ -32,7 +33,12 @@ def evaluate(
                                             min=0)] = 0,
     seed: SeedOpt = 0,
     by: Annotated[str | None, typer.Option(help="Regressions: judge each value of this integer branch on its own "
-                                           "too (e.g. pdgid: σ/E per particle type).")] = None,
+                                           "too (e.g. pdgid: σ/E per particle type); with a "
+                                           "baseline, the predictions' pdgid branch when they have one.")] = None,
+    baseline: Annotated[list[str] | None, typer.Option(help="Regressions: compare with this baseline too (cell-sum: "
+                                                       "the image cells summed and calibrated on the training "
+                                                       "split, one factor per --by group); repeatable.",
+                                                       metavar="<cell-sum>")] = None,
 ) -> None:
     """ROC/AUC, calibration, MC-dropout certainty; resolution, pulls, coverage; denoising gain; GAN vs test split."""
     from physnn import api
@@ -41,7 +47,7 @@ def evaluate(
         print_result(api.side_by_side(predictions, out=out, split=split), out)
         return
     result = api.evaluate(predictions[0], out=out, run=run, split=split, n_boot=bootstrap, seed=seed,
-                          mc_samples=mc_samples, by=by)
+                          mc_samples=mc_samples, by=by, baseline=baseline)
     print_result(result, out)
 
 
@@ -50,7 +56,9 @@ def compare(
     reference: Annotated[Path, typer.Argument(help="Reference showers ROOT file (e.g. full simulation).")],
     candidate: Annotated[Path, typer.Argument(help="Candidate showers ROOT file (e.g. physnn generate output).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Report folder: metrics.json, separation.csv, "
-                                      "histograms.", metavar="<folder>")] = Path("physnn-compare"),
+                                      "histograms; rewritten in place if it exists (a "
+                                      "report is redone from its inputs: no --overwrite).",
+                                      metavar="<folder>")] = Path("physnn-compare"),
     tree: Annotated[str | None, typer.Option(help="Tree name (default: the file's only tree).")] = None,
     image: Annotated[str | None, typer.Option(help="Image branch (default: the first 2D/3D array branch).")] = None,
     energy: Annotated[str, typer.Option(help="Incident-energy branch; 'none' for none.")] = "auto",

@@ -162,6 +162,8 @@ def encode(
     console.print(f"wrote codes of {plural(result.events, 'event')} to {result.path}:codes{each}{groups} "
                   f"in {num(result.seconds)} s")
     _domain_lines(result.events, result.meta["counts"], result.meta)
+    for note in result.meta.get("notes", []):
+        console.print(f"note: {note}", highlight=False)
 
 
 @user_errors

@@ -110,6 +110,9 @@ def demo(
     seed: SeedOpt = 1,
     epochs: Annotated[int | None, typer.Option(help="Epochs per model (default: the demo configs').", min=1)] = None,
     mc_samples: Annotated[int, typer.Option("--mc-samples", "-T", help="MC-dropout passes.", min=2)] = 50,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an earlier demo's simulated files, runs "
+                                            "and predictions in --out (its reports are rewritten in any case).")]
+    = False,
 ) -> None:
     """The main job on built-in demo data: simulate, train, predict with error bars, evaluate.
 
@@ -117,7 +120,7 @@ def demo(
     mass) models, predicts with MC-dropout error bars, evaluates, and says where the outputs are."""
     from physnn.demo import run
 
-    results = run(out, events=events, seed=seed, epochs=epochs, mc_samples=mc_samples,
+    results = run(out, events=events, seed=seed, epochs=epochs, mc_samples=mc_samples, overwrite=overwrite,
                   say=lambda text: console.print(text, highlight=False))
     jobs = (("photon", "photon/pi0 classifier (CNN)"), ("energy", "energy regressor (CNN)"),
             ("events_cls", "signal/background classifier (GRU)"), ("events_mass", "mass regressor (GRU)"))

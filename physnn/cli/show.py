@@ -158,24 +158,21 @@ def _print_side_by_side(result: Any) -> None:
         row = next(r for r in result.rows if r["file"] == name)
         console.print(f"[{i}] {name}: {row['label']}, {row['events']:,} events", soft_wrap=True, highlight=False,
                       markup=False)
-    several = len({r["target"] for r in result.rows}) > 1
-    table = Table(title="error bars side by side (covered: the fraction of true values inside)", title_justify="left")
-    columns = ["", *(["target"] if several else []), "interval", "bias", "half width", "covered", "nominal",
-               "in domain", "outside"]
+    from physnn.evaluation.side_by_side import side_by_side_table, table_note
+
+    columns, cells = side_by_side_table(result.rows)
+    table = Table(title="error bars side by side", title_justify="left", caption=table_note(result.rows),
+                  caption_justify="left")
     for column in columns:
         table.add_column(column, justify="left" if column in ("", "target", "interval") else "right",
                          no_wrap=column == "interval")
-    for r in result.rows:
-        cells = [f"[{files.index(r['file']) + 1}]", *([r["target"]] if several else []), r["interval"],
-                 num(r["bias"]), "-" if r["half_width"] is None else num(r["half_width"]), num(r["coverage"]),
-                 num(r["nominal"])]
-        cells += ["-" if r.get(k) is None else num(r[k]) for k in ("coverage_in", "coverage_out")]
-        table.add_row(*cells)
+    for row in cells:
+        table.add_row(*row)
     console.print(table)
 
 
 #: How each kind of judgement prints (``result.judged``), and what its folder holds.
 PRINTERS = {"predictions": (lambda r: _print_evaluation(r.figures), "metrics.json and plots"),
-            "side_by_side": (_print_side_by_side, "side_by_side.json"),
+            "side_by_side": (_print_side_by_side, "side_by_side.json, plots"),
             "denoising": (lambda r: _print_denoising(r.figures), "metrics.json and plots"),
             "comparison": (_print_comparison, "metrics.json, separation.csv, histograms")}

@@ -242,9 +242,15 @@ class DataConfig(Strict):
     label
         Integer or string branch with the class of each event.
     classes
-        The class names/values in index order (``[e-, pi+]`` or ``[11, 211]``)
-        or a mapping value -> index. ``None``: integer labels 0..K-1 are used
-        as they are, other values are mapped in sorted order.
+        The class names/values in index order (``[e-, pi+]`` or ``[11, 211]``),
+        a mapping value -> index, or a mapping value -> name in index order
+        (``{22: photon, 111: pi0}``: the names on every plot and table).
+        ``None``: integer labels 0..K-1 are used as they are, other values are
+        mapped in sorted order.
+    signal
+        The signal class of a binary classifier, by name or value (``photon``):
+        ROC, efficiencies and rejections take it as the signal. ``None``: the
+        class of index 1.
     targets
         Regression targets (flat branches): a list of names, or a mapping
         name -> ``{unit: GeV, kind: energy}`` (see :class:`TargetSpec`)
@@ -276,7 +282,8 @@ class DataConfig(Strict):
     scalars: list[str] = Field(default_factory=list)
     target_images: ImageInput | None = None
     label: str | None = None
-    classes: list[str | int] | dict[str | int, int] | None = None
+    classes: list[str | int] | dict[str | int, int | str] | None = None
+    signal: str | int | None = None
     targets: list[str] = Field(default_factory=list)
     target_specs: dict[str, TargetSpec] = Field(default_factory=dict)
     weight: str | None = None
@@ -331,6 +338,54 @@ class DataConfig(Strict):
             msg = "target_images needs images: the inputs the targets correspond to"
             raise ValueError(msg)
         return self
+
+    @model_validator(mode="after")
+    def _names_and_signal(self) -> DataConfig:
+        if isinstance(self.classes, dict):
+            kinds = {type(v) for v in self.classes.values()}
+            if len(kinds) > 1:
+                msg = ("classes: a mapping is value -> index ({11: 0, 211: 1}) or value -> name ({22: photon, "
+                       f"111: pi0}}), not both: got {self.classes}")
+                raise ValueError(msg)
+            names = self.class_labels()
+            if names is not None and len(set(names)) < len(names):
+                msg = f"classes: each class needs its own name, got {self.classes}"
+                raise ValueError(msg)
+        if self.signal is not None:
+            if self.label is None or self.classes is None:
+                msg = f"signal: {self.signal!r} needs a label and its classes (e.g. classes: {{22: photon, 111: pi0}})"
+                raise ValueError(msg)
+            if self.signal_index() is None:
+                known = ", ".join(map(str, self.class_labels() or self.class_values() or []))
+                msg = f"signal: {self.signal!r} is not one of the classes ({known})"
+                raise ValueError(msg)
+        return self
+
+    def class_values(self) -> list[Any] | None:
+        """The declared label values in index order, None when the classes come from the data."""
+        if self.classes is None:
+            return None
+        if isinstance(self.classes, dict):
+            if all(isinstance(v, int) for v in self.classes.values()):
+                return [k for k, _ in sorted(self.classes.items(), key=lambda kv: kv[1])]
+            return list(self.classes)
+        return list(self.classes)
+
+    def class_labels(self) -> list[str] | None:
+        """The names given to the classes (``{22: photon, 111: pi0}``) in index order, None when none are."""
+        if isinstance(self.classes, dict) and self.classes and all(isinstance(v, str) for v in self.classes.values()):
+            return [str(v) for v in self.classes.values()]
+        return None
+
+    def signal_index(self) -> int | None:
+        """The index of the ``signal`` class (matched by name, else by value), None without one."""
+        if self.signal is None:
+            return None
+        for known in (self.class_labels() or [], self.class_values() or []):
+            matches = [i for i, v in enumerate(known) if str(v) == str(self.signal)]
+            if matches:
+                return matches[0]
+        return None
 
     def image_unit(self) -> str | None:
         """The unit of the image cells: ``images.unit``, else what the first file's ``physnn_meta`` declares."""

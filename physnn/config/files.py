@@ -12,7 +12,9 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from physnn.config.package_data import resolve_config_path
 from physnn.errors import ConfigError, did_you_mean
+from physnn.io.files import TESTDATA
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -132,6 +134,8 @@ def read_yaml(path: str | os.PathLike) -> dict[str, Any]:
 def relative_to(base: Path, paths: Any) -> Any:
     """Relative paths (a string or a list of them; globs too) taken from the folder ``base``, the folder of the
     config file that names them: every path in a config file is relative to that file."""
+    if isinstance(paths, str) and paths.startswith(TESTDATA):  # a package's file, not a path
+        return paths
     if isinstance(paths, str) and paths and not os.path.isabs(os.path.expanduser(paths)):
         return os.path.normpath(os.path.join(base, paths))
     if isinstance(paths, list):
@@ -184,7 +188,8 @@ def load_config(
     Parameters
     ----------
     source
-        Path to a YAML file, a mapping, or an instance of ``model``.
+        Path to a YAML file (``physnn:NAME``: a config shipped with physnn, :mod:`physnn.config.package_data`), a
+        mapping, or an instance of ``model``.
     model
         The pydantic class to validate against, e.g. :class:`DataConfig`.
     overrides
@@ -202,7 +207,8 @@ def load_config(
     elif isinstance(source, Mapping):
         data, name = dict(source), "config"
     else:  # a file: its paths are relative to it; paths in overrides are relative to the current folder
-        data, name = read_yaml(source), os.fspath(source)
+        name, source = os.fspath(source), resolve_config_path(source)
+        data = read_yaml(source)
         if model.__name__ == "DataConfig":
             data = rebase_data_paths(data, Path(source).parent)
     data = apply_overrides(data, overrides)

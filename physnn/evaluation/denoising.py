@@ -140,7 +140,9 @@ def evaluate_denoising(
         codes.append(part.split)
         match_image_shape(loaded, part, ", ".join(cfg.files))
         if task.paired and part.target_image is None:
-            msg = f"{', '.join(cfg.files)}: no target image branches {cfg.target_images} to compare with"
+            wanted = loaded.config.data.target_images  # the run's; left out of cfg where the file lacks them
+            names = ", ".join(repr(b) for b in wanted.branches) if wanted is not None else "none"
+            msg = f"{', '.join(cfg.files)}: no target image branches {names} to compare with"
             raise DataError(msg)
         truth = part.target_image if task.paired else part.image.copy()  # type: ignore[union-attr]
         td = finalize(part, loaded.transform, cfg.model_copy(update={"label": None}))

@@ -56,6 +56,10 @@ CAPTIONS: tuple[tuple[str, str], ...] = (
     ("*_pulls.png", "{}: pulls (predicted - true) / σ against N(0, 1), and the fraction of events within ±kσ "
                     "against the Gaussian expectation: a pull std above 1 (coverage below the curve) means error "
                     "bars too small."),
+    ("*_side_by_side.png", "{}: per bin of the true value, the mean half width of each file's intervals (top) and "
+                           "the fraction of true values inside them (bottom, 68% Clopper-Pearson bars), each "
+                           "interval's nominal coverage dashed in its colour: an interval is honest in a bin "
+                           "where it covers its nominal there, however wide it is."),
     ("features_*.png", "{} features: unit-normalised histograms of the reference (black) and the candidate (red), "
                        "candidate / reference below (1: agreement); S is the separation power (0: identical, 1: "
                        "disjoint)."),

@@ -8,7 +8,7 @@ as ``physnn evaluate runs/gan`` does.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,8 @@ from physnn.inference.loading import load_run
 def judge(source: str | os.PathLike, *, out: str | os.PathLike | None = None, run: str | os.PathLike | None = None,
           split: str = "auto", n_boot: int = 200, seed: int = 0, plots: bool = True, mc_samples: int = 0,
           baselines: Mapping[str, Mapping[str, np.ndarray]] | None = None,
-          targets: Mapping[str, Any] | None = None, by: str | None = None) -> EvaluationResult | ComparisonResult:
+          targets: Mapping[str, Any] | None = None, by: str | None = None,
+          baseline: str | Sequence[str] | None = None) -> EvaluationResult | ComparisonResult:
     """Judge ``source``: a predictions file (:func:`~physnn.evaluation.report.evaluate`) or a run folder whose
     task registered an evaluator (an autoencoder: denoising against the clean truth; a GAN: generated against
     held-out showers).
@@ -36,10 +37,10 @@ def judge(source: str | os.PathLike, *, out: str | os.PathLike | None = None, ru
         Predictions ROOT file, or a run folder.
     out
         Report folder (``metrics.json``, PNGs, ``report.html``); None computes only.
-    run, n_boot, baselines, targets, by
+    run, n_boot, baselines, targets, by, baseline
         For a predictions file: the run folder (default: the checkpoint's), bootstrap resamples, baseline
-        predictions, target units and kinds, a branch to judge regressions per value of (see
-        :func:`~physnn.evaluation.report.evaluate`).
+        predictions, target units and kinds, a branch to judge regressions per value of, baselines by name
+        such as ``"cell-sum"`` (see :func:`~physnn.evaluation.report.evaluate`).
     split
         Events judged: ``auto`` (those training never saw), ``all``, ``train``, ``val`` or ``test``.
     seed
@@ -52,7 +53,7 @@ def judge(source: str | os.PathLike, *, out: str | os.PathLike | None = None, ru
     path = Path(source)
     if not path.is_dir():
         return evaluate(path, out=out, run=run, split=split, n_boot=n_boot, seed=seed, plots=plots,
-                        baselines=baselines, targets=targets, by=by)
+                        baselines=baselines, targets=targets, by=by, baseline=baseline)
     loaded = load_run(path)  # once: the evaluator takes the loaded run
     evaluator = EVALUATORS.get(loaded.task.kind)
     if evaluator is None:

@@ -21,15 +21,17 @@ from physnn.evaluation.resolution import (
     binned,
     compare,
     fold_samples,
+    interval_verdict,
     outliers,
     resolution_fit,
     robust_sigma,
+    robust_sigma_error,
     worst_bin,
 )
 from physnn.evaluation.summary import comparison_line
 
 __all__ = ["binomial_interval", "calibration", "classification", "mc_categories", "regression", "resolution_fit",
-           "regression_by", "robust_sigma", "roc_with_band"]
+           "regression_by", "rejection_at", "robust_sigma", "roc_with_band"]
 
 #: Background efficiencies the ROC is given at: linear steps of 0.01 and log steps down to 1e-6, so that the
 #: background rejection of a near-perfect classifier (AUC 0.9999) can be read off.
@@ -147,10 +149,32 @@ def mc_categories(score: np.ndarray, score_std: np.ndarray, *, z: float = 2.0) -
     return cat
 
 
+def rejection_at(y: np.ndarray, score: np.ndarray, efficiency: float = 0.8,
+                 weight: np.ndarray | None = None) -> dict[str, float]:
+    """The background rejection 1/ε_B of the loosest cut ``score >= q`` that keeps at least ``efficiency`` of
+    the signal (``y`` 1), as the photon/π0 benchmark quotes it (:mod:`physnn.evaluation.photon_id`).
+
+    Returns ``efficiency``, ``signal_efficiency`` (kept, >= ``efficiency``), ``background_efficiency`` and
+    ``rejection`` (inf when no background event passes).
+    """
+    from sklearn.metrics import roc_curve
+
+    fpr, tpr, _ = roc_curve(np.asarray(y).astype(int), score, sample_weight=_weights(weight, len(y)))
+    i = int(np.searchsorted(tpr, efficiency - 1e-12))
+    eps_b = float(fpr[min(i, len(fpr) - 1)])
+    return {"efficiency": efficiency, "signal_efficiency": float(tpr[min(i, len(tpr) - 1)]),
+            "background_efficiency": eps_b, "rejection": 1 / eps_b if eps_b > 0 else float("inf")}
+
+
 def classification(true_class: np.ndarray, prob: np.ndarray, *, weight: np.ndarray | None = None,
                    prob_std: np.ndarray | None = None, classes: list[Any] | None = None, n_boot: int = 200,
-                   seed: int = 0) -> dict[str, Any]:
-    """Accuracy, confusion matrix, ROC/AUC (binary; one-vs-rest otherwise), calibration, MC categories."""
+                   seed: int = 0, signal: int = 1, names: list[str] | None = None) -> dict[str, Any]:
+    """Accuracy, confusion matrix, ROC/AUC (binary; one-vs-rest otherwise), calibration, MC categories.
+
+    Two classes: ``signal`` (its index) is the signal: the ROC, the rejection at 80% signal efficiency, the
+    calibration and the MC categories judge its probability ``prob[:, signal]`` against the other class.
+    ``names``: the classes' names in index order (``class_names`` and ``signal`` in the result).
+    """
     from sklearn.metrics import confusion_matrix, roc_auc_score
 
     k = prob.shape[1]
@@ -161,25 +185,35 @@ def classification(true_class: np.ndarray, prob: np.ndarray, *, weight: np.ndarr
         "accuracy": float(np.average(pred == true_class, weights=w)),
         "confusion": confusion_matrix(true_class, pred, labels=list(range(k)), sample_weight=w).tolist(),
     }
+    if names is not None:
+        result["class_names"] = list(names)
     present = np.unique(true_class)
     if k == 2:
+        if signal not in (0, 1):
+            msg = f"signal: class index {signal} of a binary classifier, expected 0 or 1"
+            raise DataError(msg)
+        is_signal, score = (true_class == signal).astype(int), prob[:, signal]
+        result["signal_index"] = signal
+        if names is not None:
+            result["signal"], result["background"] = names[signal], names[1 - signal]
         if len(present) == 2:
-            result["roc"] = roc_with_band(true_class, prob[:, 1], weight, n_boot=n_boot, seed=seed)
+            result["roc"] = roc_with_band(is_signal, score, weight, n_boot=n_boot, seed=seed)
             result["auc"] = result["roc"]["auc"]
-        result["calibration"] = calibration(true_class == 1, prob[:, 1])
+            result["rejection"] = rejection_at(is_signal, score, 0.8, weight)
+        result["calibration"] = calibration(is_signal, score)
     else:
         if len(present) == k:
             result["auc"] = float(roc_auc_score(true_class, prob, multi_class="ovr", sample_weight=w))
         result["calibration"] = calibration(pred == true_class, prob.max(1))
     result["ece"] = result["calibration"]["ece"]
     if prob_std is not None and k == 2:
-        cat = mc_categories(prob[:, 1], prob_std[:, 1])
-        names = ("certain_negative", "certain_positive", "uncertain")
+        cat = mc_categories(prob[:, signal], prob_std[:, signal])
+        names_mc = ("certain_negative", "certain_positive", "uncertain")
         result["mc"] = {
-            "fraction": {n: float(np.mean(cat == i)) for i, n in enumerate(names)},
+            "fraction": {n: float(np.mean(cat == i)) for i, n in enumerate(names_mc)},
             "accuracy": {n: float(np.mean(pred[cat == i] == true_class[cat == i])) if np.any(cat == i) else None
-                         for i, n in enumerate(names)},
-            "mean_std": float(np.mean(prob_std[:, 1])),
+                         for i, n in enumerate(names_mc)},
+            "mean_std": float(np.mean(prob_std[:, signal])),
         }
     return result
 
@@ -258,7 +292,8 @@ def regression(true: np.ndarray, pred: np.ndarray, *, std: np.ndarray | None = N
         for row in rows:
             sel = which == row["bin"]
             cov = interval_coverage(true[sel], pred[sel], std=std[sel])
-            row.update(coverage_1sigma=cov.get("coverage_1sigma"), pull_std=cov.get("pull_std"))
+            row.update(coverage_1sigma=cov.get("coverage_1sigma"), pull_std=cov.get("pull_std"),
+                       mean_std=cov.get("mean_std"))
     result["worst_bin"] = worst_bin(rows, key)
     if energy:
         result["fit"] = _fit(true, edges, rows, None)
@@ -288,7 +323,9 @@ def regression_by(true: np.ndarray, pred: np.ndarray, groups: np.ndarray, *, std
     (σ/E = a/√E ⊕ b), ``coverage_1sigma`` with error bars, each baseline's ``bias``, ``sigma_rel``/``sigma``
     and fit, and the group's ``bins`` (as :func:`regression` gives them). A baseline calibrated on the
     mixture (one factor for all types) is biased per type: its σ is around its own median, so read the
-    two together.
+    two together. Each baseline of a group gets a ``verdict`` (:func:`~physnn.evaluation.resolution.
+    interval_verdict`): ``better``, ``worse`` or ``not resolved``, the σ (σ/E) ± its statistical error
+    (``sigma_err``/``sigma_rel_err``) of the model against the baseline's.
     """
     true, pred, groups = np.asarray(true, dtype=np.float64), np.asarray(pred, dtype=np.float64), np.asarray(groups)
     energy = kind == "energy"
@@ -303,8 +340,15 @@ def regression_by(true: np.ndarray, pred: np.ndarray, groups: np.ndarray, *, std
         row = {k: fig[k] for k in ("events", "bias", "sigma", "fit", "coverage_1sigma", "bins") if k in fig}
         if energy:
             row["sigma_rel"] = robust_sigma((pred[g] - true[g]) / true[g])
-        row["baselines"] = {label: {"sigma_rel": robust_sigma((v - true[g]) / true[g]) if energy else None,
-                                    "bias": fig["baselines"][label]["bias"], "sigma": fig["baselines"][label]["sigma"],
-                                    "fit": fig["baselines"][label].get("fit")} for label, v in others.items()}
+        key = "sigma_rel" if energy else "sigma"
+        row[f"{key}_err"] = robust_sigma_error(row[key], int(g.sum()))
+        row["baselines"] = {}
+        for label, v in others.items():
+            base = {"sigma_rel": robust_sigma((v - true[g]) / true[g]) if energy else None,
+                    "bias": fig["baselines"][label]["bias"], "sigma": fig["baselines"][label]["sigma"],
+                    "fit": fig["baselines"][label].get("fit")}
+            base[f"{key}_err"] = robust_sigma_error(base[key], int(np.isfinite(v).sum()))
+            base["verdict"] = interval_verdict(row[key], row[f"{key}_err"], base[key], base[f"{key}_err"])
+            row["baselines"][label] = base
         out[str(value.item() if hasattr(value, "item") else value)] = row
     return out

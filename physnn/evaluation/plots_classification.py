@@ -2,8 +2,9 @@
 confusion matrix and MC-dropout scores.
 
 Each ``*_figure`` function returns the matplotlib figure; each ``plot_*``
-function draws it into a PNG. Classes are named (``class_names``: e- and pi+ for
-PDG ids 11 and 211); the signal is class 1, the class whose probability is the score.
+function draws it into a PNG. Classes are named (``class_names``: the names the data config
+gave them, else e- and pi+ for PDG ids 11 and 211); the callers pass the background's name and
+the signal's, and the signal's probability as the score (the data config's ``signal``, else class 1).
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ BAND = "bootstrap 68% band"
 
 
 def _names(classes: Sequence[str] | None, k: int = 2) -> list[str]:
-    return [str(c) for c in classes] if classes is not None else [f"class {i}" for i in range(k)]
+    if classes is not None:
+        return [str(c) for c in classes]
+    return ["background", "signal"] if k == 2 else [f"class {i}" for i in range(k)]
 
 
 def _roc_floor(roc: Mapping[str, Any], fpr: np.ndarray) -> float:
@@ -42,7 +45,7 @@ def roc_figure(roc: Mapping[str, Any], *, name: str = "classifier", classes: Seq
     """The ROC three ways: linear; with a log background-efficiency axis (readable at AUC 0.9999); and the
     HEP form, background rejection 1/ε_B (log) vs signal efficiency. The bootstrap band in each.
 
-    ``classes``: the names of class 0 (background) and class 1 (signal, the score's class).
+    ``classes``: the names of the background and of the signal (the score's class), in this order.
     """
     bkg, sig = _names(classes)[:2]
     fpr, tpr = np.asarray(roc["fpr"], float), np.asarray(roc["tpr"], float)
@@ -81,7 +84,7 @@ def roc_figure(roc: Mapping[str, Any], *, name: str = "classifier", classes: Seq
     cx.set_xlabel(f"signal efficiency ε$_S$ ({sig})")
     cx.set_ylabel(f"background rejection 1/ε$_B$ ({bkg})")
     cx.legend(loc="best", fontsize=12)
-    fig.suptitle(f"signal: {sig} (class 1, the score is P({sig})); background: {bkg} (class 0)", fontsize=18)
+    fig.suptitle(f"signal: {sig} (the score is P({sig})); background: {bkg}", fontsize=18)
     return fig
 
 

@@ -1,13 +1,14 @@
 """What every plot module shares: the HEP style, saving a figure, class and particle names, text boxes.
 
+``class_names`` lives in :mod:`physnn.evaluation.summary` (the tables name the classes too, without
+matplotlib) and is re-exported here.
+
 Importing this module selects the Agg backend and the mplhep ROOT style;
 the plot modules (``plots_*``) import it first.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ mpl.use("Agg")
 import matplotlib.pyplot as plt
 import mplhep
 
+from physnn.evaluation.summary import class_names
 from physnn.fmt import particle
 from physnn.io.write import make_folder
 
@@ -24,8 +26,6 @@ plt.style.use(mplhep.style.ROOT)
 
 #: Resolution of the PNG files.
 DPI = 90
-#: Label branches holding PDG ids (``pdgid``, ``part_pid``, ``pdg``).
-_PDG_BRANCH = re.compile(r"pdg|(^|_)pid$", re.IGNORECASE)
 
 
 def save(fig: Any, path: Path) -> Path:
@@ -37,6 +37,9 @@ def save(fig: Any, path: Path) -> Path:
     return path
 
 
+__all__ = ["DPI", "class_names", "colorbar", "corner_text", "integer_ticks", "particle_label", "plt", "save"]
+
+
 def particle_label(value: Any) -> str:
     """The symbol of a particle (PDG id 11: e-, with a true minus sign; 211: pi+), an unnamed id as ``pdgid 1000``."""
     try:
@@ -44,29 +47,6 @@ def particle_label(value: Any) -> str:
     except (TypeError, ValueError):
         return str(value)
     return particle(number, symbol=True)
-
-
-def class_names(classes: Sequence[Any] | None, label: str | None = None, k: int = 2) -> list[str]:
-    """What to call each class on a plot.
-
-    Parameters
-    ----------
-    classes
-        The run's class values (``meta["task"]["classes"]``); None: ``0 .. k-1``.
-    label
-        The label branch (``meta["label"]``): a PDG-id branch (``pdgid``)
-        turns 11, -211, 22 into e-, pi-, gamma (:data:`physnn.fmt.PARTICLES`); another
-        branch names the raw value (``is_signal 1``, as the condition checks
-        of ``physnn compare`` do); without a label, the raw values.
-    k
-        The number of classes when ``classes`` is None.
-    """
-    values = list(classes) if classes is not None else list(range(k))
-    if label is None:
-        return [str(v) for v in values]
-    if _PDG_BRANCH.search(str(label)):
-        return [particle_label(v) for v in values]
-    return [f"{label} {v}" for v in values]
 
 
 def corner_text(ax: Any, text: str, *, right: bool = False, fontsize: int = 16) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,14 +19,17 @@ from typing import Any
 import numpy as np
 from pydantic import ValidationError
 
-from physnn.config import DataConfig, TargetSpec, format_validation_error
+from physnn.config import TargetSpec, format_validation_error
 from physnn.data.split import SPLITS, describe_held_out, held_out
 from physnn.errors import ConfigError, DataError, InputFileError
 from physnn.evaluation import metrics
+from physnn.evaluation.baselines import Baseline, BaselineInput, get_baselines
 from physnn.evaluation.coverage import coverage_by_bin, coverage_by_domain, interval_coverage
+from physnn.evaluation.run_config import run_data_config
+from physnn.evaluation.summary import PDG_BRANCH, class_names, judge_groups
 from physnn.inference.predict import TREE
 from physnn.io.files import open_root
-from physnn.io.metadata import META, config_hash
+from physnn.io.metadata import META
 from physnn.io.write import check_folder, make_folder
 
 
@@ -59,6 +62,20 @@ def read_predictions(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], di
     tree = handle[TREE]
     arrays = {k: np.asarray(v) for k, v in tree.arrays(library="np").items()}
     return arrays, meta
+
+
+def _check_truth(predictions: str | os.PathLike, meta: Mapping[str, Any]) -> None:
+    """One line when the predictions were made on files without the truth (``left_out`` in ``physnn_meta``)."""
+    left_out = meta.get("left_out") or {}
+    role = "targets" if meta["task"]["kind"] == "regression" else "label"
+    if role not in left_out:
+        return
+    names = left_out[role] if isinstance(left_out[role], list) else [left_out[role]]
+    files = ", ".join(os.fspath(f) for f in meta.get("files", [])) or "its input"
+    what = role if len(names) > 1 else role.rstrip("s")
+    msg = (f"{predictions}: holds no truth ({files} has no {what} {', '.join(repr(n) for n in names)}); "
+           "evaluate needs predictions of a file with the truth")
+    raise DataError(msg)
 
 
 def _select(arrays: dict[str, np.ndarray], meta: dict[str, Any], split: str) -> tuple[np.ndarray, str]:
@@ -94,18 +111,9 @@ def target_specs(meta: Mapping[str, Any], run_dir: Path | None,
     file's ``physnn_meta``), else ``kind: generic`` without a unit.
     """
     names = list(meta["task"].get("targets") or [])
-    found: dict[str, TargetSpec] = {}
-    source = "default"
-    config = run_dir / "config.yaml" if run_dir is not None else None
-    if config is not None and config.is_file() and meta.get("config_hash"):
-        import yaml
-
-        try:
-            saved = yaml.safe_load(config.read_text())
-            if config_hash(saved) == meta["config_hash"]:
-                found, source = DataConfig.model_validate(saved["data"]).target_specs, "run config"
-        except (yaml.YAMLError, ValidationError, KeyError, TypeError):
-            pass
+    data = run_data_config(meta, run_dir)
+    found: dict[str, TargetSpec] = data.target_specs if data is not None else {}
+    source = "run config"
     out = {n: {**(found[n] if n in found else TargetSpec()).model_dump(), "source": source if n in found else
                "default"} for n in names}
     for name, spec in (given or {}).items():
@@ -152,14 +160,89 @@ def _judge_target(predictions: str | os.PathLike, arrays: Mapping[str, np.ndarra
         fig["by"] = {"name": by, "groups": metrics.regression_by(true, pred, arrays[by][keep], std=std,
                                                                  kind=spec["kind"], unit=spec["unit"],
                                                                  baselines=others)}
+        judge_groups(fig)  # per group, better / worse / not resolved; no overall claim a group contradicts
     return fig, true, pred, std
+
+
+def class_labels(meta: Mapping[str, Any], k: int) -> tuple[list[str], int]:
+    """The names of the classes of a predictions file in index order (those its data config gave, else PDG
+    ids as particle symbols, else ``label value``) and the index of the signal of a binary classifier (the
+    config's ``signal``, else class 1)."""
+    names = class_names(meta["task"].get("classes"), meta.get("label"), k, meta.get("class_names"))
+    signal = meta.get("signal")
+    return names, 1 if signal is None else int(signal)
+
+
+def _judge_classes(predictions: str | os.PathLike, arrays: Mapping[str, np.ndarray], keep: np.ndarray,
+                   meta: Mapping[str, Any], split: str, *, n_boot: int, seed: int,
+                   outdir: Path | None) -> tuple[dict[str, Any], list[Path]]:
+    """The classification figures, with the classes named and the signal as the config says; the plots when
+    ``outdir`` is given."""
+    if "true_class" not in arrays:
+        msg = f"{predictions}: no truth (label branch) in the predictions; predict on a file with the label"
+        raise DataError(msg)
+    sel = keep & (arrays["true_class"] >= 0)
+    if not sel.any():
+        msg = f"{predictions}: no event with a known class in the {split} split"
+        raise DataError(msg)
+    prob = arrays["prob"][sel]
+    std = arrays["prob_std"][sel] if "prob_std" in arrays else None
+    truth = arrays["true_class"][sel]
+    weight = arrays[meta["weight"]][sel] if meta.get("weight") and meta["weight"] in arrays else None
+    names, s = class_labels(meta, prob.shape[1])
+    binary = prob.shape[1] == 2
+    fig = metrics.classification(truth, prob, weight=weight, prob_std=std, classes=meta["task"]["classes"],
+                                 n_boot=n_boot, seed=seed, signal=s if binary else 1, names=names)
+    written: list[Path] = []
+    if outdir is None:
+        return fig, written
+    from physnn.evaluation import plots as P
+
+    if "roc" in fig:  # background first, then the signal
+        written.append(P.plot_roc(fig["roc"], outdir / "roc.png", classes=[names[1 - s], names[s]]))
+    written.append(P.plot_calibration(fig["calibration"], outdir / "calibration.png",
+                                      signal=names[s] if binary else None))
+    written.append(P.plot_confusion(fig["confusion"], names, outdir / "confusion.png"))
+    if std is not None and binary:
+        samples = arrays["score_samples"][sel] if "score_samples" in arrays else None  # P(class 1) per pass
+        if samples is not None and s == 0:
+            samples = 1 - samples
+        written.append(P.plot_mc_scores(prob[:, s], std[:, s], (truth == s).astype(int), samples,
+                                        outdir / "mc_scores.png", classes=[names[1 - s], names[s]]))
+    return fig, written
+
+
+def _named_baselines(predictions: str | os.PathLike, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any],
+                     run_dir: Path | None, specs: Mapping[str, Mapping[str, Any]], chosen: Sequence[Baseline],
+                     by: str | None) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, Any]]:
+    """The estimates of the baselines chosen by name, for every target of a kind each estimates, and how each
+    was made (its calibration)."""
+    estimates: dict[str, dict[str, np.ndarray]] = {}
+    made: dict[str, Any] = {}
+    for base in chosen:
+        names = [t for t in meta["task"]["targets"] if specs[t]["kind"] in base.kinds]
+        if not names:
+            have = ", ".join(f"{t} (kind {specs[t]['kind']})" for t in meta["task"]["targets"])
+            msg = (f"baseline {base.name!r} estimates a target of kind {' or '.join(base.kinds)}; {predictions} "
+                   f"has {have}: declare the kind in the run's data config (targets: {{energy: {{kind: energy}}}})")
+            raise ConfigError(msg)
+        for name in names:
+            if name not in arrays:
+                msg = f"{predictions}: no true {name!r} branch to calibrate the baseline {base.name!r} on"
+                raise DataError(msg)
+            inp = BaselineInput(os.fspath(predictions), arrays, meta, run_dir, name,
+                                arrays[by] if by is not None else None, by)
+            values, info = base.compute(inp)
+            estimates.setdefault(base.label, {})[name] = values
+            made.setdefault(base.label, {})[name] = {"baseline": base.name, **info}
+    return estimates, made
 
 
 def evaluate(predictions: str | os.PathLike, *, out: str | os.PathLike | None = None,
              run: str | os.PathLike | None = None, split: str = "auto", n_boot: int = 200, seed: int = 0,
              plots: bool = True, baselines: Mapping[str, Mapping[str, np.ndarray]] | None = None,
              targets: Mapping[str, TargetSpec | Mapping[str, Any]] | None = None,
-             by: str | None = None) -> EvaluationResult:
+             by: str | None = None, baseline: str | Sequence[str] | None = None) -> EvaluationResult:
     """Judge predictions against the truth stored next to them.
 
     Parameters
@@ -189,10 +272,18 @@ def evaluate(predictions: str | os.PathLike, *, out: str | os.PathLike | None = 
         declared nowhere is ``kind: generic`` without a unit.
     by
         Regression: also judge each value of this integer branch of the predictions (an observer such as
-        ``pdgid``) on its own: bias, σ (σ/E and its fit for energies), coverage, each baseline's σ.
+        ``pdgid``) on its own: bias, σ (σ/E and its fit for energies), coverage, each baseline's σ and
+        whether the model beats it. None: with a baseline, the predictions' particle-type branch (``pdgid``)
+        when they carry one.
+    baseline
+        Baselines by name (:data:`physnn.evaluation.baselines.BASELINES`), e.g. ``"cell-sum"``: the sum of
+        the image cells calibrated on the training split of the predictions, one factor for all events or,
+        with ``by``, one per group (``metrics.json`` says which, under ``baselines``).
     """
+    chosen = get_baselines(baseline)  # an unknown name fails before anything is read or written
     arrays, meta = read_predictions(predictions)
     task = meta["task"]
+    _check_truth(predictions, meta)
     run_dir = Path(run) if run is not None else (Path(meta["checkpoint"]).parent if meta.get("checkpoint") else None)
     keep, split = _select(arrays, meta, split)
     if by is not None and (by not in arrays or arrays[by].ndim != 1 or arrays[by].dtype.kind not in "iub"):
@@ -204,6 +295,19 @@ def evaluate(predictions: str | os.PathLike, *, out: str | os.PathLike | None = 
     figures: dict[str, Any] = {"predictions": os.fspath(predictions), "checkpoint": meta.get("checkpoint"),
                                "split": split, "mc_samples": meta.get("mc_samples", 0),
                                "members": meta.get("members", 1)}
+    if task["kind"] == "regression":
+        specs = target_specs(meta, run_dir, targets)
+        named, made = _named_baselines(predictions, arrays, meta, run_dir, specs, chosen, by)
+        baselines = {**(baselines or {}), **named}
+        if made:
+            figures["baselines"] = made
+        if by is None and baselines:  # verdicts per particle type when the predictions carry one
+            by = next((k for k, v in arrays.items() if PDG_BRANCH.search(k) and v.ndim == 1
+                       and v.dtype.kind in "iu" and k != meta.get("label")), None)
+    elif chosen:
+        msg = (f"baseline {chosen[0].name!r} estimates a regression target ({', '.join(chosen[0].kinds)}); "
+               f"{predictions} holds a classifier's predictions")
+        raise ConfigError(msg)
     written: list[Path] = []
     outdir = report_dir(out)
     draw = plots and outdir is not None
@@ -211,34 +315,11 @@ def evaluate(predictions: str | os.PathLike, *, out: str | os.PathLike | None = 
         from physnn.evaluation import plots as P
 
     if task["kind"] != "regression":
-        if "true_class" not in arrays:
-            msg = f"{predictions}: no truth (label branch) in the predictions; predict on a file with the label"
-            raise DataError(msg)
-        sel = keep & (arrays["true_class"] >= 0)
-        if not sel.any():
-            msg = f"{predictions}: no event with a known class in the {split} split"
-            raise DataError(msg)
-        prob = arrays["prob"][sel]
-        std = arrays["prob_std"][sel] if "prob_std" in arrays else None
-        truth = arrays["true_class"][sel]
-        weight = arrays[meta["weight"]][sel] if meta.get("weight") and meta["weight"] in arrays else None
-        fig = metrics.classification(truth, prob, weight=weight, prob_std=std, classes=task["classes"],
-                                     n_boot=n_boot, seed=seed)
+        fig, written = _judge_classes(predictions, arrays, keep, meta, split, n_boot=n_boot, seed=seed,
+                                      outdir=outdir if draw else None)
         figures["classification"] = fig
-        figures["events"] = int(sel.sum())
-        if draw:
-            names = P.class_names(task["classes"], meta.get("label"), prob.shape[1])  # e-, pi+ for PDG ids
-            if "roc" in fig:
-                written.append(P.plot_roc(fig["roc"], outdir / "roc.png", classes=names))
-            written.append(P.plot_calibration(fig["calibration"], outdir / "calibration.png",
-                                              signal=names[1] if prob.shape[1] == 2 else None))
-            written.append(P.plot_confusion(fig["confusion"], names, outdir / "confusion.png"))
-            if std is not None and prob.shape[1] == 2:
-                samples = arrays["score_samples"][sel] if "score_samples" in arrays else None
-                written.append(P.plot_mc_scores(prob[:, 1], std[:, 1], truth, samples, outdir / "mc_scores.png",
-                                                classes=names))
+        figures["events"] = fig["events"]
     else:
-        specs = target_specs(meta, run_dir, targets)
         figures["regression"] = {}
         for name in task["targets"]:
             fig, true, pred, std = _judge_target(predictions, arrays, keep, name, specs[name], baselines, by,

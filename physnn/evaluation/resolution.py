@@ -212,3 +212,16 @@ def compare(rows: Sequence[Mapping[str, Any]], label: str, key: str) -> dict[str
     better = [i for i, r in enumerate(rows) if r[key] < r["baselines"][label][key]]
     worse = [i for i, r in enumerate(rows) if r[key] > r["baselines"][label][key]]
     return {"bins": len(rows), "better": len(better), "worse": len(worse), "worse_bins": worse, "key": key}
+
+
+def interval_verdict(model: float, model_err: float, base: float, base_err: float) -> str:
+    """``better`` when the model's σ ± its error lies wholly below the baseline's σ ± its error, ``worse`` when
+    wholly above, else ``not resolved`` (the two are measured on the same events, so treating their errors
+    as independent is conservative); ``not comparable`` when either is undefined."""
+    if not all(np.isfinite([model, model_err, base, base_err])):
+        return "not comparable"
+    if model + model_err < base - base_err:
+        return "better"
+    if model - model_err > base + base_err:
+        return "worse"
+    return "not resolved"

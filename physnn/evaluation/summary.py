@@ -8,18 +8,60 @@ worse; a rejected σ/E fit is printed as rejected, with its χ²/ndf.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from physnn.fmt import num, percent, with_interval
+from physnn.fmt import num, particle, percent, with_interval
 
-__all__ = ["DASH", "NAMED_BINS", "bin_table", "bracket", "comparison_line", "fit_line", "fmt_range", "key_name", "num",
+__all__ = ["DASH", "NAMED_BINS", "PDG_BRANCH", "bin_table", "bracket", "class_names", "class_rows", "comparison_line",
+           "fit_line", "fmt_range", "group_comparison", "group_names", "judge_groups", "key_name", "num",
            "percent", "ratio", "regression_rows", "summary_rows", "verdict", "with_unit", "worst_line"]
 
 #: Bins named one by one in a comparison line before "... and N more".
 NAMED_BINS = 3
 #: Between the edges of a range (not a hyphen: a range of negative values stays readable).
 DASH = "\N{EN DASH}"
+
+
+#: Label branches holding PDG ids (``pdgid``, ``part_pid``, ``pdg``).
+PDG_BRANCH = re.compile(r"pdg|(^|_)pid$", re.IGNORECASE)
+
+
+def class_names(classes: Sequence[Any] | None, label: str | None = None, k: int = 2,
+                names: Sequence[str] | None = None) -> list[str]:
+    """What to call each class on a plot or in a table.
+
+    Parameters
+    ----------
+    classes
+        The run's class values (``meta["task"]["classes"]``); None: ``0 .. k-1``.
+    label
+        The label branch (``meta["label"]``): a PDG-id branch (``pdgid``)
+        turns 11, -211, 22 into e-, pi-, gamma (:data:`physnn.fmt.PARTICLES`); another
+        branch names the raw value (``is_signal 1``, as the condition checks
+        of ``physnn compare`` do); without a label, the raw values.
+    k
+        The number of classes when ``classes`` is None.
+    names
+        The names the data config gave the classes (``classes: {22: photon, 111: pi0}``): they win.
+    """
+    if names:
+        return [str(n) for n in names]
+    values = list(classes) if classes is not None else list(range(k))
+    if label is None:
+        return [str(v) for v in values]
+    if PDG_BRANCH.search(str(label)):
+        return [particle(int(v), symbol=True) if _integer(v) else str(v) for v in values]
+    return [f"{label} {v}" for v in values]
+
+
+def _integer(value: Any) -> bool:
+    try:
+        int(value)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def with_unit(text: str, unit: str | None) -> str:
@@ -156,12 +198,65 @@ def group_line(group: Mapping[str, Any], unit: str | None, energy: bool) -> str:
     """One group of :func:`~physnn.evaluation.metrics.regression_by`: events, bias, σ (σ/E), each baseline's,
     coverage."""
     key = "sigma_rel" if energy else "sigma"
-    text = f"{group['events']:,} events, bias {with_unit(num(group['bias']), unit)}, {key_name(key)} {num(group[key])}"
+    text = (f"{group['events']:,} events, bias {with_unit(num(group['bias']), unit)}, {key_name(key)} "
+            f"{_pm(group, key)}")
     for label, base in group["baselines"].items():
-        text += f" ({label}: bias {with_unit(num(base['bias']), unit)}, {key_name(key)} {num(base[key])})"
+        said = {"better": "the model is better", "worse": "the model is worse",
+                "not resolved": "not resolved by the errors"}.get(base.get("verdict", ""), "")
+        text += (f" ({label}: bias {with_unit(num(base['bias']), unit)}, {key_name(key)} {_pm(base, key)}"
+                 f"{': ' + said if said else ''})")
     if "coverage_1sigma" in group:
         text += f", ±1σ coverage {num(group['coverage_1sigma'])}"
     return text
+
+
+def _pm(figures: Mapping[str, Any], key: str) -> str:
+    """``0.057 ± 0.002``: a σ with its statistical error when there is one."""
+    err = figures.get(f"{key}_err")
+    return f"{num(figures[key])} ± {num(err, 1)}" if err is not None else num(figures[key])
+
+
+def group_names(by: str, values: Sequence[str]) -> dict[str, str]:
+    """``pdgid 11 (e-)`` for a particle-type branch, ``flag 1`` for another, per group value."""
+    ints = [int(v) if v.lstrip("-").isdigit() else v for v in values]
+    names = class_names(ints, by)
+    return {v: f"{by} {v}" + (f" ({n})" if n not in (str(v), f"{by} {v}") else "")
+            for v, n in zip(values, names, strict=True)}
+
+
+def group_comparison(r: Mapping[str, Any], label: str) -> str:
+    """The headline of the model against the baseline ``label`` when the events are grouped (``by``): never
+    "better" overall while a group says worse, and each group's verdict named."""
+    by = r["by"]
+    groups = {v: g["baselines"][label]["verdict"] for v, g in by["groups"].items() if label in g["baselines"]}
+    names = group_names(by["name"], list(groups))
+    base = r["baselines"][label]
+    comparison, key, unit = base["comparison"], r["key"], r.get("unit")
+    kinds = {what: [names[v] for v, said in groups.items() if said == what]
+             for what in ("better", "worse", "not resolved")}
+    per_group = "; ".join(f"{what} for {', '.join(who)}" for what, who in kinds.items() if who)
+    overall = ratio(r["sigma"], base["sigma"])
+    if kinds["worse"] and overall < 1:  # the overall lead is the mixture's, not the model's
+        detail = ", ".join(f"{names[v]} with {key_name(key)} {num(by['groups'][v][key])} vs "
+                           f"{num(by['groups'][v]['baselines'][label][key])}"
+                           for v in groups if groups[v] == "worse")
+        return (f"σ {num(r['sigma'])} vs {with_unit(num(base['sigma']), unit)} overall, but the model is worse "
+                f"for {detail}: no overall verdict, the smaller overall σ comes "
+                f"from mixing the {by['name']} groups (σ smaller in {comparison['better']} of {comparison['bins']} "
+                f"bins of the true value); per group: {per_group}")
+    return f"{comparison['summary']}; per group ({key_name(key)} ± its error): {per_group}"
+
+
+def judge_groups(r: dict[str, Any]) -> None:
+    """With groups (``r["by"]``), give each baseline its per-group verdicts (``groups``) and rewrite its
+    comparison headline (:func:`group_comparison`)."""
+    if not r.get("by") or not r.get("baselines"):
+        return
+    for label, base in r["baselines"].items():
+        base["groups"] = {v: g["baselines"][label]["verdict"] for v, g in r["by"]["groups"].items()
+                          if label in g["baselines"]}
+        if base["groups"]:
+            base["comparison"]["summary"] = group_comparison(r, label)
 
 
 def bin_table(name: str, r: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
@@ -191,12 +286,29 @@ def bin_table(name: str, r: Mapping[str, Any]) -> tuple[list[str], list[list[str
     return columns, rows
 
 
+def class_rows(c: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The classes by name, the signal of a binary classifier and the background rejection at 80% of it."""
+    names = c.get("class_names")
+    if not names:
+        return []
+    if "signal" not in c:
+        return [("classes", ", ".join(names))]
+    rows = [("signal", f"{c['signal']} (background: {c['background']}; judged on P({c['signal']}))")]
+    r = c.get("rejection")
+    if r:
+        value = "∞ (no background event passes)" if math.isinf(r["rejection"]) else num(r["rejection"])
+        rows.append((f"{c['background']} rejection at {r['efficiency']:.0%} {c['signal']} efficiency",
+                     f"{value} (1/ε_B, ε_B = {num(r['background_efficiency'])})"))
+    return rows
+
+
 def summary_rows(figures: Mapping[str, Any]) -> list[tuple[str, str]]:
     """The headline figures of an evaluation as (name, value) rows: ``physnn evaluate`` prints them and
     ``report.html`` shows them."""
     rows: list[tuple[str, str]] = [("events", f"{figures['events']:,} ({figures['split']})")]
     c = figures.get("classification")
     if c:
+        rows += class_rows(c)
         if "roc" in c and "auc_low" in c["roc"]:
             auc, low, high = with_interval(c["auc"], c["roc"]["auc_low"], c["roc"]["auc_high"])
             rows.append(("AUC", f"{auc} (68% bootstrap interval {low}{DASH}{high})"))
@@ -209,6 +321,9 @@ def summary_rows(figures: Mapping[str, Any]) -> list[tuple[str, str]]:
                 a = acc[name]
                 rows.append((f"MC {name.replace('_', ' ')}",
                              f"{percent(frac[name])} of events" + ("" if a is None else f", accuracy {num(a)}")))
+    for label, made in (figures.get("baselines") or {}).items():
+        rows += [(label if len(made) == 1 else f"{label} ({target})", info["description"])
+                 for target, info in made.items()]
     for name, r in (figures.get("regression") or {}).items():
         rows += regression_rows(name, r)
     if figures.get("training"):

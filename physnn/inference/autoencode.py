@@ -33,9 +33,10 @@ import torch
 from physnn.data.convert import is_jagged
 from physnn.data.dataset import Tagging, TensorData
 from physnn.errors import ConfigError, DataError
-from physnn.inference.loading import LoadedRun, load_run, prediction_config
+from physnn.inference.loading import LoadedRun, load_run
 from physnn.inference.outputs import truth_branches
 from physnn.inference.pipeline import Sink, concat, domain_branches, domain_meta, drain, read_blocks, run_model
+from physnn.inference.plan import plan_prediction
 from physnn.io.files import expand_files, open_root, resolve_tree
 from physnn.io.layout import Layout, as_written, plan_layout
 from physnn.io.metadata import provenance
@@ -234,7 +235,8 @@ def denoise(
     if add_noise and not task.noise:
         msg = f"--add-noise: the run {loaded.checkpoint} was trained without task.noise; there is no noise to add"
         raise ConfigError(msg)
-    cfg = prediction_config(loaded.config.data, files, tree, None, mapping=mapping, image_shape=loaded.io.image)
+    cfg = plan_prediction(loaded.config.data, files, tree, None, mapping=mapping, image_shape=loaded.io.image,
+                          flag=False).config  # only the inputs are read: the output copies the file's branches
     cfg = cfg.model_copy(update={"define": {}, "label": None, "targets": [], "weight": None, "observers": []})
     assert cfg.images is not None
     images = list(cfg.images.branches)
@@ -324,11 +326,14 @@ def encode(
         check_output(out, overwrite=overwrite)
     loaded = _load(run, device)
     loaded.task.check_command("encode", loaded.checkpoint.parent)
-    cfg = prediction_config(loaded.config.data, files, tree, None, mapping=mapping, image_shape=loaded.io.image)
+    plan = plan_prediction(loaded.config.data, files, tree, None, mapping=mapping, image_shape=loaded.io.image,
+                           flag=False)
+    cfg = plan.config
     files = expand_files(cfg.files)
     meta = provenance("physnn encode", config=loaded.config, seed=seed, inputs=[*files, loaded.checkpoint],
                       checkpoint=str(loaded.checkpoint), epoch=loaded.epoch, model=loaded.config.model.name,
-                      files=files, tree=cfg.tree, clusters=clusters, counts={}, **domain_meta(loaded))
+                      files=files, tree=plan.tree, clusters=clusters, counts={}, **domain_meta(loaded), **plan.meta(),
+                      notes=plan.notes)
 
     def chunks() -> Iterator[dict[str, Any]]:
         count = 0

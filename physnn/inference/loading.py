@@ -3,7 +3,8 @@
 Every inference command starts here: :func:`load_run` rebuilds the model of a
 run folder or checkpoint (a weights-only load), :func:`prediction_config`
 points the run's data config at the files to process (branch mapping, truth
-only where present, no cut unless asked for), :func:`match_image_shape`
+only where present, no cut unless asked for; :mod:`physnn.inference.plan`),
+:func:`match_image_shape`
 accepts images stored with another layout of the same cells.
 """
 
@@ -19,13 +20,10 @@ import numpy as np
 import torch
 
 from physnn.config import DataConfig
-from physnn.data.convert import is_jagged
 from physnn.data.domain import Domain
 from physnn.data.transform import Transform
-from physnn.errors import BranchError, DataError, did_you_mean
-from physnn.inference.branch_map import check_mapping, map_config, parse_mapping
-from physnn.io.read import first_file_names, read
-from physnn.io.selection import Expression
+from physnn.errors import DataError
+from physnn.inference.plan import plan_prediction
 from physnn.models.base import StagedModel
 from physnn.models.feature_domain import FeatureDomain
 from physnn.models.registry import ModelIO, build_model
@@ -89,52 +87,9 @@ def load_run(source: str | os.PathLike, *, device: str = "auto", which: str = "b
 def prediction_config(cfg: DataConfig, files: str | Sequence[str] | None, tree: str | None,
                       selection: str | None, *, mapping: Mapping[str, str] | Sequence[str] | None = None,
                       image_shape: Sequence[int] | None = None) -> DataConfig:
-    """The training data config pointed at new files: no cut, truth only where present.
-
-    ``mapping`` (the run's branch -> the file's, :mod:`physnn.inference.branch_map`) renames every branch the
-    run reads; each new name must be in the (first) file. ``selection`` uses the file's names. ``image_shape``
-    (the run's) is the shape of image branches the file stores as a vector per event (an RDataFrame ``RVec``).
-    """
-    mapping = parse_mapping(mapping)
-    check_mapping(mapping, cfg)
-    data = map_config(cfg.model_dump(), mapping)
-    if files is not None:
-        data["files"] = [os.fspath(files)] if isinstance(files, (str, os.PathLike)) else [os.fspath(f) for f in files]
-        data["tree"] = tree
-    elif tree is not None:
-        data["tree"] = tree
-    if files is not None:  # a config friend's files belong to the training files, one by one
-        data["friends"] = [f for f in data["friends"] if not f.get("files")]
-    data.update(selection=selection, entry_start=None, entry_stop=None)
-    where, present = first_file_names(data["files"], data["tree"], data["friends"])
-    missing = [new for new in mapping.values() if new not in present]
-    if missing:  # a mapped branch is asked for by name: missing is an error, not "no truth in this file"
-        msg = f"{where}: no branch {missing[0]!r}{did_you_mean(missing[0], sorted(present))}"
-        raise BranchError(msg)
-    for name, expression in data["define"].items():  # a defined column exists where its branches do
-        if Expression(expression).branches <= present:
-            present.add(name)
-    if data["label"] not in present:
-        data["label"] = None
-    if not all(t in present for t in data["targets"]):
-        data["targets"] = []
-    if data["weight"] not in present:
-        data["weight"] = None
-    data["observers"] = [o for o in data["observers"] if o in present]
-    if image_shape is not None and data["images"] and data["images"]["shape"] is None:
-        data["images"]["shape"] = vector_image_shape(data, image_shape)
-    return DataConfig.model_validate(data)
-
-
-def vector_image_shape(data: Mapping[str, Any], image_shape: Sequence[int]) -> list[int] | None:
-    """The run's shape of one image branch when the file stores its images as a vector per event (RDataFrame
-    writes an ``RVec`` column so), else None; the cell count of every event is checked when it is read."""
-    branches = data["images"]["branches"]
-    first = read(data["files"], branches[:1], tree=data["tree"], entry_stop=1)[branches[0]]
-    if not is_jagged(first):
-        return None
-    shape = list(image_shape)
-    return shape[1:] if len(branches) > 1 or shape[0] == 1 else shape  # the channel axis is physnn's
+    """The training data config pointed at new files: no cut, truth only where present (the config of
+    :func:`~physnn.inference.plan.plan_prediction`, which also says what the files lack)."""
+    return plan_prediction(cfg, files, tree, selection, mapping=mapping, image_shape=image_shape).config
 
 
 def match_image_shape(loaded: LoadedRun, raw: Any, where: str) -> str | None:

@@ -9,7 +9,10 @@ and ``aligned`` every entry still gets a row, ``selected`` and fill values
 outside the selection: :mod:`physnn.inference.align`). A file whose branches
 are named otherwise is read through a ``mapping`` of the run's names to the
 file's (:mod:`physnn.inference.branch_map`); the outputs keep the run's
-names. Per event:
+names. A file of data needs only the model's inputs: the truth and
+observers it lacks are left out and a training selection that reads an
+absent branch is not applied (:mod:`physnn.inference.plan`; ``left_out``
+and ``not_applied`` in ``physnn_meta``). Per event:
 
 ==========================  ===================================================
 classification              ``prob[K]`` (mean class probabilities), ``pred``
@@ -37,7 +40,8 @@ always                      ``entry``, ``split`` (0 train, 1 val, 2 test: the
                             the training files), the observer branches
 with a training selection   ``in_selection`` (1 if the training selection
                             keeps the event, 0 if training never saw such
-                            events)
+                            events; absent when the file lacks a branch
+                            the selection reads)
 ``aligned``                 ``selected`` (bool: the event was predicted)
 a run with a domain         ``ood_score`` (the largest excess of an input
                             quantity beyond the training interval, 0 inside),
@@ -50,7 +54,8 @@ a run with a domain         ``ood_score`` (the largest excess of an input
 
 A ``physnn_meta`` string (JSON, :mod:`physnn.io.metadata`) next to the tree
 records the physnn version, the run's config hash, the seed, the input files
-and checkpoint, the classes/targets and the settings.
+and checkpoint, the classes/targets (with the names the data config gave the
+classes, ``class_names``, and the index of its ``signal``) and the settings.
 """
 
 from __future__ import annotations
@@ -70,10 +75,11 @@ from physnn.data.dataset import Tagging
 from physnn.data.split import SPLITS, UNKNOWN
 from physnn.errors import ConfigError, DataError
 from physnn.inference.align import Aligner
-from physnn.inference.branch_map import parse_mapping, rename_expression
-from physnn.inference.loading import LoadedRun, load_run, prediction_config
+from physnn.inference.branch_map import parse_mapping
+from physnn.inference.loading import LoadedRun, load_run
 from physnn.inference.outputs import truth_branches
 from physnn.inference.pipeline import Sink, domain_branches, domain_meta, drain, read_blocks, run_model
+from physnn.inference.plan import plan_prediction
 from physnn.io.files import expand_files
 from physnn.io.metadata import provenance
 from physnn.io.write import check_output
@@ -105,6 +111,11 @@ class PredictionResult:
         (events that the training selection would have removed).
     entries
         Rows written: ``events``, or every input entry with ``aligned``.
+    left_out
+        The run's truth and observers the input lacks, left out of the output (``label``, ``weight``,
+        ``targets``, ``observers``, ...; :class:`~physnn.inference.plan.PredictionPlan`).
+    not_applied
+        The training selection and defines that read a branch the input lacks (``selection``, ``define``).
     """
 
     path: Path | None
@@ -114,6 +125,8 @@ class PredictionResult:
     meta: dict[str, Any] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
     entries: int = 0
+    left_out: dict[str, Any] = field(default_factory=dict)
+    not_applied: dict[str, Any] = field(default_factory=dict)
 
     @property
     def rate(self) -> float:
@@ -133,6 +146,8 @@ def _meta(loaded: LoadedRun, cfg: DataConfig, files: list[str], mapping: dict[st
                       targets=[inverse.get(t, t) for t in cfg.targets],
                       weight=inverse.get(cfg.weight, cfg.weight) if cfg.weight else None, mapping=mapping)
     meta["training_selection"] = loaded.config.data.selection
+    # the names the data config gave the classes, and the signal's index: evaluate names and judges them so
+    meta["class_names"], meta["signal"] = loaded.config.data.class_labels(), loaded.config.data.signal_index()
     meta["members"] = len(loaded.models)  # > 1: an ensemble, its members' spread in the error bars
     meta.update(domain_meta(loaded))  # counts["out_of_domain"] says how many events lie outside it
     if loaded.task.calibrated_error_bars:  # the factor applied to each target's total error bar t_std
@@ -232,14 +247,13 @@ def predict(
     if conformal is not None:
         _check_conformal(loaded, conformal, mc_samples)
     mapping = parse_mapping(mapping)
-    cfg = prediction_config(loaded.config.data, files, tree, selection, mapping=mapping,
-                            image_shape=loaded.io.image)
+    plan = plan_prediction(loaded.config.data, files, tree, selection, mapping=mapping, image_shape=loaded.io.image)
+    cfg = plan.config
     files = expand_files(cfg.files)
     meta = _meta(loaded, cfg, files, mapping, seed=seed, selection=selection, mc_samples=mc_samples, aligned=aligned,
-                 conformal=conformal)
-    tally = _Tally(dict.fromkeys([*SPLITS, "unknown"], 0), [])
-    tagging = Tagging(known_files=set(loaded.training_files),
-                      flag=rename_expression(loaded.config.data.selection, mapping))
+                 conformal=conformal) | plan.meta() | {"tree": plan.tree}
+    tally = _Tally(dict.fromkeys([*SPLITS, "unknown"], 0), plan.notes)
+    tagging = Tagging(known_files=set(loaded.training_files), flag=plan.flag)
     blocks = _blocks(loaded, cfg, tagging, tally, mc_samples=mc_samples, keep_samples=keep_samples,
                      conformal=conformal, batch_size=batch_size, step_size=step_size, progress=progress,
                      aligned=aligned,
@@ -252,7 +266,7 @@ def predict(
         _, arrays = drain(blocks, sink)
     meta.update(counts=tally.counts, notes=tally.notes, entries=tally.rows)
     return PredictionResult(None if out is None else Path(out), tally.events, time.perf_counter() - start, arrays,
-                            meta, tally.counts, tally.rows)
+                            meta, tally.counts, tally.rows, plan.left_out, plan.not_applied)
 
 
 def _check_conformal(loaded: LoadedRun, level: float, mc_samples: int) -> None:

@@ -24,6 +24,47 @@ TREE_CLASSES = ("TTree", "TNtuple", "TNtupleD", "ROOT::RNTuple", "ROOT::Experime
 
 FileSpec = str | os.PathLike | Sequence[str | os.PathLike]
 
+#: ``skhep_testdata:NAME``: the file NAME of the scikit-hep-testdata package (``pip install 'physnn[testdata]'``),
+#: downloaded by it on first use into its cache (``~/.local/skhepdata``).
+TESTDATA = "skhep_testdata:"
+
+
+def local_file(path: str | os.PathLike) -> str:
+    """The path of a file on this machine: ``skhep_testdata:NAME`` through scikit-hep-testdata, any other path as
+    it is.
+
+    Raises
+    ------
+    MissingDependency
+        If scikit-hep-testdata is not installed (the message names the ``pip install``).
+    InputFileError
+        If the package knows no such file, or cannot download it.
+    """
+    text = os.fspath(path)
+    if not text.startswith(TESTDATA):
+        return text
+    from physnn import extras
+
+    package = extras.skhep_testdata()
+    name = text[len(TESTDATA):]
+    known = set(getattr(package, "known_files", ()))
+    if known and name not in known:
+        msg = f"{text}: scikit-hep-testdata has no file {name!r}{did_you_mean(name, known)}"
+        raise InputFileError(msg)
+    try:
+        return str(package.data_path(name))
+    except Exception as err:  # requests' connection errors, HTTP errors, a cache folder that cannot be written
+        msg = (f"{text}: scikit-hep-testdata could not get {name} ({type(err).__name__}: "
+               f"{str(err).splitlines()[0] if str(err) else 'no detail'}); it downloads its files on first use (this "
+               f"needs the network) into ~/.local/skhepdata, where a copy of {name} also does")
+        raise InputFileError(msg) from None
+
+
+def absolute_file(path: str | os.PathLike) -> str:
+    """An absolute path (``~`` expanded), for a run folder that travels; ``skhep_testdata:NAME`` stays a name."""
+    text = os.fspath(path)
+    return text if text.startswith(TESTDATA) else os.path.abspath(os.path.expanduser(text))
+
 
 def expand_files(spec: FileSpec) -> list[str]:
     """Turn a path, a glob or a list of either into a sorted list of files.
@@ -31,7 +72,8 @@ def expand_files(spec: FileSpec) -> list[str]:
     Parameters
     ----------
     spec
-        ``"data.root"``, ``"run*/data_*.root"`` or a list of such strings.
+        ``"data.root"``, ``"run*/data_*.root"``, ``"skhep_testdata:uproot-HZZ.root"`` (:func:`local_file`) or a
+        list of such strings.
 
     Returns
     -------
@@ -50,7 +92,9 @@ def expand_files(spec: FileSpec) -> list[str]:
     out: list[str] = []
     for item in items:
         text = os.fspath(item)
-        if glob.has_magic(text):
+        if text.startswith(TESTDATA):
+            out.append(local_file(text))
+        elif glob.has_magic(text):
             matches = sorted(glob.glob(text))
             if not matches:
                 msg = f"{text}: the pattern matches no file"
@@ -77,7 +121,7 @@ def open_root(path: str | os.PathLike) -> Any:
     """
     import uproot
 
-    path = os.fspath(path)
+    path = local_file(path)
     if not os.path.exists(path):
         msg = f"{path}: no such file"
         raise InputFileError(msg)

@@ -79,8 +79,8 @@ def check_output(path: str | os.PathLike, *, overwrite: bool = False) -> Path:
         msg = f"{path}: is a directory, expected a file name for the output"
         raise OutputError(msg)
     if exists and not overwrite:
-        msg = f"{path}: the output exists; pass --overwrite (overwrite=True) to replace it"
-        raise OutputError(msg)
+        msg = f"{path}: the output exists; pass overwrite=True to replace it"
+        raise OutputError(msg, options=["overwrite"])
     return path
 
 

@@ -30,6 +30,7 @@ from physnn.config import (
     read_yaml,
     rebase_data_paths,
     relative_to,
+    resolve_config_path,
 )
 from physnn.errors import ConfigError
 from physnn.models.registry import ModelConfig
@@ -231,13 +232,16 @@ def load_run_config(source: str | os.PathLike | Mapping[str, Any] | RunConfig, o
     sections
         Replace whole sections, e.g. ``{"data": "configs/data/showers.yaml"}``
         (the CLI's ``--data``/``--model``/``--train`` options).
+
+    A path ``physnn:NAME`` (source or section) is a config shipped with physnn (:mod:`physnn.config.package_data`).
     """
     if isinstance(source, RunConfig):
         data, name, base = source.model_dump(mode="json"), "RunConfig", None
     elif isinstance(source, Mapping):
         data, name, base = dict(source), "config", None
-    else:  # every path in a config file is relative to that file
-        data, name, base = read_yaml(source), os.fspath(source), Path(source).parent
+    else:  # every path in a config file is relative to that file ("physnn:NAME": a shipped config)
+        name, source = os.fspath(source), resolve_config_path(source)
+        data, base = read_yaml(source), Path(source).parent
         data = {k: _rebase(k, v, base) if isinstance(v, Mapping) else v for k, v in data.items()}
     for key, value in (sections or {}).items():
         if value is not None:
@@ -253,6 +257,7 @@ def load_run_config(source: str | os.PathLike | Mapping[str, Any] | RunConfig, o
 
 
 def _section(path: str | os.PathLike, key: str, base: Path, source: str) -> dict[str, Any]:
+    path = resolve_config_path(path)
     full = Path(path) if Path(path).is_absolute() else base / path
     if not full.is_file():
         msg = f"{source}: {key}: no such config file {full}"

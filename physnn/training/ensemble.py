@@ -70,8 +70,8 @@ def check_ensemble(cfg: RunConfig, generates: bool) -> None:
 def check_not_ensemble(out: Path) -> None:
     """Refuse ``--resume`` of an ensemble's folder in one line."""
     if (out / MEMBERS).is_dir():
-        msg = f"{out}: an ensemble, which --resume does not continue; train it again with --overwrite"
-        raise ConfigError(msg)
+        msg = f"{out}: an ensemble, which resume=True does not continue; train it again with overwrite=True"
+        raise ConfigError(msg, options=["resume", "overwrite"])
 
 
 def train_ensemble(cfg: RunConfig, out: Path, member: Callable[[RunConfig, Path], TrainResult], *,

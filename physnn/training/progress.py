@@ -128,6 +128,22 @@ class Lines(Silent):
         self.console.print(summary(row, improved), highlight=False, soft_wrap=True)
 
 
+def interactive() -> bool:
+    """Whether stderr is a terminal or a Jupyter notebook, where a live bar shows."""
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    return console.is_terminal or console.is_jupyter
+
+
+def note_printer() -> Callable[[str], None]:
+    """Print a note on stderr as the progress does (the notes of ``physnn.train`` called from Python)."""
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    return lambda line: console.print(line, highlight=False, markup=False, soft_wrap=True)
+
+
 def make_progress(enabled: bool) -> Silent:
     """The progress display on stderr: a bar on a terminal, lines otherwise, nothing when not ``enabled``."""
     if not enabled:

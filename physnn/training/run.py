@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ from physnn.data.domain import Domain
 from physnn.data.streaming import StreamingBundle, StreamingSplit, prepare
 from physnn.data.transform import Transform
 from physnn.errors import ConfigError, OutputError
+from physnn.io.files import absolute_file
 from physnn.io.write import check_folder, make_folder
 from physnn.models.base import StagedModel
 from physnn.models.feature_domain import FeatureDomain
@@ -40,7 +40,7 @@ from physnn.training.device import resolve_device
 from physnn.training.distributed import Dist, device_for, setup, teardown
 from physnn.training.ensemble import check_ensemble, check_not_ensemble, train_ensemble
 from physnn.training.interrupt import EpochTracker, interrupted
-from physnn.training.progress import progress_interval
+from physnn.training.progress import interactive, note_printer, progress_interval
 from physnn.training.resume import check_resume_options, resume_run
 from physnn.training.trainer import EpochCallback, Plots, Trainer, TrainResult
 from physnn.training.transfer import describe_transfer, transfer_features
@@ -68,9 +68,9 @@ def _check_dir(out: Path, overwrite: bool) -> None:
         msg = f"{out}: exists and is not a folder; give a folder for the run"
         raise OutputError(msg)
     if not overwrite and out.is_dir() and any(out.iterdir()):
-        msg = (f"{out}: the run folder exists and is not empty; pass --overwrite to replace it, "
-               f"or --resume to continue it")
-        raise OutputError(msg)
+        msg = (f"{out}: the run folder exists and is not empty; pass overwrite=True to replace it, "
+               f"or resume=True to continue it")
+        raise OutputError(msg, options=["overwrite", "resume"])
     check_folder(out)
 
 
@@ -91,7 +91,7 @@ def train(
     freeze: str | None = None,
     device: str | None = None,
     overwrite: bool = False,
-    progress: bool | None = None,
+    progress: bool | None = True,
     on_epoch_end: EpochCallback | None = None,
     say: Callable[[str], None] | None = None,
     plots: Plots | None = None,
@@ -122,14 +122,15 @@ def train(
     overwrite
         Replace an existing run folder.
     progress
-        Progress on stderr (a bar on a terminal, a line every 10 s otherwise:
-        :mod:`physnn.training.progress`); default: when stderr is a terminal.
+        Progress on stderr as ``physnn train`` shows it (a rich bar on a terminal and in Jupyter, a line every
+        10 s in a log, one line per epoch: :mod:`physnn.training.progress`), and the notes (see ``say``);
+        ``False``: silent; ``None``: only on a terminal or in Jupyter.
     on_epoch_end
         Called with each epoch's metrics.
     say
         Called with one-line notes as training starts (what ``--init-from``
         transferred and froze, how a resumed run goes on); they are also in
-        ``result.notes``.
+        ``result.notes``. Default: printed on stderr when ``progress`` is on.
     plots
         The figures to draw (:class:`~physnn.training.trainer.Plots`); ``physnn.train`` draws the loss
         curves into ``out/plots`` (and a GAN's samples), this function alone none.
@@ -148,7 +149,9 @@ def train(
     0.991
     """
     out = Path(out)
-    progress = sys.stderr.isatty() if progress is None else progress
+    progress = interactive() if progress is None else progress
+    if say is None and progress:
+        say = note_printer()
     if progress:
         progress_interval()  # a bad PHYSNN_PROGRESS_INTERVAL is refused before any work
     state, notes = None, []
@@ -164,7 +167,7 @@ def train(
         extra += [f"train.freeze={freeze}"] if freeze is not None else []
         cfg = load_run_config(config, [*overrides, *extra], sections=sections)
         # the run folder travels: its config names the data by absolute paths (predict's default input)
-        cfg.data.files = [os.path.abspath(os.path.expanduser(f)) for f in cfg.data.files]
+        cfg.data.files = [absolute_file(f) for f in cfg.data.files]
         _check_dir(out, overwrite)
     if cfg.train.ensemble > 1:
         check_ensemble(cfg, get_model(cfg.model.name).generates)
