@@ -33,6 +33,8 @@ from typing import Any
 
 import numpy as np
 
+from physnn.io.write import make_folder
+
 SHOWER_FEATURES: list[dict[str, Any]] = [
     {"type": "conv", "filters": 16, "kernel_size": 3, "kernel_initializer": "he_normal", "batch_norm": True},
     {"type": "pool", "mode": "average", "pool_size": 2},
@@ -193,7 +195,7 @@ def run(out: Path, *, events: int = 10000, seed: int = 1, epochs: int | None = N
 
     check_format(image_format)  # before any work
     check_outputs(out, overwrite=overwrite)
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder(out)
     showers = out / "showers.root"
     sim = api.simulate("showers", showers, events=events, seed=seed, overwrite=True)
     say(f"simulated {sim.events:,} showers -> {sim.path} ({sim.rate:,.0f} showers/s)")

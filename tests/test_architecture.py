@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ast
 import functools
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -158,6 +159,44 @@ def test_a_missing_optional_package_names_its_install(monkeypatch):
     with pytest.raises(MissingDependency, match=r"physnn scan needs the dask_awkward package: "
                                                 r"pip install 'physnn\[dask\]'"):
         extras.dask()
+
+
+def _distribution(requirement: str) -> str:
+    """The normalised distribution name of a requirement (PEP 503): ``"scikit-learn>=1.3"`` -> ``"scikit-learn"``."""
+    return re.sub(r"[-_.]+", "-", re.match(r"\s*([A-Za-z0-9._-]+)", requirement).group(1)).lower()
+
+
+def test_every_third_party_import_is_a_core_dependency():
+    """``pip install physnn`` (no extras) must be enough: each package physnn imports, anywhere, is a core
+    dependency in pyproject.toml, or an optional one that only :mod:`physnn.extras` loads. A package that comes
+    along with another (click with dask, annotated_types with pydantic) is not declared and breaks a bare
+    install when that other one drops it."""
+    import importlib.metadata
+    import sys
+
+    import tomllib
+
+    project = tomllib.loads((ROOT.parent / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    core = {_distribution(r) for r in project["dependencies"]}
+    optional = {_distribution(r) for extra in project["optional-dependencies"].values() for r in extra} - {"physnn"}
+    providers = importlib.metadata.packages_distributions()  # top-level module -> its distributions
+    wrong = []
+    for name, path in modules().items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            found = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                     [node.module] if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module else [])
+            for top in {m.split(".")[0] for m in found} - {"physnn", "__future__"} - set(sys.stdlib_module_names):
+                allowed = core | optional if name == "physnn.extras" else core
+                if not allowed & {_distribution(d) for d in providers.get(top, [])}:
+                    wrong.append(f"{name}:{node.lineno} imports {top}, not a core dependency in pyproject.toml "
+                                 f"(installed by {providers.get(top, 'nothing')})")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_distribution_names_are_normalised():
+    assert _distribution("scikit-learn>=1.3") == "scikit-learn"
+    assert _distribution("PyYAML>=6") == _distribution("pyyaml") == "pyyaml"
+    assert _distribution("ROOT; platform_system == 'Linux'") == "root"
 
 
 #: Modules and functions allowed over the limits, with their size: none today (the inference commands share one

@@ -39,6 +39,49 @@ def test_help_shows_flags_as_flags(path):
     assert "--help" in text
 
 
+#: What typer prints for a value without a metavar, or an argument on the usage line, in Python's terms.
+PYTHON_TYPES = re.compile(r"<(?:str|int|float|bool|bytes|path|list|dict|tuple)\b[^>]*>|\b(?:list|dict|tuple)\[|"
+                          r"\{[a-z_]+\}")
+
+
+def help_at_80(*path: str) -> str:
+    result = runner.invoke(app, [*path, "--help"], env={"COLUMNS": "80", "TERMINAL_WIDTH": "80"})
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+@pytest.mark.parametrize("path", [(), *commands()], ids=lambda p: " ".join(p) or "physnn")
+def test_help_names_values_in_words_at_80_columns(path):
+    """Issue 29: no ``<list[str]>``, ``<int range>``, ``<path>`` or ``{run}``: a value says what it is
+    (``<file>``, ``<folder>``, ``<integer>``, a metavar of its own), an argument is named like click's ``RUN``."""
+    text = help_at_80(*path)
+    assert PYTHON_TYPES.findall(text) == [], text
+    assert max(len(line) for line in text.splitlines()) <= 80
+
+
+def test_help_lists_simulate_first_then_the_commands_in_order():
+    """Issue 29: the order a user needs them; each command's description fits two lines at 80 columns."""
+    from physnn.cli import COMMANDS
+
+    lines = [line[2:] for line in help_at_80().split("Commands")[1].splitlines() if line.startswith("│ ")]
+    starts = [i for i, line in enumerate(lines) if line[:1].isalpha()]  # a command's first line: its name
+    assert [lines[i].split()[0] for i in starts] == ["simulate", *dict(COMMANDS)]
+    assert all(b - a <= 2 for a, b in zip(starts, [*starts[1:], len(lines)], strict=True)), "\n".join(lines)
+
+
+@pytest.mark.parametrize("group", [(), ("simulate",)], ids=["physnn", "simulate"])
+def test_a_command_listing_reads_as_sentences(group):
+    """Each command's description in a listing is one sentence reflowed to the width (a docstring's line break
+    is not a line break in the listing), at most two lines at 80 columns."""
+    lines = [line[2:].rstrip(" │") for line in help_at_80(*group).split("Commands")[1].splitlines()
+             if line.startswith("│ ")]
+    starts = [i for i, line in enumerate(lines) if line[:1].isalpha()]
+    for a, b in zip(starts, [*starts[1:], len(lines)], strict=True):
+        assert b - a <= 2, "\n".join(lines[a:b])
+        if b - a == 2:  # reflowed: the next word would not have fitted on the first line (76 columns inside the box)
+            assert len(lines[a]) + 1 + len(lines[a + 1].split()[0]) > 76, "\n".join(lines[a:b])
+
+
 def test_help_lists_the_choices():
     for command in ("train", "predict", "denoise", "encode", "generate"):
         assert DEVICES in help_of(command), command

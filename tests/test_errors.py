@@ -266,3 +266,112 @@ def test_an_unforeseen_error_is_one_line_with_a_hint_and_debug_shows_it(monkeypa
     assert "Traceback" not in result.output
     debug = runner.invoke(app, ["--debug", "inspect", str(showers_file)])
     assert isinstance(debug.exception, ValueError)
+
+
+def _small_tree_files(tmp_path):
+    """A TTree and an RNTuple file written by uproot, a hundred entries each."""
+    ttree, rntuple = tmp_path / "ttree.root", tmp_path / "rntuple.root"
+    with uproot.recreate(ttree) as f:
+        f.mktree("t", {"x": np.float32, "v": "var * float32"})
+        f["t"].extend({"x": np.arange(100, dtype=np.float32), "v": [[1.0] * (i % 3) for i in range(100)]})
+    with uproot.recreate(rntuple) as f:
+        f["t"] = {"x": np.arange(100, dtype=np.float32), "y": np.arange(100)}
+    return ttree, rntuple
+
+
+def test_a_file_cut_inside_its_tree_header_says_truncated_or_corrupt(tmp_path):
+    """Issue 29: a file cut inside the tree's streamed header (the RNTuple's here) said "unexpected OSError:
+    expected Chunk of length 148"; every cut after the file's header is "truncated or corrupt", naming the file,
+    for inspect and for reading (the check is where physnn opens a file)."""
+    cut = tmp_path / "cut.root"
+    for whole in _small_tree_files(tmp_path):
+        data = whole.read_bytes()
+        header_of_t = uproot.open(whole).key("t").data_cursor.index  # where the tree object's bytes start
+        for end in sorted({*range(header_of_t, header_of_t + 60, 5), *range(100, len(data), len(data) // 40)}):
+            cut.write_bytes(data[:end])
+            for call in (physnn.inspect, lambda p: physnn.load({"files": str(p), "tree": "t", "scalars": ["x"]})):
+                with pytest.raises(InputFileError, match="truncated or corrupt") as err:
+                    call(cut)
+                assert str(cut) in str(err.value), (whole.name, end)
+    cut.write_bytes(data[:header_of_t + 20])
+    assert f"{cut}: the file is truncated or corrupt" in cli_error(["inspect", str(cut)])
+
+
+def test_an_output_folder_that_cannot_be_created_is_one_line(tmp_path, showers_file):
+    """Issue 29: "unexpected FileNotFoundError" (or NotADirectoryError, OSError) when an output folder cannot be
+    made; every writer (ROOT outputs, run folders, report folders) says "cannot create output folder ..."."""
+    import os
+    import re
+
+    from conftest import run_config
+
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("x")
+    long_name = tmp_path / ("x" * 300)  # longer than a file name may be
+    msg = cli_error(["simulate", "showers", "-n", "50", "-o", str(long_name / "s.root")])
+    assert f"cannot create output folder {long_name}: File name too long" in msg
+    if os.access("/proc", os.W_OK):  # as root /proc looks writable, yet no folder can be made in it
+        msg = cli_error(["simulate", "showers", "-n", "50", "-o", "/proc/physnn-test/s.root"])
+        assert "cannot create output folder /proc/physnn-test: No such file or directory" in msg
+    is_a_file = f": {re.escape(str(blocker))} is a file, not a folder"
+    with pytest.raises(OutputError, match=f"cannot create output folder {re.escape(str(blocker / 'run'))}{is_a_file}"):
+        physnn.train(run_config(showers_file, epochs=1), out=blocker / "run", progress=False)
+    with pytest.raises(OutputError, match=f"cannot create output folder {re.escape(str(blocker / 'cmp'))}{is_a_file}"):
+        physnn.compare(showers_file, showers_file, out=blocker / "cmp", classifier=(), plots=False)
+    assert "cannot create output folder" in cli_error(["compare", str(showers_file), str(showers_file),
+                                                       "-o", str(long_name / "cmp"), "--classifier", "none"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file.txt"]
+
+
+def test_an_rntuple_with_damaged_header_or_footer_is_one_line(tmp_path):
+    """uproot reads an RNTuple's header and footer only when asked for its entries: damaged bytes there were an
+    "unexpected AssertionError/DeserializationError"; they are said where the tree is opened, naming the file."""
+    _, rntuple = _small_tree_files(tmp_path)
+    data = rntuple.read_bytes()
+    damaged = tmp_path / "damaged.root"
+    anchor = uproot.open(rntuple)["t"]
+    start = anchor.member("fSeekHeader")
+    end = anchor.member("fSeekFooter") + anchor.member("fNBytesFooter")
+    said = []
+    for offset in range(start, end, 8):
+        damaged.write_bytes(data[:offset] + b"\xff\xff\xff\xff" + data[offset + 4:])
+        said.append(_what_inspect_says(damaged))  # anything but an InputFileError fails the test
+    assert all(str(damaged) in text for text in said if text)
+    assert sum("truncated or corrupt" in (text or "") for text in said) > len(said) / 2
+
+
+def _what_inspect_says(path) -> str | None:
+    """The InputFileError of physnn.inspect(path), or None when it reads the file."""
+    try:
+        physnn.inspect(path)
+    except InputFileError as err:
+        return str(err)
+    return None
+
+
+def test_inspect_shows_a_type_with_brackets_as_written(monkeypatch):
+    """A std::bitset member reads as ``[var * bool, parameters={"__array__": "bitset"}]``: rich took the brackets
+    for markup and the type cell came out empty; names, types and notes are shown as text."""
+    from physnn import api
+    from physnn.io.inspect import BranchInfo, TreeInfo
+
+    tree = TreeInfo("f.root", "events", "TTree", 3, 3, branches=[
+        BranchInfo("info.trig", '[var * bool, parameters={"__array__": "bitset"}]', "sequence",
+                   lengths={"median": 16, "q95": 16, "max": 16}),
+        BranchInfo("info.hits", "std::vector<Hit>", "unreadable", note="uproot cannot [bold]read[/bold] it")])
+    monkeypatch.setattr(api, "inspect", lambda files, probe: [tree])
+    result = runner.invoke(app, ["inspect", "f.root"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert '[var * bool, parameters={"__array__": "bitset"}]' in result.output
+    assert "uproot cannot [bold]read[/bold] it" in result.output
+
+
+def test_a_bitset_member_is_typed_var_bool():
+    """What uproot reads for a std::bitset member: its type without awkward's parameters."""
+    import awkward as ak
+
+    from physnn.io.inspect import _describe
+
+    bits = ak.with_parameter(ak.Array([[True, False, True], [False, False, True]]), "__array__", "bitset")
+    row = _describe("info.trig", bits)
+    assert (row.type, row.role, row.lengths["max"]) == ("var * bool", "sequence", 3)

@@ -6,6 +6,7 @@ Files are written by PyROOT the way physicists write them and read through physn
 
 from __future__ import annotations
 
+import re
 import warnings
 from pathlib import Path
 
@@ -28,6 +29,7 @@ ROOT.gInterpreter.Declare("""
 #define PHYSNN_LAYOUT_CLASSES
 class PhysnnHit { public: float e = 0; int id = 0; std::vector<float> cells; };
 struct PhysnnDeep { std::vector<std::vector<PhysnnHit>> vv; };
+class PhysnnInfo { public: int run = 0; float lumi = 0; std::vector<PhysnnHit> hits; };
 #endif
 """)
 
@@ -106,6 +108,26 @@ def unreadable(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.fixture(scope="module")
+def split_info(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``info``, a class split one level (``info.run``, ``info.lumi``, ``info.hits``) whose member ``info.hits``
+    (a std::vector<PhysnnHit> written member-wise) uproot cannot deserialise, next to ``x``."""
+    path = tmp_path_factory.mktemp("split") / "info.root"
+    f = ROOT.TFile(str(path), "RECREATE")
+    tree = ROOT.TTree("events", "events")
+    x = np.zeros(1, dtype=np.float32)
+    info = ROOT.PhysnnInfo()
+    tree.Branch("x", x, "x/F")
+    tree.Branch("info", info, 32000, 1)
+    for i in range(N):
+        x[0], info.run, info.lumi = i, i, 0.5 * i
+        info.hits.push_back(ROOT.PhysnnHit())
+        tree.Fill()
+    tree.Write()
+    f.Close()
+    return path
+
+
 def _write_flat(path: Path, tree: str, columns: dict[str, np.ndarray], friend: tuple[str, str] | None = None) -> None:
     """A TTree of ``name/F`` branches; ``friend=(tree, file)`` saves an AddFriend with it."""
     f = ROOT.TFile(str(path), "RECREATE")
@@ -155,7 +177,8 @@ def test_vector_of_tlorentzvector_members_are_a_sequence(layouts):
 def test_a_branch_with_members_named_whole_is_one_line_naming_its_members(layouts, tmp_path):
     with pytest.raises(BranchError, match=r"'pos' holds a record.*pos\.x, pos\.y, pos\.z"):
         _all({"files": str(layouts), "scalars": ["pos"]})
-    with pytest.raises(BranchError, match=r"'jets' holds a record.*jets\.fP, jets\.fE"):
+    with pytest.raises(BranchError, match=r"'jets' holds a record.*: jets\.fP\.fX, jets\.fP\.fY, jets\.fP\.fZ, "
+                                          r"jets\.fE$"):
         _all({"files": str(layouts), "sequence": {"features": ["jets"]}})
     with pytest.raises(BranchError, match=r"'hit' holds a record.*hit\.e, hit\.id, hit\.cells"):
         _all({"files": str(layouts), "scalars": ["hit"]})
@@ -226,6 +249,34 @@ def test_reading_an_unreadable_branch_is_one_line_that_does_not_blame_the_file(u
         assert "cannot be read" in line, line
         assert "truncated" not in line, line
         assert "corrupt" not in line, line
+
+
+def test_an_unreadable_member_of_a_split_class_is_named_not_its_parent(split_info, tmp_path):
+    """Issue 29: inspect listed ``info`` as unreadable (its readable members info.run and info.lumi beside it),
+    and reading the member blamed ``branch 'info'``: the row and the message name ``info.hits``."""
+    (tree,) = physnn.inspect(split_info)
+    rows = {r.name: r for r in tree.branches}
+    assert "info" not in rows
+    assert rows["info.hits"].role == "unreadable"
+    assert "memberwise" in rows["info.hits"].note
+    assert (rows["info.run"].role, rows["info.lumi"].role, rows["x"].role) == ("scalar",) * 3
+    config = tmp_path / "d.yaml"
+    config.write_text(f"files: {split_info}\nscalars: [x, info.run]\nobservers: [info.hits.e]\n")
+    line = _cli_error(["load", str(config)])
+    assert "branch 'info.hits' (std::vector<PhysnnHit>) cannot be read" in line, line
+    assert len(_all({"files": str(split_info), "scalars": ["x", "info.run", "info.lumi"]})) == N
+
+
+@pytest.mark.parametrize("name", ["jets", "jets.fP"])
+def test_a_record_named_whole_names_the_columns_that_read(layouts, name):
+    """Issue 29: ``jets`` (std::vector<TLorentzVector>) pointed at ``jets.fP``, itself a record that is refused; the
+    hint names the numbers inside (``jets.fP.fX`` ...), and each of them reads as a sequence feature."""
+    with pytest.raises(BranchError, match=f"'{re.escape(name)}' holds a record") as err:
+        _all({"files": str(layouts), "sequence": {"features": [name]}})
+    named = str(err.value).split(": ")[-1].split(", ")
+    assert sorted(named) == (["jets.fE"] if name == "jets" else []) + ["jets.fP.fX", "jets.fP.fY", "jets.fP.fZ"]
+    data = _all({"files": str(layouts), "sequence": {"features": named, "max_length": 3}})
+    assert data.inputs["sequence"].shape == (N, 3, len(named))
 
 
 def test_read_errors_are_diagnosed_from_the_exception():

@@ -20,7 +20,8 @@ from physnn.cli.app import app, main
 from physnn.cli.cmd_train import _next_step
 from physnn.cli.show import _print_evaluation
 
-#: The commands in the order of ``physnn --help`` (``simulate showers|events`` is a group of its own).
+#: The commands in the order of ``physnn --help``, after ``simulate showers|events`` (a group of its own, listed first
+#: by :class:`~physnn.cli.helptext.FirstThingsFirst`).
 COMMANDS = (("inspect", cmd_data.inspect), ("scan", cmd_data.scan), ("load", cmd_data.load_cmd),
             ("models", cmd_data.models), ("train", cmd_train.train), ("predict", cmd_run.predict),
             ("denoise", cmd_run.denoise), ("encode", cmd_run.encode), ("evaluate", cmd_judge.evaluate),

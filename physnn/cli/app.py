@@ -20,6 +20,7 @@ import typer
 from rich.console import Console
 
 from physnn._version import __version__
+from physnn.cli.helptext import FirstThingsFirst, shape_help
 
 app = typer.Typer(
     name="physnn",
@@ -27,8 +28,10 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=FirstThingsFirst,  # simulate first: the order a user needs the commands in
 )
-simulate_app = typer.Typer(help="Simulate demo data with the built-in detector simulator.", no_args_is_help=True)
+simulate_app = typer.Typer(help="Simulate demo data with the built-in detector simulator.", no_args_is_help=True,
+                           cls=FirstThingsFirst)
 app.add_typer(simulate_app, name="simulate")
 
 console = Console()
@@ -39,28 +42,20 @@ LOG_WIDTH = 200
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _flags_take_no_value() -> None:
-    """Show a flag in ``--help`` as a flag: typer 0.29's rich help prints ``<bool>`` after every boolean option,
-    ``--help`` included, as if it took a value (its plain help and click do not)."""
-    from typer.core import TyperOption
-
-    shown = getattr(TyperOption, "display_type_rich", None)
-    if shown is None or getattr(shown, "physnn", False):
-        return
-
-    def display_type_rich(self: Any, ctx: Any) -> str | None:
-        return None if self.is_flag and self.metavar is None else shown(self, ctx)
-
-    display_type_rich.physnn = True  # type: ignore[attr-defined]
-    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
-
-
-_flags_take_no_value()
+shape_help()
 
 
 def debugging() -> bool:
     """``physnn --debug ...`` or ``PHYSNN_DEBUG=1``: show tracebacks instead of one line."""
     return os.environ.get("PHYSNN_DEBUG", "") not in ("", "0")
+
+
+def _cli_exits() -> tuple[type[BaseException], ...]:
+    """The exceptions by which typer ends a command on purpose (its exit, abort and usage errors), taken from
+    what typer exposes: typer 0.29 carries its own copy of click and no longer installs click, older typers
+    re-export click's classes, so physnn imports no ``click`` (``pip install physnn`` does not bring it)."""
+    usage = next(cls for cls in typer.BadParameter.__mro__ if cls.__name__ == "ClickException")
+    return typer.Exit, typer.Abort, usage
 
 
 def user_errors(func: F) -> F:
@@ -69,13 +64,11 @@ def user_errors(func: F) -> F:
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        import click
-
         from physnn.errors import PhysnnError
 
         try:
             return func(*args, **kwargs)
-        except (click.exceptions.Exit, click.exceptions.ClickException, typer.Exit):  # a command's own exit
+        except _cli_exits():  # a command's own exit
             raise
         except PhysnnError as err:
             if debugging():
@@ -150,7 +143,8 @@ def image_format(text: str) -> str:
 FormatOpt = Annotated[str, typer.Option("--format", metavar="<png|svg|pdf>", help="File format of the figures: "
                                         "png, or vector svg or pdf; report.html shows PNG and SVG figures and "
                                         "links to PDF files beside it.")]
-OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Output ROOT file (written atomically).")]
+OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Output ROOT file (written atomically).",
+                                     metavar="<file>")]
 EventsOpt = Annotated[int, typer.Option("--events", "-n", help="Number of events.", min=1)]
 SeedOpt = Annotated[int, typer.Option(help="Random seed.")]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace an existing output file.")]
@@ -164,7 +158,8 @@ DeviceOpt = Annotated[str, typer.Option(help=DEVICE_HELP, metavar=DEVICES)]
 MapOpt = Annotated[list[str] | None, typer.Option("--map", metavar="<old=new>", help="Read the run's branch OLD "
                                                   "from the file's NEW (repeatable or comma separated); predict's "
                                                   "outputs keep the run's names, denoise keeps the file's layout.")]
-ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML file of simulator settings.")]
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML file of simulator settings.",
+                                                  metavar="<file>")]
 SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Override a setting: KEY=VALUE (repeatable).",
                                                   metavar="<key=value>")]
 

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from physnn.cli.app import (
     CompressionOpt,
@@ -49,7 +50,7 @@ def simulate_showers(
     seed: SeedOpt = 0,
     particles: Annotated[str | None, typer.Option(
         help="Particle types, comma-separated, some of e-, gamma, pi0 (decays to two photons), pi+; an event's "
-             "label is its type's position in this list.", metavar="<list>", show_default="e-,gamma,pi+")] = None,
+             "label is its type's position in this list.", metavar="<name,...>", show_default="e-,gamma,pi+")] = None,
     energy: Annotated[str | None, typer.Option(help="Incident energy in GeV: MIN:MAX or one value.",
                                                metavar="<min:max>", show_default="1:100")] = None,
     config: ConfigOpt = None,
@@ -111,7 +112,8 @@ def inspect(
                           f"max {row.lengths['max']}")
             else:
                 detail = row.note or ""
-            table.add_row(row.name, row.type, row.role, detail, row.collection or "")
+            # text, not markup: a bitset's type is "[var * bool, parameters=...]"
+            table.add_row(*(Text(cell) for cell in (row.name, row.type, row.role, detail, row.collection or "")))
         console.print(table)
         if tree.probed < tree.entries:
             console.print(f"(shapes and lengths from the first {tree.probed:,} entries)")
@@ -157,8 +159,8 @@ def scan(
     for row in rows:
         lengths = " / ".join(f"{row.lengths[k]:g}" for k in ("median", "q95", "q99", "max")) if row.lengths else ""
         number = lambda v: "" if v is None else num(v)  # noqa: E731
-        table.add_row(row.name, row.type, lengths, number(row.minimum), number(row.maximum), number(row.mean),
-                      f"{row.nonfinite:,}")
+        table.add_row(Text(row.name), Text(row.type), lengths, number(row.minimum), number(row.maximum),
+                      number(row.mean), f"{row.nonfinite:,}")
     console.print(table)
 
 

@@ -25,9 +25,9 @@ def evaluate(
                                                       "of a regression: their error bars side by side.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for metrics.json and the plots, "
                                       "rewritten in place if it exists (a report is redone from its inputs: no "
-                                      "--overwrite).")] = Path(
+                                      "--overwrite).", metavar="<folder>")] = Path(
         "physnn-report"),
-    run: Annotated[Path | None, typer.Option(help="Run folder for the training curves.")] = None,
+    run: Annotated[Path | None, typer.Option(help="Run folder for the training curves.", metavar="<folder>")] = None,
     split: Annotated[str, typer.Option(help="Events evaluated: auto is the test split of the training files (all "
                                        "events of other files).", metavar="<auto|all|train|val|test>")] = "auto",
     bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for AUC intervals.", min=0)] = 200,
@@ -61,7 +61,8 @@ def compare(
     candidate: Annotated[Path, typer.Argument(help="Candidate showers ROOT file (e.g. physnn generate output).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Report folder: metrics.json, separation.csv, "
                                       "histograms; rewritten in place if it exists (a "
-                                      "report is redone from its inputs: no --overwrite).")] = Path("physnn-compare"),
+                                      "report is redone from its inputs: no --overwrite).",
+                                      metavar="<folder>")] = Path("physnn-compare"),
     tree: Annotated[str | None, typer.Option(help="Tree name (default: the file's only tree).")] = None,
     image: Annotated[str | None, typer.Option(help="Image branch (default: the first 2D/3D array branch).")] = None,
     energy: Annotated[str, typer.Option(help="Incident-energy branch; 'none' for none.")] = "auto",

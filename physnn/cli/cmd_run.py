@@ -170,7 +170,7 @@ def encode(
 def export_(
     run: Annotated[str, typer.Argument(help="Run folder or checkpoint (.pt).")],
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Output file (default: RUN/model.onnx or "
-                                             "RUN/model.pt).")] = None,
+                                             "RUN/model.pt).", metavar="<file>")] = None,
     format: Annotated[str, typer.Option("--format", "-f", help="ONNX (ONNX Runtime) or TorchScript (LibTorch).",
                                         metavar="<onnx|torchscript>")] = "onnx",
     mc_samples: Annotated[int, typer.Option("--mc-samples", "-T", help="MC dropout inside the graph: T stochastic "

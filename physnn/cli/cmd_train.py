@@ -27,11 +27,15 @@ from physnn.fmt import plural
 @user_errors
 def train(
     config: Annotated[Path | None, typer.Argument(help="Run config YAML (data, model, task, train).")] = None,
-    out: Annotated[Path, typer.Option("--out", "-o", help="Run folder (config, checkpoints, metrics, plots).")] = Path(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run folder (config, checkpoints, metrics, plots).",
+                                      metavar="<folder>")] = Path(
         "physnn-run"),
-    data: Annotated[Path | None, typer.Option(help="Data config YAML (replaces the run config's data).")] = None,
-    model: Annotated[Path | None, typer.Option(help="Model config YAML (replaces the run config's model).")] = None,
-    train_cfg: Annotated[Path | None, typer.Option("--train", help="Training config YAML (replaces train).")] = None,
+    data: Annotated[Path | None, typer.Option(help="Data config YAML (replaces the run config's data).",
+                                                          metavar="<file>")] = None,
+    model: Annotated[Path | None, typer.Option(help="Model config YAML (replaces the run config's model).",
+                                                           metavar="<file>")] = None,
+    train_cfg: Annotated[Path | None, typer.Option("--train", help="Training config YAML (replaces train).",
+                                                               metavar="<file>")] = None,
     set_: SetOpt = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out from its last.pt.")] = False,
     init_from: Annotated[str | None, typer.Option("--init-from", help="Checkpoint or run folder whose feature "
@@ -104,7 +108,8 @@ def _next_step(result: Any) -> str:
 
 @user_errors
 def demo(
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the demo outputs.")] = Path("physnn-demo"),
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the demo outputs.",
+                                      metavar="<folder>")] = Path("physnn-demo"),
     events: Annotated[int, typer.Option("--events", "-n", help="Showers (and collision events) to simulate.",
                                         min=200)] = 10000,
     seed: SeedOpt = 1,
@@ -115,9 +120,10 @@ def demo(
     = False,
     fmt: FormatOpt = "png",
 ) -> None:
-    """The main job on built-in demo data: simulate showers and collision events, train CNN (photon/pi0, energy) and
-    GRU (signal/background, resonance mass) models, predict with MC-dropout error bars, evaluate, and say where
-    the outputs are."""
+    """The main job on built-in demo data: simulate, train, predict with error bars, evaluate.
+
+    Simulates showers and collision events, trains CNN (photon/pi0, energy) and GRU (signal/background, resonance
+    mass) models, predicts with MC-dropout error bars, evaluates, and says where the outputs are."""
     from physnn.demo import run
 
     fmt = image_format(fmt)

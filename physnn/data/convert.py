@@ -53,14 +53,24 @@ def check_plain(arr: Any, name: str, where: str, role: str) -> None:
     elif isinstance(arr, np.ndarray):
         return
     else:
-        import awkward as ak
-
-        fields = ak.fields(arr)
+        fields = _leaves(arr)
     if fields:
         members = ", ".join(f"{name}.{f}" for f in fields[:6]) + (", ..." if len(fields) > 6 else "")
         msg = (f"{where}: branch {name!r} holds a record of several values per event, not usable as a {role}; "
                f"name its members instead: {members}")
         raise BranchError(msg)
+
+
+def _leaves(arr: Any) -> list[str]:
+    """The numbers inside a record, as dotted paths: ``fP.fX, fP.fY, fP.fZ, fE`` for a TLorentzVector (its
+    ``fP`` is a record too, and refused in turn)."""
+    import awkward as ak
+
+    out = []
+    for member in ak.fields(arr):
+        inner = _leaves(arr[member])
+        out += [f"{member}.{leaf}" for leaf in inner] or [member]
+    return out
 
 
 def as_numpy(arr: Any) -> np.ndarray:

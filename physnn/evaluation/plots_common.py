@@ -21,6 +21,7 @@ import numpy as np
 
 from physnn.evaluation.summary import class_names
 from physnn.fmt import particle
+from physnn.io.write import make_folder
 
 plt.style.use(mplhep.style.ROOT)
 
@@ -32,7 +33,7 @@ def save(fig: Any, path: Path) -> Path:
     """Write ``fig`` (folders created) in the format of the path's suffix (``.png``, ``.svg``, ``.pdf``; PNG at
     :data:`DPI`) and close it."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(path.parent)
     fig.savefig(path, dpi=DPI)
     plt.close(fig)
     return path

@@ -31,6 +31,7 @@ from physnn.evaluation.summary import PDG_BRANCH, class_names, judge_groups
 from physnn.inference.predict import TREE
 from physnn.io.files import open_root
 from physnn.io.metadata import META
+from physnn.io.write import check_folder, make_folder
 
 
 @dataclass
@@ -45,15 +46,11 @@ class EvaluationResult:
 
 
 def report_dir(out: str | os.PathLike | None) -> Path | None:
-    """The report folder, created if needed (None stays None); a one-line error if it is a file."""
+    """The report folder, created if needed (None stays None); a one-line error when it cannot be."""
     if out is None:
         return None
-    outdir = Path(out)
-    if outdir.exists() and not outdir.is_dir():
-        msg = f"{outdir}: exists and is not a folder"
-        raise ConfigError(msg)
-    outdir.mkdir(parents=True, exist_ok=True)
-    return outdir
+    check_folder(out)  # a file in its place: "cannot create output folder OUT: OUT is a file, not a folder"
+    return make_folder(out)
 
 
 def read_predictions(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str, Any]]:

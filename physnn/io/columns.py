@@ -217,7 +217,7 @@ def branch_failure(obj: Any, column: Column, err: BaseException, path: str, wher
     reason = unsupported_reason(err, interpretation, typename)
     if reason is None:
         return InputFileError(describe_read_error(path, err))
-    msg = f"{where}: branch {member_name(column.branch)!r} ({typename}) cannot be read: {reason}; {SUPPORTED}"
+    msg = f"{where}: branch {member_name(column.read)!r} ({typename}) cannot be read: {reason}; {SUPPORTED}"
     return UnreadableBranch(msg, reason)
 
 def is_histogram_column(column: Column) -> bool:

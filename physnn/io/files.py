@@ -135,7 +135,32 @@ def open_root(path: str | os.PathLike) -> Any:
         handle.keys()  # forces reading the directory: catches truncation early
     except Exception as err:  # uproot raises ValueError/OSError/struct.error...
         raise InputFileError(describe_read_error(path, err)) from err
+    check_length(path)
     return handle
+
+
+def check_length(path: str | os.PathLike) -> None:
+    """Refuse a ROOT file shorter than its header says (``fEND``, where ROOT's last record ends): cut short while
+    copied or written. Without this, a cut inside a tree's header or its baskets surfaces later as uproot's
+    "expected Chunk of length N", or not at all when it falls after the entries read. Reads 21 bytes.
+
+    Raises
+    ------
+    InputFileError
+        Naming the file, its size and the size its header announces.
+    """
+    path = os.fspath(path)
+    with open(path, "rb") as stream:
+        header = stream.read(21)
+    if len(header) < 16 or header[:4] != b"root":
+        return  # not ROOT's header: open_root says what the file is
+    version = struct.unpack(">i", header[4:8])[0]
+    big = version >= 1000000 and len(header) == 21  # fEND takes 8 bytes in large files
+    end = struct.unpack(">q", header[12:20])[0] if big else struct.unpack(">i", header[12:16])[0]
+    size = os.path.getsize(path)
+    if size < end:
+        msg = f"{path}: the file is truncated or corrupt: it has {size} bytes, its header says {end}"
+        raise InputFileError(msg)
 
 
 def is_damage(err: BaseException) -> bool:
@@ -152,15 +177,16 @@ def describe_read_error(path: str, err: BaseException) -> str:
     """One line describing why reading ``path`` failed, from the exception itself.
 
     Only failures that mean damage (:func:`is_damage`, or uproot failing to
-    deserialise the file's own structures) call the file truncated or
-    corrupt; a format uproot does not support says so.
+    deserialise the file's own structures or to check them: an
+    AssertionError) call the file truncated or corrupt; a format uproot
+    does not support says so.
     """
     text = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
     if "not a ROOT file" in text:
         return f"{path}: not a ROOT file (expected the 'root' magic bytes at its start)"
     if isinstance(err, PermissionError):
         return f"{path}: permission denied"
-    if is_damage(err) or type(err).__name__ == "DeserializationError":
+    if is_damage(err) or type(err).__name__ == "DeserializationError" or isinstance(err, AssertionError):
         return f"{path}: cannot be read as a ROOT file, it may be truncated or corrupt ({text})"
     if isinstance(err, NotImplementedError):
         return f"{path}: uproot does not support what the file holds ({text})"
@@ -227,6 +253,8 @@ def resolve_tree(handle: Any, path: str, tree: str | None) -> tuple[str, Any]:
         raise TreeError(msg)
     try:
         obj = handle[name]
+        if is_rntuple(obj):
+            obj.num_entries  # noqa: B018  # reads the RNTuple's header and footer, which uproot reads lazily
     except Exception as err:
         raise InputFileError(describe_read_error(path, err)) from err
     return name, obj

@@ -69,7 +69,7 @@ def _describe(name: str, arr: Any) -> BranchInfo:
         return BranchInfo(name, f"TH2 {arr.shape[1]}x{arr.shape[2]}" if arr.ndim == 3 else str(arr.dtype),
                           "image", shape=list(arr.shape[1:]))
     layout = ak.to_layout(arr)
-    text = str(arr.type.content)
+    text = str(ak.without_parameters(arr).type.content)  # a bitset: var * bool, not [var * bool, parameters=...]
     if layout.parameter("__array__") == "string":
         return BranchInfo(name, "string", "scalar")
     depth = layout.purelist_depth - 1
@@ -97,10 +97,10 @@ def _rows(obj: Any, path: str, where: str, stop: int, prefix: str = "") -> list[
     failed: set[str] = set()
     for column in columns:
         name = prefix + column.name
-        if column.name in failures:
-            if column.branch not in failed:
-                failed.add(column.branch)
-                rows.append(BranchInfo(prefix + member_name(column.branch), column.typename or "?", "unreadable",
+        if column.name in failures:  # one row per branch read: a member of a split class by its own name
+            if column.read not in failed:
+                failed.add(column.read)
+                rows.append(BranchInfo(prefix + member_name(column.read), column.typename or "?", "unreadable",
                                        note=failures[column.name].reason))
             continue
         row = _describe(name, arrays[column.name])

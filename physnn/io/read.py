@@ -79,7 +79,8 @@ def is_histogram_branch(obj: Any, name: str) -> bool:
 
 def _missing_message(obj: Any, name: str, where: str, extra: Sequence[str] = ()) -> str:
     layout = layout_of(obj)
-    members = layout.groups.get(name) or layout.groups.get(name.rstrip("."))
+    members = (layout.groups.get(name) or layout.groups.get(name.rstrip("."))
+               or [c for c in layout.names() if c.startswith(name.rstrip(".") + ".")])  # jets.fP: jets.fP.fX, ...
     if members:
         shown = ", ".join(members[:6]) + (", ..." if len(members) > 6 else "")
         return f"{where}: branch {name!r} holds a record of several values per entry; name one of them: {shown}"

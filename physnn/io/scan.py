@@ -23,7 +23,7 @@ import numpy as np
 
 from physnn import extras
 from physnn.errors import ConfigError
-from physnn.io.files import FileSpec, expand_files, open_root, resolve_tree
+from physnn.io.files import FileSpec, check_length, expand_files, open_root, resolve_tree
 
 QUANTILES = (0.5, 0.95, 0.99)
 
@@ -110,6 +110,8 @@ def scan(files: FileSpec, *, tree: str | None = None, branches: Sequence[str] | 
 
     paths = expand_files(files)
     name, obj = resolve_tree(open_root(paths[0]), paths[0], tree)
+    for path in paths[1:]:  # the others are opened by dask's workers: a file cut short is said here
+        check_length(path)
     filter_name = list(branches) if branches else None
     if filter_name and not obj.keys(filter_name=filter_name):
         msg = f"{paths[0]}:{name}: no branch matches {filter_name}"

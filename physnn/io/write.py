@@ -65,30 +65,71 @@ def check_output(path: str | os.PathLike, *, overwrite: bool = False) -> Path:
     Raises
     ------
     OutputError
-        If the file exists and ``overwrite`` is False, if the folder does not
-        exist or is not writable, or if the path is a folder.
+        If the file exists and ``overwrite`` is False, if its folder cannot be
+        created (:func:`check_folder`), or if the path is a folder.
     """
     path = Path(path)
-    if path.is_dir():
+    check_folder(path.parent if str(path.parent) else Path("."))
+    try:
+        is_dir, exists = path.is_dir(), path.exists()
+    except OSError as err:  # a name longer than the file system takes
+        msg = f"{path}: cannot be written ({err.strerror})"
+        raise OutputError(msg) from None
+    if is_dir:
         msg = f"{path}: is a directory, expected a file name for the output"
         raise OutputError(msg)
-    if path.exists() and not overwrite:
+    if exists and not overwrite:
         msg = f"{path}: the output exists; pass overwrite=True to replace it"
         raise OutputError(msg, options=["overwrite"])
-    parent = path.parent if str(path.parent) else Path(".")
-    existing = next(p for p in (parent, *parent.parents) if p.exists())  # missing folders are created on writing
-    if not existing.is_dir():
-        msg = f"{path}: {existing} is a file, not a folder"
-        raise OutputError(msg)
-    if not os.access(existing, os.W_OK):
-        msg = f"{path}: the folder {existing} is not writable"
-        raise OutputError(msg)
     return path
+
+
+def _cannot_create(folder: Path, reason: str) -> OutputError:
+    return OutputError(f"cannot create output folder {folder}: {reason}")
+
+
+def check_folder(folder: str | os.PathLike) -> None:
+    """Check before any work that an output folder exists or can be created (missing folders are made on writing).
+
+    Raises
+    ------
+    OutputError
+        ``cannot create output folder FOLDER: REASON`` when a file stands in its place or above it, the nearest
+        existing folder is not writable, or the name is one the file system refuses.
+    """
+    folder = Path(folder)
+    try:
+        existing = next((p for p in (folder, *folder.parents) if p.exists()), Path(folder.anchor or "."))
+    except OSError as err:  # e.g. a name too long
+        raise _cannot_create(folder, err.strerror or str(err)) from None
+    if not existing.is_dir():
+        raise _cannot_create(folder, f"{existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK):
+        msg = (f"output folder {folder}: not writable" if existing == folder else
+               f"cannot create output folder {folder}: the folder {existing} is not writable")
+        raise OutputError(msg)
+
+
+def make_folder(folder: str | os.PathLike) -> Path:
+    """Create an output folder and those above it, like ``mkdir -p``: the one place physnn makes folders.
+
+    Raises
+    ------
+    OutputError
+        ``cannot create output folder FOLDER: REASON``, the reason from the system or :func:`check_folder`.
+    """
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        check_folder(folder)  # a file in the way says so
+        raise _cannot_create(folder, err.strerror or str(err)) from None
+    return folder
 
 
 def make_parents(path: str | os.PathLike) -> None:
     """Create the folders above ``path`` (an output file or run folder), like ``mkdir -p``."""
-    Path(path).absolute().parent.mkdir(parents=True, exist_ok=True)
+    make_folder(Path(path).absolute().parent)
 
 
 def as_user_file(path: str | os.PathLike) -> None:

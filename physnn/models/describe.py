@@ -19,7 +19,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal, get_args, get_origin
 
-from annotated_types import Ge, Gt, Le, Lt, MinLen
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
@@ -79,16 +78,16 @@ def first_sentence(text: str) -> str:
 def _bounds(metadata: Iterable[Any]) -> str:
     low = high = ""
     not_empty = False
-    for item in metadata:
-        if isinstance(item, Gt):
+    for item in metadata:  # pydantic's constraints (annotated_types' Gt, Ge, ...), read by their attributes
+        if getattr(item, "gt", None) is not None:
             low = f"> {item.gt:g}"
-        elif isinstance(item, Ge):
+        elif getattr(item, "ge", None) is not None:
             low = f">= {item.ge:g}"
-        elif isinstance(item, Lt):
+        elif getattr(item, "lt", None) is not None:
             high = f"< {item.lt:g}"
-        elif isinstance(item, Le):
+        elif getattr(item, "le", None) is not None:
             high = f"<= {item.le:g}"
-        elif isinstance(item, MinLen) and item.min_length > 0:
+        elif (getattr(item, "min_length", None) or 0) > 0:
             not_empty = True
     return " ".join(filter(None, [", ".join(filter(None, [low, high])), "(not empty)" if not_empty else ""]))
 

@@ -28,6 +28,7 @@ from physnn.data.streaming import StreamingBundle, StreamingSplit, prepare
 from physnn.data.transform import Transform
 from physnn.errors import ConfigError, OutputError
 from physnn.io.files import absolute_file
+from physnn.io.write import check_folder, make_folder
 from physnn.models.base import StagedModel
 from physnn.models.feature_domain import FeatureDomain
 from physnn.models.registry import ModelIO, build_model
@@ -70,12 +71,13 @@ def _check_dir(out: Path, overwrite: bool) -> None:
         msg = (f"{out}: the run folder exists and is not empty; pass overwrite=True to replace it, "
                f"or resume=True to continue it")
         raise OutputError(msg, options=["overwrite", "resume"])
+    check_folder(out)
 
 
 def _prepare_dir(out: Path) -> None:
     """Empty (of physnn's files) or create the run folder, once the data and model are known to be good."""
     clear_run_files(out)
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder(out)
 
 
 def train(
