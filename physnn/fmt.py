@@ -63,8 +63,8 @@ def error_decimals(error: float) -> int:
 
 def with_error(value: float, error: float | None) -> str:
     """``value ± error`` by the PDG rule: the error to one or two significant digits (:func:`error_decimals`), the
-    value to the same decimal place; below 1e-4 in powers of ten. Without a finite, positive error: the value as
-    :func:`num` gives it, alone.
+    value to the same decimal place; in powers of ten when both are below 1e-4. Without a finite error above
+    float precision (relative to the value): the value as :func:`num` gives it, alone.
 
     >>> with_error(0.003, 0.05)
     '0.00 ± 0.05'
@@ -72,15 +72,20 @@ def with_error(value: float, error: float | None) -> str:
     '0.003 ± 0.012'
     >>> with_error(5.678, 0.0356), with_error(1234.5, 96), with_error(-0.001, 0.05), with_error(12.34, 0.95)
     ('5.68 ± 0.04', '1,230 ± 100', '0.00 ± 0.05', '12.3 ± 1.0')
-    >>> with_error(2.5e-7, 3.1e-8), with_error(0.8, None)
-    ('(2.50 ± 0.31)e-07', '0.800')
+    >>> with_error(2.5e-7, 3.1e-8), with_error(0.8, None), with_error(1.0, 1e-5), with_error(1.0, 1e-17)
+    ('(2.50 ± 0.31)e-07', '0.800', '1.000000 ± 0.000010', '1.00')
     """
-    if error is None or not (math.isfinite(error) and error > 0) or not math.isfinite(value):
+    if error is None or not (math.isfinite(error) and math.isfinite(value)) or error <= max(1e-12 * abs(value), 0):
         return num(value)
-    if error < 1e-4:  # in powers of ten, the value's (or the error's, if larger)
-        power = math.floor(math.log10(max(abs(value), error)))
-        scaled = with_error(value / 10.0**power, error / 10.0**power)
-        return f"({scaled})e{power:+03d}"
+    biggest = max(abs(value), error)
+    if biggest < 1e-4:  # in powers of ten, those of the larger of the two
+        power = math.floor(math.log10(biggest))
+        return f"({_fixed(value / 10.0**power, error / 10.0**power)})e{power:+03d}"
+    return _fixed(value, error)
+
+
+def _fixed(value: float, error: float) -> str:
+    """``value ± error`` in fixed notation, both to the decimal place of the error's significant digits."""
     decimals = error_decimals(error)
     step = Decimal(1).scaleb(-decimals)  # rounded half up from the shortest repr: 0.95 is 1.0, not 0.9
     shown, err = (float(Decimal(repr(float(v))).quantize(step, rounding=ROUND_HALF_UP)) + 0.0 for v in (value, error))
