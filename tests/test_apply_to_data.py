@@ -188,3 +188,23 @@ def test_the_tree_of_a_new_file_is_its_only_one_and_several_are_refused(run, fil
         physnn.predict(run, two, mapping=MAP)
     res = physnn.predict(run, two, mapping=MAP, tree="events")
     assert len(res.arrays["score"]) == N
+
+
+def test_denoise_on_data_says_what_it_leaves_out_like_encode(ae, files, tmp_path):
+    """denoise reports the absent weight and observers and the define it cannot compute: in the result, in
+    physnn_meta and one line each on the command line."""
+    res = physnn.denoise(ae, files["data"], mapping=MAP)
+    assert res.left_out == {"weight": "w", "observers": ["energy", "log_e"]}
+    assert res.not_applied == {"define": {"log_e": {"expression": "log(energy)", "absent": ["energy"]}}}
+    assert sum("left out" in note for note in res.notes) == 1
+    assert sum("not applied" in note and "'log_e'" in note for note in res.notes) == 1
+    out = tmp_path / "d.root"
+    result = runner.invoke(app, ["denoise", str(ae), str(files["data"]), "--map", "image=cells", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert sum("left out" in line for line in result.output.splitlines()) == 1, result.output
+    assert sum("not applied" in line for line in result.output.splitlines()) == 1, result.output
+    with uproot.open(out) as f:
+        meta = json.loads(str(f["physnn_meta"]))
+    assert meta["left_out"] == res.left_out
+    assert meta["not_applied"] == res.not_applied
+    assert meta["notes"] == res.notes
