@@ -188,3 +188,59 @@ def test_the_tree_of_a_new_file_is_its_only_one_and_several_are_refused(run, fil
         physnn.predict(run, two, mapping=MAP)
     res = physnn.predict(run, two, mapping=MAP, tree="events")
     assert len(res.arrays["score"]) == N
+
+
+def test_denoise_on_data_says_what_it_leaves_out_like_encode(ae, files, tmp_path):
+    """denoise reports the absent weight and observers and the define it cannot compute: in the result, in
+    physnn_meta and one line each on the command line."""
+    res = physnn.denoise(ae, files["data"], mapping=MAP)
+    assert res.left_out == {"weight": "w", "observers": ["energy", "log_e"]}
+    assert res.not_applied == {"define": {"log_e": {"expression": "log(energy)", "absent": ["energy"]}}}
+    assert sum("left out" in note for note in res.notes) == 1
+    assert sum("not applied" in note and "'log_e'" in note for note in res.notes) == 1
+    out = tmp_path / "d.root"
+    result = runner.invoke(app, ["denoise", str(ae), str(files["data"]), "--map", "image=cells", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert sum("left out" in line for line in result.output.splitlines()) == 1, result.output
+    assert sum("not applied" in line for line in result.output.splitlines()) == 1, result.output
+    with uproot.open(out) as f:
+        meta = json.loads(str(f["physnn_meta"]))
+    assert meta["left_out"] == res.left_out
+    assert meta["not_applied"] == res.not_applied
+    assert meta["notes"] == res.notes
+
+
+def test_the_plan_names_a_missing_input_from_the_open_tree_without_reading_it(tmp_path, monkeypatch):
+    """The reader builds the line with the reason (no event is read to get its error) and the plan keeps the
+    first file's tree as it was found."""
+    from physnn.config import DataConfig
+    from physnn.inference import plan as plan_module
+    from physnn.io import read as read_module
+
+    path = _write(tmp_path / "few.root", "events", {"e": np.arange(5.0), "n": np.arange(5, dtype=np.int32)})
+
+    def no_read(*args, **kwargs):
+        raise AssertionError("an event was read to plan the run")
+
+    monkeypatch.setattr(read_module, "read_chunk", no_read)
+    monkeypatch.setattr(plan_module, "read_chunk", no_read, raising=False)
+    cfg = DataConfig.model_validate({"files": str(path), "scalars": ["q", "e"]})
+    with pytest.raises(BranchError, match=r"few\.root:events: no branch 'q', an input of the model; the tree has "
+                                          r"e, n$"):
+        plan_module.plan_prediction(cfg, path, None, None)
+    plan = plan_module.plan_prediction(cfg.model_copy(update={"scalars": ["e"]}), path, None, None)
+    assert (plan.tree, plan.where) == ("events", f"{path}:events")
+
+
+
+def test_the_reason_a_branch_is_needed_is_said_also_for_a_record(tmp_path):
+    import awkward as ak
+
+    from physnn.io.read import first_chunk, missing_branch
+
+    path = _write(tmp_path / "rec.root", "events", {"pos": ak.zip({"x": np.arange(3.0), "y": np.arange(3.0)})})
+    chunk, obj = first_chunk(path, None)
+    assert str(missing_branch(chunk, obj, "pos", "an input of the model")) == (
+        f"{path}:events: branch 'pos', an input of the model, holds a record of several values per entry; name one "
+        "of them: pos.x, pos.y")
+    assert str(missing_branch(chunk, obj, "pos")).startswith(f"{path}:events: branch 'pos' holds a record")

@@ -166,6 +166,36 @@ def _distribution(requirement: str) -> str:
     return re.sub(r"[-_.]+", "-", re.match(r"\s*([A-Za-z0-9._-]+)", requirement).group(1)).lower()
 
 
+def _split_requires(requires: list[str]) -> tuple[set[str], set[str]]:
+    """(core, optional) distributions of a wheel's ``Requires-Dist`` lines: those under an ``extra ==`` marker
+    are optional (physnn's own extras left out)."""
+    core: set[str] = set()
+    optional: set[str] = set()
+    for requirement in requires:
+        (optional if re.search(r"\bextra\s*==", requirement) else core).add(_distribution(requirement))
+    return core, optional - {"physnn"}
+
+
+def declared_dependencies() -> tuple[set[str], set[str]]:
+    """(core, optional) distributions physnn declares: from pyproject.toml, or on Python 3.10 (no tomllib, and
+    no new dependency to parse TOML) from the installed physnn's metadata, which pip wrote from it."""
+    import importlib.metadata
+
+    import pytest
+
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        try:
+            return _split_requires(importlib.metadata.requires("physnn") or [])
+        except importlib.metadata.PackageNotFoundError:
+            pytest.skip("Python 3.10 has no tomllib and physnn is not installed: no dependency list to read")
+    project = tomllib.loads((ROOT.parent / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    core = {_distribution(r) for r in project["dependencies"]}
+    optional = {_distribution(r) for extra in project["optional-dependencies"].values() for r in extra} - {"physnn"}
+    return core, optional
+
+
 def test_every_third_party_import_is_a_core_dependency():
     """``pip install physnn`` (no extras) must be enough: each package physnn imports, anywhere, is a core
     dependency in pyproject.toml, or an optional one that only :mod:`physnn.extras` loads. A package that comes
@@ -174,11 +204,7 @@ def test_every_third_party_import_is_a_core_dependency():
     import importlib.metadata
     import sys
 
-    import tomllib
-
-    project = tomllib.loads((ROOT.parent / "pyproject.toml").read_text(encoding="utf-8"))["project"]
-    core = {_distribution(r) for r in project["dependencies"]}
-    optional = {_distribution(r) for extra in project["optional-dependencies"].values() for r in extra} - {"physnn"}
+    core, optional = declared_dependencies()
     providers = importlib.metadata.packages_distributions()  # top-level module -> its distributions
     wrong = []
     for name, path in modules().items():
@@ -191,6 +217,21 @@ def test_every_third_party_import_is_a_core_dependency():
                     wrong.append(f"{name}:{node.lineno} imports {top}, not a core dependency in pyproject.toml "
                                  f"(installed by {providers.get(top, 'nothing')})")
     assert not wrong, "\n".join(wrong)
+
+
+def test_the_dependency_check_runs_without_tomllib(monkeypatch):
+    """requires-python is >=3.10 and tomllib is 3.11's: without it the declared list comes from the metadata."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "tomllib", None)  # import fails as on Python 3.10
+    test_every_third_party_import_is_a_core_dependency()
+
+
+def test_requires_dist_lines_split_into_core_and_optional():
+    requires = ["torch>=2.1", "scikit-learn>=1.3", 'onnx>=1.16; extra == "onnx"',
+                "physnn[onnx,dask]; extra == 'dev'",
+                "ROOT; (platform_system == 'Linux' and python_version >= '3.10') and extra == 'dev'"]
+    assert _split_requires(requires) == ({"torch", "scikit-learn"}, {"onnx", "root"})
 
 
 def test_distribution_names_are_normalised():

@@ -329,3 +329,32 @@ def test_evaluate_takes_a_run_folder_and_picks_its_evaluator(ae_run, cls_run, tm
     assert {"gain", "rmse_input", "rmse_output"} <= set(judged.figures)
     with pytest.raises(ConfigError, match=r"a binary run is judged on its predictions: physnn predict .* FILE"):
         physnn.evaluate(cls_run.run_dir, out=tmp_path / "cls")
+
+
+def test_pull_errors_are_computed_once_from_the_events_with_a_pull(monkeypatch):
+    """The terminal and the pulls figure show the same errors: those of metrics, from the events whose pull is
+    finite (a zero error bar has none), and the bias error is the mean's error σ/√n everywhere."""
+    import matplotlib.pyplot as plt
+
+    from physnn.evaluation import coverage, plots_regression, resolution, summary
+    from physnn.fmt import with_error
+
+    rng = np.random.default_rng(4)
+    true = rng.uniform(10, 50, 400)
+    std = np.full(400, 2.0)
+    std[:300] = 0.0  # no pull for three events in four
+    pred = true + rng.normal(0, 2.0, 400)
+    out = metrics.regression(true, pred, std=std)
+    assert out["pull_mean_err"] == pytest.approx(out["pull_std"] / np.sqrt(100))
+    assert out["pull_std_err"] == pytest.approx(out["pull_std"] / np.sqrt(200))
+    rows = dict(summary.regression_rows("x", out))
+    assert rows["x pull std"] == with_error(out["pull_std"], out["pull_std_err"])
+    shown = []
+    monkeypatch.setattr(plots_regression, "corner_text", lambda ax, text, **kw: shown.append(text))
+    plt.close(plots_regression.pulls_figure("x", true, pred, std, out))
+    assert f"mean {with_error(out['pull_mean'], out['pull_mean_err'])}\n" in shown[0]
+    assert f"std {with_error(out['pull_std'], out['pull_std_err'])}\n" in shown[0]
+    res = pred - true
+    assert resolution.mean_error(2.0, 4) == 1.0
+    assert out["bias_err"] == resolution.mean_error(float(np.std(res)), 400)
+    assert coverage.interval_coverage(true, pred)["bias_err"] == out["bias_err"]

@@ -13,7 +13,8 @@ from typer.testing import CliRunner
 import physnn
 from physnn.data.dataset import iter_raw
 from physnn.errors import ConfigError
-from physnn.inference.loading import load_run, prediction_config
+from physnn.inference.loading import load_run
+from physnn.inference.plan import plan_prediction
 from physnn.io.metadata import config_hash
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")  # reading TorchScript back
@@ -83,7 +84,7 @@ def test_sequence_model_has_dynamic_batch_and_length(seq_run, events_file, tmp_p
     res = physnn.export(seq_run, tmp_path / f"gru.{fmt}", format=fmt)
     assert res.inputs == {"sequence": ["N", "L", 5], "length": ["N"]}
     loaded = load_run(seq_run)
-    cfg = prediction_config(loaded.config.data, events_file, None, None)
+    cfg = plan_prediction(loaded.config.data, events_file, None, None).config
     raw = next(iter_raw(cfg))
     ref = physnn.predict(seq_run, events_file).arrays
     n = 40
@@ -174,7 +175,7 @@ def test_bidirectional_rnn_exports_exactly(events_file, tmp_path, fmt):
     encoder = loaded.model.stages[1]
     assert encoder.packing == "packed"  # the export put the loaded model back as it was
     assert not hasattr(encoder, "layerwise_rnn")
-    raw = next(iter_raw(prediction_config(loaded.config.data, events_file, None, None))).select(np.arange(30))
+    raw = next(iter_raw(plan_prediction(loaded.config.data, events_file, None, None).config)).select(np.arange(30))
     ref = physnn.predict(loaded, events_file).arrays["score"][:30]
     for length, fill in ((int(raw.seq_counts.max()) + 4, 50.0), (loaded.transform.max_length, -3.0)):
         seq, counts = _padded(raw, length, fill)
@@ -254,7 +255,7 @@ def test_onnx_mc_dropout_between_rnn_layers(events_file, tmp_path):
     res = physnn.export(tmp_path / "gru", tmp_path / "gru_mc.onnx", mc_samples=t)
     loaded = load_run(tmp_path / "gru", device="cpu")
     few = physnn.simulate("events", tmp_path / "few.root", events=n, seed=9).path  # T passes over n events only
-    raw = next(iter_raw(prediction_config(loaded.config.data, few, None, None)))
+    raw = next(iter_raw(plan_prediction(loaded.config.data, few, None, None).config))
     seq, counts = _padded(raw, loaded.transform.max_length, 0.0)
     pred, _sigma, epistemic, _std = _session(res.path).run(None, {"sequence": seq, "length": counts})
     ref = physnn.predict(loaded, few, mc_samples=t).arrays
@@ -279,7 +280,7 @@ def test_an_rnn_run_exports_twice_in_one_process(seq_run, events_file, tmp_path)
     first = physnn.export(seq_run, tmp_path / "a.onnx")
     second = physnn.export(seq_run, tmp_path / "b.onnx")
     loaded = load_run(seq_run)
-    raw = next(iter_raw(prediction_config(loaded.config.data, events_file, None, None))).select(np.arange(30))
+    raw = next(iter_raw(plan_prediction(loaded.config.data, events_file, None, None).config)).select(np.arange(30))
     for length in (int(raw.seq_counts.max()) + 2, 3):  # the time axis stays dynamic in both graphs
         seq, counts = _padded(raw, length, 0.0)
         a, b = (_session(r.path).run(None, {"sequence": seq, "length": counts})[0] for r in (first, second))

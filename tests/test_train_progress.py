@@ -36,3 +36,15 @@ def test_python_training_says_its_notes(small_showers, tmp_path, capsys):
     first = physnn.train(run_config(small_showers, epochs=1), out=tmp_path / "a", progress=False)
     physnn.train(run_config(small_showers, epochs=1), out=tmp_path / "b", init_from=first.run_dir)
     assert "features" in capsys.readouterr().err
+
+
+def test_the_bar_shows_exactly_where_interactive_says(monkeypatch):
+    """One test decides terminal-or-notebook: make_progress draws a bar where interactive() is true, lines
+    elsewhere."""
+    from physnn.training import progress
+
+    monkeypatch.setattr(progress, "interactive", lambda console=None: True)
+    assert type(progress.make_progress(True)) is progress.Bar
+    monkeypatch.setattr(progress, "interactive", lambda console=None: False)
+    assert type(progress.make_progress(True)) is progress.Lines
+    assert type(progress.make_progress(False)) is progress.Silent

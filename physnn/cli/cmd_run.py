@@ -133,6 +133,8 @@ def denoise(
     console.print(f"wrote {plural(result.events, 'denoised event')} to {result.path}:{result.meta['tree']} "
                   f"in {num(result.seconds)} s ({num(result.rate)} events/s)")
     _domain_lines(result.events, result.meta["counts"], result.meta)
+    for note in result.notes:
+        console.print(f"note: {note}", highlight=False)
 
 
 @user_errors
@@ -162,7 +164,7 @@ def encode(
     console.print(f"wrote codes of {plural(result.events, 'event')} to {result.path}:codes{each}{groups} "
                   f"in {num(result.seconds)} s")
     _domain_lines(result.events, result.meta["counts"], result.meta)
-    for note in result.meta.get("notes", []):
+    for note in result.notes:
         console.print(f"note: {note}", highlight=False)
 
 

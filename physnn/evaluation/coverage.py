@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from physnn.evaluation.resolution import mean_error
+
 __all__ = ["coverage_by_bin", "coverage_by_domain", "interval_coverage"]
 
 
@@ -24,7 +26,7 @@ def interval_coverage(true: np.ndarray, pred: np.ndarray, *, std: np.ndarray | N
     of one set of events (the figures of what is given)."""
     res = pred - true
     out: dict[str, Any] = {"events": len(true), "bias": float(np.mean(res)) if len(res) else float("nan"),
-                           "bias_err": float(np.std(res) / np.sqrt(len(res))) if len(res) else float("nan")}
+                           "bias_err": mean_error(float(np.std(res)), len(res)) if len(res) else float("nan")}
     if std is not None and len(res):
         pull = res / np.where(std > 0, std, np.nan)
         out.update(mean_std=float(np.mean(std)), coverage_1sigma=float(np.mean(np.abs(res) <= std)),

@@ -36,7 +36,8 @@ from physnn.evaluation.image_format import check_format
 from physnn.evaluation.registry import register_evaluator
 from physnn.evaluation.report import EvaluationResult, report_dir
 from physnn.inference.autoencode import reconstruct, reconstruction_task
-from physnn.inference.loading import LoadedRun, load_run, match_image_shape, prediction_config
+from physnn.inference.loading import LoadedRun, load_run, match_image_shape
+from physnn.inference.plan import plan_prediction
 from physnn.physics.showers import shower_shapes
 
 
@@ -133,7 +134,7 @@ def evaluate_denoising(
         msg = f"--split {split!r}: expected auto, all, {', '.join(SPLITS)}"
         raise ConfigError(msg)
     cfg = (loaded.config.data if files is None
-           else prediction_config(loaded.config.data, files, None, None, image_shape=loaded.io.image))
+           else plan_prediction(loaded.config.data, files, None, None, image_shape=loaded.io.image).config)
     noisy_parts, out_parts, truth_parts, std_parts, codes = [], [], [], [], []
     generator = torch.Generator().manual_seed(seed)
     # auto: the events training never saw (the test split of the training files, every event of other files)

@@ -8,7 +8,9 @@ one-line caption saying what it shows and how to read it), the run's
 ``config.yaml`` and the provenance of the inputs (their ``physnn_meta``).
 Nothing outside the page is referenced, so it can be mailed or attached as is;
 except PDF figures (``image_format="pdf"``), which the page links to beside it.
-Built with the standard library only.
+The HTML is written with the standard library (no template engine); the
+wording of the tables and of the MC-dropout rule is the terminal's
+(:mod:`physnn.evaluation.summary`, :func:`physnn.evaluation.metrics.mc_rule`).
 """
 
 from __future__ import annotations

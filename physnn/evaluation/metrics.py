@@ -20,12 +20,15 @@ from physnn.evaluation.resolution import (
     bin_index,
     binned,
     compare,
+    finite_pulls,
     fold_samples,
     interval_verdict,
+    mean_error,
     outliers,
     resolution_fit,
     robust_sigma,
     robust_sigma_error,
+    std_error,
     worst_bin,
 )
 from physnn.evaluation.summary import comparison_line
@@ -235,17 +238,19 @@ def _overall(true: np.ndarray, estimate: np.ndarray) -> dict[str, Any]:
     ok = np.isfinite(estimate)
     res = estimate[ok] - true[ok]
     sigma, n = robust_sigma(res), int(ok.sum())
-    return {"events": n, "bias": float(res.mean()), "bias_err": float(res.std() / np.sqrt(max(n, 1))),
+    return {"events": n, "bias": float(res.mean()), "bias_err": mean_error(float(res.std()), n),
             "rmse": float(np.sqrt(np.mean(res**2))), "sigma": sigma, "sigma_err": robust_sigma_error(sigma, n),
             "residual_quantiles": np.percentile(res, [2.5, 16, 50, 84, 97.5]).tolist()}
 
 
 def _pulls(res: np.ndarray, std: np.ndarray) -> dict[str, Any]:
-    """Pull mean and width, and the coverage of ±kσ intervals."""
-    pull = res / np.where(std > 0, std, np.nan)
-    pull = pull[np.isfinite(pull)]
+    """Pull mean and width with their errors (from the events with a finite pull), and the coverage of ±kσ
+    intervals."""
+    pull = finite_pulls(res, std)
     z = np.linspace(0, 3, 31)
-    return {"pull_mean": float(pull.mean()), "pull_std": float(pull.std()),
+    spread = float(pull.std())
+    return {"pull_mean": float(pull.mean()), "pull_std": spread, "pull_mean_err": mean_error(spread, pull.size),
+            "pull_std_err": std_error(spread, pull.size),
             "coverage_1sigma": float(np.mean(np.abs(res) <= std)),
             "coverage_2sigma": float(np.mean(np.abs(res) <= 2 * std)),
             "coverage_curve": {"z": z.tolist(), "observed": [float(np.mean(np.abs(res) <= k * std)) for k in z]}}

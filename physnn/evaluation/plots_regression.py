@@ -17,7 +17,7 @@ import matplotlib as mpl
 import numpy as np
 
 from physnn.evaluation.plots_common import corner_text, plt, save
-from physnn.evaluation.resolution import OUTLIER_CUT
+from physnn.evaluation.resolution import OUTLIER_CUT, finite_pulls
 from physnn.evaluation.resolution_plot import resolution_by_figure, resolution_figure
 from physnn.evaluation.summary import bracket, with_unit
 from physnn.fmt import with_error
@@ -70,8 +70,7 @@ def pulls_figure(name: str, true: np.ndarray, pred: np.ndarray, std: np.ndarray,
     from scipy.special import erf
 
     fig, (ax, bx) = plt.subplots(1, 2, layout="constrained", figsize=(15, 6.5))
-    pull = (pred - true) / std
-    pull = pull[np.isfinite(pull)]
+    pull = finite_pulls(pred - true, std)  # as metrics counts them
     bins = np.linspace(-5, 5, 51)
     ax.hist(np.clip(pull, -5, 5), bins=bins, density=True, histtype="step", lw=2,
             label="pulls (beyond ±5 in the edge bins)")
@@ -83,9 +82,8 @@ def pulls_figure(name: str, true: np.ndarray, pred: np.ndarray, std: np.ndarray,
     ax.set_ylabel("density")
     ax.legend(loc="upper right", fontsize=14)
     out = figures["outliers"]
-    n = max(pull.size, 1)  # the statistical errors of a mean and a standard deviation of n values
-    mean = with_error(figures["pull_mean"], figures["pull_std"] / np.sqrt(n))
-    spread = with_error(figures["pull_std"], figures["pull_std"] / np.sqrt(2 * n))
+    mean = with_error(figures["pull_mean"], figures.get("pull_mean_err"))  # the errors of metrics, as printed
+    spread = with_error(figures["pull_std"], figures.get("pull_std_err"))
     corner_text(ax, f"mean {mean}\nstd {spread}\n|pull| > {OUTLIER_CUT:g}: "
                     f"{out['count']:,} ({100 * out['fraction']:.2f}%)", fontsize=15)
     curve = figures["coverage_curve"]

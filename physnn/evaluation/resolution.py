@@ -52,6 +52,22 @@ def robust_sigma_error(sigma: float, n: int) -> float:
     return float(sigma * _SIGMA_ERR / np.sqrt(max(n, 1)))
 
 
+def finite_pulls(res: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """The pulls ``res / std`` of the events with a positive, finite error bar (the others have none)."""
+    pull = res / np.where(std > 0, std, np.nan)
+    return pull[np.isfinite(pull)]
+
+
+def mean_error(std: float, n: int) -> float:
+    """Statistical error of the mean of ``n`` values of standard deviation ``std``: σ/√n."""
+    return float(std / np.sqrt(max(n, 1)))
+
+
+def std_error(std: float, n: int) -> float:
+    """Statistical error of the standard deviation ``std`` of ``n`` Gaussian values: σ/√(2n)."""
+    return float(std / np.sqrt(2 * max(n, 1)))
+
+
 def median_error(sigma: float, n: int) -> float:
     """Statistical error of the median of ``n`` Gaussian values of width ``sigma``: √(π/2) σ/√n."""
     return float(np.sqrt(np.pi / 2) * sigma / np.sqrt(max(n, 1)))

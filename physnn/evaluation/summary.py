@@ -167,8 +167,7 @@ def regression_rows(name: str, r: Mapping[str, Any]) -> list[tuple[str, str]]:
     rows.append((f"{name} catastrophic outliers", f"{out['count']:,} of {out['events']:,} "
                                                   f"({percent(out['fraction'])}): {out['criterion']}"))
     if "coverage_1sigma" in r:
-        spread = with_error(r["pull_std"], r["pull_std"] / math.sqrt(2 * max(r.get("events", 0), 1)))
-        rows += [(f"{name} pull std", spread),
+        rows += [(f"{name} pull std", with_error(r["pull_std"], r.get("pull_std_err"))),
                  (f"{name} coverage ±1σ / ±2σ", f"{num(r['coverage_1sigma'])} / {num(r['coverage_2sigma'])} "
                                                 "(Gaussian: 0.683 / 0.954)")]
     rows += coverage_rows(name, r)

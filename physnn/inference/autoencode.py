@@ -76,6 +76,21 @@ class AutoencoderResult:
         """Events per second."""
         return self.events / self.seconds if self.seconds > 0 else float("inf")
 
+    @property
+    def left_out(self) -> dict[str, Any]:
+        """The run's truth and observers the input lacks (:class:`~physnn.inference.plan.PredictionPlan`)."""
+        return self.meta.get("left_out", {})
+
+    @property
+    def not_applied(self) -> dict[str, Any]:
+        """The defines (and training selection) that read a branch the input lacks."""
+        return self.meta.get("not_applied", {})
+
+    @property
+    def notes(self) -> list[str]:
+        """One line each for what was left out and not applied (as the command line prints them)."""
+        return self.meta.get("notes", [])
+
 
 def _load(run: str | os.PathLike | LoadedRun, device: str) -> LoadedRun:
     return run if isinstance(run, LoadedRun) else load_run(run, device=device)
@@ -193,7 +208,9 @@ def denoise(
     (:mod:`physnn.io.layout` says exactly what uproot writes). Branches
     uproot cannot write are skipped: decided from the first file's types
     before any event is read, passed to ``on_skipped`` and recorded as
-    ``skipped_branches`` in ``physnn_meta``.
+    ``skipped_branches`` in ``physnn_meta``. The run's truth and observers the
+    file lacks and the defines it cannot compute are recorded as ``left_out``,
+    ``not_applied`` and ``notes`` (as for :func:`encode`).
 
     Parameters
     ----------
@@ -235,9 +252,10 @@ def denoise(
     if add_noise and not task.noise:
         msg = f"--add-noise: the run {loaded.checkpoint} was trained without task.noise; there is no noise to add"
         raise ConfigError(msg)
-    cfg = plan_prediction(loaded.config.data, files, tree, None, mapping=mapping, image_shape=loaded.io.image,
-                          flag=False).config  # only the inputs are read: the output copies the file's branches
-    cfg = cfg.model_copy(update={"define": {}, "label": None, "targets": [], "weight": None, "observers": []})
+    plan = plan_prediction(loaded.config.data, files, tree, None, mapping=mapping, image_shape=loaded.io.image,
+                           flag=False)
+    # only the inputs are read: the output copies the file's branches
+    cfg = plan.config.model_copy(update={"define": {}, "label": None, "targets": [], "weight": None, "observers": []})
     assert cfg.images is not None
     images = list(cfg.images.branches)
     tree_name, layout, counters = _plan(cfg, images)
@@ -249,7 +267,8 @@ def denoise(
                       checkpoint=str(loaded.checkpoint), epoch=loaded.epoch, model=loaded.config.model.name,
                       files=files, tree=tree_name, images=images, mc_samples=mc_samples, add_noise=add_noise,
                       noise=[n.model_dump() for n in task.noise] if add_noise else [],
-                      skipped_branches=list(layout.skipped), counts={}, **domain_meta(loaded))
+                      skipped_branches=list(layout.skipped), counts={}, **domain_meta(loaded), **plan.meta(),
+                      notes=plan.notes)
 
     def chunks() -> Iterator[dict[str, Any]]:
         count = 0

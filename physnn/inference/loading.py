@@ -1,17 +1,16 @@
-"""A trained run loaded for inference, and the training data config pointed at new files.
+"""A trained run loaded for inference.
 
 Every inference command starts here: :func:`load_run` rebuilds the model of a
-run folder or checkpoint (a weights-only load), :func:`prediction_config`
-points the run's data config at the files to process (branch mapping, truth
-only where present, no cut unless asked for; :mod:`physnn.inference.plan`),
-:func:`match_image_shape`
+run folder or checkpoint (a weights-only load), and :func:`match_image_shape`
 accepts images stored with another layout of the same cells.
+:func:`~physnn.inference.plan.plan_prediction` points the run's data config
+at the files to process (branch mapping, truth only where present, no cut
+unless asked for).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,11 +18,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from physnn.config import DataConfig
 from physnn.data.domain import Domain
 from physnn.data.transform import Transform
 from physnn.errors import DataError
-from physnn.inference.plan import plan_prediction
 from physnn.models.base import StagedModel
 from physnn.models.feature_domain import FeatureDomain
 from physnn.models.registry import ModelIO, build_model
@@ -32,7 +29,7 @@ from physnn.training.checkpoint import load_checkpoint
 from physnn.training.config import RunConfig
 from physnn.training.device import resolve_device
 
-__all__ = ["LoadedRun", "load_run", "match_image_shape", "prediction_config"]
+__all__ = ["LoadedRun", "load_run", "match_image_shape"]
 
 
 @dataclass
@@ -82,14 +79,6 @@ def load_run(source: str | os.PathLike, *, device: str = "auto", which: str = "b
                      Domain.from_state(ckpt["domain"]) if "domain" in ckpt else None,
                      FeatureDomain.from_state(ckpt["feature_domain"]) if "feature_domain" in ckpt else None,
                      models if len(models) > 1 else [])
-
-
-def prediction_config(cfg: DataConfig, files: str | Sequence[str] | None, tree: str | None,
-                      selection: str | None, *, mapping: Mapping[str, str] | Sequence[str] | None = None,
-                      image_shape: Sequence[int] | None = None) -> DataConfig:
-    """The training data config pointed at new files: no cut, truth only where present (the config of
-    :func:`~physnn.inference.plan.plan_prediction`, which also says what the files lack)."""
-    return plan_prediction(cfg, files, tree, selection, mapping=mapping, image_shape=image_shape).config
 
 
 def match_image_shape(loaded: LoadedRun, raw: Any, where: str) -> str | None:

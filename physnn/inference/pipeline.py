@@ -65,7 +65,7 @@ def read_blocks(loaded: LoadedRun, cfg: DataConfig, *, step_size: str | int | No
     loaded
         The run (its transform and image shape).
     cfg
-        The data config pointed at the files (:func:`~physnn.inference.loading.prediction_config`).
+        The data config pointed at the files (:func:`~physnn.inference.plan.plan_prediction`).
     step_size
         Chunk size (default: the config's).
     tagging

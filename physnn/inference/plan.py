@@ -26,8 +26,7 @@ from physnn.config import DataConfig
 from physnn.data.convert import is_jagged
 from physnn.errors import BranchError, did_you_mean
 from physnn.inference.branch_map import check_mapping, map_config, parse_mapping
-from physnn.io.files import expand_files
-from physnn.io.read import first_file_names, plan_chunks, read, read_chunk
+from physnn.io.read import Chunk, available_names, first_chunk, missing_branch, read
 from physnn.io.selection import Expression
 
 __all__ = ["PredictionPlan", "plan_prediction", "vector_image_shape"]
@@ -47,6 +46,8 @@ class PredictionPlan:
         has none or it reads an absent branch.
     where
         ``"file.root:tree"`` of the first file.
+    tree
+        The tree read in the first file (the one named, else its only tree).
     left_out
         The run's truth and observers the file lacks, under the run's names: ``label``, ``weight`` (a name),
         ``targets``, ``target_images``, ``observers`` (lists).
@@ -58,13 +59,9 @@ class PredictionPlan:
     config: DataConfig
     flag: str | None
     where: str
+    tree: str
     left_out: dict[str, Any] = field(default_factory=dict)
     not_applied: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def tree(self) -> str:
-        """The tree read in the first file."""
-        return self.where.rpartition(":")[2]
 
     @property
     def notes(self) -> list[str]:
@@ -136,7 +133,8 @@ def plan_prediction(cfg: DataConfig, files: str | Sequence[str] | None, tree: st
     elif tree is not None:
         data["tree"] = tree
     data.update(selection=selection, entry_start=None, entry_stop=None)
-    where, present = first_file_names(data["files"], data["tree"], data["friends"])
+    chunk, obj = first_chunk(data["files"], data["tree"], data["friends"])
+    where, present = chunk.where, available_names(chunk, obj)
     inputs = _inputs(data)
     for old, new in mapping.items():  # a mapped branch is asked for by name: missing is an error
         if new not in present:
@@ -144,7 +142,7 @@ def plan_prediction(cfg: DataConfig, files: str | Sequence[str] | None, tree: st
             msg = f"{where}: no branch {new!r} (the run's {old!r}){why}{did_you_mean(new, sorted(present))}"
             raise BranchError(msg)
     defines, skipped = _defines(data["define"], present)
-    _check_inputs(data, inputs, skipped, present)
+    _check_inputs(data["define"], inputs, skipped, present, chunk, obj)
     available = present | defines.keys()
     data["define"] = defines
     inverse = {new: old for old, new in mapping.items()}
@@ -158,7 +156,8 @@ def plan_prediction(cfg: DataConfig, files: str | Sequence[str] | None, tree: st
         not_applied["define"] = {n: {"expression": cfg.define[n], "absent": a} for n, a in skipped.items()}
     if image_shape is not None and data["images"] and data["images"]["shape"] is None:
         data["images"]["shape"] = vector_image_shape(data, image_shape)
-    return PredictionPlan(DataConfig.model_validate(data), training_selection, where, left_out, not_applied)
+    return PredictionPlan(DataConfig.model_validate(data), training_selection, where, chunk.tree, left_out,
+                          not_applied)
 
 
 def _inputs(data: Mapping[str, Any]) -> list[str]:
@@ -192,28 +191,17 @@ def _roots(missing: set[str], skipped: Mapping[str, list[str]]) -> list[str]:
     return list(dict.fromkeys(out))
 
 
-def _check_inputs(data: Mapping[str, Any], inputs: Sequence[str], skipped: Mapping[str, list[str]],
-                  present: set[str]) -> None:
-    """One line naming a missing input branch, or the branch a define that builds an input lacks."""
-    define = data["define"]
+def _check_inputs(define: Mapping[str, str], inputs: Sequence[str], skipped: Mapping[str, list[str]],
+                  present: set[str], chunk: Chunk, obj: Any) -> None:
+    """One line naming a missing input branch, or the branch a define that builds an input lacks: the reader's
+    (:func:`~physnn.io.read.missing_branch`: suggestions, the tree's branches, a lost friend tree) with why it
+    is needed."""
     for name in inputs:
         if name in skipped:
             why = f"which define {name!r} = {define[name]!r} reads to build an input of the model"
-            raise _missing(data, skipped[name][0], why)
+            raise missing_branch(chunk, obj, skipped[name][0], why)
         if name not in define and name not in present:
-            raise _missing(data, name, "an input of the model")
-
-
-def _missing(data: Mapping[str, Any], name: str, why: str) -> BranchError:
-    """The reader's one line for a missing branch (suggestions, the tree's branches, a lost friend tree) with
-    ``why`` it is needed."""
-    for chunk, obj in plan_chunks(expand_files(data["files"])[:1], data["tree"], [], friends=data["friends"]):
-        try:
-            read_chunk(chunk, [name], obj)
-        except BranchError as err:
-            return BranchError(str(err).replace(f"no branch {name!r}", f"no branch {name!r}, {why}", 1))
-        break
-    return BranchError(f"{', '.join(data['files'])}: no branch {name!r}, {why}")
+            raise missing_branch(chunk, obj, name, "an input of the model")
 
 
 def _leave_out(data: dict[str, Any], available: set[str], inverse: Mapping[str, str]) -> dict[str, Any]:

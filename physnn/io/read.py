@@ -77,16 +77,20 @@ def is_histogram_branch(obj: Any, name: str) -> bool:
     return column is not None and is_histogram_column(column)
 
 
-def _missing_message(obj: Any, name: str, where: str, extra: Sequence[str] = ()) -> str:
+def _missing_message(obj: Any, name: str, where: str, extra: Sequence[str] = (), why: str = "") -> str:
+    """The line for a name ``obj`` lacks: a record's members, else suggestions or the tree's branches; ``why`` the
+    branch is needed follows its name."""
     layout = layout_of(obj)
+    because = f", {why}" if why else ""
     members = (layout.groups.get(name) or layout.groups.get(name.rstrip("."))
                or [c for c in layout.names() if c.startswith(name.rstrip(".") + ".")])  # jets.fP: jets.fP.fX, ...
     if members:
         shown = ", ".join(members[:6]) + (", ..." if len(members) > 6 else "")
-        return f"{where}: branch {name!r} holds a record of several values per entry; name one of them: {shown}"
+        return (f"{where}: branch {name!r}{because + ',' if why else ''} holds a record of several values per "
+                f"entry; name one of them: {shown}")
     available = [*layout.names(), *extra]
     hint = did_you_mean(name, available)
-    msg = f"{where}: no branch {name!r}{hint}"
+    msg = f"{where}: no branch {name!r}{because}{hint}"
     if not hint:
         shown = ", ".join(available[:12]) + (", ..." if len(available) > 12 else "")
         msg += f"; the tree has {shown}"
@@ -114,7 +118,7 @@ def _resolve(chunk: Chunk, obj: Any, names: Sequence[str]) -> list[tuple[Any, Fr
             found.append((obj, None, column, name))
     if not missing:
         return found
-    opened = [(f, open_friend(f, int(obj.num_entries), chunk.where)) for f in chunk.friends if f.path is not None]
+    opened = _open_friends(chunk, obj)
     for name in missing:
         column = None
         for friend, tree in opened:
@@ -124,13 +128,43 @@ def _resolve(chunk: Chunk, obj: Any, names: Sequence[str]) -> list[tuple[Any, Fr
                 found.append((tree, friend, column, name))
                 break
         if column is None:
-            extra = [f"{f.alias}.{n}" for f, t in opened for n in layout_of(t).names()]
-            msg = _missing_message(obj, name, chunk.where, extra)
-            lost = [f for f in chunk.friends if f.path is None]
-            if lost:
-                msg += f" (its friend tree {lost[0].alias!r}, {lost[0].origin}, cannot be found)"
-            raise BranchError(msg)
+            raise missing_branch(chunk, obj, name, opened=opened)
     return found
+
+
+def _open_friends(chunk: Chunk, obj: Any) -> list[tuple[Friend, Any]]:
+    """``(friend, its tree)`` of each friend of the chunk whose file can be found."""
+    return [(f, open_friend(f, int(obj.num_entries), chunk.where)) for f in chunk.friends if f.path is not None]
+
+
+def missing_branch(chunk: Chunk, obj: Any, name: str, why: str = "", *,
+                   opened: Sequence[tuple[Friend, Any]] | None = None) -> BranchError:
+    """The one-line error for a name neither the tree ``obj`` nor its friends have.
+
+    Parameters
+    ----------
+    chunk, obj
+        The chunk and its opened tree.
+    name
+        The missing name.
+    why
+        Why the branch is needed (``"an input of the model"``), said after its name; empty for nothing.
+    opened
+        The chunk's friends already opened (``(friend, tree)``), to save opening them again.
+
+    Returns
+    -------
+    BranchError
+        Suggestions among the tree's and the friends' names, else the tree's branches, and a friend tree whose
+        file cannot be found.
+    """
+    opened = _open_friends(chunk, obj) if opened is None else opened
+    extra = [f"{f.alias}.{n}" for f, t in opened for n in layout_of(t).names()]
+    msg = _missing_message(obj, name, chunk.where, extra, why)
+    lost = [f for f in chunk.friends if f.path is None]
+    if lost:
+        msg += f" (its friend tree {lost[0].alias!r}, {lost[0].origin}, cannot be found)"
+    return BranchError(msg)
 
 
 def available_names(chunk: Chunk, obj: Any) -> set[str]:
@@ -145,15 +179,15 @@ def available_names(chunk: Chunk, obj: Any) -> set[str]:
     return names
 
 
-def first_file_names(files: str | Sequence[str], tree: str | None, friends: Sequence[Any] = ()) -> tuple[str, set[str]]:
-    """``("file.root:tree", names)`` for the first file: every name :func:`read_chunk` accepts there (branches,
-    members, friends' branches)."""
+def first_chunk(files: str | Sequence[str], tree: str | None, friends: Sequence[Any] = ()) -> tuple[Chunk, Any]:
+    """The first file as one chunk with its friends, and its opened tree (for :func:`available_names` and
+    :func:`missing_branch`); a file without entries has an empty chunk, without friends."""
     first = expand_files(files)[0]
     for chunk, obj in plan_chunks([first], tree, [], friends=friends):
-        return chunk.where, available_names(chunk, obj)
+        return chunk, obj
     handle = open_root(first)
     name, obj = resolve_tree(handle, first, tree)
-    return f"{first}:{name}", set(branch_names(obj))
+    return Chunk(first, name, 0, 0, 0, file_identity(handle, name)), obj
 
 
 def read_chunk(chunk: Chunk, names: Sequence[str], obj: Any | None = None) -> dict[str, Any]:
@@ -332,4 +366,5 @@ def entries_for(files: str | Sequence[str], tree: str | None) -> int:
 
 
 __all__ = ["Chunk", "available_names", "branch_names", "check_branches", "column_names", "entries_for",
-           "is_histogram_branch", "open_tree", "parse_step_size", "plan_chunks", "read", "read_chunk"]
+           "first_chunk", "is_histogram_branch", "missing_branch", "open_tree", "parse_step_size", "plan_chunks",
+           "read", "read_chunk"]

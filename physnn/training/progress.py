@@ -128,11 +128,13 @@ class Lines(Silent):
         self.console.print(summary(row, improved), highlight=False, soft_wrap=True)
 
 
-def interactive() -> bool:
-    """Whether stderr is a terminal or a Jupyter notebook, where a live bar shows."""
-    from rich.console import Console
+def interactive(console: Any = None) -> bool:
+    """Whether stderr (or ``console``, a rich console) is a terminal or a Jupyter notebook, where a live bar
+    shows."""
+    if console is None:
+        from rich.console import Console
 
-    console = Console(stderr=True)
+        console = Console(stderr=True)
     return console.is_terminal or console.is_jupyter
 
 
@@ -151,7 +153,7 @@ def make_progress(enabled: bool) -> Silent:
     from rich.console import Console
 
     console = Console(stderr=True)
-    if console.is_terminal or console.is_jupyter:
+    if interactive(console):
         return Bar(console)
     return Lines(console, progress_interval())
 
