@@ -250,7 +250,7 @@ def test_the_cell_sum_baseline_is_calibrated_on_the_training_split(energy_predic
     r = one.figures["regression"]["energy"]
     assert "calibrated cell sum" in r["baselines"]
     assert r["by"]["name"] == "pdgid"  # verdicts per particle type without being asked
-    demo = calibrated_sum(showers_file, rows["entry"], rows["split"])  # the demo's: the same numbers
+    demo = calibrated_sum(showers_file, rows)  # the demo's: the same numbers
     test = rows["split"] == 2
     residual = (demo[test] - rows["energy"][test])
     assert r["baselines"]["calibrated cell sum"]["bias"] == pytest.approx(residual.mean(), rel=1e-4)
@@ -260,6 +260,37 @@ def test_the_cell_sum_baseline_is_calibrated_on_the_training_split(energy_predic
     for value, f in factors.items():
         assert f == pytest.approx(factor(train & (rows["pdgid"] == int(value))))
     assert "one factor per pdgid group" in dict(summary_rows(grouped.figures))["calibrated cell sum"]
+
+
+def test_the_cell_sum_is_not_calibrated_on_events_outside_the_training_selection(energy_predictions, showers_file,
+                                                                                 tmp_path):
+    """Rows predicted outside the run's training selection (in_selection 0) keep split 0 but were never trained
+    on: the factor, the baseline's and the demo's, is fitted on split 0 and in_selection 1 only, and does not
+    move when those rows have a wildly different cell-sum response."""
+    import uproot
+
+    from physnn.demo import calibrated_sum
+
+    with uproot.open(energy_predictions) as f:
+        rows = f["predictions"].arrays(library="np")
+        meta = json.dumps(json.loads(f["physnn_meta"]))
+    n = len(rows["entry"])
+    inside = (np.arange(n) % 3 != 0).astype(np.int8)
+    cells = physnn.read(str(showers_file), ["image"])["image"]
+    total = np.asarray(cells).reshape(len(cells), -1).sum(1)[rows["entry"]]
+    fit = (rows["split"] == 0) & (inside == 1)
+    expected = np.sum(rows["energy"][fit] * total[fit]) / np.sum(total[fit] ** 2)
+    energy = np.where(inside == 1, rows["energy"], 50 * rows["energy"])  # outside: a response 50 times off
+    path = tmp_path / "preds.root"
+    with uproot.recreate(path) as f:
+        f["predictions"] = {**rows, "energy": energy, "in_selection": inside}
+        f["physnn_meta"] = meta
+    ev = physnn.evaluate(path, baseline="cell-sum", split="test")
+    made = ev.figures["baselines"]["calibrated cell sum"]["energy"]
+    assert made["factors"]["all"] == pytest.approx(expected)
+    assert made["training_events"] == int(fit.sum())
+    demo = calibrated_sum(showers_file, {**rows, "energy": energy, "in_selection": inside})
+    assert demo == pytest.approx(expected * total)
 
 
 def test_an_unknown_baseline_is_one_line_listing_the_known_ones(energy_predictions, tmp_path):
