@@ -41,10 +41,11 @@ def test_a_data_config_names_its_classes_and_its_signal():
 
 def test_the_named_signal_is_the_roc_signal_and_its_rejection_is_the_benchmarks():
     """Photon (class 0) as signal: the AUC is that of P(photon) for photons, and the π0 rejection at 80% photon
-    efficiency is the photon/π0 benchmark's (evaluation.photon_id.rejection, score P(π0), photons class 0)."""
+    efficiency is the photon/π0 benchmark's (evaluation.photon_id.discrimination_by_bin, score P(π0), photons
+    class 0): the same function gives the same number."""
     from sklearn.metrics import roc_auc_score
 
-    from physnn.evaluation.photon_id import rejection
+    from physnn.evaluation.photon_id import discrimination_by_bin
 
     truth, prob = photons_and_pi0s()
     fig = metrics.classification(truth, prob, n_boot=0, signal=0, names=["photon", "pi0"])
@@ -53,7 +54,11 @@ def test_the_named_signal_is_the_roc_signal_and_its_rejection_is_the_benchmarks(
     assert fig["roc"]["n_signal"] == int(np.sum(truth == 0))
     assert fig["auc"] == pytest.approx(roc_auc_score(truth == 0, prob[:, 0]))
     assert fig["auc"] > 0.8  # P(pi0) as the photons' score would give 1 - AUC
-    assert fig["rejection"]["rejection"] == pytest.approx(rejection(truth, prob[:, 1], 0.8), rel=0.02)
+    bench = discrimination_by_bin(truth, {"cnn": prob[:, 1]}, np.zeros(len(truth)), [-1, 1], n_boot=0)
+    assert fig["rejection"]["rejection"] == bench[0]["rejection"]  # one function: the same number
+    weight = np.where(truth == 1, 2.0, 1.0)
+    weighted = metrics.classification(truth, prob, n_boot=0, signal=0, names=["photon", "pi0"], weight=weight)
+    assert weighted["rejection"] == metrics.rejection_at(truth, prob[:, 0], 0.8, weight, signal=0)
     assert fig["rejection"]["signal_efficiency"] == pytest.approx(0.8, abs=0.002)
     pi0 = metrics.classification(truth, prob, n_boot=0, names=["photon", "pi0"])  # the default: class 1
     assert pi0["signal"] == "pi0"

@@ -159,17 +159,35 @@ def mc_categories(score: np.ndarray, score_std: np.ndarray, *, z: float = MC_Z) 
     return cat
 
 
-def rejection_at(y: np.ndarray, score: np.ndarray, efficiency: float = 0.8,
-                 weight: np.ndarray | None = None) -> dict[str, float]:
+def rejection_at(y: np.ndarray, score: np.ndarray, efficiency: float = 0.8, weight: np.ndarray | None = None, *,
+                 signal: int = 1) -> dict[str, float]:
     """The background rejection 1/ε_B of the loosest cut ``score >= q`` that keeps at least ``efficiency`` of
-    the signal (``y`` 1), as the photon/π0 benchmark quotes it (:mod:`physnn.evaluation.photon_id`).
+    the signal: the one definition of the report and of the photon/π0 benchmark
+    (:func:`physnn.evaluation.photon_id.discrimination_by_bin`).
 
-    Returns ``efficiency``, ``signal_efficiency`` (kept, >= ``efficiency``), ``background_efficiency`` and
-    ``rejection`` (inf when no background event passes).
+    Parameters
+    ----------
+    y
+        The class index of each event (0 or 1); ``signal`` is the signal's, the other the background's.
+    score
+        The signal's score (e.g. its probability): higher is more signal-like.
+    efficiency
+        The signal efficiency at which the rejection is quoted.
+    weight
+        Event weights (None: all 1).
+    signal
+        The class index of the signal.
+
+    Returns
+    -------
+    dict
+        ``efficiency``, ``signal_efficiency`` (kept, >= ``efficiency``), ``background_efficiency`` and
+        ``rejection`` (inf when no background event passes).
     """
     from sklearn.metrics import roc_curve
 
-    fpr, tpr, _ = roc_curve(np.asarray(y).astype(int), score, sample_weight=_weights(weight, len(y)))
+    is_signal = (np.asarray(y).astype(int) == signal).astype(int)
+    fpr, tpr, _ = roc_curve(is_signal, score, sample_weight=_weights(weight, len(is_signal)))
     i = int(np.searchsorted(tpr, efficiency - 1e-12))
     eps_b = float(fpr[min(i, len(fpr) - 1)])
     return {"efficiency": efficiency, "signal_efficiency": float(tpr[min(i, len(tpr) - 1)]),
@@ -209,7 +227,7 @@ def classification(true_class: np.ndarray, prob: np.ndarray, *, weight: np.ndarr
         if len(present) == 2:
             result["roc"] = roc_with_band(is_signal, score, weight, n_boot=n_boot, seed=seed)
             result["auc"] = result["roc"]["auc"]
-            result["rejection"] = rejection_at(is_signal, score, 0.8, weight)
+            result["rejection"] = rejection_at(true_class, score, 0.8, weight, signal=signal)
         result["calibration"] = calibration(is_signal, score)
     else:
         if len(present) == k:
