@@ -144,6 +144,37 @@ def test_a_trained_run_carries_its_class_names_to_the_report(epi_file, tmp_path)
     assert c["roc"]["n_signal"] == np.sum(truth == 0) != np.sum(truth == 1)  # the electrons
 
 
+def test_the_score_is_the_declared_signals_probability_end_to_end(epi_file, tmp_path):
+    """signal: electron (class 0): predict's score, its MC spread and samples, and the exported graph's score are
+    P(electron); physnn_meta says so (score_of); evaluate judges that score without flipping it twice."""
+    import uproot
+    from conftest import run_config
+    from sklearn.metrics import roc_auc_score
+
+    ort = pytest.importorskip("onnxruntime")
+    cfg = run_config(epi_file, epochs=1)
+    cfg["data"].update(classes={11: "electron", 211: "pion"}, signal="electron")
+    run = physnn.train(cfg, out=tmp_path / "run", progress=False)
+    det = physnn.predict(run.run_dir, epi_file, out=tmp_path / "det.root", collect=True)
+    a = det.arrays
+    np.testing.assert_array_equal(a["score"], a["prob"][:, 0])
+    assert physnn.read_metadata(det.path)["score_of"] == "electron"
+    mc = physnn.predict(run.run_dir, epi_file, out=tmp_path / "mc.root", mc_samples=4, keep_samples=True, seed=1,
+                        collect=True)
+    np.testing.assert_array_equal(mc.arrays["score"], mc.arrays["prob"][:, 0])
+    np.testing.assert_array_equal(mc.arrays["score_std"], mc.arrays["prob_std"][:, 0])
+    np.testing.assert_allclose(mc.arrays["score_samples"].mean(1), mc.arrays["score"], atol=1e-5)
+    ev = physnn.evaluate(det.path, n_boot=0, split="all")
+    truth = uproot.open(det.path)["predictions"]["true_class"].array(library="np")
+    assert ev.figures["classification"]["auc"] == pytest.approx(roc_auc_score(truth == 0, a["prob"][:, 0]))
+    exported = physnn.export(run.run_dir, tmp_path / "run.onnx")
+    with uproot.open(epi_file) as f:
+        images = f["showers"]["image"].array(library="np", entry_stop=40).astype(np.float32)
+    session = ort.InferenceSession(str(exported.path), providers=["CPUExecutionProvider"])
+    outputs = dict(zip([o.name for o in session.get_outputs()], session.run(None, {"image": images}), strict=True))
+    np.testing.assert_allclose(outputs["score"], a["score"][:40], rtol=1e-4, atol=1e-5)
+
+
 def write_regression_predictions(path, true, pred, *, std=None, extra=None, split=None):
     """An energy regressor's predictions file (unit GeV, kind energy, given in physnn_meta's run config)."""
     import uproot

@@ -205,8 +205,8 @@ def _judge_classes(predictions: str | os.PathLike, arrays: Mapping[str, np.ndarr
                                       signal=names[s] if binary else None))
     written.append(P.plot_confusion(fig["confusion"], names, outdir / f"confusion.{fmt}"))
     if std is not None and binary:
-        samples = arrays["score_samples"][sel] if "score_samples" in arrays else None  # P(class 1) per pass
-        if samples is not None and s == 0:
+        samples = arrays["score_samples"][sel] if "score_samples" in arrays else None
+        if samples is not None and meta.get("score_index", 1) != s:  # the passes' score is of the other class
             samples = 1 - samples
         written.append(P.plot_mc_scores(prob[:, s], std[:, s], (truth == s).astype(int), samples,
                                         outdir / f"mc_scores.{fmt}", classes=[names[1 - s], names[s]]))
