@@ -126,7 +126,7 @@ def epi_config(showers: str | Path, epochs: int = 12) -> dict[str, Any]:
 
 def photon_config(showers: str | Path, epochs: int = 12) -> dict[str, Any]:
     """Photon/pi0 classification from the calorimeter image: the photon is the signal (the benchmark's
-    convention: pi0 rejection at fixed photon efficiency); class 1 = pi0, the score branch is P(pi0)."""
+    convention: pi0 rejection at fixed photon efficiency); class 1 = pi0, the score branch is P(photon)."""
     return {"data": {"files": str(showers), "images": {"branches": ["image"]}, "label": "pdgid",
                      "classes": {22: "photon", 111: "pi0"}, "signal": "photon",
                      "observers": ["energy", "opening_angle"]},
