@@ -67,6 +67,34 @@ def test_the_named_signal_is_the_roc_signal_and_its_rejection_is_the_benchmarks(
     assert fig["calibration"] == metrics.calibration(truth == 0, prob[:, 0])
 
 
+def test_the_mc_categories_name_the_classes():
+    """Photon (class 0) the signal: the MC categories are "certain photon", "certain pi0" and "uncertain" in the
+    figures (labels beside the stable keys), the rule and the summary rows; none says negative or positive."""
+    from physnn.evaluation.summary import summary_rows
+    from physnn.fmt import percent
+
+    truth = np.array([0, 0, 1, 1, 1])
+    p_photon = np.array([0.9, 0.6, 0.1, 0.55, 0.01])
+    std = np.array([0.01, 0.3, 0.02, 0.01, 0.001])
+    prob = np.stack([p_photon, 1 - p_photon], 1)
+    c = metrics.classification(truth, prob, prob_std=np.stack([std, std], 1), n_boot=0, signal=0,
+                               names=["photon", "pi0"])
+    mc = c["mc"]
+    assert mc["labels"] == {"certain_positive": "certain photon", "certain_negative": "certain pi0",
+                            "uncertain": "uncertain"}
+    assert mc["fraction"]["certain_positive"] == pytest.approx(0.4)  # 0.9 and 0.55 ± 0.02: sure photons
+    assert mc["fraction"]["certain_negative"] == pytest.approx(0.4)
+    assert "certain photon above" in mc["rule"]
+    assert "certain pi0 below" in mc["rule"]
+    rows = dict(summary_rows({"events": 5, "split": "all", "classification": c}))
+    assert rows["MC certain photon"].startswith(f"{percent(0.4)} of events")
+    assert "MC certain pi0" in rows
+    assert "MC uncertain" in rows
+    text = json.dumps(rows)
+    assert "negative" not in text
+    assert "positive" not in text
+
+
 def write_classifier_predictions(path, truth, prob, *, meta_extra=None):
     """A classifier's predictions file as physnn.predict writes it (classes 22, 111 of the label pdgid)."""
     import uproot

@@ -323,10 +323,10 @@ def summary_rows(figures: Mapping[str, Any]) -> list[tuple[str, str]]:
             rows.append(("AUC", num(c["auc"])))
         rows += [("accuracy", num(c["accuracy"])), ("ECE (calibration error)", num(c["ece"]))]
         if "mc" in c:
-            frac, acc = c["mc"]["fraction"], c["mc"]["accuracy"]
+            frac, acc, labels = c["mc"]["fraction"], c["mc"]["accuracy"], c["mc"].get("labels", {})
             for name in frac:
                 a = acc[name]
-                rows.append((f"MC {name.replace('_', ' ')}",
+                rows.append((f"MC {labels.get(name, name.replace('_', ' '))}",
                              f"{percent(frac[name])} of events" + ("" if a is None else f", accuracy {num(a)}")))
             rows.append(("MC categories", c["mc"].get("rule", "certain: 0.5 outside the score ± 2σ band")))
     for label, made in (figures.get("baselines") or {}).items():
