@@ -149,9 +149,8 @@ def mc_rule(z: float = MC_Z, names: tuple[str, str] | None = None) -> str:
     """The definition of the MC-dropout categories that :func:`mc_categories` applies, for captions and tables;
     ``names``: the (signal, background) class names (None: said in general terms)."""
     signal, background = names or ("signal", "background")
-    return (f"certain: the score P({signal}) ± {z:g}σ (σ: the spread of the T passes) lies "
-            f"entirely on one side of 0.5, certain {signal} above, certain {background} below; uncertain: the band "
-            "holds 0.5")
+    return (f"certain: the score ± {z:g}σ (the score P({signal}), σ the spread of the T passes) lies entirely on "
+            f"one side of 0.5, certain {signal} above, certain {background} below; uncertain: the band holds 0.5")
 
 
 def mc_labels(signal: str, background: str) -> dict[str, str]:
@@ -247,7 +246,7 @@ def classification(true_class: np.ndarray, prob: np.ndarray, *, weight: np.ndarr
     result["ece"] = result["calibration"]["ece"]
     if prob_std is not None and k == 2:
         cat = mc_categories(prob[:, signal], prob_std[:, signal])
-        who = [str(n) for n in (names if names is not None else result["classes"])]
+        who = [str(n) for n in names] if names is not None else [f"class {c}" for c in result["classes"]]
         names_mc = ("certain_negative", "certain_positive", "uncertain")
         result["mc"] = {
             "fraction": {n: float(np.mean(cat == i)) for i, n in enumerate(names_mc)},
