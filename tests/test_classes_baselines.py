@@ -39,6 +39,26 @@ def test_a_data_config_names_its_classes_and_its_signal():
         DataConfig(files="x.root", scalars=["a"], label="pdgid", classes={22: "photon", 111: 1})
 
 
+def test_one_helper_names_classes_and_groups():
+    """The names of classes and groups come from one piece of code each: fmt.particle_label (PDG ids, as int or
+    text), summary.class_names (classes and groups), report.names_and_signal (a predictions file's names and
+    signal), DataConfig.class_values (value -> index mappings, checked where the config is read)."""
+    from physnn.evaluation import plots_common, report, summary
+    from physnn.fmt import particle, particle_label
+
+    assert plots_common.particle_label is particle_label
+    assert particle_label("-211") == particle_label(-211) == particle(-211, symbol=True)
+    assert particle_label("muon") == "muon"
+    assert summary.class_names(["11", "-211"], "pdgid") == [particle(11, symbol=True), particle(-211, symbol=True)]
+    assert summary.group_names("pdgid", ["11", "x"]) == {"11": f"pdgid 11 ({particle(11, symbol=True)})",
+                                                        "x": "pdgid x"}
+    assert not hasattr(report, "class_labels")  # DataConfig.class_labels means the configured names alone
+    assert report.names_and_signal({"task": {"classes": [22, 111]}, "label": "pdgid", "signal": 0}, 2) == (
+        [particle(22, symbol=True), particle(111, symbol=True)], 0)
+    with pytest.raises(ValidationError, match=r"classes: the indices must be 0\.\.1, got \[1, 2\]"):
+        DataConfig(files="x.root", scalars=["a"], label="pdgid", classes={11: 1, 211: 2})
+
+
 def test_the_named_signal_is_the_roc_signal_and_its_rejection_is_the_benchmarks():
     """Photon (class 0) as signal: the AUC is that of P(photon) for photons, and the π0 rejection at 80% photon
     efficiency is the photon/π0 benchmark's (evaluation.photon_id.discrimination_by_bin, score P(π0), photons
@@ -112,7 +132,7 @@ def write_classifier_predictions(path, truth, prob, *, meta_extra=None):
 
 def test_evaluate_names_the_classes_and_judges_the_configured_signal(tmp_path):
     from physnn.evaluation import plots
-    from physnn.evaluation.report import class_labels
+    from physnn.evaluation.report import names_and_signal
     from physnn.evaluation.summary import summary_rows
 
     truth, prob = photons_and_pi0s()
@@ -126,7 +146,7 @@ def test_evaluate_names_the_classes_and_judges_the_configured_signal(tmp_path):
     table = " ".join(f"{k} {v}" for k, v in summary_rows(ev.figures))
     assert "pi0 rejection at 80% photon efficiency" in table
     assert "signal photon (background: pi0" in table
-    names, s = class_labels({"task": {"classes": [22, 111]}, "label": "pdgid", **meta}, 2)
+    names, s = names_and_signal({"task": {"classes": [22, 111]}, "label": "pdgid", **meta}, 2)
     fig = plots.roc_figure(c["roc"], classes=[names[1 - s], names[s]])
     text = " ".join([fig._suptitle.get_text()] + [a.get_xlabel() + " " + a.get_ylabel() for a in fig.axes])
     assert "signal: photon" in text

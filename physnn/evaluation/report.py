@@ -165,7 +165,7 @@ def _judge_target(predictions: str | os.PathLike, arrays: Mapping[str, np.ndarra
     return fig, true, pred, std
 
 
-def class_labels(meta: Mapping[str, Any], k: int) -> tuple[list[str], int]:
+def names_and_signal(meta: Mapping[str, Any], k: int) -> tuple[list[str], int]:
     """The names of the classes of a predictions file in index order (those its data config gave, else PDG
     ids as particle symbols, else ``label value``) and the index of the signal of a binary classifier (the
     config's ``signal``, else class 1)."""
@@ -190,7 +190,7 @@ def _judge_classes(predictions: str | os.PathLike, arrays: Mapping[str, np.ndarr
     std = arrays["prob_std"][sel] if "prob_std" in arrays else None
     truth = arrays["true_class"][sel]
     weight = arrays[meta["weight"]][sel] if meta.get("weight") and meta["weight"] in arrays else None
-    names, s = class_labels(meta, prob.shape[1])
+    names, s = names_and_signal(meta, prob.shape[1])
     binary = prob.shape[1] == 2
     fig = metrics.classification(truth, prob, weight=weight, prob_std=std, classes=meta["task"]["classes"],
                                  n_boot=n_boot, seed=seed, signal=s if binary else 1, names=names)
