@@ -53,7 +53,8 @@ def compare(out: Path, *, events: int = 20000, seed: int = 0, overrides: Sequenc
     # the baseline is fitted on the CNN's training split, both are judged on the test split
     baseline = shower_shape_scores(cells["image"], y, preds["split"] == 0, seed=seed)
     test = preds["split"] == 2
-    return discrimination_by_bin(y[test], {CNN: preds["score"][test], BASELINE: baseline[test]},
+    p_pi0 = preds["prob"][:, 1]  # classes {22: photon, 111: pi0}: P(pi0); score is P(photon), the config's signal
+    return discrimination_by_bin(y[test], {CNN: p_pi0[test], BASELINE: baseline[test]},
                                  cells["energy"][test], EDGES)
 
 

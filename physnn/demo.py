@@ -27,7 +27,7 @@ computing), so that the demo stays a few minutes on a laptop.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -126,7 +126,7 @@ def epi_config(showers: str | Path, epochs: int = 12) -> dict[str, Any]:
 
 def photon_config(showers: str | Path, epochs: int = 12) -> dict[str, Any]:
     """Photon/pi0 classification from the calorimeter image: the photon is the signal (the benchmark's
-    convention: pi0 rejection at fixed photon efficiency); class 1 = pi0, the score branch is P(pi0)."""
+    convention: pi0 rejection at fixed photon efficiency); class 1 = pi0, the score branch is P(photon)."""
     return {"data": {"files": str(showers), "images": {"branches": ["image"]}, "label": "pdgid",
                      "classes": {22: "photon", 111: "pi0"}, "signal": "photon",
                      "observers": ["energy", "opening_angle"]},
@@ -146,15 +146,18 @@ def energy_config(showers: str | Path, epochs: int = 20) -> dict[str, Any]:
                       "early_stopping": {"patience": None}}}
 
 
-def calibrated_sum(showers: str | Path, entries: np.ndarray, split: np.ndarray) -> np.ndarray:
-    """The classic estimator: sum of cell energies times one factor fitted on the training split (as
-    ``evaluate(..., baseline="cell-sum")`` without ``by`` calibrates it)."""
+def calibrated_sum(showers: str | Path, arrays: Mapping[str, np.ndarray]) -> np.ndarray:
+    """The classic estimator for the rows of a predictions file (``arrays``: entry, split, the truth, and
+    in_selection where present): sum of cell energies times one factor fitted on the events the run trained on,
+    as ``evaluate(..., baseline="cell-sum")`` without ``by`` calibrates it (its ``training_rows``)."""
     from physnn import api
-    from physnn.evaluation.baselines import calibrate
+    from physnn.evaluation.baselines import calibrate, training_rows
 
     image = api.read(str(showers), ["image", "energy"])
+    entries = np.asarray(arrays["entry"], dtype=np.int64)
     total = np.asarray(image["image"]).reshape(len(image["energy"]), -1).sum(1)[entries]
-    return calibrate(total, np.asarray(image["energy"])[entries], split == 0)[0]
+    truth = np.asarray(arrays["energy"]) if "energy" in arrays else np.asarray(image["energy"])[entries]
+    return calibrate(total, truth, training_rows(arrays))[0]
 
 
 #: The demo's jobs, in order: each a run folder ``run_NAME``, predictions ``predictions_NAME.root`` and a report.
@@ -223,8 +226,7 @@ def run(out: Path, *, events: int = 10000, seed: int = 1, epochs: int | None = N
         baselines = None
         if name == "energy":
             assert pred.arrays is not None
-            baselines = {"calibrated cell sum": {"energy": calibrated_sum(showers, pred.arrays["entry"],
-                                                                          pred.arrays["split"])}}
+            baselines = {"calibrated cell sum": {"energy": calibrated_sum(showers, pred.arrays)}}
         if name == "events_mass":
             assert pred.arrays is not None
             baselines = {"dimuon mass (muons identified)": {"mass": dimuon_mass(events_file, pred.arrays["entry"])}}

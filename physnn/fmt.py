@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
 
 
 def _decimals(value: float, digits: int) -> int:
@@ -116,3 +117,13 @@ def particle(pdgid: int, *, symbol: bool = False) -> str:
     """``e-`` (or the symbol ``e\N{MINUS SIGN}``) for PDG id 11; ``pdgid 1000`` for an id without a name."""
     names = PARTICLES.get(int(pdgid))
     return f"pdgid {int(pdgid)}" if names is None else names[symbol]
+
+
+def particle_label(value: Any) -> str:
+    """The symbol of a particle (:func:`particle` with ``symbol``: a true minus sign) for a PDG id given as a number
+    or as text (``11``, ``"-211"``; an unnamed id as ``pdgid 1000``), any other value as text."""
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        return str(value)
+    return particle(number, symbol=True)

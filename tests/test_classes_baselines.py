@@ -39,12 +39,33 @@ def test_a_data_config_names_its_classes_and_its_signal():
         DataConfig(files="x.root", scalars=["a"], label="pdgid", classes={22: "photon", 111: 1})
 
 
+def test_one_helper_names_classes_and_groups():
+    """The names of classes and groups come from one piece of code each: fmt.particle_label (PDG ids, as int or
+    text), summary.class_names (classes and groups), report.names_and_signal (a predictions file's names and
+    signal), DataConfig.class_values (value -> index mappings, checked where the config is read)."""
+    from physnn.evaluation import plots_common, report, summary
+    from physnn.fmt import particle, particle_label
+
+    assert plots_common.particle_label is particle_label
+    assert particle_label("-211") == particle_label(-211) == particle(-211, symbol=True)
+    assert particle_label("muon") == "muon"
+    assert summary.class_names(["11", "-211"], "pdgid") == [particle(11, symbol=True), particle(-211, symbol=True)]
+    assert summary.group_names("pdgid", ["11", "x"]) == {"11": f"pdgid 11 ({particle(11, symbol=True)})",
+                                                        "x": "pdgid x"}
+    assert not hasattr(report, "class_labels")  # DataConfig.class_labels means the configured names alone
+    assert report.names_and_signal({"task": {"classes": [22, 111]}, "label": "pdgid", "signal": 0}, 2) == (
+        [particle(22, symbol=True), particle(111, symbol=True)], 0)
+    with pytest.raises(ValidationError, match=r"classes: the indices must be 0\.\.1, got \[1, 2\]"):
+        DataConfig(files="x.root", scalars=["a"], label="pdgid", classes={11: 1, 211: 2})
+
+
 def test_the_named_signal_is_the_roc_signal_and_its_rejection_is_the_benchmarks():
     """Photon (class 0) as signal: the AUC is that of P(photon) for photons, and the π0 rejection at 80% photon
-    efficiency is the photon/π0 benchmark's (evaluation.photon_id.rejection, score P(π0), photons class 0)."""
+    efficiency is the photon/π0 benchmark's (evaluation.photon_id.discrimination_by_bin, score P(π0), photons
+    class 0): the same function gives the same number."""
     from sklearn.metrics import roc_auc_score
 
-    from physnn.evaluation.photon_id import rejection
+    from physnn.evaluation.photon_id import discrimination_by_bin
 
     truth, prob = photons_and_pi0s()
     fig = metrics.classification(truth, prob, n_boot=0, signal=0, names=["photon", "pi0"])
@@ -53,13 +74,45 @@ def test_the_named_signal_is_the_roc_signal_and_its_rejection_is_the_benchmarks(
     assert fig["roc"]["n_signal"] == int(np.sum(truth == 0))
     assert fig["auc"] == pytest.approx(roc_auc_score(truth == 0, prob[:, 0]))
     assert fig["auc"] > 0.8  # P(pi0) as the photons' score would give 1 - AUC
-    assert fig["rejection"]["rejection"] == pytest.approx(rejection(truth, prob[:, 1], 0.8), rel=0.02)
+    bench = discrimination_by_bin(truth, {"cnn": prob[:, 1]}, np.zeros(len(truth)), [-1, 1], n_boot=0)
+    assert fig["rejection"]["rejection"] == bench[0]["rejection"]  # one function: the same number
+    weight = np.where(truth == 1, 2.0, 1.0)
+    weighted = metrics.classification(truth, prob, n_boot=0, signal=0, names=["photon", "pi0"], weight=weight)
+    assert weighted["rejection"] == metrics.rejection_at(truth, prob[:, 0], 0.8, weight, signal=0)
     assert fig["rejection"]["signal_efficiency"] == pytest.approx(0.8, abs=0.002)
     pi0 = metrics.classification(truth, prob, n_boot=0, names=["photon", "pi0"])  # the default: class 1
     assert pi0["signal"] == "pi0"
     assert pi0["rejection"]["rejection"] != pytest.approx(fig["rejection"]["rejection"], rel=0.1)
     # calibration judges P(photon): its observed fraction is of photons
     assert fig["calibration"] == metrics.calibration(truth == 0, prob[:, 0])
+
+
+def test_the_mc_categories_name_the_classes():
+    """Photon (class 0) the signal: the MC categories are "certain photon", "certain pi0" and "uncertain" in the
+    figures (labels beside the stable keys), the rule and the summary rows; none says negative or positive."""
+    from physnn.evaluation.summary import summary_rows
+    from physnn.fmt import percent
+
+    truth = np.array([0, 0, 1, 1, 1])
+    p_photon = np.array([0.9, 0.6, 0.1, 0.55, 0.01])
+    std = np.array([0.01, 0.3, 0.02, 0.01, 0.001])
+    prob = np.stack([p_photon, 1 - p_photon], 1)
+    c = metrics.classification(truth, prob, prob_std=np.stack([std, std], 1), n_boot=0, signal=0,
+                               names=["photon", "pi0"])
+    mc = c["mc"]
+    assert mc["labels"] == {"certain_positive": "certain photon", "certain_negative": "certain pi0",
+                            "uncertain": "uncertain"}
+    assert mc["fraction"]["certain_positive"] == pytest.approx(0.4)  # 0.9 and 0.55 ± 0.02: sure photons
+    assert mc["fraction"]["certain_negative"] == pytest.approx(0.4)
+    assert "certain photon above" in mc["rule"]
+    assert "certain pi0 below" in mc["rule"]
+    rows = dict(summary_rows({"events": 5, "split": "all", "classification": c}))
+    assert rows["MC certain photon"].startswith(f"{percent(0.4)} of events")
+    assert "MC certain pi0" in rows
+    assert "MC uncertain" in rows
+    text = json.dumps(rows)
+    assert "negative" not in text
+    assert "positive" not in text
 
 
 def write_classifier_predictions(path, truth, prob, *, meta_extra=None):
@@ -79,7 +132,7 @@ def write_classifier_predictions(path, truth, prob, *, meta_extra=None):
 
 def test_evaluate_names_the_classes_and_judges_the_configured_signal(tmp_path):
     from physnn.evaluation import plots
-    from physnn.evaluation.report import class_labels
+    from physnn.evaluation.report import names_and_signal
     from physnn.evaluation.summary import summary_rows
 
     truth, prob = photons_and_pi0s()
@@ -93,7 +146,7 @@ def test_evaluate_names_the_classes_and_judges_the_configured_signal(tmp_path):
     table = " ".join(f"{k} {v}" for k, v in summary_rows(ev.figures))
     assert "pi0 rejection at 80% photon efficiency" in table
     assert "signal photon (background: pi0" in table
-    names, s = class_labels({"task": {"classes": [22, 111]}, "label": "pdgid", **meta}, 2)
+    names, s = names_and_signal({"task": {"classes": [22, 111]}, "label": "pdgid", **meta}, 2)
     fig = plots.roc_figure(c["roc"], classes=[names[1 - s], names[s]])
     text = " ".join([fig._suptitle.get_text()] + [a.get_xlabel() + " " + a.get_ylabel() for a in fig.axes])
     assert "signal: photon" in text
@@ -137,6 +190,37 @@ def test_a_trained_run_carries_its_class_names_to_the_report(epi_file, tmp_path)
 
     truth = uproot.open(preds.path)["predictions"]["true_class"].array(library="np")
     assert c["roc"]["n_signal"] == np.sum(truth == 0) != np.sum(truth == 1)  # the electrons
+
+
+def test_the_score_is_the_declared_signals_probability_end_to_end(epi_file, tmp_path):
+    """signal: electron (class 0): predict's score, its MC spread and samples, and the exported graph's score are
+    P(electron); physnn_meta says so (score_of); evaluate judges that score without flipping it twice."""
+    import uproot
+    from conftest import run_config
+    from sklearn.metrics import roc_auc_score
+
+    ort = pytest.importorskip("onnxruntime")
+    cfg = run_config(epi_file, epochs=1)
+    cfg["data"].update(classes={11: "electron", 211: "pion"}, signal="electron")
+    run = physnn.train(cfg, out=tmp_path / "run", progress=False)
+    det = physnn.predict(run.run_dir, epi_file, out=tmp_path / "det.root", collect=True)
+    a = det.arrays
+    np.testing.assert_array_equal(a["score"], a["prob"][:, 0])
+    assert physnn.read_metadata(det.path)["score_of"] == "electron"
+    mc = physnn.predict(run.run_dir, epi_file, out=tmp_path / "mc.root", mc_samples=4, keep_samples=True, seed=1,
+                        collect=True)
+    np.testing.assert_array_equal(mc.arrays["score"], mc.arrays["prob"][:, 0])
+    np.testing.assert_array_equal(mc.arrays["score_std"], mc.arrays["prob_std"][:, 0])
+    np.testing.assert_allclose(mc.arrays["score_samples"].mean(1), mc.arrays["score"], atol=1e-5)
+    ev = physnn.evaluate(det.path, n_boot=0, split="all")
+    truth = uproot.open(det.path)["predictions"]["true_class"].array(library="np")
+    assert ev.figures["classification"]["auc"] == pytest.approx(roc_auc_score(truth == 0, a["prob"][:, 0]))
+    exported = physnn.export(run.run_dir, tmp_path / "run.onnx")
+    with uproot.open(epi_file) as f:
+        images = f["showers"]["image"].array(library="np", entry_stop=40).astype(np.float32)
+    session = ort.InferenceSession(str(exported.path), providers=["CPUExecutionProvider"])
+    outputs = dict(zip([o.name for o in session.get_outputs()], session.run(None, {"image": images}), strict=True))
+    np.testing.assert_allclose(outputs["score"], a["score"][:40], rtol=1e-4, atol=1e-5)
 
 
 def write_regression_predictions(path, true, pred, *, std=None, extra=None, split=None):
@@ -250,7 +334,7 @@ def test_the_cell_sum_baseline_is_calibrated_on_the_training_split(energy_predic
     r = one.figures["regression"]["energy"]
     assert "calibrated cell sum" in r["baselines"]
     assert r["by"]["name"] == "pdgid"  # verdicts per particle type without being asked
-    demo = calibrated_sum(showers_file, rows["entry"], rows["split"])  # the demo's: the same numbers
+    demo = calibrated_sum(showers_file, rows)  # the demo's: the same numbers
     test = rows["split"] == 2
     residual = (demo[test] - rows["energy"][test])
     assert r["baselines"]["calibrated cell sum"]["bias"] == pytest.approx(residual.mean(), rel=1e-4)
@@ -260,6 +344,37 @@ def test_the_cell_sum_baseline_is_calibrated_on_the_training_split(energy_predic
     for value, f in factors.items():
         assert f == pytest.approx(factor(train & (rows["pdgid"] == int(value))))
     assert "one factor per pdgid group" in dict(summary_rows(grouped.figures))["calibrated cell sum"]
+
+
+def test_the_cell_sum_is_not_calibrated_on_events_outside_the_training_selection(energy_predictions, showers_file,
+                                                                                 tmp_path):
+    """Rows predicted outside the run's training selection (in_selection 0) keep split 0 but were never trained
+    on: the factor, the baseline's and the demo's, is fitted on split 0 and in_selection 1 only, and does not
+    move when those rows have a wildly different cell-sum response."""
+    import uproot
+
+    from physnn.demo import calibrated_sum
+
+    with uproot.open(energy_predictions) as f:
+        rows = f["predictions"].arrays(library="np")
+        meta = json.dumps(json.loads(f["physnn_meta"]))
+    n = len(rows["entry"])
+    inside = (np.arange(n) % 3 != 0).astype(np.int8)
+    cells = physnn.read(str(showers_file), ["image"])["image"]
+    total = np.asarray(cells).reshape(len(cells), -1).sum(1)[rows["entry"]]
+    fit = (rows["split"] == 0) & (inside == 1)
+    expected = np.sum(rows["energy"][fit] * total[fit]) / np.sum(total[fit] ** 2)
+    energy = np.where(inside == 1, rows["energy"], 50 * rows["energy"])  # outside: a response 50 times off
+    path = tmp_path / "preds.root"
+    with uproot.recreate(path) as f:
+        f["predictions"] = {**rows, "energy": energy, "in_selection": inside}
+        f["physnn_meta"] = meta
+    ev = physnn.evaluate(path, baseline="cell-sum", split="test")
+    made = ev.figures["baselines"]["calibrated cell sum"]["energy"]
+    assert made["factors"]["all"] == pytest.approx(expected)
+    assert made["training_events"] == int(fit.sum())
+    demo = calibrated_sum(showers_file, {**rows, "energy": energy, "in_selection": inside})
+    assert demo == pytest.approx(expected * total)
 
 
 def test_an_unknown_baseline_is_one_line_listing_the_known_ones(energy_predictions, tmp_path):

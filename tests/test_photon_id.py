@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from physnn.evaluation.photon_id import discrimination_by_bin, rejection, shower_shape_scores
+from physnn.evaluation.metrics import rejection_at
+from physnn.evaluation.photon_id import discrimination_by_bin, shower_shape_scores
 from physnn.physics.photon_id import local_maxima, photon_id_variables
 from physnn.simulation import ShowerConfig, simulate_showers
 
@@ -48,8 +49,8 @@ def test_rejection_at_a_photon_efficiency(rng):
     photons = rng.uniform(0.0, 1.0, 200_000)
     pi0 = rng.uniform(0.5, 1.5, 200_000)  # the cut at 0.8 keeps 80% of the photons and 30% of the π0s
     y = np.r_[np.zeros(photons.size), np.ones(pi0.size)]
-    assert rejection(y, np.r_[photons, pi0], 0.8) == pytest.approx(1 / 0.3, rel=0.02)
-    assert rejection(y, np.r_[photons, pi0 + 2], 0.8) == np.inf
+    assert rejection_at(y, -np.r_[photons, pi0], 0.8, signal=0)["rejection"] == pytest.approx(1 / 0.3, rel=0.02)
+    assert rejection_at(y, -np.r_[photons, pi0 + 2], 0.8, signal=0)["rejection"] == np.inf
 
 
 def test_without_resamples_there_is_no_interval(rng):

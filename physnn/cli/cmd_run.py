@@ -69,6 +69,9 @@ def predict(
                       f"{result.events:,} predicted (friend it: AddFriend(\"nn=predictions\", \"{result.path}\"))",
                       highlight=False)
     console.print(_split_summary(result.counts))
+    if "score_of" in result.meta:
+        console.print(f"score: P({result.meta['score_of']}), the probability of class {result.meta['score_index']} "
+                      f"of {result.meta.get('label') or 'the label'}", highlight=False)
     _domain_lines(result.events, result.counts, result.meta)
     for note in result.meta.get("notes", []):
         console.print(f"note: {note}", highlight=False)

@@ -347,6 +347,9 @@ class DataConfig(Strict):
                 msg = ("classes: a mapping is value -> index ({11: 0, 211: 1}) or value -> name ({22: photon, "
                        f"111: pi0}}), not both: got {self.classes}")
                 raise ValueError(msg)
+            if kinds == {int} and sorted(self.classes.values()) != list(range(len(self.classes))):  # value -> index
+                msg = f"classes: the indices must be 0..{len(self.classes) - 1}, got {sorted(self.classes.values())}"
+                raise ValueError(msg)
             names = self.class_labels()
             if names is not None and len(set(names)) < len(names):
                 msg = f"classes: each class needs its own name, got {self.classes}"

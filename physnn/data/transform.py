@@ -183,13 +183,7 @@ class TransformFitter:
         cfg = self.cfg
         if cfg.label is None:
             return None
-        if isinstance(cfg.classes, dict) and cfg.class_labels() is None:  # value -> index
-            order = sorted(cfg.classes.items(), key=lambda kv: kv[1])
-            if [i for _, i in order] != list(range(len(order))):
-                msg = f"classes: the indices must be 0..{len(order) - 1}, got {sorted(cfg.classes.values())}"
-                raise DataError(msg)
-            return self._check_declared([k for k, _ in order])
-        if cfg.classes is not None:  # values in index order (a mapping value -> name: its keys)
+        if cfg.classes is not None:  # values in index order (of a mapping value -> index or value -> name)
             return self._check_declared(cfg.class_values() or [])
         # the classes are the label values that survive the selection: a value the selection removed is no class
         values = sorted(self.label_values, key=lambda v: (isinstance(v, str), v))

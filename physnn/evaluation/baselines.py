@@ -2,8 +2,9 @@
 
 A registered :class:`Baseline` computes its estimate of a target for every row of a predictions file,
 from the files the predictions were made on (the run's data config, read back from its run folder, says
-which branches) and the truth of the training split (split 0) of the predictions file, so that no judged
-event tunes it. The estimates then go where hand-made ones go (``evaluate(baselines=...)``): binned and
+which branches) and the truth of the events the run trained on (split 0 inside its training selection,
+:func:`training_rows`) of the predictions file, so that no judged event tunes it. The estimates then go
+where hand-made ones go (``evaluate(baselines=...)``): binned and
 compared with the model, per group with ``by``.
 
 - ``cell-sum``: the sum of the image cells times a factor fitted by least squares on the training
@@ -23,7 +24,8 @@ import numpy as np
 from physnn.errors import ConfigError, DataError
 from physnn.evaluation.run_config import run_data_config
 
-__all__ = ["BASELINES", "Baseline", "BaselineInput", "calibrate", "get_baselines", "register_baseline"]
+__all__ = ["BASELINES", "Baseline", "BaselineInput", "calibrate", "get_baselines", "register_baseline",
+           "training_rows"]
 
 
 @dataclass(frozen=True)
@@ -131,11 +133,20 @@ def cell_sums(inp: BaselineInput) -> np.ndarray:
     return total[np.asarray(inp.arrays["entry"], dtype=np.int64)]
 
 
+def training_rows(arrays: Mapping[str, np.ndarray]) -> np.ndarray:
+    """The rows of a predictions file the run trained on: split 0, inside the training selection
+    (``in_selection`` 1, where the run had one) and predicted (``selected`` 1, where ``predict --aligned``
+    kept every entry)."""
+    train = np.asarray(arrays["split"]) == 0
+    for flag in ("in_selection", "selected"):
+        if flag in arrays:
+            train &= np.asarray(arrays[flag]).astype(bool)
+    return train
+
+
 def _cell_sum(inp: BaselineInput) -> tuple[np.ndarray, dict[str, Any]]:
     arrays = inp.arrays
-    train = np.asarray(arrays["split"]) == 0
-    if "selected" in arrays:
-        train &= np.asarray(arrays["selected"]).astype(bool)
+    train = training_rows(arrays)
     if not train.any():
         msg = (f"{inp.predictions}: the cell sum is calibrated on the training split, and these predictions hold "
                "no training event (split 0): predict on the run's training files")

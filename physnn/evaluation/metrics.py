@@ -33,8 +33,8 @@ from physnn.evaluation.resolution import (
 )
 from physnn.evaluation.summary import comparison_line
 
-__all__ = ["binomial_interval", "calibration", "classification", "mc_categories", "regression", "resolution_fit",
-           "regression_by", "rejection_at", "robust_sigma", "roc_with_band"]
+__all__ = ["binomial_interval", "calibration", "classification", "mc_categories", "mc_labels", "regression",
+           "regression_by", "resolution_fit", "rejection_at", "robust_sigma", "roc_with_band"]
 
 #: Background efficiencies the ROC is given at: linear steps of 0.01 and log steps down to 1e-6, so that the
 #: background rejection of a near-perfect classifier (AUC 0.9999) can be read off.
@@ -148,31 +148,59 @@ def calibration(y: np.ndarray, prob: np.ndarray, *, bins: int = 10) -> dict[str,
 MC_Z = 2.0
 
 
-def mc_rule(z: float = MC_Z) -> str:
-    """The definition of the MC-dropout categories that :func:`mc_categories` applies, for captions and tables."""
-    return (f"certain: the score ± {z:g}σ (σ: the spread of the T passes) lies entirely on one side of 0.5, "
-            "negative below, positive above; uncertain: the band holds 0.5")
+def mc_rule(z: float = MC_Z, names: tuple[str, str] | None = None) -> str:
+    """The definition of the MC-dropout categories that :func:`mc_categories` applies, for captions and tables;
+    ``names``: the (signal, background) class names (None: said in general terms)."""
+    signal, background = names or ("signal", "background")
+    return (f"certain: the score ± {z:g}σ (the score P({signal}), σ the spread of the T passes) lies entirely on "
+            f"one side of 0.5, certain {signal} above, certain {background} below; uncertain: the band holds 0.5")
+
+
+def mc_labels(signal: str, background: str) -> dict[str, str]:
+    """The names of the MC categories (the keys of ``classification(...)["mc"]["fraction"]``) for the reader:
+    ``certain photon``, ``certain pi0``, ``uncertain``."""
+    return {"certain_negative": f"certain {background}", "certain_positive": f"certain {signal}",
+            "uncertain": "uncertain"}
 
 
 def mc_categories(score: np.ndarray, score_std: np.ndarray, *, z: float = MC_Z) -> np.ndarray:
-    """0 certain negative, 1 certain positive, 2 uncertain: is 0.5 outside score ± z·std (:func:`mc_rule`)?"""
+    """0 certain background, 1 certain signal (``score`` is the signal's probability), 2 uncertain: is 0.5 outside
+    score ± z·std (:func:`mc_rule`)?"""
     cat = np.full(len(score), 2, dtype=np.int8)
     cat[score + z * score_std < 0.5] = 0
     cat[score - z * score_std > 0.5] = 1
     return cat
 
 
-def rejection_at(y: np.ndarray, score: np.ndarray, efficiency: float = 0.8,
-                 weight: np.ndarray | None = None) -> dict[str, float]:
+def rejection_at(y: np.ndarray, score: np.ndarray, efficiency: float = 0.8, weight: np.ndarray | None = None, *,
+                 signal: int = 1) -> dict[str, float]:
     """The background rejection 1/ε_B of the loosest cut ``score >= q`` that keeps at least ``efficiency`` of
-    the signal (``y`` 1), as the photon/π0 benchmark quotes it (:mod:`physnn.evaluation.photon_id`).
+    the signal: the one definition of the report and of the photon/π0 benchmark
+    (:func:`physnn.evaluation.photon_id.discrimination_by_bin`).
 
-    Returns ``efficiency``, ``signal_efficiency`` (kept, >= ``efficiency``), ``background_efficiency`` and
-    ``rejection`` (inf when no background event passes).
+    Parameters
+    ----------
+    y
+        The class index of each event (0 or 1); ``signal`` is the signal's, the other the background's.
+    score
+        The signal's score (e.g. its probability): higher is more signal-like.
+    efficiency
+        The signal efficiency at which the rejection is quoted.
+    weight
+        Event weights (None: all 1).
+    signal
+        The class index of the signal.
+
+    Returns
+    -------
+    dict
+        ``efficiency``, ``signal_efficiency`` (kept, >= ``efficiency``), ``background_efficiency`` and
+        ``rejection`` (inf when no background event passes).
     """
     from sklearn.metrics import roc_curve
 
-    fpr, tpr, _ = roc_curve(np.asarray(y).astype(int), score, sample_weight=_weights(weight, len(y)))
+    is_signal = (np.asarray(y).astype(int) == signal).astype(int)
+    fpr, tpr, _ = roc_curve(is_signal, score, sample_weight=_weights(weight, len(is_signal)))
     i = int(np.searchsorted(tpr, efficiency - 1e-12))
     eps_b = float(fpr[min(i, len(fpr) - 1)])
     return {"efficiency": efficiency, "signal_efficiency": float(tpr[min(i, len(tpr) - 1)]),
@@ -212,7 +240,7 @@ def classification(true_class: np.ndarray, prob: np.ndarray, *, weight: np.ndarr
         if len(present) == 2:
             result["roc"] = roc_with_band(is_signal, score, weight, n_boot=n_boot, seed=seed)
             result["auc"] = result["roc"]["auc"]
-            result["rejection"] = rejection_at(is_signal, score, 0.8, weight)
+            result["rejection"] = rejection_at(true_class, score, 0.8, weight, signal=signal)
         result["calibration"] = calibration(is_signal, score)
     else:
         if len(present) == k:
@@ -221,13 +249,15 @@ def classification(true_class: np.ndarray, prob: np.ndarray, *, weight: np.ndarr
     result["ece"] = result["calibration"]["ece"]
     if prob_std is not None and k == 2:
         cat = mc_categories(prob[:, signal], prob_std[:, signal])
+        who = [str(n) for n in names] if names is not None else [f"class {c}" for c in result["classes"]]
         names_mc = ("certain_negative", "certain_positive", "uncertain")
         result["mc"] = {
             "fraction": {n: float(np.mean(cat == i)) for i, n in enumerate(names_mc)},
             "accuracy": {n: float(np.mean(pred[cat == i] == true_class[cat == i])) if np.any(cat == i) else None
                          for i, n in enumerate(names_mc)},
             "mean_std": float(np.mean(prob_std[:, signal])),
-            "rule": mc_rule(),
+            "rule": mc_rule(names=(who[signal], who[1 - signal])),
+            "labels": mc_labels(who[signal], who[1 - signal]),  # the keys' names for the reader
         }
     return result
 

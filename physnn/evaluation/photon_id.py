@@ -8,8 +8,9 @@
   68% interval (the same resampled events for both).
 
 For photon/π0 the photon is what an analysis keeps: with ``score`` = P(π0) (class 1), the
-rejection at 80% photon efficiency is 1 / (the fraction of π0 below the score that keeps
-80% of the photons).
+rejection at 80% photon efficiency is 1 / (the fraction of π0 kept by the loosest cut on
+P(photon) = 1 - score that keeps 80% of the photons), :func:`physnn.evaluation.metrics.rejection_at`,
+the report's definition.
 """
 
 from __future__ import annotations
@@ -21,9 +22,10 @@ from typing import Any
 import numpy as np
 
 from physnn.errors import ConfigError
+from physnn.evaluation.metrics import rejection_at
 from physnn.physics.photon_id import photon_id_variables
 
-__all__ = ["discrimination_by_bin", "rejection", "shower_shape_scores"]
+__all__ = ["discrimination_by_bin", "shower_shape_scores"]
 
 
 def shower_shape_scores(images: np.ndarray, labels: np.ndarray, train: np.ndarray, *,
@@ -55,16 +57,10 @@ def shower_shape_scores(images: np.ndarray, labels: np.ndarray, train: np.ndarra
     return model.predict_proba(x)[:, 1]
 
 
-def rejection(y: np.ndarray, score: np.ndarray, efficiency: float = 0.8) -> float:
-    """1 / ε_B: the inverse of the fraction of class-1 events kept by the cut ``score <= q`` that keeps
-    ``efficiency`` of class 0 (the photons, the low-score class); inf when none is kept."""
-    passed = _background_efficiency(y, score, efficiency)
-    return float(1.0 / passed) if passed > 0 else float("inf")
-
-
 def _background_efficiency(y: np.ndarray, score: np.ndarray, efficiency: float) -> float:
-    keep = np.quantile(score[y == 0], efficiency)
-    return float(np.mean(score[y == 1] <= keep))
+    """ε_B of the cut that keeps ``efficiency`` of the photons (class 0), ``score`` being P(π0) (class 1):
+    :func:`physnn.evaluation.metrics.rejection_at` on P(photon) = 1 - ``score``, as the report judges it."""
+    return rejection_at(y, 1 - np.asarray(score), efficiency, signal=0)["background_efficiency"]
 
 
 def _bootstrap(y: np.ndarray, score: np.ndarray, efficiency: float, n_boot: int,
@@ -125,8 +121,9 @@ def discrimination_by_bin(y: np.ndarray, scores: dict[str, np.ndarray], energy: 
         for name, score in scores.items():
             rng = np.random.default_rng(seed)  # the same resamples for every score
             s = np.asarray(score)[inside]
+            passed = _background_efficiency(y[inside], s, efficiency)
             row = {"low": float(lo), "high": float(hi), "score": name, "n_signal": int(np.sum(y[inside] == 0)),
                    "n_background": int(np.sum(y[inside] == 1)), "auc": float(roc_auc_score(y[inside], s)),
-                   "rejection": rejection(y[inside], s, efficiency)}
+                   "rejection": float(1 / passed) if passed > 0 else float("inf")}
             rows.append({**row, **_bootstrap(y[inside], s, efficiency, n_boot, rng)})
     return rows

@@ -215,7 +215,7 @@ def plot_mc_scores(score: np.ndarray, score_std: np.ndarray, true_class: np.ndar
 
     Left: the mean score per true class. Middle: spread vs mean score (sure
     predictions sit at the ends with a small spread). Right (when the samples
-    were kept): the T sampled scores of the surest negative and positive (the
+    were kept): the T sampled scores of the surest of each class (the
     score ± 2 std band farthest from 0.5) and of the most uncertain event.
     """
     return save(mc_scores_figure(score, score_std, true_class, samples, classes=classes), path)

@@ -20,7 +20,7 @@ import mplhep
 import numpy as np
 
 from physnn.evaluation.summary import class_names
-from physnn.fmt import particle
+from physnn.fmt import particle_label
 from physnn.io.write import make_folder
 
 plt.style.use(mplhep.style.ROOT)
@@ -54,15 +54,6 @@ def reference_x(low: float, high: float, *, log: bool = False, points: int = 400
     [0.001, 0.01, 1.0]
     """
     return np.geomspace(low, high, points) if log else np.linspace(low, high, points)
-
-
-def particle_label(value: Any) -> str:
-    """The symbol of a particle (PDG id 11: e-, with a true minus sign; 211: pi+), an unnamed id as ``pdgid 1000``."""
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        return str(value)
-    return particle(number, symbol=True)
 
 
 def corner_text(ax: Any, text: str, *, right: bool = False, fontsize: int = 16) -> None:

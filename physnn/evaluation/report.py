@@ -165,7 +165,7 @@ def _judge_target(predictions: str | os.PathLike, arrays: Mapping[str, np.ndarra
     return fig, true, pred, std
 
 
-def class_labels(meta: Mapping[str, Any], k: int) -> tuple[list[str], int]:
+def names_and_signal(meta: Mapping[str, Any], k: int) -> tuple[list[str], int]:
     """The names of the classes of a predictions file in index order (those its data config gave, else PDG
     ids as particle symbols, else ``label value``) and the index of the signal of a binary classifier (the
     config's ``signal``, else class 1)."""
@@ -190,7 +190,7 @@ def _judge_classes(predictions: str | os.PathLike, arrays: Mapping[str, np.ndarr
     std = arrays["prob_std"][sel] if "prob_std" in arrays else None
     truth = arrays["true_class"][sel]
     weight = arrays[meta["weight"]][sel] if meta.get("weight") and meta["weight"] in arrays else None
-    names, s = class_labels(meta, prob.shape[1])
+    names, s = names_and_signal(meta, prob.shape[1])
     binary = prob.shape[1] == 2
     fig = metrics.classification(truth, prob, weight=weight, prob_std=std, classes=meta["task"]["classes"],
                                  n_boot=n_boot, seed=seed, signal=s if binary else 1, names=names)
@@ -205,8 +205,8 @@ def _judge_classes(predictions: str | os.PathLike, arrays: Mapping[str, np.ndarr
                                       signal=names[s] if binary else None))
     written.append(P.plot_confusion(fig["confusion"], names, outdir / f"confusion.{fmt}"))
     if std is not None and binary:
-        samples = arrays["score_samples"][sel] if "score_samples" in arrays else None  # P(class 1) per pass
-        if samples is not None and s == 0:
+        samples = arrays["score_samples"][sel] if "score_samples" in arrays else None
+        if samples is not None and meta.get("score_index", 1) != s:  # the passes' score is of the other class
             samples = 1 - samples
         written.append(P.plot_mc_scores(prob[:, s], std[:, s], (truth == s).astype(int), samples,
                                         outdir / f"mc_scores.{fmt}", classes=[names[1 - s], names[s]]))

@@ -135,7 +135,7 @@ def resolution_by_figure(name: str, r: Mapping[str, Any]) -> Any:
 
     unit, key, by = r.get("unit"), r["key"], r["by"]
     groups = {value: g for value, g in by["groups"].items() if g.get("bins")}
-    names = class_names([int(v) if v.lstrip("-").isdigit() else v for v in groups], by["name"])
+    names = class_names(list(groups), by["name"])
     fig, ax = plt.subplots(layout="constrained", figsize=(13, 6.5))
     for g, label, color in zip(groups.values(), names, plt.rcParams["axes.prop_cycle"].by_key()["color"],
                                         strict=False):

@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from physnn.fmt import num, particle, percent, with_error, with_interval
+from physnn.fmt import num, particle_label, percent, with_error, with_interval
 
 __all__ = ["DASH", "NAMED_BINS", "PDG_BRANCH", "bin_table", "bracket", "class_names", "class_rows", "comparison_line",
            "fit_line", "fmt_range", "group_comparison", "group_names", "judge_groups", "key_name", "num",
@@ -52,16 +52,8 @@ def class_names(classes: Sequence[Any] | None, label: str | None = None, k: int 
     if label is None:
         return [str(v) for v in values]
     if PDG_BRANCH.search(str(label)):
-        return [particle(int(v), symbol=True) if _integer(v) else str(v) for v in values]
+        return [particle_label(v) for v in values]
     return [f"{label} {v}" for v in values]
-
-
-def _integer(value: Any) -> bool:
-    try:
-        int(value)
-    except (TypeError, ValueError):
-        return False
-    return True
 
 
 def with_unit(text: str, unit: str | None) -> str:
@@ -224,8 +216,7 @@ def _pm(figures: Mapping[str, Any], key: str) -> str:
 
 def group_names(by: str, values: Sequence[str]) -> dict[str, str]:
     """``pdgid 11 (e-)`` for a particle-type branch, ``flag 1`` for another, per group value."""
-    ints = [int(v) if v.lstrip("-").isdigit() else v for v in values]
-    names = class_names(ints, by)
+    names = class_names(values, by)
     return {v: f"{by} {v}" + (f" ({n})" if n not in (str(v), f"{by} {v}") else "")
             for v, n in zip(values, names, strict=True)}
 
@@ -322,10 +313,10 @@ def summary_rows(figures: Mapping[str, Any]) -> list[tuple[str, str]]:
             rows.append(("AUC", num(c["auc"])))
         rows += [("accuracy", num(c["accuracy"])), ("ECE (calibration error)", num(c["ece"]))]
         if "mc" in c:
-            frac, acc = c["mc"]["fraction"], c["mc"]["accuracy"]
+            frac, acc, labels = c["mc"]["fraction"], c["mc"]["accuracy"], c["mc"].get("labels", {})
             for name in frac:
                 a = acc[name]
-                rows.append((f"MC {name.replace('_', ' ')}",
+                rows.append((f"MC {labels.get(name, name.replace('_', ' '))}",
                              f"{percent(frac[name])} of events" + ("" if a is None else f", accuracy {num(a)}")))
             rows.append(("MC categories", c["mc"].get("rule", "certain: 0.5 outside the score ± 2σ band")))
     for label, made in (figures.get("baselines") or {}).items():

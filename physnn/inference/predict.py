@@ -16,7 +16,9 @@ and ``not_applied`` in ``physnn_meta``). Per event:
 
 ==========================  ===================================================
 classification              ``prob[K]`` (mean class probabilities), ``pred``
-                            (argmax), ``score`` (P(class 1), binary only);
+                            (argmax), ``score`` (binary only: P(signal),
+                            the data config's ``signal`` class, default
+                            class 1; ``score_of`` in ``physnn_meta``);
                             with MC dropout or an ensemble also
                             ``prob_std[K]``/``score_std`` (the spread)
 regression, target ``t``    ``t_pred``; ``t_aleatoric`` (Gaussian heads: the
@@ -55,7 +57,8 @@ a run with a domain         ``ood_score`` (the largest excess of an input
 A ``physnn_meta`` string (JSON, :mod:`physnn.io.metadata`) next to the tree
 records the physnn version, the run's config hash, the seed, the input files
 and checkpoint, the classes/targets (with the names the data config gave the
-classes, ``class_names``, and the index of its ``signal``) and the settings.
+classes, ``class_names``, and the index of its ``signal``; a binary classifier's
+``score_of``, the class whose probability ``score`` is, and its ``score_index``) and the settings.
 """
 
 from __future__ import annotations
@@ -148,6 +151,9 @@ def _meta(loaded: LoadedRun, cfg: DataConfig, files: list[str], mapping: dict[st
     meta["training_selection"] = loaded.config.data.selection
     # the names the data config gave the classes, and the signal's index: evaluate names and judges them so
     meta["class_names"], meta["signal"] = loaded.config.data.class_labels(), loaded.config.data.signal_index()
+    if loaded.task.kind == "binary":  # score is P(this class): its name (or label value) and index
+        meta["score_index"] = loaded.task.signal
+        meta["score_of"] = (meta["class_names"] or loaded.task.classes or [0, 1])[loaded.task.signal]
     meta["members"] = len(loaded.models)  # > 1: an ensemble, its members' spread in the error bars
     meta.update(domain_meta(loaded))  # counts["out_of_domain"] says how many events lie outside it
     if loaded.task.calibrated_error_bars:  # the factor applied to each target's total error bar t_std

@@ -144,28 +144,31 @@ def regression_summary(pred: Mapping[str, torch.Tensor], scale: torch.Tensor) ->
     return out
 
 
-def classification_summary(prob: torch.Tensor, *, binary: bool, keep_samples: bool = False
+def classification_summary(prob: torch.Tensor, *, binary: bool, keep_samples: bool = False, signal: int = 1
                            ) -> dict[str, torch.Tensor]:
     """The per-event summary of class probabilities of T passes (T, N, K).
+
+    ``signal``: the class index whose probability a binary classifier's ``score`` is (the data config's
+    ``signal``; default class 1).
 
     Returns
     -------
     dict
-        ``prob`` (N, K) the mean class probabilities, ``pred`` their argmax, ``score`` (binary: P(class 1));
-        with T >= 2 ``prob_std`` (and ``score_std``), the spread of the T passes; ``keep_samples``: also the
-        T passes per event, ``score_samples`` (N, T) or ``prob_samples`` (N, T, K).
+        ``prob`` (N, K) the mean class probabilities, ``pred`` their argmax, ``score`` (binary: P(class
+        ``signal``)); with T >= 2 ``prob_std`` (and ``score_std``), the spread of the T passes; ``keep_samples``:
+        also the T passes per event, ``score_samples`` (N, T) or ``prob_samples`` (N, T, K).
     """
     out = {"prob": prob.mean(0)}
     out["pred"] = out["prob"].argmax(-1)
     if binary:
-        out["score"] = out["prob"][..., 1]
+        out["score"] = out["prob"][..., signal]
     if prob.shape[0] > 1:
         out["prob_std"] = prob.std(0)
         if binary:
-            out["score_std"] = out["prob_std"][..., 1]
+            out["score_std"] = out["prob_std"][..., signal]
     if keep_samples:
         if binary:
-            out["score_samples"] = prob[..., 1].transpose(0, 1)
+            out["score_samples"] = prob[..., signal].transpose(0, 1)
         else:
             out["prob_samples"] = prob.transpose(0, 1)
     return out

@@ -85,7 +85,7 @@ class Task:
                  scale: list[float] | None = None, class_weight: list[float] | None = None,
                  huber_delta: float = 1.0, sigma_scale: dict[str, Any] | None = None,
                  transforms: list[str] | None = None, gaussian_mean: str = "nll",
-                 conformal: dict[str, Any] | None = None) -> None:
+                 conformal: dict[str, Any] | None = None, signal: int = 1) -> None:
         self.kind = kind  # "binary" | "multiclass" | "regression"
         self.loss_name = loss
         self.classes = classes
@@ -102,6 +102,7 @@ class Task:
         self.sigma_scale = dict(sigma_scale or {})
         #: split-conformal quantiles per mode, fitted on the validation split (physnn.models.conformal)
         self.conformal = dict(conformal or {})
+        self.signal = signal  #: binary: the class index whose probability ``score`` is (data config's ``signal``)
 
     # -- construction and storage ------------------------------------------
     @classmethod
@@ -139,8 +140,9 @@ class Task:
                 msg = f"task.loss {loss!r} is for regression; classification uses cross_entropy"
                 raise ConfigError(msg)
             weights = cls._class_weights(cfg, classes, class_counts(classes, train, summary))
+            signal = data.signal_index()  # binary: whose probability ``score`` is (default class 1)
             return cls("binary" if len(classes) == 2 else "multiclass", loss, classes=list(classes),
-                       class_weight=weights)
+                       class_weight=weights, signal=1 if signal is None else signal)
         if not data.targets:
             msg = "task.kind regression needs targets in the data config (targets: [...])"
             raise ConfigError(msg)
@@ -188,7 +190,8 @@ class Task:
                 "center": self.center.tolist(), "scale": self.scale.tolist(),
                 "class_weight": None if self.class_weight is None else self.class_weight.tolist(),
                 "huber_delta": self.huber_delta, "sigma_scale": self.sigma_scale, "transforms": self.transforms,
-                "gaussian_mean": self.gaussian_mean, "conformal": self.conformal}
+                "gaussian_mean": self.gaussian_mean, "conformal": self.conformal,
+                "signal": self.signal}
 
     @classmethod
     def from_state(cls, state: Mapping[str, Any]) -> Task:
@@ -200,7 +203,7 @@ class Task:
                    center=state["center"], scale=state["scale"], class_weight=state["class_weight"],
                    huber_delta=state.get("huber_delta", 1.0), sigma_scale=state.get("sigma_scale"),
                    transforms=state.get("transforms"), gaussian_mean=state.get("gaussian_mean", "nll"),
-                   conformal=state.get("conformal"))
+                   conformal=state.get("conformal"), signal=state.get("signal", 1))
 
     #: The commands that use a run of this task (besides train, evaluate and export).
     COMMANDS: ClassVar[tuple[str, ...]] = ("predict",)
@@ -369,7 +372,8 @@ class Task:
             if keep_samples:
                 out["samples"] = pred["mean"].transpose(0, 1)
             return out
-        return classification_summary(pred["prob"], binary=self.kind == "binary", keep_samples=keep_samples)
+        return classification_summary(pred["prob"], binary=self.kind == "binary", keep_samples=keep_samples,
+                                      signal=self.signal)
 
     def prediction_branches(self, summary: Mapping[str, torch.Tensor]) -> dict[str, np.ndarray]:
         """The branches ``physnn predict`` writes per event from :meth:`summarize`: a classifier's under
