@@ -53,9 +53,24 @@ def debugging() -> bool:
 def _cli_exits() -> tuple[type[BaseException], ...]:
     """The exceptions by which typer ends a command on purpose (its exit, abort and usage errors), taken from
     what typer exposes: typer 0.29 carries its own copy of click and no longer installs click, older typers
-    re-export click's classes, so physnn imports no ``click`` (``pip install physnn`` does not bring it)."""
-    usage = next(cls for cls in typer.BadParameter.__mro__ if cls.__name__ == "ClickException")
+    re-export click's classes, so physnn imports no ``click`` (``pip install physnn`` does not bring it).
+
+    The usage errors are the most general class above ``typer.BadParameter`` that still shows itself to the user
+    (click's ``ClickException``, whatever its name); ``typer.BadParameter`` itself when there is none."""
+    usage = typer.BadParameter
+    for cls in typer.BadParameter.__mro__:
+        if isinstance(cls, type) and issubclass(cls, Exception) and callable(getattr(cls, "show", None)):
+            usage = cls
     return typer.Exit, typer.Abort, usage
+
+
+def command_line(err: BaseException) -> str:
+    """An error's message as the ``physnn`` command says it: ``--overwrite`` where Python reads
+    ``overwrite=True``, for each option the error names (its ``options``)."""
+    text = str(err)
+    for name in getattr(err, "options", ()):
+        text = text.replace(f"{name}=True", f"--{name.replace('_', '-')}")
+    return text
 
 
 def user_errors(func: F) -> F:
@@ -75,7 +90,7 @@ def user_errors(func: F) -> F:
                 raise
             from rich.markup import escape  # a message's [brackets] are text: pip install 'physnn[onnx]'
 
-            err_console.print(f"[bold red]error:[/] {escape(err.command_line())}", highlight=False, soft_wrap=True)
+            err_console.print(f"[bold red]error:[/] {escape(command_line(err))}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
             err_console.print("interrupted: no partial output was left behind")

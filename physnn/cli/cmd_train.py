@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import shlex
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -15,6 +16,7 @@ from physnn.cli.app import (
     FormatOpt,
     SeedOpt,
     SetOpt,
+    command_line,
     console,
     err_console,
     image_format,
@@ -73,7 +75,7 @@ def train(
                            init_from=init_from, freeze=freeze, device=device, overwrite=overwrite, progress=True,
                            say=say, image_format=fmt)
     except TrainingInterrupted as stopped:  # what Ctrl-C left: a resumable run, or nothing
-        say(str(stopped))
+        say(_interrupted(stopped))
         raise typer.Exit(130) from None
     from physnn.training.distributed import from_environment
 
@@ -89,6 +91,16 @@ def train(
     console.print(f"best checkpoint: {result.run_dir / 'best.pt'}", soft_wrap=True, highlight=False, markup=False)
     console.print(f"run folder: {result.run_dir}  (next: {_next_step(result)})", soft_wrap=True, highlight=False,
                   markup=False)
+
+
+def _interrupted(stopped: Any) -> str:
+    """What an interrupted training left, in the command line's words: the ``physnn train`` line that
+    continues it (``physnn.train(out=..., resume=True)`` in Python), ``--overwrite`` for ``overwrite=True``."""
+    if not stopped.retry:
+        return command_line(stopped)
+    flags = [f"--{name.replace('_', '-')}" if value is True else f"--{name.replace('_', '-')} {shlex.quote(str(value))}"
+             for name, value in stopped.retry.items()]
+    return f"{stopped.message}; continue with: physnn train {' '.join(flags)}"
 
 
 def _print_members(result: Any) -> None:

@@ -105,8 +105,9 @@ def train_ensemble(cfg: RunConfig, out: Path, member: Callable[[RunConfig, Path]
             results.append(member(member_cfg, member_dir(out, index)))
         except TrainingInterrupted as stopped:  # the member's own advice would leave the ensemble ungathered
             msg = (f"interrupted in member {index} of {size} ({stopped.run_dir}): {out} holds no ensemble; "
-                   f"train it again with --overwrite")
-            raise TrainingInterrupted(msg, out, stopped.epoch, stopped.finished, False) from None
+                   "train it again with overwrite=True")
+            raise TrainingInterrupted(msg, out, stopped.epoch, stopped.finished, False,
+                                      options=["overwrite"]) from None
         results[-1].model.to("cpu")  # N trained members need not stay on the accelerator
         if index == 0:  # the data and model are good: now what an earlier ensemble left here can go
             _clear_stale(out, keep=member_dir(out, 0))
