@@ -146,23 +146,43 @@ def _range(text: str | None, option: str) -> tuple[float, float] | None:
 
 
 def image_format(text: str) -> str:
-    """``--format``: png, svg or pdf (any case), else a one-line error in the command line's terms."""
+    """``--format``: one of :data:`physnn.evaluation.image_format.FORMATS` (any case), checked by
+    :func:`~physnn.evaluation.image_format.check_format` and its error worded for ``--format``."""
     from physnn.errors import ConfigError
+    from physnn.evaluation.image_format import FORMATS, check_format
 
-    if text.lower() not in ("png", "svg", "pdf"):
-        msg = f"--format {text!r}: expected png, svg or pdf"
-        raise ConfigError(msg)
-    return text.lower()
+    try:
+        return check_format(text)
+    except ConfigError:
+        msg = f"--format {text!r}: expected {', '.join(FORMATS[:-1])} or {FORMATS[-1]}"
+        raise ConfigError(msg) from None
 
 
-FormatOpt = Annotated[str, typer.Option("--format", metavar="<png|svg|pdf>", help="File format of the figures: "
-                                        "png, or vector svg or pdf; report.html shows PNG and SVG figures and "
-                                        "links to PDF files beside it.")]
+def format_option(help: str) -> Any:
+    """The ``--format`` option of figures, with the help of its command."""
+    from physnn.evaluation.image_format import FORMATS  # the standard library only: --version stays fast
+
+    return Annotated[str, typer.Option("--format", metavar=f"<{'|'.join(FORMATS)}>", help=help)]
+
+
+def overwrite_option(help: str) -> Any:
+    """The ``--overwrite`` flag, with the help of its command (what it replaces)."""
+    return Annotated[bool, typer.Option("--overwrite", help=help)]
+
+
+FormatOpt = format_option("File format of the figures: png, or vector svg or pdf; report.html shows PNG and SVG "
+                          "figures and links to PDF files beside it.")
+OverwriteOpt = overwrite_option("Replace an existing output file.")
+ReportOverwriteOpt = overwrite_option("Replace the earlier report in --out: its report.html, metrics.json and "
+                                      "figures go, other files stay.")
+#: ``--out`` of ``evaluate`` and ``compare`` (each gives its default folder).
+ReportOutOpt = Annotated[Path, typer.Option("--out", "-o", help="Report folder: report.html, metrics.json, the "
+                                            "figures; one that holds an earlier report needs --overwrite.",
+                                            metavar="<folder>")]
 OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Output ROOT file (written atomically).",
                                      metavar="<file>")]
 EventsOpt = Annotated[int, typer.Option("--events", "-n", help="Number of events.", min=1)]
 SeedOpt = Annotated[int, typer.Option(help="Random seed.")]
-OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace an existing output file.")]
 CompressionOpt = Annotated[str | None, typer.Option(
     help="Compression of the ROOT file: zlib, lz4, zstd, lzma or none, with an optional level, e.g. zstd:5 "
          "(default levels: zlib 1, lz4 4, zstd 5, lzma 9).", metavar="<algorithm[:level]>", show_default="zlib:1")]
