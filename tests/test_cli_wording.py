@@ -78,3 +78,71 @@ def test_cli_exits_survive_a_typer_without_click_exception(monkeypatch, tmp_path
     assert result.output.strip().startswith("error:"), result.output
     assert "--overwrite" in result.output
     assert "StopIteration" not in result.output
+
+
+# -- one definition of each option ---------------------------------------------------------------------------------
+def test_the_command_line_takes_the_formats_check_format_takes(monkeypatch):
+    """``--format`` is checked by check_format (one list of formats), its error worded for the command line."""
+    from physnn.cli.app import image_format
+    from physnn.errors import ConfigError
+    from physnn.evaluation import image_format as formats
+
+    assert image_format("SVG") == "svg"
+    with pytest.raises(ConfigError, match=r"^--format 'jpg': expected png, svg or pdf$"):
+        image_format("jpg")
+    monkeypatch.setattr(formats, "FORMATS", (*formats.FORMATS, "eps"))
+    assert image_format("EPS") == "eps"
+
+
+def _params(command: str) -> dict[str, object]:
+    import typer.main
+
+    group = typer.main.get_command(app)
+    return {p.name: p for p in group.commands[command].params}  # type: ignore[attr-defined]
+
+
+def test_the_baseline_metavar_names_every_registered_baseline():
+    """The metavar is a literal: importing the registry (numpy, pydantic) would make ``physnn --version`` slow."""
+    from physnn.evaluation.baselines import BASELINES
+
+    assert _params("evaluate")["baseline"].metavar == "<" + "|".join(BASELINES) + ">"
+
+
+def test_every_command_shares_the_format_and_report_options():
+    from physnn.evaluation.image_format import FORMATS
+
+    metavar = "<" + "|".join(FORMATS) + ">"
+    for command in ("evaluate", "compare", "train", "demo"):
+        assert _params(command)["fmt"].metavar == metavar, command
+    assert _params("evaluate")["out"].help == _params("compare")["out"].help
+    assert "--overwrite" in _params("evaluate")["out"].help
+    assert _params("evaluate")["overwrite"].help == _params("compare")["overwrite"].help
+    assert "report" in _params("demo")["overwrite"].help
+
+
+def _count_checks(monkeypatch) -> dict[str, int]:
+    from physnn.evaluation import denoising, fastsim, image_format, judge, plots, report, side_by_side
+
+    calls = {"n": 0}
+    original = image_format.check_format
+
+    def counted(value):
+        calls["n"] += 1
+        return original(value)
+
+    for module in (denoising, fastsim, judge, plots, report, side_by_side):
+        if hasattr(module, "check_format"):
+            monkeypatch.setattr(module, "check_format", counted)
+    return calls
+
+
+def test_the_image_format_is_checked_once_where_it_enters(monkeypatch, reg_run, showers_file, tmp_path):
+    preds = tmp_path / "p.root"
+    physnn.predict(reg_run.run_dir, showers_file, out=preds)
+    calls = _count_checks(monkeypatch)
+    physnn.evaluate(preds, n_boot=0, plots=False, image_format="svg")
+    assert calls["n"] == 1
+    calls["n"] = 0
+    physnn.compare(showers_file, showers_file, out=tmp_path / "cmp", classifier=[], bins=5, energy=None,
+                   plots=False, image_format="svg")
+    assert calls["n"] == 1
