@@ -198,3 +198,21 @@ def test_the_demo_refuses_its_report_folders_and_replaces_them_with_overwrite(tm
     assert "report_energy" in str(err.value)
     assert "overwrite=True" in str(err.value)
     check_outputs(out, overwrite=True)
+
+
+def test_a_failed_comparison_leaves_the_earlier_report(showers_file, tmp_path, monkeypatch):
+    """The earlier report goes only once the new figures are computed."""
+    from physnn.errors import DataError
+    from physnn.evaluation import fastsim
+
+    out = tmp_path / "cmp"
+    physnn.compare(showers_file, showers_file, out=out, classifier=[], bins=5, energy=None)
+    before = sorted(p.name for p in out.iterdir())
+
+    def fails(*args, **kwargs):
+        raise DataError("the classifier test failed")
+
+    monkeypatch.setattr(fastsim, "classifier_test", fails)
+    with pytest.raises(DataError):
+        physnn.compare(showers_file, showers_file, out=out, classifier=["high"], bins=5, energy=None, overwrite=True)
+    assert sorted(p.name for p in out.iterdir()) == before

@@ -143,7 +143,7 @@ def compare(reference: str | os.PathLike, candidate: str | os.PathLike, *, out: 
     if unknown:
         msg = f"--classifier {','.join(unknown)}: expected low, high or none"
         raise ConfigError(msg)
-    from physnn.evaluation.report import check_report_dir, report_dir
+    from physnn.evaluation.report import check_report_dir
 
     check_report_dir(out, overwrite=overwrite)
 
@@ -161,30 +161,33 @@ def compare(reference: str | os.PathLike, candidate: str | os.PathLike, *, out: 
         raise InputFileError(msg)
     conditions = condition_report(ref.conditions, cand.conditions, ref.kept, keep)
     add_readout_check(conditions, ref.meta, cand.meta)
-    result = compare_samples(ref, cand, out=report_dir(out, overwrite=overwrite), classifier=classifier,
-                             max_events=max_events, bins=bins, seed=seed, plots=plots, conditions=conditions,
-                             image_format=fmt)
+    result = compare_samples(ref, cand, out=out, classifier=classifier, max_events=max_events, bins=bins, seed=seed,
+                             plots=plots, conditions=conditions, image_format=fmt, overwrite=overwrite)
     result.timing["compare_seconds"] = round(time.perf_counter() - start, 2)
     return result
 
 
-def compare_samples(ref: ShowerSample, cand: ShowerSample, *, out: Path | None = None,
+def compare_samples(ref: ShowerSample, cand: ShowerSample, *, out: str | os.PathLike | None = None,
                     classifier: Sequence[str] = ("low", "high"), max_events: int = 20000, bins: int = 50,
                     seed: int = 0, plots: bool = True, conditions: dict[str, Any] | None = None,
-                    run_dir: Path | None = None, image_format: str = "png") -> ComparisonResult:
-    """:func:`compare` on samples already in memory (see :func:`read_sample`) into the report folder ``out`` that
-    :func:`~physnn.evaluation.report.report_dir` made; ``conditions`` goes in the report, ``run_dir`` (a GAN's run
-    folder) in its page, ``image_format`` as the caller checked it (``png``, ``svg`` or ``pdf``)."""
+                    run_dir: Path | None = None, image_format: str = "png", overwrite: bool = False,
+                    ) -> ComparisonResult:
+    """:func:`compare` on samples already in memory (see :func:`read_sample`); ``conditions`` goes in the report,
+    ``run_dir`` (a GAN's run folder) in its page, ``image_format`` as the caller checked it (``png``, ``svg`` or
+    ``pdf``). An earlier report in ``out`` is replaced (``overwrite``) only once the figures are computed."""
+    from physnn.evaluation.report import report_dir
+
     separation = {k: separation_power(ref.features[k], cand.features[k], bins) for k in ref.features}
     tests: dict[str, dict[str, Any]] = {}
     for kind in classifier:
         inputs = (_low_level, _high_level)[kind == "high"]
         tests[kind] = classifier_test(inputs(ref)[:max_events], inputs(cand)[:max_events], seed=seed)
+    outdir = report_dir(out, overwrite=overwrite)
     result = ComparisonResult(separation=separation, classifier=tests, timing=_timing(ref, cand),
-                              events={"reference": ref.events, "candidate": cand.events}, out=out,
+                              events={"reference": ref.events, "candidate": cand.events}, out=outdir,
                               conditions=conditions)
-    if out is not None:
-        result.files = _write_report(result, ref, cand, out, bins, plots, run_dir, image_format)
+    if outdir is not None:
+        result.files = _write_report(result, ref, cand, outdir, bins, plots, run_dir, image_format)
     return result
 
 
@@ -204,7 +207,7 @@ def evaluate_generator(run: str | os.PathLike | Any, *, out: str | os.PathLike |
 
     from physnn.data.dataset import finalize, iter_raw
     from physnn.data.split import SPLITS
-    from physnn.evaluation.report import check_report_dir, report_dir
+    from physnn.evaluation.report import check_report_dir
     from physnn.inference.loading import LoadedRun, load_run
     from physnn.models.generation import GenerationTask
 
@@ -218,7 +221,6 @@ def evaluate_generator(run: str | os.PathLike | Any, *, out: str | os.PathLike |
     if split != "all" and split not in SPLITS:
         msg = f"--split {split!r}: expected all, {', '.join(SPLITS)}"
         raise ConfigError(msg)
-    outdir = report_dir(out, overwrite=overwrite)
     cfg = loaded.config.data
     model, dev = loaded.model, loaded.device
     noise = torch.Generator(device=dev).manual_seed(seed)
@@ -262,8 +264,8 @@ def evaluate_generator(run: str | os.PathLike | Any, *, out: str | os.PathLike |
     cand = ShowerSample(f"{loaded.checkpoint} (generated)", cfg.tree or "", task.layout["image"], shape,
                         join(parts["fake"]), np.concatenate(parts["fake_cells"]), incident,
                         {"generator": "physnn GAN (network only)", "showers_per_s": n / max(forward, 1e-12)})
-    return compare_samples(ref, cand, out=outdir, classifier=classifier, max_events=max_events, bins=bins,
-                           seed=seed, plots=plots, run_dir=Path(loaded.checkpoint).parent, image_format=fmt)
+    return compare_samples(ref, cand, out=out, classifier=classifier, max_events=max_events, bins=bins, seed=seed,
+                           plots=plots, run_dir=Path(loaded.checkpoint).parent, image_format=fmt, overwrite=overwrite)
 
 
 @register_evaluator("generation")
