@@ -146,3 +146,13 @@ def test_the_image_format_is_checked_once_where_it_enters(monkeypatch, reg_run, 
     physnn.compare(showers_file, showers_file, out=tmp_path / "cmp", classifier=[], bins=5, energy=None,
                    plots=False, image_format="svg")
     assert calls["n"] == 1
+
+
+def test_an_ensemble_with_init_from_is_refused_in_the_configs_words(showers_file, tmp_path):
+    from physnn.errors import ConfigError
+
+    with pytest.raises(ConfigError) as err:
+        physnn.train(run_config(showers_file, task="regression", epochs=1, ensemble=2), out=tmp_path / "e",
+                     init_from=tmp_path / "src", progress=False)
+    assert "train.init_from" in str(err.value)
+    assert "--" not in str(err.value)

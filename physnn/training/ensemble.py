@@ -58,7 +58,7 @@ def check_ensemble(cfg: RunConfig, generates: bool) -> None:
                f"not under torchrun")
         raise ConfigError(msg)
     if cfg.train.init_from:
-        msg = f"train.ensemble {size}: members need their own random initialisation, not --init-from"
+        msg = f"train.ensemble {size}: members need their own random initialisation, not train.init_from"
         raise ConfigError(msg)
     kind = "generation" if generates else Task.resolved_kind(cfg.task.kind, cfg.data)
     special = task_type(kind)
@@ -68,7 +68,7 @@ def check_ensemble(cfg: RunConfig, generates: bool) -> None:
 
 
 def check_not_ensemble(out: Path) -> None:
-    """Refuse ``--resume`` of an ensemble's folder in one line."""
+    """Refuse ``resume=True`` of an ensemble's folder in one line."""
     if (out / MEMBERS).is_dir():
         msg = f"{out}: an ensemble, which resume=True does not continue; train it again with overwrite=True"
         raise ConfigError(msg, options=["resume", "overwrite"])
