@@ -167,8 +167,8 @@ SIMULATED = ("showers.root", "gamma_pi0.root", "events.root")
 
 
 def check_outputs(out: Path, *, overwrite: bool = False) -> None:
-    """Refuse, before any work, a folder that holds what an earlier demo wrote: its simulated files, run folders
-    and predictions. Report folders are rewritten, as ``physnn evaluate`` rewrites its own.
+    """Refuse, before any work, a folder that holds what an earlier demo wrote: its simulated files, run folders,
+    predictions and reports (``report_JOB`` holding a report, as :func:`physnn.evaluate` refuses one).
 
     Raises
     ------
@@ -179,9 +179,12 @@ def check_outputs(out: Path, *, overwrite: bool = False) -> None:
 
     if overwrite:
         return
+    from physnn.evaluation.report import REPORT_MARKERS
+
     names = [*SIMULATED, *(f"run_{job}" for job in JOBS), *(f"predictions_{job}.root" for job in JOBS)]
     found = [name for name in names if (out / name).exists() and not ((out / name).is_dir()
                                                                       and not any((out / name).iterdir()))]
+    found += [f"report_{job}" for job in JOBS if any((out / f"report_{job}" / m).is_file() for m in REPORT_MARKERS)]
     if found:
         msg = f"{out}: holds the outputs of an earlier demo ({', '.join(found)}); pass overwrite=True to replace them"
         raise OutputError(msg, options=["overwrite"])
@@ -231,7 +234,8 @@ def run(out: Path, *, events: int = 10000, seed: int = 1, epochs: int | None = N
             assert pred.arrays is not None
             baselines = {"dimuon mass (muons identified)": {"mass": dimuon_mass(events_file, pred.arrays["entry"])}}
         report = api.evaluate(preds, out=out / f"report_{name}", baselines=baselines,
-                              by="pdgid" if name == "energy" else None, image_format=image_format)
+                              by="pdgid" if name == "energy" else None, image_format=image_format,
+                              overwrite=overwrite)
         page = next((p for p in report.files if p.name == "report.html"), None)
         say(f"evaluated {name} on {report.figures['events']:,} events ({report.figures['split']}) -> "
             f"{page or report.out}")

@@ -20,20 +20,13 @@ class PhysnnError(Exception):
     *args
         The message (one line).
     options
-        The keyword arguments the message names, each as ``name=True`` (Python's spelling, e.g.
-        ``overwrite=True``); :meth:`command_line` words them as the command line spells them (``--overwrite``).
+        The keyword arguments the message names, each written ``name=True`` in it (Python's spelling, e.g.
+        ``overwrite=True``); the command line words them its own way (:mod:`physnn.cli`).
     """
 
     def __init__(self, *args: object, options: Iterable[str] = ()) -> None:
         super().__init__(*args)
         self.options = tuple(options)
-
-    def command_line(self) -> str:
-        """The message as the ``physnn`` command says it: ``--overwrite`` where Python reads ``overwrite=True``."""
-        text = str(self)
-        for name in self.options:
-            text = text.replace(f"{name}=True", f"--{name.replace('_', '-')}")
-        return text
 
 
 class ConfigError(PhysnnError, ValueError):
@@ -66,7 +59,7 @@ class OutputError(PhysnnError, OSError):
     """An output path exists (without overwrite) or cannot be written.
 
     A refusal to replace an output names ``overwrite=True`` and carries ``options=("overwrite",)``, so that the
-    command line says ``--overwrite`` instead (:meth:`PhysnnError.command_line`).
+    command line can word the option its own way.
     """
 
 

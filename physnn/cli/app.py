@@ -53,9 +53,24 @@ def debugging() -> bool:
 def _cli_exits() -> tuple[type[BaseException], ...]:
     """The exceptions by which typer ends a command on purpose (its exit, abort and usage errors), taken from
     what typer exposes: typer 0.29 carries its own copy of click and no longer installs click, older typers
-    re-export click's classes, so physnn imports no ``click`` (``pip install physnn`` does not bring it)."""
-    usage = next(cls for cls in typer.BadParameter.__mro__ if cls.__name__ == "ClickException")
+    re-export click's classes, so physnn imports no ``click`` (``pip install physnn`` does not bring it).
+
+    The usage errors are the most general class above ``typer.BadParameter`` that still shows itself to the user
+    (click's ``ClickException``, whatever its name); ``typer.BadParameter`` itself when there is none."""
+    usage = typer.BadParameter
+    for cls in typer.BadParameter.__mro__:
+        if isinstance(cls, type) and issubclass(cls, Exception) and callable(getattr(cls, "show", None)):
+            usage = cls
     return typer.Exit, typer.Abort, usage
+
+
+def command_line(err: BaseException) -> str:
+    """An error's message as the ``physnn`` command says it: ``--overwrite`` where Python reads
+    ``overwrite=True``, for each option the error names (its ``options``)."""
+    text = str(err)
+    for name in getattr(err, "options", ()):
+        text = text.replace(f"{name}=True", f"--{name.replace('_', '-')}")
+    return text
 
 
 def user_errors(func: F) -> F:
@@ -75,7 +90,7 @@ def user_errors(func: F) -> F:
                 raise
             from rich.markup import escape  # a message's [brackets] are text: pip install 'physnn[onnx]'
 
-            err_console.print(f"[bold red]error:[/] {escape(err.command_line())}", highlight=False, soft_wrap=True)
+            err_console.print(f"[bold red]error:[/] {escape(command_line(err))}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
             err_console.print("interrupted: no partial output was left behind")
@@ -131,23 +146,43 @@ def _range(text: str | None, option: str) -> tuple[float, float] | None:
 
 
 def image_format(text: str) -> str:
-    """``--format``: png, svg or pdf (any case), else a one-line error in the command line's terms."""
+    """``--format``: one of :data:`physnn.evaluation.image_format.FORMATS` (any case), checked by
+    :func:`~physnn.evaluation.image_format.check_format` and its error worded for ``--format``."""
     from physnn.errors import ConfigError
+    from physnn.evaluation.image_format import FORMATS, check_format
 
-    if text.lower() not in ("png", "svg", "pdf"):
-        msg = f"--format {text!r}: expected png, svg or pdf"
-        raise ConfigError(msg)
-    return text.lower()
+    try:
+        return check_format(text)
+    except ConfigError:
+        msg = f"--format {text!r}: expected {', '.join(FORMATS[:-1])} or {FORMATS[-1]}"
+        raise ConfigError(msg) from None
 
 
-FormatOpt = Annotated[str, typer.Option("--format", metavar="<png|svg|pdf>", help="File format of the figures: "
-                                        "png, or vector svg or pdf; report.html shows PNG and SVG figures and "
-                                        "links to PDF files beside it.")]
+def format_option(help: str) -> Any:
+    """The ``--format`` option of figures, with the help of its command."""
+    from physnn.evaluation.image_format import FORMATS  # the standard library only: --version stays fast
+
+    return Annotated[str, typer.Option("--format", metavar=f"<{'|'.join(FORMATS)}>", help=help)]
+
+
+def overwrite_option(help: str) -> Any:
+    """The ``--overwrite`` flag, with the help of its command (what it replaces)."""
+    return Annotated[bool, typer.Option("--overwrite", help=help)]
+
+
+FormatOpt = format_option("File format of the figures: png, or vector svg or pdf; report.html shows PNG and SVG "
+                          "figures and links to PDF files beside it.")
+OverwriteOpt = overwrite_option("Replace an existing output file.")
+ReportOverwriteOpt = overwrite_option("Replace the earlier report in --out: its report.html, metrics.json and "
+                                      "figures go, other files stay.")
+#: ``--out`` of ``evaluate`` and ``compare`` (each gives its default folder).
+ReportOutOpt = Annotated[Path, typer.Option("--out", "-o", help="Report folder: report.html, metrics.json, the "
+                                            "figures; one that holds an earlier report needs --overwrite.",
+                                            metavar="<folder>")]
 OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Output ROOT file (written atomically).",
                                      metavar="<file>")]
 EventsOpt = Annotated[int, typer.Option("--events", "-n", help="Number of events.", min=1)]
 SeedOpt = Annotated[int, typer.Option(help="Random seed.")]
-OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace an existing output file.")]
 CompressionOpt = Annotated[str | None, typer.Option(
     help="Compression of the ROOT file: zlib, lz4, zstd, lzma or none, with an optional level, e.g. zstd:5 "
          "(default levels: zlib 1, lz4 4, zstd 5, lzma 9).", metavar="<algorithm[:level]>", show_default="zlib:1")]

@@ -9,6 +9,8 @@ import typer
 
 from physnn.cli.app import (
     FormatOpt,
+    ReportOutOpt,
+    ReportOverwriteOpt,
     SeedOpt,
     console,
     image_format,
@@ -23,10 +25,7 @@ def evaluate(
     predictions: Annotated[list[Path], typer.Argument(help="Predictions ROOT file from physnn predict, or an "
                                                       "autoencoder or GAN run folder; several predictions files "
                                                       "of a regression: their error bars side by side.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for metrics.json and the plots, "
-                                      "rewritten in place if it exists (a report is redone from its inputs: no "
-                                      "--overwrite).", metavar="<folder>")] = Path(
-        "physnn-report"),
+    out: ReportOutOpt = Path("physnn-report"),
     run: Annotated[Path | None, typer.Option(help="Run folder for the training curves.", metavar="<folder>")] = None,
     split: Annotated[str, typer.Option(help="Events evaluated: auto is the test split of the training files (all "
                                        "events of other files).", metavar="<auto|all|train|val|test>")] = "auto",
@@ -42,16 +41,17 @@ def evaluate(
                                                        "split, one factor per --by group); repeatable.",
                                                        metavar="<cell-sum>")] = None,
     fmt: FormatOpt = "png",
+    overwrite: ReportOverwriteOpt = False,
 ) -> None:
     """ROC/AUC, calibration, MC-dropout certainty; resolution, pulls, coverage; denoising gain; GAN vs test split."""
     from physnn import api
 
     fmt = image_format(fmt)
     if len(predictions) > 1:
-        print_result(api.side_by_side(predictions, out=out, split=split, image_format=fmt), out)
+        print_result(api.side_by_side(predictions, out=out, split=split, image_format=fmt, overwrite=overwrite), out)
         return
     result = api.evaluate(predictions[0], out=out, run=run, split=split, n_boot=bootstrap, seed=seed,
-                          mc_samples=mc_samples, by=by, baseline=baseline, image_format=fmt)
+                          mc_samples=mc_samples, by=by, baseline=baseline, image_format=fmt, overwrite=overwrite)
     print_result(result, out)
 
 
@@ -59,10 +59,7 @@ def evaluate(
 def compare(
     reference: Annotated[Path, typer.Argument(help="Reference showers ROOT file (e.g. full simulation).")],
     candidate: Annotated[Path, typer.Argument(help="Candidate showers ROOT file (e.g. physnn generate output).")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Report folder: metrics.json, separation.csv, "
-                                      "histograms; rewritten in place if it exists (a "
-                                      "report is redone from its inputs: no --overwrite).",
-                                      metavar="<folder>")] = Path("physnn-compare"),
+    out: ReportOutOpt = Path("physnn-compare"),
     tree: Annotated[str | None, typer.Option(help="Tree name (default: the file's only tree).")] = None,
     image: Annotated[str | None, typer.Option(help="Image branch (default: the first 2D/3D array branch).")] = None,
     energy: Annotated[str, typer.Option(help="Incident-energy branch; 'none' for none.")] = "auto",
@@ -76,6 +73,7 @@ def compare(
                                         "conditions: its particle types, incident-energy and impact-point "
                                         "ranges.")] = False,
     fmt: FormatOpt = "png",
+    overwrite: ReportOverwriteOpt = False,
 ) -> None:
     """Judge a fast simulation against a reference like the CaloChallenge: features, separation power, AUC.
 
@@ -87,7 +85,8 @@ def compare(
     kinds = [] if classifier.strip().lower() == "none" else [c.strip() for c in classifier.split(",") if c.strip()]
     result = api.compare(reference, candidate, out=out, tree=tree, image=image,
                          energy=None if energy.lower() == "none" else energy, classifier=kinds,
-                         max_events=max_events, bins=bins, seed=seed, match=match, image_format=fmt)
+                         max_events=max_events, bins=bins, seed=seed, match=match, image_format=fmt,
+                         overwrite=overwrite)
     _print_comparison(result)
     console.print(f"wrote {plural(len(result.files), 'file')} to {out}/")
     _print_page(result.files)

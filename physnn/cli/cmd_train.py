@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import shlex
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -15,13 +16,21 @@ from physnn.cli.app import (
     FormatOpt,
     SeedOpt,
     SetOpt,
+    command_line,
     console,
     err_console,
+    format_option,
     image_format,
+    overwrite_option,
     user_errors,
 )
 from physnn.cli.show import _print_evaluation, _print_metrics
 from physnn.fmt import plural
+
+CurvesFormatOpt = format_option("File format of the loss curves (and a GAN's samples): png, or vector svg or pdf.")
+RunOverwriteOpt = overwrite_option("Replace an existing run folder.")
+DemoOverwriteOpt = overwrite_option("Replace an earlier demo's simulated files, runs, predictions and reports in "
+                                    "--out.")
 
 
 @user_errors
@@ -44,13 +53,12 @@ def train(
                                                "them all).", metavar="<features>")] = None,
     device: Annotated[str | None, typer.Option(help=DEVICE_HELP, metavar=DEVICES,
                                                show_default="the run config's train.device, auto")] = None,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing run folder.")] = False,
+    overwrite: RunOverwriteOpt = False,
     memory_budget: Annotated[str | None, typer.Option("--memory-budget", help="Peak memory, e.g. '4 GB': stream "
                                                       "the data from the files when they do not fit.")] = None,
     ensemble: Annotated[int | None, typer.Option("--ensemble", help="Train N members with seeds seed, seed+1, ... "
                                                  "into one run folder (a deep ensemble).", min=2)] = None,
-    fmt: Annotated[str, typer.Option("--format", metavar="<png|svg|pdf>", help="File format of the loss curves "
-                                     "(and a GAN's samples): png, or vector svg or pdf.")] = "png",
+    fmt: CurvesFormatOpt = "png",
 ) -> None:
     """Train a model (CNN, ...) from ROOT files; writes checkpoints, metrics and loss plots to --out."""
     from physnn import api
@@ -73,7 +81,7 @@ def train(
                            init_from=init_from, freeze=freeze, device=device, overwrite=overwrite, progress=True,
                            say=say, image_format=fmt)
     except TrainingInterrupted as stopped:  # what Ctrl-C left: a resumable run, or nothing
-        say(str(stopped))
+        say(_interrupted(stopped))
         raise typer.Exit(130) from None
     from physnn.training.distributed import from_environment
 
@@ -89,6 +97,16 @@ def train(
     console.print(f"best checkpoint: {result.run_dir / 'best.pt'}", soft_wrap=True, highlight=False, markup=False)
     console.print(f"run folder: {result.run_dir}  (next: {_next_step(result)})", soft_wrap=True, highlight=False,
                   markup=False)
+
+
+def _interrupted(stopped: Any) -> str:
+    """What an interrupted training left, in the command line's words: the ``physnn train`` line that
+    continues it (``physnn.train(out=..., resume=True)`` in Python), ``--overwrite`` for ``overwrite=True``."""
+    if not stopped.retry:
+        return command_line(stopped)
+    flags = [f"--{name.replace('_', '-')}" if value is True else f"--{name.replace('_', '-')} {shlex.quote(str(value))}"
+             for name, value in stopped.retry.items()]
+    return f"{stopped.message}; continue with: physnn train {' '.join(flags)}"
 
 
 def _print_members(result: Any) -> None:
@@ -115,9 +133,7 @@ def demo(
     seed: SeedOpt = 1,
     epochs: Annotated[int | None, typer.Option(help="Epochs per model (default: the demo configs').", min=1)] = None,
     mc_samples: Annotated[int, typer.Option("--mc-samples", "-T", help="MC-dropout passes.", min=2)] = 50,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an earlier demo's simulated files, runs "
-                                            "and predictions in --out (its reports are rewritten in any case).")]
-    = False,
+    overwrite: DemoOverwriteOpt = False,
     fmt: FormatOpt = "png",
 ) -> None:
     """The main job on built-in demo data: simulate, train, predict with error bars, evaluate.

@@ -34,7 +34,7 @@ from physnn.data.split import SPLITS, describe_held_out, held_out
 from physnn.errors import ConfigError, DataError
 from physnn.evaluation.image_format import check_format
 from physnn.evaluation.registry import register_evaluator
-from physnn.evaluation.report import EvaluationResult, report_dir
+from physnn.evaluation.report import EvaluationResult, check_report_dir, report_dir
 from physnn.inference.autoencode import reconstruct, reconstruction_task
 from physnn.inference.loading import LoadedRun, load_run, match_image_shape
 from physnn.inference.plan import plan_prediction
@@ -97,6 +97,7 @@ def evaluate_denoising(
     device: str = "auto",
     plots: bool = True,
     image_format: str = "png",
+    overwrite: bool = False,
 ) -> EvaluationResult:
     """Judge a denoising autoencoder against the clean truth.
 
@@ -120,10 +121,12 @@ def evaluate_denoising(
         Example events drawn (noisy / denoised / truth).
     min_layer_energy
         Layers below this true energy are left out of the shape figures.
-    image_format
-        The plots' file format: ``png``, ``svg`` or ``pdf``.
+    image_format, overwrite
+        The plots' file format: ``png``, ``svg`` or ``pdf``; replace an earlier report in ``out`` (without it, such a
+        folder is refused before any work: :func:`~physnn.evaluation.report.report_dir`).
     """
     fmt = check_format(image_format)
+    check_report_dir(out, overwrite=overwrite)
     loaded = run if isinstance(run, LoadedRun) else load_run(run, device=device)
     task = reconstruction_task(loaded, "evaluate")
     if not task.noise and not task.paired:
@@ -170,21 +173,28 @@ def evaluate_denoising(
                    noise=[n.model_dump() for n in task.noise], paired=task.paired)
     if std_parts:
         figures["mean_cell_std"] = float(np.mean(np.concatenate(std_parts)))
-    written: list[Path] = []
-    outdir = report_dir(out)
-    if outdir is not None:
-        if plots:
-            from physnn.evaluation import plots as P
-
-            unit = cfg.image_unit()
-            written.append(P.plot_denoising_panels(noisy, denoised, truth, outdir / f"denoising_panels.{fmt}",
-                                                   events=panels, unit=unit))
-            written.append(P.plot_energy_ratio(noisy, denoised, truth, outdir / f"denoising_energy.{fmt}"))
-        path = outdir / "metrics.json"
-        path.write_text(json.dumps(figures, indent=1))
-        written.insert(0, path)
-        if plots:
-            from physnn.evaluation.html_report import denoising_page
-
-            written.append(denoising_page(outdir, figures, written, loaded, files=list(cfg.files)))
+    outdir = report_dir(out, overwrite=overwrite)
+    written = [] if outdir is None else _write_report(outdir, figures, (noisy, denoised, truth), loaded, cfg,
+                                                      plots=plots, panels=panels, fmt=fmt)
     return EvaluationResult(figures, outdir, written, judged="denoising")
+
+
+def _write_report(outdir: Path, figures: dict[str, Any], images: tuple[np.ndarray, np.ndarray, np.ndarray],
+                  loaded: LoadedRun, cfg: Any, *, plots: bool, panels: int, fmt: str) -> list[Path]:
+    """``metrics.json`` and, with ``plots``, the panels, the energy ratio and ``report.html`` (the files written)."""
+    noisy, denoised, truth = images
+    written: list[Path] = []
+    if plots:
+        from physnn.evaluation import plots as P
+
+        written.append(P.plot_denoising_panels(noisy, denoised, truth, outdir / f"denoising_panels.{fmt}",
+                                               events=panels, unit=cfg.image_unit()))
+        written.append(P.plot_energy_ratio(noisy, denoised, truth, outdir / f"denoising_energy.{fmt}"))
+    path = outdir / "metrics.json"
+    path.write_text(json.dumps(figures, indent=1))
+    written.insert(0, path)
+    if plots:
+        from physnn.evaluation.html_report import denoising_page
+
+        written.append(denoising_page(outdir, figures, written, loaded, files=list(cfg.files)))
+    return written

@@ -90,7 +90,8 @@ def _timing(reference: ShowerSample, candidate: ShowerSample) -> dict[str, Any]:
 def compare(reference: str | os.PathLike, candidate: str | os.PathLike, *, out: str | os.PathLike | None = None,
             tree: str | None = None, image: str | None = None, energy: str | None = "auto",
             classifier: Sequence[str] = ("low", "high"), max_events: int = 20000, bins: int = 50, seed: int = 0,
-            plots: bool = True, match: bool = False, image_format: str = "png") -> ComparisonResult:
+            plots: bool = True, match: bool = False, image_format: str = "png",
+            overwrite: bool = False) -> ComparisonResult:
     """Compare a candidate (fast) simulation with a reference sample, CaloChallenge style.
 
     First the samples' conditions are compared (particle types, incident
@@ -126,6 +127,10 @@ def compare(reference: str | os.PathLike, candidate: str | os.PathLike, *, out: 
     image_format
         The histograms' file format: ``png``, or vector ``svg`` or ``pdf`` (``report.html`` embeds PNG and SVG
         figures and links to PDF files beside it).
+    overwrite
+        Replace an earlier report in ``out``: its own files (``report.html``, ``metrics.json``,
+        ``separation.csv``, the figures its page lists) are removed, other files stay. Without it, such a folder
+        is refused before any work.
 
     Examples
     --------
@@ -133,12 +138,14 @@ def compare(reference: str | os.PathLike, candidate: str | os.PathLike, *, out: 
     >>> result.classifier["low"]["auc"]  # doctest: +SKIP
     0.71
     """
-    check_format(image_format)
+    fmt = check_format(image_format)
     unknown = [c for c in classifier if c not in ("low", "high")]
     if unknown:
         msg = f"--classifier {','.join(unknown)}: expected low, high or none"
         raise ConfigError(msg)
-    from physnn.evaluation.report import report_dir
+    from physnn.evaluation.report import check_report_dir
+
+    check_report_dir(out, overwrite=overwrite)
 
     start = time.perf_counter()
     layout = sample_layout(reference, tree=tree, image=image, energy=energy)
@@ -154,51 +161,58 @@ def compare(reference: str | os.PathLike, candidate: str | os.PathLike, *, out: 
         raise InputFileError(msg)
     conditions = condition_report(ref.conditions, cand.conditions, ref.kept, keep)
     add_readout_check(conditions, ref.meta, cand.meta)
-    result = compare_samples(ref, cand, out=report_dir(out), classifier=classifier, max_events=max_events,
-                             bins=bins, seed=seed, plots=plots, conditions=conditions, image_format=image_format)
+    result = compare_samples(ref, cand, out=out, classifier=classifier, max_events=max_events, bins=bins, seed=seed,
+                             plots=plots, conditions=conditions, image_format=fmt, overwrite=overwrite)
     result.timing["compare_seconds"] = round(time.perf_counter() - start, 2)
     return result
 
 
-def compare_samples(ref: ShowerSample, cand: ShowerSample, *, out: Path | None = None,
+def compare_samples(ref: ShowerSample, cand: ShowerSample, *, out: str | os.PathLike | None = None,
                     classifier: Sequence[str] = ("low", "high"), max_events: int = 20000, bins: int = 50,
                     seed: int = 0, plots: bool = True, conditions: dict[str, Any] | None = None,
-                    run_dir: Path | None = None, image_format: str = "png") -> ComparisonResult:
+                    run_dir: Path | None = None, image_format: str = "png", overwrite: bool = False,
+                    ) -> ComparisonResult:
     """:func:`compare` on samples already in memory (see :func:`read_sample`); ``conditions`` goes in the report,
-    ``run_dir`` (a GAN's run folder) in its page."""
+    ``run_dir`` (a GAN's run folder) in its page, ``image_format`` as the caller checked it (``png``, ``svg`` or
+    ``pdf``). An earlier report in ``out`` is replaced (``overwrite``) only once the figures are computed."""
+    from physnn.evaluation.report import report_dir
+
     separation = {k: separation_power(ref.features[k], cand.features[k], bins) for k in ref.features}
     tests: dict[str, dict[str, Any]] = {}
     for kind in classifier:
         inputs = (_low_level, _high_level)[kind == "high"]
         tests[kind] = classifier_test(inputs(ref)[:max_events], inputs(cand)[:max_events], seed=seed)
+    outdir = report_dir(out, overwrite=overwrite)
     result = ComparisonResult(separation=separation, classifier=tests, timing=_timing(ref, cand),
-                              events={"reference": ref.events, "candidate": cand.events}, out=out,
+                              events={"reference": ref.events, "candidate": cand.events}, out=outdir,
                               conditions=conditions)
-    if out is not None:
-        result.files = _write_report(result, ref, cand, out, bins, plots, run_dir, check_format(image_format))
+    if outdir is not None:
+        result.files = _write_report(result, ref, cand, outdir, bins, plots, run_dir, image_format)
     return result
 
 
 def evaluate_generator(run: str | os.PathLike | Any, *, out: str | os.PathLike | None = None, split: str = "test",
                        classifier: Sequence[str] = ("low", "high"), max_events: int = 20000, bins: int = 50,
                        seed: int = 0, batch_size: int = 2048, device: str = "auto",
-                       plots: bool = True, image_format: str = "png") -> ComparisonResult:
+                       plots: bool = True, image_format: str = "png", overwrite: bool = False) -> ComparisonResult:
     """Judge a GAN run on held-out showers: one generated shower per event of ``split``, same conditions.
 
     The reference is the ``split`` (default ``test``) of the run's training
     files; the candidate is generated by the run with each reference event's
     conditions (energy, impact point, particle type) and seeded noise, so any
-    difference is the GAN's. Then as :func:`compare` (``image_format``: png, svg or pdf).
+    difference is the GAN's. Then as :func:`compare` (``image_format``: png, svg or pdf; ``overwrite``: replace
+    an earlier report in ``out``).
     """
     import torch
 
     from physnn.data.dataset import finalize, iter_raw
     from physnn.data.split import SPLITS
-    from physnn.evaluation.report import report_dir
+    from physnn.evaluation.report import check_report_dir
     from physnn.inference.loading import LoadedRun, load_run
     from physnn.models.generation import GenerationTask
 
-    check_format(image_format)
+    fmt = check_format(image_format)
+    check_report_dir(out, overwrite=overwrite)
     loaded = run if isinstance(run, LoadedRun) else load_run(run, device=device)
     task = loaded.task
     if not isinstance(task, GenerationTask):
@@ -207,7 +221,6 @@ def evaluate_generator(run: str | os.PathLike | Any, *, out: str | os.PathLike |
     if split != "all" and split not in SPLITS:
         msg = f"--split {split!r}: expected all, {', '.join(SPLITS)}"
         raise ConfigError(msg)
-    outdir = report_dir(out)
     cfg = loaded.config.data
     model, dev = loaded.model, loaded.device
     noise = torch.Generator(device=dev).manual_seed(seed)
@@ -251,19 +264,19 @@ def evaluate_generator(run: str | os.PathLike | Any, *, out: str | os.PathLike |
     cand = ShowerSample(f"{loaded.checkpoint} (generated)", cfg.tree or "", task.layout["image"], shape,
                         join(parts["fake"]), np.concatenate(parts["fake_cells"]), incident,
                         {"generator": "physnn GAN (network only)", "showers_per_s": n / max(forward, 1e-12)})
-    return compare_samples(ref, cand, out=outdir, classifier=classifier, max_events=max_events, bins=bins,
-                           seed=seed, plots=plots, run_dir=Path(loaded.checkpoint).parent, image_format=image_format)
+    return compare_samples(ref, cand, out=out, classifier=classifier, max_events=max_events, bins=bins, seed=seed,
+                           plots=plots, run_dir=Path(loaded.checkpoint).parent, image_format=fmt, overwrite=overwrite)
 
 
 @register_evaluator("generation")
 def _judge_generator(run: Any, *, out: str | os.PathLike | None, split: str, seed: int, mc_samples: int,
-                     plots: bool, image_format: str = "png") -> ComparisonResult:
+                     plots: bool, image_format: str = "png", overwrite: bool = False) -> ComparisonResult:
     """:func:`evaluate_generator` as ``physnn evaluate RUN`` calls it (``auto``: the test split; no MC dropout)."""
     if mc_samples:
         msg = "--mc-samples: a GAN run is judged without MC dropout"
         raise ConfigError(msg)
     return evaluate_generator(run, out=out, split="test" if split == "auto" else split, seed=seed, plots=plots,
-                              image_format=image_format)
+                              image_format=image_format, overwrite=overwrite)
 
 
 def _write_report(result: ComparisonResult, ref: ShowerSample, cand: ShowerSample, outdir: Path, bins: int,

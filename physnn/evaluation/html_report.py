@@ -19,8 +19,9 @@ import base64
 import datetime
 import fnmatch
 import json
+import re
 from collections.abc import Mapping, Sequence
-from html import escape
+from html import escape, unescape
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -147,6 +148,13 @@ def _figure(path: Path) -> str:
         return f'<figure><p><a href="{name}">{name}</a> (PDF, beside this page)</p>{label}'
     data = base64.b64encode(path.read_bytes()).decode("ascii")
     return f'<figure><img src="data:{MIME[path.suffix.lower()]};base64,{data}" alt="{name}">{label}'
+
+
+def listed_figures(page: Path) -> list[str]:
+    """The file names of the figures an earlier ``report.html`` shows (each figure's caption names its file, as
+    :func:`write_page` writes it): the files that report wrote beside it."""
+    text = page.read_text(encoding="utf-8", errors="replace")
+    return list(dict.fromkeys(unescape(name) for name in re.findall(r"<figcaption><b>(.*?)</b>", text)))
 
 
 def _value(value: Any) -> str:

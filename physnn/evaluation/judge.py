@@ -17,7 +17,6 @@ import numpy as np
 from physnn.errors import ConfigError
 from physnn.evaluation import denoising, fastsim  # noqa: F401 - they register their evaluators
 from physnn.evaluation.fastsim import ComparisonResult
-from physnn.evaluation.image_format import check_format
 from physnn.evaluation.registry import EVALUATORS
 from physnn.evaluation.report import EvaluationResult, evaluate
 from physnn.inference.loading import load_run
@@ -28,7 +27,7 @@ def judge(source: str | os.PathLike, *, out: str | os.PathLike | None = None, ru
           baselines: Mapping[str, Mapping[str, np.ndarray]] | None = None,
           targets: Mapping[str, Any] | None = None, by: str | None = None,
           baseline: str | Sequence[str] | None = None,
-          image_format: str = "png") -> EvaluationResult | ComparisonResult:
+          image_format: str = "png", overwrite: bool = False) -> EvaluationResult | ComparisonResult:
     """Judge ``source``: a predictions file (:func:`~physnn.evaluation.report.evaluate`) or a run folder whose
     task registered an evaluator (an autoencoder: denoising against the clean truth; a GAN: generated against
     held-out showers).
@@ -53,13 +52,16 @@ def judge(source: str | os.PathLike, *, out: str | os.PathLike | None = None, ru
         Autoencoders: MC-dropout passes.
     image_format
         The plots' file format: ``png``, or vector ``svg`` or ``pdf`` (``report.html`` embeds PNG and SVG figures
-        and links to PDF files beside it).
+        and links to PDF files beside it); checked by the evaluator that draws them.
+    overwrite
+        Replace an earlier report in ``out`` (its own files; other files stay); without it, such a folder is
+        refused before anything is judged.
     """
-    check_format(image_format)
     path = Path(source)
     if not path.is_dir():
         return evaluate(path, out=out, run=run, split=split, n_boot=n_boot, seed=seed, plots=plots,
-                        baselines=baselines, targets=targets, by=by, baseline=baseline, image_format=image_format)
+                        baselines=baselines, targets=targets, by=by, baseline=baseline, image_format=image_format,
+                        overwrite=overwrite)
     loaded = load_run(path)  # once: the evaluator takes the loaded run
     evaluator = EVALUATORS.get(loaded.task.kind)
     if evaluator is None:
@@ -67,4 +69,4 @@ def judge(source: str | os.PathLike, *, out: str | os.PathLike | None = None, ru
                "--out preds.root, then physnn evaluate preds.root")
         raise ConfigError(msg)
     return evaluator(loaded, out=out, split=split, seed=seed, mc_samples=mc_samples, plots=plots,
-                     image_format=image_format)
+                     image_format=image_format, overwrite=overwrite)

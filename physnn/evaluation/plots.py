@@ -16,7 +16,7 @@ import functools
 from pathlib import Path
 from typing import Any
 
-from physnn.evaluation.image_format import FORMATS, check_format
+from physnn.evaluation.image_format import check_format
 from physnn.evaluation.plots_classification import (
     calibration_figure,
     confusion_figure,
@@ -44,7 +44,7 @@ from physnn.evaluation.plots_training import best_epoch, plot_training, read_his
 from physnn.evaluation.resolution_plot import resolution_by_figure, resolution_figure
 from physnn.training.trainer import Plots
 
-__all__ = ["FEATURE_LABELS", "FORMATS", "best_epoch", "calibration_figure", "check_format", "class_names",
+__all__ = ["FEATURE_LABELS", "best_epoch", "calibration_figure", "class_names",
            "confusion_figure", "denoising_figure", "energy_ratio_figure", "features_figure", "generated_samples_figure",
            "mc_scores_figure", "particle_label", "plot_calibration", "plot_confusion",
            "plot_denoising_panels", "plot_energy_ratio", "plot_feature_histograms",

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 E = TypeVar("E", bound=Callable[..., Any])
 
-#: task kind -> ``evaluator(loaded_run, *, out, split, seed, mc_samples, plots)``.
+#: task kind -> ``evaluator(loaded_run, *, out, split, seed, mc_samples, plots, image_format, overwrite)``.
 EVALUATORS: dict[str, Callable[..., Any]] = {}
 
 

@@ -21,10 +21,11 @@ from pydantic import ValidationError
 
 from physnn.config import TargetSpec, format_validation_error
 from physnn.data.split import SPLITS, describe_held_out, held_out
-from physnn.errors import ConfigError, DataError, InputFileError
+from physnn.errors import ConfigError, DataError, InputFileError, OutputError
 from physnn.evaluation import metrics
 from physnn.evaluation.baselines import Baseline, BaselineInput, get_baselines
 from physnn.evaluation.coverage import coverage_by_bin, coverage_by_domain, interval_coverage
+from physnn.evaluation.html_report import PAGE, listed_figures
 from physnn.evaluation.image_format import check_format
 from physnn.evaluation.run_config import run_data_config
 from physnn.evaluation.summary import PDG_BRANCH, class_names, judge_groups
@@ -45,12 +46,49 @@ class EvaluationResult:
     judged: str = "predictions"
 
 
-def report_dir(out: str | os.PathLike | None) -> Path | None:
-    """The report folder, created if needed (None stays None); a one-line error when it cannot be."""
+#: The files by whose presence a folder holds a physnn report (``evaluate``, side by side, ``compare``).
+REPORT_MARKERS = ("report.html", "metrics.json", "side_by_side.json")
+#: The files of fixed name a physnn report writes; its figures are those its ``report.html`` lists.
+REPORT_FILES = (*REPORT_MARKERS, "separation.csv")
+
+
+def check_report_dir(out: str | os.PathLike | None, *, overwrite: bool = False) -> None:
+    """Check before any work that ``out`` can take a report: a folder (or none yet) that holds no earlier report,
+    or ``overwrite``. An empty or missing folder needs no ``overwrite``.
+
+    Raises
+    ------
+    OutputError
+        ``OUT: holds an earlier report (...); pass overwrite=True to replace it``, or when the folder cannot be
+        created (:func:`~physnn.io.write.check_folder`).
+    """
+    if out is None:
+        return
+    check_folder(out)  # a file in its place: "cannot create output folder OUT: OUT is a file, not a folder"
+    found = [name for name in REPORT_MARKERS if (Path(out) / name).is_file()]
+    if found and not overwrite:
+        msg = f"{out}: holds an earlier report ({', '.join(found)}); pass overwrite=True to replace it"
+        raise OutputError(msg, options=["overwrite"])
+
+
+def earlier_report(folder: Path) -> list[Path]:
+    """The files an earlier physnn report wrote in ``folder``: those of fixed name (``report.html``,
+    ``metrics.json``, ...) and the figures its ``report.html`` lists; never another file."""
+    names = [*REPORT_FILES, *(listed_figures(folder / PAGE) if (folder / PAGE).is_file() else [])]
+    return [folder / name for name in dict.fromkeys(names) if Path(name).name == name and (folder / name).is_file()]
+
+
+def report_dir(out: str | os.PathLike | None, *, overwrite: bool = False) -> Path | None:
+    """The report folder, created if needed (None stays None), with the files of an earlier report removed when
+    ``overwrite`` (so that no stale figure stays beside the new ones); a one-line error when it cannot be, or
+    when it holds an earlier report and not ``overwrite`` (:func:`check_report_dir`)."""
     if out is None:
         return None
-    check_folder(out)  # a file in its place: "cannot create output folder OUT: OUT is a file, not a folder"
-    return make_folder(out)
+    check_report_dir(out, overwrite=overwrite)
+    folder = make_folder(out)
+    for path in earlier_report(folder):
+        path.unlink(missing_ok=True)
+    return folder
 
 
 def read_predictions(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
@@ -244,7 +282,7 @@ def evaluate(predictions: str | os.PathLike, *, out: str | os.PathLike | None = 
              plots: bool = True, baselines: Mapping[str, Mapping[str, np.ndarray]] | None = None,
              targets: Mapping[str, TargetSpec | Mapping[str, Any]] | None = None,
              by: str | None = None, baseline: str | Sequence[str] | None = None,
-             image_format: str = "png") -> EvaluationResult:
+             image_format: str = "png", overwrite: bool = False) -> EvaluationResult:
     """Judge predictions against the truth stored next to them.
 
     Parameters
@@ -284,8 +322,12 @@ def evaluate(predictions: str | os.PathLike, *, out: str | os.PathLike | None = 
     image_format
         ``png``, or vector ``svg`` or ``pdf``: the file format of every plot. ``report.html`` embeds PNG and SVG
         figures and links to PDF files beside it.
+    overwrite
+        Replace an earlier report in ``out``: its own files (``report.html``, ``metrics.json``, the figures its
+        page lists) are removed, other files stay. Without it, such a folder is refused before any work.
     """
     fmt = check_format(image_format)
+    check_report_dir(out, overwrite=overwrite)
     chosen = get_baselines(baseline)  # an unknown name fails before anything is read or written
     arrays, meta = read_predictions(predictions)
     task = meta["task"]
@@ -315,7 +357,7 @@ def evaluate(predictions: str | os.PathLike, *, out: str | os.PathLike | None = 
                f"{predictions} holds a classifier's predictions")
         raise ConfigError(msg)
     written: list[Path] = []
-    outdir = report_dir(out)
+    outdir = report_dir(out, overwrite=overwrite)
     draw = plots and outdir is not None
     if draw:
         from physnn.evaluation import plots as P

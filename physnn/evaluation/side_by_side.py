@@ -24,7 +24,7 @@ from typing import Any
 
 from physnn.errors import ConfigError
 from physnn.evaluation.image_format import check_format
-from physnn.evaluation.report import EvaluationResult, evaluate, report_dir
+from physnn.evaluation.report import EvaluationResult, check_report_dir, evaluate, report_dir
 from physnn.evaluation.summary import bracket, with_unit
 from physnn.fmt import num, with_error
 from physnn.models.tasks import ONE_SIGMA
@@ -128,7 +128,8 @@ def _page(outdir: Path, rows: list[dict[str, Any]], files: list[str], images: li
 
 
 def side_by_side(predictions: Sequence[str | os.PathLike], *, out: str | os.PathLike | None = None,
-                 split: str = "auto", plots: bool = True, image_format: str = "png") -> SideBySide:
+                 split: str = "auto", plots: bool = True, image_format: str = "png",
+                 overwrite: bool = False) -> SideBySide:
     """The error bars of several regression predictions files side by side (see the module docs).
 
     Parameters
@@ -144,8 +145,12 @@ def side_by_side(predictions: Sequence[str | os.PathLike], *, out: str | os.Path
         Write the plots (needs matplotlib) and ``report.html``.
     image_format
         ``png``, ``svg`` or ``pdf``: the file format of the plots (as :func:`~physnn.evaluation.report.evaluate`).
+    overwrite
+        Replace an earlier report in ``out`` (as :func:`~physnn.evaluation.report.evaluate`); without it, such a
+        folder is refused before any work.
     """
     fmt = check_format(image_format)
+    check_report_dir(out, overwrite=overwrite)
     rows = []
     judged = ""
     for path in predictions:
@@ -155,7 +160,7 @@ def side_by_side(predictions: Sequence[str | os.PathLike], *, out: str | os.Path
             raise ConfigError(msg)
         rows += _rows(os.fspath(path), result, _label(result.figures))
         judged = judged or str(result.figures["split"])
-    outdir = report_dir(out)
+    outdir = report_dir(out, overwrite=overwrite)
     files: list[Path] = []
     if outdir is not None:
         files.append(outdir / "side_by_side.json")

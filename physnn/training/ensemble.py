@@ -58,7 +58,7 @@ def check_ensemble(cfg: RunConfig, generates: bool) -> None:
                f"not under torchrun")
         raise ConfigError(msg)
     if cfg.train.init_from:
-        msg = f"train.ensemble {size}: members need their own random initialisation, not --init-from"
+        msg = f"train.ensemble {size}: members need their own random initialisation, not train.init_from"
         raise ConfigError(msg)
     kind = "generation" if generates else Task.resolved_kind(cfg.task.kind, cfg.data)
     special = task_type(kind)
@@ -68,7 +68,7 @@ def check_ensemble(cfg: RunConfig, generates: bool) -> None:
 
 
 def check_not_ensemble(out: Path) -> None:
-    """Refuse ``--resume`` of an ensemble's folder in one line."""
+    """Refuse ``resume=True`` of an ensemble's folder in one line."""
     if (out / MEMBERS).is_dir():
         msg = f"{out}: an ensemble, which resume=True does not continue; train it again with overwrite=True"
         raise ConfigError(msg, options=["resume", "overwrite"])
@@ -105,8 +105,9 @@ def train_ensemble(cfg: RunConfig, out: Path, member: Callable[[RunConfig, Path]
             results.append(member(member_cfg, member_dir(out, index)))
         except TrainingInterrupted as stopped:  # the member's own advice would leave the ensemble ungathered
             msg = (f"interrupted in member {index} of {size} ({stopped.run_dir}): {out} holds no ensemble; "
-                   f"train it again with --overwrite")
-            raise TrainingInterrupted(msg, out, stopped.epoch, stopped.finished, False) from None
+                   "train it again with overwrite=True")
+            raise TrainingInterrupted(msg, out, stopped.epoch, stopped.finished, False,
+                                      options=["overwrite"]) from None
         results[-1].model.to("cpu")  # N trained members need not stay on the accelerator
         if index == 0:  # the data and model are good: now what an earlier ensemble left here can go
             _clear_stale(out, keep=member_dir(out, 0))

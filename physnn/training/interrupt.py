@@ -1,7 +1,7 @@
-"""Ctrl-C during training: say what is left, and leave nothing that needs ``--overwrite`` to retry.
+"""Ctrl-C during training: say what is left, and leave nothing that needs ``overwrite=True`` to retry.
 
 Each finished epoch is in ``last.pt``, so a run interrupted after its first
-epoch is resumable (``physnn train --out RUN --resume``). A new run
+epoch is resumable (``physnn.train(out=RUN, resume=True)``). A new run
 interrupted before any epoch finished holds nothing worth keeping: its files
 are removed (and its folder, when the run created it), so the same command
 can simply be run again.
@@ -9,9 +9,8 @@ can simply be run again.
 
 from __future__ import annotations
 
-import shlex
 import shutil
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +20,13 @@ from physnn.training.trainer import EpochCallback
 class TrainingInterrupted(KeyboardInterrupt):
     """A :class:`KeyboardInterrupt` during training, with what it left behind.
 
+    Its message speaks Python's words (``physnn.train(out=..., resume=True)``, ``overwrite=True``); the command
+    line words ``retry`` and ``options`` its own way.
+
     Attributes
     ----------
+    message
+        What happened and what is left, without the call that continues the run.
     run_dir
         The run folder.
     epoch
@@ -31,15 +35,25 @@ class TrainingInterrupted(KeyboardInterrupt):
         The last finished epoch (0: none).
     resumable
         Whether ``run_dir`` holds a ``last.pt`` to resume from.
+    retry
+        The keyword arguments of :func:`physnn.train` that continue the run (empty: none).
+    options
+        The keyword arguments the message names as ``name=True`` (e.g. ``overwrite``).
     """
 
-    def __init__(self, message: str, run_dir: Path, epoch: int, finished: int, resumable: bool) -> None:
+    def __init__(self, message: str, run_dir: Path, epoch: int, finished: int, resumable: bool, *,
+                 retry: Mapping[str, Any] | None = None, options: Sequence[str] = ()) -> None:
         super().__init__(message)
         self.message = message
         self.run_dir, self.epoch, self.finished, self.resumable = run_dir, epoch, finished, resumable
+        self.retry = dict(retry or {})
+        self.options = tuple(options)
 
     def __str__(self) -> str:
-        return self.message
+        if not self.retry:
+            return self.message
+        call = ", ".join(f"{name}={value!r}" for name, value in self.retry.items())
+        return f"{self.message}; continue with: physnn.train({call})"
 
 
 class EpochTracker:
@@ -80,8 +94,9 @@ def interrupted(out: Path, epochs: int, finished: int, *, new: bool, created: Pa
     epoch = min(finished + 1, epochs)
     if finished or not new:
         msg = (f"interrupted in epoch {epoch} of {epochs}: {out} holds a resumable run (last finished epoch "
-               f"{finished}); continue with: physnn train --out {shlex.quote(str(out))} --resume")
-        return TrainingInterrupted(msg, out, epoch, finished, True)
+               f"{finished})")
+        return TrainingInterrupted(msg, out, epoch, finished, True, retry={"out": str(out), "resume": True},
+                                   options=["resume"])
     if main:
         for name in files:
             (out / name).unlink(missing_ok=True)
