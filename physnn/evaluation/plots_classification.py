@@ -63,8 +63,8 @@ def roc_figure(roc: Mapping[str, Any], *, name: str = "classifier", classes: Seq
         axis.plot(fpr, tpr, color="tab:blue", lw=1.5, label=f"{name}: {auc}")
         diagonal = reference_x(floor if log else 0.0, 1.0, log=log)  # dense: a straight line on a log axis
         axis.plot(diagonal, diagonal, "k:", label="random")  # is a curve
-        axis.set_xlabel(f"background efficiency ε$_B$ ({bkg})")
-        axis.set_ylabel(f"signal efficiency ε$_S$ ({sig})")
+        axis.set_xlabel(f"{bkg} efficiency ε$_B$")
+        axis.set_ylabel(f"{sig} efficiency ε$_S$")
     ax.set(xlim=(0, 1), ylim=(0, 1.02))
     ax.legend(loc="lower right", fontsize=12)
     seen = fpr >= floor
@@ -82,8 +82,8 @@ def roc_figure(roc: Mapping[str, Any], *, name: str = "classifier", classes: Seq
     cx.plot(eff, 1 / eff, "k:", label="random")
     cx.set_yscale("log")
     cx.set_xlim(left, 1.0 + 0.02 * (1 - left))
-    cx.set_xlabel(f"signal efficiency ε$_S$ ({sig})")
-    cx.set_ylabel(f"background rejection 1/ε$_B$ ({bkg})")
+    cx.set_xlabel(f"{sig} efficiency ε$_S$")
+    cx.set_ylabel(f"{bkg} rejection 1/ε$_B$")  # short: a long label is cut at the figure's edge
     cx.legend(loc="best", fontsize=12)
     fig.suptitle(f"signal: {sig} (the score is P({sig})); background: {bkg}", fontsize=18)
     return fig
