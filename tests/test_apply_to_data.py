@@ -19,9 +19,11 @@ from physnn.errors import BranchError, DataError, TreeError
 runner = CliRunner()
 N = 300
 MAP = {"image": "cells"}
-#: the run's data config: a truth selection, a label, a weight, an observer and a define that reads the truth
-DATA = {"images": {"branches": ["image"]}, "selection": "pdgid != 22", "label": "pdgid", "classes": [11, 211],
-        "weight": "w", "define": {"log_e": "log(energy)"}, "observers": ["energy", "log_e"]}
+#: the run's data config: a truth selection, a label with named classes and a signal (as the demo's photon/pi0
+#: run), a weight, an observer and a define that reads the truth
+DATA = {"images": {"branches": ["image"]}, "selection": "pdgid != 22", "label": "pdgid",
+        "classes": {11: "electron", 211: "pion"}, "signal": "pion", "weight": "w", "define": {"log_e": "log(energy)"},
+        "observers": ["energy", "log_e"]}
 TRAIN = {"epochs": 1, "batch_size": 64, "seed": 1, "early_stopping": {"patience": None}}
 
 
@@ -66,7 +68,7 @@ def run(files, tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def ae(files, tmp_path_factory) -> Path:
     """A tiny denoising autoencoder trained with the same truth selection, weight, observers and define."""
-    data = {k: v for k, v in DATA.items() if k not in ("label", "classes")}
+    data = {k: v for k, v in DATA.items() if k not in ("label", "classes", "signal")}
     cfg = {"data": {"files": str(files["full"]), **data}, "model": TINY_AE,
            "task": {"kind": "reconstruction", "noise": NOISE}, "train": TRAIN}
     return physnn.train(cfg, out=tmp_path_factory.mktemp("runs") / "ae", progress=False).run_dir

@@ -355,8 +355,8 @@ class DataConfig(Strict):
                 msg = f"classes: each class needs its own name, got {self.classes}"
                 raise ValueError(msg)
         if self.signal is not None:
-            if self.label is None or self.classes is None:
-                msg = f"signal: {self.signal!r} needs a label and its classes (e.g. classes: {{22: photon, 111: pi0}})"
+            if self.classes is None:  # not the label: a run applied to data keeps its classes, not its label
+                msg = f"signal: {self.signal!r} needs the classes (e.g. classes: {{22: photon, 111: pi0}})"
                 raise ValueError(msg)
             if self.signal_index() is None:
                 known = ", ".join(map(str, self.class_labels() or self.class_values() or []))
