@@ -33,7 +33,7 @@ def test_a_data_config_names_its_classes_and_its_signal():
     assert DataConfig(files="x.root", scalars=["a"], label="pdgid", classes={11: 1, 211: 0}).class_values() == [211, 11]
     with pytest.raises(ValidationError, match=r"signal: 'gamma' is not one of the classes \(photon, pi0\)"):
         DataConfig(files="x.root", scalars=["a"], label="pdgid", classes={22: "photon", 111: "pi0"}, signal="gamma")
-    with pytest.raises(ValidationError, match="signal: 'photon' needs a label and its classes"):
+    with pytest.raises(ValidationError, match="signal: 'photon' needs the classes"):
         DataConfig(files="x.root", scalars=["a"], signal="photon")
     with pytest.raises(ValidationError, match="not both"):
         DataConfig(files="x.root", scalars=["a"], label="pdgid", classes={22: "photon", 111: 1})
@@ -150,7 +150,8 @@ def test_evaluate_names_the_classes_and_judges_the_configured_signal(tmp_path):
     fig = plots.roc_figure(c["roc"], classes=[names[1 - s], names[s]])
     text = " ".join([fig._suptitle.get_text()] + [a.get_xlabel() + " " + a.get_ylabel() for a in fig.axes])
     assert "signal: photon" in text
-    assert "(pi0)" in text
+    assert "pi0 rejection 1/ε$_B$" in text
+    assert "photon efficiency ε$_S$" in text
     assert "label 0" not in text
     assert "class 1" not in text
     page = (tmp_path / "rep" / "report.html").read_text()
