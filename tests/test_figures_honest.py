@@ -71,7 +71,7 @@ def test_the_denoising_panels_count_the_negative_cells_the_log_scale_cannot_show
         picture = {"noisy": noisy, "denoised": denoised, "truth": truth}[what][idx].sum(0)
         negative = int((picture < 0).sum())
         if negative:
-            assert f"{negative} cells < 0" in title, title
+            assert f"{negative} {'cell' if negative == 1 else 'cells'} < 0" in title, title
         else:
             assert "< 0" not in title, title
     assert "lowest colour" in fig.get_suptitle()

@@ -41,7 +41,7 @@ FLOOR = "cells below the scale, negative ones included, in its lowest colour"
 def _negative(picture: np.ndarray) -> str:
     """``, 25 cells < 0`` for a title: the cells a log colour scale cannot show as what they are; empty if none."""
     n = int(np.sum(picture < 0))
-    return f", {n:,} cells < 0" if n else ""
+    return f", {n:,} {'cell' if n == 1 else 'cells'} < 0" if n else ""
 
 
 def denoising_figure(noisy: np.ndarray, denoised: np.ndarray, truth: np.ndarray, *, events: int = 4,
