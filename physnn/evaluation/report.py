@@ -152,8 +152,7 @@ def target_specs(meta: Mapping[str, Any], run_dir: Path | None,
     names = list(meta["task"].get("targets") or [])
     data = run_data_config(meta, run_dir)
     found: dict[str, TargetSpec] = data.target_specs if data is not None else {}
-    source = "run config"
-    out = {n: {**(found[n] if n in found else TargetSpec()).model_dump(), "source": source if n in found else
+    out = {n: {**(found[n] if n in found else TargetSpec()).model_dump(), "source": "run config" if n in found else
                "default"} for n in names}
     for name, spec in (given or {}).items():
         try:

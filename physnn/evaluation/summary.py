@@ -223,11 +223,12 @@ def group_names(by: str, values: Sequence[str]) -> dict[str, str]:
 
 def group_comparison(r: Mapping[str, Any], label: str) -> str:
     """The headline of the model against the baseline ``label`` when the events are grouped (``by``): never
-    "better" overall while a group says worse, and each group's verdict named."""
+    "better" overall while a group says worse, and each group's verdict named (``base["groups"]``, which
+    :func:`judge_groups` gathers)."""
     by = r["by"]
-    groups = {v: g["baselines"][label]["verdict"] for v, g in by["groups"].items() if label in g["baselines"]}
-    names = group_names(by["name"], list(groups))
     base = r["baselines"][label]
+    groups = base["groups"]
+    names = group_names(by["name"], list(groups))
     comparison, key, unit = base["comparison"], r["key"], r.get("unit")
     kinds = {what: [names[v] for v, said in groups.items() if said == what]
              for what in ("better", "worse", "not resolved")}
