@@ -100,7 +100,7 @@ def _raw_chunks(cfg: DataConfig, step_size: str | int | None, tagging: Tagging, 
 
 def run_model(loaded: LoadedRun, td: TensorData, reduce: Callable[[torch.Tensor], Mapping[str, torch.Tensor]], *,
               mc_samples: int = 0, batch_size: int = 1024, call: Callable[..., torch.Tensor] | None = None,
-              ) -> dict[str, torch.Tensor]:
+              central: bool = False) -> dict[str, torch.Tensor]:
     """The model on every event of ``td``, batch by batch, reduced per batch to per-event values.
 
     Parameters
@@ -119,6 +119,9 @@ def run_model(loaded: LoadedRun, td: TensorData, reduce: Callable[[torch.Tensor]
         Events per forward pass (times T rows with MC dropout).
     call
         What to run instead of the model's forward (deterministic, one model only), e.g. ``model.encode``.
+    central
+        Also give ``reduce`` each member's deterministic outputs (M, B, ...), dropout off, as ``central=``: the
+        central value of a regression (:meth:`~physnn.models.tasks.Task.summarize`).
 
     Returns
     -------
@@ -135,8 +138,9 @@ def run_model(loaded: LoadedRun, td: TensorData, reduce: Callable[[torch.Tensor]
                 with torch.no_grad():
                     outs = call(batch)[None]
             else:  # one run, or every member of an ensemble stacked like MC-dropout passes
-                outs = stacked_outputs(loaded.models, batch, mc_samples)
-        for key, value in reduce(outs.float()).items():
+                outs, det = stacked_outputs(loaded.models, batch, mc_samples)
+        summary = reduce(outs.float(), central=det.float()) if central and call is None else reduce(outs.float())
+        for key, value in summary.items():
             parts.setdefault(key, []).append(value.detach().cpu())
     return {key: torch.cat(values) for key, values in parts.items()}
 

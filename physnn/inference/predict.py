@@ -321,7 +321,8 @@ def _blocks(loaded: LoadedRun, cfg: DataConfig, tagging: Tagging, tally: _Tally,
         if block.td is not None:
             _count(tally.counts, block.raw)
             branches = truth_branches(task, cfg, loaded.transform, block.raw, block.td, inverse)
-            summary = run_model(loaded, block.td, summarize, mc_samples=mc_samples, batch_size=batch_size)
+            summary = run_model(loaded, block.td, summarize, mc_samples=mc_samples, batch_size=batch_size,
+                                central=True)
             branches.update(task.prediction_branches(summary))
             branches.update(domain_branches(loaded, block.td, tally.counts))
             tally.events += len(block.td)

@@ -12,12 +12,39 @@ the network (Gal & Ghahramani 2016); the spread of T passes is the model's
   event and its output is repeated T times; only the rest runs T times, as
   one batch of T x B rows. This gives the same distribution as T full passes
   at a fraction of the cost (``bench/`` measures it).
+
+**The central value is the deterministic pass, the passes give the spread.**
+A regressor's written ``pred`` is the network with dropout off (one more
+pass of the part after the cached prefix), not the mean of the T passes:
+with inverted dropout the deterministic pass is the network the training
+fitted, and the mean of T passes is the same up to a noise of its own
+(std / √T per event, different for every seed). For a ``log`` target the mean
+of the T values of exp(μ) is also biased up by Jensen's inequality, by
+about half the MC variance, whatever T. (On the demo's energy run the old
+mean of T = 50 values in GeV had a σ of (pred - true) 3.47-3.67 GeV against
+3.33 GeV deterministic.) Classifiers keep the mean probability of the
+passes, the standard MC-dropout predictive distribution.
+
+**The spread is combined in the network's space, and mapped once.** The
+aleatoric variance (the mean predicted variance) and the epistemic variance
+(the variance of the T means) are added in the space the network regresses
+(log E for ``transform: log``); the total is mapped to the unit at the
+central value as the network's Gaussian is for one pass
+(:meth:`~physnn.models.tasks.Task._to_units`: for ``log`` the σ of the
+log-normal, sqrt((exp(v) - 1) exp(2μ + v))), and ``t_aleatoric`` and
+``t_epistemic`` share it in the proportions of their variances in that space,
+so that ``t_std`` = s sqrt(aleatoric² + epistemic²) holds for every target.
+The written interval ``pred ± std`` (and the conformal ``t_low``, ``t_high``)
+is symmetric in the unit; the σ scale s and the conformal quantiles are
+fitted on the validation split around the same central value
+(:mod:`physnn.training.calibration`), which absorbs the log-normal's
+asymmetry on average. ``t_samples`` keeps each pass's value in the unit.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 
 import torch
 
@@ -69,14 +96,36 @@ def mc_forward(model: StagedModel, batch: Mapping[str, torch.Tensor], samples: i
     torch.Tensor
         Shape (T, B, outputs).
     """
+    return _passes(model, batch, samples, max_rows=max_rows, central=False)[1]
+
+
+@torch.no_grad()
+def mc_forward_central(model: StagedModel, batch: Mapping[str, torch.Tensor], samples: int, *,
+                       max_rows: int = 65536) -> tuple[torch.Tensor, torch.Tensor]:
+    """The deterministic output (1, B, outputs), dropout off, and the T stochastic outputs (T, B, outputs) of
+    :func:`mc_forward` (the same masks for the same seed): the central value and the spread's passes. The
+    deterministic pass costs one pass of the part after the cached prefix."""
+    central, passes = _passes(model, batch, samples, max_rows=max_rows, central=True)
+    assert central is not None
+    return central, passes
+
+
+def _passes(model: StagedModel, batch: Mapping[str, torch.Tensor], samples: int, *, max_rows: int,
+            central: bool) -> tuple[torch.Tensor | None, torch.Tensor]:
+    """(deterministic output (1, B, outputs) when ``central``, else None; T stochastic outputs (T, B, outputs))."""
     check_samples(samples)
     first = model.first_stochastic_stage()
     if first < 0:  # the adapter itself is stochastic: T full passes
-        return naive_mc_forward(model, batch, samples)
+        det = None
+        if central:
+            set_dropout(model, False)
+            det = model(batch)[None]
+        return det, naive_mc_forward(model, batch, samples)
     try:
         set_dropout(model, False)
         side = model.side(batch)
         x = model.run(model.adapt(batch), side, 0, first)
+        det = model.run(x, side, first)[None] if central else None
         set_dropout(model, True)
         n = x.shape[0]
         per_pass = max(1, max_rows // max(n, 1))
@@ -88,7 +137,7 @@ def mc_forward(model: StagedModel, batch: Mapping[str, torch.Tensor], samples: i
             outs.append(model.run(xt, side_t, first).reshape(t, n, -1))
     finally:  # also when a pass fails (e.g. out of memory): the model is left deterministic
         set_dropout(model, False)
-    return torch.cat(outs)
+    return det, torch.cat(outs)
 
 
 @torch.no_grad()
@@ -110,37 +159,54 @@ def check_samples(samples: int) -> None:
         raise ConfigError(msg)
 
 
-def regression_summary(pred: Mapping[str, torch.Tensor], scale: torch.Tensor) -> dict[str, torch.Tensor]:
-    """The error bars of regression outputs over T passes (Kendall & Gal 2017), the one place they are computed.
+def regression_summary(pred: Mapping[str, torch.Tensor], central: Mapping[str, torch.Tensor] | None,
+                       scale: torch.Tensor,
+                       to_units: Callable[[torch.Tensor, torch.Tensor | None], Mapping[str, torch.Tensor]],
+                       ) -> dict[str, torch.Tensor]:
+    """The central value and error bars of regression outputs over T passes (Kendall & Gal 2017), the one place
+    they are computed. Everything is combined in the network's space (log E for a ``log`` target) and mapped to
+    the target's unit once, at the central value (see the module docs).
 
     Parameters
     ----------
     pred
-        :meth:`~physnn.models.tasks.Task.predict` of raw outputs (T, N, outputs): ``mean`` (T, N, K) in
-        target units and, for a Gaussian head, ``var`` (T, N, K).
+        The network's Gaussian of each pass in its own space (:meth:`~physnn.models.tasks.Task.predict` with
+        ``units=False``): ``mean`` (T, N, K) and, for a Gaussian head, ``var`` (T, N, K).
+    central
+        The same of the deterministic pass of each member (M, N, K), dropout off: the mean of their means is
+        the central value. None: the mean of ``pred``'s means (``pred`` deterministic: an ensemble's members).
     scale
         The σ scale factor of each target (K,), fitted on the validation split
         (:mod:`physnn.training.calibration`).
+    to_units
+        ``(mean, var) -> {"mean", "var"}`` in the target's unit (:meth:`physnn.models.tasks.Task._to_units`).
 
     Returns
     -------
     dict
-        ``pred`` (N, K), the mean of the T passes; ``aleatoric`` = sqrt(mean over passes of the predicted
-        variance), the data's own resolution as the Gaussian head sees it (raw, not scaled); ``epistemic``
-        (T >= 2 only) = the standard deviation of the T means (ddof 1), the MC-dropout spread (raw);
-        ``std`` = scale x sqrt(aleatoric² + epistemic²), the calibrated total error bar.
+        ``pred`` (N, K), the central value in the target's unit; with a Gaussian head ``aleatoric``, the root
+        mean predicted variance, the data's own resolution (raw, not scaled); with T >= 2 ``epistemic``, the
+        spread of the T means (ddof 1, raw); ``std`` = scale x sqrt(aleatoric² + epistemic²), the calibrated
+        total error bar. In the unit, the total is the σ of the network's Gaussian of variance
+        aleatoric² + epistemic² around the central value (for ``log``: of the log-normal), and the two parts
+        share it in the proportions of their variances in the network's space.
     """
     mean = pred["mean"]
-    out = {"pred": mean.mean(0)}
-    total = torch.zeros_like(out["pred"])
+    centre = (pred if central is None else central)["mean"].mean(0)
+    out = {"pred": to_units(centre, None)["mean"]}
+    parts: dict[str, torch.Tensor] = {}
     if "var" in pred:
-        out["aleatoric"] = pred["var"].mean(0).sqrt()
-        total = total + out["aleatoric"] ** 2
+        parts["aleatoric"] = pred["var"].mean(0)
     if mean.shape[0] > 1:
-        out["epistemic"] = mean.std(0)
-        total = total + out["epistemic"] ** 2
-    if len(out) > 1:
-        out["std"] = total.sqrt() * scale.to(total.device, total.dtype)
+        parts["epistemic"] = mean.var(0)
+    if not parts:
+        return out
+    total = sum(parts.values(), torch.zeros_like(centre))
+    sigma = to_units(centre, total)["var"].sqrt()  # the total error bar in the unit
+    positive = total > 0
+    for key, part in parts.items():
+        out[key] = torch.where(positive, sigma * (part / torch.where(positive, total, 1.0)).sqrt(), 0.0)
+    out["std"] = sigma * scale.to(sigma.device, sigma.dtype)
     return out
 
 

@@ -304,8 +304,8 @@ class Task:
         return F.mse_loss(mu, y, reduction="none").mean(dim=1)
 
     # -- predictions -------------------------------------------------------
-    def predict(self, out: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Turn raw outputs (..., outputs) into ``prob`` or ``mean`` (+ ``var``) in target units."""
+    def predict(self, out: torch.Tensor, *, units: bool = True) -> dict[str, torch.Tensor]:
+        """Raw outputs (..., outputs) -> ``prob``, or ``mean`` (+ ``var``) in target units (``units=False``: log E)."""
         out = out.float()
         if self.kind == "binary":
             p = torch.sigmoid(out[..., 0])
@@ -316,7 +316,7 @@ class Task:
         center, scale = self.center.to(out.device, out.dtype), self.scale.to(out.device, out.dtype)
         mean = out[..., :k] * scale + center
         var = (F.softplus(out[..., k:]) + MIN_VAR) * scale**2 if self.gaussian else None
-        return self._to_units(mean, var)
+        return self._to_units(mean, var) if units else {"mean": mean, **({} if var is None else {"var": var})}
 
     def _forward(self, target: torch.Tensor) -> torch.Tensor:
         """Targets in their unit -> what the network regresses (``log`` columns: their logarithm)."""
@@ -346,7 +346,7 @@ class Task:
 
     # -- what predict writes and export returns ------------------------------
     def summarize(self, outs: torch.Tensor, *, keep_samples: bool = False, mc: bool | None = None,
-                  conformal: float | None = None) -> dict[str, torch.Tensor]:
+                  conformal: float | None = None, central: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """The per-event summary of raw outputs of T passes (T, N, outputs), T = 1 without MC dropout: the one
         place where ``physnn predict`` and an exported graph compute their outputs. An ensemble's members are
         stacked on the first axis (M x T, N, outputs), and their spread enters as MC dropout's does.
@@ -358,22 +358,22 @@ class Task:
         Returns
         -------
         dict
-            Classification: :func:`~physnn.models.mc_dropout.classification_summary`. Regression:
-            :func:`~physnn.models.mc_dropout.regression_summary` of the targets, (N, K) each, and with
-            ``keep_samples`` the T passes per event, ``samples`` (N, T, targets).
+            Classification: :func:`~physnn.models.mc_dropout.classification_summary`. Regression: its
+            ``regression_summary`` around ``central``, each member's deterministic outputs (M, N, outputs) with
+            dropout off, (N, K) each, and with ``keep_samples`` the T passes per event, ``samples`` (N, T, targets).
         """
-        pred = self.predict(outs)
         if not self.is_classification:
             mc = outs.shape[0] > 1 if mc is None else mc
-            out = regression_summary(pred, self.sigma_scales(mc))
+            central = None if central is None else self.predict(central, units=False)
+            out = regression_summary(self.predict(outs, units=False), central, self.sigma_scales(mc), self._to_units)
             if conformal is not None:
                 fitted = self.conformal.get("mc" if mc else "deterministic")
                 out["low"], out["high"] = conformal_bounds(out, fitted, conformal, self.sigma_scales(mc))
             if keep_samples:
-                out["samples"] = pred["mean"].transpose(0, 1)
+                out["samples"] = self.predict(outs)["mean"].transpose(0, 1)
             return out
-        return classification_summary(pred["prob"], binary=self.kind == "binary", keep_samples=keep_samples,
-                                      signal=self.signal)
+        return classification_summary(self.predict(outs)["prob"], binary=self.kind == "binary",
+                                      keep_samples=keep_samples, signal=self.signal)
 
     def prediction_branches(self, summary: Mapping[str, torch.Tensor]) -> dict[str, np.ndarray]:
         """The branches ``physnn predict`` writes per event from :meth:`summarize`: a classifier's under

@@ -17,7 +17,10 @@ What is calibrated is the **total** error bar ``t_std``:
 :func:`physnn.models.mc_dropout.regression_summary`); ``t_aleatoric`` and
 ``t_epistemic`` stay the raw predicted σ and the raw MC-dropout spread.
 Deterministic predictions have their own factor (the aleatoric σ alone; for
-an ensemble, with the members' spread). An ensemble's factors are fitted for
+an ensemble, with the members' spread). Both are fitted around the central
+value that ``predict`` writes, the deterministic pass in either mode (the
+mean of an ensemble's members in the network's space):
+:mod:`physnn.models.mc_dropout`. An ensemble's factors are fitted for
 the ensemble (:mod:`physnn.training.ensemble`). The factors are fitted on the
 whole validation split (streamed batch by batch when it is), stored in the
 task, applied by ``predict`` and ``export``, recorded in ``physnn_meta`` and
@@ -71,8 +74,9 @@ def fit_sigma_scale(model: StagedModel | Sequence[StagedModel], task: Task,
     det, mc, targets = [], [], []
     for batch in batches:
         inputs = {k: v.to(device) for k, v in batch.items() if k not in TRUTH}
-        det.append(regression_summary(task.predict(stacked_outputs(models, inputs).float().cpu()), ones))
-        mc.append(regression_summary(task.predict(stacked_outputs(models, inputs, samples).float().cpu()), ones))
+        for parts, t in ((det, 0), (mc, samples)):  # around the central value predict writes: the deterministic
+            passes, central = (task.predict(o.float().cpu(), units=False) for o in stacked_outputs(models, inputs, t))
+            parts.append(regression_summary(passes, central, ones, task._to_units))
         targets.append(batch["target"].double().cpu())
     target = torch.cat(targets)
     scales: dict[str, list[float]] = {}
