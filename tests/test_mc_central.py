@@ -54,10 +54,42 @@ def test_mc_error_bars_are_combined_in_log_space_and_mapped_at_the_central_value
 
 def test_calibration_is_fitted_on_the_written_central_value(log_run, epi_file):
     """±1σ and the 68.27% conformal interval cover 68.27% of the validation split, with MC dropout and without."""
-    for mc in (0, 30):
+    for mc in (0, 50):
         a = physnn.predict(log_run, epi_file, mc_samples=mc, conformal=0.6827).arrays
         val = a["split"] == 1
         pull = np.abs(a["energy_pred"] - a["energy"])[val] / a["energy_std"][val]
         assert np.mean(pull <= 1) == pytest.approx(ONE_SIGMA, abs=0.03), mc
         inside = (a["energy_low"] <= a["energy"]) & (a["energy"] <= a["energy_high"])
         assert np.mean(inside[val]) == pytest.approx(ONE_SIGMA, abs=0.03), mc
+
+
+def test_an_ensemble_central_value_is_the_members_mean_in_log_space():
+    """Two members at 40 and 60 GeV (log target): the central value is exp(mean log E) = 49.0 GeV, the same
+    rule as MC dropout (the mean in GeV, 50, is the members' arithmetic mean of exp)."""
+    task = Task("regression", "mse", targets=["energy"], center=[0.0], scale=[1.0], transforms=["log"])
+    outs = torch.tensor([[[np.log(40.0)]], [[np.log(60.0)]]], dtype=torch.float32)  # (M = 2, N = 1, 1)
+    s = task.summarize(outs, mc=False)
+    assert float(s["pred"]) == pytest.approx(np.sqrt(40.0 * 60.0), rel=1e-5)
+    spread = float(outs.std())  # the members' spread in log E, mapped at the central value
+    assert float(s["epistemic"]) == pytest.approx(np.sqrt(2400.0 * np.expm1(spread**2) * np.exp(spread**2)),
+                                                  rel=1e-4)
+
+
+def test_mc_forward_central_is_the_deterministic_pass_and_the_same_masks():
+    from conftest import TINY_CNN
+
+    from physnn.models.mc_dropout import mc_forward, mc_forward_central, set_dropout
+    from physnn.models.registry import ModelConfig, ModelIO, build_model
+
+    torch.manual_seed(0)
+    model = build_model(ModelConfig.model_validate(TINY_CNN), ModelIO(image=(3, 24, 24), outputs=2))
+    batch = {"image": torch.rand(6, 3, 24, 24)}
+    torch.manual_seed(1)
+    central, passes = mc_forward_central(model, batch, 8)
+    torch.manual_seed(1)
+    np.testing.assert_array_equal(passes.numpy(), mc_forward(model, batch, 8).numpy())
+    set_dropout(model, False)
+    with torch.no_grad():
+        torch.testing.assert_close(central[0], model(batch))
+    assert central.shape == (1, 6, 2)
+    assert float((passes - central).abs().max()) > 1e-3  # the passes do drop

@@ -18,7 +18,8 @@ feature extractor, the mask and lengths of a padded sequence) subclass
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+from collections.abc import Iterator, Mapping
 
 import torch
 from torch import nn
@@ -45,11 +46,28 @@ class JoinScalars(SideInput):
         return torch.cat([x, scalars.to(x.dtype)], dim=-1)
 
 
+#: whether :func:`dropout_always` draws masks (off inside :func:`undrawn_dropout`)
+_DRAWING = {"on": True}
+
+
+@contextlib.contextmanager
+def undrawn_dropout() -> Iterator[None]:
+    """:func:`dropout_always` is the identity until exit: the deterministic pass, the central value, of an
+    exported MC-dropout graph (:class:`~physnn.models.graph.PhysicsModel`; a Python switch read while tracing)."""
+    _DRAWING["on"] = False
+    try:
+        yield
+    finally:
+        _DRAWING["on"] = True
+
+
 def dropout_always(x: torch.Tensor, p: float, *, channels: bool = False) -> torch.Tensor:
     """Dropout whatever the mode, the mask drawn with ``rand_like``: MC dropout inside an exported graph.
 
     ``channels`` drops whole feature maps (``Dropout1d/2d/3d``).
     """
+    if not _DRAWING["on"]:
+        return x
     like = x[(slice(None), slice(None)) + (slice(0, 1),) * (x.dim() - 2)] if channels else x
     keep = torch.rand_like(like) >= p
     return x * keep.to(x.dtype) / (1.0 - p)

@@ -19,9 +19,10 @@ under a shift of the energy range or of the detector it holds no more than
 any other error bar (``physnn evaluate`` measures coverage per bin and
 in and out of the training domain; ``examples/domain_shift.py`` under shift).
 
-The MC-dropout quantiles are fitted with T = 30 passes
-(:data:`physnn.training.calibration.CALIBRATION_SAMPLES`); another T changes
-the spread a little, and the scores with it. The validation split also chose
+The MC-dropout quantiles are fitted with T = 50 passes
+(:data:`physnn.training.calibration.CALIBRATION_SAMPLES`) around the
+deterministic central value that ``predict`` writes; another T changes the
+spread's noise, and the scores with it. The validation split also chose
 the best epoch, a mild use of the same events twice.
 
 The quantiles are fitted at the end of training for the levels of

@@ -24,7 +24,7 @@ from torch import nn
 
 from physnn.data.transform import Transform
 from physnn.errors import ConfigError
-from physnn.models.base import StagedModel
+from physnn.models.base import StagedModel, undrawn_dropout
 from physnn.models.mc_dropout import repeat_rows
 from physnn.models.registry import ModelIO
 
@@ -58,7 +58,7 @@ class SummarizingTask(Protocol):
     """What :class:`PhysicsModel` asks of its task (:class:`~physnn.models.tasks.Task` has it)."""
 
     def summarize(self, outs: torch.Tensor, *, keep_samples: bool = False,
-                  mc: bool | None = None) -> dict[str, torch.Tensor]: ...
+                  mc: bool | None = None, central: torch.Tensor | None = None) -> dict[str, torch.Tensor]: ...
 
     def export_outputs(self, spread: bool) -> dict[str, str]: ...
 
@@ -141,19 +141,29 @@ class PhysicsModel(nn.Module):
 
     def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
         batch = self.standardized(dict(zip(self.input_names, inputs, strict=True)))
-        raw = [self._passes(model, batch) if self.mc_samples else model(batch)[None] for model in self.members]
-        summary = self.task.summarize(torch.cat(raw) if len(raw) > 1 else raw[0], mc=self.mc_samples > 0)
+        if self.mc_samples:  # each member's deterministic pass is the central value, as in physnn predict
+            central, raw = (list(part) for part in zip(*[self._passes(m, batch) for m in self.members], strict=True))
+        else:
+            raw = [model(batch)[None] for model in self.members]
+        summary = self.task.summarize(torch.cat(raw) if len(raw) > 1 else raw[0], mc=self.mc_samples > 0,
+                                      **({"central": torch.cat(central)} if self.mc_samples else {}))
         return tuple(summary[key] for key in self.heads.values())
 
-    def _passes(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """T passes with dropout on (the layers are in training mode in the graph), (T, N, outputs): the part
-        before the first dropout once, the rest on T x N rows, as :func:`~physnn.models.mc_dropout.mc_forward`."""
+    def _passes(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The deterministic pass (1, N, outputs), dropout off, and T passes with dropout drawn in the graph,
+        (T, N, outputs): the part before the first dropout once, the rest on T x N rows, as
+        :func:`~physnn.models.mc_dropout.mc_forward_central`."""
         t, first = self.mc_samples, self.first_stochastic
         side = model.side(batch)
         if first < 0:  # dropout in the adapter (an RNN): T full passes
+            with undrawn_dropout():
+                central = model(batch)
             x, first = model.adapt({k: repeat_rows(v, t) for k, v in batch.items()}), 0
         else:
-            x = repeat_rows(model.run(model.adapt(batch), side, 0, first), t)
+            prefix = model.run(model.adapt(batch), side, 0, first)
+            with undrawn_dropout():
+                central = model.run(prefix, side, first)
+            x = repeat_rows(prefix, t)
         raw = model.run(x, {k: repeat_rows(v, t) for k, v in side.items()}, first)
-        return raw.reshape(t, -1, raw.shape[-1])
+        return central[None], raw.reshape(t, -1, raw.shape[-1])
 

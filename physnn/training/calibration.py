@@ -40,7 +40,10 @@ from physnn.models.ensemble import stacked_outputs
 from physnn.models.mc_dropout import regression_summary
 from physnn.models.tasks import ONE_SIGMA, Task
 
-CALIBRATION_SAMPLES = 30
+#: MC-dropout passes of the fit: the T that physnn suggests (``predict --mc-samples 50``). The sample spread of
+#: fewer passes is noisier, which widens the pulls: a scale fitted with T = 30 covered 70% at T = 50 on the
+#: demo's energy run (measured on the validation split), 68.3% when fitted with the T used
+CALIBRATION_SAMPLES = 50
 
 
 @torch.no_grad()
