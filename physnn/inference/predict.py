@@ -21,7 +21,10 @@ classification              ``prob[K]`` (mean class probabilities), ``pred``
                             class 1; ``score_of`` in ``physnn_meta``);
                             with MC dropout or an ensemble also
                             ``prob_std[K]``/``score_std`` (the spread)
-regression, target ``t``    ``t_pred``; ``t_aleatoric`` (Gaussian heads: the
+regression, target ``t``    ``t_pred``, the deterministic pass also with MC
+                            dropout (an ensemble: its members' mean in the
+                            network's space, :mod:`physnn.models.mc_dropout`);
+                            ``t_aleatoric`` (Gaussian heads: the
                             predicted σ, raw); with MC dropout ``t_epistemic``
                             (the spread of the T means, raw; of an ensemble:
                             of its members' means, times T with MC dropout,
