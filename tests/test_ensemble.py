@@ -44,6 +44,8 @@ def test_an_ensemble_predicts_its_members_mean_with_their_spread_as_the_epistemi
     # with MC dropout as well: T passes of every member, the spread of all 3 T means
     mc = physnn.predict(run, showers_file, mc_samples=4, keep_samples=True).arrays
     assert mc["energy_samples"].shape[1] == 12
+    # the central value stays the members' deterministic mean: the passes give the spread only
+    np.testing.assert_allclose(mc["energy_pred"], got.arrays["energy_pred"], rtol=1e-5, atol=1e-4)
     np.testing.assert_allclose(mc["energy_epistemic"], mc["energy_samples"].std(1, ddof=1), rtol=1e-4, atol=1e-4)
 
 
