@@ -72,10 +72,11 @@ def test_pair_features_equal_vectors(rng):
                                rtol=1e-9)
 
 
-@pytest.mark.parametrize("readout", ["class_attention", "mean", "attention"])
-def test_prediction_does_not_depend_on_the_padding(readout, rng):
+@pytest.mark.parametrize("params", [{"readout": "class_attention"}, {"readout": "mean"},
+                                    {"readout": "attention", "selections": 2}])
+def test_prediction_does_not_depend_on_the_padding(params, rng):
     content, counts = particles(rng, [1, 3, 7, 12, 5, 0])
-    model = build({"readout": readout})
+    model = build(params)
     with torch.no_grad():
         short = model(padded(content, counts, 12))
         long = model(padded(content, counts, 30))
@@ -91,14 +92,15 @@ def test_prediction_does_not_depend_on_the_padding(readout, rng):
     torch.testing.assert_close(short[:3], alone, atol=1e-5, rtol=1e-5)  # batch neighbours do not matter
 
 
-@pytest.mark.parametrize("readout", ["class_attention", "max", "sum"])
-def test_shuffling_the_particles_changes_nothing(readout, rng):
+@pytest.mark.parametrize("params", [{"readout": "class_attention"}, {"readout": "max"},
+                                    {"readout": "sum", "selections": 2}])
+def test_shuffling_the_particles_changes_nothing(params, rng):
     counts = np.array([6, 9, 2, 11])
     m = int(counts.sum())
     content = np.concatenate([rng.normal(size=(m, FEATURES)), four_vectors(rng, m)], axis=1).astype(np.float32)
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
     order = np.concatenate([s + rng.permutation(c) for s, c in zip(starts, counts, strict=True)])
-    model = build({"readout": readout})
+    model = build(params)
     with torch.no_grad():
         a = model(padded(content, counts, 14))
         b = model(padded(content[order], counts, 14))
@@ -147,11 +149,12 @@ def test_bad_params_are_one_line_errors():
         physnn.config.SequenceInput(features=["a"], kinematics=["pt", "eta", "phi"])
 
 
-def _config(events_file, *, task: str = "classification", epochs: int = 2, **train) -> dict:
+def _config(events_file, *, task: str = "classification", epochs: int = 2, params: dict | None = None,
+            **train) -> dict:
     from test_sequence_training import SEQUENCE, events_config
 
     cfg = events_config(events_file, task=task, epochs=epochs,
-                        model={"name": "particle_transformer", "params": TINY})
+                        model={"name": "particle_transformer", "params": {**TINY, **(params or {})}})
     cfg["data"]["sequence"] = {**SEQUENCE, "kinematics": KINEMATICS}
     cfg["train"].update(train)
     return cfg
@@ -160,7 +163,8 @@ def _config(events_file, *, task: str = "classification", epochs: int = 2, **tra
 @pytest.fixture(scope="module")
 def part_run(events_file, tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "part"
-    return physnn.train(_config(events_file, task="regression", epochs=3), out=out, progress=False)
+    cfg = _config(events_file, task="regression", epochs=3, params={"selections": 2})
+    return physnn.train(cfg, out=out, progress=False)
 
 
 @pytest.mark.slow  # a dynamo ONNX export: ~20 s
@@ -198,3 +202,28 @@ def test_an_ensemble_of_transformers_classifies(events_file, tmp_path):
     pred = physnn.predict(result.run_dir, events_file).arrays
     assert np.median(pred["score_std"]) > 0  # the members disagree
     assert result.members[0].best["val_auc"] > 0.7
+
+
+def test_selections_hand_the_head_the_mass_of_the_picked_particles(rng):
+    from physnn.models.particle_transformer import FourVectorSums
+
+    content, counts = particles(rng, [2, 5])
+    b = padded(content, counts, 6)
+    sums = FourVectorSums(4, 1).eval()
+    with torch.no_grad():
+        sums.select.weight.zero_()
+        sums.select.bias.fill_(50.0)  # every real particle picked with weight 1
+        got = sums(torch.zeros(2, 6, 4), b["kinematics"], b["mask"][..., None])
+    vector = pytest.importorskip("vector")
+    kin = content[:, FEATURES:].astype(np.float64)
+    v = vector.array({"pt": kin[:, 0], "eta": kin[:, 1], "phi": kin[:, 2], "E": kin[:, 3]})
+    pair = v[0] + v[1]
+    five = v[2] + v[3] + v[4] + v[5] + v[6]
+    norm = sums.norm  # eval mode: (x - 0) / sqrt(1 + eps)
+    expected = np.array([[pair.mass, pair.pt], [five.mass, five.pt]]) / np.sqrt(1 + norm.eps)
+    np.testing.assert_allclose(got.numpy(), expected, rtol=1e-4)
+    model = build({"selections": 3})
+    model.train()
+    out = model(dict(b, sequence=b["sequence"][:1], kinematics=b["kinematics"][:1], mask=b["mask"][:1],
+                     length=b["length"][:1]))  # a training batch of one event
+    assert torch.isfinite(out).all()

@@ -107,7 +107,7 @@ class ParticleTransformerParams(SequenceParams):
         blocks (kept on by MC dropout); 0: only the head's dropout.
     pair_features
         Add ParT's pairwise features (ln kT, ln z, ln ΔR, ln m²) as attention
-        bias; needs ``kinematics: [pt, eta, phi, energy]`` in the data
+        bias; needs the four-vectors (pt, eta, phi, energy) as ``kinematics`` in the data
         config's ``sequence``.
     pair_embedding
         Hidden widths of the pointwise MLP from the 4 pairwise features to one
@@ -117,6 +117,12 @@ class ParticleTransformerParams(SequenceParams):
         a masked pooling: ``mean``, ``max``, ``sum``, ``attention``.
     class_blocks
         Class-attention blocks of the ``class_attention`` readout.
+    selections
+        K learnt soft selections of particles (not in ParT): each particle gets a weight in (0, 1) per selection
+        from its encoded features, and the invariant mass and pt of each selection's weighted four-vector sum
+        join the event vector (batch-normalised). Attention mixes the particles' features but cannot compute an
+        invariant mass to 1%; this hands the head the mass of the particles it picks (e.g. the two muons). 0:
+        ParT as published. Needs the kinematics.
     head
         Dense and dropout layers after the readout (and the scalars).
     """
@@ -129,6 +135,7 @@ class ParticleTransformerParams(SequenceParams):
     pair_embedding: list[PositiveInt] = Field(default_factory=lambda: [16])
     readout: Literal["class_attention", "mean", "max", "sum", "attention"] = "class_attention"  # type: ignore[assignment]
     class_blocks: int = Field(default=1, ge=1)
+    selections: int = Field(default=0, ge=0)
 
 
 def dropout_layer(rate: float) -> nn.Module:
@@ -198,6 +205,32 @@ class PairEmbedding(nn.Module):
         return self.mlp(pair_features(kinematics)).permute(0, 3, 1, 2)
 
 
+class FourVectorSums(nn.Module):
+    """K soft selections of the particles: the mass and pt of each selection's weighted four-vector sum.
+
+    ``weights = sigmoid(Linear(x))`` (B, T, K), zero at padded particles; the sum over the particles of
+    ``weight * (px, py, pz, E)`` gives K four-vectors per event, whose ``sqrt(max(m², eps))`` and pt (B, 2K)
+    are batch-normalised (their scale is that of the data: GeV).
+    """
+
+    def __init__(self, width: int, selections: int) -> None:
+        super().__init__()
+        self.select = nn.Linear(width, selections)
+        self.norm = nn.BatchNorm1d(2 * selections)
+
+    def forward(self, x: torch.Tensor, kinematics: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+        pt, eta, phi, energy = kinematics.unbind(-1)
+        p4 = torch.stack([pt * torch.cos(phi), pt * torch.sin(phi), pt * torch.sinh(eta), energy], dim=-1)
+        weights = torch.sigmoid(self.select(x)) * real.to(x.dtype)  # (B, T, K)
+        total = weights.transpose(1, 2) @ p4  # (B, K, 4)
+        px, py, pz, e = total.unbind(-1)
+        mass = torch.sqrt((e.square() - px.square() - py.square() - pz.square()).clamp(min=EPS))
+        out = torch.cat([mass, torch.sqrt(px.square() + py.square() + EPS)], dim=-1)
+        norm = self.norm  # batch statistics from 2 events up; a training batch of one uses the running ones
+        return nn.functional.batch_norm(out, norm.running_mean, norm.running_var, norm.weight, norm.bias,
+                                        norm.training and out.shape[0] > 1, norm.momentum or 0.1, norm.eps)
+
+
 class TransformerEncoder(SideInput):
     """Self-attention blocks over the embedded particles with the pairwise bias, then the readout."""
 
@@ -206,7 +239,8 @@ class TransformerEncoder(SideInput):
         self.blocks = nn.ModuleList(Block(width, params) for _ in range(params.blocks))
         self.pairs = PairEmbedding(params.pair_embedding, params.heads) if params.pair_features else None
         self.norm = nn.LayerNorm(width)
-        self.width = width
+        self.sums = FourVectorSums(width, params.selections) if params.selections else None
+        self.width = width + 2 * params.selections
         if params.readout == "class_attention":
             self.cls = nn.Parameter(torch.zeros(1, 1, width))
             nn.init.trunc_normal_(self.cls, std=0.02)
@@ -218,29 +252,35 @@ class TransformerEncoder(SideInput):
     def forward(self, x: torch.Tensor, side: Mapping[str, torch.Tensor]) -> torch.Tensor:
         mask, length = masks(side, x)
         keep = mask.unsqueeze(-1)
-        bias = None
-        if self.pairs is not None:
+        bias = kinematics = None
+        if self.pairs is not None or self.sums is not None:
             kinematics = side["kinematics"][:, : x.shape[1]].to(x.dtype)
             real = side["mask"][:, : x.shape[1], None] if "mask" in side else keep  # an empty event: zeros
-            bias = self.pairs(torch.where(real, kinematics, torch.zeros_like(kinematics)))
+            kinematics = torch.where(real, kinematics, torch.zeros_like(kinematics))
+        if self.pairs is not None:
+            bias = self.pairs(kinematics)
         for block in self.blocks:
             x = block(x, mask, bias) * keep.to(x.dtype)
         if self.pool is not None:
-            return self.pool(self.norm(x) * keep.to(x.dtype), mask, length)
-        token = self.cls.expand(x.shape[0], -1, -1)
-        keys = torch.cat([torch.ones_like(mask[:, :1]), mask], dim=1)
-        for block in self.class_blocks:
-            token = block(token, keys, context=x)
-        return self.norm(token)[:, 0]
+            out = self.pool(self.norm(x) * keep.to(x.dtype), mask, length)
+        else:
+            token = self.cls.expand(x.shape[0], -1, -1)
+            keys = torch.cat([torch.ones_like(mask[:, :1]), mask], dim=1)
+            for block in self.class_blocks:
+                token = block(token, keys, context=x)
+            out = self.norm(token)[:, 0]
+        if self.sums is None:
+            return out
+        return torch.cat([out, self.sums(x, kinematics, real)], dim=-1)
 
 
 @register("particle_transformer", ParticleTransformerParams)
 def build_particle_transformer(params: ParticleTransformerParams, io: ModelIO) -> SequenceModel:
     """Particle Transformer: self-attention over the particles with pairwise kinematics (ΔR, kT, z, m²) as bias."""
-    if params.pair_features and io.sequence is not None and not io.kinematics:
+    if (params.pair_features or params.selections) and io.sequence is not None and not io.kinematics:
         msg = ("model 'particle_transformer' computes pairwise features from the four-vectors: add kinematics: "
                "[part_pt, part_eta, part_phi, part_e] (pt, eta, phi, energy) to the data config's sequence, "
-               "or set pair_features: false")
+               "or set pair_features: false (and selections: 0)")
         raise ConfigError(msg)
 
     def encoder(width: int) -> tuple[SideInput, int]:
