@@ -27,12 +27,14 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 KINEMATICS = ["part_pt", "part_eta", "part_phi", "part_e"]
 
 
-def config(task: str, events: Path, epochs: int, *, pid: bool, model: str) -> dict[str, Any]:
-    """The shipped run config of ``task`` (cls or mass) on ``events``, with the model and the four-vectors."""
+def config(task: str, events: Path, epochs: int, *, pid: bool, model: str, params: dict[str, Any]) -> dict[str, Any]:
+    """The shipped run config of ``task`` (cls or mass) on ``events``, with the model (its ``params`` changed)
+    and the four-vectors."""
     cfg = yaml.safe_load((CONFIGS / "train" / f"events_{task}.yaml").read_text())
     cfg["data"]["files"] = str(events)
     cfg["data"]["sequence"]["kinematics"] = KINEMATICS
     cfg["model"] = yaml.safe_load((CONFIGS / "model" / f"{model}.yaml").read_text())
+    cfg["model"]["params"].update(params)
     cfg["train"]["epochs"] = epochs
     if pid:  # what a detector gives: which particles are muons
         cfg["data"]["define"] = {"is_muon": "abs(part_pid) == 13"}
@@ -41,11 +43,12 @@ def config(task: str, events: Path, epochs: int, *, pid: bool, model: str) -> di
     return cfg
 
 
-def run(task: str, events: Path, out: Path, epochs: int, pid: bool, model: str) -> dict[str, Any]:
+def run(task: str, events: Path, out: Path, epochs: int, pid: bool, model: str, params: dict[str, Any],
+        tag: str) -> dict[str, Any]:
     """Train, predict (MC dropout, T = 50) and evaluate one variant; the figures and seconds per epoch."""
-    name = f"{model}_{task}_{'id' if pid else 'noid'}"
-    trained = physnn.train(config(task, events, epochs, pid=pid, model=model), out=out / name, overwrite=True,
-                           progress=False)
+    name = f"{model}{tag}_{task}_{'id' if pid else 'noid'}"
+    trained = physnn.train(config(task, events, epochs, pid=pid, model=model, params=params), out=out / name,
+                           overwrite=True, progress=False)
     pred = physnn.predict(trained.run_dir, events, out=out / f"{name}.root", mc_samples=50, overwrite=True,
                           collect=task == "mass")
     baselines = None
@@ -64,15 +67,18 @@ def main() -> None:
     parser.add_argument("--model", default="particle_transformer", help="a config name in configs/model")
     parser.add_argument("--tasks", default="cls,mass")
     parser.add_argument("--pid", default="no,yes", help="without and/or with is_muon as an input")
+    parser.add_argument("--param", action="append", default=[], help="KEY=VALUE: change a model parameter")
     parser.add_argument("--out", type=Path, default=Path("part_run"))
     args = parser.parse_args()
+    params = {k: yaml.safe_load(v) for k, _, v in (p.partition("=") for p in args.param)}
+    tag = "".join(f"_{k}{v}" for k, v in params.items())
     args.out.mkdir(parents=True, exist_ok=True)
     events = args.out / "events.root"
     if not events.is_file():
         physnn.simulate("events", events, events=args.events, seed=0)
     for task in args.tasks.split(","):
         for pid in args.pid.split(","):
-            res = run(task, events, args.out, args.epochs, pid == "yes", args.model)
+            res = run(task, events, args.out, args.epochs, pid == "yes", args.model, params, tag)
             print(f"{res['name']}: {res['epoch_s']:.1f} s per epoch")
             if task == "cls":
                 c = res["figures"]["classification"]

@@ -227,3 +227,31 @@ def test_selections_hand_the_head_the_mass_of_the_picked_particles(rng):
     out = model(dict(b, sequence=b["sequence"][:1], kinematics=b["kinematics"][:1], mask=b["mask"][:1],
                      length=b["length"][:1]))  # a training batch of one event
     assert torch.isfinite(out).all()
+
+
+def test_the_data_layer_carries_the_kinematics_unstandardised(events_file):
+    import awkward as ak
+    import uproot
+
+    cfg = {"files": str(events_file), "label": "label",
+           "sequence": {"features": ["part_pt", "part_charge"], "sort_by": "part_pt", "max_length": 8,
+                        "kinematics": KINEMATICS}, "step_size": 400}
+    data = physnn.load(cfg)
+    kin, mask, seq = (data.train.inputs[k] for k in ("kinematics", "mask", "sequence"))
+    assert kin.shape == (*seq.shape[:2], 4)
+    assert len(data.transform.center["sequence"]) == 2  # the features only
+    center, scale = data.transform.center["sequence"][0], data.transform.scale["sequence"][0]
+    assert scale > 1.0  # pt standardised as a feature...
+    torch.testing.assert_close(seq[mask][:, 0], (kin[mask][:, 0] - center) / scale)
+    with uproot.open(events_file) as f:
+        ev = f["events"].arrays(KINEMATICS)[data.train.entry[:5]]
+    order = ak.argsort(ev["part_pt"], axis=1, ascending=False)
+    for j, name in enumerate(KINEMATICS):  # ...and in GeV, sorted and clipped like it, as a kinematic
+        expected = ak.to_numpy(ak.fill_none(ak.pad_none(ev[name][order], 8, clip=True), 0.0))
+        np.testing.assert_allclose(kin[:5, :, j].numpy(), expected, rtol=1e-6)
+    assert (kin[~mask] == 0).all()
+    streamed = next(iter(physnn.stream(cfg, data.transform, split="train")))
+    torch.testing.assert_close(streamed.inputs["kinematics"], kin[: len(streamed)])
+    bad = {**cfg, "sequence": {**cfg["sequence"], "kinematics": ["part_pt", "part_eta", "part_phi", "n_part"]}}
+    with pytest.raises(Exception, match="n_part.*expected a jagged branch"):
+        physnn.load(bad)
