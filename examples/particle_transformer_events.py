@@ -7,6 +7,7 @@ against the classic methods: the generator's likelihood-ratio AUC (the ceiling) 
 identified muons (:func:`physnn.demo.dimuon_mass`), per mass bin with intervals.
 
     python examples/particle_transformer_events.py [--events 10000] [--epochs 10] [--out part_run]
+        [--param selections=0]   # ParT as published: pairwise features only, no particle selections
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ import torch
 
 import physnn
 from physnn.data.convert import pad_sequences
-from physnn.errors import ConfigError
+from physnn.errors import BranchError, ConfigError
 from physnn.models.particle_transformer import pair_features
 from physnn.models.registry import ModelConfig, ModelIO, build_model
 
@@ -194,6 +194,12 @@ def test_trains_predicts_with_mc_dropout_and_exports_to_onnx(part_run, events_fi
                                          "kinematics": x[..., 5:].copy()})
         np.testing.assert_allclose(pred[:, 0], ref["mass_pred"][:40], rtol=1e-4, atol=1e-3)
         np.testing.assert_allclose(sigma[:, 0], ref["mass_std"][:40], rtol=1e-4, atol=1e-3)
+    graph = physnn.export(part_run.run_dir, tmp_path / "part_mc.onnx", mc_samples=20)  # MC dropout in the graph
+    mc_pred, _, epistemic, _ = ort.InferenceSession(str(graph.path), providers=["CPUExecutionProvider"]).run(
+        None, {"sequence": x[..., :5].copy(), "length": raw.seq_counts, "kinematics": x[..., 5:].copy()})
+    assert np.median(epistemic[:, 0]) > 0
+    diff = np.abs(mc_pred[:, 0] - mc["mass_pred"][:40])  # two draws, T = 20 (graph) and T = 8 passes
+    assert np.median(diff) < 2 * np.median(mc["mass_epistemic"][:40]) + 1e-3
 
 
 def test_an_ensemble_of_transformers_classifies(events_file, tmp_path):
@@ -253,5 +259,5 @@ def test_the_data_layer_carries_the_kinematics_unstandardised(events_file):
     streamed = next(iter(physnn.stream(cfg, data.transform, split="train")))
     torch.testing.assert_close(streamed.inputs["kinematics"], kin[: len(streamed)])
     bad = {**cfg, "sequence": {**cfg["sequence"], "kinematics": ["part_pt", "part_eta", "part_phi", "n_part"]}}
-    with pytest.raises(Exception, match="n_part.*expected a jagged branch"):
+    with pytest.raises(BranchError, match=r"n_part.*expected a jagged branch"):
         physnn.load(bad)
