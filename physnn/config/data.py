@@ -77,6 +77,11 @@ class SequenceInput(Strict):
         particles by, e.g. ``part_pt``; ``None`` keeps the file's order.
     descending
         Sort from the largest value (the usual "leading particle first").
+    kinematics
+        Four jagged branches of the same collection, in the order ``[pt, eta, phi, energy]`` (e.g.
+        ``[part_pt, part_eta, part_phi, part_e]``), carried next to the features *unstandardised*, in
+        physical units, padded and masked like them (the batch's ``kinematics`` (N, T, 4)): what a model
+        computing pairwise features (``particle_transformer``) needs. ``None``: not carried.
     """
 
     features: list[str] = Field(min_length=1)
@@ -84,6 +89,11 @@ class SequenceInput(Strict):
     length_quantile: float = Field(default=0.95, gt=0.0, le=1.0)
     sort_by: str | None = None
     descending: bool = True
+    kinematics: list[str] | None = Field(default=None, min_length=4, max_length=4)
+
+    def columns(self) -> list[str]:
+        """The branches zipped per particle: the features, then the kinematics (if any)."""
+        return [*self.features, *(self.kinematics or [])]
 
 
 class Standardize(Strict):

@@ -140,15 +140,16 @@ def sequence_block(arrays: Mapping[str, Any], cfg: SequenceInput, where: str) ->
 
     Returns
     -------
-    content : (M, F) float32
-        One row per particle, features in the configured order, particles of
-        each event sorted by ``sort_by`` when given.
+    content : (M, F + K) float32
+        One row per particle, features in the configured order, then the K
+        ``kinematics`` columns (if any), particles of each event sorted by
+        ``sort_by`` when given.
     counts : (N,) int64
         Number of particles per event.
     """
     import awkward as ak
 
-    names = list(cfg.features)
+    names = cfg.columns()
     counts = None
     first = None
     for name in [*names, *([cfg.sort_by] if cfg.sort_by else [])]:
@@ -319,7 +320,7 @@ def needed_branches(cfg: DataConfig, *, with_truth: bool = True) -> list[str]:
     if cfg.images:
         names += cfg.images.branches
     if cfg.sequence:
-        names += cfg.sequence.features + ([cfg.sequence.sort_by] if cfg.sequence.sort_by else [])
+        names += cfg.sequence.columns() + ([cfg.sequence.sort_by] if cfg.sequence.sort_by else [])
     names += cfg.scalars
     if with_truth:
         names += ([cfg.label] if cfg.label else []) + cfg.targets + ([cfg.weight] if cfg.weight else [])

@@ -147,7 +147,7 @@ def _nonfinite(raw: RawChunk, cfg: DataConfig, where: str, stats: _Stats) -> Raw
             checks.append((", ".join(cfg.target_images.branches), bad, int((~np.isfinite(raw.target_image)).sum())))
     if raw.seq_content is not None and raw.seq_counts is not None and cfg.sequence is not None:
         event_of = np.repeat(np.arange(len(raw)), raw.seq_counts)
-        for j, name in enumerate(cfg.sequence.features):
+        for j, name in enumerate(cfg.sequence.columns()):
             rows = ~np.isfinite(raw.seq_content[:, j])
             if rows.any():
                 bad = np.zeros(len(raw), bool)
@@ -299,9 +299,13 @@ def finalize(raw: RawChunk, transform: Transform, cfg: DataConfig) -> TensorData
     if raw.image is not None:
         inputs["image"] = torch.from_numpy(transform.standardize("image", raw.image, axis=1))
     if raw.seq_content is not None and raw.seq_counts is not None:
-        content = transform.standardize("sequence", raw.seq_content, axis=1)
+        n_features = len(cfg.sequence.features) if cfg.sequence is not None else raw.seq_content.shape[1]
+        content = transform.standardize("sequence", raw.seq_content[:, :n_features], axis=1)
         x, mask, lengths = pad_sequences(content, raw.seq_counts, transform.max_length or 1)
         inputs["sequence"] = torch.from_numpy(x)
+        if raw.seq_content.shape[1] > n_features:  # the declared kinematics, in physical units
+            kin, _, _ = pad_sequences(raw.seq_content[:, n_features:], raw.seq_counts, transform.max_length or 1)
+            inputs["kinematics"] = torch.from_numpy(kin)
         inputs["mask"] = torch.from_numpy(mask)
         inputs["length"] = torch.from_numpy(lengths)
     if raw.scalars is not None:

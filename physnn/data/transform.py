@@ -172,8 +172,9 @@ class TransformFitter:
             if raw.image is not None and self.cfg.standardize.images:
                 per_channel = np.moveaxis(raw.image, 1, -1).reshape(-1, raw.image.shape[1])
                 self.moments["image"].add(per_channel)
-            if raw.seq_content is not None:
-                self.moments["sequence"].add(raw.seq_content)
+            if raw.seq_content is not None:  # the features only: the kinematics after them stay in physical units
+                n_features = len(self.cfg.sequence.features) if self.cfg.sequence else raw.seq_content.shape[1]
+                self.moments["sequence"].add(raw.seq_content[:, :n_features])
             if raw.scalars is not None and raw.scalars.shape[1]:
                 self.moments["scalars"].add(raw.scalars)
         if raw.seq_counts is not None:

@@ -123,8 +123,9 @@ def _swap_dropout(model: nn.Module, swapped: list[tuple[nn.Module, str, nn.Modul
 
 def _dynamic(names: list[str]) -> dict[str, dict[int, str]]:
     axes: dict[str, dict[int, str]] = {name: {0: "batch"} for name in names}
-    if "sequence" in axes:
-        axes["sequence"][1] = "length"
+    for key in ("sequence", "kinematics"):
+        if key in axes:
+            axes[key][1] = "length"
     return axes
 
 
@@ -252,7 +253,7 @@ def _dropout_drawn_in_graph(module: nn.Module, mc_dropout: bool) -> Iterator[Non
 def _shapes(module: Any, examples: tuple[torch.Tensor, ...], outputs: tuple[torch.Tensor, ...]
             ) -> dict[str, dict[str, list[Any]]]:
     """The graph's input and output shapes, ``N`` (and a sequence's ``L``) for its dynamic axes."""
-    inputs = {name: ["N" if i == 0 else ("L" if name == "sequence" and i == 1 else int(d))
+    inputs = {name: ["N" if i == 0 else ("L" if name in ("sequence", "kinematics") and i == 1 else int(d))
                      for i, d in enumerate(t.shape)] for name, t in zip(module.input_names, examples, strict=True)}
     outs = {name: ["N", *(int(d) for d in t.shape[1:])] for name, t in zip(module.output_names, outputs, strict=True)}
     return {"inputs": inputs, "outputs": outs}
@@ -268,6 +269,7 @@ def _meta(loaded: LoadedRun, format: str, mc_samples: int, shapes: Mapping[str, 
                       graph_outputs=shapes["outputs"],
                       branches={"image": None if data.images is None else data.images.branches,
                                 "sequence": None if sequence is None else sequence.features,
+                                "kinematics": None if sequence is None else sequence.kinematics,
                                 "scalars": data.scalars or getattr(task, "scalars", [])},
                       classes=getattr(task, "classes", None), targets=list(task.targets),
                       define=dict(data.define), max_length=loaded.transform.max_length,

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 #: Batch entries passed to :class:`SideInput` stages next to the running tensor.
-SIDE_KEYS = ("scalars", "mask", "length")
+SIDE_KEYS = ("scalars", "mask", "length", "kinematics")
 DROPOUT_TYPES = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.FeatureAlphaDropout)
 
 

@@ -92,6 +92,7 @@ class PhysicsModel(nn.Module):
         self.output_names = list(self.heads)
         self.input_names = [*(["image"] if io.image is not None else []),
                             *(["sequence", "length"] if io.sequence is not None else []),
+                            *(["kinematics"] if io.sequence is not None and io.kinematics else []),
                             *(["scalars"] if io.scalars else [])]
         for key in ("image", "sequence", "scalars"):
             center, scale = _affine(transform, key)
@@ -116,6 +117,10 @@ class PhysicsModel(nn.Module):
         if self.io.sequence is not None:
             out["sequence"] = torch.randn(n, length, self.io.sequence[1], generator=gen)
             out["length"] = torch.tensor([length, 2, 0][:n] + [1] * max(n - 3, 0), dtype=torch.int64)
+            pt = 5.0 + 20.0 * torch.rand(n, length, generator=gen)  # [pt, eta, phi, energy] of massive particles
+            eta = torch.randn(n, length, generator=gen)
+            phi = (2 * torch.rand(n, length, generator=gen) - 1) * torch.pi
+            out["kinematics"] = torch.stack([pt, eta, phi, 1.01 * pt * torch.cosh(eta)], dim=-1)
         if self.io.scalars:
             out["scalars"] = torch.randn(n, self.io.scalars, generator=gen)
         return tuple(out[name] for name in self.input_names)
@@ -135,6 +140,8 @@ class PhysicsModel(nn.Module):
             x = (x - self.sequence_center) / self.sequence_scale
             batch["sequence"] = x * mask[..., None].to(x.dtype)
             batch["mask"] = mask
+            if "kinematics" in given:  # four-vectors in physical units, zero beyond each event's length
+                batch["kinematics"] = given["kinematics"].float() * mask[..., None].to(x.dtype)
         if "scalars" in given:
             batch["scalars"] = (given["scalars"].float() - self.scalars_center) / self.scalars_scale
         return batch

@@ -52,6 +52,10 @@ class ModelIO:
     incident_energy
         For generative models: whether the conditions include the incident
         energy (so the critic can see energy fractions).
+    kinematics
+        Whether the batches carry the sequence's four-vectors in physical
+        units, ``kinematics`` (B, T, 4) as ``[pt, eta, phi, energy]`` (the data
+        config's ``sequence.kinematics``).
     """
 
     image: tuple[int, ...] | None = None
@@ -61,6 +65,7 @@ class ModelIO:
     reconstruct: str | None = None
     conditions: int | None = None
     incident_energy: bool = False
+    kinematics: bool = False
 
     def state(self) -> dict[str, Any]:
         """Plain types for a checkpoint."""
@@ -74,7 +79,8 @@ class ModelIO:
                    sequence=None if state["sequence"] is None else tuple(state["sequence"]),
                    scalars=int(state["scalars"]), outputs=int(state["outputs"]),
                    reconstruct=state.get("reconstruct"), conditions=state.get("conditions"),
-                   incident_energy=bool(state.get("incident_energy", False)))
+                   incident_energy=bool(state.get("incident_energy", False)),
+                   kinematics=bool(state.get("kinematics", False)))
 
 
 Builder = Callable[[Any, ModelIO], "nn.Module"]

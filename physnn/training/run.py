@@ -59,7 +59,7 @@ def model_io(data: DataBundle | StreamingBundle, task: Task) -> ModelIO:
     return ModelIO(image=tuple(inputs["image"].shape[1:]) if "image" in inputs else None,
                    sequence=tuple(inputs["sequence"].shape[1:]) if "sequence" in inputs else None,
                    scalars=int(inputs["scalars"].shape[1]) if "scalars" in inputs else 0,
-                   outputs=task.n_outputs, **task.io_fields())
+                   kinematics="kinematics" in inputs, outputs=task.n_outputs, **task.io_fields())
 
 
 def _check_dir(out: Path, overwrite: bool) -> None:
