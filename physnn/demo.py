@@ -23,7 +23,7 @@ The run configs below are the same as ``configs/train/{epi,energy,events_cls,
 events_mass}.yaml`` with the demo's file names; the photon/pi0 CNN is a
 smaller one than ``configs/train/gamma_pi0.yaml`` (the same layers, residual
 blocks and flips in η and φ, with half the channels: the benchmark's is 3x
-the computing), so that the demo stays a few minutes on a laptop.
+the computing per shower; 20 epochs), so that the demo stays a few minutes on a laptop.
 """
 
 from __future__ import annotations
@@ -125,7 +125,7 @@ def epi_config(showers: str | Path, epochs: int = 12) -> dict[str, Any]:
                       "scheduler": {"name": "cosine"}, "early_stopping": {"patience": 4}}}
 
 
-def photon_config(showers: str | Path, epochs: int = 12) -> dict[str, Any]:
+def photon_config(showers: str | Path, epochs: int = 20) -> dict[str, Any]:
     """Photon/pi0 classification from the calorimeter image: the photon is the signal (the benchmark's
     convention: pi0 rejection at fixed photon efficiency); class 1 = pi0, the score branch is P(photon)."""
     return {"data": {"files": str(showers), "images": {"branches": ["image"]}, "label": "pdgid",
