@@ -59,7 +59,7 @@ def simulate_showers(
     compression: CompressionOpt = None,
 ) -> None:
     """Calorimeter showers: TTree 'showers' with image[L][H][W] (GeV), energy, pdgid, label, x0, y0 (+ opening_angle
-    with pi0)."""
+    with pi0, + strips[H*eta][W*phi] with a strip layer: --config configs/simulate/strips.yaml)."""
     overrides = list(set_ or [])
     if particles:
         overrides.append(f"particles=[{', '.join(repr(p.strip()) for p in particles.split(','))}]")
