@@ -60,8 +60,7 @@ def simulate_showers(
 ) -> None:
     """Calorimeter showers: TTree 'showers' with image[L][H][W] (GeV), energy, pdgid, label, x0, y0.
 
-    With pi0 the tree gains opening_angle; with a strip layer (--config configs/simulate/strips.yaml),
-    strips[H*eta][W*phi].
+    With pi0 it gains opening_angle; with a strip layer (--config configs/simulate/strips.yaml), strips[H*eta][W*phi].
     """
     overrides = list(set_ or [])
     if particles:
