@@ -26,7 +26,7 @@ def invoke(*args: str):
 def test_models_lists_parameters_and_layers():
     result = invoke("models", "--layers")
     assert result.exit_code == 0
-    for word in ("cnn", "features", "head", "dims", "conv_transpose", "kernel_regularizer"):
+    for word in ("cnn", "features", "head", "dims", "conv_transpose", "kernel_regularizer", "residual"):
         assert word in result.output
 
 

@@ -143,3 +143,16 @@ def test_readme_transfer_from_epi_to_energy_runs(showers_file, tmp_path, monkeyp
                                  "--set", files, "--set", "train.epochs=1"])
     assert second.exit_code == 0, second.output
     assert (tmp_path / "runs" / "e" / "best.pt").is_file()
+
+
+def test_photon_pi0_configs_flip_in_eta_and_phi_and_use_residual_blocks():
+    """The benchmark's and the demo's photon/π0 CNNs: residual blocks at full resolution, flipped training images."""
+    from physnn.demo import photon_config
+    from physnn.training.config import load_run_config
+
+    for source in (CONFIGS / "train" / "gamma_pi0.yaml", photon_config("gamma_pi0.root")):
+        cfg = load_run_config(source)
+        assert cfg.data.augment.flip == ["eta", "phi"]
+        layers = [layer["type"] for layer in cfg.model.params["features"]]
+        assert layers[:3] == ["conv", "residual", "pool"]
+        assert layers.count("residual") == 2

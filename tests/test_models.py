@@ -139,3 +139,34 @@ def test_first_stochastic_stage_and_feature_split():
     assert model.n_features == 2
     assert model.first_stochastic_stage() == model.n_features + 2  # conv, flatten, join, dense | dropout
     assert model.feature_prefixes() == ["stages.0.", "stages.1."]
+
+
+@pytest.mark.parametrize(("dims", "image", "expected"), [
+    (1, (2, 16), [(8, 16), (8, 16), (4, 8)]),
+    (2, (3, 24, 24), [(8, 24, 24), (8, 24, 24), (4, 12, 12)]),
+    (2, (3, 25, 25), [(8, 25, 25), (8, 25, 25), (4, 13, 13)]),
+    (3, (3, 24, 24), [(8, 3, 24, 24), (8, 3, 24, 24), (4, 2, 12, 12)]),
+])
+def test_residual_block_shapes_1d_2d_3d(dims, image, expected):
+    blocks = [{"type": "residual", "filters": 8}, {"type": "residual", "filters": 8, "batch_norm": False},
+              {"type": "residual", "filters": 4, "strides": 2}]
+    model = cnn(blocks, dims=dims, image=image).eval()
+    x = model.adapt({"image": torch.randn(2, *image)})
+    for i, shape in enumerate(expected):
+        x = model.stages[i](x)
+        assert tuple(x.shape[1:]) == shape
+    assert model({"image": torch.randn(2, *image)}).shape == (2, 1)
+    first, same, strided = (model.stages[i][0] for i in range(3))
+    assert isinstance(first.shortcut[0], (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d))  # 3 or 2 -> 8 channels
+    assert first.shortcut[0].kernel_size == (1,) * dims
+    assert isinstance(same.shortcut, torch.nn.Identity)  # 8 -> 8, stride 1: the input itself
+    assert strided.shortcut[0].stride == (2,) * dims  # 8 -> 4 and halved: a strided 1x1 projection
+
+
+def test_residual_block_adds_its_input_before_the_activation():
+    model = cnn([{"type": "residual", "filters": 2, "batch_norm": False}], image=(2, 5, 5)).eval()
+    block = model.stages[0][0]
+    for p in block.body.parameters():
+        torch.nn.init.zeros_(p)  # the body gives 0: the block is relu(x)
+    x = torch.randn(3, 2, 5, 5)
+    torch.testing.assert_close(block(x), torch.relu(x))

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 from physnn.config.data import (
+    Augment,
     DataConfig,
     FriendSpec,
     ImageInput,
@@ -30,6 +31,6 @@ from physnn.config.files import (
 )
 from physnn.config.package_data import resolve_config_path, shipped, shipped_names
 
-__all__ = ["DataConfig", "FriendSpec", "ImageInput", "SequenceInput", "Split", "Standardize", "Strict",
+__all__ = ["Augment", "DataConfig", "FriendSpec", "ImageInput", "SequenceInput", "Split", "Standardize", "Strict",
            "TargetSpec", "apply_overrides", "format_validation_error", "load_config", "read_yaml",
            "rebase_data_paths", "relative_to", "resolve_config_path", "shipped", "shipped_names"]

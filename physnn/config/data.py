@@ -12,15 +12,14 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from physnn.config.augment import Augment
+from physnn.config.strict import Strict
 from physnn.io.metadata import declared_image_unit, declared_readout
 
-
-class Strict(BaseModel):
-    """Base of every config model: unknown keys are errors, values are checked."""
-
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+__all__ = ["Augment", "DataConfig", "FriendSpec", "ImageInput", "SequenceInput", "Split", "Standardize", "Strict",
+           "TargetSpec"]
 
 
 class ImageInput(Strict):
@@ -268,6 +267,9 @@ class DataConfig(Strict):
         What to do with NaN/inf in inputs and targets: ``error`` or ``drop``.
     step_size
         Chunk size when streaming (``"100 MB"`` or a number of entries).
+    augment
+        Flips of the training images in η and φ (see :class:`Augment`), e.g.
+        ``{flip: [eta, phi]}``; never applied to validation, test or predictions.
     """
 
     files: list[str]
@@ -292,6 +294,7 @@ class DataConfig(Strict):
     split: Split = Field(default_factory=Split)
     nonfinite: Literal["error", "drop"] = "error"
     step_size: str | int = "100 MB"
+    augment: Augment = Field(default_factory=Augment)
 
     @field_validator("files", mode="before")
     @classmethod
@@ -336,6 +339,13 @@ class DataConfig(Strict):
             raise ValueError(msg)
         if self.target_images is not None and self.images is None:
             msg = "target_images needs images: the inputs the targets correspond to"
+            raise ValueError(msg)
+        if self.augment.flip and (self.images is None or self.sequence is not None):
+            msg = "augment.flip flips images: it needs images: and no sequence: (sequences are not flipped)"
+            raise ValueError(msg)
+        unknown = [n for names in self.augment.coordinates.values() for n in names if n not in self.scalars]
+        if unknown:
+            msg = f"augment.coordinates: {unknown} are not among the scalars ({self.scalars})"
             raise ValueError(msg)
         return self
 

@@ -47,7 +47,7 @@ class CNNParams(Strict):
     dims
         1, 2 or 3: the dimensionality of the convolutions (see module docs).
     features
-        The feature extractor: conv, conv_transpose, pool, global_pool,
+        The feature extractor: conv, conv_transpose, residual, pool, global_pool,
         upsample, batchnorm, dropout, activation, flatten layers.
     head
         Dense and dropout layers after the (flattened) features; the output

@@ -79,7 +79,7 @@ class AdversarialStep:
             sums["energy_nll"] = torch.zeros((), device=loop.device)
         n_critic = n_gen = 0
         for step, batch in enumerate(loop.batches(tensors, loop.cfg.batch_size, shuffle=True)):
-            batch = task.augment(batch)
+            batch = task.augment(loop.augment_inputs(batch))  # the data's flips: training batches only
             real, cond = batch["real"], batch["conditions"]
             critic = task.critic_of(model, batch)  # x -> D(x | conditions, energy features of x)
             energies = task.layer_energies(real) if density is not None else None

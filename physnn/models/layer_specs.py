@@ -3,6 +3,7 @@
 A YAML list such as::
 
     - {type: conv, filters: 32, kernel_size: 3, padding: same, activation: relu}
+    - {type: residual, filters: 32, kernel_size: 3}
     - {type: pool, mode: max, pool_size: 2}
     - {type: dropout, rate: 0.2, spatial: true}
     - {type: flatten}
@@ -97,6 +98,41 @@ class ConvTranspose(Conv):
     """
 
     type: Literal["conv_transpose"]  # type: ignore[assignment]
+
+
+class Residual(Strict):
+    """Residual block (ResNet's basic block): two convolutions, and a shortcut added before the last activation.
+
+    The block is post-activation, as in He et al. (2015): ``conv -> [batch norm] -> activation -> conv ->
+    [batch norm]``, plus the shortcut, then the activation. The shortcut is the input itself, or a 1x1
+    convolution (with batch norm when ``batch_norm``) when the block changes the channel count or strides.
+    Convolutions pad ``same``, so the output has ceil(input / stride) cells per axis (1D, 2D or 3D by the
+    model's ``dims``).
+
+    Attributes
+    ----------
+    filters
+        Output channels of both convolutions (and of the shortcut's projection).
+    kernel_size
+        Window size of both convolutions: one number for every spatial axis, or one per axis.
+    strides
+        Step of the first convolution and of the shortcut (2 halves every axis, as the first block of a ResNet
+        stage does); 1 keeps the size.
+    activation
+        Activation after the first convolution and after the sum.
+    kernel_initializer
+        Initialisation of the convolutions' weights, in Keras' names.
+    batch_norm
+        Batch normalisation after each convolution (and the projection).
+    """
+
+    type: Literal["residual"]
+    filters: int = Field(gt=0)
+    kernel_size: IntOrList = 3
+    strides: IntOrList = 1
+    activation: ActivationName = "relu"
+    kernel_initializer: Initializer = "he_normal"
+    batch_norm: bool = True
 
 
 class Pool(Strict):
@@ -238,6 +274,6 @@ class Dense(Strict):
 
 
 Layer = Annotated[
-    Conv | ConvTranspose | Pool | GlobalPool | UpSample | BatchNorm | Dropout | Flatten | Activation | Dense,
+    Conv | ConvTranspose | Residual | Pool | GlobalPool | UpSample | BatchNorm | Dropout | Flatten | Activation | Dense,
     Field(discriminator="type"),
 ]

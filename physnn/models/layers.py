@@ -28,11 +28,13 @@ from physnn.models.layer_specs import (
     Layer,
     Pool,
     Regularizer,
+    Residual,
     UpSample,
 )
 
 __all__ = ["Activation", "ActivationName", "BatchNorm", "Conv", "ConvTranspose", "Dense", "Dropout", "Flatten",
-           "GlobalPool", "Initializer", "IntOrList", "Layer", "Pool", "Regularizer", "StackBuilder", "UpSample",
+           "GlobalPool", "Initializer", "IntOrList", "Layer", "Pool", "Regularizer", "Residual", "ResidualBlock",
+           "StackBuilder", "UpSample",
            "activation", "initialize", "same_padding", "stack"]
 
 
@@ -90,6 +92,19 @@ class GlobalPooling(nn.Module):
         if self.mode == "max":
             return flat.amax(dim=2)
         return flat.sum(dim=2) if self.mode == "sum" else flat.mean(dim=2)
+
+
+class ResidualBlock(nn.Module):
+    """``activation(body(x) + shortcut(x))``: a ResNet basic block (see :class:`Residual`)."""
+
+    def __init__(self, body: nn.Module, shortcut: nn.Module, act: nn.Module) -> None:
+        super().__init__()
+        self.body = body
+        self.shortcut = shortcut
+        self.act = act
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.body(x) + self.shortcut(x))
 
 
 def _tuple(value: IntOrList, dims: int, name: str) -> tuple[int, ...]:
@@ -193,6 +208,22 @@ class StackBuilder:
 
     def _build_conv_transpose(self, spec: ConvTranspose, where: str) -> list[nn.Module]:
         return self._build_conv(spec, where, transpose=True)
+
+    def _build_residual(self, spec: Residual, where: str) -> list[nn.Module]:
+        start = self.shape
+        self._spatial(where)
+        conv = {"type": "conv", "filters": spec.filters, "kernel_initializer": spec.kernel_initializer,
+                "batch_norm": spec.batch_norm}
+        first = self._build_conv(Conv(**conv, kernel_size=spec.kernel_size, strides=spec.strides,
+                                      activation=spec.activation), where)
+        second = self._build_conv(Conv(**conv, kernel_size=spec.kernel_size, activation="linear"), where)
+        shortcut: nn.Module = nn.Identity()
+        if start[0] != spec.filters or set(_tuple(spec.strides, self.dims, f"{where}.strides")) != {1}:
+            projection = StackBuilder(start, self.dims)
+            shortcut = nn.Sequential(*projection._build_conv(
+                Conv(**conv, kernel_size=1, strides=spec.strides, activation="linear"), where))
+        self.regs = []
+        return [ResidualBlock(nn.Sequential(*first, *second), shortcut, activation(spec.activation))]
 
     def _build_pool(self, spec: Pool, where: str) -> list[nn.Module]:
         size = self._spatial(where)

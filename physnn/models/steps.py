@@ -40,6 +40,10 @@ class Loop(Protocol):
         """Batches of a split on the device (shuffled with the run's generator, sharded under torchrun)."""
         ...
 
+    def augment_inputs(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """A training batch as the data config's ``augment:`` makes it (flips); call it on training batches only."""
+        ...
+
     def optimizer(self, module: nn.Module, settings: Any = None) -> torch.optim.Optimizer:
         """The configured optimiser of ``module`` (``settings``: another optimiser section)."""
         ...

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from physnn.data.augment import flips_for
 from physnn.data.dataset import DataBundle, TensorData, load
 from physnn.data.domain import Domain
 from physnn.data.streaming import StreamingBundle, StreamingSplit, prepare
@@ -212,6 +213,7 @@ def _train(cfg: RunConfig, out: Path, state: dict[str, Any] | None, dev: torch.d
             Task.from_config(cfg.task, cfg.data, data.transform.classes, _in_memory(data.train).tensors(),
                              data.transform, data.summary))
     io = model_io(data, task)
+    augment = flips_for(cfg.data, data.transform, io.image)  # refused before the run folder is written
     model, transferred = _build_model(cfg, io, state, notes.lines)
     notes.tell(dist)
     created = next((p for p in reversed([out, *out.parents]) if not p.exists()), None)
@@ -227,7 +229,7 @@ def _train(cfg: RunConfig, out: Path, state: dict[str, Any] | None, dev: torch.d
                 "io": io.state(), "data_info": _plain(data.info),
                 "domain": Domain.fit(_in_memory(data.train).inputs).state()}
         trainer = Trainer(model, task, cfg.train, out, dev, checkpoint_base=base, transferred=transferred,
-                          progress=progress, dist=dist, plots=plots)
+                          progress=progress, dist=dist, plots=plots, augment=augment)
         result = trainer.fit(data.train, data.val, resume=state, on_epoch_end=tracker)
     except KeyboardInterrupt:
         raise interrupted(out, cfg.train.epochs, tracker.finished, new=state is None, created=created,

@@ -72,7 +72,7 @@ class SupervisedStep:
         total = torch.zeros((), device=loop.device)
         weight = torch.zeros((), device=loop.device)
         for batch in loop.batches(tensors, loop.cfg.batch_size, shuffle=True):
-            batch = loop.task.augment(batch)
+            batch = loop.task.augment(loop.augment_inputs(batch))  # the data's flips: training batches only
             with autocast(loop.device, loop.amp):
                 out = forward(batch)
             s, w = weighted(loop, loop.task.loss(out, batch), batch)

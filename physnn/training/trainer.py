@@ -150,11 +150,16 @@ class Trainer:
         Show the progress on stderr (:mod:`physnn.training.progress`).
     plots
         The figures to draw during training (none by default).
+    augment
+        The data's augmentation of the training batches (:class:`physnn.data.augment.Flips`), called
+        with the run's seeded generator; None: the batches as they are.
     """
 
     def __init__(self, model: StagedModel, task: Task, cfg: TrainConfig, run_dir: Path, device: torch.device, *,
                  checkpoint_base: Mapping[str, Any], transferred: bool = False, progress: bool = False,
-                 dist: Dist | None = None, plots: Plots | None = None) -> None:
+                 dist: Dist | None = None, plots: Plots | None = None,
+                 augment: Callable[[dict[str, torch.Tensor], torch.Generator], dict[str, torch.Tensor]] | None = None
+                 ) -> None:
         self.plots = plots or Plots()
         self.model = model.to(device)
         self.dist = dist or Dist()
@@ -167,6 +172,7 @@ class Trainer:
         self.transferred = transferred
         self.progress = progress and self.dist.main
         self.generator = torch.Generator().manual_seed(cfg.seed)
+        self.augment = augment
         self.log = MetricsLog(run_dir, cfg.metrics_format)
         #: what an epoch and a validation pass are: the task's own step (a GAN's) or the supervised one
         self.step: TrainingStep = task.training_step() or SupervisedStep()
@@ -209,6 +215,10 @@ class Trainer:
             yield batch
 
     # -- what a step asks for ------------------------------------------------
+    def augment_inputs(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """A training batch as the data's augmentation makes it (flips in η and φ); only training batches."""
+        return batch if self.augment is None else self.augment(batch, self.generator)
+
     def optimizer(self, module: nn.Module, settings: Any = None) -> torch.optim.Optimizer:
         """The configured optimiser of ``module`` (``settings``: another optimiser section, e.g. the critic's)."""
         return make_optimizer(module, self.cfg, self.transferred and module is self.model, settings=settings)

@@ -1,0 +1,80 @@
+"""Flips of the training batches in η and φ (the data config's ``augment:``, :class:`physnn.config.Augment`).
+
+The trainer applies :class:`Flips` to the batches it trains on and to no
+other: validation, test, calibration and predictions see the files' events
+as they are. Each event is flipped with probability 1/2 per axis, drawn from
+the run's seeded generator (resumed with it). The image (and a target image,
+for autoencoders) is flipped along the axis; scalar inputs declared as
+coordinates along it change sign about the image's centre, in their
+standardised units.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from physnn.config import DataConfig
+from physnn.config.augment import AXES
+from physnn.data.transform import Transform
+from physnn.errors import ConfigError
+
+__all__ = ["Flips", "flips_for"]
+
+
+class Flips:
+    """Flip each event of a batch along each named axis with probability 1/2.
+
+    Parameters
+    ----------
+    axes
+        ``eta`` and/or ``phi`` (see :data:`physnn.config.augment.AXES`).
+    coordinates
+        Per axis: the columns of ``scalars`` that are coordinates along it, and each one's
+        standardised offset ``2 center / scale`` (a flipped value z becomes ``-z - offset``).
+    """
+
+    def __init__(self, axes: Sequence[str], coordinates: dict[str, list[tuple[int, float]]] | None = None) -> None:
+        self.axes = list(axes)
+        self.coordinates = coordinates or {}
+
+    def __call__(self, batch: dict[str, torch.Tensor], generator: torch.Generator) -> dict[str, torch.Tensor]:
+        out = dict(batch)
+        n = len(out["image"])
+        for name in self.axes:
+            flipped = (torch.rand(n, generator=generator) < 0.5).to(out["image"].device)
+            for key in ("image", "target_image"):
+                if key in out:
+                    x = out[key]
+                    where = flipped.view(-1, *([1] * (x.ndim - 1)))
+                    out[key] = torch.where(where, x.flip(AXES[name]), x)
+            if self.coordinates.get(name):
+                scalars = out["scalars"].clone()
+                for column, offset in self.coordinates[name]:
+                    scalars[:, column] = torch.where(flipped, -scalars[:, column] - offset, scalars[:, column])
+                out["scalars"] = scalars
+        return out
+
+
+def flips_for(cfg: DataConfig, transform: Transform, image: Sequence[int] | None) -> Flips | None:
+    """The flips the data config asks for (None: none), for per-event images of shape ``image``.
+
+    Raises
+    ------
+    ConfigError
+        When the images have fewer than two cell axes after the channels.
+    """
+    spec = cfg.augment
+    if not spec.flip:
+        return None
+    if image is None or len(image) < 3:
+        msg = (f"augment.flip: {spec.flip} needs images of channels x η x φ cells; the data give "
+               f"{list(image or [])}")
+        raise ConfigError(msg)
+    center = np.asarray(transform.center.get("scalars", [0.0] * len(cfg.scalars)), dtype=float)
+    scale = np.asarray(transform.scale.get("scalars", [1.0] * len(cfg.scalars)), dtype=float)
+    columns = {axis: [cfg.scalars.index(n) for n in names] for axis, names in spec.coordinates.items()}
+    coordinates = {axis: [(j, float(2 * center[j] / scale[j])) for j in js] for axis, js in columns.items()}
+    return Flips(spec.flip, coordinates)
