@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 import physnn
-from physnn.data.convert import fold_to_grid
+from physnn.data.convert import flip_order, fold_to_grid
 from physnn.errors import BranchError, ConfigError
 from physnn.physics.photon_id import photon_id_variables, strip_variables
 from physnn.simulation import ShowerConfig, simulate_showers
@@ -91,3 +92,34 @@ def test_a_cnn_trains_and_predicts_on_image_and_strips(tmp_path):
     preds = physnn.predict(tmp_path / "run", showers, out=tmp_path / "p.root", collect=True).arrays
     assert preds["prob"].shape == (400, 2)
     assert np.isfinite(preds["prob"]).all()
+
+
+def test_a_flip_of_folded_strips_is_the_fold_of_the_flipped_strips():
+    image = np.random.default_rng(0).random((3, 2, 4, 5)).astype(np.float32)
+    strips = np.random.default_rng(1).random((3, 16, 10)).astype(np.float32)  # 4 x 2 strips per cell
+    folded = fold_to_grid([image, strips], ["image", "strips"], "f.root:t")
+    for axis in (-2, -1):
+        expected = fold_to_grid([np.flip(image, axis), np.flip(strips, axis)], ["image", "strips"], "f.root:t")
+        order = flip_order([image.shape[1:], strips.shape[1:]], axis)
+        np.testing.assert_array_equal(np.flip(folded, axis)[:, order], expected)
+    assert flip_order([(3, 24, 24), (3, 24, 24)], -2) is None
+
+
+def test_training_flips_reverse_the_strips_inside_each_cell(tmp_path):
+    from physnn.config import DataConfig
+    from physnn.data.augment import flips_for
+    from physnn.data.transform import Transform
+
+    showers = tmp_path / "s.root"
+    physnn.simulate("showers", showers, events=20, seed=1, overrides=[f"strips={STRIPS}"])
+    cfg = DataConfig(files=str(showers), images={"branches": ["image", "strips"]}, augment={"flip": ["eta"]})
+    flips = flips_for(cfg, Transform(), (7, 24, 24))
+    cells = physnn.read(showers, ["image", "strips"])
+    image, strips = np.asarray(cells["image"]), np.asarray(cells["strips"])
+    x = torch.from_numpy(fold_to_grid([image, strips], ["image", "strips"], "s"))
+    out = flips({"image": x}, torch.Generator().manual_seed(0))["image"].numpy()
+    mirrored = fold_to_grid([image[:, :, ::-1], strips[:, ::-1]], ["image", "strips"], "s")
+    flipped = [np.array_equal(o, m) for o, m in zip(out, mirrored, strict=True)]
+    kept = [np.array_equal(o, k) for o, k in zip(out, x.numpy(), strict=True)]
+    assert all(f or k for f, k in zip(flipped, kept, strict=True))
+    assert 0 < sum(flipped) < 20

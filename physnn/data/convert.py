@@ -9,7 +9,8 @@ are checked here, with errors naming the branch.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import itertools
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -157,6 +158,26 @@ def fold_to_grid(blocks: list[np.ndarray], names: list[str], where: str) -> np.n
         cells = b.reshape(n, layers, height, a, width, c).transpose(0, 1, 3, 5, 2, 4)
         folded.append(cells.reshape(n, layers * a * c, height, width))
     return np.ascontiguousarray(np.concatenate(folded, axis=1), dtype=np.float32)
+
+
+def flip_order(shapes: Sequence[tuple[int, ...]], axis: int) -> list[int] | None:
+    """The channel order that goes with a flip along cell ``axis`` (-2: η, -1: φ) of images folded by
+    :func:`fold_to_grid` from blocks of per-event ``shapes``; None when nothing is folded (all shapes equal).
+
+    A flip reverses the coarse cells along the axis and, inside each cell, the order of its strips, which
+    :func:`fold_to_grid` put in channels: strip ``i`` of ``a`` becomes strip ``a - 1 - i``.
+    """
+    if len(set(shapes)) <= 1:
+        return None
+    four = [(1, *s) if len(s) == 2 else tuple(s) for s in shapes]
+    height, width = min(s[1] for s in four), min(s[2] for s in four)
+    order: list[int] = []
+    for layers, rows, cols in four:
+        a, c = rows // height, cols // width
+        for _, i, j in itertools.product(range(layers), range(a), range(c)):
+            cell = len(order) - (i * c + j)  # the first channel of this layer's cell
+            order.append(cell + ((a - 1 - i) * c + j if axis == -2 else i * c + (c - 1 - j)))
+    return order
 
 
 def sequence_block(arrays: Mapping[str, Any], cfg: SequenceInput, where: str) -> tuple[np.ndarray, np.ndarray]:
