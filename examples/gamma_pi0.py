@@ -11,7 +11,12 @@ same showers and compares the two on the test split, per bin of the true
 energy: ROC AUC and the π0 rejection at 80% photon efficiency, each with a
 bootstrap 68% interval.
 
-    python examples/gamma_pi0.py [--events 20000] [--out gamma_pi0]
+    python examples/gamma_pi0.py [--events 20000] [--out gamma_pi0] [--strips 4]
+
+``--strips 4`` gives the calorimeter a first layer of η strips 4x finer than its
+cells (``configs/simulate/strips.yaml``): the CNN reads ``image`` and
+``strips`` (folded into channels) and the BDT gains the strip variables
+(:func:`physnn.physics.photon_id.strip_variables`).
 
 It writes ``OUT/gamma_pi0.root`` (showers), ``OUT/run`` (the CNN),
 ``OUT/predictions.root`` and ``OUT/photon_id.json`` (the table).
@@ -38,20 +43,25 @@ CNN, BASELINE = "CNN", "BDT (shapes)"
 
 
 def compare(out: Path, *, events: int = 20000, seed: int = 0, overrides: Sequence[str] = (),
-            progress: bool = True) -> list[dict[str, Any]]:
-    """Simulate, train, predict and compare; the rows of :func:`discrimination_by_bin` (test split)."""
+            progress: bool = True, strips: int = 0) -> list[dict[str, Any]]:
+    """Simulate, train, predict and compare; the rows of :func:`discrimination_by_bin` (test split).
+
+    ``strips``: the first layer's η strips per cell (0: none, the default geometry)."""
     out.mkdir(parents=True, exist_ok=True)
     showers = out / "gamma_pi0.root"
+    geometry = [f"strips={{layer: 0, eta: {strips}}}"] if strips else []
     if not showers.exists():
         physnn.simulate("showers", showers, events=events, seed=seed,
-                        overrides=["particles=['gamma', 'pi0']", "energy_min=1", "energy_max=100"])
+                        overrides=["particles=['gamma', 'pi0']", "energy_min=1", "energy_max=100", *geometry])
+    branches = ["image", "strips"] if strips else ["image"]
     if not (out / "run" / "best.pt").exists():
-        physnn.train(CONFIG, out=out / "run", overrides=[f"data.files={showers}", *overrides], progress=progress)
+        physnn.train(CONFIG, out=out / "run", progress=progress,
+                     overrides=[f"data.files={showers}", f"data.images.branches={branches}", *overrides])
     preds = physnn.predict(out / "run", showers, out=out / "predictions.root", collect=True, overwrite=True).arrays
-    cells = {k: np.asarray(v) for k, v in physnn.read(showers, ["image", "pdgid", "energy"]).items()}
+    cells = {k: np.asarray(v) for k, v in physnn.read(showers, [*branches, "pdgid", "energy"]).items()}
     y = (cells["pdgid"] == 111).astype(int)
     # the baseline is fitted on the CNN's training split, both are judged on the test split
-    baseline = shower_shape_scores(cells["image"], y, preds["split"] == 0, seed=seed)
+    baseline = shower_shape_scores(cells["image"], y, preds["split"] == 0, seed=seed, strips=cells.get("strips"))
     test = preds["split"] == 2
     p_pi0 = preds["prob"][:, 1]  # classes {22: photon, 111: pi0}: P(pi0); score is P(photon), the config's signal
     return discrimination_by_bin(y[test], {CNN: p_pi0[test], BASELINE: baseline[test]},
@@ -89,10 +99,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("gamma_pi0"))
     parser.add_argument("--events", type=int, default=20000)
+    parser.add_argument("--strips", type=int, default=0, help="η strips per cell in the first layer (0: none)")
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         help="a run-config override, e.g. train.epochs=2")
     args = parser.parse_args(argv)
-    rows = compare(args.out, events=args.events, overrides=args.overrides)
+    rows = compare(args.out, events=args.events, overrides=args.overrides, strips=args.strips)
     console = Console()
     console.print(table(rows))
     for cnn, bdt in pairs(rows):

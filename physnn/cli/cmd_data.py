@@ -58,8 +58,10 @@ def simulate_showers(
     overwrite: OverwriteOpt = False,
     compression: CompressionOpt = None,
 ) -> None:
-    """Calorimeter showers: TTree 'showers' with image[L][H][W] (GeV), energy, pdgid, label, x0, y0 (+ opening_angle
-    with pi0)."""
+    """Calorimeter showers: TTree 'showers' with image[L][H][W] (GeV), energy, pdgid, label, x0, y0.
+
+    With pi0 it gains opening_angle; with a strip layer (--config configs/simulate/strips.yaml), strips[H*eta][W*phi].
+    """
     overrides = list(set_ or [])
     if particles:
         overrides.append(f"particles=[{', '.join(repr(p.strip()) for p in particles.split(','))}]")

@@ -6,7 +6,9 @@ as they are. Each event is flipped with probability 1/2 per axis, drawn from
 the run's seeded generator (resumed with it). The image (and a target image,
 for autoencoders) is flipped along the axis; scalar inputs declared as
 coordinates along it change sign about the image's centre, in their
-standardised units.
+standardised units. Images of different granularity folded into channels
+(:func:`physnn.data.convert.fold_to_grid`, e.g. η strips) also reverse the
+order of the strips inside each cell (:func:`physnn.data.convert.flip_order`).
 """
 
 from __future__ import annotations
@@ -18,8 +20,10 @@ import torch
 
 from physnn.config import DataConfig
 from physnn.config.augment import AXES
+from physnn.data.convert import flip_order, image_block
 from physnn.data.transform import Transform
 from physnn.errors import ConfigError
+from physnn.io.read import first_chunk, read_chunk
 
 __all__ = ["Flips", "flips_for"]
 
@@ -36,9 +40,12 @@ class Flips:
         standardised offset ``2 center / scale`` (a flipped value z becomes ``-z - offset``).
     """
 
-    def __init__(self, axes: Sequence[str], coordinates: dict[str, list[tuple[int, float]]] | None = None) -> None:
+    def __init__(self, axes: Sequence[str], coordinates: dict[str, list[tuple[int, float]]] | None = None,
+                 orders: dict[str, list[int] | None] | None = None) -> None:
         self.axes = list(axes)
         self.coordinates = coordinates or {}
+        #: per axis, the input image's channel order after a flip (folded strips), None: unchanged
+        self.orders = {k: None if v is None else torch.tensor(v) for k, v in (orders or {}).items()}
 
     def __call__(self, batch: dict[str, torch.Tensor], generator: torch.Generator) -> dict[str, torch.Tensor]:
         out = dict(batch)
@@ -49,7 +56,11 @@ class Flips:
                 if key in out:
                     x = out[key]
                     where = flipped.view(-1, *([1] * (x.ndim - 1)))
-                    out[key] = torch.where(where, x.flip(AXES[name]), x)
+                    mirrored = x.flip(AXES[name])
+                    order = self.orders.get(name) if key == "image" else None
+                    if order is not None:
+                        mirrored = mirrored[:, order.to(x.device)]
+                    out[key] = torch.where(where, mirrored, x)
             if self.coordinates.get(name):
                 scalars = out["scalars"].clone()
                 for column, offset in self.coordinates[name]:
@@ -77,4 +88,20 @@ def flips_for(cfg: DataConfig, transform: Transform, image: Sequence[int] | None
     scale = np.asarray(transform.scale.get("scalars", [1.0] * len(cfg.scalars)), dtype=float)
     columns = {axis: [cfg.scalars.index(n) for n in names] for axis, names in spec.coordinates.items()}
     coordinates = {axis: [(j, float(2 * center[j] / scale[j])) for j in js] for axis, js in columns.items()}
-    return Flips(spec.flip, coordinates)
+    shapes = image_shapes(cfg) if cfg.images is not None and len(cfg.images.branches) > 1 else []
+    return Flips(spec.flip, coordinates, {axis: flip_order(shapes, AXES[axis]) for axis in spec.flip})
+
+
+def image_shapes(cfg: DataConfig) -> list[tuple[int, ...]]:
+    """The per-event shape of each image branch, from the first event of the first file."""
+    import dataclasses
+
+    assert cfg.images is not None
+    chunk, obj = first_chunk(cfg.files, cfg.tree, cfg.friends)
+    one = dataclasses.replace(chunk, stop=min(chunk.start + 1, chunk.stop))
+    arrays = read_chunk(one, cfg.images.branches, obj)
+    shapes = []
+    for name in cfg.images.branches:
+        block = image_block(arrays, cfg.images.model_copy(update={"branches": [name]}), one.where)
+        shapes.append(tuple(block.shape[2:]) if block.shape[1] == 1 else tuple(block.shape[1:]))
+    return shapes

@@ -9,7 +9,8 @@ are checked here, with errors naming the branch.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import itertools
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -126,13 +127,57 @@ def image_block(arrays: Mapping[str, Any], cfg: ImageInput, where: str) -> np.nd
         blocks.append(np.asarray(block, dtype=np.float32))
     shapes = {b.shape[1:] for b in blocks}
     if len(shapes) > 1:
-        detail = ", ".join(f"{n}: {list(b.shape[1:])}" for n, b in zip(cfg.branches, blocks, strict=True))
-        msg = f"{where}: image branches have different shapes ({detail}); they cannot be stacked"
-        raise BranchError(msg)
+        return fold_to_grid(blocks, cfg.branches, where)
     if len(blocks) == 1:
         block = blocks[0]
         return block[:, None] if block.ndim == 3 else (block[:, None, :] if block.ndim == 2 else block)
     return np.stack(blocks, axis=1)
+
+
+def fold_to_grid(blocks: list[np.ndarray], names: list[str], where: str) -> np.ndarray:
+    """Images of different granularity as channels of one grid, the coarsest (``(N, C, H, W)`` float32).
+
+    Each block is ``(N, H', W')`` (one channel) or ``(N, layers, H', W')``; a finer block, ``H' = a H`` and
+    ``W' = b W``, is folded into ``a b`` channels per layer (space to depth: channel ``i b + j`` holds strip
+    ``(i, j)`` of each cell), so nothing is lost and one CNN reads both. E.g. ``image[3][24][24]`` and
+    ``strips[96][24]`` give 3 + 4 channels of 24 x 24.
+    """
+    four = [b[:, None] if b.ndim == 3 else b for b in blocks]
+    detail = ", ".join(f"{n}: {list(b.shape[1:])}" for n, b in zip(names, blocks, strict=True))
+    if any(b.ndim != 4 for b in four):
+        msg = f"{where}: image branches have different shapes ({detail}); only 2D images of layers fold together"
+        raise BranchError(msg)
+    height, width = min(b.shape[2] for b in four), min(b.shape[3] for b in four)
+    if any(b.shape[2] % height or b.shape[3] % width for b in four):
+        msg = (f"{where}: image branches have different shapes ({detail}); a finer one must divide into the "
+               f"coarsest grid {height} x {width} (a whole number of cells per cell)")
+        raise BranchError(msg)
+    folded = []
+    for b in four:
+        n, layers, a, c = b.shape[0], b.shape[1], b.shape[2] // height, b.shape[3] // width
+        cells = b.reshape(n, layers, height, a, width, c).transpose(0, 1, 3, 5, 2, 4)
+        folded.append(cells.reshape(n, layers * a * c, height, width))
+    return np.ascontiguousarray(np.concatenate(folded, axis=1), dtype=np.float32)
+
+
+def flip_order(shapes: Sequence[tuple[int, ...]], axis: int) -> list[int] | None:
+    """The channel order that goes with a flip along cell ``axis`` (-2: η, -1: φ) of images folded by
+    :func:`fold_to_grid` from blocks of per-event ``shapes``; None when nothing is folded (all shapes equal).
+
+    A flip reverses the coarse cells along the axis and, inside each cell, the order of its strips, which
+    :func:`fold_to_grid` put in channels: strip ``i`` of ``a`` becomes strip ``a - 1 - i``.
+    """
+    if len(set(shapes)) <= 1:
+        return None
+    four = [(1, *s) if len(s) == 2 else tuple(s) for s in shapes]
+    height, width = min(s[1] for s in four), min(s[2] for s in four)
+    order: list[int] = []
+    for layers, rows, cols in four:
+        a, c = rows // height, cols // width
+        for _, i, j in itertools.product(range(layers), range(a), range(c)):
+            cell = len(order) - (i * c + j)  # the first channel of this layer's cell
+            order.append(cell + ((a - 1 - i) * c + j if axis == -2 else i * c + (c - 1 - j)))
+    return order
 
 
 def sequence_block(arrays: Mapping[str, Any], cfg: SequenceInput, where: str) -> tuple[np.ndarray, np.ndarray]:

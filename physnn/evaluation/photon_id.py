@@ -29,7 +29,7 @@ __all__ = ["discrimination_by_bin", "shower_shape_scores"]
 
 
 def shower_shape_scores(images: np.ndarray, labels: np.ndarray, train: np.ndarray, *,
-                        seed: int = 0) -> np.ndarray:
+                        seed: int = 0, strips: np.ndarray | None = None) -> np.ndarray:
     """P(class 1) of every event from a gradient-boosted classifier on its shower shapes.
 
     Parameters
@@ -42,6 +42,8 @@ def shower_shape_scores(images: np.ndarray, labels: np.ndarray, train: np.ndarra
         Boolean mask of the events to fit on (the training split); the scores of the others are honest.
     seed
         Seeds the classifier's validation split (early stopping on 10% of ``train``).
+    strips
+        (N, rows, cols) cells of a strip layer, if the detector has one: its variables join the others.
     """
     from sklearn.ensemble import HistGradientBoostingClassifier
 
@@ -49,7 +51,7 @@ def shower_shape_scores(images: np.ndarray, labels: np.ndarray, train: np.ndarra
     if train.sum() < 20 or len(np.unique(labels[train])) < 2:
         msg = "the shower-shape baseline needs training events of both classes (at least 20 events)"
         raise ConfigError(msg)
-    variables = photon_id_variables(images)
+    variables = photon_id_variables(images, strips)
     x = np.stack([variables[k] for k in sorted(variables)], axis=1)
     model = HistGradientBoostingClassifier(max_iter=300, learning_rate=0.1, early_stopping=True,
                                            validation_fraction=0.1, n_iter_no_change=20, random_state=seed)

@@ -23,6 +23,14 @@ names in brackets, Phys. Rev. D 2019, arXiv:1810.05087):
 - ``maxima{l}``: the number of local maxima above :data:`MAXIMUM_ENERGY`;
 - ``log_energy``: log of the total energy (the response depends on it).
 
+With a strip layer (``strips``, :func:`strip_variables`), the η profile of the
+strips around the hottest one (summed over the φ cells within ±1 of it) gives
+ATLAS's strip variables: ``strips_eratio`` and ``strips_e2nd`` of its two
+highest maxima (Eratio, ΔE over the profile's energy), ``strips_maxima``,
+``strips_ws3`` (the energy-weighted width over the 3 strips around the
+hottest, w_s3), ``strips_wtot`` (over ±10 strips, w_s,tot) and
+``strips_fside`` ((E7 - E3) / E3 around the hottest strip, f_side).
+
 A local maximum is a cell above its 8 neighbours (``scipy.ndimage``).
 """
 
@@ -36,7 +44,7 @@ from physnn.physics.showers import shower_shapes
 #: The smallest cell energy (GeV) that counts as a local maximum: well above the demo calorimeter's noise.
 MAXIMUM_ENERGY = 0.1
 
-__all__ = ["MAXIMUM_ENERGY", "local_maxima", "photon_id_variables"]
+__all__ = ["MAXIMUM_ENERGY", "local_maxima", "photon_id_variables", "strip_variables"]
 
 
 def local_maxima(layer: np.ndarray, min_energy: float = MAXIMUM_ENERGY) -> tuple[np.ndarray, np.ndarray]:
@@ -90,8 +98,62 @@ def _axes(cluster: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.clip(half_trace + root, 0.0, None), np.clip(half_trace - root, 0.0, None)
 
 
-def photon_id_variables(images: np.ndarray) -> dict[str, np.ndarray]:
-    """The shower-shape variables of the module docs for showers (N, layers, H, W) or (N, H, W).
+def _profile(strips: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The η profile (N, rows) of the strips in the φ cells within ±1 of the hottest strip's, and the index of
+    the hottest strip of each profile."""
+    n, _, cols = strips.shape
+    flat_max = strips.reshape(n, -1).argmax(1)
+    col = flat_max % cols
+    near = np.abs(np.arange(cols)[None, :] - col[:, None]) <= 1  # (N, cols)
+    profile = (strips * near[:, None, :]).sum(2)
+    return profile, profile.argmax(1)
+
+
+def _around(profile: np.ndarray, centre: np.ndarray, half: int) -> np.ndarray:
+    """The profile's strips within ±``half`` of ``centre`` (N, 2 half + 1), zero beyond the edges."""
+    padded = np.pad(profile, ((0, 0), (half, half)))
+    return padded[np.arange(len(profile))[:, None], centre[:, None] + np.arange(2 * half + 1)[None, :]]
+
+
+def _width(window: np.ndarray) -> np.ndarray:
+    """The energy-weighted RMS position (in strips) of each window's positive strips (0 when empty)."""
+    w = np.clip(window, 0.0, None)
+    total = w.sum(1)
+    safe = np.where(total > 0, total, 1.0)
+    x = np.arange(window.shape[1], dtype=np.float64)[None, :]
+    mean = (w * x).sum(1) / safe
+    return np.sqrt(np.clip((w * x**2).sum(1) / safe - mean**2, 0.0, None))
+
+
+def strip_variables(strips: np.ndarray) -> dict[str, np.ndarray]:
+    """ATLAS-style strip-layer variables (module docs) of a finely segmented layer (N, rows = η, cols = φ).
+
+    Examples
+    --------
+    >>> s = np.zeros((1, 16, 3)); s[0, 5, 1], s[0, 9, 1] = 2.0, 1.0   # two photons, 4 strips apart
+    >>> v = strip_variables(s)
+    >>> round(float(v["strips_eratio"][0]), 3), int(v["strips_maxima"][0])
+    (0.333, 2)
+    """
+    strips = np.asarray(strips, dtype=np.float64)
+    if strips.ndim != 3:
+        msg = f"strip variables need strips of shape (N, rows, cols), got shape {strips.shape}"
+        raise ConfigError(msg)
+    profile, centre = _profile(strips)
+    count, top = local_maxima(profile[:, :, None])
+    pair, positive = top.sum(1), np.clip(profile, 0.0, None).sum(1)
+    e3, e7 = (np.clip(_around(profile, centre, h), 0.0, None).sum(1) for h in (1, 3))
+    return {"strips_eratio": np.divide(top[:, 0] - top[:, 1], pair, out=np.ones(len(profile)), where=pair > 0),
+            "strips_e2nd": np.divide(top[:, 1], positive, out=np.zeros(len(profile)), where=positive > 0),
+            "strips_maxima": count.astype(np.float64),
+            "strips_ws3": _width(_around(profile, centre, 1)),
+            "strips_wtot": _width(_around(profile, centre, 10)),
+            "strips_fside": np.divide(e7 - e3, e3, out=np.zeros(len(profile)), where=e3 > 0)}
+
+
+def photon_id_variables(images: np.ndarray, strips: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """The shower-shape variables of the module docs for showers (N, layers, H, W) or (N, H, W), with the
+    strip variables of :func:`strip_variables` when ``strips`` (N, rows, cols) are given.
 
     Returns
     -------
@@ -123,4 +185,6 @@ def photon_id_variables(images: np.ndarray) -> dict[str, np.ndarray]:
         out[f"core{l}"] = _core_fraction(cluster)
         out[f"lambda0_{l}"], out[f"lambda1_{l}"] = _axes(cluster)
         out[f"maxima{l}"] = count.astype(np.float64)
+    if strips is not None:
+        out.update(strip_variables(strips))
     return out

@@ -55,6 +55,19 @@ Detector response
     a constant term ``b`` from leakage and profile fluctuations, and the noise
     term ``c = noise x sqrt(cells kept)``, explicit in ``physnn_meta["readout"]``
     (noise, threshold in GeV and in σ, suppression) of every simulated file.
+Strips (``strips: {layer: 0, eta: 4}``)
+    The experiments built a finely segmented first layer for photon/π0
+    separation (ATLAS's η strips, 8x finer than the middle layer). With
+    ``strips`` set, that layer is also read out on a grid ``eta`` times finer
+    along η (the image's rows) and ``phi`` times along φ (its columns), written
+    as the branch ``strips[height*eta][width*phi]``; every strip has the noise
+    and the zero suppression of a cell, and the layer of ``image`` is the sum of
+    its strips, so ``image`` keeps its meaning and its total energy.
+    ``images: {branches: [image, strips]}`` gives a network both
+    (:func:`physnn.data.convert.image_block` folds the strips into channels).
+
+Axes: an image is ``[layer][η][φ]``: rows are η (``height``, the impact point's
+``y0``), columns φ (``width``, ``x0``).
 """
 
 from __future__ import annotations
@@ -68,6 +81,7 @@ from pydantic import Field, field_validator, model_validator
 
 from physnn.config import Strict
 from physnn.errors import ConfigError
+from physnn.simulation.readout import Electronics, Strips, fine_index, read_out
 
 #: Particle names the simulator knows, with their PDG id.
 PARTICLES: dict[str, int] = {"e-": 11, "gamma": 22, "pi0": 111, "pi+": 211}
@@ -109,6 +123,7 @@ class ShowerConfig(Strict):
     spot_energy: float = Field(default=0.1, gt=0, description="GeV per spot (shape sampling)")
     max_spots: int = Field(default=300, gt=0)
     front_cm: float = Field(default=150.0, gt=0, description="cm from the pi0 decay to the calorimeter front")
+    strips: Strips | None = Field(default=None, description="a finely segmented layer, also written as `strips`")
 
     @field_validator("layers_x0")
     @classmethod
@@ -140,6 +155,9 @@ class ShowerConfig(Strict):
             raise ValueError(msg)
         if "pi0" in self.particles and self.energy_min < PI0_MASS:
             msg = f"energy_min ({self.energy_min}) is below the pi0 mass ({PI0_MASS} GeV)"
+            raise ValueError(msg)
+        if self.strips is not None and self.strips.layer >= len(self.layers_x0):
+            msg = f"strips.layer ({self.strips.layer}) is not one of the {len(self.layers_x0)} layers of layers_x0"
             raise ValueError(msg)
         return self
 
@@ -188,12 +206,9 @@ def _simulate_chunk(cfg: ShowerConfig, n: int, rng: np.random.Generator) -> dict
     kind, pdgid, energy, x0, y0 = _primaries(cfg, n, rng)
     showers = _showers(cfg, pdgid, energy, x0, y0, rng)
     groups = _layer_energies(cfg, showers.pdgid, showers.energy, rng)
-    image = _deposit(cfg, groups, showers, n, rng)
-    if cfg.noise > 0:  # electronics: noise and zero suppression
-        image += rng.standard_normal(size=image.shape, dtype=np.float32) * np.float32(cfg.noise)
-    image[(np.abs(image) if cfg.suppression == "symmetric" else image) < cfg.cut] = 0.0
+    cells = _deposit(cfg, groups, showers, n, rng)
     out = {
-        "image": image,
+        **read_out(cells, Electronics(cfg.noise, cfg.cut, cfg.suppression, cfg.strips), rng),
         "energy": energy.astype(np.float32),
         "pdgid": pdgid.astype(np.int32),
         "label": kind.astype(np.int32),
@@ -344,9 +359,10 @@ def _spot_size(cfg: ShowerConfig, energy: np.ndarray, showers: _Showers, events:
 
 
 def _deposit(cfg: ShowerConfig, groups: _Groups, showers: _Showers, events: int,
-             rng: np.random.Generator) -> np.ndarray:
-    """The cells (events, layers, H, W): each group's energy in spots around its shower's impact point,
-    sampling fluctuations as Gamma-distributed spot energies (total mean E, relative spread sqrt(eps / E))."""
+             rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """The true deposits: ``image`` (events, layers, H, W) and, with strips, ``strips`` (events, H eta, W phi):
+    each group's energy in spots around its shower's impact point, sampling fluctuations as Gamma-distributed
+    spot energies (total mean E, relative spread sqrt(eps / E))."""
     n, n_layers, height, width = len(showers.x), *cfg.shape
     e_groups = groups.energy.reshape(-1)
     eps = np.array([cfg.stochastic_em**2, cfg.stochastic_had**2, 0.25 * cfg.mip_per_x0])
@@ -370,7 +386,18 @@ def _deposit(cfg: ShowerConfig, groups: _Groups, showers: _Showers, events: int,
     inside = (ix >= 0) & (ix < width) & (iy >= 0) & (iy < height)
     flat = ((showers.owner[shower] * n_layers + layer) * height + iy) * width + ix
     image = np.bincount(flat[inside], weights=spot_e[inside], minlength=events * n_layers * height * width)
-    return image.astype(np.float32).reshape(events, n_layers, height, width)
+    out = {"image": image.astype(np.float32).reshape(events, n_layers, height, width)}
+    if cfg.strips is not None:  # the same spots on the strip layer's finer grid
+        s = cfg.strips
+        rows, cols = height * s.eta, width * s.phi
+        on = layer == s.layer
+        x_cm, y_cm = (showers.x[shower] + r * np.cos(phi))[on], (showers.y[shower] + r * np.sin(phi))[on]
+        jx, jy = fine_index(x_cm, cfg.cell_size, width, s.phi), fine_index(y_cm, cfg.cell_size, height, s.eta)
+        keep = (jx >= 0) & (jx < cols) & (jy >= 0) & (jy < rows)
+        fine = (showers.owner[shower][on] * rows + jy) * cols + jx
+        strips = np.bincount(fine[keep], weights=spot_e[on][keep], minlength=events * rows * cols)
+        out["strips"] = strips.astype(np.float32).reshape(events, rows, cols)
+    return out
 
 
 def iter_showers(n: int, cfg: ShowerConfig | None = None, *, seed: int = 0) -> Iterator[dict[str, np.ndarray]]:
