@@ -43,16 +43,19 @@ CNN, BASELINE = "CNN", "BDT (shapes)"
 
 
 def compare(out: Path, *, events: int = 20000, seed: int = 0, overrides: Sequence[str] = (),
-            progress: bool = True, strips: int = 0) -> list[dict[str, Any]]:
+            progress: bool = True, strips: int = 0, spectrum: str = "uniform") -> list[dict[str, Any]]:
     """Simulate, train, predict and compare; the rows of :func:`discrimination_by_bin` (test split).
 
-    ``strips``: the first layer's η strips per cell (0: none, the default geometry)."""
+    ``strips``: the first layer's η strips per cell (0: none, the default geometry); ``spectrum``: the
+    simulator's energy spectrum from 1 to 100 GeV (``log-uniform`` puts as many showers in 5-10 as in 50-100 GeV).
+    """
     out.mkdir(parents=True, exist_ok=True)
     showers = out / "gamma_pi0.root"
     geometry = [f"strips={{layer: 0, eta: {strips}}}"] if strips else []
     if not showers.exists():
         physnn.simulate("showers", showers, events=events, seed=seed,
-                        overrides=["particles=['gamma', 'pi0']", "energy_min=1", "energy_max=100", *geometry])
+                        overrides=["particles=['gamma', 'pi0']", "energy_min=1", "energy_max=100",
+                                   f"spectrum={spectrum}", *geometry])
     branches = ["image", "strips"] if strips else ["image"]
     if not (out / "run" / "best.pt").exists():
         physnn.train(CONFIG, out=out / "run", progress=progress,
@@ -100,10 +103,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=Path("gamma_pi0"))
     parser.add_argument("--events", type=int, default=20000)
     parser.add_argument("--strips", type=int, default=0, help="η strips per cell in the first layer (0: none)")
+    parser.add_argument("--spectrum", choices=["uniform", "log-uniform"], default="uniform",
+                        help="the showers' energy spectrum from 1 to 100 GeV")
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         help="a run-config override, e.g. train.epochs=2")
     args = parser.parse_args(argv)
-    rows = compare(args.out, events=args.events, overrides=args.overrides, strips=args.strips)
+    rows = compare(args.out, events=args.events, overrides=args.overrides, strips=args.strips,
+                   spectrum=args.spectrum)
     console = Console()
     console.print(table(rows))
     for cnn, bdt in pairs(rows):
