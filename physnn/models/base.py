@@ -23,8 +23,9 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
-#: Batch entries passed to :class:`SideInput` stages next to the running tensor.
-SIDE_KEYS = ("scalars", "mask", "length")
+#: Batch entries passed to :class:`SideInput` stages next to the running tensor (``baseline``: the targets'
+#: baselines, :mod:`physnn.models.target_maps`).
+SIDE_KEYS = ("scalars", "mask", "length", "baseline")
 DROPOUT_TYPES = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.FeatureAlphaDropout)
 
 

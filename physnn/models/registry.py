@@ -52,6 +52,10 @@ class ModelIO:
     incident_energy
         For generative models: whether the conditions include the incident
         energy (so the critic can see energy fractions).
+    baselines
+        For regressions of targets relative to a baseline: the number of
+        targets K; the model then ends with
+        :class:`~physnn.models.target_maps.AttachBaseline` (0: none).
     """
 
     image: tuple[int, ...] | None = None
@@ -61,6 +65,7 @@ class ModelIO:
     reconstruct: str | None = None
     conditions: int | None = None
     incident_energy: bool = False
+    baselines: int = 0
 
     def state(self) -> dict[str, Any]:
         """Plain types for a checkpoint."""
@@ -74,7 +79,8 @@ class ModelIO:
                    sequence=None if state["sequence"] is None else tuple(state["sequence"]),
                    scalars=int(state["scalars"]), outputs=int(state["outputs"]),
                    reconstruct=state.get("reconstruct"), conditions=state.get("conditions"),
-                   incident_energy=bool(state.get("incident_energy", False)))
+                   incident_energy=bool(state.get("incident_energy", False)),
+                   baselines=int(state.get("baselines", 0)))
 
 
 Builder = Callable[[Any, ModelIO], "nn.Module"]
@@ -188,4 +194,9 @@ def build_model(config: ModelConfig, io: ModelIO) -> nn.Module:
         autoencoders = ", ".join(n for n, e in available().items() if e.reconstructs)
         msg = f"model {config.name!r} cannot be trained for reconstruction; use an autoencoder ({autoencoders})"
         raise ConfigError(msg)
-    return entry.build(config.typed_params(), io)
+    model = entry.build(config.typed_params(), io)
+    if io.baselines:  # targets relative to a baseline: the batch's baselines join the outputs
+        from physnn.models.target_maps import AttachBaseline
+
+        model.stages.append(AttachBaseline())
+    return model
