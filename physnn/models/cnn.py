@@ -68,7 +68,7 @@ class CNNParams(Strict):
     """
 
     dims: Literal[1, 2, 3] = 2
-    sums: Literal["none", "total", "per_layer"] = "none"
+    sums: Literal["none", "total", "per_layer"] = Field(default="none", exclude_if=lambda v: v == "none")
     features: list[Layer] = Field(default_factory=lambda: list(DEFAULT_FEATURES), validate_default=True)
     head: list[Layer] = Field(default_factory=lambda: list(DEFAULT_HEAD), validate_default=True)
 
