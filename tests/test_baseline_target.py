@@ -181,3 +181,24 @@ def test_nonpositive_baseline_is_an_error_or_dropped(files, tmp_path):
     n = len(bundle.train) + len(bundle.val) + len(bundle.test)
     assert n == len(bad) - 2
     assert bool(torch.all(bundle.train.inputs["baseline"] > 0))
+
+
+def test_example_table_reads_the_per_type_bins_of_evaluate():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "energy_vs_cell_sum.py"
+    spec = importlib.util.spec_from_file_location("energy_vs_cell_sum", path)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+
+    def row(model, base, lo=1.0, hi=20.0):
+        return {"range": [lo, hi], "events": 100, "sigma_rel": model, "sigma_rel_err": 0.001, "coverage_1sigma": 0.68,
+                "pull_std": 1.0, "baselines": {example.BASELINE: {"sigma_rel": base, "sigma_rel_err": 0.001}}}
+
+    group = {**row(0.02, 0.02), "bins": [row(0.030, 0.020), row(0.010, 0.0105, 20.0, 100.0)]}
+    rows = example.rows({"by": {"groups": {"211": group}}})
+    assert [r["range"] for r in rows] == ["all", "1-20", "20-100"]
+    assert rows[1]["type"] == "pi+"
+    assert rows[1]["ratio"] == pytest.approx(1.5)
+    assert [example.verdict(r) for r in rows] == ["within 1 s.e.", "cell sum better", "within 1 s.e."]
