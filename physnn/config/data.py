@@ -246,7 +246,9 @@ class DataConfig(Strict):
         Derived columns, name -> expression, computed in order before the
         selection (like RDataFrame's ``Define``); a name can then be used as
         a target, scalar, observer, label, weight or in the selection, e.g.
-        ``pair_pt: "hypot(px[0] + px[1], py[0] + py[1])"``.
+        ``pair_pt: "hypot(px[0] + px[1], py[0] + py[1])"``, or a calorimeter's
+        cell sum ``cell_sum: "total(image)"`` (``total(image[0])``: its first
+        layer's); the functions are listed in :mod:`physnn.io.selection`.
     selection
         A safe cut expression, e.g. ``"energy > 10 && num(part_pt) >= 2"``.
     images, sequence, scalars
