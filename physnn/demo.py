@@ -136,7 +136,7 @@ def photon_config(showers: str | Path, epochs: int = 12) -> dict[str, Any]:
                       "scheduler": {"name": "cosine"}, "early_stopping": {"patience": 4}}}
 
 
-def energy_config(showers: str | Path, epochs: int = 20) -> dict[str, Any]:
+def energy_config(showers: str | Path, epochs: int = 40) -> dict[str, Any]:
     """Incident-energy regression with error bars (Gaussian head + MC dropout), as a correction to the cell sum:
     the network regresses log(E / cell sum) (``configs/train/energy.yaml``)."""
     energy = {"unit": "GeV", "kind": "energy", "transform": "log", "baseline": "cell_sum"}
