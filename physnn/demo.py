@@ -63,6 +63,7 @@ PHOTON_MODEL: dict[str, Any] = {"name": "cnn", "params": {
 }}
 
 ENERGY_MODEL: dict[str, Any] = {"name": "cnn", "params": {
+    "sums": "per_layer",  # the cell sum's total and per-layer fractions joined to the head
     "features": SHOWER_FEATURES,
     "head": [{"type": "dense", "units": 64, "kernel_initializer": "he_normal"}, {"type": "dropout", "rate": 0.1}],
 }}
@@ -136,13 +137,14 @@ def photon_config(showers: str | Path, epochs: int = 20) -> dict[str, Any]:
                       "scheduler": {"name": "cosine"}, "early_stopping": {"patience": 4}}}
 
 
-def energy_config(showers: str | Path, epochs: int = 20) -> dict[str, Any]:
-    """Incident-energy regression with error bars (Gaussian head + MC dropout)."""
-    return {"data": {"files": str(showers), "images": {"branches": ["image"]},
-                     "targets": {"energy": {"unit": "GeV", "kind": "energy", "transform": "log"}},
-                     "define": {"spectrum_weight": "1 / sqrt(energy)"}, "weight": "spectrum_weight",
-                     "observers": ["pdgid"]},
-            "model": ENERGY_MODEL, "task": {"kind": "regression", "loss": "gaussian", "gaussian_mean": "mse"},
+def energy_config(showers: str | Path, epochs: int = 40) -> dict[str, Any]:
+    """Incident-energy regression with error bars (Gaussian head + MC dropout), as a correction to the cell sum:
+    the network regresses log(E / cell sum) (``configs/train/energy.yaml``)."""
+    energy = {"unit": "GeV", "kind": "energy", "transform": "log", "baseline": "cell_sum"}
+    return {"data": {"files": str(showers), "images": {"branches": ["image"]}, "targets": {"energy": energy},
+                     "define": {"spectrum_weight": "1 / sqrt(energy)", "cell_sum": "total(image)"},
+                     "weight": "spectrum_weight", "observers": ["pdgid"]},
+            "model": ENERGY_MODEL, "task": {"kind": "regression", "loss": "gaussian", "gaussian_mean": "nll"},
             "train": {"epochs": epochs, "batch_size": 128, "grad_clip": 5.0, "scheduler": {"name": "cosine"},
                       "early_stopping": {"patience": None}}}
 

@@ -155,11 +155,19 @@ class TargetSpec(Strict):
         calorimeter's 1-100 GeV: the network's errors become relative, as a
         calorimeter's resolution is). Predictions, error bars and metrics are
         always in the target's own unit (a log-normal's median and variance).
+    baseline
+        A branch or ``define:`` column holding a first estimate of the target per event, e.g. the cell
+        sum ``total(image)``: the network then regresses the correction ``log(target / baseline)``
+        (``transform: log``) or ``target / baseline`` (``none``), as experiments calibrate a cluster's raw
+        energy. The baseline is an input of the model (a file to predict on must hold it); predictions,
+        error bars and intervals come back in the target's unit, per event with its baseline. It must
+        be positive and finite (else an error, or the event dropped with ``nonfinite: drop``).
     """
 
     unit: str | None = None
     kind: Literal["energy", "mass", "generic"] = "generic"
     transform: Literal["none", "log"] = "none"
+    baseline: str | None = Field(default=None, exclude_if=lambda v: v is None)  # runs without one: same dump
 
 
 class FriendSpec(Strict):
@@ -217,7 +225,15 @@ def _split_targets(data: Any) -> Any:
         return data  # the field's own validation says what is wrong
     if specs is None or isinstance(specs, Mapping):
         data["target_specs"] = {t: (specs or {}).get(t) or {} for t in targets}
+        given = {t: _baseline_of(s) for t, s in data["target_specs"].items()}
+        if any(given.values()):
+            data["baselines"] = given
     return data
+
+
+def _baseline_of(spec: Any) -> str | None:
+    """The ``baseline`` of a target spec (a mapping or a :class:`TargetSpec`), None without one."""
+    return spec.get("baseline") if isinstance(spec, Mapping) else getattr(spec, "baseline", None)
 
 
 class DataConfig(Strict):
@@ -239,7 +255,9 @@ class DataConfig(Strict):
         Derived columns, name -> expression, computed in order before the
         selection (like RDataFrame's ``Define``); a name can then be used as
         a target, scalar, observer, label, weight or in the selection, e.g.
-        ``pair_pt: "hypot(px[0] + px[1], py[0] + py[1])"``.
+        ``pair_pt: "hypot(px[0] + px[1], py[0] + py[1])"``, or a calorimeter's
+        cell sum ``cell_sum: "total(image)"`` (``total(image[0])``: its first
+        layer's); the functions are listed in :mod:`physnn.io.selection`.
     selection
         A safe cut expression, e.g. ``"energy > 10 && num(part_pt) >= 2"``.
     images, sequence, scalars
@@ -269,6 +287,10 @@ class DataConfig(Strict):
         Unit and kind of each target (filled from the mapping form of
         ``targets``; a target given by name only is ``kind: generic`` with
         no unit; specs of names that are not targets are dropped).
+    baselines
+        Each target's ``baseline`` column (None for a target without one), in the targets' order, filled
+        from the specs when a target has one; kept when a file without the truth leaves the targets out,
+        since the model reads them.
     weight
         Per-event weight branch.
     observers
@@ -298,6 +320,7 @@ class DataConfig(Strict):
     signal: str | int | None = None
     targets: list[str] = Field(default_factory=list)
     target_specs: dict[str, TargetSpec] = Field(default_factory=dict)
+    baselines: dict[str, str | None] = Field(default_factory=dict, exclude_if=lambda v: not v)
     weight: str | None = None
     observers: list[str] = Field(default_factory=list)
     standardize: Standardize = Field(default_factory=Standardize)

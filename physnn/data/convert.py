@@ -307,6 +307,8 @@ class RawChunk:
     labels: np.ndarray | None = None
     targets: np.ndarray | None = None
     weight: np.ndarray | None = None
+    #: each target's baseline (N, K), an input of a model that regresses a correction to it
+    baseline: np.ndarray | None = None
     observers: dict[str, Any] = field(default_factory=dict)
 
     def __len__(self) -> int:
@@ -333,7 +335,7 @@ class RawChunk:
                        target_image=take(self.target_image),
                        seq_content=content, seq_counts=counts, scalars=take(self.scalars),
                        labels=take(self.labels), targets=take(self.targets), weight=take(self.weight),
-                       observers={k: v[idx] for k, v in self.observers.items()})
+                       baseline=take(self.baseline), observers={k: v[idx] for k, v in self.observers.items()})
 
     @staticmethod
     def concatenate(chunks: list[RawChunk]) -> RawChunk:
@@ -354,7 +356,7 @@ class RawChunk:
         return RawChunk(entry=cat("entry"), split=cat("split"), image=cat("image"), target_image=cat("target_image"),
                         seq_content=cat("seq_content"), seq_counts=cat("seq_counts"),
                         scalars=cat("scalars"), labels=cat("labels"), targets=cat("targets"),
-                        weight=cat("weight"), observers=observers)
+                        weight=cat("weight"), baseline=cat("baseline"), observers=observers)
 
 
 def needed_branches(cfg: DataConfig, *, with_truth: bool = True) -> list[str]:
@@ -366,7 +368,7 @@ def needed_branches(cfg: DataConfig, *, with_truth: bool = True) -> list[str]:
         names += cfg.images.branches
     if cfg.sequence:
         names += cfg.sequence.columns() + ([cfg.sequence.sort_by] if cfg.sequence.sort_by else [])
-    names += cfg.scalars
+    names += cfg.scalars + [b for b in cfg.baselines.values() if b]  # a baseline is an input of the model
     if with_truth:
         names += ([cfg.label] if cfg.label else []) + cfg.targets + ([cfg.weight] if cfg.weight else [])
         names += cfg.target_images.branches if cfg.target_images else []

@@ -36,6 +36,7 @@ from physnn.data.convert import (
     sequence_block,
 )
 from physnn.data.split import SPLITS, TRAIN, UNKNOWN, assign_split
+from physnn.data.targets import bad_baselines, baseline_block, baseline_names
 from physnn.data.transform import Transform, TransformFitter
 from physnn.errors import DataError
 from physnn.io.read import Chunk, plan_chunks, read_chunk
@@ -161,11 +162,17 @@ def _nonfinite(raw: RawChunk, cfg: DataConfig, where: str, stats: _Stats) -> Raw
             bad = ~np.isfinite(block[:, j])
             if bad.any():
                 checks.append((str(name), bad, int(bad.sum())))
+    checks += _bad_baselines(raw, cfg)
     if not checks:
         return raw
     if cfg.nonfinite == "error":
         name, bad, count = checks[0]
         first = ", ".join(str(e) for e in raw.entry[bad][:3])
+        if name.startswith("baseline "):
+            msg = (f"{where}: {name} has {count} values <= 0, NaN or inf "
+                   f"(global entries {first}...); a baseline must be positive and finite: cut on it or set "
+                   "nonfinite: drop")
+            raise DataError(msg)
         kind = "defined column" if name in cfg.define else "branch"
         indexed = name in cfg.define and any("[" in e for e in cfg.define.values())
         hint = " (x[i] is NaN in events with fewer than i+1 elements: cut on num(x))" if indexed else ""
@@ -178,6 +185,18 @@ def _nonfinite(raw: RawChunk, cfg: DataConfig, where: str, stats: _Stats) -> Raw
         stats.dropped_by[name] = stats.dropped_by.get(name, 0) + int(bad.sum())
     stats.dropped += int(drop.sum())
     return raw.select(~drop)
+
+
+def _bad_baselines(raw: RawChunk, cfg: DataConfig) -> list[tuple[str, np.ndarray, int]]:
+    """The events whose baseline of a target is <= 0, NaN or inf, as the NaN/inf checks list them."""
+    if raw.baseline is None:
+        return []
+    checks = []
+    for j, (target, name) in enumerate(cfg.baselines.items()):
+        bad = bad_baselines(raw.baseline[:, j:j + 1])
+        if name is not None and bad.any():
+            checks.append((f"baseline {name!r} of target {target!r}", bad, int(bad.sum())))
+    return checks
 
 
 @dataclass(frozen=True)
@@ -219,6 +238,10 @@ def _build_raw(arrays: Mapping[str, Any], cfg: DataConfig, entry: np.ndarray, sp
         raw.seq_content, raw.seq_counts = sequence_block(arrays, cfg.sequence, where)
     if cfg.scalars:
         raw.scalars = scalar_block(arrays, cfg.scalars, where)
+    baselines = baseline_names(cfg)
+    if baselines:
+        scalar_block(arrays, [b for b in baselines if b], where, role="target's baseline")  # one number per event
+        raw.baseline = baseline_block(arrays, baselines, len(entry))
     if with_truth:
         if cfg.label is not None and cfg.label in arrays:
             raw.labels = label_values(arrays, cfg.label, where)
@@ -310,6 +333,8 @@ def finalize(raw: RawChunk, transform: Transform, cfg: DataConfig) -> TensorData
         inputs["length"] = torch.from_numpy(lengths)
     if raw.scalars is not None:
         inputs["scalars"] = torch.from_numpy(transform.standardize("scalars", raw.scalars, axis=1))
+    if raw.baseline is not None:  # in the target's unit, never standardised: the task divides by it
+        inputs["baseline"] = torch.from_numpy(raw.baseline)
     label = None
     if raw.labels is not None and transform.classes is not None and cfg.label is not None:
         label = torch.from_numpy(transform.encode_labels(raw.labels, ",".join(cfg.files), cfg.label))

@@ -295,7 +295,7 @@ class StreamingBundle:
 
 def _raw_nbytes(raw: RawChunk) -> int:
     return sum(getattr(v, "nbytes", 0) for v in (raw.image, raw.seq_content, raw.scalars, raw.targets,
-                                                  raw.target_image) if v is not None)
+                                                  raw.target_image, raw.baseline) if v is not None)
 
 
 def _data_budget(budget: str, dist: Processes | None) -> tuple[int, float]:

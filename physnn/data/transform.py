@@ -165,7 +165,7 @@ class TransformFitter:
             self.label_counts.update({v.item(): int(c) for v, c in zip(values, counts, strict=True)})
         if raw.targets is not None and len(raw):
             self.targets.add(forward(raw.targets, target_transforms(self.cfg), ", ".join(self.cfg.files),
-                                     self.cfg.targets))
+                                     self.cfg.targets, baseline=raw.baseline))
         if self.cfg.standardize.method == "none":
             pass
         else:

@@ -121,6 +121,7 @@ def map_config(data: dict[str, Any], mapping: Mapping[str, str]) -> dict[str, An
     data.update(scalars=many(data["scalars"]), targets=many(data["targets"]), observers=many(data["observers"]),
                 label=one(data["label"]), weight=one(data["weight"]),
                 target_specs={mapping.get(k, k): v for k, v in data["target_specs"].items()},
+                baselines={mapping.get(k, k): one(v) for k, v in data.get("baselines", {}).items()},
                 define={k: rename_expression(v, mapping) for k, v in data["define"].items()},
                 selection=rename_expression(data["selection"], mapping))
     data["standardize"] = {**data["standardize"], "exclude": many(data["standardize"]["exclude"])}

@@ -17,6 +17,10 @@ input              shape and meaning
                    dropped, as in training)
 ``length``         (N,) int64, the number of real particles per event
 ``scalars``        (N, S) the scalar branches
+``baseline``       regression relative to a baseline: (N, targets) each
+                   target's baseline (e.g. the cell sum, in GeV; 1 for a
+                   target without one): ``pred`` and ``sigma`` come out in
+                   the target's unit, per event with its baseline
 ``conditions``     GAN: (N, S) the condition scalars (e.g. energy in GeV)
 ``class_index``    GAN with classes: (N,) int64 index into the classes
 ``z``              GAN: (N, latent) standard-normal noise
@@ -270,7 +274,8 @@ def _meta(loaded: LoadedRun, format: str, mc_samples: int, shapes: Mapping[str, 
                       branches={"image": None if data.images is None else data.images.branches,
                                 "sequence": None if sequence is None else sequence.features,
                                 "kinematics": None if sequence is None else sequence.kinematics,
-                                "scalars": data.scalars or getattr(task, "scalars", [])},
+                                "scalars": data.scalars or getattr(task, "scalars", []),
+                                "baseline": getattr(task, "baselines", None) or None},
                       classes=getattr(task, "classes", None), targets=list(task.targets),
                       define=dict(data.define), max_length=loaded.transform.max_length,
                       sort_by=None if sequence is None else sequence.sort_by,

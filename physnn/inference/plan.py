@@ -142,7 +142,7 @@ def plan_prediction(cfg: DataConfig, files: str | Sequence[str] | None, tree: st
             msg = f"{where}: no branch {new!r} (the run's {old!r}){why}{did_you_mean(new, sorted(present))}"
             raise BranchError(msg)
     defines, skipped = _defines(data["define"], present)
-    _check_inputs(data["define"], inputs, skipped, present, chunk, obj)
+    _check_inputs(data, inputs, skipped, present, chunk, obj)
     available = present | defines.keys()
     data["define"] = defines
     inverse = {new: old for old, new in mapping.items()}
@@ -166,7 +166,15 @@ def _inputs(data: Mapping[str, Any]) -> list[str]:
     if data.get("sequence"):
         seq = data["sequence"]
         names += [*seq["features"], *([seq["sort_by"]] if seq.get("sort_by") else [])]
-    return names + list(data["scalars"])
+    return names + list(data["scalars"]) + [b for b in data.get("baselines", {}).values() if b]
+
+
+def _why(data: Mapping[str, Any], name: str) -> str:
+    """Why the model reads ``name``: an input, or the baseline its target is predicted relative to."""
+    targets = [t for t, b in data.get("baselines", {}).items() if b == name]
+    if targets and name not in data["scalars"]:
+        return f"the baseline of target {targets[0]!r}, an input of the model"
+    return "an input of the model"
 
 
 def _defines(define: Mapping[str, str], present: set[str]) -> tuple[dict[str, str], dict[str, list[str]]]:
@@ -191,17 +199,18 @@ def _roots(missing: set[str], skipped: Mapping[str, list[str]]) -> list[str]:
     return list(dict.fromkeys(out))
 
 
-def _check_inputs(define: Mapping[str, str], inputs: Sequence[str], skipped: Mapping[str, list[str]],
+def _check_inputs(data: Mapping[str, Any], inputs: Sequence[str], skipped: Mapping[str, list[str]],
                   present: set[str], chunk: Chunk, obj: Any) -> None:
     """One line naming a missing input branch, or the branch a define that builds an input lacks: the reader's
     (:func:`~physnn.io.read.missing_branch`: suggestions, the tree's branches, a lost friend tree) with why it
     is needed."""
+    define = data["define"]
     for name in inputs:
         if name in skipped:
-            why = f"which define {name!r} = {define[name]!r} reads to build an input of the model"
+            why = f"which define {name!r} = {define[name]!r} reads to build {_why(data, name).split(', an ')[0]}"
             raise missing_branch(chunk, obj, skipped[name][0], why)
         if name not in define and name not in present:
-            raise missing_branch(chunk, obj, name, "an input of the model")
+            raise missing_branch(chunk, obj, name, _why(data, name))
 
 
 def _leave_out(data: dict[str, Any], available: set[str], inverse: Mapping[str, str]) -> dict[str, Any]:

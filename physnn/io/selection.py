@@ -12,6 +12,12 @@ branch: a member (``pos.x``, ``jets.fP.fX``) or a friend tree's branch (``w.weig
 :func:`eval`, so an expression from a config file cannot execute code. ROOT's
 ``&&``, ``||`` and ``!`` are accepted as well as Python's ``and``, ``or`` and
 ``not``.
+
+The functions: ``abs``, ``sqrt``, ``log``, ``log10``, ``exp``, the trigonometric and hyperbolic ones,
+``atan2``/``arctan2``, ``hypot``; per event over a jagged branch's last axis ``num``, ``sum``, ``max``,
+``min``, ``any``, ``all``; ``concat(a, b)`` joins jagged branches per event; ``total(x)`` sums every
+value of an event over all its axes, e.g. the cell sum of a calorimeter image ``total(image)`` (the
+classic energy estimate, usable as a target's ``baseline``) or of one layer, ``total(image[0])``.
 """
 
 from __future__ import annotations
@@ -40,6 +46,20 @@ def _num(x: Any) -> Any:
     import awkward as ak
 
     return ak.num(x, axis=-1)
+
+
+def _total(x: Any) -> Any:
+    """The sum over every cell of a regular image (or any nested list) per event: ``total(image)`` is an
+    event's cell sum, ``total(image[0])`` the sum of its first layer."""
+    import awkward as ak
+
+    if isinstance(x, np.ndarray):
+        return x.reshape(len(x), -1).sum(axis=1) if x.ndim > 1 else x
+    if not isinstance(x, ak.Array):
+        return x
+    while x.ndim > 1:
+        x = ak.sum(x, axis=-1)
+    return ak.to_numpy(x)
 
 
 def _concat(*arrays: Any) -> Any:
@@ -71,6 +91,7 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "any": _reduce("any"),
     "all": _reduce("all"),
     "concat": _concat,
+    "total": _total,
 }
 
 _BINOPS: dict[type, Callable[[Any, Any], Any]] = {

@@ -24,8 +24,9 @@ from collections.abc import Iterator, Mapping
 import torch
 from torch import nn
 
-#: Batch entries passed to :class:`SideInput` stages next to the running tensor.
-SIDE_KEYS = ("scalars", "mask", "length", "kinematics")
+#: Batch entries passed to :class:`SideInput` stages next to the running tensor (``baseline``: the targets'
+#: baselines, :mod:`physnn.models.target_maps`).
+SIDE_KEYS = ("scalars", "mask", "length", "kinematics", "baseline")
 DROPOUT_TYPES = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.FeatureAlphaDropout)
 
 

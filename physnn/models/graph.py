@@ -93,7 +93,8 @@ class PhysicsModel(nn.Module):
         self.input_names = [*(["image"] if io.image is not None else []),
                             *(["sequence", "length"] if io.sequence is not None else []),
                             *(["kinematics"] if io.sequence is not None and io.kinematics else []),
-                            *(["scalars"] if io.scalars else [])]
+                            *(["scalars"] if io.scalars else []),
+                            *(["baseline"] if io.baselines else [])]  # in the target's unit, per target
         for key in ("image", "sequence", "scalars"):
             center, scale = _affine(transform, key)
             self.register_buffer(f"{key}_center", center, persistent=False)
@@ -123,6 +124,8 @@ class PhysicsModel(nn.Module):
             out["kinematics"] = torch.stack([pt, eta, phi, 1.01 * pt * torch.cosh(eta)], dim=-1)
         if self.io.scalars:
             out["scalars"] = torch.randn(n, self.io.scalars, generator=gen)
+        if self.io.baselines:  # positive, a few decades: e.g. a cell sum of 1-100 GeV
+            out["baseline"] = torch.exp(torch.rand(n, self.io.baselines, generator=gen) * 4.6)
         return tuple(out[name] for name in self.input_names)
 
     def standardized(self, given: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -144,6 +147,8 @@ class PhysicsModel(nn.Module):
                 batch["kinematics"] = given["kinematics"].float() * mask[..., None].to(x.dtype)
         if "scalars" in given:
             batch["scalars"] = (given["scalars"].float() - self.scalars_center) / self.scalars_scale
+        if "baseline" in given:  # as it is: the task multiplies the predicted ratio by it
+            batch["baseline"] = given["baseline"].float()
         return batch
 
     def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:

@@ -30,7 +30,7 @@ aleatoric variance (the mean predicted variance) and the epistemic variance
 (the variance of the T means) are added in the space the network regresses
 (log E for ``transform: log``); the total is mapped to the unit at the
 central value as the network's Gaussian is for one pass
-(:meth:`~physnn.models.tasks.Task._to_units`: for ``log`` the σ of the
+(:func:`~physnn.models.target_maps.to_units`: for ``log`` the σ of the
 log-normal, sqrt((exp(v) - 1) exp(2μ + v))), and ``t_aleatoric`` and
 ``t_epistemic`` share it in the proportions of their variances in that space,
 so that ``t_std`` = s sqrt(aleatoric² + epistemic²) holds for every target.
@@ -179,7 +179,7 @@ def regression_summary(pred: Mapping[str, torch.Tensor], central: Mapping[str, t
         The σ scale factor of each target (K,), fitted on the validation split
         (:mod:`physnn.training.calibration`).
     to_units
-        ``(mean, var) -> {"mean", "var"}`` in the target's unit (:meth:`physnn.models.tasks.Task._to_units`).
+        ``(mean, var) -> {"mean", "var"}`` in the target's unit (:func:`physnn.models.target_maps.to_units`).
 
     Returns
     -------

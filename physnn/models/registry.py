@@ -56,6 +56,10 @@ class ModelIO:
         Whether the batches carry the sequence's four-vectors in physical
         units, ``kinematics`` (B, T, 4) as ``[pt, eta, phi, energy]`` (the data
         config's ``sequence.kinematics``).
+    baselines
+        For regressions of targets relative to a baseline: the number of
+        targets K; the model then ends with
+        :class:`~physnn.models.target_maps.AttachBaseline` (0: none).
     """
 
     image: tuple[int, ...] | None = None
@@ -66,6 +70,7 @@ class ModelIO:
     conditions: int | None = None
     incident_energy: bool = False
     kinematics: bool = False
+    baselines: int = 0
 
     def state(self) -> dict[str, Any]:
         """Plain types for a checkpoint."""
@@ -80,7 +85,8 @@ class ModelIO:
                    scalars=int(state["scalars"]), outputs=int(state["outputs"]),
                    reconstruct=state.get("reconstruct"), conditions=state.get("conditions"),
                    incident_energy=bool(state.get("incident_energy", False)),
-                   kinematics=bool(state.get("kinematics", False)))
+                   kinematics=bool(state.get("kinematics", False)),
+                   baselines=int(state.get("baselines", 0)))
 
 
 Builder = Callable[[Any, ModelIO], "nn.Module"]
@@ -194,4 +200,9 @@ def build_model(config: ModelConfig, io: ModelIO) -> nn.Module:
         autoencoders = ", ".join(n for n, e in available().items() if e.reconstructs)
         msg = f"model {config.name!r} cannot be trained for reconstruction; use an autoencoder ({autoencoders})"
         raise ConfigError(msg)
-    return entry.build(config.typed_params(), io)
+    model = entry.build(config.typed_params(), io)
+    if io.baselines:  # targets relative to a baseline: the batch's baselines join the outputs
+        from physnn.models.target_maps import AttachBaseline
+
+        model.stages.append(AttachBaseline())
+    return model

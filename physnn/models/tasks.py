@@ -25,11 +25,12 @@ import torch
 import torch.nn.functional as F
 
 from physnn.config import DataConfig
-from physnn.data.targets import forward, target_transforms
+from physnn.data.targets import baseline_names, forward, target_transforms
 from physnn.errors import ConfigError
 from physnn.models.conformal import conformal_bounds
 from physnn.models.graph import PhysicsModel
-from physnn.models.mc_dropout import classification_summary, regression_summary
+from physnn.models.mc_dropout import classification_summary
+from physnn.models.target_maps import split_outputs, summary_in_units, to_network, to_units
 from physnn.models.task_config import TaskConfig
 
 MIN_VAR = 1e-6
@@ -85,7 +86,8 @@ class Task:
                  scale: list[float] | None = None, class_weight: list[float] | None = None,
                  huber_delta: float = 1.0, sigma_scale: dict[str, Any] | None = None,
                  transforms: list[str] | None = None, gaussian_mean: str = "nll",
-                 conformal: dict[str, Any] | None = None, signal: int = 1) -> None:
+                 conformal: dict[str, Any] | None = None, signal: int = 1,
+                 baselines: list[str | None] | None = None) -> None:
         self.kind = kind  # "binary" | "multiclass" | "regression"
         self.loss_name = loss
         self.classes = classes
@@ -102,6 +104,8 @@ class Task:
         self.sigma_scale = dict(sigma_scale or {})
         #: split-conformal quantiles per mode, fitted on the validation split (physnn.models.conformal)
         self.conformal = dict(conformal or {})
+        #: each target's baseline column (None: none), empty when the targets are absolute (:mod:`.target_maps`)
+        self.baselines = list(baselines or [])
         self.signal = signal  #: binary: the class index whose probability ``score`` is (data config's ``signal``)
 
     # -- construction and storage ------------------------------------------
@@ -157,12 +161,15 @@ class Task:
         if summary is not None and "target_center" in summary:
             center, scale = torch.tensor(summary["target_center"]), torch.tensor(summary["target_scale"])
         else:
-            t = torch.from_numpy(forward(train["target"].numpy(), transforms))
+            base = train.get("baseline")
+            t = torch.from_numpy(forward(train["target"].numpy(), transforms,
+                                         baseline=None if base is None else base.numpy()))
             center = t.mean(0)
             scale = t.std(0) if len(t) > 1 else torch.ones_like(center)
         scale = torch.where(scale > 0, scale, torch.ones_like(scale))
         return cls("regression", loss, targets=list(data.targets), center=center.tolist(), scale=scale.tolist(),
-                   huber_delta=cfg.huber_delta, transforms=transforms, gaussian_mean=cfg.gaussian_mean)
+                   huber_delta=cfg.huber_delta, transforms=transforms, gaussian_mean=cfg.gaussian_mean,
+                   baselines=baseline_names(data))
 
     @staticmethod
     def resolved_kind(kind: str, data: DataConfig) -> str:
@@ -191,7 +198,7 @@ class Task:
                 "class_weight": None if self.class_weight is None else self.class_weight.tolist(),
                 "huber_delta": self.huber_delta, "sigma_scale": self.sigma_scale, "transforms": self.transforms,
                 "gaussian_mean": self.gaussian_mean, "conformal": self.conformal,
-                "signal": self.signal}
+                "signal": self.signal, "baselines": self.baselines}
 
     @classmethod
     def from_state(cls, state: Mapping[str, Any]) -> Task:
@@ -203,7 +210,8 @@ class Task:
                    center=state["center"], scale=state["scale"], class_weight=state["class_weight"],
                    huber_delta=state.get("huber_delta", 1.0), sigma_scale=state.get("sigma_scale"),
                    transforms=state.get("transforms"), gaussian_mean=state.get("gaussian_mean", "nll"),
-                   conformal=state.get("conformal"), signal=state.get("signal", 1))
+                   conformal=state.get("conformal"), signal=state.get("signal", 1),
+                   baselines=state.get("baselines"))
 
     #: The commands that use a run of this task (besides train, evaluate and export).
     COMMANDS: ClassVar[tuple[str, ...]] = ("predict",)
@@ -229,7 +237,7 @@ class Task:
 
     def io_fields(self) -> dict[str, Any]:
         """What the model needs beyond the data's shapes and :attr:`n_outputs` (:class:`ModelIO` fields)."""
-        return {}
+        return {"baselines": len(self.targets)} if self.baselines else {}
 
     def training_step(self) -> Any:
         """How this task trains (a :class:`~physnn.models.steps.TrainingStep`); None: the supervised step."""
@@ -290,8 +298,9 @@ class Task:
         if self.kind == "multiclass":
             return F.cross_entropy(out, batch["label"], reduction="none")
         k = len(self.targets)
-        y = (self._forward(batch["target"]) - self.center.to(out.device, out.dtype)) / self.scale.to(out.device,
-                                                                                                    out.dtype)
+        out, baseline = split_outputs(out, self.n_outputs, bool(self.baselines))
+        y = (to_network(batch["target"], self.transforms, baseline) - self.center.to(out.device, out.dtype)
+             ) / self.scale.to(out.device, out.dtype)
         mu = out[:, :k]
         if self.loss_name == "gaussian":
             var = F.softplus(out[:, k:]) + MIN_VAR
@@ -314,28 +323,21 @@ class Task:
             return {"prob": torch.softmax(out, dim=-1)}
         k = len(self.targets)
         center, scale = self.center.to(out.device, out.dtype), self.scale.to(out.device, out.dtype)
+        out, baseline = split_outputs(out, self.n_outputs, bool(self.baselines))
         mean = out[..., :k] * scale + center
         var = (F.softplus(out[..., k:]) + MIN_VAR) * scale**2 if self.gaussian else None
-        return self._to_units(mean, var) if units else {"mean": mean, **({} if var is None else {"var": var})}
+        if units:
+            return to_units(mean, var, self.transforms, baseline)
+        return {"mean": mean, **({} if var is None else {"var": var}),
+                **({} if baseline is None else {"baseline": baseline})}
 
-    def _forward(self, target: torch.Tensor) -> torch.Tensor:
-        """Targets in their unit -> what the network regresses (``log`` columns: their logarithm)."""
-        if "log" not in self.transforms:
-            return target
-        logged = torch.tensor([t == "log" for t in self.transforms], device=target.device)
-        return torch.where(logged, target.clamp(min=1e-30).log(), target)
-
-    def _to_units(self, mean: torch.Tensor, var: torch.Tensor | None) -> dict[str, torch.Tensor]:
-        """Mean (and variance) of the network's Gaussian -> in the target's unit. A ``log`` target's Gaussian
-        is a log-normal: the prediction is its median exp(μ) (its mean exp(μ + σ²/2) would move every
-        prediction up by the resolution itself), its variance (exp(σ²) - 1) exp(2μ + σ²)."""
-        if "log" not in self.transforms:
-            return {"mean": mean} if var is None else {"mean": mean, "var": var}
-        logged = torch.tensor([t == "log" for t in self.transforms], device=mean.device)
-        result = {"mean": torch.where(logged, torch.exp(mean), mean)}
-        if var is not None:
-            result["var"] = torch.where(logged, torch.expm1(var) * torch.exp(2 * mean + var), var)
-        return result
+    def regression_summary(self, outs: torch.Tensor, central: torch.Tensor | None,
+                           scale: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The error bars of raw outputs of T passes (T, N, outputs) around the deterministic pass of each
+        member (M, N, outputs; None: the passes' mean), in the target's unit (:func:`.summary_in_units`)."""
+        return summary_in_units(self.predict(outs, units=False),
+                                None if central is None else self.predict(central, units=False), scale,
+                                self.transforms)
 
     def sigma_scales(self, mc: bool) -> torch.Tensor:
         """The σ scale factor of each target (K,) for MC-dropout or deterministic predictions; ones when the
@@ -364,8 +366,7 @@ class Task:
         """
         if not self.is_classification:
             mc = outs.shape[0] > 1 if mc is None else mc
-            central = None if central is None else self.predict(central, units=False)
-            out = regression_summary(self.predict(outs, units=False), central, self.sigma_scales(mc), self._to_units)
+            out = self.regression_summary(outs, central, self.sigma_scales(mc))
             if conformal is not None:
                 fitted = self.conformal.get("mc" if mc else "deterministic")
                 out["low"], out["high"] = conformal_bounds(out, fitted, conformal, self.sigma_scales(mc))

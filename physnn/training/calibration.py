@@ -37,7 +37,6 @@ import torch
 from physnn.data.dataset import TRUTH
 from physnn.models.base import StagedModel
 from physnn.models.ensemble import stacked_outputs
-from physnn.models.mc_dropout import regression_summary
 from physnn.models.tasks import ONE_SIGMA, Task
 
 #: MC-dropout passes of the fit: the T that physnn suggests (``predict --mc-samples 50``). The sample spread of
@@ -78,8 +77,8 @@ def fit_sigma_scale(model: StagedModel | Sequence[StagedModel], task: Task,
     for batch in batches:
         inputs = {k: v.to(device) for k, v in batch.items() if k not in TRUTH}
         for parts, t in ((det, 0), (mc, samples)):  # around the central value predict writes: the deterministic
-            passes, central = (task.predict(o.float().cpu(), units=False) for o in stacked_outputs(models, inputs, t))
-            parts.append(regression_summary(passes, central, ones, task._to_units))
+            passes, central = (o.float().cpu() for o in stacked_outputs(models, inputs, t))
+            parts.append(task.regression_summary(passes, central, ones))
         targets.append(batch["target"].double().cpu())
     target = torch.cat(targets)
     scales: dict[str, list[float]] = {}
