@@ -335,9 +335,8 @@ class Task:
                            scale: torch.Tensor) -> dict[str, torch.Tensor]:
         """The error bars of raw outputs of T passes (T, N, outputs) around the deterministic pass of each
         member (M, N, outputs; None: the passes' mean), in the target's unit (:func:`.summary_in_units`)."""
-        return summary_in_units(self.predict(outs, units=False),
-                                None if central is None else self.predict(central, units=False), scale,
-                                self.transforms)
+        centre = None if central is None else self.predict(central, units=False)
+        return summary_in_units(self.predict(outs, units=False), centre, scale, self.transforms)
 
     def sigma_scales(self, mc: bool) -> torch.Tensor:
         """The σ scale factor of each target (K,) for MC-dropout or deterministic predictions; ones when the
