@@ -108,6 +108,22 @@ def test_lorentz_pooling_computes_the_invariant_mass_of_the_gated_particles(rng)
     np.testing.assert_allclose(out[:, pooling.width + 1].numpy() * LORENTZ["scale"], pt, rtol=1e-4)
 
 
+def test_select_keeps_the_other_particles_out_of_the_sums(rng):
+    model = build({"lorentz": {**LORENTZ, "channels": 1, "select": 4}})
+    pooling = model.stages[1]
+    content, counts = particles(rng, [6, 4])
+    content[:, 4] = 0.0
+    content[[1, 4, 7, 9], 4] = 1.0  # the selected particles: two per event
+    b = batch(content, counts, 8)
+    with torch.no_grad():
+        pooling.gate.weight.zero_()
+        pooling.gate.bias.zero_()
+        out = pooling(model.stages[0](b["sequence"], b), b)
+    pairs = [content[[1, 4]], content[[7, 9]]]  # every weight is 0.5: half the selected pair's four-momentum
+    expected = [0.5 * np.sqrt(p[:, 3].sum() ** 2 - (p[:, :3].sum(0) ** 2).sum()) for p in pairs]
+    np.testing.assert_allclose(out[:, pooling.width].numpy() * LORENTZ["scale"], expected, rtol=1e-3)
+
+
 def test_mc_dropout_caches_phi_and_the_pooling(rng):
     from physnn.models.mc_dropout import mc_forward, naive_mc_forward
 

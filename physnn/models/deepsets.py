@@ -12,20 +12,32 @@ change a prediction (tested).
 
 **Lorentz pooling** (``lorentz:``, optional): a network that must learn
 ``sqrt(E² - p²)`` of a pair of particles from standardised (pt, η, φ, E)
-approximates it to a few per cent at best; a physicist computes it. With
-``lorentz: {four_momentum: [i_px, i_py, i_pz, i_E]}`` (the indices of the
-Cartesian four-momentum among the sequence features, in GeV, left out of
-standardisation) the model also learns, per channel k, a weight
-``w_ik = sigmoid(g_k(Φ_i)) ∈ [0, 1]`` for each real particle, sums the
-weighted four-momenta ``P_k = Σ_i w_ik p_i`` exactly, and gives the event
-network the Minkowski products ``P_k · P_l`` (signed square roots; the
-diagonal is the mass of channel k) and the transverse momenta of the P_k,
-divided by ``scale``. The network then has to learn which particles belong
-to the system (``w ≈ is_muon`` for a muon pair when particle ID is an input;
-the hardest opposite-charge pair without it), and the mass is computed, not
-approximated: the four-momentum sum is exact whatever Φ learns, as
-Lorentz-aware networks (LorentzNet, PELICAN) keep Minkowski products exact.
-The four-momentum columns enter Φ divided by ``scale`` too.
+approximates it to a few per cent at best (a GRU reaches σ ≈ 12 GeV on the
+demo's muon pairs, where the analytic dimuon mass has 1.05 GeV); a
+physicist computes it. With ``lorentz: {four_momentum: [i_px, i_py, i_pz,
+i_E]}`` (the indices of the Cartesian four-momentum among the sequence
+features, in GeV, left out of standardisation) the model also learns, per
+channel k, a weight ``w_ik = sigmoid(g_k(Φ_i)) ∈ [0, 1]`` for each real
+particle, sums the weighted four-momenta ``P_k = Σ_i w_ik p_i`` exactly, and
+gives the event network the Minkowski products ``P_k · P_l`` (signed square
+roots; the diagonal is the mass of channel k), the transverse momenta of the
+P_k, and the logarithms of the masses and transverse momenta (a resolution
+relative to the mass is then a linear map), all divided by ``scale``. The
+network has to learn which particles belong to the system (``w ≈ is_muon``
+for a muon pair when particle ID is an input; the hard pair without it), and
+the mass is computed, not approximated: the four-momentum sum is exact
+whatever Φ learns, as Lorentz-aware networks (LorentzNet, PELICAN) keep
+Minkowski products exact. ``select`` restricts the sums to the particles a
+feature flags (an analysis's identified muons). The four-momentum columns
+enter Φ divided by ``scale`` too.
+
+Two choices measured on the demo's events (``examples/sequence_benchmark.py``):
+the gate starts almost closed (``gate_start`` 0.05) with a steep logit
+(``sharpness`` 10), so that the soft particles' weights reach ~0 within the
+training (a soft particle left at w = 0.05 adds GeV to the mass); and the
+shipped configs pool Φ with ``mean``: the PFN's ``sum`` grows with the
+multiplicity, and its large values drowned the mass in the event network
+(σ 22 GeV with ``sum`` against 2.3 GeV with ``mean``, same 10 epochs).
 """
 
 from __future__ import annotations
