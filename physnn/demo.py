@@ -10,11 +10,12 @@
    dropout, evaluate against the plain calibrated sum of cell energies,
    overall and per particle type;
 4. simulate collision events (variable-length particle lists);
-5. train a GRU signal/background classifier on the pt-ordered particles,
-   predict with MC dropout, evaluate;
-6. train a GRU regressor of the resonance mass with a Gaussian head, predict
-   with MC dropout, evaluate against the dimuon mass an analysis computes
-   from the two muons it identifies.
+5. train a particle-flow network (``pfn``: DeepSets with Lorentz pooling) to
+   tell signal from background from the particles, their identification
+   (``is_muon``) and four-momenta, predict with MC dropout, evaluate;
+6. train the same network to regress the resonance mass with a Gaussian head,
+   predict with MC dropout, evaluate against the dimuon mass an analysis
+   computes from the two muons it identifies.
 
 Each evaluation writes ``report_NAME/report.html``: one self-contained page
 with its figures, plots, run config and provenance.
