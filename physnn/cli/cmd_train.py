@@ -139,7 +139,8 @@ def demo(
     """The main job on built-in demo data: simulate, train, predict with error bars, evaluate.
 
     Simulates showers and collision events, trains CNN (photon/pi0, energy) and particle-flow network
-    (signal/background, resonance mass) models, predicts with MC-dropout error bars, evaluates, and says where the outputs are."""
+    (signal/background, resonance mass) models, predicts with MC-dropout error bars, evaluates, and says where the
+    outputs are."""
     from physnn.demo import run
 
     fmt = image_format(fmt)
