@@ -103,7 +103,7 @@ def events_data(events: str | Path, *, particle_id: bool = True, four_momentum: 
             "standardize": {"exclude": raw}}
 
 
-def events_cls_config(events: str | Path, epochs: int = 30) -> dict[str, Any]:
+def events_cls_config(events: str | Path, epochs: int = 20) -> dict[str, Any]:
     """Signal (a resonance to two muons) against background (a Drell-Yan-like continuum)."""
     return {"data": {**events_data(events), "label": "label", "classes": {0: "background", 1: "signal"},
                      "signal": "signal", "observers": ["mass"]},
@@ -112,7 +112,7 @@ def events_cls_config(events: str | Path, epochs: int = 30) -> dict[str, Any]:
                       "scheduler": {"name": "cosine"}, "early_stopping": {"patience": None}}}
 
 
-def events_mass_config(events: str | Path, epochs: int = 30) -> dict[str, Any]:
+def events_mass_config(events: str | Path, epochs: int = 20) -> dict[str, Any]:
     """The mass of the muon pair with error bars (Gaussian head + MC dropout)."""
     return {"data": {**events_data(events), "targets": {"mass": {"unit": "GeV", "kind": "mass", "transform": "log"}},
                      "observers": ["label"]},
