@@ -1,7 +1,8 @@
 """physnn benchmarks: each figure beside its anchor, printed as one table.
 
-Run with ``bench/run`` (or ``python bench/bench.py --quick``; ``--only quality|training|mcdropout|photon_id`` for the
-demo job's model-quality rows, the training rows or the MC-dropout rows alone). Figures:
+Run with ``bench/run`` (or ``python bench/bench.py --quick``; ``--only quality|training|mcdropout|photon_id|sequences``
+for the demo job's model-quality rows, the training rows, the MC-dropout rows, the photon/π0 rows or the sequence
+benchmark alone). Figures:
 
 - simulator rates (showers/s, events/s), on one core, with and without ROOT writing;
 - a training epoch of physnn's trainer against a minimal hand-written PyTorch
@@ -23,11 +24,13 @@ demo job's model-quality rows, the training rows or the MC-dropout rows alone). 
   packed sequences, and the 1D-conv baseline;
 - photon vs π0 -> two photons per energy bin: the CNN of ``configs/train/gamma_pi0.yaml``
   against the experiments' shower-shape BDT (``examples/gamma_pi0.py``);
+- the sequence benchmark (``examples/sequence_benchmark.py``): gru, lstm, seq_conv and pfn on the same events and
+  split, with and without particle ID: AUC against the likelihood-ratio ceiling, mass σ against the dimuon mass;
 - model quality of the ``physnn demo`` jobs: the photon/π0 CNN's AUC and ECE
   against the shower-shape BDT on the same showers, energy resolution of the
   CNN vs the calibrated cell sum (overall and per particle type), ±1σ/±2σ
   coverage; on
-  simulated events the GRU's signal/background AUC and its mass resolution
+  simulated events the event model's (pfn) signal/background AUC and its mass resolution
   and coverage vs the dimuon mass computed from the identified muons.
 """
 
@@ -183,7 +186,7 @@ def likelihood_ratio_auc(events: Path, predictions: Path) -> float:
 
 def quality_rows(tmp: Path, quick: bool) -> list[tuple[str, str, str, str]]:
     """Model quality of the demo job (simulate, train, predict with MC dropout, evaluate)."""
-    from physnn.demo import run
+    from physnn.demo import EVENTS_MODEL, run
     from physnn.evaluation.summary import fit_line
 
     torch.set_num_threads(os.cpu_count() or 1)
@@ -214,10 +217,10 @@ def quality_rows(tmp: Path, quick: bool) -> list[tuple[str, str, str, str]]:
         ("energy error bars: ±1σ / ±2σ coverage (MC dropout + Gaussian)",
          f"{r['coverage_1sigma']:.3f} / {r['coverage_2sigma']:.3f}", "Gaussian 0.683 / 0.954", ""),
         *_per_type_rows(r),
-        (f"signal/background GRU AUC ({events:,} events, test split)",
+        (f"signal/background {EVENTS_MODEL['name']} AUC ({events:,} events, test split)",
          f"{e['auc']:.4f} [{e['roc']['auc_low']:.4f}, {e['roc']['auc_high']:.4f}]",
          f"generator likelihood ratio {optimum:.4f}", ""),
-        ("mass GRU resolution σ (robust, GeV)", f"{m['sigma']:.2f}",
+        (f"mass {EVENTS_MODEL['name']} resolution σ (robust, GeV)", f"{m['sigma']:.2f} ± {m['sigma_err']:.2f}",
          f"dimuon mass of identified muons {mb['sigma']:.2f}", mb["comparison"]["summary"]),
         ("mass error bars: ±1σ / ±2σ coverage (MC dropout + Gaussian)",
          f"{m['coverage_1sigma']:.3f} / {m['coverage_2sigma']:.3f}", "Gaussian 0.683 / 0.954", ""),
@@ -275,6 +278,33 @@ def photon_id_rows(tmp: Path, quick: bool) -> list[tuple[str, str, str, str]]:
                     f"{cnn['auc']:.3f} [{cnn['auc_low']:.3f}, {cnn['auc_high']:.3f}], {cnn['rejection']:.1f}",
                     f"BDT {bdt['auc']:.3f} [{bdt['auc_low']:.3f}, {bdt['auc_high']:.3f}], {bdt['rejection']:.1f}",
                     example.verdict(cnn, bdt)))
+    return out
+
+
+def sequences_rows(tmp: Path, quick: bool, families: tuple[str, ...] | None = None) -> list[tuple[str, str, str, str]]:
+    """Every sequence family with and without particle ID on the same events and split (``examples/
+    sequence_benchmark.py``): AUC against the likelihood-ratio ceiling, mass σ against the analytic dimuon mass.
+    The 80-column table is printed as well."""
+    import importlib.util
+
+    path = Path(__file__).parents[1] / "examples" / "sequence_benchmark.py"
+    spec = importlib.util.spec_from_file_location("sequence_benchmark", path)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    torch.set_num_threads(os.cpu_count() or 1)
+    rows, best, base = example.compare(tmp / "sequences", events=3000 if quick else 10000, epochs=3 if quick else 30,
+                                       families=families or example.FAMILIES)
+    torch.set_num_threads(1)
+    print("\n".join(example.table(rows, best, base)))
+    out = []
+    for r in rows:
+        name = f"{r['family']} {'with' if r['id'] else 'without'} particle ID"
+        m = r["mass"]
+        out.append((f"{name}: signal/background AUC", f"{r['auc']:.4f} [{r['auc_low']:.4f}, {r['auc_high']:.4f}]",
+                    f"likelihood ratio {best:.4f}", f"{r['auc'] - best:+.4f}"))
+        out.append((f"{name}: mass σ (robust, GeV)", f"{m['sigma']:.2f} ± {m['sigma_err']:.2f}",
+                    f"dimuon mass {base['sigma']:.2f} ± {base['sigma_err']:.2f}",
+                    m["baselines"][example.BASELINE]["comparison"]["summary"].split(";")[0]))
     return out
 
 
@@ -433,6 +463,8 @@ def only_rows(which: str, quick: bool) -> list[tuple[str, str, str, str]]:
             return mc_dropout_rows(3 if quick else 5)
         if which == "photon_id":
             return photon_id_rows(Path(tmp), quick)
+        if which == "sequences":
+            return sequences_rows(Path(tmp), quick)
         showers = Path(tmp) / "showers.root"
         physnn.simulate("showers", showers, events=4000 if quick else 20000, seed=1)
         return training_rows(Path(tmp), showers, quick)
@@ -441,10 +473,12 @@ def only_rows(which: str, quick: bool) -> list[tuple[str, str, str, str]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smaller samples (for a smoke run)")
-    parser.add_argument("--only", choices=["quality", "training", "mcdropout", "photon_id"],
+    parser.add_argument("--only", choices=["quality", "training", "mcdropout", "photon_id", "sequences"],
                         help="only these rows (quality: the demo job's figures; training: the CNN epoch vs a "
                              "hand-written loop and torchrun; mcdropout: prefix-cached MC dropout; photon_id: "
-                             "the photon/π0 CNN against the shower-shape BDT per energy bin)")
+                             "the photon/π0 CNN against the shower-shape BDT per energy bin; sequences: every "
+                             "sequence family with and without particle ID against the likelihood ratio and the "
+                             "dimuon mass)")
     args = parser.parse_args()
     if args.only:
         _print(only_rows(args.only, args.quick), f"{'quick' if args.quick else 'full'}, {args.only} rows")
@@ -499,6 +533,7 @@ def main() -> None:
         rows += memory_rows(Path(tmp), args.quick)
         rows += quality_rows(Path(tmp), args.quick)
         rows += photon_id_rows(Path(tmp), args.quick)
+        rows += sequences_rows(Path(tmp), args.quick)
 
     _print(rows, "quick" if args.quick else "full")
 

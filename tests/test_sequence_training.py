@@ -122,7 +122,8 @@ def test_shipped_event_configs_train_from_the_command_line(events_file, tmp_path
         assert cfg == physnn.load_run_config(make(cfg.data.files[0]))
     result = CliRunner().invoke(app, ["train", str(CONFIGS / "train" / "events_cls.yaml"), "--out",
                                       str(tmp_path / "run"), "--set", f"data.files={events_file}",
-                                      "--set", "train.epochs=1", "--set", "model.params.hidden_size=8"])
+                                      "--set", "train.epochs=1",
+                                      "--set", "model.params.embedding=[{type: dense, units: 8}]"])
     assert result.exit_code == 0, result.output
     result = CliRunner().invoke(app, ["predict", str(tmp_path / "run"), str(events_file), "--out",
                                       str(tmp_path / "p.root"), "-T", "5"])

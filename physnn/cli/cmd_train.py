@@ -138,15 +138,16 @@ def demo(
 ) -> None:
     """The main job on built-in demo data: simulate, train, predict with error bars, evaluate.
 
-    Simulates showers and collision events, trains CNN (photon/pi0, energy) and GRU (signal/background, resonance
-    mass) models, predicts with MC-dropout error bars, evaluates, and says where the outputs are."""
+    Simulates showers and collision events, trains CNN (photon/pi0, energy) and particle-flow network
+    (signal/background, resonance mass) models, predicts with MC-dropout error bars, evaluates, and says where the
+    outputs are."""
     from physnn.demo import run
 
     fmt = image_format(fmt)
     results = run(out, events=events, seed=seed, epochs=epochs, mc_samples=mc_samples, overwrite=overwrite,
                   say=lambda text: console.print(text, highlight=False), image_format=fmt)
     jobs = (("photon", "photon/pi0 classifier (CNN)"), ("energy", "energy regressor (CNN)"),
-            ("events_cls", "signal/background classifier (GRU)"), ("events_mass", "mass regressor (GRU)"))
+            ("events_cls", "signal/background classifier (PFN)"), ("events_mass", "mass regressor (PFN)"))
     for name, _ in jobs:
         _print_evaluation(results[name]["figures"])
     for name, target in (("energy", "energy"), ("events_mass", "mass")):

@@ -149,7 +149,8 @@ class SequenceParams(Strict):
 
 
 def build_sequence_model(name: str, params: SequenceParams, io: ModelIO,
-                         encoder: Callable[[int], tuple[SideInput, int]]) -> SequenceModel:
+                         encoder: Callable[[int], tuple[SideInput, int]],
+                         particles: Callable[[nn.Sequential], SideInput] = ParticleEmbedding) -> SequenceModel:
     """Assemble ``[embedding, encoder, scalars, head..., output]`` for a sequence model.
 
     Parameters
@@ -163,6 +164,9 @@ def build_sequence_model(name: str, params: SequenceParams, io: ModelIO,
     encoder
         Called with the embedding width; returns the encoder stage and the
         width of the event vector it produces.
+    particles
+        Wraps the embedding layers into the first stage (default
+        :class:`ParticleEmbedding`); the stage keeps them as ``.layers``.
     """
     from physnn.errors import ConfigError
 
@@ -186,7 +190,7 @@ def build_sequence_model(name: str, params: SequenceParams, io: ModelIO,
         raise ConfigError(msg) from None
     output = nn.Linear(builder.shape[0], io.outputs)
     initialize(output, "glorot_uniform", "zeros")
-    stages = [ParticleEmbedding(nn.Sequential(*embed)), enc, JoinScalars(), *head, output]
+    stages = [particles(nn.Sequential(*embed)), enc, JoinScalars(), *head, output]
     model = SequenceModel(stages, n_features=2)
     model.regularized = [(f"stages.0.layers.{s}.{p}", l1, l2) for s, p, l1, l2 in embed_regs]
     model.regularized += [(f"stages.{s + 3}.{p}", l1, l2) for s, p, l1, l2 in head_regs]
