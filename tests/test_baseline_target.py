@@ -202,3 +202,14 @@ def test_example_table_reads_the_per_type_bins_of_evaluate():
     assert rows[1]["type"] == "pi+"
     assert rows[1]["ratio"] == pytest.approx(1.5)
     assert [example.verdict(r) for r in rows] == ["within 1 s.e.", "cell sum better", "within 1 s.e."]
+
+
+def test_the_baseline_joins_the_outputs_in_float32_under_autocast():
+    from physnn.models.target_maps import AttachBaseline
+
+    baseline = torch.tensor([[57.3], [93.7], [10.123]])
+    layer = torch.nn.Linear(4, 2)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = AttachBaseline()(layer(torch.randn(3, 4)), {"baseline": baseline})
+    assert out.dtype == torch.float32
+    torch.testing.assert_close(out[:, 2:], baseline, rtol=0, atol=0)  # bf16 would read 57.25, 93.5, 10.125

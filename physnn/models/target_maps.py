@@ -21,10 +21,11 @@ from physnn.models.mc_dropout import regression_summary
 
 class AttachBaseline(SideInput):
     """The last stage of a model whose targets are relative to a baseline: the network's outputs, then the
-    batch's ``baseline`` (N, K), in the target's unit."""
+    batch's ``baseline`` (N, K), in the target's unit; in float32 (under autocast the network's outputs are
+    bfloat16, which would round a 57.3 GeV baseline to 57.25)."""
 
     def forward(self, x: torch.Tensor, side: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        return torch.cat([x, side["baseline"].to(x.dtype)], dim=-1)
+        return torch.cat([x.float(), side["baseline"].float()], dim=-1)
 
 
 def split_outputs(out: torch.Tensor, width: int, relative: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
