@@ -22,7 +22,12 @@ def test_strips_leave_the_other_layers_as_they_were_and_sum_to_their_layer():
     assert b["strips"].shape == (300, 96, 24)
     np.testing.assert_array_equal(a["image"][:, 1:], b["image"][:, 1:])
     summed = b["strips"].reshape(300, 24, 4, 24, 1).sum(axis=(2, 4))
-    np.testing.assert_allclose(b["image"][:, 0], summed, atol=1e-5)
+    kept = np.abs(summed) >= with_strips.cut  # the layer's cells obey the cut that the file declares
+    np.testing.assert_allclose(b["image"][:, 0][kept], summed[kept], atol=1e-5)
+    assert np.all(b["image"][:, 0][~kept] == 0)
+    layer = b["image"][:, 0]
+    assert np.all(np.abs(layer[layer != 0]) >= with_strips.cut)
+    assert with_strips.readout()["strips"] == {"layer": 0, "eta": 4, "phi": 1, "layer_noise": pytest.approx(0.02)}
 
 
 def test_without_noise_the_strips_bin_the_same_deposits_finer():

@@ -5,13 +5,13 @@ threshold (``symmetric``: cells with ``|E|`` below it go, ``positive``: cells
 below it go). With :class:`Strips`, one layer is also read out on a finer
 grid; its strips get the same noise and suppression, and that layer of the
 image becomes the sum of its strips, as a coarser readout of the same
-detector would be.
+detector would be, zero-suppressed at the same threshold as every cell.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import Field
@@ -55,6 +55,19 @@ class Electronics:
     suppression: Literal["symmetric", "positive"]
     strips: Strips | None = None
 
+    def declared(self) -> dict[str, Any]:
+        """As recorded in a file's ``physnn_meta["readout"]``: the noise σ per cell (GeV), the zero-suppression
+        threshold (GeV and in units of σ) and which cells it removes; with strips, their layer and segmentation,
+        and the noise σ of that layer's cells, sums of ``eta x phi`` strips (suppressed at the same threshold)."""
+        out: dict[str, Any] = {"noise": self.noise, "threshold": self.cut,
+                               "threshold_sigma": self.cut / self.noise if self.noise > 0 else None,
+                               "suppression": self.suppression}
+        if self.strips is not None:
+            s = self.strips
+            out["strips"] = {"layer": s.layer, "eta": s.eta, "phi": s.phi,
+                             "layer_noise": self.noise * (s.eta * s.phi) ** 0.5}
+        return out
+
 
 def _suppress(cells: np.ndarray, cfg: Electronics, rng: np.random.Generator) -> np.ndarray:
     """Noise on every cell, then zero suppression (in place; returns ``cells``)."""
@@ -75,5 +88,7 @@ def read_out(deposits: dict[str, np.ndarray], cfg: Electronics, rng: np.random.G
     strips = _suppress(deposits["strips"], cfg, rng)
     n, _, height, width = image.shape
     s = cfg.strips
-    image[:, s.layer] = strips.reshape(n, height, s.eta, width, s.phi).sum(axis=(2, 4))
+    layer = strips.reshape(n, height, s.eta, width, s.phi).sum(axis=(2, 4))
+    layer[(np.abs(layer) if cfg.suppression == "symmetric" else layer) < cfg.cut] = 0.0  # every cell obeys the cut
+    image[:, s.layer] = layer
     return {"image": image, "strips": strips}

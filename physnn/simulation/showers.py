@@ -63,8 +63,7 @@ Strips (``strips: {layer: 0, eta: 4}``)
     as the branch ``strips[height*eta][width*phi]``; every strip has the noise
     and the zero suppression of a cell, and the layer of ``image`` is the sum of
     its strips, so ``image`` keeps its meaning and its total energy.
-    ``images: {branches: [image, strips]}`` gives a network both
-    (:func:`physnn.data.convert.image_block` folds the strips into channels).
+    ``images: {branches: [image, strips]}`` gives a network both, strips folded into channels.
 
 Axes: an image is ``[layer][η][φ]``: rows are η (``height``, the impact point's
 ``y0``), columns φ (``width``, ``x0``).
@@ -169,12 +168,13 @@ class ShowerConfig(Strict):
         assert self.threshold_sigma is not None  # the validator refuses neither
         return self.threshold_sigma * self.noise
 
-    def readout(self) -> dict[str, float | str | None]:
-        """The electronics as recorded in a file's ``physnn_meta["readout"]``: the noise σ per cell (GeV), the
-        zero-suppression threshold (GeV and in units of σ) and which cells it removes."""
-        return {"noise": self.noise, "threshold": self.cut,
-                "threshold_sigma": self.cut / self.noise if self.noise > 0 else None,
-                "suppression": self.suppression}
+    def readout(self) -> dict[str, Any]:
+        """The electronics as recorded in a file's ``physnn_meta["readout"]`` (:meth:`Electronics.declared`)."""
+        return self.electronics().declared()
+
+    def electronics(self) -> Electronics:
+        """What the readout does to the cells (noise, zero suppression, strips)."""
+        return Electronics(self.noise, self.cut, self.suppression, self.strips)
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -208,7 +208,7 @@ def _simulate_chunk(cfg: ShowerConfig, n: int, rng: np.random.Generator) -> dict
     groups = _layer_energies(cfg, showers.pdgid, showers.energy, rng)
     cells = _deposit(cfg, groups, showers, n, rng)
     out = {
-        **read_out(cells, Electronics(cfg.noise, cfg.cut, cfg.suppression, cfg.strips), rng),
+        **read_out(cells, cfg.electronics(), rng),
         "energy": energy.astype(np.float32),
         "pdgid": pdgid.astype(np.int32),
         "label": kind.astype(np.int32),
