@@ -246,3 +246,29 @@ def test_the_reason_a_branch_is_needed_is_said_also_for_a_record(tmp_path):
         f"{path}:events: branch 'pos', an input of the model, holds a record of several values per entry; name one "
         "of them: pos.x, pos.y")
     assert str(missing_branch(chunk, obj, "pos")).startswith(f"{path}:events: branch 'pos' holds a record")
+
+
+def test_map_renames_the_kinematics_and_a_targets_baseline(tmp_path):
+    """``--map`` reaches ``sequence.kinematics`` and ``targets: {t: {baseline: ...}}`` (whose validator rebuilds
+    ``baselines``); a missing kinematic branch is an input of the model."""
+    import awkward as ak
+
+    from physnn.config import DataConfig
+    from physnn.inference.plan import plan_prediction
+
+    jag = ak.Array([[3.0, 1.0], [2.0]])
+    path = _write(tmp_path / "renamed.root", "events", {
+        "pt": jag, "part_pt": jag * 10, "part_eta": jag, "part_phi": jag, "part_e": jag, "esum": np.ones(2),
+        "energy": np.ones(2)})
+    kin = ["part_pt", "part_eta", "part_phi", "part_e"]
+    cfg = DataConfig.model_validate({
+        "files": "train.root", "sequence": {"features": ["part_pt", "part_eta"], "kinematics": kin},
+        "targets": {"energy": {"transform": "log", "baseline": "cell_sum"}}})
+    plan = plan_prediction(cfg, path, None, None, mapping={"cell_sum": "esum", "part_pt": "pt"})
+    assert plan.config.baselines == {"energy": "esum"}
+    assert plan.config.target_specs["energy"].baseline == "esum"
+    assert plan.config.sequence.features == ["pt", "part_eta"]
+    assert plan.config.sequence.kinematics == ["pt", "part_eta", "part_phi", "part_e"]
+    cfg = cfg.model_copy(update={"sequence": cfg.sequence.model_copy(update={"kinematics": [*kin[:3], "e_raw"]})})
+    with pytest.raises(BranchError, match=r"no branch 'e_raw', an input of the model"):
+        plan_prediction(cfg, path, None, None, mapping={"cell_sum": "esum"})

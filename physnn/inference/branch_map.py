@@ -117,10 +117,12 @@ def map_config(data: dict[str, Any], mapping: Mapping[str, str]) -> dict[str, An
             data[key] = {**data[key], "branches": many(data[key]["branches"])}
     if data.get("sequence"):
         seq = data["sequence"]
-        data["sequence"] = {**seq, "features": many(seq["features"]), "sort_by": one(seq.get("sort_by"))}
+        data["sequence"] = {**seq, "features": many(seq["features"]), "sort_by": one(seq.get("sort_by")),
+                            "kinematics": many(seq["kinematics"]) if seq.get("kinematics") else None}
+    specs = {mapping.get(k, k): ({**v, "baseline": one(v["baseline"])} if v.get("baseline") else v)
+             for k, v in data["target_specs"].items()}  # the validator rebuilds ``baselines`` from these
     data.update(scalars=many(data["scalars"]), targets=many(data["targets"]), observers=many(data["observers"]),
-                label=one(data["label"]), weight=one(data["weight"]),
-                target_specs={mapping.get(k, k): v for k, v in data["target_specs"].items()},
+                label=one(data["label"]), weight=one(data["weight"]), target_specs=specs,
                 baselines={mapping.get(k, k): one(v) for k, v in data.get("baselines", {}).items()},
                 define={k: rename_expression(v, mapping) for k, v in data["define"].items()},
                 selection=rename_expression(data["selection"], mapping))

@@ -161,11 +161,12 @@ def plan_prediction(cfg: DataConfig, files: str | Sequence[str] | None, tree: st
 
 
 def _inputs(data: Mapping[str, Any]) -> list[str]:
-    """The names the model reads (images, sequence features and ordering, scalars): branches or defines."""
+    """The names the model reads (images, sequence features, kinematics and ordering, scalars): branches or
+    defines."""
     names = list(data["images"]["branches"]) if data.get("images") else []
     if data.get("sequence"):
         seq = data["sequence"]
-        names += [*seq["features"], *([seq["sort_by"]] if seq.get("sort_by") else [])]
+        names += [*seq["features"], *(seq.get("kinematics") or []), *([seq["sort_by"]] if seq.get("sort_by") else [])]
     return names + list(data["scalars"]) + [b for b in data.get("baselines", {}).values() if b]
 
 
