@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 import torch
@@ -114,3 +116,80 @@ def test_only_training_batches_are_flipped(asymmetric_file, tmp_path, monkeypatc
     predicted = torch.cat([x for _, x in seen])
     assert {img.numpy().tobytes() for img in predicted} == known  # predictions: every event, as it is in the file
     assert torch.equal(predicted[:len(images)], images)
+
+
+def test_flips_leave_the_shuffle_order_alone_and_stay_seeded(asymmetric_file, tmp_path, monkeypatch):
+    """The flips draw from a generator of their own: the shuffle generator (whose draws split a streamed
+    epoch's chunks between torchrun processes) is where it would be without flips; same seed, same flips."""
+    from physnn.training.checkpoint import LAST, load_checkpoint
+
+    seen: list[torch.Tensor] = []
+    adapt = CNN.adapt
+
+    def spy(self, batch):
+        if self.training:
+            seen.append(batch["image"].detach().clone())
+        return adapt(self, batch)
+
+    monkeypatch.setattr(CNN, "adapt", spy)
+    model = {"name": "cnn", "params": {"features": [{"type": "residual", "filters": 2}, {"type": "flatten"}]}}
+
+    def run(name, flip):
+        data = {"files": str(asymmetric_file), "images": {"branches": ["image"]}, "label": "label"}
+        if flip:
+            data["augment"] = {"flip": ["eta", "phi"]}
+        cfg = {"data": data, "model": model, "task": {"kind": "classification"},
+               "train": {"epochs": 2, "batch_size": 64, "seed": 4, "early_stopping": {"patience": None}}}
+        seen.clear()
+        physnn.train(cfg, out=tmp_path / name, progress=False)
+        return torch.cat(seen), load_checkpoint(tmp_path / name, LAST)["rng"]["shuffle"]
+
+    plain, plain_state = run("plain", False)
+    flipped, flipped_state = run("flipped", True)
+    again, _ = run("again", True)
+    assert torch.equal(flipped_state, plain_state)  # the shuffle generator as without flips
+    codes = _orientations(flipped, plain)  # the same events in the same order, each one flipped or not
+    assert (codes >= 0).all()
+    assert 0.65 < (codes > 0).float().mean() < 0.85
+    assert torch.equal(again, flipped)  # seeded
+
+
+def test_flips_resume_exactly_and_old_checkpoints_still_resume(asymmetric_file, tmp_path, monkeypatch):
+    """--resume continues the flips' own stream (saved in last.pt); a last.pt without it (written before
+    the flips had their own generator) still resumes."""
+    from physnn.training.checkpoint import LAST, load_checkpoint, save_checkpoint
+
+    seen: list[torch.Tensor] = []
+    adapt = CNN.adapt
+
+    def spy(self, batch):
+        if self.training:
+            seen.append(batch["image"].detach().clone())
+        return adapt(self, batch)
+
+    monkeypatch.setattr(CNN, "adapt", spy)
+    data = {"files": str(asymmetric_file), "images": {"branches": ["image"]}, "label": "label",
+            "augment": {"flip": ["eta", "phi"]}}
+    model = {"name": "cnn", "params": {"features": [{"type": "residual", "filters": 2}, {"type": "flatten"}]}}
+    cfg = {"data": data, "model": model, "task": {"kind": "classification"},
+           "train": {"epochs": 2, "batch_size": 64, "seed": 4, "early_stopping": {"patience": None}}}
+    physnn.train(cfg, out=tmp_path / "full", progress=False)
+    full = torch.cat(seen)
+
+    def kill_after_one(row):
+        if row["epoch"] == 1:
+            raise KeyboardInterrupt
+
+    seen.clear()
+    with pytest.raises(KeyboardInterrupt):
+        physnn.train(cfg, out=tmp_path / "cut", progress=False, on_epoch_end=kill_after_one)
+    first = len(torch.cat(seen))
+    shutil.copytree(tmp_path / "cut", tmp_path / "old")
+    seen.clear()
+    physnn.train(out=tmp_path / "cut", resume=True, progress=False)
+    assert torch.equal(torch.cat(seen), full[first:])  # the second epoch's events and flips as without the cut
+    old = load_checkpoint(tmp_path / "old", LAST)
+    del old["rng"]["flip"]
+    save_checkpoint(old, tmp_path / "old" / LAST)
+    resumed = physnn.train(out=tmp_path / "old", resume=True, progress=False)
+    assert [r["epoch"] for r in resumed.history] == [1, 2]

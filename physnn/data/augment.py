@@ -3,8 +3,10 @@
 The trainer applies :class:`Flips` to the batches it trains on and to no
 other: validation, test, calibration and predictions see the files' events
 as they are. Each event is flipped with probability 1/2 per axis, drawn from
-the run's seeded generator (resumed with it). The image (and a target image,
-for autoencoders) is flipped along the axis; scalar inputs declared as
+a seeded generator of its own (the trainer's, offset per process, resumed with
+the run; never the shuffle generator, which must draw alike in every process).
+The image (and a target image, for autoencoders) is flipped along the axis;
+scalar inputs declared as
 coordinates along it change sign about the image's centre, in their
 standardised units. Images of different granularity folded into channels
 (:func:`physnn.data.convert.fold_to_grid`, e.g. η strips) also reverse the

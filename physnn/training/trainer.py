@@ -152,7 +152,8 @@ class Trainer:
         The figures to draw during training (none by default).
     augment
         The data's augmentation of the training batches (:class:`physnn.data.augment.Flips`), called
-        with the run's seeded generator; None: the batches as they are.
+        with its own seeded generator (offset per process; the shuffle generator must stay the same in
+        every process); None: the batches as they are.
     """
 
     def __init__(self, model: StagedModel, task: Task, cfg: TrainConfig, run_dir: Path, device: torch.device, *,
@@ -172,6 +173,8 @@ class Trainer:
         self.transferred = transferred
         self.progress = progress and self.dist.main
         self.generator = torch.Generator().manual_seed(cfg.seed)
+        #: the flips' stream: not the shuffle generator, whose draws must not depend on the batches' sizes
+        self.flip_generator = torch.Generator().manual_seed(cfg.seed + 1_000_003 * (1 + self.dist.rank))
         self.augment = augment
         self.log = MetricsLog(run_dir, cfg.metrics_format)
         #: what an epoch and a validation pass are: the task's own step (a GAN's) or the supervised one
@@ -217,7 +220,7 @@ class Trainer:
     # -- what a step asks for ------------------------------------------------
     def augment_inputs(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """A training batch as the data's augmentation makes it (flips in η and φ); only training batches."""
-        return batch if self.augment is None else self.augment(batch, self.generator)
+        return batch if self.augment is None else self.augment(batch, self.flip_generator)
 
     def optimizer(self, module: nn.Module, settings: Any = None) -> torch.optim.Optimizer:
         """The configured optimiser of ``module`` (``settings``: another optimiser section, e.g. the critic's)."""
@@ -317,6 +320,8 @@ class Trainer:
                 restore_scheduler(sc, resume[name])  # stretched when the run is extended
         torch.set_rng_state(resume["rng"]["torch"])
         self.generator.set_state(resume["rng"]["shuffle"])
+        if "flip" in resume["rng"]:  # checkpoints from before the flips had their own stream: freshly seeded
+            self.flip_generator.set_state(resume["rng"]["flip"])
         if self.device.type == "cuda" and resume["rng"].get("cuda"):
             torch.cuda.set_rng_state_all(resume["rng"]["cuda"])
         return list(resume["history"]), dict(resume["best"]), int(resume["waited"]), int(resume["epoch"])
@@ -333,7 +338,8 @@ class Trainer:
                          "stopped": stopped}, self.run_dir / LAST)
 
     def _rng_state(self) -> dict[str, Any]:
-        state: dict[str, Any] = {"torch": torch.get_rng_state(), "shuffle": self.generator.get_state()}
+        state: dict[str, Any] = {"torch": torch.get_rng_state(), "shuffle": self.generator.get_state(),
+                                 "flip": self.flip_generator.get_state()}
         if self.device.type == "cuda":
             state["cuda"] = torch.cuda.get_rng_state_all()
         return state
