@@ -143,7 +143,7 @@ def epi_config(showers: str | Path, epochs: int = 12) -> dict[str, Any]:
                      "label": "pdgid", "classes": [11, 211], "observers": ["energy"]},
             "model": EPI_MODEL, "task": {"kind": "classification"},
             "train": {"epochs": epochs, "batch_size": 128, "optimizer": {"lr": 1e-3},
-                      "scheduler": {"name": "cosine"}, "early_stopping": {"patience": None}}}
+                      "scheduler": {"name": "cosine"}, "early_stopping": {"patience": 4}}}
 
 
 def photon_config(showers: str | Path, epochs: int = 20) -> dict[str, Any]:
