@@ -261,3 +261,17 @@ def test_the_data_layer_carries_the_kinematics_unstandardised(events_file):
     bad = {**cfg, "sequence": {**cfg["sequence"], "kinematics": ["part_pt", "part_eta", "part_phi", "n_part"]}}
     with pytest.raises(BranchError, match=r"n_part.*expected a jagged branch"):
         physnn.load(bad)
+
+
+def test_four_vector_sums_stay_float32_under_autocast():
+    from physnn.models.particle_transformer import FourVectorSums
+
+    torch.manual_seed(0)
+    sums = FourVectorSums(8, 1).eval()
+    x = torch.randn(3, 2, 8)
+    kinematics = torch.tensor([[[45.0, 0.3, 0.1, 47.3], [44.0, -0.9, 2.9, 63.1]]]).repeat(3, 1, 1)
+    real = torch.ones(3, 2, 1, dtype=torch.bool)
+    plain = sums(x, kinematics, real)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = sums(x, kinematics, real)
+    torch.testing.assert_close(mixed.float(), plain, rtol=1e-4, atol=1e-4)  # bf16 sums: ~2% off a Z's mass
