@@ -40,6 +40,7 @@ import argparse
 import os
 import tempfile
 import time
+import types
 from collections.abc import Callable
 from pathlib import Path
 
@@ -171,17 +172,19 @@ def sequence_rows(events: Path, repeat: int, n: int = 8000, length: int = 40) ->
 
 
 def likelihood_ratio_auc(events: Path, predictions: Path) -> float:
-    """AUC of the generator's own likelihood ratio (true mass, pair pt) on the test split: the best reachable."""
-    from sklearn.metrics import roc_auc_score
+    """AUC of the generator's own likelihood ratio (true mass, pair pt) on the test split: the best reachable
+    (``examples/sequence_benchmark.py``'s ``ceiling``)."""
+    return float(example_module("sequence_benchmark").ceiling(events, predictions))
 
-    from physnn.simulation.events import log_likelihood_ratio
 
-    with uproot.open(predictions) as f:
-        split = f["predictions"]["split"].array(library="np")
-        entry = f["predictions"]["entry"].array(library="np")
-    with uproot.open(events) as f:
-        ev = f["events"].arrays(["part_pt", "part_phi", "part_pid", "mass", "label"])[entry[split == 2]]
-    return float(roc_auc_score(ak.to_numpy(ev["label"]), log_likelihood_ratio(ev)))
+def example_module(name: str) -> types.ModuleType:
+    """The script ``examples/NAME.py`` as a module (the bench reuses the examples' comparisons)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).parents[1] / "examples" / f"{name}.py")
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    return example
 
 
 def quality_rows(tmp: Path, quick: bool) -> list[tuple[str, str, str, str]]:
@@ -263,11 +266,7 @@ def _per_type_rows(r: dict) -> list[tuple[str, str, str, str]]:
 def photon_id_rows(tmp: Path, quick: bool) -> list[tuple[str, str, str, str]]:
     """Photon vs π0 -> two photons per energy bin: the CNN of configs/train/gamma_pi0.yaml against the shower-shape BDT
     (``examples/gamma_pi0.py``), AUC and π0 rejection at 80% photon efficiency on the test split."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("gamma_pi0", Path(__file__).parents[1] / "examples" / "gamma_pi0.py")
-    example = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(example)
+    example = example_module("gamma_pi0")
     torch.set_num_threads(os.cpu_count() or 1)
     rows = example.compare(tmp / "gamma_pi0", events=4000 if quick else 20000,
                            overrides=["train.epochs=3"] if quick else [], progress=False)
@@ -285,12 +284,7 @@ def sequences_rows(tmp: Path, quick: bool, families: tuple[str, ...] | None = No
     """Every sequence family with and without particle ID on the same events and split (``examples/
     sequence_benchmark.py``): AUC against the likelihood-ratio ceiling, mass σ against the analytic dimuon mass.
     The 80-column table is printed as well."""
-    import importlib.util
-
-    path = Path(__file__).parents[1] / "examples" / "sequence_benchmark.py"
-    spec = importlib.util.spec_from_file_location("sequence_benchmark", path)
-    example = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(example)
+    example = example_module("sequence_benchmark")
     torch.set_num_threads(os.cpu_count() or 1)
     rows, best, base = example.compare(tmp / "sequences", events=3000 if quick else 10000, epochs=3 if quick else 30,
                                        families=families or example.FAMILIES)
