@@ -85,15 +85,26 @@ def asymmetric_file(tmp_path_factory):
     return path
 
 
-def test_only_training_batches_are_flipped(asymmetric_file, tmp_path, monkeypatch):
-    seen: list[tuple[bool, torch.Tensor]] = []
+@pytest.fixture
+def seen(monkeypatch) -> list[tuple[bool, torch.Tensor]]:
+    """Every image batch the CNN is given, with whether it was in training mode (a spy on ``CNN.adapt``)."""
+    inputs: list[tuple[bool, torch.Tensor]] = []
     adapt = CNN.adapt
 
     def spy(self, batch):
-        seen.append((self.training, batch["image"].detach().clone()))
+        inputs.append((self.training, batch["image"].detach().clone()))
         return adapt(self, batch)
 
     monkeypatch.setattr(CNN, "adapt", spy)
+    return inputs
+
+
+def trained(seen: list[tuple[bool, torch.Tensor]]) -> torch.Tensor:
+    """The images the model trained on, in order."""
+    return torch.cat([x for train, x in seen if train])
+
+
+def test_only_training_batches_are_flipped(asymmetric_file, tmp_path, seen):
     data = {"files": str(asymmetric_file), "images": {"branches": ["image"]}, "label": "label",
             "augment": {"flip": ["eta", "phi"]}}
     model = {"name": "cnn", "params": {"features": [{"type": "residual", "filters": 2}, {"type": "flatten"}],
@@ -104,7 +115,7 @@ def test_only_training_batches_are_flipped(asymmetric_file, tmp_path, monkeypatc
     with uproot.open(asymmetric_file) as f:
         images = torch.from_numpy(f["showers"]["image"].array(library="np"))
     known = {img.numpy().tobytes() for img in images}
-    training = torch.cat([x for train, x in seen if train])
+    training = trained(seen)
     checked = torch.cat([x for train, x in seen if not train])  # validation, and the run's feature domain
     assert len(training) > 700  # 2 epochs of ~70% of 600 events
     assert len(checked) >= 90
@@ -118,20 +129,11 @@ def test_only_training_batches_are_flipped(asymmetric_file, tmp_path, monkeypatc
     assert torch.equal(predicted[:len(images)], images)
 
 
-def test_flips_leave_the_shuffle_order_alone_and_stay_seeded(asymmetric_file, tmp_path, monkeypatch):
+def test_flips_leave_the_shuffle_order_alone_and_stay_seeded(asymmetric_file, tmp_path, seen):
     """The flips draw from a generator of their own: the shuffle generator (whose draws split a streamed
     epoch's chunks between torchrun processes) is where it would be without flips; same seed, same flips."""
     from physnn.training.checkpoint import LAST, load_checkpoint
 
-    seen: list[torch.Tensor] = []
-    adapt = CNN.adapt
-
-    def spy(self, batch):
-        if self.training:
-            seen.append(batch["image"].detach().clone())
-        return adapt(self, batch)
-
-    monkeypatch.setattr(CNN, "adapt", spy)
     model = {"name": "cnn", "params": {"features": [{"type": "residual", "filters": 2}, {"type": "flatten"}]}}
 
     def run(name, flip):
@@ -142,7 +144,7 @@ def test_flips_leave_the_shuffle_order_alone_and_stay_seeded(asymmetric_file, tm
                "train": {"epochs": 2, "batch_size": 64, "seed": 4, "early_stopping": {"patience": None}}}
         seen.clear()
         physnn.train(cfg, out=tmp_path / name, progress=False)
-        return torch.cat(seen), load_checkpoint(tmp_path / name, LAST)["rng"]["shuffle"]
+        return trained(seen), load_checkpoint(tmp_path / name, LAST)["rng"]["shuffle"]
 
     plain, plain_state = run("plain", False)
     flipped, flipped_state = run("flipped", True)
@@ -154,27 +156,18 @@ def test_flips_leave_the_shuffle_order_alone_and_stay_seeded(asymmetric_file, tm
     assert torch.equal(again, flipped)  # seeded
 
 
-def test_flips_resume_exactly_and_old_checkpoints_still_resume(asymmetric_file, tmp_path, monkeypatch):
+def test_flips_resume_exactly_and_old_checkpoints_still_resume(asymmetric_file, tmp_path, seen):
     """--resume continues the flips' own stream (saved in last.pt); a last.pt without it (written before
     the flips had their own generator) still resumes."""
     from physnn.training.checkpoint import LAST, load_checkpoint, save_checkpoint
 
-    seen: list[torch.Tensor] = []
-    adapt = CNN.adapt
-
-    def spy(self, batch):
-        if self.training:
-            seen.append(batch["image"].detach().clone())
-        return adapt(self, batch)
-
-    monkeypatch.setattr(CNN, "adapt", spy)
     data = {"files": str(asymmetric_file), "images": {"branches": ["image"]}, "label": "label",
             "augment": {"flip": ["eta", "phi"]}}
     model = {"name": "cnn", "params": {"features": [{"type": "residual", "filters": 2}, {"type": "flatten"}]}}
     cfg = {"data": data, "model": model, "task": {"kind": "classification"},
            "train": {"epochs": 2, "batch_size": 64, "seed": 4, "early_stopping": {"patience": None}}}
     physnn.train(cfg, out=tmp_path / "full", progress=False)
-    full = torch.cat(seen)
+    full = trained(seen)
 
     def kill_after_one(row):
         if row["epoch"] == 1:
@@ -183,11 +176,11 @@ def test_flips_resume_exactly_and_old_checkpoints_still_resume(asymmetric_file, 
     seen.clear()
     with pytest.raises(KeyboardInterrupt):
         physnn.train(cfg, out=tmp_path / "cut", progress=False, on_epoch_end=kill_after_one)
-    first = len(torch.cat(seen))
+    first = len(trained(seen))
     shutil.copytree(tmp_path / "cut", tmp_path / "old")
     seen.clear()
     physnn.train(out=tmp_path / "cut", resume=True, progress=False)
-    assert torch.equal(torch.cat(seen), full[first:])  # the second epoch's events and flips as without the cut
+    assert torch.equal(trained(seen), full[first:])  # the second epoch's events and flips as without the cut
     old = load_checkpoint(tmp_path / "old", LAST)
     del old["rng"]["flip"]
     save_checkpoint(old, tmp_path / "old" / LAST)
