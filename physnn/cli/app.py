@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -66,10 +67,12 @@ def _cli_exits() -> tuple[type[BaseException], ...]:
 
 def command_line(err: BaseException) -> str:
     """An error's message as the ``physnn`` command says it: ``--overwrite`` where Python reads
-    ``overwrite=True``, for each option the error names (its ``options``)."""
+    ``overwrite=True``, and ``--bins-of energy`` where it reads ``bins_of=energy``, for each option the error
+    names (its ``options``)."""
     text = str(err)
     for name in getattr(err, "options", ()):
-        text = text.replace(f"{name}=True", f"--{name.replace('_', '-')}")
+        flag = f"--{name.replace('_', '-')}"
+        text = re.sub(rf"\b{re.escape(name)}=(True\b)?", lambda m, flag=flag: flag if m.group(1) else f"{flag} ", text)
     return text
 
 

@@ -40,6 +40,14 @@ def evaluate(
                                                        "the image cells summed and calibrated on the training "
                                                        "split, one factor per --by group); repeatable.",
                                                        metavar="<cell-sum>")] = None,
+    bins_of: Annotated[str | None, typer.Option("--bins-of", help="Binary classifiers: AUC and background "
+                                                "rejection at 80% signal efficiency, each with its bootstrap 68% "
+                                                "interval, per quantile bin of this numeric branch of the "
+                                                "predictions too (e.g. energy: photon ID against the energy); "
+                                                "a table, metrics.json and a figure.",
+                                                metavar="<branch>")] = None,
+    bins: Annotated[int | None, typer.Option(help="The number of quantile bins of --bins-of (default 5; fewer "
+                                             "when a bin would hold under 10 events).", min=1)] = None,
     fmt: FormatOpt = "png",
     overwrite: ReportOverwriteOpt = False,
 ) -> None:
@@ -51,7 +59,8 @@ def evaluate(
         print_result(api.side_by_side(predictions, out=out, split=split, image_format=fmt, overwrite=overwrite), out)
         return
     result = api.evaluate(predictions[0], out=out, run=run, split=split, n_boot=bootstrap, seed=seed,
-                          mc_samples=mc_samples, by=by, baseline=baseline, image_format=fmt, overwrite=overwrite)
+                          mc_samples=mc_samples, by=by, baseline=baseline, bins_of=bins_of, bins=bins,
+                          image_format=fmt, overwrite=overwrite)
     print_result(result, out)
 
 

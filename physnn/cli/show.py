@@ -131,6 +131,21 @@ def _print_bins(name: str, r: dict[str, Any]) -> None:
     console.print(table)
 
 
+def _print_bins_of(c: dict[str, Any]) -> None:
+    """A binary classifier's AUC and background rejection per bin of ``evaluate --bins-of``."""
+    from physnn.evaluation.discrimination import bins_of_table
+
+    names = c.get("class_names") or ["background", "signal"]
+    title, columns, rows, note = bins_of_table(c["bins_of"], str(c.get("signal", names[1])),
+                                               str(c.get("background", names[0])))
+    table = Table(title=title, title_justify="left", caption=note, caption_justify="left")
+    for i, column in enumerate(columns):
+        table.add_column(column, justify="left" if i == 0 else "right")
+    for cells in rows:
+        table.add_row(*cells)
+    console.print(table)
+
+
 def _print_evaluation(figures: dict[str, Any]) -> None:
     table = Table(title=f"evaluation of {figures['predictions']}", title_justify="left")
     table.add_column("figure")
@@ -140,6 +155,8 @@ def _print_evaluation(figures: dict[str, Any]) -> None:
     console.print(table)
     for name, r in (figures.get("regression") or {}).items():
         _print_bins(name, r)
+    if "bins_of" in (figures.get("classification") or {}):
+        _print_bins_of(figures["classification"])
 
 
 def print_result(result: Any, out: Path) -> None:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from physnn._version import __version__
+from physnn.evaluation.discrimination import bins_of_table
 from physnn.evaluation.image_format import FORMATS
 from physnn.evaluation.metrics import mc_rule
 from physnn.evaluation.summary import bin_table, summary_rows
@@ -49,6 +50,11 @@ CAPTIONS: tuple[tuple[str, str], ...] = (
                       "mean score (sure predictions sit at the ends with a small spread); with the samples kept, "
                       "the T scores of the surest event of each class and of the most uncertain one. Categories (the "
                       f"summary's MC rows): {mc_rule()}."),
+    ("discrimination_by_*.png", "Per quantile bin of {} (evaluate --bins-of; horizontal bars: the bin's range, "
+                                "the point at the mean in it): the AUC (top) and the background rejection 1/ε_B "
+                                "at 80% signal efficiency (bottom, log), each with its bootstrap 68% interval; "
+                                "dotted: a random classifier. A bin with no background passing the cut is a red "
+                                "triangle at its background events, a lower limit."),
     ("loss.png", "Training and validation loss per epoch on one axis, each validation metric in its own panel "
                  "(for a GAN: critic, generator and separation power apart), the dashed line at the epoch "
                  "best.pt holds: a validation loss that rises while the training loss falls means overfitting."),
@@ -226,6 +232,12 @@ def evaluation_page(out: Path, figures: Mapping[str, Any], files: Sequence[Path]
         tables.append(Table(f"{name}: resolution per bin of the true value", columns, rows,
                             f"bias: median of pred - true; σ: half the 16-84% interval of pred - true{what}; "
                             f"outliers: {r['outliers']['criterion']}", range(1, len(columns) - 1), True))
+    c = figures.get("classification") or {}
+    if "bins_of" in c:
+        names = c.get("class_names") or ["background", "signal"]
+        title, columns, rows, note = bins_of_table(c["bins_of"], str(c.get("signal", names[1])),
+                                                   str(c.get("background", names[0])))
+        tables.append(Table(title, columns, rows, note, range(1, len(columns))))
     header = [("judged", f"predictions {figures['predictions']}"), ("run folder", str(run_dir or "unknown")),
               ("split", str(figures["split"])), ("events", f"{figures['events']:,}")]
     return write_page(out, title=f"physnn evaluate: {Path(figures['predictions']).name}", header=header,

@@ -26,7 +26,7 @@ def judge(source: str | os.PathLike, *, out: str | os.PathLike | None = None, ru
           split: str = "auto", n_boot: int = 200, seed: int = 0, plots: bool = True, mc_samples: int = 0,
           baselines: Mapping[str, Mapping[str, np.ndarray]] | None = None,
           targets: Mapping[str, Any] | None = None, by: str | None = None,
-          baseline: str | Sequence[str] | None = None,
+          baseline: str | Sequence[str] | None = None, bins_of: str | None = None, bins: int | None = None,
           image_format: str = "png", overwrite: bool = False) -> EvaluationResult | ComparisonResult:
     """Judge ``source``: a predictions file (:func:`~physnn.evaluation.report.evaluate`) or a run folder whose
     task registered an evaluator (an autoencoder: denoising against the clean truth; a GAN: generated against
@@ -42,6 +42,10 @@ def judge(source: str | os.PathLike, *, out: str | os.PathLike | None = None, ru
         For a predictions file: the run folder (default: the checkpoint's), bootstrap resamples, baseline
         predictions, target units and kinds, a branch to judge regressions per value of, baselines by name
         such as ``"cell-sum"`` (see :func:`~physnn.evaluation.report.evaluate`).
+    bins_of, bins
+        For a binary classifier's predictions file: also its AUC and background rejection at 80% signal
+        efficiency, with their bootstrap 68% intervals, per quantile bin (``bins``, default 5) of this numeric
+        branch of the file, e.g. ``bins_of="energy"`` (see :func:`~physnn.evaluation.report.evaluate`).
     split
         Events judged: ``auto`` (those training never saw), ``all``, ``train``, ``val`` or ``test``.
     seed
@@ -60,9 +64,13 @@ def judge(source: str | os.PathLike, *, out: str | os.PathLike | None = None, ru
     path = Path(source)
     if not path.is_dir():
         return evaluate(path, out=out, run=run, split=split, n_boot=n_boot, seed=seed, plots=plots,
-                        baselines=baselines, targets=targets, by=by, baseline=baseline, image_format=image_format,
-                        overwrite=overwrite)
+                        baselines=baselines, targets=targets, by=by, baseline=baseline, bins_of=bins_of, bins=bins,
+                        image_format=image_format, overwrite=overwrite)
     loaded = load_run(path)  # once: the evaluator takes the loaded run
+    if bins_of is not None:
+        msg = (f"bins_of={bins_of}: AUC and rejection per bin judge a binary classifier's predictions file; "
+               f"{path} is a {loaded.task.kind} run folder")
+        raise ConfigError(msg, options=["bins_of"])
     evaluator = EVALUATORS.get(loaded.task.kind)
     if evaluator is None:
         msg = (f"{path}: a {loaded.task.kind} run is judged on its predictions: physnn predict {path} FILE "

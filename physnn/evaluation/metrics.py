@@ -176,7 +176,7 @@ def rejection_at(y: np.ndarray, score: np.ndarray, efficiency: float = 0.8, weig
                  signal: int = 1) -> dict[str, float]:
     """The background rejection 1/ε_B of the loosest cut ``score >= q`` that keeps at least ``efficiency`` of
     the signal: the one definition of the report and of the photon/π0 benchmark
-    (:func:`physnn.evaluation.photon_id.discrimination_by_bin`).
+    (:func:`physnn.evaluation.discrimination.discrimination_by_bin`).
 
     Parameters
     ----------

@@ -18,9 +18,11 @@ from typing import Any
 
 from physnn.evaluation.image_format import check_format
 from physnn.evaluation.plots_classification import (
+    bins_of_figure,
     calibration_figure,
     confusion_figure,
     mc_scores_figure,
+    plot_bins_of,
     plot_calibration,
     plot_confusion,
     plot_mc_scores,
@@ -44,9 +46,9 @@ from physnn.evaluation.plots_training import best_epoch, plot_training, read_his
 from physnn.evaluation.resolution_plot import resolution_by_figure, resolution_figure
 from physnn.training.trainer import Plots
 
-__all__ = ["FEATURE_LABELS", "best_epoch", "calibration_figure", "class_names",
+__all__ = ["FEATURE_LABELS", "best_epoch", "bins_of_figure", "calibration_figure", "class_names",
            "confusion_figure", "denoising_figure", "energy_ratio_figure", "features_figure", "generated_samples_figure",
-           "mc_scores_figure", "particle_label", "plot_calibration", "plot_confusion",
+           "mc_scores_figure", "particle_label", "plot_bins_of", "plot_calibration", "plot_confusion",
            "plot_denoising_panels", "plot_energy_ratio", "plot_feature_histograms",
            "plot_generated_samples", "plot_mc_scores", "plot_regression", "plot_roc", "plot_training",
            "pulls_figure", "read_history", "residuals_figure", "resolution_by_figure", "resolution_figure",

@@ -219,3 +219,62 @@ def plot_mc_scores(score: np.ndarray, score_std: np.ndarray, true_class: np.ndar
     score ± 2 std band farthest from 0.5) and of the most uncertain event.
     """
     return save(mc_scores_figure(score, score_std, true_class, samples, classes=classes), path)
+
+
+def _rejection_points(rows: Sequence[Mapping[str, Any]]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The rejection of each bin and its 68% interval, drawable: an infinite rejection (no background event
+    passes) at its lower limit, the background events of the bin (the largest rejection they can measure), and
+    an infinite upper bound there too; ``limit`` says which points are such lower limits."""
+    value, low, high, limit = [], [], [], []
+    for r in rows:
+        top = float(max(r["n_background"], 1))
+        v = r["rejection"]
+        limit.append(not np.isfinite(v))
+        value.append(min(v, top))
+        low.append(min(r.get("rejection_low", v), top))
+        high.append(min(r.get("rejection_high", v), top))
+    return np.array(value), np.array(low), np.array(high), np.array(limit)
+
+
+def bins_of_figure(b: Mapping[str, Any], *, classes: Sequence[str] | None = None) -> Any:
+    """AUC (top) and background rejection at the signal efficiency ``b["efficiency"]`` (bottom, log) against the
+    mean of the binned branch in each bin, the bootstrap 68% intervals as vertical bars and each bin's range as
+    horizontal ones; ``b`` is the ``bins_of`` section of ``metrics.json``
+    (:func:`physnn.evaluation.discrimination.classification_by_bin`), ``classes`` the background's name and the
+    signal's."""
+    bkg, sig = _names(classes)[:2]
+    rows = [r for r in b["bins"] if r["auc"] is not None]
+    fig, (ax, bx) = plt.subplots(2, 1, sharex=True, layout="constrained", figsize=(9, 9.5))
+    x = np.array([r["center"] for r in rows], float)
+    xerr = np.array([[r["center"] - r["low"] for r in rows], [r["high"] - r["center"] for r in rows]], float)
+    auc = np.array([r["auc"] for r in rows], float)
+    auc_low = np.array([r.get("auc_low", r["auc"]) for r in rows], float)
+    auc_high = np.array([r.get("auc_high", r["auc"]) for r in rows], float)
+    ax.errorbar(x, auc, yerr=[auc - auc_low, auc_high - auc], xerr=xerr.reshape(2, -1), fmt="o", capsize=3,
+                color="tab:blue", label="AUC, bootstrap 68% interval")
+    ax.axhline(0.5, color="k", ls=":", label="random")
+    ax.set_ylabel("AUC")
+    ax.set_ylim(min(0.45, float(auc_low.min(initial=1)) - 0.02), 1.01)
+    ax.legend(loc="lower right", fontsize=13)
+    rej, low, high, limit = _rejection_points(rows)
+    shown = ~limit
+    bx.errorbar(x[shown], rej[shown], yerr=[rej[shown] - low[shown], high[shown] - rej[shown]],
+                xerr=xerr[:, shown], fmt="o", capsize=3, color="tab:blue",
+                label="1/ε$_B$, bootstrap 68% interval")
+    if limit.any():
+        bx.errorbar(x[limit], rej[limit], xerr=xerr[:, limit], fmt="^", color="tab:red", ms=9,
+                    label=f"no {bkg} passes: 1/ε$_B$ above its events")
+    eff = float(b["efficiency"])
+    bx.axhline(1 / eff, color="k", ls=":", label="random")
+    bx.set_yscale("log")
+    bx.set_ylim(top=max(float(high.max(initial=1 / eff)), 1 / eff) * 4)  # room above the highest point and legend
+    bx.set_ylabel(f"{bkg} rejection 1/ε$_B$")
+    bx.set_xlabel(f"{b['branch']} (mean in each bin; bars: the bin)")
+    bx.legend(loc="best", fontsize=13)
+    fig.suptitle(f"{sig} vs {bkg} per bin of {b['branch']}: rejection at {eff:.0%} {sig} efficiency", fontsize=17)
+    return fig
+
+
+def plot_bins_of(b: Mapping[str, Any], path: Path, *, classes: Sequence[str] | None = None) -> Path:
+    """AUC and background rejection per bin of a branch, with their intervals (:func:`bins_of_figure`)."""
+    return save(bins_of_figure(b, classes=classes), path)

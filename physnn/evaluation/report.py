@@ -25,6 +25,7 @@ from physnn.errors import ConfigError, DataError, InputFileError, OutputError
 from physnn.evaluation import metrics
 from physnn.evaluation.baselines import Baseline, BaselineInput, get_baselines
 from physnn.evaluation.coverage import coverage_by_bin, coverage_by_domain, interval_coverage
+from physnn.evaluation.discrimination import check_bins_of, classification_by_bin
 from physnn.evaluation.html_report import PAGE, listed_figures
 from physnn.evaluation.image_format import check_format
 from physnn.evaluation.run_config import run_data_config
@@ -213,9 +214,10 @@ def names_and_signal(meta: Mapping[str, Any], k: int) -> tuple[list[str], int]:
 
 def _judge_classes(predictions: str | os.PathLike, arrays: Mapping[str, np.ndarray], keep: np.ndarray,
                    meta: Mapping[str, Any], split: str, *, n_boot: int, seed: int,
-                   outdir: Path | None, fmt: str = "png") -> tuple[dict[str, Any], list[Path]]:
-    """The classification figures, with the classes named and the signal as the config says; the plots when
-    ``outdir`` is given."""
+                   outdir: Path | None, fmt: str = "png", bins_of: str | None = None,
+                   bins: int = 0) -> tuple[dict[str, Any], list[Path]]:
+    """The classification figures, with the classes named and the signal as the config says, per quantile bin
+    of ``bins_of`` too when given; the plots when ``outdir`` is given."""
     if "true_class" not in arrays:
         msg = f"{predictions}: no truth (label branch) in the predictions; predict on a file with the label"
         raise DataError(msg)
@@ -231,6 +233,10 @@ def _judge_classes(predictions: str | os.PathLike, arrays: Mapping[str, np.ndarr
     binary = prob.shape[1] == 2
     fig = metrics.classification(truth, prob, weight=weight, prob_std=std, classes=meta["task"]["classes"],
                                  n_boot=n_boot, seed=seed, signal=s if binary else 1, names=names)
+    if bins_of is not None:  # a binary classifier (check_bins_of)
+        fig["bins_of"] = {"branch": bins_of, **classification_by_bin(truth, prob[:, s], arrays[bins_of][sel],
+                                                                      signal=s, bins=bins, weight=weight,
+                                                                      n_boot=n_boot, seed=seed)}
     written: list[Path] = []
     if outdir is None:
         return fig, written
@@ -247,6 +253,9 @@ def _judge_classes(predictions: str | os.PathLike, arrays: Mapping[str, np.ndarr
             samples = 1 - samples
         written.append(P.plot_mc_scores(prob[:, s], std[:, s], (truth == s).astype(int), samples,
                                         outdir / f"mc_scores.{fmt}", classes=[names[1 - s], names[s]]))
+    if "bins_of" in fig:
+        written.append(P.plot_bins_of(fig["bins_of"], outdir / f"discrimination_by_{bins_of}.{fmt}",
+                                      classes=[names[1 - s], names[s]]))
     return fig, written
 
 
@@ -280,8 +289,8 @@ def evaluate(predictions: str | os.PathLike, *, out: str | os.PathLike | None = 
              run: str | os.PathLike | None = None, split: str = "auto", n_boot: int = 200, seed: int = 0,
              plots: bool = True, baselines: Mapping[str, Mapping[str, np.ndarray]] | None = None,
              targets: Mapping[str, TargetSpec | Mapping[str, Any]] | None = None,
-             by: str | None = None, baseline: str | Sequence[str] | None = None,
-             image_format: str = "png", overwrite: bool = False) -> EvaluationResult:
+             by: str | None = None, baseline: str | Sequence[str] | None = None, bins_of: str | None = None,
+             bins: int | None = None, image_format: str = "png", overwrite: bool = False) -> EvaluationResult:
     """Judge predictions against the truth stored next to them.
 
     Parameters
@@ -318,6 +327,16 @@ def evaluate(predictions: str | os.PathLike, *, out: str | os.PathLike | None = 
         Baselines by name (:data:`physnn.evaluation.baselines.BASELINES`), e.g. ``"cell-sum"``: the sum of
         the image cells calibrated on the training split of the predictions, one factor for all events or,
         with ``by``, one per group (``metrics.json`` says which, under ``baselines``).
+    bins_of
+        Binary classifiers: also judge the classifier per quantile bin of this numeric branch of the
+        predictions (an observer such as ``energy``): per bin the events of each class, the AUC and the
+        background rejection 1/ε_B at 80% signal efficiency, each with its bootstrap 68% interval
+        (:func:`physnn.evaluation.discrimination.classification_by_bin`); under ``classification``/``bins_of``
+        in ``metrics.json``, and one figure (``discrimination_by_BRANCH``). A branch the file lacks or that is
+        not one number per event, or predictions of a regression or a multi-class classifier: a ConfigError
+        before anything is written.
+    bins
+        The number of quantile bins of ``bins_of`` (default 5; fewer when a bin would hold under 10 events).
     image_format
         ``png``, or vector ``svg`` or ``pdf``: the file format of every plot. ``report.html`` embeds PNG and SVG
         figures and links to PDF files beside it.
@@ -337,6 +356,7 @@ def evaluate(predictions: str | os.PathLike, *, out: str | os.PathLike | None = 
         have = ", ".join(k for k, v in arrays.items() if v.ndim == 1 and v.dtype.kind in "iub")
         msg = f"--by {by}: {predictions} has no integer branch {by!r} to group by (it has: {have})"
         raise ConfigError(msg)
+    bins = check_bins_of(os.fspath(predictions), arrays, meta, bins_of, bins)
     if "selected" in arrays:  # predict --aligned: the rows outside its selection hold fill values, not predictions
         keep = keep & arrays["selected"].astype(bool)
     figures: dict[str, Any] = {"predictions": os.fspath(predictions), "checkpoint": meta.get("checkpoint"),
@@ -363,7 +383,7 @@ def evaluate(predictions: str | os.PathLike, *, out: str | os.PathLike | None = 
 
     if task["kind"] != "regression":
         fig, written = _judge_classes(predictions, arrays, keep, meta, split, n_boot=n_boot, seed=seed,
-                                      outdir=outdir if draw else None, fmt=fmt)
+                                      outdir=outdir if draw else None, fmt=fmt, bins_of=bins_of, bins=bins)
         figures["classification"] = fig
         figures["events"] = fig["events"]
     else:
