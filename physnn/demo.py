@@ -257,7 +257,8 @@ def run(out: Path, *, events: int = 10000, seed: int = 1, epochs: int | None = N
             assert pred.arrays is not None
             baselines = {"dimuon mass (muons identified)": {"mass": dimuon_mass(events_file, pred.arrays["entry"])}}
         report = api.evaluate(preds, out=out / f"report_{name}", baselines=baselines,
-                              by="pdgid" if name == "energy" else None, image_format=image_format,
+                              by="pdgid" if name == "energy" else None,
+                              bins_of="energy" if name == "photon" else None, image_format=image_format,
                               overwrite=overwrite)
         page = next((p for p in report.files if p.name == "report.html"), None)
         say(f"evaluated {name} on {report.figures['events']:,} events ({report.figures['split']}) -> "

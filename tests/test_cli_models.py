@@ -96,7 +96,7 @@ def test_demo_runs_end_to_end(tmp_path):
     result = invoke("demo", "--out", tmp_path, "-n", "1500", "--epochs", "2", "-T", "5")
     assert result.exit_code == 0, result.output
     for name in ("showers.root", "gamma_pi0.root", "predictions_photon.root", "predictions_energy.root",
-                 "report_photon/roc.png", "report_photon/mc_scores.png",
+                 "report_photon/roc.png", "report_photon/mc_scores.png", "report_photon/discrimination_by_energy.png",
                  "report_energy/energy_pulls.png", "run_photon/best.pt", "events.root", "run_events_cls/best.pt",
                  "predictions_events_mass.root", "report_events_cls/roc.png", "report_events_mass/mass_pulls.png"):
         assert (tmp_path / name).exists(), name

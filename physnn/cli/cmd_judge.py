@@ -51,7 +51,10 @@ def evaluate(
     fmt: FormatOpt = "png",
     overwrite: ReportOverwriteOpt = False,
 ) -> None:
-    """ROC/AUC, calibration, MC-dropout certainty; resolution, pulls, coverage; denoising gain; GAN vs test split."""
+    """ROC/AUC, calibration, MC-dropout certainty; resolution, pulls, coverage; denoising gain; GAN vs test split.
+
+    --bins-of energy: a binary classifier's AUC and rejection at 80% signal efficiency per energy bin, with intervals.
+    """
     from physnn import api
 
     fmt = image_format(fmt)
