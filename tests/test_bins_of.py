@@ -190,3 +190,26 @@ def test_bins_of_refuses_a_regression_and_an_autoencoder_run(tmp_path, ae_run):
     autoencoder = _bad([str(ae_run.run_dir), "--bins-of", "energy"], tmp_path / "r2")
     assert "--bins-of energy" in autoencoder
     assert "reconstruction run folder" in autoencoder
+
+
+def test_a_bin_of_one_class_and_events_without_a_value_are_said_not_hidden():
+    from physnn.evaluation.discrimination import bins_of_table, classification_by_bin
+    from physnn.evaluation.plots_classification import bins_of_figure
+
+    rng = np.random.default_rng(8)
+    values = np.r_[rng.uniform(0, 1, 100), rng.uniform(2, 3, 100), [np.nan] * 7]
+    truth = np.r_[np.zeros(100, int), rng.integers(0, 2, 100), np.ones(7, int)]  # the low half: photons only
+    got = classification_by_bin(truth, rng.uniform(0, 1, len(truth)), values, signal=0, bins=2, n_boot=10)
+    assert got["left_out"] == 7
+    low, high = got["bins"]
+    assert (low["n_signal"], low["n_background"]) == (100, 0)
+    assert low["auc"] is None
+    assert low["rejection"] is None
+    assert high["auc"] is not None
+    assert sum(r["n_signal"] + r["n_background"] for r in got["bins"]) == 200
+    _, _, rows, note = bins_of_table({"branch": "x", **got}, "photon", "pi0")
+    assert rows[0][3:] == ["-", "-"]
+    assert "7 events without a finite x left out" in note
+    assert len(bins_of_figure({"branch": "x", **got}).axes[0].containers) == 1  # the bin with both classes
+    one = classification_by_bin(truth[:200], rng.uniform(0, 1, 200), np.full(200, 5.0), signal=0, bins=3, n_boot=0)
+    assert [(r["low"], r["high"]) for r in one["bins"]] == [(5.0, 5.0)]  # one value everywhere: one bin
