@@ -267,7 +267,14 @@ def bins_of_figure(b: Mapping[str, Any], *, classes: Sequence[str] | None = None
     eff = float(b["efficiency"])
     bx.axhline(1 / eff, color="k", ls=":", label="random")
     bx.set_yscale("log")
-    bx.set_ylim(top=max(float(high.max(initial=1 / eff)), 1 / eff) * 4)  # room above the highest point and legend
+    bottom = min(float(low.min(initial=1 / eff)), 1 / eff) / 1.3  # the random line above the axis
+    top = max(float(high.max(initial=1 / eff)), 1 / eff) * 4  # room above the highest point for the legend
+    bx.set_ylim(bottom, top)
+    plain = mpl.ticker.FuncFormatter(lambda v, _: f"{v:g}")  # 2, 5, 10, 20, not 2×10^0
+    bx.yaxis.set_major_formatter(plain)
+    few = np.log10(top / bottom) < 2  # under two decades: label the minor ticks at 2 and 5 as well
+    bx.yaxis.set_minor_formatter(mpl.ticker.FuncFormatter(lambda v, _: f"{v:g}" if few and f"{v:g}"[0] in "25"
+                                                          else ""))
     bx.set_ylabel(f"{bkg} rejection 1/ε$_B$")
     bx.set_xlabel(f"{b['branch']} (mean in each bin; bars: the bin)")
     bx.legend(loc="best", fontsize=13)
