@@ -336,8 +336,9 @@ def energy_rows(tmp: Path, quick: bool) -> list[tuple[str, str, str, str]]:
                     f"{r['ratio']:.2f}×, {example.verdict(r)}"))
         if r["range"] == "all":
             pull = "n/a" if r["pull_std"] is None else f"{r['pull_std']:.2f}"
+            met = abs(r["coverage"] - 0.683) <= 0.03 and r["pull_std"] is not None and r["pull_std"] <= 1.2
             out.append((f"energy {r['type']}: ±1σ coverage, pull width", f"{r['coverage']:.3f}, {pull}",
-                        "goal 0.683 ± 0.03, ≤ 1.2", ""))
+                        "goal 0.683 ± 0.03, ≤ 1.2", "goal met" if met else "goal missed"))
     return out
 
 

@@ -57,8 +57,8 @@ def test_energy_group_runs_the_example_and_prints_a_row_per_type_and_bin(bench, 
                       "energy pi+: ±1σ coverage, pull width", "energy pi+, 1-100 GeV: network σ/E (100 test showers)"]
     assert rows[2][1:] == ("0.0300 ± 0.0010", "cell sum 0.0200 ± 0.0010", "1.50×, cell sum better")
     assert rows[3][3] == "0.95×, within 1 s.e."
-    assert rows[1][1] == "0.690, 1.05"
-    assert rows[5][1] == "0.690, n/a"
+    assert rows[1][1:] == ("0.690, 1.05", "goal 0.683 ± 0.03, ≤ 1.2", "goal met")
+    assert rows[5][1:] == ("0.690, n/a", "goal 0.683 ± 0.03, ≤ 1.2", "goal missed")  # no pull width: not met
 
     bench.energy_rows(tmp_path, quick=False)
     assert calls[-1]["events"] == bench.ENERGY_EVENTS == 60000
