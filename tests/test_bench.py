@@ -81,9 +81,11 @@ def test_photon_group_runs_both_geometries_with_the_readme_spectrum(bench, monke
     rows = bench.photon_id_rows(tmp_path, quick=True)
     assert [(c["strips"], c["spectrum"], c["events"], c["overrides"]) for c in calls] == [
         (0, "log-uniform", 4000, ["train.epochs=3"]), (4, "log-uniform", 4000, ["train.epochs=3"])]
-    assert [r[0].split(",")[1].strip() for r in rows] == ["default geometry", "η strips ×4"]
-    assert rows[1][1].startswith("0.850 [0.800, 0.820], 3.0 [2.8, 3.2]")
-    assert rows[1][3] == "CNN better"
+    rejection = "  π0 rejection at 80% photon efficiency"
+    assert [r[0] for r in rows] == ["photon/π0 AUC, default geometry, 1-5 GeV", rejection,
+                                    "photon/π0 AUC, η strips ×4, 1-5 GeV", rejection]
+    assert rows[2][1:] == ("CNN 0.850 [0.800, 0.820]", "BDT 0.810 [0.700, 0.720]", "CNN better")
+    assert rows[3][1:] == ("CNN 3.0 [2.8, 3.2]", "BDT 3.0 [2.8, 3.2]", "")
     bench.photon_id_rows(tmp_path, quick=False)
     assert {c["events"] for c in calls[2:]} == {bench.PHOTON_EVENTS} == {30000}
 
