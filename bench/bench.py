@@ -285,7 +285,7 @@ def _per_type_rows(r: dict) -> list[tuple[str, str, str, str]]:
 # log-uniform``, and the same with ``--strips 4``); --quick: 4,000 showers, 3 epochs
 PHOTON_EVENTS = 30000
 PHOTON_SPECTRUM = "log-uniform"
-PHOTON_GEOMETRIES = (("default geometry", 0), ("η strips ×4", 4))  # (label, η strips per cell of the first layer)
+PHOTON_GEOMETRIES = (("no strips", 0), ("η strips ×4", 4))  # (label, η strips per cell of the first layer)
 
 
 def photon_id_rows(tmp: Path, quick: bool) -> list[tuple[str, str, str, str]]:

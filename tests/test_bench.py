@@ -82,7 +82,7 @@ def test_photon_group_runs_both_geometries_with_the_readme_spectrum(bench, monke
     assert [(c["strips"], c["spectrum"], c["events"], c["overrides"]) for c in calls] == [
         (0, "log-uniform", 4000, ["train.epochs=3"]), (4, "log-uniform", 4000, ["train.epochs=3"])]
     rejection = "  π0 rejection at 80% photon efficiency"
-    assert [r[0] for r in rows] == ["photon/π0 AUC, default geometry, 1-5 GeV", rejection,
+    assert [r[0] for r in rows] == ["photon/π0 AUC, no strips, 1-5 GeV", rejection,
                                     "photon/π0 AUC, η strips ×4, 1-5 GeV", rejection]
     assert rows[2][1:] == ("CNN 0.850 [0.800, 0.820]", "BDT 0.810 [0.700, 0.720]", "CNN better")
     assert rows[3][1:] == ("CNN 3.0 [2.8, 3.2]", "BDT 3.0 [2.8, 3.2]", "")
