@@ -1,8 +1,21 @@
 """physnn benchmarks: each figure beside its anchor, printed as one table.
 
-Run with ``bench/run`` (or ``python bench/bench.py --quick``; ``--only quality|training|mcdropout|photon_id|sequences``
-for the demo job's model-quality rows, the training rows, the MC-dropout rows, the photon/π0 rows or the sequence
-benchmark alone). Figures:
+Run with ``bench/run`` (or ``python bench/bench.py --quick``). ``--only GROUP`` runs one group:
+
+- ``model_quality``: the four groups below in this order, each followed by its wall time against a 20-minute
+  budget: every goal of issue 30 measured against the classic method;
+- ``quality``: the ``physnn demo`` jobs (photon/π0 CNN vs BDT, energy CNN vs cell sum, event model vs the
+  likelihood ratio and the dimuon mass);
+- ``energy``: the energy regression per particle type and energy bin against the cell sum calibrated per type,
+  with each type's coverage and pull width (``examples/energy_vs_cell_sum.py``, ``ENERGY_EVENTS`` showers);
+- ``photon_id``: photon/π0 CNN vs shower-shape BDT per energy bin, on the default and on the strip geometry
+  (``examples/gamma_pi0.py``, ``PHOTON_EVENTS`` showers, ``PHOTON_SPECTRUM``);
+- ``sequences``: the sequence families with and without particle ID (``examples/sequence_benchmark.py``,
+  ``SEQUENCE_FAMILIES``);
+- ``training``: physnn's training epoch vs a hand-written loop and under torchrun;
+- ``mcdropout``: prefix-cached MC dropout vs the naive loop.
+
+Figures:
 
 - simulator rates (showers/s, events/s), on one core, with and without ROOT writing;
 - a training epoch of physnn's trainer against a minimal hand-written PyTorch
@@ -23,15 +36,20 @@ benchmark alone). Figures:
   the same LSTM/GRU (same weights) run on padded batches with masking vs
   packed sequences, and the 1D-conv baseline;
 - photon vs π0 -> two photons per energy bin: the CNN of ``configs/train/gamma_pi0.yaml``
-  against the experiments' shower-shape BDT (``examples/gamma_pi0.py``);
-- the sequence benchmark (``examples/sequence_benchmark.py``): gru, lstm, seq_conv and pfn on the same events and
-  split, with and without particle ID: AUC against the likelihood-ratio ceiling, mass σ against the dimuon mass;
+  against the experiments' shower-shape BDT (``examples/gamma_pi0.py``), on the default geometry
+  and with η strips 4x finer in the first layer;
+- energy per particle type (electron, photon, π+) and per energy bin: the network of ``configs/train/energy.yaml``
+  against the cell sum calibrated per type (``examples/energy_vs_cell_sum.py``), ±1σ coverage and pull width;
+- the sequence benchmark (``examples/sequence_benchmark.py``): every family of ``SEQUENCE_FAMILIES`` (default the
+  example's ``FAMILIES``) on the same events and split, with and without particle ID: AUC against the
+  likelihood-ratio ceiling, mass σ against the dimuon mass;
 - model quality of the ``physnn demo`` jobs: the photon/π0 CNN's AUC and ECE
   against the shower-shape BDT on the same showers, energy resolution of the
   CNN vs the calibrated cell sum (overall and per particle type), ±1σ/±2σ
   coverage; on
   simulated events the event model's (pfn) signal/background AUC and its mass resolution
-  and coverage vs the dimuon mass computed from the identified muons.
+  and coverage vs the dimuon mass computed from the identified muons;
+- the wall time of each model-quality group (budget 20 minutes each).
 """
 
 from __future__ import annotations
@@ -41,7 +59,7 @@ import os
 import tempfile
 import time
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -263,31 +281,80 @@ def _per_type_rows(r: dict) -> list[tuple[str, str, str, str]]:
     return rows
 
 
+# photon vs π0: both geometries of the README's photon tables (``examples/gamma_pi0.py --events 30000 --spectrum
+# log-uniform``, and the same with ``--strips 4``); --quick: 4,000 showers, 3 epochs
+PHOTON_EVENTS = 30000
+PHOTON_SPECTRUM = "log-uniform"
+PHOTON_GEOMETRIES = (("no strips", 0), ("η strips ×4", 4))  # (label, η strips per cell of the first layer)
+
+
 def photon_id_rows(tmp: Path, quick: bool) -> list[tuple[str, str, str, str]]:
-    """Photon vs π0 -> two photons per energy bin: the CNN of configs/train/gamma_pi0.yaml against the shower-shape BDT
-    (``examples/gamma_pi0.py``), AUC and π0 rejection at 80% photon efficiency on the test split."""
+    """Photon vs π0 -> two photons per energy bin, on the default geometry and on the strip geometry: the CNN of
+    configs/train/gamma_pi0.yaml against the shower-shape BDT (``examples/gamma_pi0.py``), AUC and π0 rejection at
+    80% photon efficiency on the test split, each with its bootstrap 68% interval."""
     example = example_module("gamma_pi0")
-    torch.set_num_threads(os.cpu_count() or 1)
-    rows = example.compare(tmp / "gamma_pi0", events=4000 if quick else 20000,
-                           overrides=["train.epochs=3"] if quick else [], progress=False)
-    torch.set_num_threads(1)
     out = []
-    for cnn, bdt in example.pairs(rows):
-        out.append((f"photon/π0 {cnn['low']:g}-{cnn['high']:g} GeV: CNN AUC, π0 rejection at 80% photon efficiency",
-                    f"{cnn['auc']:.3f} [{cnn['auc_low']:.3f}, {cnn['auc_high']:.3f}], {cnn['rejection']:.1f}",
-                    f"BDT {bdt['auc']:.3f} [{bdt['auc_low']:.3f}, {bdt['auc_high']:.3f}], {bdt['rejection']:.1f}",
-                    example.verdict(cnn, bdt)))
+    for label, strips in PHOTON_GEOMETRIES:
+        torch.set_num_threads(os.cpu_count() or 1)
+        rows = example.compare(tmp / f"gamma_pi0_strips{strips}", events=4000 if quick else PHOTON_EVENTS,
+                               overrides=["train.epochs=3"] if quick else [], progress=False, strips=strips,
+                               spectrum=PHOTON_SPECTRUM)
+        torch.set_num_threads(1)
+        for cnn, bdt in example.pairs(rows):  # per bin: the AUC, then the π0 rejection, each with its 68% interval
+            out.append((f"photon/π0 AUC, {label}, {cnn['low']:g}-{cnn['high']:g} GeV",
+                        f"CNN {cnn['auc']:.3f} [{cnn['auc_low']:.3f}, {cnn['auc_high']:.3f}]",
+                        f"BDT {bdt['auc']:.3f} [{bdt['auc_low']:.3f}, {bdt['auc_high']:.3f}]",
+                        example.verdict(cnn, bdt)))
+            out.append(("  π0 rejection at 80% photon efficiency",
+                        f"CNN {cnn['rejection']:.1f} [{cnn['rejection_low']:.1f}, {cnn['rejection_high']:.1f}]",
+                        f"BDT {bdt['rejection']:.1f} [{bdt['rejection_low']:.1f}, {bdt['rejection_high']:.1f}]", ""))
     return out
 
 
+# energy per particle type and energy bin against the cell sum calibrated per type (``examples/
+# energy_vs_cell_sum.py``): the larger benchmark of issue 30's energy goals; --quick: 3,000 showers, 2 epochs
+ENERGY_EVENTS = 60000
+ENERGY_SPECTRUM = "uniform"
+
+
+def energy_rows(tmp: Path, quick: bool) -> list[tuple[str, str, str, str]]:
+    """The energy regression of configs/train/energy.yaml per particle type and per bin of the true energy
+    (``examples/energy_vs_cell_sum.py``'s ``compare`` and ``rows``): σ/E of the network (deterministic pass) and
+    of the cell sum calibrated per type, each ± its standard error, their ratio and the example's verdict; per
+    type the ±1σ coverage and the pull width of the network's error bars."""
+    example = example_module("energy_vs_cell_sum")
+    events = 3000 if quick else ENERGY_EVENTS
+    torch.set_num_threads(os.cpu_count() or 1)
+    metrics = example.compare(tmp / "energy", events=events, overrides=["train.epochs=2"] if quick else [],
+                              progress=False, spectrum=ENERGY_SPECTRUM)
+    torch.set_num_threads(1)
+    out = []
+    for r in example.rows(metrics):
+        energies = "all energies" if r["range"] == "all" else f"{r['range']} GeV"
+        out.append((f"energy {r['type']}, {energies}: network σ/E ({r['events']:,} test showers)",
+                    f"{r['model']:.4f} ± {r['model_err']:.4f}", f"cell sum {r['sum']:.4f} ± {r['sum_err']:.4f}",
+                    f"{r['ratio']:.2f}×, {example.verdict(r)}"))
+        if r["range"] == "all":
+            pull = "n/a" if r["pull_std"] is None else f"{r['pull_std']:.2f}"
+            met = abs(r["coverage"] - 0.683) <= 0.03 and r["pull_std"] is not None and r["pull_std"] <= 1.2
+            out.append((f"energy {r['type']}: ±1σ coverage, pull width", f"{r['coverage']:.3f}, {pull}",
+                        "goal 0.683 ± 0.03, ≤ 1.2", "goal met" if met else "goal missed"))
+    return out
+
+
+# the sequence families the benchmark trains: None for every family of the example's FAMILIES; a tuple such as
+# ("gru", "pfn") to trim it for time
+SEQUENCE_FAMILIES: tuple[str, ...] | None = None
+
+
 def sequences_rows(tmp: Path, quick: bool, families: tuple[str, ...] | None = None) -> list[tuple[str, str, str, str]]:
-    """Every sequence family with and without particle ID on the same events and split (``examples/
-    sequence_benchmark.py``): AUC against the likelihood-ratio ceiling, mass σ against the analytic dimuon mass.
-    The 80-column table is printed as well."""
+    """Every sequence family (``families``, else ``SEQUENCE_FAMILIES``, else the example's ``FAMILIES``) with and
+    without particle ID on the same events and split (``examples/sequence_benchmark.py``): AUC against the
+    likelihood-ratio ceiling, mass σ against the analytic dimuon mass. The 80-column table is printed as well."""
     example = example_module("sequence_benchmark")
     torch.set_num_threads(os.cpu_count() or 1)
     rows, best, base = example.compare(tmp / "sequences", events=3000 if quick else 10000, epochs=3 if quick else 30,
-                                       families=families or example.FAMILIES)
+                                       families=families or SEQUENCE_FAMILIES or example.FAMILIES)
     torch.set_num_threads(1)
     print("\n".join(example.table(rows, best, base)))
     out = []
@@ -448,31 +515,53 @@ def memory_rows(tmp: Path, quick: bool, budget: str = "600 MB") -> list[tuple[st
     ]
 
 
+#: The model-quality group (``--only model_quality``), in the order it runs: each measures goals of issue 30 against
+#: the classic method (the demo's jobs, the larger energy benchmark, photon/π0 on both geometries, the sequence
+#: families); ``--only NAME`` runs one of them.
+MODEL_QUALITY: dict[str, Callable[[Path, bool], list[tuple[str, str, str, str]]]] = {
+    "quality": quality_rows, "energy": energy_rows, "photon_id": photon_id_rows, "sequences": sequences_rows}
+GROUP_BUDGET_MIN = 20  # wall-time budget of each model-quality group on the 2-core machine (issue 30: ≤ 20 minutes)
+
+
+def model_quality_rows(tmp: Path, quick: bool, groups: Sequence[str] = tuple(MODEL_QUALITY)
+                       ) -> list[tuple[str, str, str, str]]:
+    """The rows of the model-quality ``groups`` in order, each followed by its wall time against the budget."""
+    rows: list[tuple[str, str, str, str]] = []
+    for name in groups:
+        t0 = time.perf_counter()
+        rows += MODEL_QUALITY[name](tmp, quick)
+        minutes = (time.perf_counter() - t0) / 60
+        rows.append((f"{name} wall time", f"{minutes:.1f} min", f"budget {GROUP_BUDGET_MIN} min", ""))
+    return rows
+
+
 def only_rows(which: str, quick: bool) -> list[tuple[str, str, str, str]]:
     """One group of rows, for re-measuring the figures a change moves."""
     with tempfile.TemporaryDirectory() as tmp:
-        if which == "quality":
-            return quality_rows(Path(tmp), quick)
+        if which == "model_quality":
+            return model_quality_rows(Path(tmp), quick)
+        if which in MODEL_QUALITY:
+            return model_quality_rows(Path(tmp), quick, [which])
         if which == "mcdropout":
             return mc_dropout_rows(3 if quick else 5)
-        if which == "photon_id":
-            return photon_id_rows(Path(tmp), quick)
-        if which == "sequences":
-            return sequences_rows(Path(tmp), quick)
         showers = Path(tmp) / "showers.root"
         physnn.simulate("showers", showers, events=4000 if quick else 20000, seed=1)
         return training_rows(Path(tmp), showers, quick)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="smaller samples (for a smoke run)")
-    parser.add_argument("--only", choices=["quality", "training", "mcdropout", "photon_id", "sequences"],
-                        help="only these rows (quality: the demo job's figures; training: the CNN epoch vs a "
-                             "hand-written loop and torchrun; mcdropout: prefix-cached MC dropout; photon_id: "
-                             "the photon/π0 CNN against the shower-shape BDT per energy bin; sequences: every "
-                             "sequence family with and without particle ID against the likelihood ratio and the "
-                             "dimuon mass)")
+    parser.add_argument("--only", choices=["model_quality", *MODEL_QUALITY, "training", "mcdropout"],
+                        help="only these rows (model_quality: quality, energy, photon_id and sequences in this "
+                             "order, each with its wall time; quality: the physnn demo jobs' figures; energy: the "
+                             "energy regression per particle type and energy bin against the cell sum calibrated "
+                             "per type (examples/energy_vs_cell_sum.py); photon_id: the photon/π0 CNN against the "
+                             "shower-shape BDT per energy bin on the default and the strip geometry "
+                             "(examples/gamma_pi0.py); sequences: every sequence family with and without particle "
+                             "ID against the likelihood ratio and the dimuon mass (examples/sequence_benchmark.py); "
+                             "training: the CNN epoch vs a hand-written loop and torchrun; mcdropout: "
+                             "prefix-cached MC dropout)")
     args = parser.parse_args()
     if args.only:
         _print(only_rows(args.only, args.quick), f"{'quick' if args.quick else 'full'}, {args.only} rows")
@@ -525,9 +614,7 @@ def main() -> None:
         rows += mc_dropout_rows(repeat)
         rows += sequence_rows(events, repeat, n=4000 if args.quick else 8000)
         rows += memory_rows(Path(tmp), args.quick)
-        rows += quality_rows(Path(tmp), args.quick)
-        rows += photon_id_rows(Path(tmp), args.quick)
-        rows += sequences_rows(Path(tmp), args.quick)
+        rows += model_quality_rows(Path(tmp), args.quick)
 
     _print(rows, "quick" if args.quick else "full")
 

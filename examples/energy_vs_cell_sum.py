@@ -12,7 +12,8 @@ cell sum calibrated per particle type on the training split (``evaluate
 --baseline cell-sum --by pdgid``), each with its standard error, their ratio,
 and the ±1σ coverage and pull width of the network's error bars.
 
-    python examples/energy_vs_cell_sum.py [--events 20000] [--out energy_vs_cell_sum] [--set train.epochs=5]
+    python examples/energy_vs_cell_sum.py [--events 20000] [--out energy_vs_cell_sum] [--spectrum log-uniform]
+        [--set train.epochs=5]
 
 It writes ``OUT/showers.root``, ``OUT/run``, ``OUT/predictions.root`` and the
 evaluation ``OUT/report`` (its ``metrics.json`` holds every number of the table).
@@ -36,12 +37,16 @@ NAMES = {"11": "e-", "22": "gamma", "211": "pi+"}
 
 
 def compare(out: Path, *, events: int = 20000, seed: int = 7, overrides: Sequence[str] = (),
-            progress: bool = True) -> dict[str, Any]:
-    """Simulate, train, predict and evaluate; the ``regression/energy`` section of the report's metrics."""
+            progress: bool = True, spectrum: str = "uniform") -> dict[str, Any]:
+    """Simulate, train, predict and evaluate; the ``regression/energy`` section of the report's metrics.
+
+    ``spectrum``: the simulator's energy spectrum (``uniform``, its default, or ``log-uniform``, as many showers
+    per decade of energy); ``overrides``: run-config overrides of ``configs/train/energy.yaml``.
+    """
     out.mkdir(parents=True, exist_ok=True)
     showers = out / "showers.root"
     if not showers.exists():
-        physnn.simulate("showers", showers, events=events, seed=seed)
+        physnn.simulate("showers", showers, events=events, seed=seed, overrides=[f"spectrum={spectrum}"])
     if not (out / "run" / "best.pt").exists():
         physnn.train(CONFIG, out=out / "run", overrides=[f"data.files={showers}", *overrides], progress=progress)
     preds = out / "predictions.root"
@@ -95,10 +100,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("energy_vs_cell_sum"))
     parser.add_argument("--events", type=int, default=20000)
+    parser.add_argument("--spectrum", choices=["uniform", "log-uniform"], default="uniform",
+                        help="the showers' energy spectrum (the simulator's energy range)")
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         help="a run-config override, e.g. train.epochs=2")
     args = parser.parse_args(argv)
-    Console().print(table(rows(compare(args.out, events=args.events, overrides=args.overrides))))
+    metrics = compare(args.out, events=args.events, overrides=args.overrides, spectrum=args.spectrum)
+    Console().print(table(rows(metrics)))
 
 
 if __name__ == "__main__":

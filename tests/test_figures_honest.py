@@ -173,6 +173,20 @@ def test_a_small_bias_is_shown_with_its_error_not_as_bare_digits():
     plt.close(fig)
 
 
+def test_each_group_has_its_own_pull_width():
+    """Issue 30's goal 'pull width per type <= 1.2' is read from ``evaluate --by pdgid``: each group carries the pull
+    width of its own events (an error bar right on the mixture can be 2x too narrow for one type)."""
+    rng = np.random.default_rng(3)
+    true = rng.uniform(1, 100, 2000)
+    groups = np.repeat([11, 211], 1000)
+    std = np.full(true.size, 1.0)
+    pred = true + rng.normal(0, np.where(groups == 11, 1.0, 2.0))  # the pions' spread is twice their error bar
+    by = metrics.regression_by(true, pred, groups, std=std, kind="energy", unit="GeV")
+    assert by["11"]["pull_std"] == pytest.approx(1.0, abs=0.1)
+    assert by["211"]["pull_std"] == pytest.approx(2.0, abs=0.2)
+    assert by["211"]["pull_std_err"] > 0
+
+
 def test_the_pulls_show_their_mean_and_width_with_errors():
     from physnn.evaluation.summary import regression_rows
 

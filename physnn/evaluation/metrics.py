@@ -369,10 +369,10 @@ def regression_by(true: np.ndarray, pred: np.ndarray, groups: np.ndarray, *, std
     Each group is judged by :func:`regression` on its own events (``bins`` quantile bins of the true value;
     groups with fewer than ``2 * MIN_BIN_EVENTS`` events are left out). Returns, per group value (a string),
     ``events``, ``bias``, ``sigma``, for energies ``sigma_rel`` (robust σ of (pred - true)/true) and ``fit``
-    (σ/E = a/√E ⊕ b), ``coverage_1sigma`` with error bars, each baseline's ``bias``, ``sigma_rel``/``sigma``
-    and fit, and the group's ``bins`` (as :func:`regression` gives them). A baseline calibrated on the
-    mixture (one factor for all types) is biased per type: its σ is around its own median, so read the
-    two together. Each baseline of a group gets a ``verdict`` (:func:`~physnn.evaluation.resolution.
+    (σ/E = a/√E ⊕ b), with error bars ``coverage_1sigma``, ``pull_std`` and ``pull_std_err``, each baseline's
+    ``bias``, ``sigma_rel``/``sigma`` and fit, and the group's ``bins`` (as :func:`regression` gives them). A
+    baseline calibrated on the mixture (one factor for all types) is biased per type: its σ is around its own
+    median, so read the two together. Each baseline of a group gets a ``verdict`` (:func:`~physnn.evaluation.resolution.
     interval_verdict`): ``better``, ``worse`` or ``not resolved``, the σ (σ/E) ± its statistical error
     (``sigma_err``/``sigma_rel_err``) of the model against the baseline's.
     """
@@ -386,7 +386,8 @@ def regression_by(true: np.ndarray, pred: np.ndarray, groups: np.ndarray, *, std
         others = {label: np.asarray(v, dtype=np.float64)[g] for label, v in (baselines or {}).items()}
         fig = regression(true[g], pred[g], std=None if std is None else np.asarray(std)[g], bins=bins, kind=kind,
                          unit=unit, baselines=others)
-        row = {k: fig[k] for k in ("events", "bias", "bias_err", "sigma", "fit", "coverage_1sigma", "bins") if k in fig}
+        row = {k: fig[k] for k in ("events", "bias", "bias_err", "sigma", "fit", "coverage_1sigma", "pull_std",
+                                   "pull_std_err", "bins") if k in fig}
         if energy:
             row["sigma_rel"] = robust_sigma((pred[g] - true[g]) / true[g])
         key = "sigma_rel" if energy else "sigma"
