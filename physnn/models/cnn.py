@@ -65,18 +65,10 @@ class CNNParams(Strict):
         also each layer's (channel's) fraction S_l / S; ``none``: nothing.
         The sums are of the image as the model receives it (in GeV unless
         ``standardize: {images: true}``).
-    cells
-        What the convolutions see: ``as_read`` (the cells as the data give
-        them), or ``fraction``: each cell divided by the image's total cell
-        sum, the shower's shape apart from its scale (a 5 GeV and a 50 GeV
-        shower of the same shape look alike; the density of a cell, which
-        tells an electromagnetic core from hadronic activity, reads the same
-        at every energy). Give the scale back with ``sums``.
     """
 
     dims: Literal[1, 2, 3] = 2
     sums: Literal["none", "total", "per_layer"] = Field(default="none", exclude_if=lambda v: v == "none")
-    cells: Literal["as_read", "fraction"] = Field(default="as_read", exclude_if=lambda v: v == "as_read")
     features: list[Layer] = Field(default_factory=lambda: list(DEFAULT_FEATURES), validate_default=True)
     head: list[Layer] = Field(default_factory=lambda: list(DEFAULT_HEAD), validate_default=True)
 
@@ -106,18 +98,13 @@ class JoinCellSums(SideInput):
 class CNN(StagedModel):
     """A CNN built from :class:`CNNParams` (see :func:`build_cnn`)."""
 
-    def __init__(self, stages: list[nn.Module], n_features: int, unsqueeze: bool, sums: bool = False,
-                 fractions: bool = False) -> None:
+    def __init__(self, stages: list[nn.Module], n_features: int, unsqueeze: bool, sums: bool = False) -> None:
         super().__init__(stages, n_features)
         self.unsqueeze = unsqueeze
         self.sums = sums
-        self.fractions = fractions
 
     def adapt(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         x = batch["image"]
-        if self.fractions:  # each cell as a fraction of the image's total (``cells: fraction``)
-            total = x.flatten(1).sum(dim=1).reshape(-1, *([1] * (x.dim() - 1)))
-            x = x / total.clamp(min=1e-6)
         return x.unsqueeze(1) if self.unsqueeze else x
 
     def side(self, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:  # type: ignore[override]
@@ -160,7 +147,7 @@ def build_cnn(params: CNNParams, io: ModelIO) -> CNN:
     initialize(output, "glorot_uniform", "zeros")
     sums = [JoinCellSums(params.sums == "per_layer")] if params.sums != "none" else []
     stages = [*features, JoinScalars(), *sums, *head, output]
-    model = CNN(stages, n_features, unsqueeze, bool(sums), params.cells == "fraction")
+    model = CNN(stages, n_features, unsqueeze, bool(sums))
     offset = n_features + 1 + len(sums)
     model.regularized = [(f"stages.{s}.{p}", l1, l2) for s, p, l1, l2 in regs]
     model.regularized += [(f"stages.{s + offset}.{p}", l1, l2) for s, p, l1, l2 in head_regs]
