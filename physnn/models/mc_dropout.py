@@ -45,11 +45,15 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
 import torch
 
 from physnn.errors import ConfigError
 from physnn.models.base import DROPOUT_TYPES, StagedModel
+
+#: The suffix of the σ-scale key of a mode's epistemic weight rho: ``sigma_scale["mc" + EPISTEMIC]``.
+EPISTEMIC = "_epistemic"
 
 
 def set_dropout(model: torch.nn.Module, active: bool) -> None:
@@ -162,7 +166,7 @@ def check_samples(samples: int) -> None:
 def regression_summary(pred: Mapping[str, torch.Tensor], central: Mapping[str, torch.Tensor] | None,
                        scale: torch.Tensor,
                        to_units: Callable[[torch.Tensor, torch.Tensor | None], Mapping[str, torch.Tensor]],
-                       ) -> dict[str, torch.Tensor]:
+                       weight: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """The central value and error bars of regression outputs over T passes (Kendall & Gal 2017), the one place
     they are computed. Everything is combined in the network's space (log E for a ``log`` target) and mapped to
     the target's unit once, at the central value (see the module docs).
@@ -180,16 +184,20 @@ def regression_summary(pred: Mapping[str, torch.Tensor], central: Mapping[str, t
         (:mod:`physnn.training.calibration`).
     to_units
         ``(mean, var) -> {"mean", "var"}`` in the target's unit (:func:`physnn.models.target_maps.to_units`).
+    weight
+        The epistemic part's weight rho of each target (K,) in the calibrated total, fitted on the validation split
+        with the scale (:mod:`physnn.training.calibration`); None: 1 (runs calibrated before rho was fitted).
 
     Returns
     -------
     dict
         ``pred`` (N, K), the central value in the target's unit; with a Gaussian head ``aleatoric``, the root
         mean predicted variance, the data's own resolution (raw, not scaled); with T >= 2 ``epistemic``, the
-        spread of the T means (ddof 1, raw); ``std`` = scale x sqrt(aleatoric² + epistemic²), the calibrated
-        total error bar. In the unit, the total is the σ of the network's Gaussian of variance
-        aleatoric² + epistemic² around the central value (for ``log``: of the log-normal), and the two parts
-        share it in the proportions of their variances in the network's space.
+        spread of the T means (ddof 1, raw); ``std`` = scale x sqrt(aleatoric² + (weight x epistemic)²), the
+        calibrated total error bar. In the unit, the raw total sqrt(aleatoric² + epistemic²) is the σ of the
+        network's Gaussian of variance aleatoric² + epistemic² around the central value (for ``log``: of the
+        log-normal), and the two parts share it in the proportions of their variances in the network's space;
+        the weight re-weighs the two parts in the unit, so that the relation above holds for every target.
     """
     mean = pred["mean"]
     centre = (pred if central is None else central)["mean"].mean(0)
@@ -206,8 +214,20 @@ def regression_summary(pred: Mapping[str, torch.Tensor], central: Mapping[str, t
     positive = total > 0
     for key, part in parts.items():
         out[key] = torch.where(positive, sigma * (part / torch.where(positive, total, 1.0)).sqrt(), 0.0)
+    if weight is not None and len(parts) == 2:  # the epistemic part re-weighed (weight 1: sigma itself)
+        rho = weight.to(sigma.device, sigma.dtype)
+        sigma = (out["aleatoric"] ** 2 + (rho * out["epistemic"]) ** 2).sqrt()
     out["std"] = sigma * scale.to(sigma.device, sigma.dtype)
     return out
+
+
+def epistemic_weight(sigma_scale: Mapping[str, Any], mc: bool) -> torch.Tensor | None:
+    """The epistemic part's weight rho of each target (K,) for MC-dropout (``mc``) or deterministic predictions
+    (an ensemble's members' spread), stored next to the σ scales as ``"mc_epistemic"`` and
+    ``"deterministic_epistemic"`` (:mod:`physnn.training.calibration`); None where the run has none (runs
+    calibrated before rho was fitted, modes without an epistemic part): weight 1."""
+    value = sigma_scale.get(("mc" if mc else "deterministic") + EPISTEMIC)
+    return None if value is None else torch.tensor(value, dtype=torch.float32)
 
 
 def classification_summary(prob: torch.Tensor, *, binary: bool, keep_samples: bool = False, signal: int = 1
