@@ -25,7 +25,8 @@ regression, target ``t``    ``t_pred``, the deterministic pass also with MC
                             dropout (an ensemble: its members' mean in the
                             network's space, :mod:`physnn.models.mc_dropout`);
                             ``t_aleatoric`` (Gaussian heads: the
-                            predicted σ, raw); with MC dropout ``t_epistemic``
+                            predicted σ of the deterministic pass, raw);
+                            with MC dropout ``t_epistemic``
                             (the spread of the T means, raw; of an ensemble:
                             of its members' means, times T with MC dropout,
                             :mod:`physnn.models.ensemble`); ``t_std`` the
