@@ -109,7 +109,7 @@ def test_the_mc_aleatoric_part_is_the_deterministic_pass_sigma():
     """With dropout on, the variance head's output scatters and its mean over the passes is biased up, the more
     the smaller the σ (on the demo's energy run 1.35x the deterministic σ for e-/gamma, 1.05x for pi+: one scale
     could not serve both). The aleatoric part is the deterministic pass's σ, as the central value is its mean."""
-    task = _task()
+    task = Task.from_state({**_task().state(), "sigma_scale": {"mc": [1.0], "mc_epistemic": [1.0]}})
     var = torch.tensor([0.01, 0.03] * 10)[:, None]  # passes' variances scatter around the deterministic 0.01
     raw = torch.log(torch.expm1(var - MIN_VAR))
     outs = torch.stack([torch.linspace(0.9, 1.1, 20)[:, None], raw], dim=-1)  # (20, 1, 2)
@@ -119,3 +119,5 @@ def test_the_mc_aleatoric_part_is_the_deterministic_pass_sigma():
     assert float(s["epistemic"]) == pytest.approx(float(torch.linspace(0.9, 1.1, 20).std()), rel=1e-4)
     ensemble = task.summarize(outs, mc=False)  # an ensemble's members without dropout: their mean variance
     assert float(ensemble["aleatoric"]) == pytest.approx(0.02**0.5, rel=1e-4)
+    old = Task.from_state({**task.state(), "sigma_scale": {"mc": [1.0]}})  # calibrated before: as it was fitted
+    assert float(old.summarize(outs, central=central, mc=True)["aleatoric"]) == pytest.approx(0.02**0.5, rel=1e-4)

@@ -31,7 +31,9 @@ scatters, and the mean of the variances is biased up, the more the smaller
 the σ (on the demo's energy run 1.35x the deterministic σ for e-/gamma and
 1.05x for pi+, whose σ is 6x larger), so that no single scale could make
 both types cover 68%. (An ensemble without MC dropout: the mean of its
-members' variances, the passes being the members' deterministic passes.)
+members' variances, the passes being the members' deterministic passes.
+A run calibrated before this, without the weight rho below, keeps the mean
+of the passes' variances its scale was fitted with.)
 
 **The spread is combined in the network's space, and mapped once.** The
 aleatoric variance and the epistemic variance
@@ -194,13 +196,15 @@ def regression_summary(pred: Mapping[str, torch.Tensor], central: Mapping[str, t
         ``(mean, var) -> {"mean", "var"}`` in the target's unit (:func:`physnn.models.target_maps.to_units`).
     weight
         The epistemic part's weight rho of each target (K,) in the calibrated total, fitted on the validation split
-        with the scale (:mod:`physnn.training.calibration`); None: 1 (runs calibrated before rho was fitted).
+        with the scale (:mod:`physnn.training.calibration`). None: a run calibrated before rho was fitted, whose
+        scale was fitted with rho = 1 and the mean of the passes' variances as the aleatoric part: both as then.
 
     Returns
     -------
     dict
         ``pred`` (N, K), the central value in the target's unit; with a Gaussian head ``aleatoric``, the root
-        mean predicted variance of ``central`` (else of ``pred``), the data's own resolution (raw, not scaled);
+        mean predicted variance of ``central`` (of ``pred`` without ``central`` or ``weight``), the data's own
+        resolution (raw, not scaled);
         with T >= 2 ``epistemic``, the
         spread of the T means (ddof 1, raw); ``std`` = scale x sqrt(aleatoric² + (weight x epistemic)²), the
         calibrated total error bar. In the unit, the raw total sqrt(aleatoric² + epistemic²) is the σ of the
@@ -212,8 +216,8 @@ def regression_summary(pred: Mapping[str, torch.Tensor], central: Mapping[str, t
     centre = (pred if central is None else central)["mean"].mean(0)
     out = {"pred": to_units(centre, None)["mean"]}
     parts: dict[str, torch.Tensor] = {}
-    if "var" in pred:  # the deterministic pass's variance, as its mean is the central value (see the module docs)
-        parts["aleatoric"] = (pred if central is None else central)["var"].mean(0)
+    if "var" in pred:  # the deterministic pass's variance (module docs); a run without rho: the passes' mean
+        parts["aleatoric"] = (pred if central is None or weight is None else central)["var"].mean(0)
     if mean.shape[0] > 1:
         parts["epistemic"] = mean.var(0)
     if not parts:

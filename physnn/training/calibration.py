@@ -104,7 +104,7 @@ def fit_sigma_scale(model: StagedModel | Sequence[StagedModel], task: Task,
         inputs = {k: v.to(device) for k, v in batch.items() if k not in TRUTH}
         for parts, t in ((det, 0), (mc, samples)):  # around the central value predict writes: the deterministic
             passes, central = (o.float().cpu() for o in stacked_outputs(models, inputs, t))
-            parts.append(task.regression_summary(passes, central, ones))
+            parts.append(task.regression_summary(passes, central, ones, ones))  # raw parts, as with a rho
         targets.append(batch["target"].double().cpu())
     target = torch.cat(targets)
     scales: dict[str, list[float]] = {}
