@@ -43,7 +43,8 @@ central value as the network's Gaussian is for one pass
 (:func:`~physnn.models.target_maps.to_units`: for ``log`` the σ of the
 log-normal, sqrt((exp(v) - 1) exp(2μ + v))), and ``t_aleatoric`` and
 ``t_epistemic`` share it in the proportions of their variances in that space,
-so that ``t_std`` = s sqrt(aleatoric² + epistemic²) holds for every target.
+so that ``t_std`` = s sqrt(aleatoric² + (rho epistemic)²) holds for every
+target (s and rho: :mod:`physnn.training.calibration`).
 The written interval ``pred ± std`` (and the conformal ``t_low``, ``t_high``)
 is symmetric in the unit; the σ scale s and the conformal quantiles are
 fitted on the validation split around the same central value
