@@ -109,8 +109,9 @@ def test_regression_branches_and_files_without_truth(reg_run, showers_file, writ
     for key in ("energy_pred", "energy_aleatoric", "energy_epistemic", "energy_std", "energy"):
         assert key in a
     scale = res.meta["sigma_scale"]["energy"]  # the calibrated total; the two parts stay raw
+    rho = res.meta["epistemic_weight"]["energy"]  # the epistemic part's weight in it
     np.testing.assert_allclose(a["energy_std"] ** 2,
-                               scale**2 * (a["energy_aleatoric"] ** 2 + a["energy_epistemic"] ** 2), rtol=1e-4)
+                               scale**2 * (a["energy_aleatoric"] ** 2 + (rho * a["energy_epistemic"]) ** 2), rtol=1e-4)
     assert reg_run.task.sigma_scale["mc"][0] == pytest.approx(scale, rel=1e-6)
     assert scale > 0
     with uproot.open(showers_file) as f:

@@ -75,9 +75,10 @@ def test_mass_regression_writes_mc_dropout_error_bars_to_root(seq_reg_run, event
     np.testing.assert_allclose(arrays["mass"], truth)
     assert (arrays["mass_epistemic"] >= 0).all()
     assert np.median(arrays["mass_epistemic"]) > 0
-    scale = pred.meta["sigma_scale"]["mass"]  # the calibrated total of the two raw parts
-    np.testing.assert_allclose(arrays["mass_std"] ** 2,
-                               scale**2 * (arrays["mass_aleatoric"] ** 2 + arrays["mass_epistemic"] ** 2), rtol=1e-4)
+    scale = pred.meta["sigma_scale"]["mass"]  # the calibrated total of the two raw parts, epistemic weighted by rho
+    rho = pred.meta["epistemic_weight"]["mass"]
+    np.testing.assert_allclose(arrays["mass_std"] ** 2, scale**2 * (arrays["mass_aleatoric"] ** 2
+                                                                    + (rho * arrays["mass_epistemic"]) ** 2), rtol=1e-4)
     test = arrays["split"] == 2
     resid = arrays["mass_pred"][test] - truth[test]
     constant = np.median(np.abs(truth[test] - np.median(truth[arrays["split"] == 0])))

@@ -44,10 +44,10 @@ def test_sigma_scale_is_fitted_per_target_and_covers_68_percent_on_validation(tw
 
 def test_epistemic_is_the_raw_mc_spread_and_std_the_scaled_total(two_target_run, epi_file):
     res = physnn.predict(two_target_run, epi_file, mc_samples=20, keep_samples=True)
-    a, scale = res.arrays, res.meta["sigma_scale"]
+    a, scale, rho = res.arrays, res.meta["sigma_scale"], res.meta["epistemic_weight"]  # the two factors
     for t in TARGETS:
         np.testing.assert_allclose(a[f"{t}_epistemic"], a[f"{t}_samples"].std(1, ddof=1), rtol=1e-4, atol=1e-6)
-        total = np.sqrt(a[f"{t}_aleatoric"] ** 2 + a[f"{t}_epistemic"] ** 2) * scale[t]
+        total = np.sqrt(a[f"{t}_aleatoric"] ** 2 + (rho[t] * a[f"{t}_epistemic"]) ** 2) * scale[t]
         np.testing.assert_allclose(a[f"{t}_std"], total, rtol=1e-5)
 
 

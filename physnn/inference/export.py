@@ -43,7 +43,8 @@ The batch size N and the sequence length L are dynamic. Dropout is off,
 unless the graph is exported with ``mc_samples=T`` (``--mc-samples T``):
 then it runs T stochastic passes per event and also returns the spread
 (``prob_std``/``score_std``; for regressors ``aleatoric`` and ``epistemic``,
-raw, and ``std``, the calibrated total: the branches of ``physnn predict``).
+raw, and ``std``, the calibrated total s sqrt(aleatoric² + (rho epistemic)²)
+with the run's two factors: the branches of ``physnn predict``).
 An ensemble's graph (``physnn train --ensemble N``) runs every member and
 returns the same outputs as MC dropout, the members' mean and spread.
 The GAN takes its random numbers as inputs, so the C++ side owns the seeding.

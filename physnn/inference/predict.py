@@ -25,15 +25,19 @@ regression, target ``t``    ``t_pred``, the deterministic pass also with MC
                             dropout (an ensemble: its members' mean in the
                             network's space, :mod:`physnn.models.mc_dropout`);
                             ``t_aleatoric`` (Gaussian heads: the
-                            predicted σ, raw); with MC dropout ``t_epistemic``
+                            predicted σ of the deterministic pass, raw);
+                            with MC dropout ``t_epistemic``
                             (the spread of the T means, raw; of an ensemble:
                             of its members' means, times T with MC dropout,
                             :mod:`physnn.models.ensemble`); ``t_std`` the
                             calibrated total error bar,
-                            s_t x sqrt(aleatoric² + epistemic²) (Kendall &
-                            Gal 2017), s_t the target's σ scale fitted on the
-                            validation split (:mod:`physnn.training.calibration`;
-                            ``sigma_scale`` in ``physnn_meta``)
+                            s_t x sqrt(aleatoric² + (rho_t epistemic)²)
+                            (Kendall & Gal 2017), s_t the target's σ scale
+                            and rho_t the epistemic part's weight, fitted on
+                            the validation split
+                            (:mod:`physnn.training.calibration`;
+                            ``sigma_scale`` and ``epistemic_weight`` in
+                            ``physnn_meta``)
 samples (``keep_samples``)  ``score_samples[T]``, ``prob_samples[T][K]`` or
                             ``t_samples[T]``
 truth, when in the file     the label branch as it is, ``true_class`` (index,
@@ -89,7 +93,7 @@ from physnn.inference.plan import plan_prediction
 from physnn.io.files import expand_files
 from physnn.io.metadata import provenance
 from physnn.io.write import check_output
-from physnn.models.mc_dropout import check_samples, seeded
+from physnn.models.mc_dropout import check_samples, epistemic_weight, seeded
 
 TREE = "predictions"
 __all__ = ["TREE", "PredictionResult", "predict"]
@@ -162,6 +166,9 @@ def _meta(loaded: LoadedRun, cfg: DataConfig, files: list[str], mapping: dict[st
     if loaded.task.calibrated_error_bars:  # the factor applied to each target's total error bar t_std
         meta["sigma_scale"] = dict(zip(loaded.task.targets,
                                        loaded.task.sigma_scales(settings["mc_samples"] > 0).tolist(), strict=True))
+        rho = epistemic_weight(loaded.task.sigma_scale, settings["mc_samples"] > 0)
+        if rho is not None:  # the epistemic part's weight in t_std (absent: 1, runs calibrated before it)
+            meta["epistemic_weight"] = dict(zip(loaded.task.targets, rho.tolist(), strict=True))
     return meta
 
 

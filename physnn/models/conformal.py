@@ -3,7 +3,8 @@
 Split conformal prediction (Vovk et al. 2005; Lei et al. 2018; the tutorial of
 Angelopoulos & Bates 2021) turns any predictor into intervals with a
 coverage guarantee. With a normalised score ``s = |true - pred| / σ`` (σ the
-run's raw predicted error bar, ``sqrt(aleatoric² + epistemic²)``; 1 for a
+run's raw predicted error bar, ``sqrt(aleatoric² + (rho epistemic)²)`` with
+the run's epistemic weight rho (:mod:`physnn.training.calibration`); 1 for a
 regressor without one, so that the interval has one width for all events)
 computed on the ``n`` validation events, and ``q`` its
 ``ceil((n + 1) L)``-th smallest value (``L`` the level), the interval

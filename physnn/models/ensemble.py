@@ -11,7 +11,8 @@ The members' raw outputs are stacked along the axis that MC-dropout passes
 use, (M x T, B, outputs) with T = 1 without MC dropout, so that
 :meth:`~physnn.models.tasks.Task.summarize` computes the ensemble mean and
 spread in the same branches as MC dropout: for a Gaussian regressor,
-``aleatoric`` is the root mean predicted variance and ``epistemic`` the
+``aleatoric`` is the root mean predicted variance (with MC dropout: of the
+members' deterministic passes) and ``epistemic`` the
 spread of all M x T means (the sample standard deviation), which by the law
 of total variance holds both the members' disagreement and each member's
 dropout spread. The central value is the mean of the members' deterministic

@@ -25,15 +25,26 @@ mean of T = 50 values in GeV had a σ of (pred - true) 3.47-3.67 GeV against
 3.33 GeV deterministic.) Classifiers keep the mean probability of the
 passes, the standard MC-dropout predictive distribution.
 
+**The aleatoric part is the deterministic pass's σ too**, not the mean of
+the T predicted variances: with dropout on, the variance head's output
+scatters, and the mean of the variances is biased up, the more the smaller
+the σ (on the demo's energy run 1.35x the deterministic σ for e-/gamma and
+1.05x for pi+, whose σ is 6x larger), so that no single scale could make
+both types cover 68%. (An ensemble without MC dropout: the mean of its
+members' variances, the passes being the members' deterministic passes.
+A run calibrated before this, without the weight rho below, keeps the mean
+of the passes' variances its scale was fitted with.)
+
 **The spread is combined in the network's space, and mapped once.** The
-aleatoric variance (the mean predicted variance) and the epistemic variance
+aleatoric variance and the epistemic variance
 (the variance of the T means) are added in the space the network regresses
 (log E for ``transform: log``); the total is mapped to the unit at the
 central value as the network's Gaussian is for one pass
 (:func:`~physnn.models.target_maps.to_units`: for ``log`` the σ of the
 log-normal, sqrt((exp(v) - 1) exp(2μ + v))), and ``t_aleatoric`` and
 ``t_epistemic`` share it in the proportions of their variances in that space,
-so that ``t_std`` = s sqrt(aleatoric² + epistemic²) holds for every target.
+so that ``t_std`` = s sqrt(aleatoric² + (rho epistemic)²) holds for every
+target (s and rho: :mod:`physnn.training.calibration`).
 The written interval ``pred ± std`` (and the conformal ``t_low``, ``t_high``)
 is symmetric in the unit; the σ scale s and the conformal quantiles are
 fitted on the validation split around the same central value
@@ -45,11 +56,15 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
 import torch
 
 from physnn.errors import ConfigError
 from physnn.models.base import DROPOUT_TYPES, StagedModel
+
+#: The suffix of the σ-scale key of a mode's epistemic weight rho: ``sigma_scale["mc" + EPISTEMIC]``.
+EPISTEMIC = "_epistemic"
 
 
 def set_dropout(model: torch.nn.Module, active: bool) -> None:
@@ -162,7 +177,7 @@ def check_samples(samples: int) -> None:
 def regression_summary(pred: Mapping[str, torch.Tensor], central: Mapping[str, torch.Tensor] | None,
                        scale: torch.Tensor,
                        to_units: Callable[[torch.Tensor, torch.Tensor | None], Mapping[str, torch.Tensor]],
-                       ) -> dict[str, torch.Tensor]:
+                       weight: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """The central value and error bars of regression outputs over T passes (Kendall & Gal 2017), the one place
     they are computed. Everything is combined in the network's space (log E for a ``log`` target) and mapped to
     the target's unit once, at the central value (see the module docs).
@@ -180,23 +195,30 @@ def regression_summary(pred: Mapping[str, torch.Tensor], central: Mapping[str, t
         (:mod:`physnn.training.calibration`).
     to_units
         ``(mean, var) -> {"mean", "var"}`` in the target's unit (:func:`physnn.models.target_maps.to_units`).
+    weight
+        The epistemic part's weight rho of each target (K,) in the calibrated total, fitted on the validation split
+        with the scale (:mod:`physnn.training.calibration`). None: a run calibrated before rho was fitted, whose
+        scale was fitted with rho = 1 and the mean of the passes' variances as the aleatoric part: both as then.
 
     Returns
     -------
     dict
         ``pred`` (N, K), the central value in the target's unit; with a Gaussian head ``aleatoric``, the root
-        mean predicted variance, the data's own resolution (raw, not scaled); with T >= 2 ``epistemic``, the
-        spread of the T means (ddof 1, raw); ``std`` = scale x sqrt(aleatoric² + epistemic²), the calibrated
-        total error bar. In the unit, the total is the σ of the network's Gaussian of variance
-        aleatoric² + epistemic² around the central value (for ``log``: of the log-normal), and the two parts
-        share it in the proportions of their variances in the network's space.
+        mean predicted variance of ``central`` (of ``pred`` without ``central`` or ``weight``), the data's own
+        resolution (raw, not scaled);
+        with T >= 2 ``epistemic``, the
+        spread of the T means (ddof 1, raw); ``std`` = scale x sqrt(aleatoric² + (weight x epistemic)²), the
+        calibrated total error bar. In the unit, the raw total sqrt(aleatoric² + epistemic²) is the σ of the
+        network's Gaussian of variance aleatoric² + epistemic² around the central value (for ``log``: of the
+        log-normal), and the two parts share it in the proportions of their variances in the network's space;
+        the weight re-weighs the two parts in the unit, so that the relation above holds for every target.
     """
     mean = pred["mean"]
     centre = (pred if central is None else central)["mean"].mean(0)
     out = {"pred": to_units(centre, None)["mean"]}
     parts: dict[str, torch.Tensor] = {}
-    if "var" in pred:
-        parts["aleatoric"] = pred["var"].mean(0)
+    if "var" in pred:  # the deterministic pass's variance (module docs); a run without rho: the passes' mean
+        parts["aleatoric"] = (pred if central is None or weight is None else central)["var"].mean(0)
     if mean.shape[0] > 1:
         parts["epistemic"] = mean.var(0)
     if not parts:
@@ -206,8 +228,20 @@ def regression_summary(pred: Mapping[str, torch.Tensor], central: Mapping[str, t
     positive = total > 0
     for key, part in parts.items():
         out[key] = torch.where(positive, sigma * (part / torch.where(positive, total, 1.0)).sqrt(), 0.0)
+    if weight is not None and len(parts) == 2:  # the epistemic part re-weighed (weight 1: sigma itself)
+        rho = weight.to(sigma.device, sigma.dtype)
+        sigma = (out["aleatoric"] ** 2 + (rho * out["epistemic"]) ** 2).sqrt()
     out["std"] = sigma * scale.to(sigma.device, sigma.dtype)
     return out
+
+
+def epistemic_weight(sigma_scale: Mapping[str, Any], mc: bool) -> torch.Tensor | None:
+    """The epistemic part's weight rho of each target (K,) for MC-dropout (``mc``) or deterministic predictions
+    (an ensemble's members' spread), stored next to the σ scales as ``"mc_epistemic"`` and
+    ``"deterministic_epistemic"`` (:mod:`physnn.training.calibration`); None where the run has none (runs
+    calibrated before rho was fitted, modes without an epistemic part): weight 1."""
+    value = sigma_scale.get(("mc" if mc else "deterministic") + EPISTEMIC)
+    return None if value is None else torch.tensor(value, dtype=torch.float32)
 
 
 def classification_summary(prob: torch.Tensor, *, binary: bool, keep_samples: bool = False, signal: int = 1

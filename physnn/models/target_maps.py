@@ -70,7 +70,8 @@ def to_units(mean: torch.Tensor, var: torch.Tensor | None, transforms: list[str]
 
 
 def summary_in_units(passes: Mapping[str, torch.Tensor], central: Mapping[str, torch.Tensor] | None,
-                     scale: torch.Tensor, transforms: list[str]) -> dict[str, torch.Tensor]:
+                     scale: torch.Tensor, transforms: list[str], weight: torch.Tensor | None = None
+                     ) -> dict[str, torch.Tensor]:
     """:func:`~physnn.models.mc_dropout.regression_summary` of the network's Gaussians (``Task.predict`` with
     ``units=False``: ``mean``, ``var`` and, relative to a baseline, each event's ``baseline``), mapped to the
     target's unit once, at the central value, with each event's baseline."""
@@ -82,4 +83,4 @@ def summary_in_units(passes: Mapping[str, torch.Tensor], central: Mapping[str, t
     def in_units(mean: torch.Tensor, var: torch.Tensor | None) -> dict[str, torch.Tensor]:
         return to_units(mean, var, transforms, base)
 
-    return regression_summary(passes, centre, scale, in_units)
+    return regression_summary(passes, centre, scale, in_units, weight)

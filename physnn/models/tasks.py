@@ -29,7 +29,7 @@ from physnn.data.targets import baseline_names, forward, target_transforms
 from physnn.errors import ConfigError
 from physnn.models.conformal import conformal_bounds
 from physnn.models.graph import PhysicsModel
-from physnn.models.mc_dropout import classification_summary
+from physnn.models.mc_dropout import classification_summary, epistemic_weight
 from physnn.models.target_maps import split_outputs, summary_in_units, to_network, to_units
 from physnn.models.task_config import TaskConfig
 
@@ -331,12 +331,12 @@ class Task:
         return {"mean": mean, **({} if var is None else {"var": var}),
                 **({} if baseline is None else {"baseline": baseline})}
 
-    def regression_summary(self, outs: torch.Tensor, central: torch.Tensor | None,
-                           scale: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The error bars of raw outputs of T passes (T, N, outputs) around the deterministic pass of each
-        member (M, N, outputs; None: the passes' mean), in the target's unit (:func:`.summary_in_units`)."""
+    def regression_summary(self, outs: torch.Tensor, central: torch.Tensor | None, scale: torch.Tensor,
+                           weight: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """The error bars of raw outputs of T passes (T, N, outputs) around the deterministic pass of each member
+        (M, N, outputs; None: the passes' mean), in the target's unit; ``weight``: rho (:func:`.summary_in_units`)."""
         centre = None if central is None else self.predict(central, units=False)
-        return summary_in_units(self.predict(outs, units=False), centre, scale, self.transforms)
+        return summary_in_units(self.predict(outs, units=False), centre, scale, self.transforms, weight)
 
     def sigma_scales(self, mc: bool) -> torch.Tensor:
         """The σ scale factor of each target (K,) for MC-dropout or deterministic predictions; ones when the
@@ -365,7 +365,7 @@ class Task:
         """
         if not self.is_classification:
             mc = outs.shape[0] > 1 if mc is None else mc
-            out = self.regression_summary(outs, central, self.sigma_scales(mc))
+            out = self.regression_summary(outs, central, self.sigma_scales(mc), epistemic_weight(self.sigma_scale, mc))
             if conformal is not None:
                 fitted = self.conformal.get("mc" if mc else "deterministic")
                 out["low"], out["high"] = conformal_bounds(out, fitted, conformal, self.sigma_scales(mc))
