@@ -19,7 +19,8 @@ and the ±1σ coverage and pull width of the network's error bars.
 π+ correction needs them. With 20,000 showers the network was 1.18x worse than
 the cell sum below 18 GeV; with 60,000 it is equal there and 0.62-0.78x above.
 
-It writes ``OUT/showers.root``, ``OUT/run``, ``OUT/predictions.root`` and the
+It writes ``OUT/showers-EVENTS-SPECTRUM-seedSEED.root``, ``OUT/run-...`` (named by the sample and the
+``--set`` overrides: a rerun reuses only what matches), ``OUT/predictions.root`` and the
 evaluation ``OUT/report`` (its ``metrics.json`` holds every number of the table).
 """
 
@@ -48,13 +49,17 @@ def compare(out: Path, *, events: int = 60000, seed: int = 11, overrides: Sequen
     per decade of energy); ``overrides``: run-config overrides of ``configs/train/energy.yaml``.
     """
     out.mkdir(parents=True, exist_ok=True)
-    showers = out / "showers.root"
+    # what the files hold is in their names, so that another --events, --spectrum or --set never reuses them
+    sample = f"{events}-{spectrum}-seed{seed}"
+    showers = out / f"showers-{sample}.root"
+    run = out / ("run-" + sample + "".join(f"-{o.replace('=', '-')}" for o in overrides).replace("/", "_"))
     if not showers.exists():
         physnn.simulate("showers", showers, events=events, seed=seed, overrides=[f"spectrum={spectrum}"])
-    if not (out / "run" / "best.pt").exists():
-        physnn.train(CONFIG, out=out / "run", overrides=[f"data.files={showers}", *overrides], progress=progress)
+    if not (run / "best.pt").exists():
+        physnn.train(CONFIG, out=run, overrides=[f"data.files={showers}", *overrides], progress=progress,
+                     overwrite=True)
     preds = out / "predictions.root"
-    physnn.predict(out / "run", showers, out=preds, mc_samples=0, overwrite=True)
+    physnn.predict(run, showers, out=preds, mc_samples=0, overwrite=True)
     report = physnn.evaluate(preds, out=out / "report", baseline="cell-sum", by="pdgid", overwrite=True)
     return report.figures["regression"]["energy"]
 
