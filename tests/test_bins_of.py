@@ -213,3 +213,57 @@ def test_a_bin_of_one_class_and_events_without_a_value_are_said_not_hidden():
     assert len(bins_of_figure({"branch": "x", **got}).axes[0].containers) == 1  # the bin with both classes
     one = classification_by_bin(truth[:200], rng.uniform(0, 1, 200), np.full(200, 5.0), signal=0, bins=3, n_boot=0)
     assert [(r["low"], r["high"]) for r in one["bins"]] == [(5.0, 5.0)]  # one value everywhere: one bin
+
+
+def test_no_bin_with_both_classes_is_refused_before_anything_is_written(tmp_path):
+    _, prob, _ = noisy_classifier(300)
+    truth = np.arange(300) % 2  # 150 of each: the median of truth + noise splits the classes
+    split = truth + np.random.default_rng(2).uniform(0, 0.5, 300)
+    preds = write_classifier(tmp_path / "p.root", truth, prob, energy=np.full(300, np.nan),
+                             extra={"label_copy": split})
+    no_value = _bad([str(preds), "--bins-of", "energy"], tmp_path / "r1")
+    assert "--bins-of energy" in no_value
+    assert "no finite value" in no_value
+    one_class = _bad([str(preds), "--bins-of", "label_copy", "--bins", "2"], tmp_path / "r2")  # each bin one class
+    assert "--bins-of label_copy" in one_class
+    assert "both classes" in one_class
+
+
+def test_rejection_points_of_no_bin_is_a_bool_mask():
+    from physnn.evaluation.plots_classification import _rejection_points
+
+    assert _rejection_points([])[3].dtype == bool
+
+
+def test_one_bin_has_the_overall_auc_exactly_on_tiny_probabilities(tmp_path):
+    rng = np.random.default_rng(3)
+    truth = rng.integers(0, 2, 2000)
+    p_pi0 = np.where(truth == 1, 10 ** rng.uniform(-12, -6, 2000), 10 ** rng.uniform(-13, -7, 2000))
+    prob = np.stack([1 - p_pi0, p_pi0], 1).astype(np.float32)
+    preds = write_classifier(tmp_path / "p.root", truth, prob, energy=rng.uniform(1, 100, 2000), signal=1)
+    c = physnn.evaluate(preds, bins_of="energy", bins=1, n_boot=0).figures["classification"]
+    assert c["bins_of"]["bins"][0]["auc"] == c["auc"]
+
+
+def test_several_predictions_files_refuse_the_options_of_one(tmp_path):
+    truth, prob, energy = noisy_classifier(300)
+    preds = write_classifier(tmp_path / "p.root", truth, prob, energy=energy)
+    for option in (["--bins-of", "energy"], ["--bins", "3"], ["--by", "pdgid"], ["--baseline", "cell-sum"]):
+        said = _bad([str(preds), str(preds), *option], tmp_path / "r")
+        assert option[0] in said
+        assert "one predictions file" in said
+
+
+def test_a_file_without_class_probabilities_is_named_not_a_0_class_classifier(tmp_path):
+    import uproot
+
+    truth, prob, energy = noisy_classifier(300)
+    preds = write_classifier(tmp_path / "p.root", truth, prob, energy=energy)
+    arrays = uproot.open(preds)["predictions"].arrays(library="np")
+    del arrays["prob"]
+    with uproot.recreate(tmp_path / "q.root") as f:
+        f["predictions"] = arrays
+        f["physnn_meta"] = str(uproot.open(preds)["physnn_meta"])
+    said = _bad([str(tmp_path / "q.root"), "--bins-of", "energy"], tmp_path / "r")
+    assert "0-class" not in said
+    assert "no 'prob' branch" in said

@@ -20,6 +20,20 @@ from physnn.cli.show import _print_comparison, _print_page, print_result
 from physnn.fmt import plural
 
 
+def _refuse_one_file_options(n: int, **given: object) -> None:
+    """Several predictions files (their error bars side by side): refuse, in one line, an option that judges one
+    file (``--by``, ``--baseline``, ``--bins-of``, ``--bins``) rather than leave it silently unused."""
+    from physnn.errors import ConfigError
+
+    for name, value in given.items():
+        if value is None or value == []:
+            continue
+        shown = ",".join(value) if isinstance(value, list) else value
+        msg = (f"--{name.replace('_', '-')} {shown}: judges one predictions file; with {n} files evaluate shows "
+               f"their error bars side by side: evaluate each file on its own for --{name.replace('_', '-')}")
+        raise ConfigError(msg)
+
+
 @user_errors
 def evaluate(
     predictions: Annotated[list[Path], typer.Argument(help="Predictions ROOT file from physnn predict, or an "
@@ -59,6 +73,7 @@ def evaluate(
 
     fmt = image_format(fmt)
     if len(predictions) > 1:
+        _refuse_one_file_options(len(predictions), by=by, baseline=baseline, bins_of=bins_of, bins=bins)
         print_result(api.side_by_side(predictions, out=out, split=split, image_format=fmt, overwrite=overwrite), out)
         return
     result = api.evaluate(predictions[0], out=out, run=run, split=split, n_boot=bootstrap, seed=seed,

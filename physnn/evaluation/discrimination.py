@@ -35,14 +35,16 @@ BINS_OF = 5
 
 
 def _background_efficiency(y: np.ndarray, score: np.ndarray, efficiency: float,
-                           weight: np.ndarray | None = None) -> float:
-    """ε_B of the cut that keeps ``efficiency`` of class 0 (the signal), ``score`` being P(class 1):
-    :func:`physnn.evaluation.metrics.rejection_at` on P(class 0) = 1 - ``score``, as the report judges it."""
-    return rejection_at(y, 1 - np.asarray(score), efficiency, weight, signal=0)["background_efficiency"]
+                           weight: np.ndarray | None = None, signal: int = 0) -> float:
+    """ε_B of the cut that keeps ``efficiency`` of class ``signal``, ``score`` being P(class 1):
+    :func:`physnn.evaluation.metrics.rejection_at` on the signal's probability (``score`` itself when the signal
+    is class 1, 1 - ``score`` when it is class 0), as the report judges it."""
+    own = np.asarray(score) if signal == 1 else 1 - np.asarray(score)
+    return rejection_at(y, own, efficiency, weight, signal=signal)["background_efficiency"]
 
 
 def _bootstrap(y: np.ndarray, score: np.ndarray, efficiency: float, n_boot: int, rng: np.random.Generator,
-               weight: np.ndarray | None = None) -> dict[str, float]:
+               weight: np.ndarray | None = None, signal: int = 0) -> dict[str, float]:
     """68% intervals of the AUC and of the rejection (from those of ε_B, so that a resample that rejects
     every background event gives an infinite upper bound, not a NaN)."""
     from sklearn.metrics import roc_auc_score
@@ -54,7 +56,7 @@ def _bootstrap(y: np.ndarray, score: np.ndarray, efficiency: float, n_boot: int,
             continue
         w = None if weight is None else weight[idx]
         aucs.append(roc_auc_score(y[idx], score[idx], sample_weight=w))
-        kept.append(_background_efficiency(y[idx], score[idx], efficiency, w))
+        kept.append(_background_efficiency(y[idx], score[idx], efficiency, w, signal))
     if not aucs:  # no resample (n_boot 0), or none with both classes: no interval
         return {}
     lo, hi = np.percentile(aucs, [16, 84])
@@ -65,15 +67,16 @@ def _bootstrap(y: np.ndarray, score: np.ndarray, efficiency: float, n_boot: int,
 
 def discrimination_by_bin(y: np.ndarray, scores: dict[str, np.ndarray], energy: np.ndarray, edges: Sequence[float],
                           *, efficiency: float = 0.8, n_boot: int = 200, seed: int = 0,
-                          weight: np.ndarray | None = None) -> list[dict[str, Any]]:
-    """AUC and rejection at ``efficiency`` of class 0 per energy bin, for each named score.
+                          weight: np.ndarray | None = None, signal: int = 0) -> list[dict[str, Any]]:
+    """AUC and rejection at ``efficiency`` of the signal class per energy bin, for each named score.
 
     Parameters
     ----------
     y
-        0/1 truth (class 0: the signal, e.g. photons; class 1: the background to reject, e.g. π0).
+        0/1 truth (by default class 0: the signal, e.g. photons; class 1: the background to reject, e.g. π0).
     scores
-        Name -> P(class 1) per event, e.g. ``{"CNN": ..., "shower shapes + BDT": ...}``.
+        Name -> P(class 1) per event, e.g. ``{"CNN": ..., "shower shapes + BDT": ...}``; used as it is when
+        ``signal`` is 1 (no ``1 - p`` that would merge tiny probabilities into ties in float32).
     energy
         The binning variable per event (true energy).
     edges
@@ -84,11 +87,13 @@ def discrimination_by_bin(y: np.ndarray, scores: dict[str, np.ndarray], energy: 
         Bootstrap resamples for the 68% intervals (the same events for every score).
     weight
         Event weights (None: all 1), in the AUC, the rejection and their resamples.
+    signal
+        The class of ``y`` that is the signal (0 or 1), the other the background.
 
     Returns
     -------
     list of dict
-        Per bin holding both classes and score: ``low``, ``high``, ``score``, ``n_signal`` (class 0),
+        Per bin holding both classes and score: ``low``, ``high``, ``score``, ``n_signal`` (class ``signal``),
         ``n_background``, ``auc``, ``rejection`` (inf when every class-1 event is rejected), and their
         ``_low``/``_high`` bounds (left out without resamples).
     """
@@ -105,13 +110,22 @@ def discrimination_by_bin(y: np.ndarray, scores: dict[str, np.ndarray], energy: 
         for name, score in scores.items():
             rng = np.random.default_rng(seed)  # the same resamples for every score
             s = np.asarray(score)[inside]
-            passed = _background_efficiency(y[inside], s, efficiency, w)
-            row = {"low": float(lo), "high": float(hi), "score": name, "n_signal": int(np.sum(y[inside] == 0)),
-                   "n_background": int(np.sum(y[inside] == 1)),
+            passed = _background_efficiency(y[inside], s, efficiency, w, signal)
+            row = {"low": float(lo), "high": float(hi), "score": name,
+                   "n_signal": int(np.sum(y[inside] == signal)), "n_background": int(np.sum(y[inside] != signal)),
                    "auc": float(roc_auc_score(y[inside], s, sample_weight=w)),
                    "rejection": float(1 / passed) if passed > 0 else float("inf")}
-            rows.append({**row, **_bootstrap(y[inside], s, efficiency, n_boot, rng, w)})
+            rows.append({**row, **_bootstrap(y[inside], s, efficiency, n_boot, rng, w, signal)})
     return rows
+
+
+def _quantile_bins(values: np.ndarray, bins: int) -> tuple[np.ndarray, np.ndarray]:
+    """The edges of up to ``bins`` quantile bins of the finite ``values`` (fewer when there are under
+    :data:`MIN_BIN_EVENTS` events a bin; one when every value is the same) and each value's bin number."""
+    edges = bin_edges(values, max(1, min(bins, len(values) // MIN_BIN_EVENTS))) if len(values) else np.array([])
+    if len(edges) == 1:  # one value in every event: one bin
+        edges = np.repeat(edges, 2)
+    return edges, bin_index(values, edges)
 
 
 def classification_by_bin(truth: np.ndarray, prob_signal: np.ndarray, values: np.ndarray, *, signal: int,
@@ -147,14 +161,11 @@ def classification_by_bin(truth: np.ndarray, prob_signal: np.ndarray, values: np
     ok = np.isfinite(values)
     truth, prob, values = np.asarray(truth)[ok].astype(int), np.asarray(prob_signal)[ok], values[ok]
     w = None if weight is None else np.asarray(weight, dtype=np.float64)[ok]
-    edges = bin_edges(values, max(1, min(bins, len(values) // MIN_BIN_EVENTS))) if len(values) else np.array([])
-    if len(edges) == 1:  # one value in every event: one bin
-        edges = np.repeat(edges, 2)
-    which = bin_index(values, edges)
-    # discrimination_by_bin on the bin number, class 0 the signal and the score P(background): its AUC and
-    # rejection are those of the signal's probability (rejection_at(truth, prob, signal=signal))
-    found = discrimination_by_bin((truth != signal).astype(int), {"model": 1 - prob}, which,
-                                  range(len(edges)), efficiency=efficiency, n_boot=n_boot, seed=seed, weight=w)
+    edges, which = _quantile_bins(values, bins)
+    # discrimination_by_bin on the bin number, class 1 the signal and the score its probability as it is: its AUC
+    # and rejection are rejection_at(truth, prob, signal=signal)'s, with no 1 - p rounding ties into it
+    found = discrimination_by_bin((truth == signal).astype(int), {"model": prob}, which, range(len(edges)),
+                                  efficiency=efficiency, n_boot=n_boot, seed=seed, weight=w, signal=1)
     by_bin = {int(r["low"]): r for r in found}
     rows = []
     for i in range(len(edges) - 1):
@@ -205,17 +216,42 @@ def bins_of_table(b: Mapping[str, Any], signal: str, background: str) -> tuple[s
     return title, columns, rows, note
 
 
+def _check_both_classes(predictions: str, arrays: Mapping[str, np.ndarray], bins_of: str, bins: int,
+                        keep: np.ndarray | None) -> None:
+    """Refuse (one line) ``bins_of`` when the judged events (``keep``, with a known class) have no finite value of
+    it, or when none of its quantile bins would hold both classes: nothing to draw or tabulate."""
+    if "true_class" not in arrays:  # the report says so itself
+        return
+    sel = arrays["true_class"] >= 0
+    if keep is not None:
+        sel = sel & keep
+    values = np.asarray(arrays[bins_of][sel], dtype=np.float64)
+    ok = np.isfinite(values)
+    if sel.any() and not ok.any():
+        msg = (f"bins_of={bins_of}: the branch {bins_of!r} of {predictions} has no finite value in the "
+               f"{int(sel.sum()):,} judged events; expected a number per event to bin in")
+        raise ConfigError(msg, options=["bins_of"])
+    truth = arrays["true_class"][sel][ok]
+    edges, which = _quantile_bins(values[ok], bins)
+    if ok.any() and not any(len(np.unique(truth[which == i])) == 2 for i in range(len(edges) - 1)):
+        msg = (f"bins_of={bins_of}: none of the {len(edges) - 1} quantile bins of {bins_of!r} holds both classes "
+               f"in {predictions}, so no AUC or rejection can be measured in any; expected an observer such as "
+               f"energy, not the label")
+        raise ConfigError(msg, options=["bins_of"])
+
+
 def check_bins_of(predictions: str, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any], bins_of: str | None,
-                  bins: int | None) -> int:
+                  bins: int | None, keep: np.ndarray | None = None) -> int:
     """The number of quantile bins of ``bins_of`` (:data:`BINS_OF` when ``bins`` is None), after checking that
-    ``bins_of`` is a numeric branch of one value per event of a binary classifier's predictions file.
+    ``bins_of`` is a numeric branch of one value per event of a binary classifier's predictions file, and that
+    the judged events (``keep``; None: all) have a finite value of it and a bin with both classes.
 
     Raises
     ------
     ConfigError
         One line naming the option and what was expected: ``bins`` without ``bins_of`` or below 1, a branch the
         file does not have or that is not a number per event, a regression's or a multi-class classifier's
-        predictions.
+        predictions or a file without class probabilities, no finite value or no bin holding both classes.
     """
     if bins_of is None:
         if bins is not None:
@@ -238,8 +274,14 @@ def check_bins_of(predictions: str, arrays: Mapping[str, np.ndarray], meta: Mapp
     kind = meta["task"]["kind"]
     k = arrays["prob"].shape[1] if "prob" in arrays and arrays["prob"].ndim == 2 else 0
     if kind == "regression" or k != 2:
-        what = "a regression's" if kind == "regression" else f"a {k}-class classifier's"
-        msg = (f"bins_of={bins_of}: AUC and rejection per bin judge a binary classifier; {predictions} holds "
-               f"{what} predictions")
+        if kind == "regression":
+            what = "holds a regression's predictions"
+        elif k:
+            what = f"holds a {k}-class classifier's predictions"
+        else:
+            what = f"has no class probabilities (no 'prob' branch; its task: {kind})"
+        msg = f"bins_of={bins_of}: AUC and rejection per bin judge a binary classifier; {predictions} {what}"
         raise ConfigError(msg, options=["bins_of"])
-    return BINS_OF if bins is None else bins
+    n = BINS_OF if bins is None else bins
+    _check_both_classes(predictions, arrays, bins_of, n, keep)
+    return n

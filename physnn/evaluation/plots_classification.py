@@ -233,7 +233,7 @@ def _rejection_points(rows: Sequence[Mapping[str, Any]]) -> tuple[np.ndarray, np
         value.append(min(v, top))
         low.append(min(r.get("rejection_low", v), top))
         high.append(min(r.get("rejection_high", v), top))
-    return np.array(value), np.array(low), np.array(high), np.array(limit)
+    return np.array(value, float), np.array(low, float), np.array(high, float), np.array(limit, bool)
 
 
 def bins_of_figure(b: Mapping[str, Any], *, classes: Sequence[str] | None = None) -> Any:

@@ -356,9 +356,9 @@ def evaluate(predictions: str | os.PathLike, *, out: str | os.PathLike | None = 
         have = ", ".join(k for k, v in arrays.items() if v.ndim == 1 and v.dtype.kind in "iub")
         msg = f"--by {by}: {predictions} has no integer branch {by!r} to group by (it has: {have})"
         raise ConfigError(msg)
-    bins = check_bins_of(os.fspath(predictions), arrays, meta, bins_of, bins)
     if "selected" in arrays:  # predict --aligned: the rows outside its selection hold fill values, not predictions
         keep = keep & arrays["selected"].astype(bool)
+    bins = check_bins_of(os.fspath(predictions), arrays, meta, bins_of, bins, keep)
     figures: dict[str, Any] = {"predictions": os.fspath(predictions), "checkpoint": meta.get("checkpoint"),
                                "split": split, "mc_samples": meta.get("mc_samples", 0),
                                "members": meta.get("members", 1)}
