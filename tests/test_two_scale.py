@@ -121,3 +121,81 @@ def test_the_mc_aleatoric_part_is_the_deterministic_pass_sigma():
     assert float(ensemble["aleatoric"]) == pytest.approx(0.02**0.5, rel=1e-4)
     old = Task.from_state({**task.state(), "sigma_scale": {"mc": [1.0]}})  # calibrated before: as it was fitted
     assert float(old.summarize(outs, central=central, mc=True)["aleatoric"]) == pytest.approx(0.02**0.5, rel=1e-4)
+
+
+def _passes_with_scattered_variances() -> tuple[torch.Tensor, torch.Tensor]:
+    """20 passes whose variances scatter around the dropout-off pass's 0.01 (mean 0.02), and that pass."""
+    var = torch.tensor([0.01, 0.03] * 10)[:, None]
+    outs = torch.stack([torch.linspace(0.9, 1.1, 20)[:, None], torch.log(torch.expm1(var - MIN_VAR))], dim=-1)
+    central = torch.stack([torch.ones(1, 1), torch.log(torch.expm1(torch.full((1, 1), 0.01 - MIN_VAR)))], dim=-1)
+    return outs, central
+
+
+@pytest.mark.parametrize("sigma_scale", [{}, {"deterministic": [1.2]}], ids=["uncalibrated", "no-mc-scale"])
+def test_a_run_without_rho_but_not_calibrated_before_it_uses_the_dropout_off_sigma(sigma_scale):
+    """Runs trained with ``calibrate_sigma: false`` (or with an empty validation split) never get rho: their
+    aleatoric part is still the dropout-off pass's σ. Only an old calibrated run ("mc" scale, no "mc_epistemic")
+    keeps the mean of the T variances, with which its scale was fitted."""
+    outs, central = _passes_with_scattered_variances()
+    task = Task.from_state({**_task().state(), "sigma_scale": sigma_scale})
+    s = task.summarize(outs, central=central, mc=True)
+    assert float(s["aleatoric"]) == pytest.approx(0.1, rel=1e-4)
+    old = Task.from_state({**_task().state(), "sigma_scale": {"deterministic": [1.2], "mc": [0.8]}})
+    assert float(old.summarize(outs, central=central, mc=True)["aleatoric"]) == pytest.approx(0.02**0.5, rel=1e-4)
+
+
+class _Parts:
+    """A stand-in regression task whose raw parts are given per event: ``regression_summary`` of the rows the
+    stubbed ``stacked_outputs`` hands over (the MC mode when its second output is non-zero)."""
+
+    def __init__(self, pred: torch.Tensor, aleatoric: torch.Tensor, epistemic: torch.Tensor):
+        self.targets = ["x"]
+        self.pred, self.aleatoric, self.epistemic = pred, aleatoric, epistemic
+
+    def regression_summary(self, rows, mc, scale, weight):
+        rows = rows.long()
+        out = {"pred": self.pred[rows], "aleatoric": self.aleatoric[rows]}
+        if float(mc) > 0:
+            out["epistemic"] = self.epistemic[rows]
+        out["std"] = (out["aleatoric"] ** 2 + out.get("epistemic", torch.zeros_like(out["pred"])) ** 2).sqrt()
+        return out
+
+
+def _fit_parts(monkeypatch, task: _Parts, truth: torch.Tensor) -> tuple[dict, dict]:
+    monkeypatch.setattr(calibration, "stacked_outputs", lambda models, batch, t=0: (batch["rows"], torch.tensor(t)))
+    n = truth.shape[0]
+    batches = [{"rows": torch.arange(lo, min(lo + 500, n)), "target": truth[lo:lo + 500]} for lo in range(0, n, 500)]
+    return calibration.fit_sigma_scale(torch.nn.Identity(), task, batches, device=torch.device("cpu"), samples=T)
+
+
+def _two_group_parts(seed: int, n: int = 1000) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """pred, aleatoric, epistemic (2n, 1) and truth: aleatoric 0.02 / 0.12 in two groups, epistemic 0.05 in both,
+    the truth scattering by the aleatoric σ alone (rho well below 1)."""
+    gen = torch.Generator().manual_seed(seed)
+    aleatoric = torch.tensor([0.02] * n + [0.12] * n)[:, None]
+    epistemic = torch.full_like(aleatoric, 0.05)
+    pred = torch.rand(2 * n, 1, generator=gen)
+    return pred, aleatoric, epistemic, pred + aleatoric * torch.randn(2 * n, 1, generator=gen)
+
+
+def test_rho_is_stored_only_where_the_scale_is(monkeypatch):
+    """A total error bar of zero on one validation event skips the MC scale and its conformal quantiles: rho must
+    be skipped with them (else predict would apply rho with s = 1 and no conformal fit)."""
+    pred, aleatoric, epistemic, truth = _two_group_parts(4)
+    aleatoric[7], epistemic[7] = 0.0, 0.0
+    scales, conformal = _fit_parts(monkeypatch, _Parts(pred, aleatoric, epistemic), truth)
+    assert "mc" not in scales
+    assert "mc" not in conformal
+    assert "mc_epistemic" not in scales
+
+
+def test_rho_is_fitted_on_the_finite_pulls_only():
+    """A few NaN / inf pulls must not turn every coverage gap into 0 (which silently gave rho = 1)."""
+    pred, aleatoric, epistemic, truth = _two_group_parts(5)
+    clean = calibration.fit_epistemic_weight(truth - pred, aleatoric, epistemic)[0]
+    assert clean < 0.5
+    residual = truth - pred
+    residual[3], residual[1500] = float("nan"), float("inf")
+    dirty = calibration.fit_epistemic_weight(residual, aleatoric, epistemic)[0]
+    assert dirty == pytest.approx(clean, rel=0.3)
+    assert dirty != 1.0

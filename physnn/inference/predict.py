@@ -25,7 +25,9 @@ regression, target ``t``    ``t_pred``, the deterministic pass also with MC
                             dropout (an ensemble: its members' mean in the
                             network's space, :mod:`physnn.models.mc_dropout`);
                             ``t_aleatoric`` (Gaussian heads: the
-                            predicted σ of the deterministic pass, raw);
+                            predicted σ of the deterministic pass, raw;
+                            runs calibrated before 2026-12-07 with MC
+                            dropout: the mean of the T variances);
                             with MC dropout ``t_epistemic``
                             (the spread of the T means, raw; of an ensemble:
                             of its members' means, times T with MC dropout,

@@ -12,7 +12,9 @@ use, (M x T, B, outputs) with T = 1 without MC dropout, so that
 :meth:`~physnn.models.tasks.Task.summarize` computes the ensemble mean and
 spread in the same branches as MC dropout: for a Gaussian regressor,
 ``aleatoric`` is the root mean predicted variance (with MC dropout: of the
-members' deterministic passes) and ``epistemic`` the
+members' deterministic passes, for runs calibrated since 2026-12-07 and
+uncalibrated runs; older calibrated runs: the mean of the T variances) and
+``epistemic`` the
 spread of all M x T means (the sample standard deviation), which by the law
 of total variance holds both the members' disagreement and each member's
 dropout spread. The central value is the mean of the members' deterministic

@@ -32,8 +32,10 @@ the σ (on the demo's energy run 1.35x the deterministic σ for e-/gamma and
 1.05x for pi+, whose σ is 6x larger), so that no single scale could make
 both types cover 68%. (An ensemble without MC dropout: the mean of its
 members' variances, the passes being the members' deterministic passes.
-A run calibrated before this, without the weight rho below, keeps the mean
-of the passes' variances its scale was fitted with.)
+This holds for runs calibrated since 2026-12-07 and for runs without
+calibration; a run calibrated before, with a fitted scale but without the
+weight rho below, keeps the mean of the T variances its scale was fitted
+with: :func:`summary_weight`.)
 
 **The spread is combined in the network's space, and mapped once.** The
 aleatoric variance and the epistemic variance
@@ -197,8 +199,9 @@ def regression_summary(pred: Mapping[str, torch.Tensor], central: Mapping[str, t
         ``(mean, var) -> {"mean", "var"}`` in the target's unit (:func:`physnn.models.target_maps.to_units`).
     weight
         The epistemic part's weight rho of each target (K,) in the calibrated total, fitted on the validation split
-        with the scale (:mod:`physnn.training.calibration`). None: a run calibrated before rho was fitted, whose
-        scale was fitted with rho = 1 and the mean of the passes' variances as the aleatoric part: both as then.
+        with the scale (:mod:`physnn.training.calibration`); ones for a run without calibration. None only for a
+        run calibrated before rho was fitted (:func:`summary_weight`), whose scale was fitted with rho = 1 and
+        the mean of the passes' variances as the aleatoric part: both as then.
 
     Returns
     -------
@@ -217,7 +220,7 @@ def regression_summary(pred: Mapping[str, torch.Tensor], central: Mapping[str, t
     centre = (pred if central is None else central)["mean"].mean(0)
     out = {"pred": to_units(centre, None)["mean"]}
     parts: dict[str, torch.Tensor] = {}
-    if "var" in pred:  # the deterministic pass's variance (module docs); a run without rho: the passes' mean
+    if "var" in pred:  # the deterministic pass's variance (module docs); an old calibrated run: the passes' mean
         parts["aleatoric"] = (pred if central is None or weight is None else central)["var"].mean(0)
     if mean.shape[0] > 1:
         parts["epistemic"] = mean.var(0)
@@ -242,6 +245,18 @@ def epistemic_weight(sigma_scale: Mapping[str, Any], mc: bool) -> torch.Tensor |
     calibrated before rho was fitted, modes without an epistemic part): weight 1."""
     value = sigma_scale.get(("mc" if mc else "deterministic") + EPISTEMIC)
     return None if value is None else torch.tensor(value, dtype=torch.float32)
+
+
+def summary_weight(sigma_scale: Mapping[str, Any], mc: bool, targets: int) -> torch.Tensor | None:
+    """The ``weight`` that :func:`regression_summary` gets: the fitted rho (:func:`epistemic_weight`); None only
+    for a run calibrated before rho was fitted (a fitted scale of the mode but no rho), whose aleatoric part is
+    the mean of the T variances, as its scale was fitted; ones (K,) for every other run (not calibrated, e.g.
+    ``calibrate_sigma: false`` or an empty validation split), whose aleatoric part is the dropout-off σ."""
+    mode = "mc" if mc else "deterministic"
+    rho = epistemic_weight(sigma_scale, mc)
+    if rho is None and mode not in sigma_scale:
+        return torch.ones(targets)
+    return rho
 
 
 def classification_summary(prob: torch.Tensor, *, binary: bool, keep_samples: bool = False, signal: int = 1

@@ -2,10 +2,9 @@
 
 - **binary** classification: one logit, binary cross-entropy;
 - **multiclass**: K logits, cross-entropy;
-- **regression** of K targets: ``mse``/``huber`` (a mean), or ``gaussian``
-  (a mean and a variance per target, trained with the Gaussian negative
-  log-likelihood so that the predicted spread includes the data's own,
-  aleatoric, resolution);
+- **regression** of K targets: ``mse``/``huber`` (a mean), or ``gaussian`` (a mean and a variance per
+  target, trained with the Gaussian negative log-likelihood so that the predicted spread includes the
+  data's own, aleatoric, resolution);
 - **reconstruction** (autoencoders): :mod:`physnn.models.reconstruction`;
 - **generation** (GANs): :mod:`physnn.models.generation`. Both register
   their kind (:func:`register_task`).
@@ -29,7 +28,7 @@ from physnn.data.targets import baseline_names, forward, target_transforms
 from physnn.errors import ConfigError
 from physnn.models.conformal import conformal_bounds
 from physnn.models.graph import PhysicsModel
-from physnn.models.mc_dropout import classification_summary, epistemic_weight
+from physnn.models.mc_dropout import classification_summary, summary_weight
 from physnn.models.target_maps import split_outputs, summary_in_units, to_network, to_units
 from physnn.models.task_config import TaskConfig
 
@@ -365,7 +364,8 @@ class Task:
         """
         if not self.is_classification:
             mc = outs.shape[0] > 1 if mc is None else mc
-            out = self.regression_summary(outs, central, self.sigma_scales(mc), epistemic_weight(self.sigma_scale, mc))
+            weight = summary_weight(self.sigma_scale, mc, len(self.targets))
+            out = self.regression_summary(outs, central, self.sigma_scales(mc), weight)
             if conformal is not None:
                 fitted = self.conformal.get("mc" if mc else "deterministic")
                 out["low"], out["high"] = conformal_bounds(out, fitted, conformal, self.sigma_scales(mc))

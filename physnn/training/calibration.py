@@ -31,8 +31,8 @@ On the demo's energy run (10k showers) most of the per-type miss with MC
 dropout (π+ covered 60%, e- 74%) came from the aleatoric part, the mean of
 the T predicted variances, 1.35x the deterministic σ for e/gamma and 1.05x
 for π+; the aleatoric part is now the deterministic pass's σ
-(:mod:`physnn.models.mc_dropout`), and rho (0.2-0.3 there) takes out the
-rest.
+(:mod:`physnn.models.mc_dropout`), and rho takes out the rest (rho = 0.020
+fitted there, examples/mc_coverage_by_type.py).
 
 Deterministic predictions have their own factor (the aleatoric σ alone; for
 an ensemble, with the members' spread). Both are fitted around the central
@@ -112,13 +112,15 @@ def fit_sigma_scale(model: StagedModel | Sequence[StagedModel], task: Task,
     for mode, parts in (("deterministic", det), ("mc", mc)):
         pred = torch.cat([p["pred"] for p in parts])
         std = torch.cat([p["std"] for p in parts]) if "std" in parts[0] else None
+        rho = None
         if "aleatoric" in parts[0] and "epistemic" in parts[0]:  # two parts: the epistemic one's weight rho
             aleatoric, epistemic = (torch.cat([p[key] for p in parts]).double() for key in ("aleatoric", "epistemic"))
             rho = fit_epistemic_weight(target - pred, aleatoric, epistemic)
-            scales[mode + EPISTEMIC] = rho
             std = (aleatoric**2 + (torch.tensor(rho, dtype=torch.float64) * epistemic) ** 2).sqrt()
-        if std is not None and bool((std > 0).all()):
+        if std is not None and bool((std > 0).all()):  # rho only with its scale (none: predict uses rho = 1, s = 1)
             scales[mode] = _scales(target - pred, std)
+            if rho is not None:
+                scales[mode + EPISTEMIC] = rho
             conformal[mode] = conformal_quantiles(target - pred, std)
         elif std is None:  # no σ: intervals of constant width, from the absolute residuals
             conformal[mode] = conformal_quantiles(target - pred, None)
@@ -131,8 +133,9 @@ def fit_epistemic_weight(residual: torch.Tensor, aleatoric: torch.Tensor, episte
 
     The events are split at the median of the epistemic fraction epistemic² / (aleatoric² + epistemic²); for
     each rho of ``grid``, s is the 68.27% quantile of |pull| of all events (:func:`_scales`), and rho is the one
-    whose ±1σ coverages of the two halves are closest (ties: the rho closest to 1 in log). A target whose
-    fraction does not vary (no half above the median) keeps rho = 1.
+    whose ±1σ coverages of the two halves are closest (ties: the rho closest to 1 in log). Only events with a
+    finite residual and parts enter (a NaN pull would make every coverage gap 0, hence rho = 1). A target whose
+    fraction does not vary (no half above the median), or with no finite event, keeps rho = 1.
 
     Parameters
     ----------
@@ -149,6 +152,11 @@ def fit_epistemic_weight(residual: torch.Tensor, aleatoric: torch.Tensor, episte
     rhos = []
     for j in range(residual.shape[1]):
         r, a, e = (x[:, j].double() for x in (residual.abs(), aleatoric, epistemic))
+        finite = torch.isfinite(r) & torch.isfinite(a) & torch.isfinite(e) & ((a**2 + e**2) > 0)
+        r, a, e = r[finite], a[finite], e[finite]
+        if r.numel() == 0:
+            rhos.append(1.0)
+            continue
         fraction = e**2 / (a**2 + e**2).clamp_min(1e-300)
         high = fraction > torch.quantile(fraction, 0.5)
         if not bool(high.any()) or bool(high.all()):
