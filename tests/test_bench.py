@@ -95,6 +95,7 @@ def test_sequences_group_trains_the_families_of_the_module_constant(bench, monke
     seen = []
     example.compare = lambda out, **kw: seen.append(kw["families"]) or ([], 0.9, {"sigma": 1.0, "sigma_err": 0.1})
     monkeypatch.setattr(bench, "example_module", lambda name: example)
+    monkeypatch.setattr(bench, "SEQUENCE_FAMILIES", None)  # None: every family of the example
     bench.sequences_rows(tmp_path, quick=True)
     monkeypatch.setattr(bench, "SEQUENCE_FAMILIES", ("gru", "pfn"))
     bench.sequences_rows(tmp_path, quick=True)
