@@ -92,6 +92,26 @@ def write_root(tmp_path: Path):
     return make
 
 
+def write_classifier_predictions(path: Path, truth: np.ndarray, prob: np.ndarray, *, meta_extra: dict | None = None,
+                                 branches: dict | None = None, kind: str = "binary") -> Path:
+    """A classifier's predictions file as physnn.predict writes it: classes 22, 111 (and 211 for three columns of
+    ``prob``) of the label pdgid; ``meta_extra`` joins ``physnn_meta``, ``branches`` the tree (e.g. an observer)."""
+    import json
+
+    import uproot
+
+    classes = [22, 111, 211][: prob.shape[1]]
+    meta = {"command": "physnn predict", "task": {"kind": kind, "classes": classes}, "label": "pdgid",
+            "mc_samples": 0, **(meta_extra or {})}
+    tree = {"entry": np.arange(len(truth)), "split": np.full(len(truth), -1, np.int8), "prob": prob,
+            "pred": prob.argmax(1), "score": prob[:, 1], "true_class": truth.astype(np.int32),
+            "pdgid": np.asarray(classes)[truth].astype(np.int32), **(branches or {})}
+    with uproot.recreate(path) as f:
+        f["predictions"] = tree
+        f["physnn_meta"] = json.dumps(meta)
+    return path
+
+
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(12345)

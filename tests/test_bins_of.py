@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+from conftest import write_classifier_predictions
 from typer.testing import CliRunner
 
 import physnn
@@ -20,22 +21,10 @@ runner = CliRunner()
 def write_classifier(path, truth, prob, *, energy=None, signal=0, extra=None, kind="binary"):
     """A photon/π0 classifier's predictions file as physnn.predict writes it (classes 22, 111; photon the signal
     when ``signal`` is 0), with an ``energy`` observer."""
-    import uproot
-
-    classes = [22, 111, 211][: prob.shape[1]]
-    meta = {"command": "physnn predict", "task": {"kind": kind, "classes": classes}, "label": "pdgid",
-            "mc_samples": 0, "class_names": ["photon", "pi0", "pi+"][: prob.shape[1]], "signal": signal}
-    n = len(truth)
-    branches = {"entry": np.arange(n), "split": np.full(n, -1, np.int8), "prob": prob, "pred": prob.argmax(1),
-                "score": prob[:, 1], "true_class": truth.astype(np.int32),
-                "pdgid": np.asarray(classes)[truth].astype(np.int32)}
-    if energy is not None:
-        branches["energy"] = energy
-    branches.update(extra or {})
-    with uproot.recreate(path) as f:
-        f["predictions"] = branches
-        f["physnn_meta"] = json.dumps(meta)
-    return path
+    names = ["photon", "pi0", "pi+"][: prob.shape[1]]
+    branches = {**({} if energy is None else {"energy": energy}), **(extra or {})}
+    return write_classifier_predictions(path, truth, prob, meta_extra={"class_names": names, "signal": signal},
+                                        branches=branches, kind=kind)
 
 
 def noisy_classifier(n: int = 3000, seed: int = 1):

@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+from conftest import write_classifier_predictions
 from pydantic import ValidationError
 
 import physnn
@@ -113,21 +114,6 @@ def test_the_mc_categories_name_the_classes():
     text = json.dumps(rows)
     assert "negative" not in text
     assert "positive" not in text
-
-
-def write_classifier_predictions(path, truth, prob, *, meta_extra=None):
-    """A classifier's predictions file as physnn.predict writes it (classes 22, 111 of the label pdgid)."""
-    import uproot
-
-    meta = {"command": "physnn predict", "task": {"kind": "binary", "classes": [22, 111]}, "label": "pdgid",
-            "mc_samples": 0, **(meta_extra or {})}
-    branches = {"entry": np.arange(len(truth)), "split": np.full(len(truth), -1, np.int8), "prob": prob,
-                "pred": prob.argmax(1), "score": prob[:, 1], "true_class": truth.astype(np.int32),
-                "pdgid": np.where(truth == 0, 22, 111).astype(np.int32)}
-    with uproot.recreate(path) as f:
-        f["predictions"] = branches
-        f["physnn_meta"] = json.dumps(meta)
-    return path
 
 
 def test_evaluate_names_the_classes_and_judges_the_configured_signal(tmp_path):
