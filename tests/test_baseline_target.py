@@ -213,3 +213,36 @@ def test_the_baseline_joins_the_outputs_in_float32_under_autocast():
         out = AttachBaseline()(layer(torch.randn(3, 4)), {"baseline": baseline})
     assert out.dtype == torch.float32
     torch.testing.assert_close(out[:, 2:], baseline, rtol=0, atol=0)  # bf16 would read 57.25, 93.5, 10.125
+
+
+def _empty_ish_image() -> torch.Tensor:
+    """Two showers: an ordinary one, and a window the particle missed, whose noise of both signs sums to ~0
+    (a 1 GeV π0 whose two photons both land outside the 24 x 24 cells)."""
+    image = torch.rand(2, 3, 24, 24) * 0.05
+    image[0, 0, 12, 12] = 20.0
+    image[1] = 0.03 * torch.randn(3, 24, 24)
+    image[1] -= image[1].mean()  # the sum of every layer and of the image is ~0
+    return image
+
+
+def test_per_layer_fractions_stay_bounded_when_the_layers_sum_to_almost_nothing():
+    model = build_model(ModelConfig(name="cnn", params={**TINY["params"], "sums": "per_layer"}),
+                        ModelIO(image=(3, 24, 24), outputs=1))
+    image = _empty_ish_image()
+    x = model.stages[model.n_features + 1](torch.zeros(2, 2), model.side({"image": image}))
+    fractions = x[:, 3:]
+    assert fractions.abs().max() <= 1.0 + 1e-6  # S_l / S would be ~1e4 for the empty window
+    sums = image.sum(dim=(2, 3))
+    torch.testing.assert_close(fractions[0], sums[0] / sums[0].sum())  # a positive image: S_l / S as before
+
+
+def test_cell_fractions_are_the_shape_apart_from_the_scale_and_stay_bounded():
+    model = build_model(ModelConfig(name="cnn", params={**TINY["params"], "cells": "fraction", "sums": "total"}),
+                        ModelIO(image=(3, 24, 24), outputs=1))
+    image = _empty_ish_image()
+    seen = model.adapt({"image": image})
+    assert seen.abs().max() <= 1.0 + 1e-6
+    torch.testing.assert_close(seen[0], image[0] / image[0].sum())  # positive cells: fractions of the sum
+    torch.testing.assert_close(model.adapt({"image": 7.0 * image}), seen)  # 7x the energy, the same shape
+    assert model({"image": image}).shape == (2, 1)
+    assert "cells" not in ModelConfig(name="cnn").params  # the default is left out: older runs keep their hash
