@@ -279,9 +279,10 @@ def _per_type_rows(r: dict) -> list[tuple[str, str, str, str]]:
     return rows
 
 
-# photon vs π0: both geometries of the README's photon tables (``examples/gamma_pi0.py --events 30000 --spectrum
-# log-uniform``, and the same with ``--strips 4``); --quick: 4,000 showers, 3 epochs
+# photon vs π0: both geometries of the README's photon tables (``examples/gamma_pi0.py --events 30000 --test-events
+# 60000 --spectrum log-uniform``, and the same with ``--strips 4``); --quick: 4,000 + 4,000 showers, 3 epochs
 PHOTON_EVENTS = 30000
+PHOTON_TEST_EVENTS = 60000  # an independent test sample: 2,300 to 10,500 showers a bin
 PHOTON_SPECTRUM = "log-uniform"
 PHOTON_GEOMETRIES = (("no strips", 0), ("η strips ×4", 4))  # (label, η strips per cell of the first layer)
 
@@ -289,11 +290,12 @@ PHOTON_GEOMETRIES = (("no strips", 0), ("η strips ×4", 4))  # (label, η strip
 def photon_id_rows(tmp: Path, quick: bool) -> list[tuple[str, str, str, str]]:
     """Photon vs π0 -> two photons per energy bin, on the default geometry and on the strip geometry: the CNN of
     configs/train/gamma_pi0.yaml against the shower-shape BDT (``examples/gamma_pi0.py``), AUC and π0 rejection at
-    80% photon efficiency on the test split, each with its bootstrap 68% interval."""
+    80% photon efficiency on an independent test sample, each with its bootstrap 68% interval."""
     example = example_module("gamma_pi0")
     out = []
     for label, strips in PHOTON_GEOMETRIES:
         rows = example.compare(tmp / f"gamma_pi0_strips{strips}", events=4000 if quick else PHOTON_EVENTS,
+                               test_events=4000 if quick else PHOTON_TEST_EVENTS,
                                overrides=["train.epochs=3"] if quick else [], progress=False, strips=strips,
                                spectrum=PHOTON_SPECTRUM)
         for cnn, bdt in example.pairs(rows):  # per bin: the AUC, then the π0 rejection, each with its 68% interval

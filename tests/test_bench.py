@@ -79,8 +79,8 @@ def test_photon_group_runs_both_geometries_with_the_readme_spectrum(bench, monke
     monkeypatch.setattr(example, "compare", compare)
     monkeypatch.setattr(bench, "example_module", lambda name: {"gamma_pi0": example}[name])
     rows = bench.photon_id_rows(tmp_path, quick=True)
-    assert [(c["strips"], c["spectrum"], c["events"], c["overrides"]) for c in calls] == [
-        (0, "log-uniform", 4000, ["train.epochs=3"]), (4, "log-uniform", 4000, ["train.epochs=3"])]
+    assert [(c["strips"], c["spectrum"], c["events"], c["test_events"], c["overrides"]) for c in calls] == [
+        (0, "log-uniform", 4000, 4000, ["train.epochs=3"]), (4, "log-uniform", 4000, 4000, ["train.epochs=3"])]
     rejection = "  π0 rejection at 80% photon efficiency"
     assert [r[0] for r in rows] == ["photon/π0 AUC, no strips, 1-5 GeV", rejection,
                                     "photon/π0 AUC, η strips ×4, 1-5 GeV", rejection]
@@ -88,6 +88,7 @@ def test_photon_group_runs_both_geometries_with_the_readme_spectrum(bench, monke
     assert rows[3][1:] == ("CNN 3.0 [2.8, 3.2]", "BDT 3.0 [2.8, 3.2]", "")
     bench.photon_id_rows(tmp_path, quick=False)
     assert {c["events"] for c in calls[2:]} == {bench.PHOTON_EVENTS} == {30000}
+    assert {c["test_events"] for c in calls[2:]} == {bench.PHOTON_TEST_EVENTS} == {60000}
 
 
 def test_sequences_group_trains_the_families_of_the_module_constant(bench, monkeypatch, tmp_path):

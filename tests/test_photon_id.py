@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from physnn.errors import ConfigError
 from physnn.evaluation.metrics import rejection_at
-from physnn.evaluation.photon_id import discrimination_by_bin, shower_shape_scores
+from physnn.evaluation.photon_id import ShowerShapeBDT, discrimination_by_bin, shower_shape_scores
 from physnn.physics.photon_id import local_maxima, photon_id_variables
 from physnn.simulation import ShowerConfig, simulate_showers
 
@@ -86,14 +87,21 @@ def test_the_shower_shape_baseline_separates_resolved_pi0s():
     from sklearn.metrics import roc_auc_score
 
     assert roc_auc_score(y[~train], score[~train]) > 0.85  # two maxima several cells apart
+    # fitted on one sample and scoring another (an independent test sample): the same classifier, the same scores
+    bdt = ShowerShapeBDT.fit(out["image"][train], y[train], seed=0)
+    np.testing.assert_allclose(bdt.scores(out["image"][~train]), score[~train], rtol=1e-12)
+    with pytest.raises(ConfigError, match="both classes"):
+        ShowerShapeBDT.fit(out["image"][:50], np.zeros(50, dtype=int))
 
 
 @pytest.mark.slow
-def test_the_gamma_pi0_example_runs_scaled_down(tmp_path):
+@pytest.mark.parametrize("test_events", [0, 900])
+def test_the_gamma_pi0_example_runs_scaled_down(tmp_path, test_events):
     spec = importlib.util.spec_from_file_location("gamma_pi0", ROOT / "examples" / "gamma_pi0.py")
     example = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(example)
-    example.main(["--out", str(tmp_path), "--events", "600", "--set", "train.epochs=1"])
+    example.main(["--out", str(tmp_path), "--events", "600", "--test-events", str(test_events),
+                  "--set", "train.epochs=1"])
     rows = json.loads((tmp_path / "photon_id.json").read_text())
     assert {r["score"] for r in rows} == {example.CNN, example.BASELINE}
     assert len(rows) == 2 * (len(example.EDGES) - 1)
@@ -101,4 +109,6 @@ def test_the_gamma_pi0_example_runs_scaled_down(tmp_path):
     baseline = [r for r in rows if r["score"] == example.BASELINE]
     weights = [r["n_signal"] + r["n_background"] for r in baseline]
     assert np.average([r["auc"] for r in baseline], weights=weights) > 0.6  # ~15 test showers a bin: loose
-    assert (tmp_path / "predictions.root").is_file()
+    assert (tmp_path / ("predictions_test.root" if test_events else "predictions.root")).is_file()
+    tested = sum(r["n_signal"] + r["n_background"] for r in baseline)
+    assert tested == test_events if test_events else 60 < tested < 120  # every independent shower, or ~15%

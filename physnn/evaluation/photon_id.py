@@ -22,7 +22,7 @@ from physnn.errors import ConfigError
 from physnn.evaluation.discrimination import discrimination_by_bin
 from physnn.physics.photon_id import photon_id_variables
 
-__all__ = ["discrimination_by_bin", "shower_shape_scores"]
+__all__ = ["ShowerShapeBDT", "discrimination_by_bin", "shower_shape_scores"]
 
 
 def shower_shape_scores(images: np.ndarray, labels: np.ndarray, train: np.ndarray, *,
@@ -42,15 +42,53 @@ def shower_shape_scores(images: np.ndarray, labels: np.ndarray, train: np.ndarra
     strips
         (N, rows, cols) cells of a strip layer, if the detector has one: its variables join the others.
     """
-    from sklearn.ensemble import HistGradientBoostingClassifier
-
     train = np.asarray(train, dtype=bool)
-    if train.sum() < 20 or len(np.unique(labels[train])) < 2:
-        msg = "the shower-shape baseline needs training events of both classes (at least 20 events)"
-        raise ConfigError(msg)
+    variables = _variables(images, strips)
+    return ShowerShapeBDT(variables[train], np.asarray(labels)[train], seed=seed).scores_of(variables)
+
+
+class ShowerShapeBDT:
+    """The experiments' baseline: scikit-learn's ``HistGradientBoostingClassifier`` on shower-shape variables.
+
+    Fit it on the showers of one sample and score those of another (an independent test sample) with
+    :meth:`scores`; :func:`shower_shape_scores` does both on one sample.
+
+    Parameters
+    ----------
+    variables
+        (N, V) shower-shape variables of the training showers (:meth:`fit` computes them from cells).
+    labels
+        0/1 truth per training shower.
+    seed
+        Seeds the classifier's validation split (early stopping on 10% of the showers).
+    """
+
+    def __init__(self, variables: np.ndarray, labels: np.ndarray, *, seed: int = 0) -> None:
+        from sklearn.ensemble import HistGradientBoostingClassifier
+
+        if len(labels) < 20 or len(np.unique(labels)) < 2:
+            msg = "the shower-shape baseline needs training events of both classes (at least 20 events)"
+            raise ConfigError(msg)
+        self.model = HistGradientBoostingClassifier(max_iter=300, learning_rate=0.1, early_stopping=True,
+                                                    validation_fraction=0.1, n_iter_no_change=20, random_state=seed)
+        self.model.fit(variables, labels)
+
+    @classmethod
+    def fit(cls, images: np.ndarray, labels: np.ndarray, *, seed: int = 0,
+            strips: np.ndarray | None = None) -> ShowerShapeBDT:
+        """Fit on the cells (and strips) of the training showers."""
+        return cls(_variables(images, strips), np.asarray(labels), seed=seed)
+
+    def scores(self, images: np.ndarray, strips: np.ndarray | None = None) -> np.ndarray:
+        """P(class 1) of each shower from its cells (and strips, if the fit had them)."""
+        return self.scores_of(_variables(images, strips))
+
+    def scores_of(self, variables: np.ndarray) -> np.ndarray:
+        """P(class 1) of each shower from its shower-shape variables."""
+        return self.model.predict_proba(variables)[:, 1]
+
+
+def _variables(images: np.ndarray, strips: np.ndarray | None) -> np.ndarray:
+    """(N, V) shower-shape variables, in the order of their sorted names."""
     variables = photon_id_variables(images, strips)
-    x = np.stack([variables[k] for k in sorted(variables)], axis=1)
-    model = HistGradientBoostingClassifier(max_iter=300, learning_rate=0.1, early_stopping=True,
-                                           validation_fraction=0.1, n_iter_no_change=20, random_state=seed)
-    model.fit(x[train], np.asarray(labels)[train])
-    return model.predict_proba(x)[:, 1]
+    return np.stack([variables[k] for k in sorted(variables)], axis=1)
