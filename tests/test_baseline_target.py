@@ -234,15 +234,3 @@ def test_per_layer_fractions_stay_bounded_when_the_layers_sum_to_almost_nothing(
     assert fractions.abs().max() <= 1.0 + 1e-6  # S_l / S would be ~1e4 for the empty window
     sums = image.sum(dim=(2, 3))
     torch.testing.assert_close(fractions[0], sums[0] / sums[0].sum())  # a positive image: S_l / S as before
-
-
-def test_cell_fractions_are_the_shape_apart_from_the_scale_and_stay_bounded():
-    model = build_model(ModelConfig(name="cnn", params={**TINY["params"], "cells": "fraction", "sums": "total"}),
-                        ModelIO(image=(3, 24, 24), outputs=1))
-    image = _empty_ish_image()
-    seen = model.adapt({"image": image})
-    assert seen.abs().max() <= 1.0 + 1e-6
-    torch.testing.assert_close(seen[0], image[0] / image[0].sum())  # positive cells: fractions of the sum
-    torch.testing.assert_close(model.adapt({"image": 7.0 * image}), seen)  # 7x the energy, the same shape
-    assert model({"image": image}).shape == (2, 1)
-    assert "cells" not in ModelConfig(name="cnn").params  # the default is left out: older runs keep their hash

@@ -62,23 +62,14 @@ class CNNParams(Strict):
     sums
         Join the input image's cell sums to the flat features (next to the
         scalars): ``total``: log(1 + S), S the sum of all cells; ``per_layer``:
-        also each layer's (channel's) fraction S_l / S; ``none``: nothing.
+        also each layer's (channel's) fraction S_l / sum_k |S_k| (S_l / S when the sums are positive);
+        ``none``: nothing.
         The sums are of the image as the model receives it (in GeV unless
         ``standardize: {images: true}``).
-    cells
-        What the convolutions see: ``as_read`` (the cells as the data give
-        them), or ``fraction``: each cell divided by the image's sum of
-        absolute cell values, the shower's shape apart from its scale (a
-        5 GeV and a 50 GeV shower of the same shape look alike, which is
-        what a shower-shape classifier needs). The absolute values keep the
-        fractions within [-1, 1] for an image whose noise of both signs sums
-        to almost nothing (a π0 whose photons both missed the window). Give
-        the scale back with ``sums``.
     """
 
     dims: Literal[1, 2, 3] = 2
     sums: Literal["none", "total", "per_layer"] = Field(default="none", exclude_if=lambda v: v == "none")
-    cells: Literal["as_read", "fraction"] = Field(default="as_read", exclude_if=lambda v: v == "as_read")
     features: list[Layer] = Field(default_factory=lambda: list(DEFAULT_FEATURES), validate_default=True)
     head: list[Layer] = Field(default_factory=lambda: list(DEFAULT_HEAD), validate_default=True)
 
@@ -110,18 +101,13 @@ class JoinCellSums(SideInput):
 class CNN(StagedModel):
     """A CNN built from :class:`CNNParams` (see :func:`build_cnn`)."""
 
-    def __init__(self, stages: list[nn.Module], n_features: int, unsqueeze: bool, sums: bool = False,
-                 fractions: bool = False) -> None:
+    def __init__(self, stages: list[nn.Module], n_features: int, unsqueeze: bool, sums: bool = False) -> None:
         super().__init__(stages, n_features)
         self.unsqueeze = unsqueeze
         self.sums = sums
-        self.fractions = fractions
 
     def adapt(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         x = batch["image"]
-        if self.fractions:  # ``cells: fraction``: each cell over the image's sum of absolute cell values
-            scale = x.abs().flatten(1).sum(dim=1).reshape(-1, *([1] * (x.dim() - 1)))
-            x = x / scale.clamp(min=1e-6)
         return x.unsqueeze(1) if self.unsqueeze else x
 
     def side(self, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:  # type: ignore[override]
@@ -164,7 +150,7 @@ def build_cnn(params: CNNParams, io: ModelIO) -> CNN:
     initialize(output, "glorot_uniform", "zeros")
     sums = [JoinCellSums(params.sums == "per_layer")] if params.sums != "none" else []
     stages = [*features, JoinScalars(), *sums, *head, output]
-    model = CNN(stages, n_features, unsqueeze, bool(sums), params.cells == "fraction")
+    model = CNN(stages, n_features, unsqueeze, bool(sums))
     offset = n_features + 1 + len(sums)
     model.regularized = [(f"stages.{s}.{p}", l1, l2) for s, p, l1, l2 in regs]
     model.regularized += [(f"stages.{s + offset}.{p}", l1, l2) for s, p, l1, l2 in head_regs]
