@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 import physnn
 from physnn.cli import app
 from physnn.data.split import assign_split
-from physnn.errors import ConfigError, DataError
+from physnn.errors import BranchError, ConfigError, DataError
 
 runner = CliRunner()
 
@@ -123,6 +123,16 @@ def test_conditions_file_errors_in_the_api(gan_run, tmp_path):
         physnn.generate(gan_run, tmp_path / "x.root", conditions_file=bad, device="cpu")
     _conditions_file(bad, n=3, energy=[5.0, 0.0, 7.0])
     with pytest.raises(DataError, match=r"'energy' .* must be positive, entry 1 has 0"):
+        physnn.generate(gan_run, tmp_path / "x.root", conditions_file=bad, device="cpu")
+    _conditions_file(bad, n=3, energy=[5.0, np.nan, 7.0])
+    with pytest.raises(DataError, match=r"'energy' has NaN or infinite values \(entry 1\)"):
+        physnn.generate(gan_run, tmp_path / "x.root", conditions_file=bad, device="cpu")
+    import awkward as ak
+
+    with uproot.recreate(bad) as f:
+        f["events"] = {"energy": np.ones(2, np.float32), "x0": ak.Array([[0.1], [0.2, 0.3]]),
+                       "y0": np.zeros(2, np.float32), "pdgid": np.full(2, 11, np.int32)}
+    with pytest.raises(BranchError, match="branch 'x0' must hold one number per entry"):
         physnn.generate(gan_run, tmp_path / "x.root", conditions_file=bad, device="cpu")
     with pytest.raises(ConfigError, match="--events"):
         physnn.generate(gan_run, tmp_path / "x.root", device="cpu")

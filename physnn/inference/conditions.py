@@ -95,7 +95,7 @@ def read_conditions(path: str | os.PathLike, tree: str | None, task: Any) -> Fil
     Raises
     ------
     ConfigError
-        A pattern that matches several files.
+        A pattern that matches several files, or a run without conditions.
     InputFileError, TreeError
         The file cannot be read, or the tree is missing or ambiguous.
     BranchError
@@ -103,6 +103,11 @@ def read_conditions(path: str | os.PathLike, tree: str | None, task: Any) -> Fil
     DataError
         NaN/inf, a non-positive incident energy, a label value the run was not trained on, or no entries.
     """
+    label = task.label if task.classes is not None else None
+    names = [*task.scalars, *([label] if label else [])]
+    if not names:
+        msg = f"{os.fspath(path)}: the run is not conditioned on anything, there are no conditions to read"
+        raise ConfigError(msg)
     files = expand_files(path)
     if len(files) != 1:
         msg = (f"{os.fspath(path)}: {len(files)} files match; the conditions of one job come from one file "
@@ -111,8 +116,6 @@ def read_conditions(path: str | os.PathLike, tree: str | None, task: Any) -> Fil
     path = files[0]
     chunk, obj = first_chunk(path, tree)
     where = chunk.where
-    label = task.label if task.classes is not None else None
-    names = [*task.scalars, *([label] if label else [])]
     have = available_names(chunk, obj)
     for name in names:
         if name not in have:
