@@ -90,6 +90,7 @@ def test_conditions_from_a_file_are_honoured_per_event(gan_run, tmp_path):
     result = physnn.generate(gan_run, tmp_path / "g.root", conditions_file=source, conditions_tree="events",
                              seed=2, chunk_size=20, device="cpu")
     assert result.events == 45
+    assert result.notes == []  # every condition within the training showers' ranges
     out = _showers(result.path)
     for name in ("energy", "x0", "y0", "pdgid"):  # same entry order, same count
         np.testing.assert_array_equal(out[name], given[name])
@@ -151,9 +152,13 @@ def test_generate_cli_jobs_and_conditions(gan_run, tmp_path):
     assert "30 showers" in res.output
     np.testing.assert_array_equal(_showers(out)["energy"], given["energy"])
     assert (physnn.read_metadata(out)["seed"], physnn.read_metadata(out)["job_index"]) == (4, 3)
-    # FILE without :TREE takes the file's only tree
-    res = runner.invoke(app, ["generate", str(gan_run), "--conditions", str(source), "--out", str(tmp_path / "b.root")])
+    # FILE without :TREE takes the file's only tree; conditions beyond the training range are generated, with a note
+    far = tmp_path / "far.root"
+    _conditions_file(far, n=6, energy=[5.0, 150.0, 20.0, 300.0, 50.0, 80.0])
+    res = runner.invoke(app, ["generate", str(gan_run), "--conditions", str(far), "--out", str(tmp_path / "b.root")])
     assert res.exit_code == 0, res.output
+    assert "note: 2 of 6 entries of" in res.output
+    assert "have energy outside the training showers' range" in res.output
 
 
 def test_generate_cli_bad_production_options(gan_run, tmp_path):

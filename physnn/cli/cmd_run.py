@@ -259,6 +259,8 @@ def generate(
                   f"{num(result.seconds)} s: {num(result.rate)} showers/s with ROOT writing, "
                   f"{num(result.forward_rate)} showers/s "
                   f"for the generator alone ({result.meta['device']})")
+    for note in result.notes:
+        console.print(f"note: {note}", highlight=False, soft_wrap=True)
 
 
 

@@ -48,6 +48,21 @@ class FileConditions:
         """Number of entries (showers to generate)."""
         return len(next(iter(self.raw.values()))) if self.raw else 0
 
+    def outside(self, quantiles: dict[str, list[float]]) -> list[str]:
+        """A note per condition with entries outside the training showers' range (``quantiles[name]`` from 0 to
+        1): the generator extrapolates there."""
+        notes = []
+        for name, levels in quantiles.items():
+            values = self.raw.get(name)
+            if values is None or not levels:
+                continue
+            lo, hi = float(levels[0]), float(levels[-1])
+            n = int(((values < lo) | (values > hi)).sum())
+            if n:
+                notes.append(f"{n} of {self.entries} entries of {self.path}:{self.tree} have {name} outside the "
+                             f"training showers' range [{lo:.4g}, {hi:.4g}]: the generator extrapolates there")
+        return notes
+
     def chunk(self, start: int, stop: int) -> dict[str, np.ndarray]:
         """The conditions of entries ``[start, stop)``."""
         return {k: v[start:stop] for k, v in self.raw.items()}

@@ -68,6 +68,8 @@ class GenerationResult:
         Time spent in the generator network (and zero suppression).
     meta
         The ``physnn_meta`` written into the file.
+    notes
+        What to know about the showers (conditions outside the training range).
     """
 
     path: Path
@@ -76,6 +78,7 @@ class GenerationResult:
     seconds: float
     forward_seconds: float
     meta: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def rate(self) -> float:
@@ -326,6 +329,7 @@ def generate(
                       model=loaded.config.model.name, training_files=list(loaded.config.data.files))
     if given is not None:
         meta["conditions_file"] = {"path": given.path, "tree": given.tree, "identity": given.identity}
+        meta["notes"] = given.outside(task.quantiles)  # type: ignore[attr-defined]
     unit = loaded.config.data.image_unit()
     if unit:
         meta["units"] = {"image": unit}
@@ -346,4 +350,5 @@ def generate(
                 title=f"physnn generate: {loaded.config.model.name} from {loaded.checkpoint}", on_chunk=progress,
                 identity=_identity(meta, events, _weights_hash(loaded), given))
     n, _ = drain(chunks, sink)
-    return GenerationResult(Path(out), tree, n, float(meta["seconds"]), float(meta["forward_seconds"]), meta)
+    return GenerationResult(Path(out), tree, n, float(meta["seconds"]), float(meta["forward_seconds"]), meta,
+                            list(meta.get("notes", [])))
