@@ -10,7 +10,6 @@ import typer
 from physnn.cli.app import (
     CompressionOpt,
     DeviceOpt,
-    EventsOpt,
     MapOpt,
     OutOpt,
     OverwriteOpt,
@@ -197,7 +196,8 @@ def export_(
 def generate(
     run: Annotated[str, typer.Argument(help="GAN run folder or checkpoint (.pt).")],
     out: OutOpt = Path("fastsim.root"),
-    events: EventsOpt = 10000,
+    events: Annotated[int | None, typer.Option("--events", "-n", help="Number of showers (default: 10000, or "
+                                               "one per entry of the --conditions file).", min=1)] = None,
     energy: Annotated[str | None, typer.Option(help="Incident energy in GeV: E or MIN:MAX (default: like the "
                                                "training showers).")] = None,
     spectrum: Annotated[str, typer.Option(help="Sampling of an --energy range.",
@@ -208,13 +208,24 @@ def generate(
     condition: Annotated[list[str] | None, typer.Option(help="Fix another condition: NAME=VALUE or "
                                                         "NAME=MIN:MAX (repeatable), e.g. x0=0.",
                                                         metavar="<name=value>")] = None,
-    seed: SeedOpt = 0,
+    conditions: Annotated[str | None, typer.Option(
+        "--conditions", help="ROOT file of conditions per event, FILE or FILE:TREE: the run's conditioning "
+        "branches (e.g. energy, x0, y0, pdgid); one shower per entry, in the file's order.",
+        metavar="<file[:tree]>")] = None,
+    seed: Annotated[int, typer.Option(help="Random seed of the production.", min=0)] = 0,
+    job_index: Annotated[int, typer.Option(
+        "--job-index", help="This job's index K among the production's jobs: its random stream is derived from "
+        "(--seed, K), so every job gives other showers, the same (--seed, K) the same file, and the file's "
+        "identity is unique to both.", min=0)] = 0,
     batch_size: Annotated[int, typer.Option(help="Showers per forward pass.", min=1)] = 2048,
     device: DeviceOpt = "auto",
     overwrite: OverwriteOpt = False,
     compression: CompressionOpt = None,
 ) -> None:
-    """Generate showers with a trained GAN; writes the training data's tree and branches (image, energy, ...)."""
+    """Generate showers with a trained GAN; writes the training data's tree and branches (image, energy, ...).
+
+    Jobs of one production share --seed, each with its own --job-index; --conditions generates a sample's spectrum.
+    """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     from physnn import api
@@ -234,15 +245,29 @@ def generate(
     classes = None
     if pdgid:
         classes = [int(v) if v.strip().lstrip("-").isdigit() else v.strip() for v in pdgid.split(",")]
+    file, tree = _file_and_tree(conditions) if conditions else (None, None)
+    if file is None and events is None:
+        events = 10000
     with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
                   TimeRemainingColumn(), console=err_console, transient=True) as bar:
         task = bar.add_task("generating", total=events)
         result = api.generate(run, out, events=events, energy=e_spec, spectrum=spectrum, classes=classes,
-                              conditions=fixed, seed=seed, batch_size=batch_size, device=device,
-                              overwrite=overwrite, compression=compression, progress=lambda n: bar.advance(task, n))
+                              conditions=fixed, seed=seed, job_index=job_index, conditions_file=file,
+                              conditions_tree=tree, batch_size=batch_size, device=device, overwrite=overwrite,
+                              compression=compression, progress=lambda n: bar.advance(task, n))
     console.print(f"wrote {plural(result.events, 'shower')} to {result.path}:{result.tree} in "
                   f"{num(result.seconds)} s: {num(result.rate)} showers/s with ROOT writing, "
                   f"{num(result.forward_rate)} showers/s "
                   f"for the generator alone ({result.meta['device']})")
+    for note in result.notes:
+        console.print(f"note: {note}", highlight=False, soft_wrap=True)
 
 
+
+
+def _file_and_tree(spec: str) -> tuple[str, str | None]:
+    """``FILE[:TREE]`` -> ``(FILE, TREE or None)``; a path that exists as given is the file, even with a colon."""
+    path, sep, tree = spec.rpartition(":")
+    if not sep or not path or not tree or Path(spec).exists() or ("/" in tree and not path.endswith(".root")):
+        return spec, None
+    return path, tree
