@@ -1,0 +1,155 @@
+"""FPD and KPD: the Fréchet and kernel physics distances of JetNet (Kansal et al., arXiv:2211.10295).
+
+The definitions follow ``jetnet.evaluation.gen_metrics`` of JetNet 0.2.5
+(``fpd``, ``kpd`` and their helpers) with its defaults, so the figures are
+JetNet's (``tests/test_generative_metrics.py`` compares them when ``jetnet``
+is installed; it is not a dependency: it pulls coffea, numba and energyflow):
+
+- the features are first divided, column by column, by the largest absolute
+  value of the *reference* sample (a column that is all zero is left as it is);
+- **FPD**: the Fréchet distance between Gaussians fitted to the two samples,
+  ``|mu1 - mu2|^2 + Tr(S1 + S2 - 2 (S1 S2)^1/2)``, averaged over 20 random
+  draws (with replacement) of N showers from each sample, for 10 values of
+  N evenly spaced in 1/N between 20,000 and 50,000; a straight line fit in
+  1/N (intercept and slope bounded to be >= 0) gives the value at N -> inf
+  (the intercept) and its error;
+- **KPD**: the unbiased estimate of the squared maximum mean discrepancy with
+  JetNet's polynomial kernel ``k(x, y) = (x.y / d + 1)^4`` (degree 4, as
+  JetNet's code has it; ``degree=3`` gives the KID kernel) on 10 draws (with
+  replacement) of 5,000 showers from each sample; the value is the median,
+  the error half the 16-84 % interquantile range.
+
+The draws repeat showers when a sample is smaller than the draw; each draw is
+computed on its distinct showers, weighted by how often each was drawn, which
+gives the same numbers as JetNet's (up to rounding) in a fraction of the time
+and memory.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+from scipy import linalg
+from scipy.optimize import curve_fit
+from scipy.stats import iqr
+
+
+def normalise_features(reference: np.ndarray, candidate: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Both samples divided, per column, by the reference's largest absolute value (JetNet's ``normalise``)."""
+    scale = np.max(np.abs(reference), axis=0)
+    scale[scale == 0] = 1
+    return reference / scale, candidate / scale
+
+
+def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray,
+                     eps: float = 1e-6) -> float:
+    """``|mu1 - mu2|^2 + Tr(S1 + S2 - 2 (S1 S2)^1/2)`` between two Gaussians (JetNet's stable version)."""
+    mu1, mu2 = np.atleast_1d(mu1), np.atleast_1d(mu2)
+    sigma1, sigma2 = np.atleast_2d(sigma1), np.atleast_2d(sigma2)
+    diff = mu1 - mu2
+    with warnings.catch_warnings():  # a constant feature makes the product singular (JetNet: disp=False)
+        warnings.simplefilter("ignore", linalg.LinAlgWarning)
+        covmean = linalg.sqrtm(sigma1 @ sigma2)
+        if not np.isfinite(covmean).all():  # almost singular product
+            offset = np.eye(len(sigma1)) * eps
+            covmean = linalg.sqrtm((sigma1 + offset) @ (sigma2 + offset))
+    covmean = np.real(covmean)
+    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * np.trace(covmean))
+
+
+def _draw(x: np.ndarray, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct rows of ``x[index]`` and how often each was drawn."""
+    counts = np.bincount(index, minlength=len(x))
+    drawn = np.flatnonzero(counts)
+    return x[drawn], counts[drawn].astype(np.float64)
+
+
+def _moments(x: np.ndarray, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and covariance (``N - 1``) of ``x[index]``."""
+    rows, weights = _draw(x, index)
+    mean = weights @ rows / weights.sum()
+    centred = rows - mean
+    cov = (centred * weights[:, None]).T @ centred / (weights.sum() - 1)
+    return mean, cov
+
+
+def fpd(reference: np.ndarray, candidate: np.ndarray, *, min_samples: int = 20_000, max_samples: int = 50_000,
+        num_batches: int = 20, num_points: int = 10, normalise: bool = True, seed: int = 42) -> tuple[float, float]:
+    """The Fréchet physics distance between two ``(N, features)`` samples, extrapolated to infinite N, and its error.
+
+    Arguments and defaults as ``jetnet.evaluation.fpd`` (see the module's docstring).
+    """
+    x, y = np.asarray(reference, np.float64), np.asarray(candidate, np.float64)
+    if normalise:
+        x, y = normalise_features(x, y)
+    sizes = (1 / np.linspace(1.0 / min_samples, 1.0 / max_samples, num_points)).astype("int32")
+    rng = np.random.default_rng(seed)
+    means = []
+    for size in sizes:
+        values = []
+        for _ in range(num_batches):
+            first = _moments(x, rng.choice(len(x), size=size))
+            second = _moments(y, rng.choice(len(y), size=size))
+            values.append(frechet_distance(*first, *second))
+        means.append(np.mean(values))
+    params, cov = curve_fit(lambda n, a, b: a + b * n, 1 / sizes, means, bounds=([0, 0], [np.inf, np.inf]))
+    return float(params[0]), float(np.sqrt(cov[0, 0]))
+
+
+def _power(base: np.ndarray, degree: int) -> np.ndarray:
+    """``base ** degree`` by repeated multiplication (numpy's general ``pow`` is several times slower)."""
+    out = base.copy()
+    for _ in range(degree - 1):
+        out *= base
+    return out
+
+
+def _kernel_sum(a: np.ndarray, wa: np.ndarray, b: np.ndarray, wb: np.ndarray, degree: int, block: int = 1024) -> float:
+    """``sum_ij wa_i wb_j (a_i.b_j / d + 1)^degree``, a block of rows at a time."""
+    total = 0.0
+    for lo in range(0, len(a), block):
+        kernel = _power(a[lo:lo + block] @ b.T / a.shape[1] + 1.0, degree)
+        total += float(wa[lo:lo + block] @ kernel @ wb)
+    return total
+
+
+def _mmd2_unbiased(x: np.ndarray, wx: np.ndarray, y: np.ndarray, wy: np.ndarray, degree: int) -> float:
+    """JetNet's unbiased MMD^2 of the draws (the diagonal of the draw's kernel matrix left out)."""
+    m, n = wx.sum(), wy.sum()
+    diag_x = wx @ _power(np.einsum("ij,ij->i", x, x) / x.shape[1] + 1.0, degree)
+    diag_y = wy @ _power(np.einsum("ij,ij->i", y, y) / y.shape[1] + 1.0, degree)
+    return ((_kernel_sum(x, wx, x, wx, degree) - diag_x) / (m * (m - 1))
+            + (_kernel_sum(y, wy, y, wy, degree) - diag_y) / (n * (n - 1))
+            - 2 * _kernel_sum(x, wx, y, wy, degree) / (m * n))
+
+
+def kpd(reference: np.ndarray, candidate: np.ndarray, *, num_batches: int = 10, batch_size: int = 5_000,
+        normalise: bool = True, seed: int = 42, degree: int = 4) -> tuple[float, float]:
+    """The kernel physics distance between two ``(N, features)`` samples: the median over draws and its error.
+
+    Arguments and defaults as ``jetnet.evaluation.kpd`` (see the module's docstring); ``degree`` is the
+    polynomial kernel's (JetNet: 4).
+    """
+    x, y = np.asarray(reference, np.float64), np.asarray(candidate, np.float64)
+    if normalise:
+        x, y = normalise_features(x, y)
+    values = []
+    for i in range(num_batches):
+        rng = np.random.default_rng(seed + i * 1000)
+        first = _draw(x, rng.choice(len(x), size=batch_size))
+        second = _draw(y, rng.choice(len(y), size=batch_size))
+        values.append(_mmd2_unbiased(*first, *second, degree))
+    return float(np.median(values)), float(iqr(values, rng=(16.275, 83.725)) / 2)
+
+
+def physics_distances(reference: np.ndarray, candidate: np.ndarray, *, seed: int = 42) -> dict[str, float]:
+    """FPD and KPD of two ``(N, features)`` samples with JetNet's defaults: ``fpd``, ``fpd_err``, ``kpd``,
+    ``kpd_err``.
+
+    For the floor, pass two independent reference samples (e.g. two simulator runs with different seeds):
+    a candidate is as good as the reference where its figures are consistent with that floor.
+    """
+    value, error = fpd(reference, candidate, seed=seed)
+    kernel, kernel_error = kpd(reference, candidate, seed=seed)
+    return {"fpd": value, "fpd_err": error, "kpd": kernel, "kpd_err": kernel_error}
