@@ -28,11 +28,18 @@ and memory.
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import numpy as np
 from scipy import linalg
 from scipy.optimize import curve_fit
 from scipy.stats import iqr
+
+from physnn.evaluation.conditions import PARTICLE_BRANCHES, particle_name
+from physnn.evaluation.samples import ShowerSample, _high_level
+
+#: Showers of a particle type each sample needs for that type's figures.
+MIN_SHOWERS_PER_TYPE = 10
 
 
 def normalise_features(reference: np.ndarray, candidate: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -153,3 +160,55 @@ def physics_distances(reference: np.ndarray, candidate: np.ndarray, *, seed: int
     value, error = fpd(reference, candidate, seed=seed)
     kernel, kernel_error = kpd(reference, candidate, seed=seed)
     return {"fpd": value, "fpd_err": error, "kpd": kernel, "kpd_err": kernel_error}
+
+
+def _types(sample: ShowerSample) -> tuple[str, np.ndarray] | None:
+    """The particle-type branch of a sample and its value per shower of :attr:`ShowerSample.features`."""
+    branch = next((b for b in PARTICLE_BRANCHES if b in sample.conditions), None)
+    if branch is None:
+        return None
+    values = sample.conditions[branch]
+    return branch, values if sample.kept is None else values[sample.kept]
+
+
+def shower_distances(reference: ShowerSample, candidate: ShowerSample, floor: ShowerSample | None = None, *,
+                     seed: int = 42) -> dict[str, Any]:
+    """FPD and KPD (:func:`physics_distances`) of two shower samples' high-level features, for ``physnn compare``.
+
+    The features are those of the classifier test's ``high`` inputs (every feature of
+    :func:`physnn.physics.showers.high_level_features` and ``log E_inc``), of every shower read. With ``floor``, a
+    second reference sample independent of the first (e.g. the same simulation with another seed), the same
+    figures between the two references come as ``fpd_floor``, ``fpd_floor_err``, ``kpd_floor``, ``kpd_floor_err``:
+    the candidate is as good as the reference where its figures are consistent with them. Where the samples name
+    the particle type of each shower (``pdgid`` or ``label``), ``by_type`` holds the same per type (those with at
+    least :data:`MIN_SHOWERS_PER_TYPE` showers in each sample).
+    """
+    samples = {"": candidate} | ({} if floor is None else {"_floor": floor})
+    features = {suffix: _high_level(s) for suffix, s in samples.items()}
+    ref = _high_level(reference)
+    out: dict[str, Any] = _suffixed(ref, features, seed)
+    if floor is not None:
+        out["floor"] = floor.path
+    types = {suffix: _types(s) for suffix, s in samples.items()}
+    ref_types = _types(reference)
+    if ref_types is None or any(t is None or t[0] != ref_types[0] for t in types.values()):
+        return out
+    branch, of_ref = ref_types
+    by_type = {}
+    for value in np.unique(of_ref):
+        masks = {suffix: t[1] == value for suffix, t in types.items() if t is not None}
+        if min([int((of_ref == value).sum()), *(int(m.sum()) for m in masks.values())]) >= MIN_SHOWERS_PER_TYPE:
+            by_type[particle_name(branch, value)] = _suffixed(
+                ref[of_ref == value], {k: features[k][m] for k, m in masks.items()}, seed)
+    if by_type:
+        out["by_type"] = by_type
+    return out
+
+
+def _suffixed(reference: np.ndarray, others: dict[str, np.ndarray], seed: int) -> dict[str, float]:
+    """:func:`physics_distances` of ``reference`` with each of ``others``, the keys given each one's suffix."""
+    out = {}
+    for suffix, other in others.items():
+        out |= {f"{key[:3]}{suffix}{key[3:]}": value  # fpd_floor, fpd_floor_err
+                for key, value in physics_distances(reference, other, seed=seed).items()}
+    return out
