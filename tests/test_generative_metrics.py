@@ -113,8 +113,13 @@ def _explicit_kpd(x, y, num_batches, batch_size, seed, degree=4):
     return np.median(vals), iqr(vals, rng=(16.275, 83.725)) / 2
 
 
-def test_draws_with_repeats_give_the_explicit_definition():
-    """Drawing 300 of 80 showers repeats them: the weighted computation equals the written-out definition."""
+@pytest.mark.parametrize("moments", [True, False])
+def test_draws_with_repeats_give_the_explicit_definition(moments, monkeypatch):
+    """Drawing 300 of 80 showers repeats them: the weighted computation equals the written-out definition, with the
+    kernel sums through moment tensors and through kernel matrices alike."""
+    from physnn.evaluation import generative_metrics
+
+    monkeypatch.setattr(generative_metrics, "MAX_MOMENT_SIZE", 1024 if moments else 0)
     rng = np.random.default_rng(4)
     x, y = rng.normal(size=(80, 3)) + 5, rng.gamma(2.0, size=(90, 3)) + 4
     nx, ny = normalise_features(x, y)

@@ -20,13 +20,15 @@ is installed; it is not a dependency: it pulls coffea, numba and energyflow):
   the error half the 16-84 % interquantile range.
 
 The draws repeat showers when a sample is smaller than the draw; each draw is
-computed on its distinct showers, weighted by how often each was drawn, which
-gives the same numbers as JetNet's (up to rounding) in a fraction of the time
-and memory.
+computed on its distinct showers, weighted by how often each was drawn, and
+KPD's kernel sums through the samples' moment tensors (exact for a polynomial
+kernel): the same numbers as JetNet's (up to rounding) in a fraction of the
+time and memory.
 """
 
 from __future__ import annotations
 
+import math
 import warnings
 from typing import Any
 
@@ -121,14 +123,45 @@ def _kernel_sum(a: np.ndarray, wa: np.ndarray, b: np.ndarray, wb: np.ndarray, de
     return total
 
 
+#: Largest ``d^ceil(degree / 2)`` for which the kernel sums go through moment tensors instead of kernel matrices.
+MAX_MOMENT_SIZE = 1024
+
+
+def _outer_power(a: np.ndarray, k: int) -> np.ndarray:
+    """Row by row, the ``k``-fold outer product of ``a`` with itself, flattened: ``(n, d^k)``."""
+    out = np.ones((len(a), 1))
+    for _ in range(k):
+        out = (out[:, :, None] * a[:, None, :]).reshape(len(a), -1)
+    return out
+
+
+def _poly_moments(a: np.ndarray, w: np.ndarray, degree: int) -> list[np.ndarray]:
+    """``sum_i w_i a_i^(x k)`` for k = 0 .. degree, as ``d^ceil(k/2) x d^floor(k/2)`` matrices."""
+    return [(_outer_power(a, -(-k // 2)) * w[:, None]).T @ _outer_power(a, k // 2) for k in range(degree + 1)]
+
+
+def _kernel_sums(x: np.ndarray, wx: np.ndarray, y: np.ndarray, wy: np.ndarray, degree: int) -> list[float]:
+    """The weighted kernel sums over the pairs (x, x), (y, y) and (x, y).
+
+    ``(u + 1)^p = sum_k C(p, k) u^k`` and ``sum_ij wa_i wb_j (a_i.b_j)^k`` is the inner product of the two samples'
+    k-th moment tensors: the same sums as :func:`_kernel_sum`'s in O(n d^p) instead of O(n^2 d), while the
+    tensors are small.
+    """
+    if x.shape[1] ** -(-degree // 2) > MAX_MOMENT_SIZE:
+        return [_kernel_sum(x, wx, x, wx, degree), _kernel_sum(y, wy, y, wy, degree), _kernel_sum(x, wx, y, wy, degree)]
+    mx, my = _poly_moments(x, wx, degree), _poly_moments(y, wy, degree)
+    coef = [math.comb(degree, k) / x.shape[1] ** k for k in range(degree + 1)]
+    return [sum(c * float(np.vdot(p, q)) for c, p, q in zip(coef, first, second, strict=True))
+            for first, second in ((mx, mx), (my, my), (mx, my))]
+
+
 def _mmd2_unbiased(x: np.ndarray, wx: np.ndarray, y: np.ndarray, wy: np.ndarray, degree: int) -> float:
     """JetNet's unbiased MMD^2 of the draws (the diagonal of the draw's kernel matrix left out)."""
     m, n = wx.sum(), wy.sum()
     diag_x = wx @ _power(np.einsum("ij,ij->i", x, x) / x.shape[1] + 1.0, degree)
     diag_y = wy @ _power(np.einsum("ij,ij->i", y, y) / y.shape[1] + 1.0, degree)
-    return ((_kernel_sum(x, wx, x, wx, degree) - diag_x) / (m * (m - 1))
-            + (_kernel_sum(y, wy, y, wy, degree) - diag_y) / (n * (n - 1))
-            - 2 * _kernel_sum(x, wx, y, wy, degree) / (m * n))
+    xx, yy, xy = _kernel_sums(x, wx, y, wy, degree)
+    return (xx - diag_x) / (m * (m - 1)) + (yy - diag_y) / (n * (n - 1)) - 2 * xy / (m * n)
 
 
 def kpd(reference: np.ndarray, candidate: np.ndarray, *, num_batches: int = 10, batch_size: int = 5_000,
