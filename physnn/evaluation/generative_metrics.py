@@ -19,6 +19,12 @@ is installed; it is not a dependency: it pulls coffea, numba and energyflow):
   replacement) of 5,000 showers from each sample; the value is the median,
   the error half the 16-84 % interquantile range.
 
+JetNet's errors are those of the fit and of the spread over draws: they leave
+out the finite size of the two samples, which biases both figures upwards
+when the samples are smaller than the draws (repeated showers). Judge a
+candidate against the floor of two reference samples of the same size
+(:func:`shower_distances`, ``physnn compare --floor``), not against zero.
+
 The draws repeat showers when a sample is smaller than the draw; each draw is
 computed on its distinct showers, weighted by how often each was drawn, and
 KPD's kernel sums through the samples' moment tensors (exact for a polynomial
