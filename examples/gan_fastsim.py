@@ -9,8 +9,8 @@
    included).
 4. Simulate an independent reference sample of 10k showers and compare:
    separation power of every high-level feature, classifier AUC on cells
-   and on features, the speed-up; and, as the floor, the same comparison of
-   two independent simulator samples.
+   and on features, FPD and KPD on the features, the speed-up; and, as the
+   floor, the same comparison of two independent simulator samples.
 
 Run: python examples/gan_fastsim.py [--out physnn-gan]   (about 20 minutes on 2 CPU cores)
 """
@@ -32,8 +32,10 @@ def summary(name: str, result: physnn.ComparisonResult) -> None:
     layers = np.mean([v for k, v in sep.items() if k.startswith("e_layer")])
     aucs = "  ".join(f"AUC {k} {v['auc']:.3f} [{v['auc_low']:.3f}, {v['auc_high']:.3f}]"
                      for k, v in result.classifier.items())
+    dist = result.distances
     print(f"{name:28s} S(E/Einc) {sep['e_ratio']:.4f}  S(E_layer) {layers:.4f}  "
-          f"mean S {np.mean(list(sep.values())):.4f}  {aucs}")
+          f"mean S {np.mean(list(sep.values())):.4f}  {aucs}  FPD {dist['fpd']:.5f} ± {dist['fpd_err']:.5f}  "
+          f"KPD {dist['kpd']:.5f} ± {dist['kpd_err']:.5f}")
 
 
 def main() -> None:

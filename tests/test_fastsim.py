@@ -28,6 +28,16 @@ def sim_pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return a, b
 
 
+@pytest.fixture(scope="module")
+def third(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A third independent simulator sample: the floor of the FPD and KPD."""
+    import physnn
+
+    c = tmp_path_factory.mktemp("third") / "c.root"
+    physnn.simulate("showers", c, events=1500, seed=13)
+    return c
+
+
 def test_separation_power_limits(rng):
     same = separation_power(rng.normal(size=50_000), rng.normal(size=50_000))
     assert same < 0.002
@@ -96,11 +106,11 @@ def test_classifier_test_tells_different_samples_apart(rng):
     assert same["events"] == {"train": 900, "val": 300, "test": 300}
 
 
-def test_compare_two_simulator_samples_is_indistinguishable(sim_pair, tmp_path):
+def test_compare_two_simulator_samples_is_indistinguishable(sim_pair, third, tmp_path):
     import physnn
 
     a, b = sim_pair
-    result = physnn.compare(a, b, out=tmp_path / "report", seed=0)
+    result = physnn.compare(a, b, out=tmp_path / "report", seed=0, floor=third)
     figures = result.figures()
     assert result.events == {"reference": 1500, "candidate": 1500}
     expected = {"e_ratio", "e_max", *(f"{k}{layer}" for layer in range(3) for k in
@@ -121,10 +131,21 @@ def test_compare_two_simulator_samples_is_indistinguishable(sim_pair, tmp_path):
     # same simulator settings: e-, gamma, pi+ in equal shares, 1-100 GeV, same impact spread
     assert stored["conditions"]["matched"] is True, stored["conditions"]["differences"]
     assert stored["conditions"]["checked"] == ["particles", "energy", "x0", "y0", "readout"]
+    # FPD and KPD (JetNet's) on the high-level features, beside the floor of two simulator samples (a vs third)
+    dist = stored["distances"]
+    assert dist == result.distances
+    assert dist["floor"] == str(third)
+    assert 0 < dist["fpd_err"] < dist["fpd"] < 2 * dist["fpd_floor"], dist  # finite samples: FPD > 0, as the floor
+    assert abs(dist["kpd"]) < 3 * dist["kpd_err"], dist
+    assert abs(dist["kpd_floor"]) < 3 * dist["kpd_floor_err"], dist
+    assert set(dist["by_type"]) == {"e-", "gamma", "pi+"}
+    for figures in dist["by_type"].values():
+        assert {"fpd", "fpd_err", "kpd", "kpd_err", "fpd_floor", "fpd_floor_err", "kpd_floor", "kpd_floor_err"} \
+            == set(figures)
 
 
-def test_compare_sees_a_wrong_energy_scale(sim_pair, tmp_path):
-    """A candidate whose cells are 10 % too high is found by both the features and the classifiers."""
+def test_compare_sees_a_wrong_energy_scale(sim_pair, third, tmp_path):
+    """A candidate whose cells are 10 % too high is found by the features, the classifiers, FPD and KPD."""
     import uproot
 
     import physnn
@@ -135,9 +156,16 @@ def test_compare_sees_a_wrong_energy_scale(sim_pair, tmp_path):
     bad = tmp_path / "scaled.root"
     with uproot.recreate(bad) as f:
         f["showers"] = arrays
-    result = physnn.compare(a, bad, seed=0, classifier=["high"])
+    result = physnn.compare(a, bad, seed=0, classifier=["high"], floor=third)
     assert result.separation["e_ratio"] > 0.15
     assert result.classifier["high"]["auc"] > 0.75
+    dist = result.distances
+    assert dist["fpd"] > 3 * dist["fpd_floor"], dist
+    assert dist["kpd"] > 5 * dist["kpd_err"], dist
+    assert dist["kpd"] > dist["kpd_floor"] + 5 * dist["kpd_floor_err"], dist
+    for name, f in dist["by_type"].items():  # each type is off too (500 showers each: floors well above 0)
+        assert f["fpd"] > f["fpd_floor"], (name, f)
+        assert f["kpd"] > f["kpd_floor"] + 3 * np.hypot(f["kpd_err"], f["kpd_floor_err"]), (name, f)
     assert result.out is None
     assert result.files == []
 
@@ -151,6 +179,32 @@ def test_compare_cli(sim_pair, tmp_path):
     assert "classifier AUC on high-level features" in res.output
     assert "reference:" in res.output
     assert "showers/s" in res.output
+    assert "FPD on high-level features (JetNet" in res.output
+    assert "KPD on high-level features (JetNet" in res.output
+    assert "floor" not in res.output
+
+
+def test_compare_cli_floor(sim_pair, third, tmp_path, write_root):
+    a, b = sim_pair
+    res = runner.invoke(app, ["compare", str(a), str(b), "--out", str(tmp_path / "r"), "--classifier", "none",
+                              "--floor", str(third)])
+    assert res.exit_code == 0, res.output
+    lines = [line for line in res.output.splitlines() if line.startswith(("FPD", "KPD"))]
+    assert len(lines) == 2, res.output
+    assert all("floor (reference vs --floor)" in line for line in lines)
+    assert json.loads((tmp_path / "r" / "metrics.json").read_text())["distances"]["kpd_floor_err"] > 0
+    res = runner.invoke(app, ["compare", str(a), str(b), "--out", str(tmp_path / "r2"), "--floor",
+                              str(tmp_path / "missing.root")])
+    assert res.exit_code == 2
+    assert "missing.root" in res.output
+    other = write_root({"image": np.ones((20, 2, 4, 4), np.float32), "energy": np.ones(20, np.float32)},
+                       name="grid.root", tree="showers")
+    res = runner.invoke(app, ["compare", str(a), str(b), "--out", str(tmp_path / "r3"), "--floor", str(other)])
+    assert res.exit_code == 2
+    assert "grid.root" in res.output
+    assert "same grid" in res.output
+    assert not (tmp_path / "r2").exists()
+    assert not (tmp_path / "r3").exists()
 
 
 def test_compare_errors(sim_pair, tmp_path, write_root):

@@ -101,8 +101,12 @@ def compare(
                                         "ranges.")] = False,
     fmt: FormatOpt = "png",
     overwrite: ReportOverwriteOpt = False,
+    floor: Annotated[Path | None, typer.Option(help="A second reference file, independent of the first (e.g. the "
+                                               "same simulation with another seed): FPD and KPD between the two "
+                                               "references are printed beside the candidate's, as their floor.",
+                                               metavar="REF2")] = None,
 ) -> None:
-    """Judge a fast simulation against a reference like the CaloChallenge: features, separation power, AUC.
+    """Judge a fast simulation against a reference like the CaloChallenge: features, separation power, AUC, FPD, KPD.
 
     The conditions (particle types, incident energy, impact point) are compared first, with a warning if they differ.
     """
@@ -113,7 +117,7 @@ def compare(
     result = api.compare(reference, candidate, out=out, tree=tree, image=image,
                          energy=None if energy.lower() == "none" else energy, classifier=kinds,
                          max_events=max_events, bins=bins, seed=seed, match=match, image_format=fmt,
-                         overwrite=overwrite)
+                         overwrite=overwrite, floor=floor)
     _print_comparison(result)
     console.print(f"wrote {plural(len(result.files), 'file')} to {out}/")
     _print_page(result.files)

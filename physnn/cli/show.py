@@ -9,7 +9,7 @@ from rich.table import Table
 
 from physnn.cli.app import console
 from physnn.evaluation.summary import DASH, summary_rows
-from physnn.fmt import num, plural, with_interval
+from physnn.fmt import num, plural, with_error, with_interval
 
 
 def _print_metrics(row: dict[str, Any], title: str) -> None:
@@ -85,6 +85,7 @@ def _print_comparison(result: Any) -> None:
             band = f"68% bootstrap interval {low}{DASH}{high}; "
         console.print(f"classifier AUC on {what}: {auc} ({band}{test['events']['test']:,} + "
                       f"{test['events']['test']:,} test showers; 0.5 = indistinguishable)")
+    _print_distances(result.distances)
     if cond is not None and cond["matched"] is False:
         _say("warning: the samples' conditions differ (see above), so these figures compare unlike samples")
     timing = result.timing
@@ -93,6 +94,21 @@ def _print_comparison(result: Any) -> None:
             console.print(f"{who}: {timing[f'{who}_showers_per_s']:,.0f} showers/s ({timing[f'{who}_by']})")
     if "speedup" in timing:
         console.print(f"speed-up: {num(timing['speedup'], 2)}×")
+
+
+def _print_distances(dist: dict[str, Any]) -> None:
+    """FPD and KPD on the high-level features, one line each, with the floor and per particle type where known."""
+    for key in ("fpd", "kpd"):
+        if key not in dist:
+            continue
+        floor = (f", floor (reference vs --floor) {with_error(dist[f'{key}_floor'], dist[f'{key}_floor_err'])}"
+                 if f"{key}_floor" in dist else "")
+        types = "".join(f"; {name} {with_error(d[key], d[f'{key}_err'])}"
+                        + (f" (floor {with_error(d[f'{key}_floor'], d[f'{key}_floor_err'])})"
+                           if f"{key}_floor" in d else "")
+                        for name, d in dist.get("by_type", {}).items())
+        _say(f"{key.upper()} on high-level features (JetNet's; 0 = same distribution): "
+             f"{with_error(dist[key], dist[f'{key}_err'])}{floor}{types}")
 
 
 def _print_denoising(figures: dict[str, Any]) -> None:

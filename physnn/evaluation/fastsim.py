@@ -38,6 +38,7 @@ import numpy as np
 from physnn.errors import ConfigError, InputFileError
 from physnn.evaluation.classifier_test import classifier_test
 from physnn.evaluation.conditions import Match, add_readout_check, condition_report
+from physnn.evaluation.generative_metrics import shower_distances
 from physnn.evaluation.image_format import check_format
 from physnn.evaluation.registry import register_evaluator
 from physnn.evaluation.samples import ShowerSample, _high_level, _low_level, read_sample, sample_layout
@@ -66,13 +67,17 @@ class ComparisonResult:
     conditions: dict[str, Any] | None = None
     #: what was judged (as :attr:`physnn.evaluation.report.EvaluationResult.judged`)
     judged: str = "comparison"
+    #: FPD and KPD on the high-level features, with the floor where one was given
+    #: (:func:`physnn.evaluation.generative_metrics.shower_distances`)
+    distances: dict[str, Any] = field(default_factory=dict)
 
     def figures(self) -> dict[str, Any]:
         """Everything as plain types (the content of ``metrics.json``)."""
         first = {} if self.conditions is None else {"conditions": self.conditions}
         return first | {"separation_power": self.separation,
                 "separation_power_mean": float(np.mean(list(self.separation.values()))),
-                "classifier": self.classifier, "timing": self.timing, "events": self.events}
+                "classifier": self.classifier, "distances": self.distances, "timing": self.timing,
+                "events": self.events}
 
 
 def _timing(reference: ShowerSample, candidate: ShowerSample) -> dict[str, Any]:
@@ -91,7 +96,7 @@ def compare(reference: str | os.PathLike, candidate: str | os.PathLike, *, out: 
             tree: str | None = None, image: str | None = None, energy: str | None = "auto",
             classifier: Sequence[str] = ("low", "high"), max_events: int = 20000, bins: int = 50, seed: int = 0,
             plots: bool = True, match: bool = False, image_format: str = "png",
-            overwrite: bool = False) -> ComparisonResult:
+            overwrite: bool = False, floor: str | os.PathLike | None = None) -> ComparisonResult:
     """Compare a candidate (fast) simulation with a reference sample, CaloChallenge style.
 
     First the samples' conditions are compared (particle types, incident
@@ -131,6 +136,10 @@ def compare(reference: str | os.PathLike, candidate: str | os.PathLike, *, out: 
         Replace an earlier report in ``out``: its own files (``report.html``, ``metrics.json``,
         ``separation.csv``, the figures its page lists) are removed, other files stay. Without it, such a folder
         is refused before any work.
+    floor
+        A second reference file, independent of ``reference`` (e.g. the same simulation with another seed), read
+        as ``reference`` is (same tree, branches and ``match``): FPD and KPD between the two references go in
+        ``result.distances`` beside the candidate's, as ``fpd_floor``, ``kpd_floor`` and their errors.
 
     Examples
     --------
@@ -159,10 +168,17 @@ def compare(reference: str | os.PathLike, candidate: str | os.PathLike, *, out: 
         msg = (f"{candidate}: images of shape {list(cand.shape)} per event, the reference {reference} "
                f"has {list(ref.shape)}; compare needs the same grid")
         raise InputFileError(msg)
+    second = None
+    if floor is not None:  # its cells are not used
+        second = read_sample(floor, tree=layout.tree, image=layout.image, energy=layout.energy, max_cells=1, keep=keep)
+        if second.shape != ref.shape:
+            msg = (f"{floor}: images of shape {list(second.shape)} per event, the reference {reference} has "
+                   f"{list(ref.shape)}; the floor needs a second reference sample on the same grid")
+            raise InputFileError(msg)
     conditions = condition_report(ref.conditions, cand.conditions, ref.kept, keep)
     add_readout_check(conditions, ref.meta, cand.meta)
     result = compare_samples(ref, cand, out=out, classifier=classifier, max_events=max_events, bins=bins, seed=seed,
-                             plots=plots, conditions=conditions, image_format=fmt, overwrite=overwrite)
+                             plots=plots, conditions=conditions, image_format=fmt, overwrite=overwrite, floor=second)
     result.timing["compare_seconds"] = round(time.perf_counter() - start, 2)
     return result
 
@@ -171,10 +187,11 @@ def compare_samples(ref: ShowerSample, cand: ShowerSample, *, out: str | os.Path
                     classifier: Sequence[str] = ("low", "high"), max_events: int = 20000, bins: int = 50,
                     seed: int = 0, plots: bool = True, conditions: dict[str, Any] | None = None,
                     run_dir: Path | None = None, image_format: str = "png", overwrite: bool = False,
-                    ) -> ComparisonResult:
+                    floor: ShowerSample | None = None) -> ComparisonResult:
     """:func:`compare` on samples already in memory (see :func:`read_sample`); ``conditions`` goes in the report,
     ``run_dir`` (a GAN's run folder) in its page, ``image_format`` as the caller checked it (``png``, ``svg`` or
-    ``pdf``). An earlier report in ``out`` is replaced (``overwrite``) only once the figures are computed."""
+    ``pdf``), ``floor`` a second reference sample for the FPD and KPD floor. An earlier report in ``out`` is
+    replaced (``overwrite``) only once the figures are computed."""
     from physnn.evaluation.report import report_dir
 
     separation = {k: separation_power(ref.features[k], cand.features[k], bins) for k in ref.features}
@@ -182,10 +199,11 @@ def compare_samples(ref: ShowerSample, cand: ShowerSample, *, out: str | os.Path
     for kind in classifier:
         inputs = (_low_level, _high_level)[kind == "high"]
         tests[kind] = classifier_test(inputs(ref)[:max_events], inputs(cand)[:max_events], seed=seed)
+    distances = shower_distances(ref, cand, floor, seed=seed)
     outdir = report_dir(out, overwrite=overwrite)
     result = ComparisonResult(separation=separation, classifier=tests, timing=_timing(ref, cand),
                               events={"reference": ref.events, "candidate": cand.events}, out=outdir,
-                              conditions=conditions)
+                              conditions=conditions, distances=distances)
     if outdir is not None:
         result.files = _write_report(result, ref, cand, outdir, bins, plots, run_dir, image_format)
     return result

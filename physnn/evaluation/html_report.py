@@ -275,7 +275,24 @@ def comparison_tables(figures: Mapping[str, Any]) -> list[Table]:
     if "speedup" in timing:
         rows.append(["speed-up", f"{timing['speedup']:,.1f}x"])
     tables.append(Table("classifier test and speed", ["figure", "value"], rows))
-    return tables
+    return tables + _distance_tables(figures.get("distances") or {})
+
+
+def _distance_tables(dist: Mapping[str, Any]) -> list[Table]:
+    """FPD and KPD (JetNet's) in all showers and per particle type, beside their floor where there is one."""
+    from physnn.fmt import with_error
+
+    if "fpd" not in dist:
+        return []
+    floor = "fpd_floor" in dist
+    columns = ["showers", "FPD", "KPD"] + (["FPD floor", "KPD floor"] if floor else [])
+    keys = ["fpd", "kpd"] + (["fpd_floor", "kpd_floor"] if floor else [])
+    groups = {"all": dist} | dict(dist.get("by_type", {}))
+    rows = [[name, *(with_error(d[k], d[f"{k}_err"]) if k in d else "" for k in keys)] for name, d in groups.items()]
+    note = ("on the high-level features, as JetNet defines them (0 = same distribution); floor: the reference "
+            f"against a second, independent reference sample ({dist['floor']})" if floor else
+            "on the high-level features, as JetNet defines them (0 = same distribution); no floor given")
+    return [Table("Fréchet and kernel physics distances", columns, rows, note, list(range(1, len(columns))))]
 
 
 def comparison_page(out: Path, figures: Mapping[str, Any], files: Sequence[Path], metas: Mapping[str, Any],
