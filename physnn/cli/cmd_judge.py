@@ -82,6 +82,13 @@ def evaluate(
     print_result(result, out)
 
 
+def _classifier_options(width: int, epochs: int) -> dict[str, int]:
+    """The options changed from the classifier's defaults (the CaloChallenge's network and training)."""
+    from physnn.evaluation.classifier_test import CHALLENGE
+
+    return {k: v for k, v in (("width", width), ("epochs", epochs)) if v != getattr(CHALLENGE, k)}
+
+
 @user_errors
 def compare(
     reference: Annotated[Path, typer.Argument(help="Reference showers ROOT file (e.g. full simulation).")],
@@ -94,6 +101,10 @@ def compare(
                                             "the shower features) or none.",
                                             metavar="<low,high|low|high|none>")] = "low,high",
     max_events: Annotated[int, typer.Option(help="Showers per sample for the classifier test.", min=10)] = 20000,
+    classifier_width: Annotated[int, typer.Option(help="Units per layer of the classifier (the CaloChallenge's "
+                                                  "2048; smaller is faster on a CPU).", min=1)] = 2048,
+    classifier_epochs: Annotated[int, typer.Option(help="Most epochs the classifier trains (the CaloChallenge's "
+                                                   "50; the best on the validation split is kept).", min=1)] = 50,
     bins: Annotated[int, typer.Option(help="Histogram bins per feature.", min=2)] = 50,
     seed: SeedOpt = 0,
     match: Annotated[bool, typer.Option("--match", help="Keep only the reference showers within the candidate's "
@@ -113,7 +124,8 @@ def compare(
     result = api.compare(reference, candidate, out=out, tree=tree, image=image,
                          energy=None if energy.lower() == "none" else energy, classifier=kinds,
                          max_events=max_events, bins=bins, seed=seed, match=match, image_format=fmt,
-                         overwrite=overwrite)
+                         overwrite=overwrite, classifier_options=_classifier_options(classifier_width,
+                                                                                     classifier_epochs))
     _print_comparison(result)
     console.print(f"wrote {plural(len(result.files), 'file')} to {out}/")
     _print_page(result.files)

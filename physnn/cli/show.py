@@ -83,8 +83,11 @@ def _print_comparison(result: Any) -> None:
         if test.get("auc_low") is not None:
             auc, low, high = with_interval(test["auc"], test["auc_low"], test["auc_high"])
             band = f"68% bootstrap interval {low}{DASH}{high}; "
-        console.print(f"classifier AUC on {what}: {auc} ({band}{test['events']['test']:,} + "
+        jsd = f", JSD {num(test['jsd'])}" if "jsd" in test else ""
+        console.print(f"classifier AUC on {what}: {auc}{jsd} ({band}{test['events']['test']:,} + "
                       f"{test['events']['test']:,} test showers; 0.5 = indistinguishable)")
+        if test.get("per_type"):
+            _print_per_type(what, test)
     if cond is not None and cond["matched"] is False:
         _say("warning: the samples' conditions differ (see above), so these figures compare unlike samples")
     timing = result.timing
@@ -93,6 +96,23 @@ def _print_comparison(result: Any) -> None:
             console.print(f"{who}: {timing[f'{who}_showers_per_s']:,.0f} showers/s ({timing[f'{who}_by']})")
     if "speedup" in timing:
         console.print(f"speed-up: {num(timing['speedup'], 2)}×")
+
+
+def _print_per_type(what: str, test: dict[str, Any]) -> None:
+    """The classifier test of each particle type beside all types together (``compare`` of typed samples)."""
+    table = Table(title=f"classifier test on {what}, per particle type", title_justify="left",
+                  caption=f"calibrated on the validation split, measured on the test split; network "
+                          f"{test.get('network', '')}", caption_justify="left")
+    for column in ("particle", "AUC", "68% interval", "JSD", "test showers"):
+        table.add_column(column, justify="left" if column == "particle" else "right")
+    for name, row in {"all": test, **test["per_type"]}.items():
+        band = ""
+        if row.get("auc_low") is not None:
+            _, low, high = with_interval(row["auc"], row["auc_low"], row["auc_high"])
+            band = f"{low}{DASH}{high}"
+        table.add_row(name, num(row["auc"]), band, num(row["jsd"]), f"{row['events']['test']:,} + "
+                      f"{row['events']['test']:,}")
+    console.print(table)
 
 
 def _print_denoising(figures: dict[str, Any]) -> None:

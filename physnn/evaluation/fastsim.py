@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,11 +36,11 @@ from typing import Any
 import numpy as np
 
 from physnn.errors import ConfigError, InputFileError
-from physnn.evaluation.classifier_test import classifier_test
+from physnn.evaluation.classifier_test import judge_samples
 from physnn.evaluation.conditions import Match, add_readout_check, condition_report
 from physnn.evaluation.image_format import check_format
 from physnn.evaluation.registry import register_evaluator
-from physnn.evaluation.samples import ShowerSample, _high_level, _low_level, read_sample, sample_layout
+from physnn.evaluation.samples import ShowerSample, read_sample, sample_layout
 from physnn.io.metadata import unit_of
 from physnn.physics.showers import high_level_features, separation_power
 
@@ -91,7 +91,8 @@ def compare(reference: str | os.PathLike, candidate: str | os.PathLike, *, out: 
             tree: str | None = None, image: str | None = None, energy: str | None = "auto",
             classifier: Sequence[str] = ("low", "high"), max_events: int = 20000, bins: int = 50, seed: int = 0,
             plots: bool = True, match: bool = False, image_format: str = "png",
-            overwrite: bool = False) -> ComparisonResult:
+            overwrite: bool = False, classifier_options: Mapping[str, Any] | None = None,
+            device: str = "auto") -> ComparisonResult:
     """Compare a candidate (fast) simulation with a reference sample, CaloChallenge style.
 
     First the samples' conditions are compared (particle types, incident
@@ -113,7 +114,7 @@ def compare(reference: str | os.PathLike, candidate: str | os.PathLike, *, out: 
         Which classifier tests to run: ``low`` (cells) and/or ``high``
         (high-level features); empty: none.
     max_events
-        Showers per sample for the classifier test.
+        Showers per sample for the classifier test (each particle type's test uses its showers among them).
     bins
         Histogram bins per feature for the separation power.
     seed
@@ -131,6 +132,11 @@ def compare(reference: str | os.PathLike, candidate: str | os.PathLike, *, out: 
         Replace an earlier report in ``out``: its own files (``report.html``, ``metrics.json``,
         ``separation.csv``, the figures its page lists) are removed, other files stay. Without it, such a folder
         is refused before any work.
+    classifier_options
+        The classifier's network and training, replaced in the challenge's (see
+        :class:`physnn.evaluation.classifier_test.ClassifierSpec`), e.g. ``{"width": 256}``.
+    device
+        Where the classifier trains: ``auto`` (a GPU when there is one), ``cpu``, ``cuda``.
 
     Examples
     --------
@@ -162,7 +168,8 @@ def compare(reference: str | os.PathLike, candidate: str | os.PathLike, *, out: 
     conditions = condition_report(ref.conditions, cand.conditions, ref.kept, keep)
     add_readout_check(conditions, ref.meta, cand.meta)
     result = compare_samples(ref, cand, out=out, classifier=classifier, max_events=max_events, bins=bins, seed=seed,
-                             plots=plots, conditions=conditions, image_format=fmt, overwrite=overwrite)
+                             plots=plots, conditions=conditions, image_format=fmt, overwrite=overwrite,
+                             classifier_options=classifier_options, device=device)
     result.timing["compare_seconds"] = round(time.perf_counter() - start, 2)
     return result
 
@@ -171,17 +178,19 @@ def compare_samples(ref: ShowerSample, cand: ShowerSample, *, out: str | os.Path
                     classifier: Sequence[str] = ("low", "high"), max_events: int = 20000, bins: int = 50,
                     seed: int = 0, plots: bool = True, conditions: dict[str, Any] | None = None,
                     run_dir: Path | None = None, image_format: str = "png", overwrite: bool = False,
+                    classifier_options: Mapping[str, Any] | None = None, device: str = "auto",
                     ) -> ComparisonResult:
     """:func:`compare` on samples already in memory (see :func:`read_sample`); ``conditions`` goes in the report,
     ``run_dir`` (a GAN's run folder) in its page, ``image_format`` as the caller checked it (``png``, ``svg`` or
-    ``pdf``). An earlier report in ``out`` is replaced (``overwrite``) only once the figures are computed."""
+    ``pdf``), ``classifier_options`` and ``device`` as there. An earlier report in ``out`` is replaced
+    (``overwrite``) only once the figures are computed."""
     from physnn.evaluation.report import report_dir
 
     separation = {k: separation_power(ref.features[k], cand.features[k], bins) for k in ref.features}
     tests: dict[str, dict[str, Any]] = {}
     for kind in classifier:
-        inputs = (_low_level, _high_level)[kind == "high"]
-        tests[kind] = classifier_test(inputs(ref)[:max_events], inputs(cand)[:max_events], seed=seed)
+        tests[kind] = judge_samples(kind, ref, cand, max_events=max_events, seed=seed, spec=classifier_options,
+                                    device=device)
     outdir = report_dir(out, overwrite=overwrite)
     result = ComparisonResult(separation=separation, classifier=tests, timing=_timing(ref, cand),
                               events={"reference": ref.events, "candidate": cand.events}, out=outdir,
@@ -194,14 +203,15 @@ def compare_samples(ref: ShowerSample, cand: ShowerSample, *, out: str | os.Path
 def evaluate_generator(run: str | os.PathLike | Any, *, out: str | os.PathLike | None = None, split: str = "test",
                        classifier: Sequence[str] = ("low", "high"), max_events: int = 20000, bins: int = 50,
                        seed: int = 0, batch_size: int = 2048, device: str = "auto",
-                       plots: bool = True, image_format: str = "png", overwrite: bool = False) -> ComparisonResult:
+                       plots: bool = True, image_format: str = "png", overwrite: bool = False,
+                       classifier_options: Mapping[str, Any] | None = None) -> ComparisonResult:
     """Judge a GAN run on held-out showers: one generated shower per event of ``split``, same conditions.
 
     The reference is the ``split`` (default ``test``) of the run's training
     files; the candidate is generated by the run with each reference event's
     conditions (energy, impact point, particle type) and seeded noise, so any
     difference is the GAN's. Then as :func:`compare` (``image_format``: png, svg or pdf; ``overwrite``: replace
-    an earlier report in ``out``).
+    an earlier report in ``out``; ``classifier_options``: as there, the classifier trains on the run's device).
     """
     import torch
 
@@ -265,7 +275,8 @@ def evaluate_generator(run: str | os.PathLike | Any, *, out: str | os.PathLike |
                         join(parts["fake"]), np.concatenate(parts["fake_cells"]), incident,
                         {"generator": "physnn GAN (network only)", "showers_per_s": n / max(forward, 1e-12)})
     return compare_samples(ref, cand, out=out, classifier=classifier, max_events=max_events, bins=bins, seed=seed,
-                           plots=plots, run_dir=Path(loaded.checkpoint).parent, image_format=fmt, overwrite=overwrite)
+                           plots=plots, run_dir=Path(loaded.checkpoint).parent, image_format=fmt, overwrite=overwrite,
+                           classifier_options=classifier_options, device=str(dev))
 
 
 @register_evaluator("generation")
