@@ -214,5 +214,5 @@ def _small_classifier_test(monkeypatch: pytest.MonkeyPatch) -> None:
     about a second per batch of 1000 on one CPU thread. Tests of the challenge's own network pass ``spec``."""
     from physnn.evaluation import classifier_test
 
-    small = classifier_test.ClassifierSpec(width=64, layers=2, epochs=30, batch_size=128, lr=1e-3, patience=6)
+    small = classifier_test.ClassifierSpec(width=64, layers=2, epochs=40, batch_size=64, lr=1e-3, patience=8)
     monkeypatch.setattr(classifier_test, "DEFAULT", small)

@@ -100,9 +100,9 @@ def _print_comparison(result: Any) -> None:
 
 def _print_per_type(what: str, test: dict[str, Any]) -> None:
     """The classifier test of each particle type beside all types together (``compare`` of typed samples)."""
-    table = Table(title=f"classifier test on {what}, per particle type", title_justify="left",
-                  caption=f"calibrated on the validation split, measured on the test split; network "
-                          f"{test.get('network', '')}", caption_justify="left")
+    console.print(f"classifier test on {what}, per particle type (calibrated on the validation split, measured "
+                  f"on the test split; network {test.get('network', '')}):", soft_wrap=True, highlight=False)
+    table = Table()
     for column in ("particle", "AUC", "68% interval", "JSD", "test showers"):
         table.add_column(column, justify="left" if column == "particle" else "right")
     for name, row in {"all": test, **test["per_type"]}.items():

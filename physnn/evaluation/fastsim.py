@@ -12,12 +12,14 @@ sample (a GAN's) with a reference sample (full simulation) three ways, and
 - the **separation power** of each feature's histograms,
   ``S = 1/2 sum_i (h1_i - h2_i)^2 / (h1_i + h2_i)`` for unit-normalised
   ``h1, h2`` (0: identical, 1: disjoint) (:func:`separation_power`);
-- a **classifier test** (:func:`classifier_test`): a small network is
-  trained to tell reference from candidate showers, on the cells (low
-  level: cell energies over the incident energy, and ``log E_inc``) and on
-  the high-level features, with early stopping on a validation split; its
-  ROC AUC on a held-out test split is reported: 0.5 means the network cannot
-  tell the samples apart, 1 that it always can.
+- a **classifier test** (:mod:`physnn.evaluation.classifier_test`), as the
+  challenge's evaluation code runs it: a network is trained to tell reference
+  from candidate showers, on the cells (low level: ``log10 E_inc`` and the
+  cells over it) and on the high-level features, the epoch picked on a
+  validation split, which then calibrates it; its AUC and JSD on a held-out
+  test split are reported (0.5 and 0: the network cannot tell the samples
+  apart), for all showers and, where both samples carry a particle type, for
+  each type.
 
 Both files are read chunk by chunk; the classifier uses at most
 ``max_events`` showers of each.
