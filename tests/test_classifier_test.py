@@ -111,3 +111,11 @@ def test_simulator_floor_judges_two_independent_samples_per_type():
     for name, row in {"all": high, **high["per_type"]}.items():
         assert abs(row["auc"] - 0.5) < 0.1, (name, row)
         assert 0.0 <= row["jsd"] <= 0.1, (name, row)
+
+
+def test_the_same_seed_gives_the_same_figures():
+    rng = np.random.default_rng(6)
+    a, b = rng.normal(size=(500, 4)), rng.normal(0.5, 1.0, size=(500, 4))
+    first, again = (classifier_test(a, b, seed=3, spec=SMALL, n_boot=20) for _ in range(2))
+    assert first == again
+    assert classifier_test(a, b, seed=4, spec=SMALL, n_boot=20)["auc"] != first["auc"]
