@@ -91,13 +91,14 @@ def test_compare_judges_each_particle_type(pions_off, tmp_path):
 def test_compare_cli_prints_the_per_type_table(pions_off, tmp_path):
     ref, cand = pions_off
     res = runner.invoke(app, ["compare", str(ref), str(cand), "--out", str(tmp_path / "r"), "--classifier", "high",
-                              "--max-events", "600", "--classifier-width", "32", "--classifier-epochs", "5"])
+                              "--max-events", "600", "--classifier-width", "32", "--classifier-epochs", "5",
+                              "--classifier-batch", "32", "--classifier-lr", "0.002"])
     assert res.exit_code == 0, res.output
     assert "per particle type" in res.output
     for name in ("e-", "gamma", "pi+"):
         assert name in res.output
     assert "JSD" in res.output
-    assert "3 x 32 LeakyReLU" in res.output
+    assert "3 x 32 LeakyReLU, dropout 0, Adam 0.002, batch 32, <= 5 epochs" in res.output
 
 
 def test_simulator_floor_judges_two_independent_samples_per_type():

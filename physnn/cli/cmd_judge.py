@@ -82,11 +82,11 @@ def evaluate(
     print_result(result, out)
 
 
-def _classifier_options(width: int, epochs: int) -> dict[str, int]:
+def _classifier_options(**given: float) -> dict[str, float]:
     """The options changed from the classifier's defaults (the CaloChallenge's network and training)."""
     from physnn.evaluation.classifier_test import CHALLENGE
 
-    return {k: v for k, v in (("width", width), ("epochs", epochs)) if v != getattr(CHALLENGE, k)}
+    return {k: v for k, v in given.items() if v != getattr(CHALLENGE, k)}
 
 
 @user_errors
@@ -105,6 +105,11 @@ def compare(
                                                   "2048; smaller is faster on a CPU).", min=1)] = 2048,
     classifier_epochs: Annotated[int, typer.Option(help="Most epochs the classifier trains (the CaloChallenge's "
                                                    "50; the best on the validation split is kept).", min=1)] = 50,
+    classifier_batch: Annotated[int, typer.Option(help="Classifier batch size (the CaloChallenge's 1000; on "
+                                                  "samples much smaller than its 100k, a smaller batch trains "
+                                                  "it further).", min=1)] = 1000,
+    classifier_lr: Annotated[float, typer.Option(help="Classifier learning rate (Adam; the CaloChallenge's "
+                                                 "2e-4).", min=0.0)] = 2e-4,
     bins: Annotated[int, typer.Option(help="Histogram bins per feature.", min=2)] = 50,
     seed: SeedOpt = 0,
     match: Annotated[bool, typer.Option("--match", help="Keep only the reference showers within the candidate's "
@@ -124,8 +129,9 @@ def compare(
     result = api.compare(reference, candidate, out=out, tree=tree, image=image,
                          energy=None if energy.lower() == "none" else energy, classifier=kinds,
                          max_events=max_events, bins=bins, seed=seed, match=match, image_format=fmt,
-                         overwrite=overwrite, classifier_options=_classifier_options(classifier_width,
-                                                                                     classifier_epochs))
+                         overwrite=overwrite,
+                         classifier_options=_classifier_options(width=classifier_width, epochs=classifier_epochs,
+                                                                batch_size=classifier_batch, lr=classifier_lr))
     _print_comparison(result)
     console.print(f"wrote {plural(len(result.files), 'file')} to {out}/")
     _print_page(result.files)
