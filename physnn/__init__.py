@@ -18,7 +18,7 @@ _API = ("AutoencoderResult", "BranchScan", "ComparisonResult", "DataBundle", "Ev
         "SimulationResult", "TensorData", "TrainResult", "Transform", "build_model", "compare", "denoise", "encode",
         "evaluate", "evaluate_denoising", "evaluate_generator", "export", "fit", "generate", "inspect", "list_models",
         "load", "load_run", "load_run_config", "predict", "read", "read_metadata", "scan", "side_by_side", "simulate",
-        "stream", "train")
+        "simulator_floor", "stream", "train")
 
 __all__ = ["__version__", *_API]
 

@@ -49,7 +49,7 @@ __all__ = ["AutoencoderResult", "BranchScan", "ComparisonResult", "DataBundle", 
            "SimulationResult", "TensorData", "TrainResult", "Transform", "build_model", "compare", "denoise", "encode",
            "evaluate", "evaluate_denoising", "evaluate_generator", "export", "fit", "generate", "inspect",
            "list_models", "load", "load_run", "load_run_config", "predict", "read", "read_metadata", "scan",
-           "side_by_side", "simulate", "stream", "train"]
+           "side_by_side", "simulate", "simulator_floor", "stream", "train"]
 
 
 @functools.wraps(_train)
@@ -153,6 +153,40 @@ def simulate(
                    compression=compression, title=title, on_chunk=progress, meta=meta,
                    identity=f"physnn simulate {kind} {config_hash(cfg)} seed={seed} events={events}")
     return SimulationResult(Path(out), TREE_NAMES[kind], n, time.perf_counter() - start)
+
+
+def simulator_floor(out: str | os.PathLike | None = None, *, events: int = 10_000, seed: int = 1000,
+                    config: ShowerConfig | Mapping[str, Any] | str | os.PathLike | None = None,
+                    overrides: Sequence[str] = (), **compare_options: Any) -> ComparisonResult:
+    """The floor of :func:`compare`: two independent simulator samples judged as a fast simulation is.
+
+    Even two full simulations are not told apart at exactly AUC 0.5 (pions, with their large fluctuations, sit
+    above it in the CaloChallenge); a candidate is as good as the simulation where its figures reach these. The
+    samples (``events`` showers each, seeds ``seed`` and ``seed + 1``, ``config`` and ``overrides`` as
+    :func:`simulate`) live in a temporary folder; ``result.classifier[kind]["per_type"]`` holds each particle
+    type's floor.
+
+    Parameters
+    ----------
+    out
+        Report folder, as :func:`compare`'s (None: no files).
+    compare_options
+        Passed to :func:`compare` (``classifier``, ``max_events``, ``classifier_options``, ``device``, ``plots``,
+        ``overwrite`` ...).
+
+    Examples
+    --------
+    >>> floor = physnn.simulator_floor(events=10_000, classifier_options={"width": 256})  # doctest: +SKIP
+    >>> {k: v["auc"] for k, v in floor.classifier["low"]["per_type"].items()}  # doctest: +SKIP
+    {'e-': 0.50, 'gamma': 0.51, 'pi+': 0.52}
+    """
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="physnn-floor-") as tmp:
+        a, b = Path(tmp) / "simulation_a.root", Path(tmp) / "simulation_b.root"
+        for path, s in ((a, seed), (b, seed + 1)):
+            simulate("showers", path, events=events, seed=s, config=config, overrides=overrides)
+        return compare(a, b, out=out, **compare_options)
 
 
 def inspect(files: str | os.PathLike | Sequence[str], *, probe: int = 10000) -> list[TreeInfo]:

@@ -206,3 +206,13 @@ def ae_run(showers_file: Path, tmp_path_factory: pytest.TempPathFactory):
 
     out = tmp_path_factory.mktemp("runs") / "ae"
     return physnn.train(ae_config(showers_file, epochs=3), out=out, progress=False)
+
+
+@pytest.fixture(autouse=True)
+def _small_classifier_test(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The classifier test of ``physnn compare`` with a small network: the challenge's 3 x 2048 for 50 epochs takes
+    about a second per batch of 1000 on one CPU thread. Tests of the challenge's own network pass ``spec``."""
+    from physnn.evaluation import classifier_test
+
+    small = classifier_test.ClassifierSpec(width=64, layers=2, epochs=40, batch_size=64, lr=1e-3, patience=8)
+    monkeypatch.setattr(classifier_test, "DEFAULT", small)

@@ -212,7 +212,7 @@ def test_a_failed_comparison_leaves_the_earlier_report(showers_file, tmp_path, m
     def fails(*args, **kwargs):
         raise DataError("the classifier test failed")
 
-    monkeypatch.setattr(fastsim, "classifier_test", fails)
+    monkeypatch.setattr(fastsim, "judge_samples", fails)
     with pytest.raises(DataError):
         physnn.compare(showers_file, showers_file, out=out, classifier=["high"], bins=5, energy=None, overwrite=True)
     assert sorted(p.name for p in out.iterdir()) == before

@@ -82,6 +82,11 @@ def evaluate(
     print_result(result, out)
 
 
+def _classifier_options(**given: float | None) -> dict[str, float]:
+    """The classifier options given on the command line (the others keep physnn's defaults)."""
+    return {k: v for k, v in given.items() if v is not None}
+
+
 @user_errors
 def compare(
     reference: Annotated[Path, typer.Argument(help="Reference showers ROOT file (e.g. full simulation).")],
@@ -94,6 +99,16 @@ def compare(
                                             "the shower features) or none.",
                                             metavar="<low,high|low|high|none>")] = "low,high",
     max_events: Annotated[int, typer.Option(help="Showers per sample for the classifier test.", min=10)] = 20000,
+    classifier_width: Annotated[int | None, typer.Option(help="Units per layer of the classifier (default 256; "
+                                                         "the CaloChallenge's 2048).", min=1)] = None,
+    classifier_epochs: Annotated[int | None, typer.Option(help="Most epochs the classifier trains (default and "
+                                                          "the CaloChallenge's 50; the best on the validation "
+                                                          "split is kept).", min=1)] = None,
+    classifier_batch: Annotated[int | None, typer.Option(help="Classifier batch size (default 64; the "
+                                                         "CaloChallenge's 1000, for its 100k showers).",
+                                                         min=1)] = None,
+    classifier_lr: Annotated[float | None, typer.Option(help="Classifier learning rate (Adam; default 1e-3, the "
+                                                        "CaloChallenge's 2e-4).", min=0.0)] = None,
     bins: Annotated[int, typer.Option(help="Histogram bins per feature.", min=2)] = 50,
     seed: SeedOpt = 0,
     match: Annotated[bool, typer.Option("--match", help="Keep only the reference showers within the candidate's "
@@ -117,7 +132,9 @@ def compare(
     result = api.compare(reference, candidate, out=out, tree=tree, image=image,
                          energy=None if energy.lower() == "none" else energy, classifier=kinds,
                          max_events=max_events, bins=bins, seed=seed, match=match, image_format=fmt,
-                         overwrite=overwrite, floor=floor)
+                         overwrite=overwrite, floor=floor,
+                         classifier_options=_classifier_options(width=classifier_width, epochs=classifier_epochs,
+                                                                batch_size=classifier_batch, lr=classifier_lr))
     _print_comparison(result)
     console.print(f"wrote {plural(len(result.files), 'file')} to {out}/")
     _print_page(result.files)

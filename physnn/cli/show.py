@@ -83,8 +83,11 @@ def _print_comparison(result: Any) -> None:
         if test.get("auc_low") is not None:
             auc, low, high = with_interval(test["auc"], test["auc_low"], test["auc_high"])
             band = f"68% bootstrap interval {low}{DASH}{high}; "
-        console.print(f"classifier AUC on {what}: {auc} ({band}{test['events']['test']:,} + "
+        jsd = f", JSD {num(test['jsd'])}" if "jsd" in test else ""
+        console.print(f"classifier AUC on {what}: {auc}{jsd} ({band}{test['events']['test']:,} + "
                       f"{test['events']['test']:,} test showers; 0.5 = indistinguishable)")
+        if test.get("per_type"):
+            _print_per_type(what, test)
     _print_distances(result.distances)
     if cond is not None and cond["matched"] is False:
         _say("warning: the samples' conditions differ (see above), so these figures compare unlike samples")
@@ -109,6 +112,23 @@ def _print_distances(dist: dict[str, Any]) -> None:
                         for name, d in dist.get("by_type", {}).items())
         _say(f"{key.upper()} on high-level features (JetNet's; 0 = same distribution): "
              f"{with_error(dist[key], dist[f'{key}_err'])}{floor}{types}")
+
+
+def _print_per_type(what: str, test: dict[str, Any]) -> None:
+    """The classifier test of each particle type beside all types together (``compare`` of typed samples)."""
+    console.print(f"classifier test on {what}, per particle type (calibrated on the validation split, measured "
+                  f"on the test split; network {test.get('network', '')}):", soft_wrap=True, highlight=False)
+    table = Table()
+    for column in ("particle", "AUC", "68% interval", "JSD", "test showers"):
+        table.add_column(column, justify="left" if column == "particle" else "right")
+    for name, row in {"all": test, **test["per_type"]}.items():
+        band = ""
+        if row.get("auc_low") is not None:
+            _, low, high = with_interval(row["auc"], row["auc_low"], row["auc_high"])
+            band = f"{low}{DASH}{high}"
+        table.add_row(name, num(row["auc"]), band, num(row["jsd"]), f"{row['events']['test']:,} + "
+                      f"{row['events']['test']:,}")
+    console.print(table)
 
 
 def _print_denoising(figures: dict[str, Any]) -> None:

@@ -12,12 +12,14 @@ sample (a GAN's) with a reference sample (full simulation) three ways, and
 - the **separation power** of each feature's histograms,
   ``S = 1/2 sum_i (h1_i - h2_i)^2 / (h1_i + h2_i)`` for unit-normalised
   ``h1, h2`` (0: identical, 1: disjoint) (:func:`separation_power`);
-- a **classifier test** (:func:`classifier_test`): a small network is
-  trained to tell reference from candidate showers, on the cells (low
-  level: cell energies over the incident energy, and ``log E_inc``) and on
-  the high-level features, with early stopping on a validation split; its
-  ROC AUC on a held-out test split is reported: 0.5 means the network cannot
-  tell the samples apart, 1 that it always can.
+- a **classifier test** (:mod:`physnn.evaluation.classifier_test`), as the
+  challenge's evaluation code runs it: a network is trained to tell reference
+  from candidate showers, on the cells (low level: ``log10 E_inc`` and the
+  cells over it) and on the high-level features, the epoch picked on a
+  validation split, which then calibrates it; its AUC and JSD on a held-out
+  test split are reported (0.5 and 0: the network cannot tell the samples
+  apart), for all showers and, where both samples carry a particle type, for
+  each type.
 
 Both files are read chunk by chunk; the classifier uses at most
 ``max_events`` showers of each.
@@ -28,7 +30,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,12 +38,12 @@ from typing import Any
 import numpy as np
 
 from physnn.errors import ConfigError, InputFileError
-from physnn.evaluation.classifier_test import classifier_test
+from physnn.evaluation.classifier_test import judge_samples
 from physnn.evaluation.conditions import Match, add_readout_check, condition_report
 from physnn.evaluation.generative_metrics import shower_distances
 from physnn.evaluation.image_format import check_format
 from physnn.evaluation.registry import register_evaluator
-from physnn.evaluation.samples import ShowerSample, _high_level, _low_level, read_sample, sample_layout
+from physnn.evaluation.samples import ShowerSample, read_sample, sample_layout
 from physnn.io.metadata import unit_of
 from physnn.physics.showers import high_level_features, separation_power
 
@@ -96,7 +98,8 @@ def compare(reference: str | os.PathLike, candidate: str | os.PathLike, *, out: 
             tree: str | None = None, image: str | None = None, energy: str | None = "auto",
             classifier: Sequence[str] = ("low", "high"), max_events: int = 20000, bins: int = 50, seed: int = 0,
             plots: bool = True, match: bool = False, image_format: str = "png",
-            overwrite: bool = False, floor: str | os.PathLike | None = None) -> ComparisonResult:
+            overwrite: bool = False, floor: str | os.PathLike | None = None,
+            classifier_options: Mapping[str, Any] | None = None, device: str = "auto") -> ComparisonResult:
     """Compare a candidate (fast) simulation with a reference sample, CaloChallenge style.
 
     First the samples' conditions are compared (particle types, incident
@@ -118,7 +121,7 @@ def compare(reference: str | os.PathLike, candidate: str | os.PathLike, *, out: 
         Which classifier tests to run: ``low`` (cells) and/or ``high``
         (high-level features); empty: none.
     max_events
-        Showers per sample for the classifier test.
+        Showers per sample for the classifier test (each particle type's test uses its showers among them).
     bins
         Histogram bins per feature for the separation power.
     seed
@@ -140,6 +143,11 @@ def compare(reference: str | os.PathLike, candidate: str | os.PathLike, *, out: 
         A second reference file, independent of ``reference`` (e.g. the same simulation with another seed), read
         as ``reference`` is (same tree, branches and ``match``): FPD and KPD between the two references go in
         ``result.distances`` beside the candidate's, as ``fpd_floor``, ``kpd_floor`` and their errors.
+    classifier_options
+        The classifier's network and training, replaced in the challenge's (see
+        :class:`physnn.evaluation.classifier_test.ClassifierSpec`), e.g. ``{"width": 256}``.
+    device
+        Where the classifier trains: ``auto`` (a GPU when there is one), ``cpu``, ``cuda``.
 
     Examples
     --------
@@ -178,7 +186,8 @@ def compare(reference: str | os.PathLike, candidate: str | os.PathLike, *, out: 
     conditions = condition_report(ref.conditions, cand.conditions, ref.kept, keep)
     add_readout_check(conditions, ref.meta, cand.meta)
     result = compare_samples(ref, cand, out=out, classifier=classifier, max_events=max_events, bins=bins, seed=seed,
-                             plots=plots, conditions=conditions, image_format=fmt, overwrite=overwrite, floor=second)
+                             plots=plots, conditions=conditions, image_format=fmt, overwrite=overwrite, floor=second,
+                             classifier_options=classifier_options, device=device)
     result.timing["compare_seconds"] = round(time.perf_counter() - start, 2)
     return result
 
@@ -187,18 +196,19 @@ def compare_samples(ref: ShowerSample, cand: ShowerSample, *, out: str | os.Path
                     classifier: Sequence[str] = ("low", "high"), max_events: int = 20000, bins: int = 50,
                     seed: int = 0, plots: bool = True, conditions: dict[str, Any] | None = None,
                     run_dir: Path | None = None, image_format: str = "png", overwrite: bool = False,
-                    floor: ShowerSample | None = None) -> ComparisonResult:
+                    floor: ShowerSample | None = None, classifier_options: Mapping[str, Any] | None = None,
+                    device: str = "auto") -> ComparisonResult:
     """:func:`compare` on samples already in memory (see :func:`read_sample`); ``conditions`` goes in the report,
     ``run_dir`` (a GAN's run folder) in its page, ``image_format`` as the caller checked it (``png``, ``svg`` or
-    ``pdf``), ``floor`` a second reference sample for the FPD and KPD floor. An earlier report in ``out`` is
-    replaced (``overwrite``) only once the figures are computed."""
+    ``pdf``), ``floor`` a second reference sample for the FPD and KPD floor, ``classifier_options`` and ``device``
+    as there. An earlier report in ``out`` is replaced (``overwrite``) only once the figures are computed."""
     from physnn.evaluation.report import report_dir
 
     separation = {k: separation_power(ref.features[k], cand.features[k], bins) for k in ref.features}
     tests: dict[str, dict[str, Any]] = {}
     for kind in classifier:
-        inputs = (_low_level, _high_level)[kind == "high"]
-        tests[kind] = classifier_test(inputs(ref)[:max_events], inputs(cand)[:max_events], seed=seed)
+        tests[kind] = judge_samples(kind, ref, cand, max_events=max_events, seed=seed, spec=classifier_options,
+                                    device=device)
     distances = shower_distances(ref, cand, floor, seed=seed)
     outdir = report_dir(out, overwrite=overwrite)
     result = ComparisonResult(separation=separation, classifier=tests, timing=_timing(ref, cand),
@@ -212,14 +222,15 @@ def compare_samples(ref: ShowerSample, cand: ShowerSample, *, out: str | os.Path
 def evaluate_generator(run: str | os.PathLike | Any, *, out: str | os.PathLike | None = None, split: str = "test",
                        classifier: Sequence[str] = ("low", "high"), max_events: int = 20000, bins: int = 50,
                        seed: int = 0, batch_size: int = 2048, device: str = "auto",
-                       plots: bool = True, image_format: str = "png", overwrite: bool = False) -> ComparisonResult:
+                       plots: bool = True, image_format: str = "png", overwrite: bool = False,
+                       classifier_options: Mapping[str, Any] | None = None) -> ComparisonResult:
     """Judge a GAN run on held-out showers: one generated shower per event of ``split``, same conditions.
 
     The reference is the ``split`` (default ``test``) of the run's training
     files; the candidate is generated by the run with each reference event's
     conditions (energy, impact point, particle type) and seeded noise, so any
     difference is the GAN's. Then as :func:`compare` (``image_format``: png, svg or pdf; ``overwrite``: replace
-    an earlier report in ``out``).
+    an earlier report in ``out``; ``classifier_options``: as there, the classifier trains on the run's device).
     """
     import torch
 
@@ -283,7 +294,8 @@ def evaluate_generator(run: str | os.PathLike | Any, *, out: str | os.PathLike |
                         join(parts["fake"]), np.concatenate(parts["fake_cells"]), incident,
                         {"generator": "physnn GAN (network only)", "showers_per_s": n / max(forward, 1e-12)})
     return compare_samples(ref, cand, out=out, classifier=classifier, max_events=max_events, bins=bins, seed=seed,
-                           plots=plots, run_dir=Path(loaded.checkpoint).parent, image_format=fmt, overwrite=overwrite)
+                           plots=plots, run_dir=Path(loaded.checkpoint).parent, image_format=fmt, overwrite=overwrite,
+                           classifier_options=classifier_options, device=str(dev))
 
 
 @register_evaluator("generation")

@@ -264,10 +264,13 @@ def comparison_tables(figures: Mapping[str, Any]) -> list[Table]:
                         f"mean separation power: {figures['separation_power_mean']:.4f}", [1]))
     rows = []
     for kind, test in figures["classifier"].items():
-        band = f" [{test['auc_low']:.3f}, {test['auc_high']:.3f}]" if test.get("auc_low") is not None else ""
-        rows.append([f"classifier AUC on {'cells' if kind == 'low' else 'high-level features'}",
-                     f"{test['auc']:.3f}{band} ({test['events']['test']:,} + {test['events']['test']:,} test "
-                     "showers; 0.5 = indistinguishable)"])
+        what = "cells" if kind == "low" else "high-level features"
+        for name, row in {"": test, **test.get("per_type", {})}.items():
+            band = f" [{row['auc_low']:.3f}, {row['auc_high']:.3f}]" if row.get("auc_low") is not None else ""
+            jsd = f", JSD {row['jsd']:.3f}" if "jsd" in row else ""
+            rows.append([f"classifier AUC on {what}{f', {name} only' if name else ''}",
+                         f"{row['auc']:.3f}{band}{jsd} ({row['events']['test']:,} + {row['events']['test']:,} test "
+                         "showers; 0.5 = indistinguishable)"])
     timing = figures.get("timing", {})
     for who in ("reference", "candidate"):
         if f"{who}_showers_per_s" in timing:
