@@ -282,11 +282,11 @@ class Generator(nn.Module):
             log_energy = torch.log(torch.expm1(y))
             cond = torch.cat([cond.to(z.dtype), (y - offset).clamp(-5.0, 5.0)], dim=1)
         h = F.leaky_relu(self.dense(torch.cat([z, cond], dim=1)), 0.2)
-        h = h.reshape(z.shape[0], -1, *self.start)
+        h = h.reshape(z.shape[0], -1, *self.start).contiguous(memory_format=torch.channels_last)
         for block in self.blocks:
             h = F.interpolate(h, scale_factor=2.0, mode="nearest")
             h = F.leaky_relu(conv_with_conditions(block, h, cond), 0.2)
-        x = conv_with_conditions(self.out, h, cond)
+        x = conv_with_conditions(self.out, h, cond).contiguous()  # few channels: back to the plain layout
         x = x[:, :, : self.shape[1], : self.shape[2]]  # crop the upsampled grid to the detector's
         if not self.layer_energies:
             return F.softplus(x, beta=4.0)  # non-negative cells; the task's zero suppression makes exact zeros
