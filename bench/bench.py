@@ -90,6 +90,16 @@ def best_of(fn: Callable[[], object], repeat: int) -> float:
     return min(times)
 
 
+def cpu_best_of(fn: Callable[[], object], repeat: int) -> float:
+    """Least CPU time (``time.process_time``: every thread of the process) of ``repeat`` calls."""
+    times = []
+    for _ in range(repeat):
+        t = time.process_time()
+        fn()
+        times.append(time.process_time() - t)
+    return min(times)
+
+
 def bare_images(path: Path) -> dict[str, torch.Tensor]:
     with uproot.open(path) as f:
         arrays = f["showers"].arrays(["image", "label", "energy"])
@@ -386,15 +396,17 @@ def generation_rows(tmp: Path, quick: bool) -> list[tuple[str, str, str, str]]:
     """The shipped GAN (configs/train/fastsim.yaml, trained for a few steps: the speed does not depend on the
     weights) on one CPU core, in ms per shower at each of ``GENERATION_BATCHES``: the bare forward pass (torch and
     onnxruntime), ``physnn generate`` with ROOT writing, and the ROOT writing apart; beside the built-in simulator.
-    The process is pinned to one core, so that generate's writer thread cannot hide its cost on another."""
+    The process is pinned to one core, so that generate's writer thread cannot hide its cost on another, and every
+    figure is CPU time (``time.process_time``, all threads), which other jobs on the machine do not inflate the way
+    they do wall time; generate's includes loading the run."""
     pinned = _pin_one_core()
     try:
         showers = tmp / "generation_showers.root"
         n_sim = 4000 if quick else 20000
-        t_sim = best_of(lambda: simulate_showers(n_sim, seed=1), 2 if quick else 5)
-        res = physnn.simulate("showers", showers, events=n_sim, seed=1)
+        t_sim = cpu_best_of(lambda: simulate_showers(n_sim, seed=1), 2 if quick else 5)
+        t_write = cpu_best_of(lambda: physnn.simulate("showers", showers, events=n_sim, seed=1, overwrite=True), 1)
         rows = [("built-in simulator, showers (numpy, 1 core)", _per_shower(t_sim / n_sim), "", ""),
-                ("  with ROOT writing (zlib:1)", _per_shower(1 / res.rate), "", "")]
+                ("  with ROOT writing (zlib:1)", _per_shower(t_write / n_sim), "", "")]
         run = _fastsim_run(tmp, showers)
         onnx = _onnx_session(run, tmp)
         for batch in GENERATION_BATCHES:
@@ -469,14 +481,14 @@ def _generation_batch_rows(run: Path, tmp: Path, batch: int, n: int, onnx: objec
                 task.to_phys(task.generate(model, z[lo:lo + batch], cond[lo:lo + batch], incident[lo:lo + batch]))
 
     label = f"batch {batch:,}"
-    t_fwd = best_of(forward, repeat) / n
+    t_fwd = cpu_best_of(forward, repeat) / n
     rows = [(f"GAN forward, {label} (torch, bare)", _per_shower(t_fwd), f"simulator {_per_shower(sim)}",
              f"{sim / t_fwd:.2f}x the simulator's rate")]
     if onnx is not None:
         def run_onnx() -> list[np.ndarray]:
             return [onnx.run(None, {k: v[lo:lo + batch] for k, v in inputs.items()})[0] for lo in range(0, n, batch)]
 
-        t_ort = best_of(run_onnx, repeat) / n
+        t_ort = cpu_best_of(run_onnx, repeat) / n
         head = min(n, 256)
         (ort_image,) = onnx.run(None, {k: v[:head] for k, v in inputs.items()})
         graph = task.graph(model, loaded.transform, loaded.io)
@@ -486,12 +498,9 @@ def _generation_batch_rows(run: Path, tmp: Path, batch: int, n: int, onnx: objec
         rows.append((f"GAN forward, {label} (onnxruntime, 1 thread, noise given)", _per_shower(t_ort),
                      f"torch {_per_shower(t_fwd)}", f"{same:.2%} of cells = torch's to 1e-5"))
     for codec in GENERATION_CODECS:
-        times = []
-        for i in range(repeat):
-            res = physnn.generate(run, tmp / "gen.root", events=n, seed=i, batch_size=batch, device="cpu",
-                                  compression=codec, overwrite=True)
-            times.append(res.seconds / n)
-        t_gen = min(times)
+        t_gen = cpu_best_of(lambda codec=codec: physnn.generate(run, tmp / "gen.root", events=n, batch_size=batch,
+                                                                device="cpu", compression=codec, overwrite=True),
+                            repeat) / n
         rows.append((f"physnn generate + ROOT ({codec}), {label}", _per_shower(t_gen), f"goal {GENERATION_GOAL:,}/s"
                      if batch == GENERATION_GOAL_BATCH else f"forward {_per_shower(t_fwd)}",
                      f"{1 / t_gen / GENERATION_GOAL:.2f}x goal" if batch == GENERATION_GOAL_BATCH else ""))
@@ -501,16 +510,15 @@ def _generation_batch_rows(run: Path, tmp: Path, batch: int, n: int, onnx: objec
 
 
 def _write_seconds(path: Path, codec: str) -> float:
-    """Seconds to write ``path``'s tree again (physnn's writer, ``codec``): the ROOT writing alone."""
+    """CPU seconds to write ``path``'s tree again (physnn's writer, ``codec``): the ROOT writing alone."""
     from physnn.io.metadata import read_metadata
     from physnn.io.write import write_tree
 
     with uproot.open(path) as f:
         arrays = f["showers"].arrays(library="np")
     meta = read_metadata(path)
-    t0 = time.perf_counter()
-    write_tree(path.with_name("rewrite.root"), "showers", [arrays], overwrite=True, compression=codec, meta=meta)
-    return time.perf_counter() - t0
+    return cpu_best_of(lambda: write_tree(path.with_name("rewrite.root"), "showers", [arrays], overwrite=True,
+                                          compression=codec, meta=meta), 1)
 
 
 def training_rows(tmp: Path, showers: Path, quick: bool) -> list[tuple[str, str, str, str]]:
