@@ -130,3 +130,43 @@ def test_energy_example_passes_the_spectrum_to_the_simulator(monkeypatch, tmp_pa
         example.main(["--out", str(tmp_path), "--events", "500", "--spectrum", "log-uniform"])
     assert seen["events"] == 500
     assert seen["overrides"] == ["spectrum=log-uniform"]
+
+
+def test_generation_group_times_each_batch_size_with_torch_onnxruntime_and_root(bench, monkeypatch, tmp_path,
+                                                                                 gan_run):
+    """The generation group on the tests' tiny GAN (instead of training the shipped one) at two small batch sizes:
+    a row per batch for the forward pass (torch, onnxruntime), generate + ROOT per codec and the writing apart,
+    physnn generate called at each batch size, onnxruntime equal to torch, the core affinity restored."""
+    pytest.importorskip("onnxruntime")
+    import os
+
+    import physnn
+
+    monkeypatch.setattr(bench, "_fastsim_run", lambda tmp, showers: gan_run)
+    monkeypatch.setattr(bench, "GENERATION_BATCHES", (1, 7))
+    monkeypatch.setattr(bench, "GENERATION_GOAL_BATCH", 7)
+    monkeypatch.setattr(bench, "GENERATION_QUICK_EVENTS", {1: 5, 7: 30})
+    batches = []
+    generate = physnn.generate
+    monkeypatch.setattr(bench.physnn, "generate", lambda *a, **kw: batches.append(kw["batch_size"]) or generate(*a,
+                                                                                                                **kw))
+    before = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+    rows = bench.generation_rows(tmp_path, quick=True)
+    assert [r[0] for r in rows] == [
+        "built-in simulator, showers (numpy, 1 core)", "  with ROOT writing (zlib:1)",
+        *[x for b in (1, 7) for x in (
+            f"GAN forward, batch {b} (torch, bare)", f"GAN forward, batch {b} (onnxruntime, 1 thread, noise given)",
+            f"physnn generate + ROOT (zlib:1), batch {b}", "  ROOT writing apart (zlib:1)",
+            f"physnn generate + ROOT (zstd:1), batch {b}", "  ROOT writing apart (zstd:1)")],
+        "  (process pinned to one core)" if before else "  (not pinned: os.sched_setaffinity missing)"]
+    assert batches == [1, 1, 7, 7]  # one physnn generate per codec at each batch size (--quick: one repeat)
+    for row in rows[2:-1]:
+        if "ms/shower" in row[1]:
+            ms, rate = row[1].split(" ms/shower (")
+            assert float(ms) > 0
+            assert float(rate.rstrip("/s)").replace(",", "")) > 0
+    ort_rows = [r for r in rows if "onnxruntime" in r[0]]
+    assert all(float(r[3].split("%")[0]) >= 99 for r in ort_rows), ort_rows  # cells = torch's (5 showers at batch 1)
+    assert rows[10][2] == "goal 2,000/s"
+    assert rows[10][3].endswith("x goal")
+    assert (os.sched_getaffinity(0) if before else None) == before

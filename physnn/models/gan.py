@@ -149,6 +149,23 @@ def _maps(cond: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return cond[:, :, None, None].expand(-1, -1, *like.shape[2:]).to(like.dtype)
 
 
+def conv_with_conditions(conv: nn.Conv2d, h: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+    """``conv(cat([h, _maps(cond, h)]))`` for a stride-1 ``replicate``-padded convolution, computed without the
+    condition maps: a constant map stays constant under replicate padding, so its part of the convolution is a
+    per-event bias, ``cond @ W_cond.sum(kh, kw)``. The same function (to float rounding) and the same weights,
+    at the cost of the image channels alone, run in channels-last layout (oneDNN's fast path on CPUs)."""
+    if conv.padding_mode != "replicate" or conv.stride != (1, 1):
+        raise ValueError("conv_with_conditions: a stride-1, replicate-padded convolution")
+    k = h.shape[1]
+    w = conv.weight.to(h.dtype)
+    bias = cond.to(h.dtype) @ w[:, k:].sum((2, 3)).T
+    if conv.bias is not None:
+        bias = bias + conv.bias.to(h.dtype)
+    pad = conv.kernel_size[0] // 2, conv.kernel_size[0] // 2, conv.kernel_size[1] // 2, conv.kernel_size[1] // 2
+    h = F.pad(h.contiguous(memory_format=torch.channels_last), pad, mode="replicate")
+    return F.conv2d(h, w[:, :k].contiguous(memory_format=torch.channels_last)) + bias[:, :, None, None]
+
+
 class LayerEnergyDensity(nn.Module):
     """The conditional density of the layer energies, ``p(y | c)``, with ``y_l = log(1 + E_l / eps)``
     (signed, ``sign(E_l) log(1 + |E_l| / eps)``, for a readout that keeps negative cells, so that layers of
@@ -265,11 +282,11 @@ class Generator(nn.Module):
             log_energy = torch.log(torch.expm1(y))
             cond = torch.cat([cond.to(z.dtype), (y - offset).clamp(-5.0, 5.0)], dim=1)
         h = F.leaky_relu(self.dense(torch.cat([z, cond], dim=1)), 0.2)
-        h = h.reshape(z.shape[0], -1, *self.start)
+        h = h.reshape(z.shape[0], -1, *self.start).contiguous(memory_format=torch.channels_last)
         for block in self.blocks:
             h = F.interpolate(h, scale_factor=2.0, mode="nearest")
-            h = F.leaky_relu(block(torch.cat([h, _maps(cond, h)], dim=1)), 0.2)
-        x = self.out(torch.cat([h, _maps(cond, h)], dim=1))
+            h = F.leaky_relu(conv_with_conditions(block, h, cond), 0.2)
+        x = conv_with_conditions(self.out, h, cond).contiguous()  # few channels: back to the plain layout
         x = x[:, :, : self.shape[1], : self.shape[2]]  # crop the upsampled grid to the detector's
         if not self.layer_energies:
             return F.softplus(x, beta=4.0)  # non-negative cells; the task's zero suppression makes exact zeros

@@ -42,6 +42,7 @@ from physnn.models.tasks import Task, class_counts, register_task
 
 #: Quantile levels kept per condition, to sample conditions like the training split's.
 LEVELS = np.linspace(0.0, 1.0, 201)
+TILE = 64  #: showers per network pass when generating without gradients (:meth:`GenerationTask.generate`)
 
 
 @register_task("generation")
@@ -306,22 +307,27 @@ class GenerationTask(Task):
             return prior.expand(incident.shape[0], -1)
         return (incident.float().clamp(min=1e-12) / self.cell_scale).log()[:, None] + prior
 
-    def generate(self, model: torch.nn.Module, z: torch.Tensor, cond: torch.Tensor,
-                 incident: torch.Tensor, energies: torch.Tensor | None = None,
-                 generator: torch.Generator | None = None) -> torch.Tensor:
-        """Generated images in model space, with the readout: noise, then zero suppression. This is what
-        the critic judges and generate writes.
+    def generate(self, model: torch.nn.Module, z: torch.Tensor, cond: torch.Tensor, incident: torch.Tensor,
+                 energies: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Generated images in model space, with the readout: noise, then zero suppression. This is what the critic
+        judges and generate writes. ``energies``: layer energies :meth:`layer_energies` to generate the shapes for
+        (training the GAN on the real showers' energies); ``None`` samples them (a generator with an energy density).
+        ``generator`` draws the cells' readout noise (seeded generation); None: torch's global one. Without gradients
+        on a CPU the network runs ``TILE`` showers at a time (its feature maps stay in the cache); the noise is drawn
+        for the whole batch first, so the showers do not depend on the tiling."""
+        noise = None if model.generator.noise_scale is None or self.threshold <= 0 else torch.randn(
+            (len(z), *self.shape), generator=generator, device=z.device if generator is None else generator.device)
+        step = len(z) if torch.is_grad_enabled() or z.device.type != "cpu" else TILE
+        parts = [self._generate(model, *(None if t is None else t[lo:lo + step].to(z.device)
+                                         for t in (z, cond, incident, energies, noise)))
+                 for lo in range(0, max(len(z), 1), max(step, 1))]
+        return parts[0] if len(parts) == 1 else torch.cat(parts)
 
-        ``energies``: layer energies :meth:`layer_energies` to generate the shapes for (training the GAN
-        on the real showers' energies); ``None`` samples them (a generator with an energy density).
-        ``generator`` draws the cells' readout noise (seeded generation); None: torch's global one."""
+    def _generate(self, model: torch.nn.Module, z: torch.Tensor, cond: torch.Tensor, incident: torch.Tensor,
+                  energies: torch.Tensor | None, noise: torch.Tensor | None) -> torch.Tensor:
         prior = None if self.shape_prior is None else self.shape_prior.to(z.device)
         x = model.generator(z, cond, self.offset(incident), prior, energies)
-        if model.generator.noise_scale is not None and self.threshold > 0:
-            where = z.device if generator is None else generator.device
-            noise = torch.randn(x.shape, generator=generator, device=where).to(x.device)
-            x = model.generator.readout(x, noise, self.cells)
-        return self.suppress(x)
+        return self.suppress(x if noise is None else model.generator.readout(x, noise, self.cells))
 
     def layer_energies(self, x: torch.Tensor) -> torch.Tensor:
         """The layer energies of images in model space, (N, L): :meth:`~physnn.models.cells.CellCode.layer_energies`
