@@ -56,7 +56,8 @@ def compare(out: Path, *, events: int = 20000, test_events: int = 0, seed: int =
     validation (``split.test=0``): a benchmark's intervals shrink with its test sample, its cost grows with
     its training sample.
     """
-    out.mkdir(parents=True, exist_ok=True)
+    check_settings(out, {"events": events, "test_events": test_events, "seed": seed, "strips": strips,
+                         "spectrum": spectrum, "overrides": list(overrides)})
     branches = ["image", "strips"] if strips else ["image"]
     showers = simulate(out / "gamma_pi0.root", events, seed, strips, spectrum)
     split = ["data.split.test=0"] if test_events else []
@@ -76,6 +77,18 @@ def compare(out: Path, *, events: int = 20000, test_events: int = 0, seed: int =
                                        strips=training.get("strips"))[test]
         judged, p_pi0 = {k: v[test] for k, v in training.items()}, p_pi0[test]
     return discrimination_by_bin(judged["label"], {CNN: p_pi0, BASELINE: baseline}, judged["energy"], EDGES)
+
+
+def check_settings(out: Path, settings: dict[str, Any]) -> None:
+    """Record the settings in ``out/settings.json``; refuse a folder whose showers and CNN (kept between runs) were
+    made with other settings, which would judge one sample with the other's split or test file."""
+    out.mkdir(parents=True, exist_ok=True)
+    stamp = out / "settings.json"
+    if stamp.exists() and json.loads(stamp.read_text()) != settings:
+        msg = (f"{out} holds showers and a CNN made with other settings ({stamp.read_text().strip()}); "
+               f"give another --out or remove it")
+        raise SystemExit(msg)
+    stamp.write_text(json.dumps(settings))
 
 
 def predict(out: Path, showers: Path, name: str) -> tuple[np.ndarray, np.ndarray]:

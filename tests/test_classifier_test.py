@@ -120,3 +120,37 @@ def test_the_same_seed_gives_the_same_figures():
     first, again = (classifier_test(a, b, seed=3, spec=SMALL, n_boot=20) for _ in range(2))
     assert first == again
     assert classifier_test(a, b, seed=4, spec=SMALL, n_boot=20)["auc"] != first["auc"]
+
+
+def test_physnns_default_network_is_the_one_the_help_and_readme_name():
+    """The suite shrinks ``DEFAULT`` (tests/conftest.py); the default users get is ``RECOMMENDED``: pinned here, and
+    run once (two epochs) so that a broken default cannot hide behind the fixture."""
+    import re
+
+    from physnn.evaluation.classifier_test import RECOMMENDED
+
+    assert (RECOMMENDED.width, RECOMMENDED.layers, RECOMMENDED.batch_size, RECOMMENDED.lr, RECOMMENDED.epochs,
+            RECOMMENDED.patience) == (256, 2, 64, 1e-3, 50, 10)
+    text = re.sub(r"[\s│]+", " ", runner.invoke(app, ["compare", "--help"], terminal_width=200).output)
+    for phrase in ("default 256", "default 64", "default 1e-3", "default and the CaloChallenge's 50"):
+        assert phrase in text
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(300, 5)), rng.normal(0.5, 1, size=(300, 5))
+    result = classifier_test(a, b, spec=ClassifierSpec(**{**RECOMMENDED.__dict__, "epochs": 2}), n_boot=10)
+    assert result["auc"] > 0.6  # half a sigma apart in 5 features
+
+
+@pytest.mark.parametrize("option", [{"lr": 0.0}, {"epochs": 0}, {"width": 0}, {"dropout": 1.0}, {"patience": 0}])
+def test_a_classifier_option_out_of_range_is_one_error_naming_it(option):
+    from physnn.errors import ConfigError
+    from physnn.evaluation.classifier_test import classifier_spec
+
+    with pytest.raises(ConfigError, match=f"classifier option {next(iter(option))}="):
+        classifier_spec(option)
+
+
+def test_the_cli_refuses_a_zero_learning_rate(tmp_path):
+    result = runner.invoke(app, ["compare", str(tmp_path / "a.root"), str(tmp_path / "b.root"),
+                                 "--classifier-lr", "0"])
+    assert result.exit_code == 2
+    assert "--classifier-lr" in result.output

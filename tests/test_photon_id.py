@@ -112,3 +112,5 @@ def test_the_gamma_pi0_example_runs_scaled_down(tmp_path, test_events):
     assert (tmp_path / ("predictions_test.root" if test_events else "predictions.root")).is_file()
     tested = sum(r["n_signal"] + r["n_background"] for r in baseline)
     assert tested == test_events if test_events else 60 < tested < 120  # every independent shower, or ~15%
+    with pytest.raises(SystemExit, match="other settings"):  # its showers and CNN are not for another test sample
+        example.main(["--out", str(tmp_path), "--events", "600", "--test-events", str(test_events + 300)])

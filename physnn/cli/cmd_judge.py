@@ -82,6 +82,13 @@ def evaluate(
     print_result(result, out)
 
 
+def _positive(value: float | None) -> float | None:
+    """Refuse a learning rate of 0 or below (typer's ``min`` includes its bound)."""
+    if value is not None and value <= 0:
+        raise typer.BadParameter(f"{value:g} is not > 0")
+    return value
+
+
 def _classifier_options(**given: float | None) -> dict[str, float]:
     """The classifier options given on the command line (the others keep physnn's defaults)."""
     return {k: v for k, v in given.items() if v is not None}
@@ -108,7 +115,7 @@ def compare(
                                                          "CaloChallenge's 1000, for its 100k showers).",
                                                          min=1)] = None,
     classifier_lr: Annotated[float | None, typer.Option(help="Classifier learning rate (Adam; default 1e-3, the "
-                                                        "CaloChallenge's 2e-4).", min=0.0)] = None,
+                                                        "CaloChallenge's 2e-4).", callback=_positive)] = None,
     bins: Annotated[int, typer.Option(help="Histogram bins per feature.", min=2)] = 50,
     seed: SeedOpt = 0,
     match: Annotated[bool, typer.Option("--match", help="Keep only the reference showers within the candidate's "

@@ -65,7 +65,8 @@ CHALLENGE = ClassifierSpec()
 #: sample; on the 6k of a typical comparison its recipe is still improving at epoch 50 and understates a gap (a
 #: 10% energy scale: AUC 0.89 / 0.86 on e-/gamma cells, against 0.98 / 0.97 with these settings), while both
 #: give 0.48-0.54 for two simulator samples, and these train in minutes on a CPU where 3 x 2048 takes hours.
-DEFAULT = ClassifierSpec(width=256, batch_size=64, lr=1e-3, patience=10)
+RECOMMENDED = ClassifierSpec(width=256, batch_size=64, lr=1e-3, patience=10)
+DEFAULT = RECOMMENDED
 
 
 def classifier_spec(options: ClassifierSpec | Mapping[str, Any] | None = None) -> ClassifierSpec:
@@ -77,7 +78,19 @@ def classifier_spec(options: ClassifierSpec | Mapping[str, Any] | None = None) -
     if unknown:
         msg = f"classifier option {', '.join(unknown)}: expected {', '.join(sorted(known))}"
         raise ConfigError(msg)
-    return replace(DEFAULT, **dict(options or {}))
+    spec = replace(DEFAULT, **dict(options or {}))
+    bad = [f"{name}={getattr(spec, name)!r} (expected {rule})" for name, rule, ok in (
+        ("width", "an integer >= 1", isinstance(spec.width, int) and spec.width >= 1),
+        ("layers", "an integer >= 0", isinstance(spec.layers, int) and spec.layers >= 0),
+        ("epochs", "an integer >= 1", isinstance(spec.epochs, int) and spec.epochs >= 1),
+        ("batch_size", "an integer >= 1", isinstance(spec.batch_size, int) and spec.batch_size >= 1),
+        ("lr", "a number > 0", spec.lr > 0),
+        ("dropout", "a number in [0, 1)", 0 <= spec.dropout < 1),
+        ("patience", "None or an integer >= 1", spec.patience is None or spec.patience >= 1)) if not ok]
+    if bad:
+        msg = f"classifier option {bad[0]}"
+        raise ConfigError(msg)
+    return spec
 
 
 def classifier_test(reference: np.ndarray, candidate: np.ndarray, *, seed: int = 0,

@@ -144,8 +144,10 @@ def compare(reference: str | os.PathLike, candidate: str | os.PathLike, *, out: 
         as ``reference`` is (same tree, branches and ``match``): FPD and KPD between the two references go in
         ``result.distances`` beside the candidate's, as ``fpd_floor``, ``kpd_floor`` and their errors.
     classifier_options
-        The classifier's network and training, replaced in the challenge's (see
-        :class:`physnn.evaluation.classifier_test.ClassifierSpec`), e.g. ``{"width": 256}``.
+        The classifier's network and training, replaced in physnn's default
+        (:data:`physnn.evaluation.classifier_test.DEFAULT`, see its :class:`~physnn.evaluation.classifier_test.
+        ClassifierSpec`), e.g. ``{"width": 2048}``; the challenge's own recipe is ``CHALLENGE`` (pass it as a spec
+        or as ``{"width": 2048, "batch_size": 1000, "lr": 2e-4, "patience": None}``).
     device
         Where the classifier trains: ``auto`` (a GPU when there is one), ``cpu``, ``cuda``.
 

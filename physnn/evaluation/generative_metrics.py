@@ -214,8 +214,9 @@ def shower_distances(reference: ShowerSample, candidate: ShowerSample, floor: Sh
                      seed: int = 42) -> dict[str, Any]:
     """FPD and KPD (:func:`physics_distances`) of two shower samples' high-level features, for ``physnn compare``.
 
-    The features are those of the classifier test's ``high`` inputs (every feature of
-    :func:`physnn.physics.showers.high_level_features` and ``log E_inc``), of every shower read. With ``floor``, a
+    The features are every feature of :func:`physnn.physics.showers.high_level_features` (sorted by name) and
+    ``ln E_inc``, of every shower read (not the classifier test's inputs, which take the energies relative to
+    E_inc). With ``floor``, a
     second reference sample independent of the first (e.g. the same simulation with another seed), the same
     figures between the two references come as ``fpd_floor``, ``fpd_floor_err``, ``kpd_floor``, ``kpd_floor_err``:
     the candidate is as good as the reference where its figures are consistent with them. Where the samples name

@@ -150,18 +150,22 @@ def _chunks(loaded: LoadedRun, events: int, fixed: Mapping[str, Any], classes: S
             raw = given.chunk(i * chunk_size, i * chunk_size + n)
         else:
             raw = task.sample_conditions(n, rng, fixed=fixed, classes=None if classes is None else list(classes))  # type: ignore[attr-defined]
-        torch_gen = torch.Generator(device=device).manual_seed(int(rng.integers(2**62)))
+        # the chunk's latents and readout noise from its own 128-bit stream, drawn for the whole chunk: no 32-bit
+        # torch seed that two chunks could share, and the same showers whatever the batch size
+        z_all = torch.from_numpy(rng.standard_normal((n, model.latent_dim), dtype=np.float32))
+        shape = task.readout_shape(model)  # type: ignore[attr-defined]
+        draws = None if shape is None else torch.from_numpy(rng.standard_normal((n, *shape), dtype=np.float32))
         t0 = time.perf_counter()
         cond = task.conditions_tensor(raw, device)  # type: ignore[attr-defined]
         incident = task.incident_of(raw, device)  # type: ignore[attr-defined]
         images = np.empty((n, *_image_shape(task)), dtype=np.float32)
         with torch.inference_mode():
             for lo in range(0, n, batch_size):
-                c = cond[lo:lo + batch_size]
-                z = torch.randn(len(c), model.latent_dim, device=device, generator=torch_gen)
-                x = task.to_phys(task.generate(model, z, c, incident[lo:lo + batch_size],  # type: ignore[attr-defined]
-                                                generator=torch_gen))
-                images[lo:lo + len(c)] = x.cpu().numpy()
+                hi = min(lo + batch_size, n)
+                batch_draws = None if draws is None else draws[lo:hi].to(device)
+                x = task.to_phys(task.generate(model, z_all[lo:hi].to(device), cond[lo:hi],  # type: ignore[attr-defined]
+                                                incident[lo:hi], readout_draws=batch_draws))
+                images[lo:hi] = x.cpu().numpy()
         timer["forward"] += time.perf_counter() - t0
         labels: dict[str, np.ndarray] = {}
         if task.label is not None:  # type: ignore[attr-defined]

@@ -154,14 +154,17 @@ def conv_with_conditions(conv: nn.Conv2d, h: torch.Tensor, cond: torch.Tensor) -
     condition maps: a constant map stays constant under replicate padding, so its part of the convolution is a
     per-event bias, ``cond @ W_cond.sum(kh, kw)``. The same function (to float rounding) and the same weights,
     at the cost of the image channels alone, run in channels-last layout (oneDNN's fast path on CPUs)."""
-    if conv.padding_mode != "replicate" or conv.stride != (1, 1):
-        raise ValueError("conv_with_conditions: a stride-1, replicate-padded convolution")
+    kh, kw = conv.kernel_size
+    if (conv.padding_mode != "replicate" or conv.stride != (1, 1) or conv.dilation != (1, 1) or conv.groups != 1
+            or conv.padding != (kh // 2, kw // 2)):
+        raise ValueError("conv_with_conditions: a stride-1, undilated, ungrouped convolution with 'same' "
+                         "replicate padding")
     k = h.shape[1]
     w = conv.weight.to(h.dtype)
     bias = cond.to(h.dtype) @ w[:, k:].sum((2, 3)).T
     if conv.bias is not None:
         bias = bias + conv.bias.to(h.dtype)
-    pad = conv.kernel_size[0] // 2, conv.kernel_size[0] // 2, conv.kernel_size[1] // 2, conv.kernel_size[1] // 2
+    pad = kw // 2, kw // 2, kh // 2, kh // 2  # F.pad: the last axis (width) first
     h = F.pad(h.contiguous(memory_format=torch.channels_last), pad, mode="replicate")
     return F.conv2d(h, w[:, :k].contiguous(memory_format=torch.channels_last)) + bias[:, :, None, None]
 

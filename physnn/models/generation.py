@@ -308,20 +308,28 @@ class GenerationTask(Task):
         return (incident.float().clamp(min=1e-12) / self.cell_scale).log()[:, None] + prior
 
     def generate(self, model: torch.nn.Module, z: torch.Tensor, cond: torch.Tensor, incident: torch.Tensor,
-                 energies: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+                 energies: torch.Tensor | None = None, generator: torch.Generator | None = None,
+                 readout_draws: torch.Tensor | None = None) -> torch.Tensor:
         """Generated images in model space, with the readout: noise, then zero suppression. This is what the critic
         judges and generate writes. ``energies``: layer energies :meth:`layer_energies` to generate the shapes for
         (training the GAN on the real showers' energies); ``None`` samples them (a generator with an energy density).
         ``generator`` draws the cells' readout noise (seeded generation); None: torch's global one. Without gradients
         on a CPU the network runs ``TILE`` showers at a time (its feature maps stay in the cache); the noise is drawn
-        for the whole batch first, so the showers do not depend on the tiling."""
-        noise = None if model.generator.noise_scale is None or self.threshold <= 0 else torch.randn(
-            (len(z), *self.shape), generator=generator, device=z.device if generator is None else generator.device)
+        for the whole batch first, so the showers do not depend on the tiling. ``readout_draws``: those standard
+        normal draws, (N, *shape), given by the caller (:meth:`readout_shape` says whether any are needed)."""
+        noise = None if self.readout_shape(model) is None else readout_draws
+        if noise is None and self.readout_shape(model) is not None:
+            noise = torch.randn((len(z), *self.shape), generator=generator,
+                                device=z.device if generator is None else generator.device)
         step = len(z) if torch.is_grad_enabled() or z.device.type != "cpu" else TILE
         parts = [self._generate(model, *(None if t is None else t[lo:lo + step].to(z.device)
                                          for t in (z, cond, incident, energies, noise)))
                  for lo in range(0, max(len(z), 1), max(step, 1))]
         return parts[0] if len(parts) == 1 else torch.cat(parts)
+
+    def readout_shape(self, model: torch.nn.Module) -> tuple[int, ...] | None:
+        """The per-shower shape of the readout noise's standard normal draws, None without a readout noise."""
+        return None if model.generator.noise_scale is None or self.threshold <= 0 else tuple(self.shape)
 
     def _generate(self, model: torch.nn.Module, z: torch.Tensor, cond: torch.Tensor, incident: torch.Tensor,
                   energies: torch.Tensor | None, noise: torch.Tensor | None) -> torch.Tensor:
