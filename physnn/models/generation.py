@@ -317,10 +317,9 @@ class GenerationTask(Task):
         on a CPU the network runs ``TILE`` showers at a time (its feature maps stay in the cache); the noise is drawn
         for the whole batch first, so the showers do not depend on the tiling. ``readout_draws``: those standard
         normal draws, (N, *shape), given by the caller (:meth:`readout_shape` says whether any are needed)."""
-        noise = None if self.readout_shape(model) is None else readout_draws
-        if noise is None and self.readout_shape(model) is not None:
-            noise = torch.randn((len(z), *self.shape), generator=generator,
-                                device=z.device if generator is None else generator.device)
+        shape = self.readout_shape(model)
+        noise = None if shape is None else readout_draws if readout_draws is not None else torch.randn(
+            (len(z), *shape), generator=generator, device=z.device if generator is None else generator.device)
         step = len(z) if torch.is_grad_enabled() or z.device.type != "cpu" else TILE
         parts = [self._generate(model, *(None if t is None else t[lo:lo + step].to(z.device)
                                          for t in (z, cond, incident, energies, noise)))
@@ -391,25 +390,10 @@ class GenerationTask(Task):
 
     def sample_conditions(self, n: int, rng: np.random.Generator, *, fixed: Mapping[str, Any] | None = None,
                           classes: list[Any] | None = None) -> dict[str, np.ndarray]:
-        """Draw ``n`` events' raw conditions: fixed values or ranges where given, else like the training split.
-
-        Parameters
-        ----------
-        n
-            Number of events.
-        rng
-            The random generator (seeded by the caller).
-        fixed
-            Scalar name -> a value, or a ``(low, high)`` range sampled
-            uniformly, or ``(low, high, "log")`` sampled log-uniformly.
-        classes
-            Allowed label values (uniformly mixed); default: the training mix.
-
-        Returns
-        -------
-        dict
-            Scalar name -> float32 array, and ``"class"`` -> class indices.
-        """
+        """Draw ``n`` events' raw conditions with ``rng``: fixed values or ranges where given, else like the training
+        split. ``fixed``: scalar name -> a value, a ``(low, high)`` range sampled uniformly, or ``(low, high, "log")``
+        sampled log-uniformly; ``classes``: the allowed label values (uniformly mixed; default: the training mix).
+        Returns scalar name -> float32 array, and ``"class"`` -> class indices."""
         fixed = dict(fixed or {})
         unknown = [k for k in fixed if k not in self.scalars]
         if unknown:
