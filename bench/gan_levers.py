@@ -31,8 +31,8 @@ torch.set_num_threads(1)
 
 def _concatenated(conv: torch.nn.Conv2d, h: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
     """The generator's convolution as it was: the conditions as constant maps concatenated to the input."""
-    maps = cond[:, :, None, None].expand(-1, -1, *h.shape[2:]).to(h.dtype)
-    return conv(torch.cat([h, maps], dim=1).contiguous(memory_format=torch.channels_last))  # a no-op unless on
+    joined = torch.cat([h, gan._maps(cond, h)], dim=1)
+    return conv(joined.contiguous(memory_format=torch.channels_last))  # a no-op unless the lever is on
 
 
 @contextlib.contextmanager

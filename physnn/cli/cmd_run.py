@@ -263,8 +263,6 @@ def generate(
         console.print(f"note: {note}", highlight=False, soft_wrap=True)
 
 
-
-
 def _file_and_tree(spec: str) -> tuple[str, str | None]:
     """``FILE[:TREE]`` -> ``(FILE, TREE or None)``; a path that exists as given is the file, even with a colon."""
     path, sep, tree = spec.rpartition(":")

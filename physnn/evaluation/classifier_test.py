@@ -322,12 +322,8 @@ def judge_samples(kind: str, reference: Any, candidate: Any, *, max_events: int,
 
 def particle_types(sample: Any, n: int) -> tuple[str, np.ndarray] | None:
     """(branch, type of each of the first ``n`` showers judged) of a sample, or None when it has no type."""
-    from physnn.evaluation.conditions import PARTICLE_BRANCHES
-
-    branch = next((b for b in PARTICLE_BRANCHES if b in sample.conditions), None)
-    if branch is None:
+    types = sample.particle_types()
+    if types is None:
         return None
-    values = np.asarray(sample.conditions[branch])
-    if sample.kept is not None:
-        values = values[sample.kept]
+    branch, values = types
     return branch, np.rint(values[:n]).astype(np.int64)

@@ -43,7 +43,7 @@ from scipy import linalg
 from scipy.optimize import curve_fit
 from scipy.stats import iqr
 
-from physnn.evaluation.conditions import PARTICLE_BRANCHES, particle_name
+from physnn.evaluation.conditions import particle_name
 from physnn.evaluation.samples import ShowerSample, _high_level
 
 #: Showers of a particle type each sample needs for that type's figures.
@@ -201,15 +201,6 @@ def physics_distances(reference: np.ndarray, candidate: np.ndarray, *, seed: int
     return {"fpd": value, "fpd_err": error, "kpd": kernel, "kpd_err": kernel_error}
 
 
-def _types(sample: ShowerSample) -> tuple[str, np.ndarray] | None:
-    """The particle-type branch of a sample and its value per shower of :attr:`ShowerSample.features`."""
-    branch = next((b for b in PARTICLE_BRANCHES if b in sample.conditions), None)
-    if branch is None:
-        return None
-    values = sample.conditions[branch]
-    return branch, values if sample.kept is None else values[sample.kept]
-
-
 def shower_distances(reference: ShowerSample, candidate: ShowerSample, floor: ShowerSample | None = None, *,
                      seed: int = 42) -> dict[str, Any]:
     """FPD and KPD (:func:`physics_distances`) of two shower samples' high-level features, for ``physnn compare``.
@@ -229,8 +220,8 @@ def shower_distances(reference: ShowerSample, candidate: ShowerSample, floor: Sh
     out: dict[str, Any] = _suffixed(ref, features, seed)
     if floor is not None:
         out["floor"] = floor.path
-    types = {suffix: _types(s) for suffix, s in samples.items()}
-    ref_types = _types(reference)
+    types = {suffix: s.particle_types() for suffix, s in samples.items()}
+    ref_types = reference.particle_types()
     if ref_types is None or any(t is None or t[0] != ref_types[0] for t in types.values()):
         return out
     branch, of_ref = ref_types

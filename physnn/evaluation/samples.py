@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from physnn.errors import InputFileError
-from physnn.evaluation.conditions import Match, condition_branches
+from physnn.evaluation.conditions import PARTICLE_BRANCHES, Match, condition_branches
 from physnn.physics.showers import high_level_features
 
 
@@ -36,6 +36,15 @@ class ShowerSample:
     @property
     def events(self) -> int:
         return len(next(iter(self.features.values())))
+
+    def particle_types(self) -> tuple[str, np.ndarray] | None:
+        """The particle-type branch (``pdgid``, else ``label``) and its value per shower of :attr:`features`;
+        None when the sample has none."""
+        branch = next((b for b in PARTICLE_BRANCHES if b in self.conditions), None)
+        if branch is None:
+            return None
+        values = np.asarray(self.conditions[branch])
+        return branch, values if self.kept is None else values[self.kept]
 
 
 def _image_branch(path: str, tree: Any, name: str | None) -> str:

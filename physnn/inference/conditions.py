@@ -77,15 +77,16 @@ def _flat(values: Any, where: str, name: str) -> np.ndarray:
     return array
 
 
-def _class_index(values: np.ndarray, classes: list[Any], where: str, label: str) -> np.ndarray:
-    """The run's class index of each label value; a value the run was not trained on is a :class:`DataError`."""
+def _class_index(values: np.ndarray, task: Any, where: str) -> np.ndarray:
+    """The run's class index of each label value (``task.class_index``); a value the run was not trained on is a
+    :class:`DataError`."""
     index = np.empty(len(values), dtype=np.int64)
     for value in np.unique(values).tolist():  # python numbers, for the match and the message
-        match = [i for i, c in enumerate(classes) if c == value or str(c) == str(value)]
-        if not match:
-            msg = f"{where}: branch {label!r} has the value {value!r}, not among the run's classes {classes}"
+        match = task.class_index(value)
+        if match is None:
+            msg = f"{where}: branch {task.label!r} has the value {value!r}, not among the run's classes {task.classes}"
             raise DataError(msg)
-        index[values == value] = match[0]
+        index[values == value] = match
     return index
 
 
@@ -154,5 +155,5 @@ def read_conditions(path: str | os.PathLike, tree: str | None, task: Any) -> Fil
                    f"{float(raw[energy][bad]):g}")
             raise DataError(msg)
     if label:
-        raw["class"] = _class_index(_flat(arrays[label], where, label), list(task.classes), where, label)
+        raw["class"] = _class_index(_flat(arrays[label], where, label), task, where)
     return FileConditions(path, chunk.tree, chunk.file_id, raw)

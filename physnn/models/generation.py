@@ -418,15 +418,17 @@ class GenerationTask(Task):
                 assert self.class_freq is not None
                 out["class"] = rng.choice(len(self.classes), size=n, p=np.asarray(self.class_freq))
             else:
-                index = []
-                for value in classes:
-                    match = [i for i, c in enumerate(self.classes) if c == value or str(c) == str(value)]
-                    if not match:
-                        msg = f"generate: {self.label} {value!r} is not among the run's classes {self.classes}"
-                        raise ConfigError(msg)
-                    index.append(match[0])
+                index = [self.class_index(value) for value in classes]
+                if None in index:
+                    value = classes[index.index(None)]
+                    msg = f"generate: {self.label} {value!r} is not among the run's classes {self.classes}"
+                    raise ConfigError(msg)
                 out["class"] = np.asarray(index)[rng.integers(0, len(index), size=n)]
         return out
+
+    def class_index(self, value: Any) -> int | None:
+        """The index of the label ``value`` among the run's classes (equal as a value or as text), None if absent."""
+        return next((i for i, c in enumerate(self.classes or []) if c == value or str(c) == str(value)), None)
 
     def conditions_tensor(self, raw: Mapping[str, np.ndarray], device: torch.device | str = "cpu") -> torch.Tensor:
         """The condition vector of :meth:`sample_conditions` output."""
