@@ -466,7 +466,7 @@ def _generation_batch_rows(run: Path, tmp: Path, batch: int, n: int, onnx: objec
     raw = task.sample_conditions(n, np.random.default_rng(0))
     cond, incident = task.conditions_tensor(raw), task.incident_of(raw)
     z = torch.randn(n, model.latent_dim, generator=torch.Generator().manual_seed(1))
-    noise = torch.randn(n, *task.shape, generator=torch.Generator().manual_seed(2))
+    noise = torch.randn(n, *(task.readout_shape(model) or task.shape), generator=torch.Generator().manual_seed(2))
     inputs = {"conditions": np.stack([raw[s] for s in task.scalars], axis=1).astype(np.float32),
               "class_index": np.asarray(raw["class"], dtype=np.int64), "z": z.numpy(), "noise": noise.numpy()}
 

@@ -168,11 +168,16 @@ TINY_GAN = {"name": "gan", "params": {"latent_dim": 8, "generator_channels": [8,
                                       "critic_hidden": 16, "n_critic": 2}}
 
 
-def gan_config(files, *, epochs: int = 2, **train) -> dict:
+#: the shipped readout (configs/model/gan.yaml): hit fluctuations, the declared noise, the energy the readout keeps
+TINY_GAN_HITS = {"name": "gan", "params": {**TINY_GAN["params"], "cell_fluctuations": True, "energy_kept": "readout",
+                                           "noise_width": "declared", "energy_lr": 1e-3}}
+
+
+def gan_config(files, *, epochs: int = 2, model: dict | None = None, **train) -> dict:
     """A GAN run on simulated showers conditioned on energy, impact point and particle type."""
     data = {"files": str(files), "tree": "showers", "images": {"branches": ["image"]},
             "scalars": ["energy", "x0", "y0"], "label": "pdgid", "standardize": {"method": "none"}}
-    return {"data": data, "model": TINY_GAN, "task": {"kind": "generation"},
+    return {"data": data, "model": model or TINY_GAN, "task": {"kind": "generation"},
             "train": {"epochs": epochs, "batch_size": 32, "seed": 3, "early_stopping": {"patience": None},
                       "optimizer": {"lr": 1e-3, "betas": [0.5, 0.9]}, **train}}
 
@@ -184,6 +189,16 @@ def gan_run(showers_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
 
     out = tmp_path_factory.mktemp("gan") / "run"
     physnn.train(gan_config(showers_file, epochs=2), out=out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def gan_hits_run(showers_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny GAN with the shipped readout (hit fluctuations, declared noise), trained for two epochs."""
+    import physnn
+
+    out = tmp_path_factory.mktemp("gan_hits") / "run"
+    physnn.train(gan_config(showers_file, epochs=2, model=TINY_GAN_HITS), out=out)
     return out
 
 

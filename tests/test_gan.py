@@ -5,18 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import gan_config
+from conftest import TINY_GAN_HITS, gan_config
 from typer.testing import CliRunner
 
 from physnn.cli import app
-from physnn.models.gan import (
-    GANParams,
-    LayerEnergyDensity,
-    build_gan,
-    critic_loss,
-    generator_loss,
-    gradient_penalty,
-)
+from physnn.models.gan import GANParams, LayerEnergyDensity, build_gan
+from physnn.models.gan_losses import critic_loss, generator_loss, gradient_penalty
 from physnn.models.registry import ModelIO
 
 runner = CliRunner()
@@ -77,7 +71,7 @@ def test_readout_noise_speckles_the_grid_and_keeps_the_layer_energy(signed):
     for log_scale in (-2.0, -0.7):  # noise widths of 0.14 and 0.5 eps
         model.generator.noise_scale.data.fill_(log_scale)
         with torch.no_grad():
-            cells = code.decode(code.suppress(model.generator.readout(shower, noise, code)))
+            cells = code.decode(code.suppress(model.generator.readout(shower, noise, code, torch.zeros(200, 0))))
         counts.append(float((cells != 0).sum((1, 2, 3)).float().mean()))
         assert float(cells.sum((1, 2, 3)).mean()) == pytest.approx(1000.0, rel=0.01)
         assert bool((cells < 0).any()) == (signed and log_scale > -1)
@@ -165,11 +159,14 @@ def test_gan_training_writes_a_run(gan_run):
     assert loaded.task.cells.signed
 
 
-def test_gan_resume_matches_uninterrupted_training(showers_file, tmp_path):
+@pytest.mark.parametrize("model", ["tiny", "hits"])
+def test_gan_resume_matches_uninterrupted_training(showers_file, tmp_path, model):
+    """Also with the shipped readout (hit fluctuations) and the density's own optimiser, whose state the
+    checkpoint keeps."""
     import physnn
     from physnn.training.checkpoint import load_checkpoint
 
-    cfg = gan_config(showers_file, epochs=2)
+    cfg = gan_config(showers_file, epochs=2, model=TINY_GAN_HITS if model == "hits" else None)
     cfg["data"]["entry_stop"] = 200
     physnn.train(cfg, out=tmp_path / "full")
     physnn.train({**cfg, "train": {**cfg["train"], "epochs": 1}}, out=tmp_path / "part")
@@ -179,6 +176,7 @@ def test_gan_resume_matches_uninterrupted_training(showers_file, tmp_path):
     torch.save(last | {}, tmp_path / "part" / "last.pt")
     physnn.train(out=tmp_path / "part", resume=True)
     full, part = load_checkpoint(tmp_path / "full", "last.pt"), load_checkpoint(tmp_path / "part", "last.pt")
+    assert ("density_optimizer" in full) == (model == "hits")
     for key, value in full["model"].items():
         torch.testing.assert_close(part["model"][key], value, rtol=0, atol=0, msg=key)
 

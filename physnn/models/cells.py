@@ -32,6 +32,8 @@ class CellCode:
         The readout's zero-suppression threshold in physical units (0: none).
     signed
         Whether the readout keeps negative cells (symmetric suppression).
+    noise
+        The electronic noise per cell (GeV, Gaussian sigma) the files declare, None if they declare none.
 
     Examples
     --------
@@ -43,6 +45,7 @@ class CellCode:
     scale: float
     threshold: float
     signed: bool = False
+    noise: float | None = None
 
     def encode(self, phys: torch.Tensor) -> torch.Tensor:
         """Cells in physical units -> the representation."""
@@ -95,9 +98,12 @@ class CellCode:
             return torch.sign(total) * torch.log1p(total.abs())
         return torch.log1p(total.clamp(min=0.0))
 
-    def readout(self) -> dict[str, float | str | None]:
-        """The zero suppression as a file's ``physnn_meta["readout"]`` records it (the noise is learnt)."""
-        return {"noise": None, "threshold": self.threshold, "threshold_sigma": None,
+    def readout(self, declared_noise: bool = False) -> dict[str, float | str | None]:
+        """The zero suppression as a file's ``physnn_meta["readout"]`` records it, with the declared noise
+        when the generator used it (else None: the noise is learnt)."""
+        noise = self.noise if declared_noise else None
+        return {"noise": noise, "threshold": self.threshold,
+                "threshold_sigma": self.threshold / noise if noise else None,
                 "suppression": "symmetric" if self.signed else "positive"}
 
     def describe(self) -> str:
@@ -117,7 +123,8 @@ def fit_cell_code(cells: torch.Tensor, readout: dict | None, zero_suppression: s
     cells
         Training images, any shape.
     readout
-        What the files declare in ``physnn_meta["readout"]`` (physnn's simulator records it), or None.
+        What the files declare in ``physnn_meta["readout"]`` (physnn's simulator records it: the noise and the
+        zero suppression), or None.
     zero_suppression
         ``"auto"``: the declared threshold; without one, the smallest non-zero ``|E|`` of the images when
         more than 1% of their cells are exactly zero (a zero-suppressed readout), else 0. Or a value.
@@ -140,7 +147,8 @@ def fit_cell_code(cells: torch.Tensor, readout: dict | None, zero_suppression: s
     else:
         scale = threshold if threshold > 0 else float(torch.quantile(nonzero[:1_000_000].double(), 0.05))
     signed = readout.get("suppression") == "symmetric" if readout is not None else bool((cells < 0).any())
-    return CellCode(scale=scale, threshold=threshold, signed=signed)
+    noise = float(readout["noise"]) if readout is not None and readout.get("noise") else None
+    return CellCode(scale=scale, threshold=threshold, signed=signed, noise=noise)
 
 
 def mean_shower(cells: torch.Tensor, cell_scale: float,

@@ -22,7 +22,8 @@ Two formulations that train stably are available (``loss``):
 The alternating scheme itself, one critic step on real vs generated showers
 for every batch and one generator step every ``n_critic`` batches, is
 :meth:`physnn.models.gan_step.AdversarialStep.train_epoch`; the two
-losses are :func:`critic_loss` and :func:`generator_loss` below.
+losses are :func:`~physnn.models.gan_losses.critic_loss` and
+:func:`~physnn.models.gan_losses.generator_loss`.
 
 Energy-conservation and shower-shape aids: the generator makes each layer as
 its energy times its shape (``layer_energies``), so the energy is exactly
@@ -41,7 +42,6 @@ helped by an ``energy_matching`` term on their batch mean and spread.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
 from typing import Literal
 
 import torch
@@ -51,9 +51,9 @@ from torch import nn
 
 from physnn.config import Strict
 from physnn.models.cells import CellCode
+from physnn.models.gan_energy import LayerEnergyDensity
+from physnn.models.gan_hits import CellFluctuations
 from physnn.models.registry import ModelIO, register
-
-Critic = Callable[[torch.Tensor], torch.Tensor]
 
 #: High-level features per layer seen by the feature critic: energy, centroid x/y, width x/y.
 FEATURES_PER_LAYER = 5
@@ -116,6 +116,15 @@ class GANParams(Strict):
         learns them through the critic (and ``energy_matching``).
     energy_components
         Gaussians in the ``mixture`` energy model.
+    energy_lr
+        Learning rate of the ``mixture`` density's own Adam optimiser (default
+        betas; ``train.scheduler`` applies to it as to the others), one step
+        per batch; None: it learns with the generator's
+        optimiser (the runs written before it). The density is a maximum-
+        likelihood fit that shares no weight with the image networks, and
+        the GAN's optimiser (lr 2e-4, beta1 0.5) fits it too slowly: after 30
+        epochs 1% of generated pions had more visible energy than 1.7x their
+        incident energy (0.1% in simulation above 1.05x).
     readout_noise
         End the generator with the detector's readout: noise of a learnt
         width per layer, then the zero suppression (with ``layer_energies``).
@@ -125,6 +134,27 @@ class GANParams(Strict):
         that real data show all over the grid (they set the sparsity and the
         width of soft layers) are then easy to make, instead of an image
         network having to paint random speckles.
+    cell_fluctuations
+        Share each generated layer's energy among its cells as Gamma-distributed
+        hits around the generated mean shape, with a learnt hit energy
+        (:class:`~physnn.models.gan_hits.CellFluctuations`; with
+        ``layer_energies``), before the readout noise: the cells then
+        fluctuate as a sampling calorimeter's do (variance ~ hit energy x
+        mean, rare whole hits far from the core), which a convolutional
+        generator paints poorly. Off by default, as in the runs written before it.
+    noise_width
+        The width of the readout noise (``readout_noise``): ``learnt`` per
+        layer (the runs written before it), or ``declared``: the noise the
+        training files declare in ``physnn_meta["readout"]`` (physnn's
+        simulator does), learnt where they declare none.
+    energy_kept
+        Which sum of a generated layer's cells equals its sampled energy (with
+        ``layer_energies``). ``noise`` (the runs written before it): the
+        shower plus what its noise alone reads out, so the zero suppression
+        then takes the shower's cells below the cut from it; ``readout``:
+        the cells the readout keeps, after the zero suppression, which is
+        what a file's layer energies are and what the energy density learnt
+        (the kept shower cells are scaled up by what the cut removed).
     """
 
     latent_dim: PositiveInt = 64
@@ -141,7 +171,11 @@ class GANParams(Strict):
     energy_matching: float = Field(default=100.0, ge=0.0)
     energy_model: Literal["mixture", "adversarial"] = "mixture"
     energy_components: PositiveInt = 8
+    energy_lr: float | None = Field(default=None, gt=0.0)
     readout_noise: bool = True
+    cell_fluctuations: bool = False
+    energy_kept: Literal["noise", "readout"] = "noise"
+    noise_width: Literal["learnt", "declared"] = "learnt"
 
 
 def _maps(cond: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -167,67 +201,6 @@ def conv_with_conditions(conv: nn.Conv2d, h: torch.Tensor, cond: torch.Tensor) -
     pad = kw // 2, kw // 2, kh // 2, kh // 2  # F.pad: the last axis (width) first
     h = F.pad(h.contiguous(memory_format=torch.channels_last), pad, mode="replicate")
     return F.conv2d(h, w[:, :k].contiguous(memory_format=torch.channels_last)) + bias[:, :, None, None]
-
-
-class LayerEnergyDensity(nn.Module):
-    """The conditional density of the layer energies, ``p(y | c)``, with ``y_l = log(1 + E_l / eps)``
-    (signed, ``sign(E_l) log(1 + |E_l| / eps)``, for a readout that keeps negative cells, so that layers of
-    noise alone are a continuous tail below 0, not a point mass at 0).
-
-    A mixture of ``components`` Gaussians with full covariance (so the
-    correlations between layers, e.g. a late-starting pion's small first and
-    large last layer, are kept), whose weights, means and Cholesky factors
-    come from a small network of the conditions; the means are relative to
-    ``offset`` (the task's ``log(E_inc / eps)`` plus the log mean fraction of
-    each layer). Fitted by maximum likelihood (:meth:`nll`), it is evaluated
-    with :mod:`torch.distributions`. :meth:`sample` turns standard-normal
-    noise into samples deterministically, so generation stays a function of
-    the seeded latent vector. Layers sampled at ``y <= 0`` are empty.
-    """
-
-    MIN_SCALE = 1e-3
-
-    def __init__(self, n_layers: int, n_cond: int, components: int, hidden: int = 128) -> None:
-        super().__init__()
-        self.n_layers, self.components = n_layers, components
-        self.register_buffer("tril", torch.tril_indices(n_layers, n_layers, -1), persistent=False)
-        per = 1 + 2 * n_layers + n_layers * (n_layers - 1) // 2
-        self.net = nn.Sequential(nn.Linear(max(n_cond, 1), hidden), nn.LeakyReLU(0.2), nn.Linear(hidden, hidden),
-                                 nn.LeakyReLU(0.2), nn.Linear(hidden, components * per))
-
-    def parameters_of(self, cond: torch.Tensor, offset: torch.Tensor
-                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Mixture logits (N, K), means (N, K, L) and Cholesky factors (N, K, L, L)."""
-        n_layers = self.n_layers
-        c = cond if cond.shape[1] else cond.new_ones(cond.shape[0], 1)
-        out = self.net(c).reshape(c.shape[0], self.components, -1)
-        loc = offset[:, None, :].to(out.dtype) + out[..., 1:1 + n_layers]
-        scale = torch.diag_embed(F.softplus(out[..., 1 + n_layers:1 + 2 * n_layers]) + self.MIN_SCALE)
-        if n_layers > 1:
-            lower = out.new_zeros(scale.shape)
-            lower[..., self.tril[0], self.tril[1]] = out[..., 1 + 2 * n_layers:]
-            scale = scale + lower
-        return out[..., 0], loc, scale
-
-    def nll(self, y: torch.Tensor, cond: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
-        """Mean negative log-likelihood of layer energies ``y`` (N, L) given the conditions."""
-        from torch.distributions import Categorical, MixtureSameFamily, MultivariateNormal
-
-        logits, loc, scale = self.parameters_of(cond, offset)
-        density = MixtureSameFamily(Categorical(logits=logits), MultivariateNormal(loc, scale_tril=scale),
-                                    validate_args=False)
-        return -density.log_prob(y.to(loc.dtype)).mean()
-
-    def sample(self, cond: torch.Tensor, offset: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-        """Samples (N, L) from standard-normal ``noise`` (N, >= L + 1): column 0 picks the component
-        (through its normal CDF), the next L columns are the Gaussian's."""
-        logits, loc, scale = self.parameters_of(cond, offset)
-        u = torch.special.ndtr(noise[:, :1].to(loc.dtype))
-        # searchsorted(cdf, u) written as a count, which ONNX can express
-        k = (torch.softmax(logits, dim=1).cumsum(1) < u).sum(1).clamp(max=self.components - 1)
-        rows = torch.arange(k.shape[0], device=k.device)
-        eps = noise[:, 1:1 + self.n_layers, None].to(loc.dtype)
-        return loc[rows, k] + (scale[rows, k] @ eps)[..., 0]
 
 
 class Generator(nn.Module):
@@ -267,6 +240,10 @@ class Generator(nn.Module):
             for c_in, c_out in zip(params.generator_channels[:-1], params.generator_channels[1:], strict=True))
         self.out = nn.Conv2d(params.generator_channels[-1] + n_cond, layers, params.kernel_size, padding=pad,
                              padding_mode="replicate")
+        self.energy_kept, self.noise_width = params.energy_kept, params.noise_width
+        self.hits = None
+        if params.layer_energies and params.cell_fluctuations:
+            self.hits = CellFluctuations(layers, n_cond - (layers if self.density is not None else 0))
         self.noise_scale = None
         if params.layer_energies and params.readout_noise:  # log of the noise width per layer, in units of eps
             self.noise_scale = nn.Parameter(torch.full((layers,), -0.7))
@@ -300,21 +277,50 @@ class Generator(nn.Module):
             log_energy = self.energy(torch.cat([z, cond], dim=1)) + offset
         return F.softplus(log_energy[:, :, None, None] + log_shape)
 
-    def readout(self, x: torch.Tensor, noise: torch.Tensor, code: CellCode) -> torch.Tensor:
-        """Add the readout noise to generated cells (model space ``code``), keeping each layer's energy.
+    def draws_per_cell(self, zero_suppression: bool) -> int:
+        """Standard-normal draws per cell the readout takes: 2 for the hit fluctuations, 1 for the noise (which
+        needs a zero suppression to keep the layer energy)."""
+        return 2 * (self.hits is not None) + int(self.noise_scale is not None and zero_suppression)
 
-        ``noise`` is standard normal (N, L, H, W). The energy that the noise alone would read out (the
-        cells the zero suppression keeps: above the cut, or beyond it on either side for a ``signed``
-        code) is taken from the shower's, so that shower plus noise still has the layer energy the
-        generator was asked for. Without ``readout_noise`` the cells are returned as they are.
+    def noise_sigma(self, code: CellCode) -> torch.Tensor:
+        """The readout noise's width per layer in units of eps: declared by the files, or learnt."""
+        assert self.noise_scale is not None
+        if self.noise_width == "declared" and code.noise:
+            return torch.full_like(self.noise_scale, code.noise / code.scale)
+        return self.noise_scale.exp()
+
+    def readout(self, x: torch.Tensor, draws: torch.Tensor, code: CellCode, cond: torch.Tensor) -> torch.Tensor:
+        """Hit fluctuations, then readout noise, on generated cells (model space ``code``), keeping each layer's
+        energy.
+
+        ``draws`` are standard normal, (N, k, L, H, W) with ``k`` = :meth:`draws_per_cell` (the noise's first), or
+        (N, L, H, W) for the noise alone. The hits (:class:`~physnn.models.gan_hits.CellFluctuations`) share each
+        layer's energy among its cells. The energy that the noise alone would read out (the cells the zero
+        suppression keeps: above the cut, or beyond it on either side for a ``signed`` code) is taken from the
+        shower's, so that shower plus noise still has the layer energy the generator was asked for.
         """
-        if self.noise_scale is None:
-            return x
+        draws = draws if draws.dim() == x.dim() + 1 else draws[:, None]
         cells = torch.expm1(x)  # units of eps; the generator's cells are non-negative
+        if self.hits is not None:
+            cells = self.hits(cells, cond, draws[:, -2:])
+        with_noise = self.noise_scale is not None and draws.shape[1] != 2
+        if not with_noise and self.energy_kept == "noise":
+            return code.from_scale_units(cells)
         total = cells.flatten(2).sum(2)
-        noise = self.noise_scale.exp().to(x.dtype)[None, :, None, None] * noise.to(x.dtype)
-        alone = (noise * ~code.below_cut(noise)).flatten(2).sum(2)
-        keep = ((total - alone) / total.clamp(min=1e-6)).clamp(min=0.0)
+        noise = (self.noise_sigma(code).to(x.dtype)[None, :, None, None] * draws[:, 0].to(x.dtype) if with_noise
+                 else torch.zeros_like(cells))
+        if self.energy_kept == "noise":
+            alone = (noise * ~code.below_cut(noise)).flatten(2).sum(2)
+            keep = ((total - alone) / total.clamp(min=1e-6)).clamp(min=0.0)
+        else:  # what the readout keeps sums to the layer energy: its shower cells take what the cut removed
+            # (approximately: a kept cell that a scale below 1 takes under the cut is lost; the scale is capped at 10)
+            kept = ~code.below_cut(cells + noise)
+            shower, alone = (cells * kept).flatten(2).sum(2), (noise * kept).flatten(2).sum(2)
+            keep = ((total - alone) / shower.clamp(min=1e-6)).clamp(0.0, 10.0)
+            read = code.from_scale_units(cells * keep[:, :, None, None] + noise)
+            # the cells the cut removed stay out (the scale could lift one over it), with a straight-through
+            # gradient as the zero suppression's, so the critic can still push a cell below the cut above it
+            return read + (read * kept - read).detach()
         return code.from_scale_units(cells * keep[:, :, None, None] + noise)
 
 
@@ -380,49 +386,6 @@ class ConditionalGAN(nn.Module):
         return 0
 
 
-def gradient_penalty(critic: Critic, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-    """Mean ``(|grad_x D(x_hat)| - 1)^2`` on random interpolates between real and generated images."""
-    alpha = torch.rand(len(real), *([1] * (real.dim() - 1)), device=real.device, dtype=real.dtype)
-    x_hat = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
-    (grad,) = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)
-    return ((grad.flatten(1).norm(dim=1) - 1.0) ** 2).mean()
-
-
-def critic_loss(critic: Critic, real: torch.Tensor, fake: torch.Tensor,
-                params: GANParams) -> tuple[torch.Tensor, torch.Tensor]:
-    """The critic's loss on a batch of real and generated images, and the Wasserstein estimate.
-
-    ``critic`` maps images to scores (the conditions and energy features of
-    the batch already bound). ``fake`` must be detached from the generator.
-
-    Returns
-    -------
-    loss, distance
-        The loss to minimise and ``mean D(real) - mean D(fake)`` (detached),
-        the critic's estimate of the distance between the two samples.
-    """
-    d_real, d_fake = critic(real), critic(fake)
-    distance = (d_real.mean() - d_fake.mean()).detach()
-    if params.loss == "hinge":
-        return F.relu(1.0 - d_real).mean() + F.relu(1.0 + d_fake).mean(), distance
-    loss = d_fake.mean() - d_real.mean() + params.drift * (d_real**2).mean()
-    if params.gp_weight > 0:
-        loss = loss + params.gp_weight * gradient_penalty(critic, real, fake)
-    return loss, distance
-
-
-def generator_loss(critic: Critic, fake: torch.Tensor) -> torch.Tensor:
-    """The generator's loss: ``-mean D(fake)`` (fool the critic), for both formulations."""
-    return -critic(fake).mean()
-
-
-def energy_matching_loss(fake_features: torch.Tensor, real_features: torch.Tensor) -> torch.Tensor:
-    """Squared differences of the batch mean and standard deviation of each energy feature (N, F)."""
-    mean = (fake_features.mean(0) - real_features.mean(0)) ** 2
-    spread = (fake_features.std(0) - real_features.std(0)) ** 2 if len(fake_features) > 1 else 0.0 * mean
-    return (mean + spread).sum()
-
-
 @register("gan", GANParams, generates=True)
 def build_gan(params: GANParams, io: ModelIO) -> ConditionalGAN:
     """Conditional GAN fast simulator (WGAN-GP or hinge + spectral norm) for calorimeter images."""
@@ -444,5 +407,14 @@ def build_gan(params: GANParams, io: ModelIO) -> ConditionalGAN:
         msg = (f"model 'gan' params: latent_dim must be at least layers + 1 = {shape[0] + 1} with "
                f"energy_model mixture (the noise of the energy sampling), got {params.latent_dim}")
         raise ConfigError(msg)
+    needs = {"cell_fluctuations": params.cell_fluctuations and not params.layer_energies,
+             "energy_kept: readout": params.energy_kept == "readout" and not params.layer_energies,
+             "energy_lr": params.energy_lr is not None and not (params.layer_energies
+                                                                and params.energy_model == "mixture")}
+    for option, unmet in needs.items():
+        if unmet:
+            msg = (f"model 'gan' params: {option} acts on the layer energies; it needs layer_energies: true"
+                   + (" and energy_model: mixture" if option == "energy_lr" else ""))
+            raise ConfigError(msg)
     n_extra = FEATURES_PER_LAYER * shape[0] + 1 if params.feature_critic else 0
     return ConditionalGAN(shape, io.conditions or 0, n_extra, params)  # type: ignore[arg-type]

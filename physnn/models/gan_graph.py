@@ -35,7 +35,8 @@ class GeneratorModel(nn.Module):
         if task.classes is not None:
             self.input_names.append("class_index")
         self.input_names.append("z")
-        self.readout_noise = model.generator.noise_scale is not None and task.threshold > 0
+        self.readout_draws = task.readout_shape(model)
+        self.readout_noise = self.readout_draws is not None
         if self.readout_noise:
             self.input_names.append("noise")
         self.output_names = ["image"]
@@ -52,7 +53,7 @@ class GeneratorModel(nn.Module):
             out["class_index"] = torch.arange(n, dtype=torch.int64) % len(task.classes)
         out["z"] = torch.randn(n, self.model.latent_dim, generator=gen)
         if self.readout_noise:
-            out["noise"] = torch.randn(n, *task.shape, generator=gen)  # (N, layers, H, W)
+            out["noise"] = torch.randn(n, *self.readout_draws, generator=gen)  # (N, [draws,] layers, H, W)
         return tuple(out[name] for name in self.input_names)
 
     def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor]:
@@ -65,5 +66,5 @@ class GeneratorModel(nn.Module):
         prior = None if task.shape_prior is None else task.shape_prior.to(z.device)
         x = self.model.generator(z, cond, task.offset(incident), prior, None)
         if self.readout_noise:
-            x = self.model.generator.readout(x, given["noise"], task.cells)
+            x = self.model.generator.readout(x, given["noise"], task.cells, cond)
         return (task.to_phys(task.suppress(x)),)

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from physnn.models.gan import critic_loss, energy_matching_loss, generator_loss
+from physnn.models.gan_losses import critic_loss, energy_matching_loss, generator_loss
 from physnn.models.steps import Loop
 from physnn.physics.showers import high_level_features, separation_powers
 
@@ -27,9 +27,17 @@ class AdversarialStep:
     """Train a conditional GAN (:mod:`physnn.models.gan`) for a generation task."""
 
     def optimizers(self, loop: Loop) -> dict[str, torch.optim.Optimizer]:
-        """The generator's (``optimizer``) and the critic's (``train.critic_optimizer``, default the same)."""
-        return {"optimizer": loop.optimizer(loop.model.generator),
-                "critic_optimizer": loop.optimizer(loop.model.critic, loop.cfg.critic_optimizer)}
+        """The generator's (``optimizer``) and the critic's (``train.critic_optimizer``, default the same); with
+        ``energy_lr``, the layer-energy density's own Adam (``density_optimizer``), the generator's without it."""
+        generator, critic = loop.model.generator, loop.model.critic
+        critic_opt = loop.optimizer(critic, loop.cfg.critic_optimizer)
+        lr = loop.model.params.energy_lr
+        if generator.density is None or lr is None:
+            return {"optimizer": loop.optimizer(generator), "critic_optimizer": critic_opt}
+        rest = nn.Module()  # the generator's parameters but the density's
+        rest.params = nn.ParameterList(p for name, p in generator.named_parameters() if not name.startswith("density."))
+        return {"optimizer": loop.optimizer(rest), "critic_optimizer": critic_opt,
+                "density_optimizer": torch.optim.Adam(generator.density.parameters(), lr=lr)}
 
     def forward_model(self, loop: Loop) -> nn.Module:
         """The bare model, its weights rank 0's in every process (the trainer asks once, before training)."""
@@ -50,19 +58,20 @@ class AdversarialStep:
         1. **critic step**: generate as many showers with the batch's
            conditions (the generator fixed: no gradient flows into it) and
            update the critic to tell the real from the generated ones
-           (:func:`~physnn.models.gan.critic_loss`: Wasserstein with gradient
+           (:func:`~physnn.models.gan_losses.critic_loss`: Wasserstein with gradient
            penalty, or hinge);
         2. **generator step**, every ``n_critic`` batches: generate fresh
            showers and update the generator to fool the critic
-           (:func:`~physnn.models.gan.generator_loss`), plus the
+           (:func:`~physnn.models.gan_losses.generator_loss`), plus the
            energy-matching term when asked for
-           (:func:`~physnn.models.gan.energy_matching_loss`); the critic's
+           (:func:`~physnn.models.gan_losses.energy_matching_loss`); the critic's
            weights are frozen during this step.
 
         With a layer-energy density (``energy_model: mixture``) both steps
         generate the shapes for the real showers' layer energies, and the
-        density takes a maximum-likelihood step on them for every batch (in
-        the generator step, its negative log-likelihood is added to the
+        density takes a maximum-likelihood step on them for every batch: with
+        its own optimiser (``energy_lr``), or with the generator's (in the
+        generator step, its negative log-likelihood is added to the
         generator's loss; it shares no weight with the image network).
 
         The critic sees images in the task's cell representation with zero
@@ -71,6 +80,7 @@ class AdversarialStep:
         """
         model, task, gan = loop.model, loop.task, loop.model.params
         opt, critic_opt = optimizers["optimizer"], optimizers["critic_optimizer"]
+        own = optimizers.get("density_optimizer")
         model.train()
         sums = {"critic": torch.zeros((), device=loop.device), "distance": torch.zeros((), device=loop.device),
                 "generator": torch.zeros((), device=loop.device)}
@@ -102,13 +112,16 @@ class AdversarialStep:
             nll = None if density is None else density.nll(energies, cond, task.offset(batch["incident"]))
             if nll is not None:
                 sums["energy_nll"] += nll.detach()
+                if own is not None:  # the density's own optimiser (energy_lr)
+                    self._density_step(loop, own, nll, density)
+                    nll = None
             if (step + 1) % model.n_critic == 0:
                 model.critic.requires_grad_(False)
                 fake = task.generate(model, self._latent(loop, len(real)), cond, batch["incident"], energies)
                 loss_g = generator_loss(critic, fake)
                 if nll is not None:  # the layer energies' density: maximum likelihood
                     loss_g = loss_g + nll
-                elif gan.energy_matching > 0 and task.incident is not None:
+                elif density is None and gan.energy_matching > 0 and task.incident is not None:
                     cols = task.energy_columns
                     loss_g = loss_g + gan.energy_matching * energy_matching_loss(
                         task.critic_features(fake, batch["incident"])[:, cols],
@@ -122,10 +135,7 @@ class AdversarialStep:
                 sums["generator"] += loss_g.detach()
                 n_gen += 1
             elif nll is not None:  # a step of the density's parameters only (the others have no gradient)
-                opt.zero_grad(set_to_none=True)
-                nll.backward()
-                loop.dist.average_gradients(model.generator.parameters())
-                opt.step()
+                self._density_step(loop, opt, nll, model.generator)
             batch_done()
             progress.step(lambda n=n_critic: float(sums["critic"]) / n)
         out = {"train_loss": float(sums["critic"]) / max(n_critic, 1),
@@ -136,6 +146,15 @@ class AdversarialStep:
         if loop.dist.enabled:  # batch-norm running statistics: rank 0's, like DDP
             loop.dist.broadcast_state(model, buffers_only=True)
         return out
+
+    @staticmethod
+    def _density_step(loop: Loop, opt: torch.optim.Optimizer, nll: torch.Tensor, owner: nn.Module) -> None:
+        """A step of the layer-energy density's parameters only (``owner``'s others get no gradient)."""
+        opt.zero_grad(set_to_none=True)
+        nll.backward()
+        loop.dist.average_gradients(owner.parameters())
+        opt.step()
+        opt.zero_grad(set_to_none=True)  # no stale gradient in the generator's averaging and clipping
 
     def evaluate(self, loop: Loop, tensors: Any) -> dict[str, float]:
         """GAN validation: generate one shower per validation event (same conditions, fixed noise) and

@@ -60,7 +60,7 @@ class GenerationTask(Task):
                  cond_center: list[float], cond_scale: list[float], quantiles: Mapping[str, list[float]],
                  class_freq: list[float] | None, layout: Mapping[str, Any],
                  layer_prior: list[float] | None = None, shape_prior: list[float] | None = None,
-                 signed: bool = False) -> None:
+                 signed: bool = False, noise: float | None = None) -> None:
         super().__init__("generation", "adversarial")
         self.shape = [int(s) for s in shape]
         self.squeeze = squeeze
@@ -69,7 +69,7 @@ class GenerationTask(Task):
         self.label = label
         self.incident = incident
         #: the cell representation and the readout's zero suppression in it
-        self.cells = CellCode(scale=float(cell_scale), threshold=float(threshold), signed=bool(signed))
+        self.cells = CellCode(scale=float(cell_scale), threshold=float(threshold), signed=bool(signed), noise=noise)
         self.data_center = {k: list(v) for k, v in data_center.items()}
         self.data_scale = {k: list(v) for k, v in data_scale.items()}
         self.cond_center = torch.tensor(cond_center, dtype=torch.float32)
@@ -146,6 +146,7 @@ class GenerationTask(Task):
                   "label": data.label, "class_index": "label" if data.label not in (None, "label") else None}
         return cls(shape=shape, squeeze=squeeze, scalars=data.scalars, classes=classes, label=data.label,
                    incident=incident, cell_scale=code.scale, threshold=code.threshold, signed=code.signed,
+                   noise=code.noise,
                    data_center=center, data_scale=scale, cond_center=cond_center.tolist(),
                    cond_scale=cond_scale.tolist(), quantiles=quantiles, class_freq=class_freq, layout=layout,
                    layer_prior=layer_prior, shape_prior=shape_prior)
@@ -189,7 +190,7 @@ class GenerationTask(Task):
         return {"kind": self.kind, "loss": self.loss_name, "shape": self.shape, "squeeze": self.squeeze,
                 "scalars": self.scalars, "classes": self.classes, "label": self.label, "incident": self.incident,
                 "cell_scale": self.cell_scale, "threshold": self.threshold, "signed": self.cells.signed,
-                "data_center": self.data_center,
+                "noise": self.cells.noise, "data_center": self.data_center,
                 "data_scale": self.data_scale, "cond_center": self.cond_center.tolist(),
                 "cond_scale": self.cond_scale.tolist(), "quantiles": self.quantiles, "class_freq": self.class_freq,
                 "layout": self.layout, "layer_prior": self.layer_prior.tolist(),
@@ -201,7 +202,7 @@ class GenerationTask(Task):
         keys = ("shape", "squeeze", "scalars", "classes", "label", "incident", "cell_scale", "threshold",
                 "data_center", "data_scale", "cond_center", "cond_scale", "quantiles", "class_freq", "layout",
                 "layer_prior", "shape_prior")
-        return cls(**{k: state[k] for k in keys}, signed=state.get("signed", False))
+        return cls(**{k: state[k] for k in keys}, signed=state.get("signed", False), noise=state.get("noise"))
 
     # -- shapes ------------------------------------------------------------
     @property
@@ -327,14 +328,16 @@ class GenerationTask(Task):
         return parts[0] if len(parts) == 1 else torch.cat(parts)
 
     def readout_shape(self, model: torch.nn.Module) -> tuple[int, ...] | None:
-        """The per-shower shape of the readout noise's standard normal draws, None without a readout noise."""
-        return None if model.generator.noise_scale is None or self.threshold <= 0 else tuple(self.shape)
+        """The per-shower shape of the readout's standard normal draws (hit fluctuations, noise), None without
+        any: ``(L, H, W)`` for the noise alone, else ``(k, L, H, W)``."""
+        k = model.generator.draws_per_cell(self.threshold > 0)
+        return None if k == 0 else tuple(self.shape) if k == 1 else (k, *self.shape)
 
     def _generate(self, model: torch.nn.Module, z: torch.Tensor, cond: torch.Tensor, incident: torch.Tensor,
                   energies: torch.Tensor | None, noise: torch.Tensor | None) -> torch.Tensor:
         prior = None if self.shape_prior is None else self.shape_prior.to(z.device)
         x = model.generator(z, cond, self.offset(incident), prior, energies)
-        return self.suppress(x if noise is None else model.generator.readout(x, noise, self.cells))
+        return self.suppress(x if noise is None else model.generator.readout(x, noise, self.cells, cond))
 
     def layer_energies(self, x: torch.Tensor) -> torch.Tensor:
         """The layer energies of images in model space, (N, L): :meth:`~physnn.models.cells.CellCode.layer_energies`
