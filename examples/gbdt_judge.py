@@ -20,12 +20,12 @@ from sklearn.metrics import roc_auc_score
 
 from physnn.evaluation.classifier_test import challenge_inputs
 from physnn.evaluation.conditions import particle_name
-from physnn.evaluation.samples import read_sample
+from physnn.evaluation.samples import ShowerSample, read_sample
 
 
-def inputs(path: str, kind: str, events: int) -> tuple[np.ndarray, np.ndarray]:
-    """The classifier inputs of the first ``events`` showers of a file, and their particle types."""
-    sample = read_sample(path, max_cells=events)
+def inputs(sample: ShowerSample, kind: str, events: int) -> tuple[np.ndarray, np.ndarray]:
+    """The classifier inputs of the first ``events`` showers of a sample (:func:`read_sample`, its cells kept
+    for at least ``events``), and their particle types."""
     x = challenge_inputs(kind, sample.features, sample.cells, sample.incident, tuple(sample.shape[-2:]))[:events]
     branch, types = sample.particle_types()
     return x, np.array([particle_name(branch, float(np.rint(t))) for t in types[:len(x)]])
@@ -54,9 +54,11 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=10_000)
     args = parser.parse_args()
     pairs = {"candidate": args.candidate, **({"floor": args.floor} if args.floor else {})}
+    reference = read_sample(args.reference, max_cells=args.events)
+    samples = {label: read_sample(path, max_cells=args.events) for label, path in pairs.items()}
     for kind, name in (("low", "cells"), ("high", "high-level features")):
-        ref, ref_types = inputs(args.reference, kind, args.events)
-        results = {label: inputs(path, kind, args.events) for label, path in pairs.items()}
+        ref, ref_types = inputs(reference, kind, args.events)
+        results = {label: inputs(sample, kind, args.events) for label, sample in samples.items()}
         print(f"gradient-boosted trees on {name}: AUC ({' | '.join(pairs)})")
         for group in ("all", *sorted(set(ref_types))):
             row = []

@@ -157,7 +157,7 @@ def test_the_independent_tree_judge_sees_a_shift_and_not_a_twin(showers_file):
     a, b = rng.normal(size=(2, 2000, 5))
     assert abs(float(judge.auc(a, b).split()[0]) - 0.5) < 0.05
     assert float(judge.auc(a, b + 1.0).split()[0]) > 0.85
-    x, types = judge.inputs(str(showers_file), "high", 300)
+    x, types = judge.inputs(judge.read_sample(str(showers_file), max_cells=300), "high", 300)
     assert x.shape[0] == len(types) == 300
     assert set(types) == {"e-", "gamma", "pi+"}
 

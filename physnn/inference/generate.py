@@ -337,9 +337,7 @@ def generate(
     unit = loaded.config.data.image_unit()
     if unit:
         meta["units"] = {"image": unit}
-    generator = loaded.model.generator  # type: ignore[union-attr]
-    declared = generator.noise_scale is not None and generator.noise_width == "declared" and task.threshold > 0  # type: ignore[attr-defined]
-    meta["readout"] = task.cells.readout(declared)  # type: ignore[attr-defined]
+    meta["readout"] = task.cells.readout(loaded.model.generator.declared_noise(task.cells))  # type: ignore[attr-defined,union-attr]
     start = time.perf_counter()
 
     def finish() -> dict[str, Any]:

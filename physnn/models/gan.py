@@ -277,16 +277,24 @@ class Generator(nn.Module):
             log_energy = self.energy(torch.cat([z, cond], dim=1)) + offset
         return F.softplus(log_energy[:, :, None, None] + log_shape)
 
+    def adds_noise(self, zero_suppression: bool) -> bool:
+        """Whether the readout adds noise: with ``readout_noise`` and a zero suppression (which keeps the layer
+        energy against it)."""
+        return self.noise_scale is not None and zero_suppression
+
     def draws_per_cell(self, zero_suppression: bool) -> int:
-        """Standard-normal draws per cell the readout takes: 2 for the hit fluctuations, 1 for the noise (which
-        needs a zero suppression to keep the layer energy)."""
-        return 2 * (self.hits is not None) + int(self.noise_scale is not None and zero_suppression)
+        """Standard-normal draws per cell the readout takes: 2 for the hit fluctuations, 1 for the noise."""
+        return 2 * (self.hits is not None) + int(self.adds_noise(zero_suppression))
+
+    def declared_noise(self, code: CellCode) -> bool:
+        """Whether the readout adds the noise the files declare (``noise_width: declared``), not a learnt one."""
+        return self.adds_noise(code.threshold > 0) and self.noise_width == "declared" and bool(code.noise)
 
     def noise_sigma(self, code: CellCode) -> torch.Tensor:
         """The readout noise's width per layer in units of eps: declared by the files, or learnt."""
         assert self.noise_scale is not None
-        if self.noise_width == "declared" and code.noise:
-            return torch.full_like(self.noise_scale, code.noise / code.scale)
+        if self.declared_noise(code):
+            return torch.full_like(self.noise_scale, float(code.noise) / code.scale)
         return self.noise_scale.exp()
 
     def readout(self, x: torch.Tensor, draws: torch.Tensor, code: CellCode, cond: torch.Tensor) -> torch.Tensor:
@@ -303,7 +311,7 @@ class Generator(nn.Module):
         cells = torch.expm1(x)  # units of eps; the generator's cells are non-negative
         if self.hits is not None:
             cells = self.hits(cells, cond, draws[:, -2:])
-        with_noise = self.noise_scale is not None and draws.shape[1] != 2
+        with_noise = self.adds_noise(code.threshold > 0)
         if not with_noise and self.energy_kept == "noise":
             return code.from_scale_units(cells)
         total = cells.flatten(2).sum(2)

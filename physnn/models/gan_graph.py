@@ -35,9 +35,8 @@ class GeneratorModel(nn.Module):
         if task.classes is not None:
             self.input_names.append("class_index")
         self.input_names.append("z")
-        self.readout_draws = task.readout_shape(model)
-        self.readout_noise = self.readout_draws is not None
-        if self.readout_noise:
+        self.readout_draws = task.readout_shape(model)  # None: the generator takes no readout draws
+        if self.readout_draws is not None:
             self.input_names.append("noise")
         self.output_names = ["image"]
 
@@ -52,7 +51,7 @@ class GeneratorModel(nn.Module):
         if "class_index" in self.input_names:
             out["class_index"] = torch.arange(n, dtype=torch.int64) % len(task.classes)
         out["z"] = torch.randn(n, self.model.latent_dim, generator=gen)
-        if self.readout_noise:
+        if self.readout_draws is not None:
             out["noise"] = torch.randn(n, *self.readout_draws, generator=gen)  # (N, [draws,] layers, H, W)
         return tuple(out[name] for name in self.input_names)
 
@@ -65,6 +64,6 @@ class GeneratorModel(nn.Module):
         incident = scalars[:, task.incident] if task.incident is not None else z.new_ones(z.shape[0])
         prior = None if task.shape_prior is None else task.shape_prior.to(z.device)
         x = self.model.generator(z, cond, task.offset(incident), prior, None)
-        if self.readout_noise:
+        if self.readout_draws is not None:
             x = self.model.generator.readout(x, given["noise"], task.cells, cond)
         return (task.to_phys(task.suppress(x)),)
