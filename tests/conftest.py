@@ -171,6 +171,8 @@ TINY_GAN = {"name": "gan", "params": {"latent_dim": 8, "generator_channels": [8,
 #: the shipped readout (configs/model/gan.yaml): hit fluctuations, the declared noise, the energy the readout keeps
 TINY_GAN_HITS = {"name": "gan", "params": {**TINY_GAN["params"], "cell_fluctuations": True, "energy_kept": "readout",
                                            "noise_width": "declared", "energy_lr": 1e-3}}
+#: the shipped readout with whole spots (hit_counts) instead of Gamma hits
+TINY_GAN_SPOTS = {"name": "gan", "params": {**TINY_GAN_HITS["params"], "hit_counts": True}}
 
 
 def gan_config(files, *, epochs: int = 2, model: dict | None = None, **train) -> dict:
@@ -199,6 +201,16 @@ def gan_hits_run(showers_file: Path, tmp_path_factory: pytest.TempPathFactory) -
 
     out = tmp_path_factory.mktemp("gan_hits") / "run"
     physnn.train(gan_config(showers_file, epochs=2, model=TINY_GAN_HITS), out=out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def gan_spots_run(showers_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny GAN with whole spots (hit_counts) and the declared noise, trained for two epochs."""
+    import physnn
+
+    out = tmp_path_factory.mktemp("gan_spots") / "run"
+    physnn.train(gan_config(showers_file, epochs=2, model=TINY_GAN_SPOTS), out=out)
     return out
 
 

@@ -95,21 +95,24 @@ def test_onnxruntime_gives_torchs_showers_on_the_same_noise_and_conditions(gan_r
     np.testing.assert_allclose(image.sum((2, 3)), ref.numpy().sum((2, 3)), rtol=1e-3, atol=0.05)  # layer energies
 
 
-def test_onnxruntime_gives_torchs_showers_with_hit_fluctuations(gan_hits_run, tmp_path):
-    """With hit fluctuations and the declared noise the graph takes (N, 3, layers, H, W) draws (noise, then the
-    hits' two) and gives torch's showers on the same draws: >= 99.9 % of the cells and every layer energy."""
+@pytest.mark.parametrize(("run", "draws_per_cell"), [("gan_hits_run", 3), ("gan_spots_run", 4)])
+def test_onnxruntime_gives_torchs_showers_with_hit_fluctuations(run, draws_per_cell, request, tmp_path):
+    """With hit fluctuations and the declared noise the graph takes (N, k, layers, H, W) draws (noise, then the
+    hits': two for Gamma hits, three for whole spots) and gives torch's showers on the same draws: >= 99.9 % of
+    the cells and every layer energy."""
     ort = pytest.importorskip("onnxruntime")
     import physnn
 
-    path = physnn.export(gan_hits_run, tmp_path / "gan.onnx").path
+    run = request.getfixturevalue(run)
+    path = physnn.export(run, tmp_path / "gan.onnx").path
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    loaded = load_run(gan_hits_run, device="cpu")
+    loaded = load_run(run, device="cpu")
     task, model = loaded.task, loaded.model
-    assert task.readout_shape(model) == (3, *task.shape)
+    assert task.readout_shape(model) == (draws_per_cell, *task.shape)
     n = generation.TILE + 36
     raw, cond, incident = _inputs(task, n, seed=3)
     z = torch.randn(n, model.latent_dim, generator=torch.Generator().manual_seed(4))
-    draws = torch.randn(n, 3, *task.shape, generator=torch.Generator().manual_seed(5))
+    draws = torch.randn(n, draws_per_cell, *task.shape, generator=torch.Generator().manual_seed(5))
     with torch.inference_mode():
         ref = task.to_phys(task.generate(model, z, cond, incident, readout_draws=draws)).numpy()
     (image,) = session.run(None, {"conditions": np.stack([raw[s] for s in task.scalars], axis=1).astype(np.float32),

@@ -52,7 +52,7 @@ from torch import nn
 from physnn.config import Strict
 from physnn.models.cells import CellCode
 from physnn.models.gan_energy import LayerEnergyDensity
-from physnn.models.gan_hits import CellFluctuations
+from physnn.models.gan_hits import CellFluctuations, SpotFluctuations
 from physnn.models.registry import ModelIO, register
 
 #: High-level features per layer seen by the feature critic: energy, centroid x/y, width x/y.
@@ -142,6 +142,17 @@ class GANParams(Strict):
         fluctuate as a sampling calorimeter's do (variance ~ hit energy x
         mean, rare whole hits far from the core), which a convolutional
         generator paints poorly. Off by default, as in the runs written before it.
+    hit_counts
+        With ``cell_fluctuations``: cells made of whole spots, a Poisson number
+        of them per cell, each of a Gamma energy of learnt mean and shape
+        (:class:`~physnn.models.gan_hits.SpotFluctuations`), so that a soft
+        cell holds one spot or none, as in a sampling calorimeter, not a
+        fraction of one. Off by default, as in the runs written before it.
+    cell_spectrum
+        Weight of a term on the generator's loss: per layer, the distance
+        between the generated and the real cell values of the batch
+        (:func:`~physnn.models.gan_losses.cell_spectrum_loss`: how many cells
+        are read out, and their energies). 0 (off) by default.
     noise_width
         The width of the readout noise (``readout_noise``): ``learnt`` per
         layer (the runs written before it), or ``declared``: the noise the
@@ -174,6 +185,8 @@ class GANParams(Strict):
     energy_lr: float | None = Field(default=None, gt=0.0)
     readout_noise: bool = True
     cell_fluctuations: bool = False
+    hit_counts: bool = False
+    cell_spectrum: float = Field(default=0.0, ge=0.0)
     energy_kept: Literal["noise", "readout"] = "noise"
     noise_width: Literal["learnt", "declared"] = "learnt"
 
@@ -243,7 +256,8 @@ class Generator(nn.Module):
         self.energy_kept, self.noise_width = params.energy_kept, params.noise_width
         self.hits = None
         if params.layer_energies and params.cell_fluctuations:
-            self.hits = CellFluctuations(layers, n_cond - (layers if self.density is not None else 0))
+            hits = SpotFluctuations if params.hit_counts else CellFluctuations
+            self.hits = hits(layers, n_cond - (layers if self.density is not None else 0))
         self.noise_scale = None
         if params.layer_energies and params.readout_noise:  # log of the noise width per layer, in units of eps
             self.noise_scale = nn.Parameter(torch.full((layers,), -0.7))
@@ -283,8 +297,9 @@ class Generator(nn.Module):
         return self.noise_scale is not None and zero_suppression
 
     def draws_per_cell(self, zero_suppression: bool) -> int:
-        """Standard-normal draws per cell the readout takes: 2 for the hit fluctuations, 1 for the noise."""
-        return 2 * (self.hits is not None) + int(self.adds_noise(zero_suppression))
+        """Standard-normal draws per cell the readout takes: the hit fluctuations' (2, or 3 with counts), 1 for the
+        noise."""
+        return (0 if self.hits is None else self.hits.draws) + int(self.adds_noise(zero_suppression))
 
     def declared_noise(self, code: CellCode) -> bool:
         """Whether the readout adds the noise the files declare (``noise_width: declared``), not a learnt one."""
@@ -310,7 +325,7 @@ class Generator(nn.Module):
         draws = draws if draws.dim() == x.dim() + 1 else draws[:, None]
         cells = torch.expm1(x)  # units of eps; the generator's cells are non-negative
         if self.hits is not None:
-            cells = self.hits(cells, cond, draws[:, -2:])
+            cells = self.hits(cells, cond, draws[:, -self.hits.draws:])
         with_noise = self.adds_noise(code.threshold > 0)
         if not with_noise and self.energy_kept == "noise":
             return code.from_scale_units(cells)
@@ -415,14 +430,16 @@ def build_gan(params: GANParams, io: ModelIO) -> ConditionalGAN:
         msg = (f"model 'gan' params: latent_dim must be at least layers + 1 = {shape[0] + 1} with "
                f"energy_model mixture (the noise of the energy sampling), got {params.latent_dim}")
         raise ConfigError(msg)
-    needs = {"cell_fluctuations": params.cell_fluctuations and not params.layer_energies,
-             "energy_kept: readout": params.energy_kept == "readout" and not params.layer_energies,
-             "energy_lr": params.energy_lr is not None and not (params.layer_energies
-                                                                and params.energy_model == "mixture")}
-    for option, unmet in needs.items():
+    mixture = params.layer_energies and params.energy_model == "mixture"
+    needs = {"cell_fluctuations": (params.cell_fluctuations and not params.layer_energies, "layer_energies: true"),
+             "hit_counts": (params.hit_counts and not params.cell_fluctuations, "cell_fluctuations: true"),
+             "energy_kept: readout": (params.energy_kept == "readout" and not params.layer_energies,
+                                      "layer_energies: true"),
+             "energy_lr": (params.energy_lr is not None and not mixture,
+                           "layer_energies: true and energy_model: mixture")}
+    for option, (unmet, requirement) in needs.items():
         if unmet:
-            msg = (f"model 'gan' params: {option} acts on the layer energies; it needs layer_energies: true"
-                   + (" and energy_model: mixture" if option == "energy_lr" else ""))
+            msg = f"model 'gan' params: {option} needs {requirement}"
             raise ConfigError(msg)
     n_extra = FEATURES_PER_LAYER * shape[0] + 1 if params.feature_critic else 0
     return ConditionalGAN(shape, io.conditions or 0, n_extra, params)  # type: ignore[arg-type]

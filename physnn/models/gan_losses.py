@@ -1,5 +1,6 @@
 """The losses of a GAN fast simulator's adversarial game (:mod:`physnn.models.gan`): the critic's (Wasserstein with
-gradient penalty, or hinge), the generator's, and the energy-matching term of an adversarial energy model."""
+gradient penalty, or hinge), the generator's, the energy-matching term of an adversarial energy model, and the cell
+spectrum term."""
 
 from __future__ import annotations
 
@@ -55,3 +56,14 @@ def energy_matching_loss(fake_features: torch.Tensor, real_features: torch.Tenso
     mean = (fake_features.mean(0) - real_features.mean(0)) ** 2
     spread = (fake_features.std(0) - real_features.std(0)) ** 2 if len(fake_features) > 1 else 0.0 * mean
     return (mean + spread).sum()
+
+
+def cell_spectrum_loss(fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+    """The 1-D Wasserstein distance between the generated and the real cell values of each layer, summed over layers.
+
+    ``fake`` and ``real`` are (N, L, H, W) images in the task's cell representation, after the zero suppression,
+    of the same conditions: the cells of a layer are pooled over the batch and the two sorted lists compared, so
+    the distance sees how many cells are read out and the spectrum of their energies (a soft cell's one spot).
+    """
+    pooled = [x.transpose(0, 1).flatten(1).sort(dim=1).values for x in (fake, real)]
+    return (pooled[0] - pooled[1].to(pooled[0].dtype)).abs().mean(1).sum()

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from physnn.models.gan_losses import critic_loss, energy_matching_loss, generator_loss
+from physnn.models.gan_losses import cell_spectrum_loss, critic_loss, energy_matching_loss, generator_loss
 from physnn.models.steps import Loop
 from physnn.physics.showers import high_level_features, separation_powers
 
@@ -126,6 +126,8 @@ class AdversarialStep:
                     loss_g = loss_g + gan.energy_matching * energy_matching_loss(
                         task.critic_features(fake, batch["incident"])[:, cols],
                         task.critic_features(real, batch["incident"])[:, cols])
+                if gan.cell_spectrum > 0:
+                    loss_g = loss_g + gan.cell_spectrum * cell_spectrum_loss(fake, real)
                 opt.zero_grad(set_to_none=True)
                 loss_g.backward()
                 loop.dist.average_gradients(model.generator.parameters())
