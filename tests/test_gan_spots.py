@@ -36,10 +36,10 @@ def test_large_counts_have_the_poisson_mean_and_variance():
 
 
 def test_counts_pass_the_gradient_of_their_mean():
-    rate = torch.tensor([0.01, 0.5, 2.0, 10.0], requires_grad=True)
-    poisson_from_normals(rate, torch.zeros(4)).sum().backward()
-    torch.testing.assert_close(rate.grad[:3], torch.ones(3))  # straight through
-    assert float(rate.grad[3]) == pytest.approx(1.0)  # rate + sqrt(rate) n at n = 0
+    rate = torch.tensor([0.0, 0.01, 0.5, 2.0, 10.0], requires_grad=True)  # an empty cell too: no 0/0
+    poisson_from_normals(rate, torch.zeros(5)).sum().backward()
+    torch.testing.assert_close(rate.grad[:4], torch.ones(4))  # straight through
+    assert float(rate.grad[4]) == pytest.approx(1.0)  # rate + sqrt(rate) n at n = 0
 
 
 def _spots(theta: float, shape: float) -> SpotFluctuations:
@@ -75,15 +75,22 @@ def test_a_layer_without_a_spot_keeps_its_energy_in_one_cell():
 
 
 def test_spots_pass_gradients_to_the_shape_and_their_parameters():
+    """Finite gradients for every cell and parameter, a cell of exactly 0 (a softplus that underflowed) included;
+    an empty cell gets a gradient of its own (straight through), not only its layer's share."""
     cells = torch.full((64, 1, 8, 8), 0.3)
     cells[:, :, 3:5, 3:5] = 20.0
+    cells[:, :, 0, 0] = 0.0
     cells.requires_grad_(True)
     spots = _spots(3.0, 3.0)
     draws = torch.randn(64, 3, 1, 8, 8, generator=torch.Generator().manual_seed(4))
-    (spots(cells, torch.zeros(64, 0), draws)[:, :, 3:5, 3:5] ** 2).sum().backward()
+    out = spots(cells, torch.zeros(64, 0), draws)
+    weight = torch.rand(out.shape, generator=torch.Generator().manual_seed(6))
+    (out * weight).sum().backward()
     assert bool(torch.isfinite(cells.grad).all())
-    assert float(cells.grad.abs().sum()) > 0
     assert all(p.grad is not None and bool(torch.isfinite(p.grad).all()) for p in spots.parameters())
+    empty = out.detach()[0, 0] == 0
+    assert int(empty.sum()) >= 2
+    assert len(torch.unique(cells.grad[0, 0][empty])) > 1
 
 
 def test_hit_counts_need_cell_fluctuations():

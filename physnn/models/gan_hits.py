@@ -93,7 +93,7 @@ def poisson_from_normals(rate: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
             power.mul_(floor).mul_(1.0 / j)
             partial.add_(power)
             count.add_(v > partial)
-    large = (rate + rate.clamp(min=0.0).sqrt() * n.to(rate.dtype)).clamp(min=0.0)
+    large = (rate + rate.clamp(min=EXACT_BELOW).sqrt() * n.to(rate.dtype)).clamp(min=0.0)  # no 0/0 at rate 0
     return torch.where(rate < EXACT_BELOW, count + (rate - rate.detach()), large)
 
 
@@ -108,6 +108,8 @@ class CellFluctuations(nn.Module):
         Width of the condition vector.
     hit_energy
         Initial hit energy ``theta`` in units of eps.
+    outputs
+        Parameters per layer the small network gives (``theta``; :class:`SpotFluctuations` adds the spot shape).
     """
 
     #: standard-normal draws per cell
@@ -172,4 +174,7 @@ class SpotFluctuations(CellFluctuations):
         top = log_g.amax(2, keepdim=True).detach()
         weights = torch.exp(log_g - top)
         share = (weights / weights.sum(2, keepdim=True)).reshape(cells.shape)
-        return share * energy[:, :, None, None]
+        # a cell without a spot passes its gradient straight through (value 0), as the zero suppression does, so
+        # that the critic can ask for a spot in a particular empty cell
+        empty = (count.detach() <= 0).reshape(cells.shape)
+        return share * energy[:, :, None, None] + (cells - cells.detach()) * empty
