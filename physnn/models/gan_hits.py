@@ -97,6 +97,14 @@ def poisson_from_normals(rate: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
     return torch.where(rate < EXACT_BELOW, count + (rate - rate.detach()), large)
 
 
+def _shared(log_g: torch.Tensor, energy: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+    """Each layer's ``energy`` (N, L) shared among its cells in proportion to the variates ``exp(log_g)``
+    (N, L, cells), as a softmax of ``log_g``: no underflow, the shares sum to 1; reshaped to ``shape``."""
+    top = log_g.amax(2, keepdim=True).detach()
+    weights = torch.exp(log_g - top)
+    return (weights / weights.sum(2, keepdim=True)).reshape(shape) * energy[:, :, None, None]
+
+
 class CellFluctuations(nn.Module):
     """Mean cells (units of eps) -> cells with hit fluctuations, each layer's energy kept (see the module docs).
 
@@ -133,10 +141,7 @@ class CellFluctuations(nn.Module):
         theta = self.hit_energy(cond, energy)
         log_g = log_gamma_from_normals(cells / theta[:, :, None, None], draws[:, 0].to(cells.dtype),
                                        draws[:, 1].to(cells.dtype)).flatten(2)
-        top = log_g.amax(2, keepdim=True).detach()  # the shares as a softmax: no underflow, they sum to 1
-        weights = torch.exp(log_g - top)
-        share = (weights / weights.sum(2, keepdim=True)).reshape(cells.shape)
-        return share * energy[:, :, None, None]
+        return _shared(log_g, energy, cells.shape)
 
 
 class SpotFluctuations(CellFluctuations):
@@ -169,12 +174,9 @@ class SpotFluctuations(CellFluctuations):
         pick = rate.clamp(min=1e-30).log() - (-u.log()).log()  # a Gumbel draw: the cell of the lone spot
         lone = (pick == pick.amax(2, keepdim=True)) & (count.detach().sum(2, keepdim=True) <= 0)
         count = count + lone.to(count.dtype)
+        empty = count.detach() <= 0
         log_g = log_gamma_from_normals(count * shape[:, :, None], draws[:, 1].flatten(2),
-                                       draws[:, 2].flatten(2)).masked_fill(count.detach() <= 0, -1e30)
-        top = log_g.amax(2, keepdim=True).detach()
-        weights = torch.exp(log_g - top)
-        share = (weights / weights.sum(2, keepdim=True)).reshape(cells.shape)
+                                       draws[:, 2].flatten(2)).masked_fill(empty, -1e30)
         # a cell without a spot passes its gradient straight through (value 0), as the zero suppression does, so
         # that the critic can ask for a spot in a particular empty cell
-        empty = (count.detach() <= 0).reshape(cells.shape)
-        return share * energy[:, :, None, None] + (cells - cells.detach()) * empty
+        return _shared(log_g, energy, cells.shape) + (cells - cells.detach()) * empty.reshape(cells.shape)
